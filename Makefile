@@ -1,0 +1,49 @@
+# vigil — build, test, demo, bench. `make test` is what CI (.ci/run) runs.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -s -w -X vigil/internal/buildinfo.Version=$(VERSION) -X vigil/internal/buildinfo.Revision=$(REVISION)
+BIN := bin/vigil
+# Packages whose tests need no privileges, and the root-only network tiers.
+UNIT_PKGS = $(shell $(GO) list ./... | grep -v '^vigil/test')
+
+.PHONY: all build test unit netns deps demo bench fuzz lint clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vigil
+
+# Installs what the tests need from Debian's packages on first use.
+deps:
+	@bash test/deps.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 $(UNIT_PKGS)
+
+# Network-namespace scenarios, keepalived interop and the IPVS VM: root only.
+netns: build
+	@if [ "$$(id -u)" != 0 ]; then echo "make netns: needs root (network namespaces)"; exit 1; fi
+	VIGIL_NETNS=1 VIGIL_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 25m ./test/...
+
+test: deps lint unit netns
+
+demo: deps build
+	@if [ "$$(id -u)" != 0 ]; then echo "make demo: needs root (network namespaces); try: sudo make demo"; exit 1; fi
+	$(BIN) demo
+
+bench: deps build
+	@if [ "$$(id -u)" != 0 ]; then echo "make bench: needs root"; exit 1; fi
+	VIGIL_NETNS=1 VIGIL_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 60m -run '^$$' -bench . -benchtime 1x ./test/bench/ | tee bench.out
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./vrrp/
+
+clean:
+	rm -rf bin bench.out

@@ -1,0 +1,555 @@
+package vrrp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// State is a VRRP instance state (RFC 5798 §6.4). RFC 9568 calls Master
+// "Active"; we keep the names operators know.
+type State uint8
+
+const (
+	StateInit State = iota
+	StateBackup
+	StateMaster
+)
+
+func (s State) String() string {
+	switch s {
+	case StateInit:
+		return "init"
+	case StateBackup:
+		return "backup"
+	case StateMaster:
+		return "master"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// Cause says why a state changed. The values are the `reason` vocabulary of
+// events and of vigil_vrrp_transitions_total.
+type Cause string
+
+const (
+	CauseStartup        Cause = "startup"                // Initialize → Backup
+	CauseAddressOwner   Cause = "address_owner"          // Initialize → Master, priority 255
+	CauseMasterDown     Cause = "master_down_timer"      // no advert for Master_Down_Interval
+	CausePriorityZero   Cause = "priority_zero_received" // the master resigned
+	CausePreempted      Cause = "preempted"              // we took over from a lower-priority master
+	CauseHigherPriority Cause = "higher_priority_advert" // a better master appeared
+	CauseShutdown       Cause = "shutdown"
+)
+
+// Config is one virtual router as the core sees it. Drivers fill Primary
+// from the interface (primary IPv4 address or IPv6 link-local) or the unicast
+// source.
+type Config struct {
+	Name     string
+	VRID     uint8
+	Version  uint8 // 2 or 3; IPv6 needs 3
+	Priority uint8 // 1..254, or 255 for the address owner
+	// AdvertInterval is Advertisement_Interval: whole seconds for v2,
+	// multiples of 10 ms for v3.
+	AdvertInterval time.Duration
+	Preempt        bool
+	// PreemptDelay (keepalived's preempt_delay, an explicit extension): a
+	// backup that hears a lower-priority master keeps deferring to it for this
+	// long before it starts discarding its adverts, so takeover comes after
+	// PreemptDelay + Master_Down_Interval.
+	PreemptDelay time.Duration
+	// Accept is RFC 5798 Accept_Mode. The owner always accepts.
+	Accept bool
+	// VIPs are IPvX_Addresses: the advertised addresses, one family.
+	VIPs []netip.Addr
+	// Primary is our source address; the tie-break compares it (§6.4.3).
+	Primary netip.Addr
+	// Unicast instances send to Peers and accept adverts only from them.
+	Unicast bool
+	Peers   []netip.Addr
+	// AuthType and AuthData are v2 only: AuthNone, or AuthPass with the
+	// password padded to 8 bytes (keepalived compatibility).
+	AuthType uint8
+	AuthData [8]byte
+	// CheckAddressList makes a v2 backup drop adverts from non-owners whose
+	// address list differs (RFC 3768 §7.1 "MAY verify ... MUST drop"). Off,
+	// a mismatch is only reported, as keepalived ≥ 2.3.3 does: dropping turns
+	// a VIP added on one node first into a dual master (keepalived #1603).
+	CheckAddressList bool
+	// LowerPrioNoAdvert restores pre-RFC 9568 behaviour: a master that hears a
+	// lower priority does not re-advertise at once.
+	LowerPrioNoAdvert bool
+}
+
+// Owner reports whether this router owns the addresses (priority 255).
+func (c *Config) Owner() bool { return c.Priority == OwnerPriority }
+
+// Family returns 4 or 6.
+func (c *Config) Family() int {
+	if len(c.VIPs) > 0 && c.VIPs[0].Is6() {
+		return 6
+	}
+	return 4
+}
+
+// Validate checks c against the RFC limits; it returns every problem found.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.VRID == 0 {
+		add("vrid 0 is out of range 1..255")
+	}
+	if c.Version != 2 && c.Version != 3 {
+		add("version %d is not 2 or 3", c.Version)
+	}
+	if c.Priority == 0 {
+		add("priority 0 is reserved for a resigning master")
+	}
+	if _, err := IntervalField(c.Version, c.AdvertInterval); err != nil && (c.Version == 2 || c.Version == 3) {
+		errs = append(errs, err)
+	}
+	if c.PreemptDelay < 0 || c.PreemptDelay > 1000*time.Second {
+		add("preempt_delay %s is out of range 0..1000s", c.PreemptDelay)
+	}
+	if len(c.VIPs) == 0 || len(c.VIPs) > 255 {
+		add("%d VIPs; an instance advertises 1..255 addresses", len(c.VIPs))
+	}
+	fam := c.Family()
+	for _, v := range c.VIPs {
+		if !v.IsValid() || v.Is4In6() || (v.Is6() != (fam == 6)) {
+			add("VIP %s is not of the instance's address family (IPv%d)", v, fam)
+		}
+	}
+	if fam == 6 && c.Version == 2 {
+		add("VRRPv2 carries IPv4 only; IPv6 instances need version 3")
+	}
+	if !c.Primary.IsValid() || c.Primary.Is6() != (fam == 6) {
+		add("primary address %s is not of the instance's address family", c.Primary)
+	}
+	if c.Unicast && len(c.Peers) == 0 {
+		add("unicast mode needs at least one peer")
+	}
+	for _, p := range c.Peers {
+		if !p.IsValid() || p.Is6() != (fam == 6) || p.IsMulticast() {
+			add("unicast peer %s is not a unicast address of the instance's family", p)
+		}
+	}
+	if c.AuthType != AuthNone && (c.Version != 2 || c.AuthType != AuthPass) {
+		add("auth type %d: only v2 with no auth or PASS (1) is supported", c.AuthType)
+	}
+	return errors.Join(errs...)
+}
+
+// Action is an effect the driver must carry out, in order.
+type Action interface{ isAction() }
+
+// SendAdvert asks the driver to send Advert (to the group, or to every peer).
+type SendAdvert struct{ Advert Advert }
+
+// AddVIPs asks the driver to install the virtual addresses. Accept is the
+// effective Accept_Mode: true for the owner or when configured.
+type AddVIPs struct{ Accept bool }
+
+// RemoveVIPs asks the driver to remove the virtual addresses.
+type RemoveVIPs struct{}
+
+// Announce asks for gratuitous ARP (IPv4) or unsolicited neighbour
+// advertisements (IPv6) for every VIP (RFC 5798 §6.4.1/§6.4.2).
+type Announce struct{}
+
+// StateChange reports a transition.
+type StateChange struct {
+	From, To State
+	Cause    Cause
+	Priority uint8      // our priority at the time
+	Master   netip.Addr // the master we now follow, when known
+	At       time.Time
+}
+
+// Notice reports an accepted advert that deserves a counter or a log line.
+type Notice struct {
+	Reason Reason
+	From   netip.Addr
+	Detail string
+}
+
+func (SendAdvert) isAction()  {}
+func (AddVIPs) isAction()     {}
+func (RemoveVIPs) isAction()  {}
+func (Announce) isAction()    {}
+func (StateChange) isAction() {}
+func (Notice) isAction()      {}
+
+// Instance is one virtual router's state machine (RFC 5798 §6.4, with the RFC
+// 9568 changes and the RFC 3768 differences for v2). It does no I/O and reads
+// no clock: every input carries the time, and the driver calls Tick at or
+// after NextDeadline. It is not safe for concurrent use.
+type Instance struct {
+	cfg      Config
+	state    State
+	priority uint8 // effective priority
+
+	masterAdverInterval time.Duration
+	downTimer           time.Time // Master_Down_Timer; zero = not running
+	adverTimer          time.Time // Adver_Timer; zero = not running
+	preemptUntil        time.Time // end of the preempt_delay window; zero = none
+
+	master         netip.Addr
+	masterPriority uint8
+	sawResign      bool // the down timer was cut to Skew_Time by a priority-0 advert
+	sawLower       bool // we are discarding a lower-priority master's adverts
+	lastChange     time.Time
+}
+
+// NewInstance returns an instance in the Initialize state.
+func NewInstance(cfg Config) (*Instance, error) {
+	cfg.VIPs = slices.Clone(cfg.VIPs)
+	cfg.Peers = slices.Clone(cfg.Peers)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("vrrp instance %q (vrid %d): %w", cfg.Name, cfg.VRID, err)
+	}
+	return &Instance{cfg: cfg, priority: cfg.Priority, masterAdverInterval: cfg.AdvertInterval}, nil
+}
+
+// Config returns the instance's configuration.
+func (i *Instance) Config() Config { return i.cfg }
+
+// State returns the current state.
+func (i *Instance) State() State { return i.state }
+
+// Priority returns the effective priority.
+func (i *Instance) Priority() uint8 { return i.priority }
+
+// Status is a snapshot for status output and metrics.
+type Status struct {
+	State               State
+	Priority            uint8
+	Master              netip.Addr // last master heard (ourselves when master)
+	MasterPriority      uint8
+	MasterAdverInterval time.Duration
+	MasterDownInterval  time.Duration
+	LastTransition      time.Time
+}
+
+// Status returns a snapshot of the instance.
+func (i *Instance) Status() Status {
+	return Status{
+		State:               i.state,
+		Priority:            i.priority,
+		Master:              i.master,
+		MasterPriority:      i.masterPriority,
+		MasterAdverInterval: i.masterAdverInterval,
+		MasterDownInterval:  i.masterDownInterval(),
+		LastTransition:      i.lastChange,
+	}
+}
+
+// NextDeadline returns when Tick must next be called; zero if no timer runs.
+func (i *Instance) NextDeadline() time.Time {
+	switch i.state {
+	case StateBackup:
+		return i.downTimer
+	case StateMaster:
+		return i.adverTimer
+	}
+	return time.Time{}
+}
+
+func (i *Instance) skewTime() time.Duration {
+	return SkewTime(i.cfg.Version, i.priority, i.masterAdverInterval)
+}
+
+func (i *Instance) masterDownInterval() time.Duration {
+	return MasterDownInterval(i.cfg.Version, i.priority, i.masterAdverInterval)
+}
+
+// Advert builds the advertisement this instance sends at priority p.
+func (i *Instance) Advert(p uint8) Advert {
+	return Advert{
+		Version:  i.cfg.Version,
+		VRID:     i.cfg.VRID,
+		Priority: p,
+		Interval: i.cfg.AdvertInterval,
+		AuthType: i.cfg.AuthType,
+		AuthData: i.cfg.AuthData,
+		Addrs:    i.cfg.VIPs,
+	}
+}
+
+func (i *Instance) change(now time.Time, to State, cause Cause) StateChange {
+	sc := StateChange{From: i.state, To: to, Cause: cause, Priority: i.priority, At: now}
+	i.state = to
+	i.lastChange = now
+	if to == StateMaster {
+		i.master = i.cfg.Primary
+		i.masterPriority = i.priority
+	}
+	sc.Master = i.master
+	return sc
+}
+
+// Start is the Startup event (RFC 5798 §6.4.1).
+func (i *Instance) Start(now time.Time) []Action {
+	if i.state != StateInit {
+		return nil
+	}
+	if i.cfg.Owner() {
+		return i.becomeMaster(now, CauseAddressOwner)
+	}
+	// v3: Master_Adver_Interval := Advertisement_Interval (§6.4.1).
+	i.masterAdverInterval = i.cfg.AdvertInterval
+	i.downTimer = now.Add(i.masterDownInterval())
+	i.sawResign, i.sawLower = false, false
+	i.preemptUntil = time.Time{}
+	return []Action{i.change(now, StateBackup, CauseStartup)}
+}
+
+// becomeMaster performs the transition to Master: advert first, then the
+// addresses, then the announcements, which must follow the addresses
+// (§6.4.1/§6.4.2).
+func (i *Instance) becomeMaster(now time.Time, cause Cause) []Action {
+	i.downTimer = time.Time{}
+	i.preemptUntil = time.Time{}
+	i.adverTimer = now.Add(i.cfg.AdvertInterval)
+	sc := i.change(now, StateMaster, cause)
+	return []Action{
+		SendAdvert{Advert: i.Advert(i.priority)},
+		AddVIPs{Accept: i.cfg.Owner() || i.cfg.Accept},
+		Announce{},
+		sc,
+	}
+}
+
+// Shutdown is the Shutdown event: a master sends priority 0 and removes its
+// addresses (§6.4.3); a backup cancels its timer (§6.4.2).
+func (i *Instance) Shutdown(now time.Time) []Action {
+	var acts []Action
+	switch i.state {
+	case StateInit:
+		return nil
+	case StateMaster:
+		acts = append(acts, SendAdvert{Advert: i.Advert(ResignPriority)}, RemoveVIPs{})
+	}
+	i.downTimer, i.adverTimer, i.preemptUntil = time.Time{}, time.Time{}, time.Time{}
+	i.master = netip.Addr{}
+	return append(acts, i.change(now, StateInit, CauseShutdown))
+}
+
+// Tick fires the timers that are due at now.
+func (i *Instance) Tick(now time.Time) []Action {
+	switch i.state {
+	case StateBackup:
+		if i.downTimer.IsZero() || now.Before(i.downTimer) {
+			return nil
+		}
+		// Master_Down_Timer fired (§6.4.2).
+		cause := CauseMasterDown
+		switch {
+		case i.sawResign:
+			cause = CausePriorityZero
+		case i.sawLower:
+			cause = CausePreempted
+		}
+		return i.becomeMaster(now, cause)
+	case StateMaster:
+		if i.adverTimer.IsZero() || now.Before(i.adverTimer) {
+			return nil
+		}
+		// Adver_Timer fired (§6.4.3).
+		i.adverTimer = now.Add(i.cfg.AdvertInterval)
+		return []Action{SendAdvert{Advert: i.Advert(i.priority)}}
+	}
+	return nil
+}
+
+// SetPriority changes the effective priority (trackers, operator). The owner's
+// priority is fixed, and 0 and 255 cannot be set this way. A master
+// advertises the new priority at once so that backups can react.
+func (i *Instance) SetPriority(now time.Time, p uint8) ([]Action, error) {
+	if i.cfg.Owner() {
+		return nil, fmt.Errorf("instance %q is the address owner; its priority stays 255", i.cfg.Name)
+	}
+	if p == ResignPriority || p == OwnerPriority {
+		return nil, fmt.Errorf("priority %d cannot be set at run time; use 1..254", p)
+	}
+	if p == i.priority {
+		return nil, nil
+	}
+	i.priority = p
+	if i.state == StateMaster {
+		i.masterPriority = p
+		i.adverTimer = now.Add(i.cfg.AdvertInterval)
+		return []Action{SendAdvert{Advert: i.Advert(p)}}, nil
+	}
+	return nil, nil
+}
+
+// Check runs the per-instance receive checks of §7.1 (VRID, version, owner,
+// v2 authentication and interval, address list, unicast source and mode) on a
+// decoded advert. It changes nothing. A nil error with notices means the
+// advert is acceptable but odd.
+func (i *Instance) Check(d Decoded, rx RxInfo) ([]Notice, error) {
+	a := &d.Advert
+	c := &i.cfg
+	if a.VRID != c.VRID {
+		return nil, rxErr(ReasonVRID, "vrid %d, instance has %d", a.VRID, c.VRID)
+	}
+	if rx.Src.Is6() != (c.Family() == 6) {
+		return nil, rxErr(ReasonFamily, "advert from %s for an IPv%d instance", rx.Src, c.Family())
+	}
+	if a.Version != c.Version {
+		return nil, rxErr(ReasonVersion, "version %d, instance runs %d", a.Version, c.Version)
+	}
+	if rx.Src == c.Primary {
+		return nil, rxErr(ReasonOwnAddress, "advert from our own address %s", rx.Src)
+	}
+	if c.Unicast {
+		if rx.Dst.IsMulticast() {
+			return nil, rxErr(ReasonMode, "multicast advert to %s for a unicast instance", rx.Dst)
+		}
+		if !slices.Contains(c.Peers, rx.Src) {
+			return nil, rxErr(ReasonUnknownPeer, "%s is not a configured peer", rx.Src)
+		}
+	} else if !rx.Dst.IsMulticast() {
+		return nil, rxErr(ReasonMode, "unicast advert to %s for a multicast instance", rx.Dst)
+	}
+	if c.Owner() {
+		// §7.1 step 5: the owner discards every advert (RFC 9568 erratum 8298
+		// softens this to verify-and-log; discarding keeps the owner master).
+		return nil, rxErr(ReasonOwner, "we are the address owner; advert from %s at priority %d", rx.Src, a.Priority)
+	}
+	var notices []Notice
+	if a.Version == 2 {
+		if a.AuthType != c.AuthType {
+			return nil, rxErr(ReasonAuthType, "auth type %d, configured %d", a.AuthType, c.AuthType)
+		}
+		if c.AuthType == AuthPass && a.AuthData != c.AuthData {
+			return nil, rxErr(ReasonAuthFailure, "password mismatch from %s", rx.Src)
+		}
+		if a.Interval != c.AdvertInterval {
+			return nil, rxErr(ReasonAdvertInterval, "interval %s, configured %s", a.Interval, c.AdvertInterval)
+		}
+	} else if a.Interval != c.AdvertInterval {
+		notices = append(notices, Notice{Reason: ReasonIntervalMismatch, From: rx.Src,
+			Detail: fmt.Sprintf("interval %s, configured %s", a.Interval, c.AdvertInterval)})
+	}
+	if !sameAddrs(a.Addrs, c.VIPs) {
+		detail := fmt.Sprintf("advert lists %v, configured %v", a.Addrs, c.VIPs)
+		if a.Version == 2 && c.CheckAddressList && a.Priority != OwnerPriority {
+			return nil, rxErr(ReasonAddressList, "%s", detail)
+		}
+		notices = append(notices, Notice{Reason: ReasonAddressList, From: rx.Src, Detail: detail})
+	}
+	if a.Version == 3 && rx.Src.Is6() && !a.Addrs[0].IsLinkLocalUnicast() {
+		notices = append(notices, Notice{Reason: ReasonNotLinkLocal, From: rx.Src,
+			Detail: fmt.Sprintf("first address %s", a.Addrs[0])})
+	}
+	return notices, nil
+}
+
+func sameAddrs(a, b []netip.Addr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.SortFunc(x, netip.Addr.Compare)
+	slices.SortFunc(y, netip.Addr.Compare)
+	return slices.Equal(x, y)
+}
+
+// Receive is the ADVERTISEMENT-received event for a packet that passed Decode.
+// It runs Check and then the Backup (§6.4.2) or Master (§6.4.3) rules. A
+// non-nil error means the advert was discarded by a receive check.
+func (i *Instance) Receive(now time.Time, d Decoded, rx RxInfo) ([]Action, error) {
+	if i.state == StateInit {
+		return nil, nil
+	}
+	notices, err := i.Check(d, rx)
+	if err != nil {
+		return nil, err
+	}
+	acts := make([]Action, 0, len(notices)+4)
+	for _, n := range notices {
+		acts = append(acts, n)
+	}
+	a := &d.Advert
+	switch i.state {
+	case StateBackup:
+		acts = append(acts, i.backupReceive(now, a, rx.Src)...)
+	case StateMaster:
+		acts = append(acts, i.masterReceive(now, a, rx.Src)...)
+	}
+	return acts, nil
+}
+
+func (i *Instance) backupReceive(now time.Time, a *Advert, src netip.Addr) []Action {
+	if a.Priority == ResignPriority {
+		// §6.4.2: "If the Priority in the ADVERTISEMENT is zero, then: Set
+		// the Master_Down_Timer to Skew_Time".
+		i.downTimer = now.Add(i.skewTime())
+		i.sawResign = true
+		return nil
+	}
+	lower := a.Priority < i.priority
+	if lower && i.cfg.Preempt {
+		if i.cfg.PreemptDelay <= 0 {
+			// §6.4.2: preempt — discard, and let the down timer run out.
+			i.sawLower = true
+			return nil
+		}
+		if i.preemptUntil.IsZero() {
+			i.preemptUntil = now.Add(i.cfg.PreemptDelay)
+		}
+		if !now.Before(i.preemptUntil) {
+			i.sawLower = true
+			return nil
+		}
+		// Still inside the preempt_delay window: follow this master for now.
+	} else {
+		i.preemptUntil = time.Time{}
+	}
+	// §6.4.2: Preempt_Mode False, or priority ≥ local: v3 learns
+	// Master_Adver_Interval, recomputes Skew_Time and Master_Down_Interval,
+	// and resets the down timer. v2 (RFC 3768) keeps its own interval.
+	if i.cfg.Version == 3 {
+		i.masterAdverInterval = a.Interval
+	}
+	i.downTimer = now.Add(i.masterDownInterval())
+	i.sawResign, i.sawLower = false, false
+	i.master, i.masterPriority = src, a.Priority
+	return nil
+}
+
+func (i *Instance) masterReceive(now time.Time, a *Advert, src netip.Addr) []Action {
+	if a.Priority == ResignPriority {
+		// §6.4.3: another master resigned; re-assert at once.
+		i.adverTimer = now.Add(i.cfg.AdvertInterval)
+		return []Action{SendAdvert{Advert: i.Advert(i.priority)}}
+	}
+	if a.Priority > i.priority || (a.Priority == i.priority && src.Compare(i.cfg.Primary) > 0) {
+		// §6.4.3: a better master exists. Addresses compare as unsigned
+		// integers in network byte order, which netip.Addr.Compare does for
+		// one family.
+		i.adverTimer = time.Time{}
+		if i.cfg.Version == 3 {
+			i.masterAdverInterval = a.Interval
+		} else {
+			i.masterAdverInterval = i.cfg.AdvertInterval
+		}
+		i.downTimer = now.Add(i.masterDownInterval())
+		i.sawResign, i.sawLower = false, false
+		i.preemptUntil = time.Time{}
+		i.master, i.masterPriority = src, a.Priority
+		return []Action{RemoveVIPs{}, i.change(now, StateBackup, CauseHigherPriority)}
+	}
+	if i.cfg.LowerPrioNoAdvert {
+		return nil
+	}
+	// RFC 9568 §6.4.3: a master that hears a lower priority sends an
+	// advertisement at once, ending a dual-master window quickly.
+	i.adverTimer = now.Add(i.cfg.AdvertInterval)
+	return []Action{SendAdvert{Advert: i.Advert(i.priority)}}
+}
