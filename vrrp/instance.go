@@ -85,10 +85,10 @@ type Config struct {
 }
 
 // Owner reports whether this router owns the addresses (priority 255).
-func (c *Config) Owner() bool { return c.Priority == OwnerPriority }
+func (c Config) Owner() bool { return c.Priority == OwnerPriority }
 
 // Family returns 4 or 6.
-func (c *Config) Family() int {
+func (c Config) Family() int {
 	if len(c.VIPs) > 0 && c.VIPs[0].Is6() {
 		return 6
 	}

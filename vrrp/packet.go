@@ -146,7 +146,7 @@ func (a *Advert) encode(b []byte) error {
 		return fmt.Errorf("VRRPv2 cannot carry IPv6 address %s", a.Addrs[0])
 	}
 	for _, ad := range a.Addrs {
-		if !ad.IsValid() || ad.Is6() != six || ad.Is4In6() {
+		if !ad.IsValid() || ad.Is6() != six {
 			return fmt.Errorf("advert address %s is not of the advert's family", ad)
 		}
 	}
