@@ -7,6 +7,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have ip || need+=(iproute2)
 have tcpdump || need+=(tcpdump)
 have keepalived || need+=(keepalived)
+have ping || need+=(iputils-ping)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
 	echo "test/deps.sh: missing ${need[*]}; run as root to install them" >&2

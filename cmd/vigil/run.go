@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"vigil/internal/buildinfo"
+	"vigil/node"
+	"vigil/node/config"
+	"vigil/telemetry"
+)
+
+const defaultConfigPath = "/etc/vigil/vigil.yaml"
+
+func newRunCmd() *cobra.Command {
+	var path, level, format string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the vigil daemon in the foreground",
+		Long: `Run the vigil daemon in the foreground.
+
+Signals: SIGTERM and SIGINT stop gracefully (masters send a priority-0 advert
+and remove their virtual addresses).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(path)
+			if err != nil {
+				return &exitError{code: 1, msg: formatConfigError(path, err)}
+			}
+			if level == "" {
+				level = cfg.Telemetry.LogLevel
+			}
+			if format == "" {
+				format = cfg.Telemetry.LogFormat
+			}
+			log, err := telemetry.NewLogger(os.Stderr, level, format)
+			if err != nil {
+				return &exitError{code: 2, msg: "vigil run: " + err.Error()}
+			}
+			for _, w := range cfg.Warnings {
+				log.Warn("configuration warning", "detail", w)
+			}
+			return runDaemon(cmd.Context(), cfg, log)
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", defaultConfigPath, "configuration file (YAML)")
+	cmd.Flags().StringVar(&level, "log-level", "", "log level: debug, info, warn, error (default from config, else info)")
+	cmd.Flags().StringVar(&format, "log-format", "", "log format: text or json (default from config, else text)")
+	return cmd
+}
+
+func runDaemon(parent context.Context, cfg *config.Config, log *slog.Logger) error {
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	// SIGHUP would kill the process by default; until live reload exists,
+	// say so instead of dying or pretending to reload.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			log.Warn("SIGHUP received: live reload is not available in this version; restart vigil to apply a new configuration")
+		}
+	}()
+
+	bi := buildinfo.Get()
+	log.Info("starting vigil", "version", bi.Version, "revision", bi.Revision, "config", cfg.Path,
+		"config_hash", shortHash(cfg.Hash), "node", cfg.Node.Name)
+	reg := telemetry.NewRegistry()
+	n, err := node.New(cfg, node.Options{Logger: log, Metrics: reg})
+	if err != nil {
+		return fmt.Errorf("starting node: %w", err)
+	}
+	var srv *telemetry.Server
+	if cfg.Telemetry.Listen != "" {
+		srv, err = telemetry.Listen(cfg.Telemetry.Listen, reg, log)
+		if err != nil {
+			return err
+		}
+		go func() {
+			if err := srv.Serve(ctx); err != nil {
+				log.Error("telemetry server stopped", "err", err)
+			}
+		}()
+		srv.SetReady(true)
+		log.Info("serving metrics", "address", srv.Addr().String())
+	}
+	sdNotify("READY=1")
+	err = n.Run(ctx)
+	sdNotify("STOPPING=1")
+	return err
+}
+
+func shortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+// sdNotify tells systemd (Type=notify) about readiness; a no-op elsewhere.
+func sdNotify(state string) {
+	sock := os.Getenv("NOTIFY_SOCKET")
+	if sock == "" {
+		return
+	}
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	conn.Write([]byte(state))
+}
+
+func formatConfigError(path string, err error) string {
+	var ve *config.ValidationError
+	if errors.As(err, &ve) {
+		return fmt.Sprintf("%s: configuration is invalid:\n%s", path, ve.Error())
+	}
+	return fmt.Sprintf("%s: %v", path, err)
+}

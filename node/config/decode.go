@@ -1,0 +1,532 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/viper"
+)
+
+// Environment overrides: VIGIL_ + the key path upper-cased with "." and "-"
+// turned into "_" (node.name -> VIGIL_NODE_NAME).
+const envPrefix = "VIGIL"
+
+var envReplacer = strings.NewReplacer(".", "_", "-", "_")
+
+// envKey is a scalar key that the environment may override. Viper only
+// consults the environment for keys it has heard of (spf13/viper#761), so
+// every one of them gets a default.
+type envKey struct {
+	key string
+	def func() any
+}
+
+// Defaults of the scalar keys. node.name defaults to the hostname.
+const (
+	DefaultListen       = "127.0.0.1:9730"
+	DefaultLogLevel     = "info"
+	DefaultLogFormat    = "text"
+	DefaultGARPRepeat   = 5
+	DefaultGARPDelay    = 5 * time.Second
+	DefaultGARPInterval = 0 * time.Second
+)
+
+var envKeys = []envKey{
+	{"node.name", func() any {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			return h
+		}
+		return nil // no default: node.name is then required
+	}},
+	{"vrrp.garp.repeat", func() any { return DefaultGARPRepeat }},
+	{"vrrp.garp.delay", func() any { return DefaultGARPDelay.String() }},
+	{"vrrp.garp.interval", func() any { return DefaultGARPInterval.String() }},
+	{"telemetry.listen", func() any { return DefaultListen }},
+	{"telemetry.log_level", func() any { return DefaultLogLevel }},
+	{"telemetry.log_format", func() any { return DefaultLogFormat }},
+}
+
+// EnvKeys lists the keys the environment can override, in file order.
+func EnvKeys() []string {
+	keys := make([]string, len(envKeys))
+	for i, k := range envKeys {
+		keys[i] = k.key
+	}
+	return keys
+}
+
+// EnvVar returns the environment variable that overrides key.
+func EnvVar(key string) string {
+	return envPrefix + "_" + envReplacer.Replace(strings.ToUpper(key))
+}
+
+// read parses data with a fresh viper instance and returns the settings as a
+// nested map (keys lower-cased by viper), with the environment overrides and
+// the defaults of the scalar keys in envKeys merged in. env maps the key
+// paths whose value came from the environment to their variable.
+func read(data []byte) (root map[string]any, env map[string]string, errs []FieldError) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		return nil, nil, yamlErrors(err, data)
+	}
+	// The file's own settings first, before defaults and the environment
+	// join in: a section left empty in the file (telemetry: with every line
+	// commented out) would otherwise shadow the environment.
+	root = v.AllSettings()
+
+	v.SetEnvPrefix(envPrefix)
+	v.SetEnvKeyReplacer(envReplacer)
+	v.AutomaticEnv()
+	env = map[string]string{}
+	for _, k := range envKeys {
+		if def := k.def(); def != nil {
+			v.SetDefault(k.key, def)
+		} else {
+			_ = v.BindEnv(k.key) // still let the environment set it
+		}
+	}
+	for _, k := range envKeys {
+		val := v.Get(k.key) // env > file > default
+		if val == nil {
+			continue
+		}
+		if !inject(root, strings.Split(k.key, "."), val) {
+			continue // a parent is not a mapping; that is reported on the parent
+		}
+		if s, ok := os.LookupEnv(EnvVar(k.key)); ok && s != "" {
+			env[k.key] = EnvVar(k.key)
+		}
+	}
+	return root, env, nil
+}
+
+// inject sets m[path...] = val, creating missing or null intermediate maps.
+// It reports false, changing nothing, when an intermediate value is not a map.
+func inject(m map[string]any, path []string, val any) bool {
+	for _, k := range path[:len(path)-1] {
+		switch next := m[k].(type) {
+		case nil:
+			n := map[string]any{}
+			m[k] = n
+			m = n
+		case map[string]any:
+			m = next
+		default:
+			return false
+		}
+	}
+	m[path[len(path)-1]] = val
+	return true
+}
+
+var yamlLineRE = regexp.MustCompile(`^line (\d+): `)
+
+// yamlErrors turns a viper/yaml parse error into FieldErrors naming lines.
+func yamlErrors(err error, data []byte) []FieldError {
+	msg := yamlMessage(err)
+	if !yamlLineRE.MatchString(msg) && !strings.HasPrefix(msg, "unmarshal errors:") {
+		msg = yamlLine(msg, data)
+	}
+	if rest, ok := strings.CutPrefix(msg, "unmarshal errors:"); ok {
+		var out []FieldError
+		for _, l := range strings.Split(rest, "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				out = append(out, FieldError{Msg: "invalid YAML: " + yamlHint(l)})
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	return []FieldError{{Msg: "invalid YAML: " + msg}}
+}
+
+func yamlMessage(err error) string {
+	inner := err
+	var pe viper.ConfigParseError
+	if errors.As(err, &pe) {
+		if u := errors.Unwrap(pe); u != nil {
+			inner = u
+		}
+	}
+	return strings.TrimPrefix(inner.Error(), "yaml: ")
+}
+
+// yamlLine adds the line to a message yaml gave without one: yaml.v3 leaves
+// it out for problems on the first line (its marks count from 0), and reader
+// errors carry none at all.
+func yamlLine(msg string, data []byte) string {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(append([]byte("\n"), data...))); err != nil {
+		if m := yamlLineRE.FindStringSubmatch(yamlMessage(err)); m != nil {
+			if n, _ := strconv.Atoi(m[1]); n > 1 {
+				return fmt.Sprintf("line %d: %s", n-1, msg)
+			}
+		}
+	}
+	if i := bytes.IndexFunc(data, func(r rune) bool {
+		return (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f || r == utf8.RuneError
+	}); i >= 0 {
+		return fmt.Sprintf("line %d: %s", bytes.Count(data[:i], []byte("\n"))+1, msg)
+	}
+	return msg
+}
+
+func yamlHint(l string) string {
+	if strings.Contains(l, "cannot unmarshal") && strings.Contains(l, "into map[string]") {
+		if i := strings.Index(l, "cannot unmarshal"); i >= 0 {
+			return l[:i] + "the document must be a mapping of sections (node:, vrrp:, telemetry:)"
+		}
+	}
+	return l
+}
+
+// decoder collects problems while the settings map is walked.
+type decoder struct {
+	errs  []FieldError
+	warns []string
+	env   map[string]string // key path -> environment variable it came from
+}
+
+func (d *decoder) fail(path, msg string, args ...any) {
+	d.errs = append(d.errs, FieldError{Path: path, Msg: fmt.Sprintf(msg, args...)})
+}
+
+// bad reports a problem with the value raw found at path.
+func (d *decoder) bad(path string, raw any, msg string, args ...any) {
+	m := fmt.Sprintf(msg, args...)
+	if ev, ok := d.env[path]; ok {
+		m += " (set by $" + ev + ")"
+	}
+	d.errs = append(d.errs, FieldError{Path: path, Value: show(raw), Msg: m})
+}
+
+func (d *decoder) warn(path, msg string, args ...any) {
+	w := fmt.Sprintf(msg, args...)
+	if path != "" {
+		w = path + ": " + w
+	}
+	d.warns = append(d.warns, w)
+}
+
+// object is one YAML mapping being decoded; it remembers which keys were read
+// so the rest can be reported as unknown.
+type object struct {
+	d     *decoder
+	path  string
+	m     map[string]any
+	known []string
+}
+
+// object returns raw as a mapping at path; null is an empty mapping.
+func (d *decoder) object(path string, raw any) (*object, bool) {
+	o := &object{d: d, path: path, m: map[string]any{}}
+	switch m := raw.(type) {
+	case nil:
+	case map[string]any:
+		o.m = m
+	case map[any]any:
+		for k, v := range m {
+			o.m[strings.ToLower(fmt.Sprint(k))] = v
+		}
+	default:
+		d.bad(path, raw, "must be a mapping (key: value pairs), not %s", kind(raw))
+		return nil, false
+	}
+	return o, true
+}
+
+func (o *object) sub(key string) string {
+	if o.path == "" {
+		return key
+	}
+	return o.path + "." + key
+}
+
+// get returns the raw value of key and whether the key is present.
+func (o *object) get(key string) (any, bool) {
+	o.known = append(o.known, key)
+	v, ok := o.m[key]
+	return v, ok
+}
+
+// unknown reports every key that was not read. notYet names keys of later
+// versions; hints explain keys other tools (keepalived) spell differently.
+func (o *object) unknown(notYet []string, hints map[string]string) {
+	keys := make([]string, 0, len(o.m))
+	for k := range o.m {
+		if !slices.Contains(o.known, k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		p := o.sub(k)
+		switch {
+		case slices.Contains(notYet, k):
+			o.d.fail(p, "not supported yet by this version of vigil")
+		case hints[k] != "":
+			o.d.fail(p, "unknown key; %s", hints[k])
+		default:
+			if s := suggest(k, o.known); s != "" {
+				o.d.fail(p, "unknown key; did you mean %q?", s)
+			} else {
+				o.d.fail(p, "unknown key")
+			}
+		}
+	}
+}
+
+// suggest returns the known key closest to k, if it is a likely typo.
+func suggest(k string, known []string) string {
+	best, bestD := "", 3
+	for _, c := range known {
+		if d := editDistance(k, c); d < bestD && d < len(c)/2+1 {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// got says whether a field was absent, decoded, or present but invalid
+// (already reported).
+type got uint8
+
+const (
+	missing got = iota
+	good
+	invalid
+)
+
+// field is a decoded scalar with what is needed to report on it.
+type field[T any] struct {
+	V    T
+	Raw  any
+	Path string
+	St   got
+}
+
+func (f field[T]) ok() bool  { return f.St == good }
+func (f field[T]) set() bool { return f.St != missing }
+
+// or returns the value, or def when the field is absent or invalid.
+func (f field[T]) or(def T) T {
+	if f.St == good {
+		return f.V
+	}
+	return def
+}
+
+func start[T any](o *object, key string) (field[T], bool) {
+	raw, ok := o.get(key)
+	f := field[T]{Raw: raw, Path: o.sub(key)}
+	if !ok {
+		return f, false
+	}
+	if raw == nil {
+		o.d.fail(f.Path, "has no value; give one or remove the key")
+		f.St = invalid
+		return f, false
+	}
+	return f, true
+}
+
+func (f *field[T]) reject(d *decoder, msg string, args ...any) {
+	f.St = invalid
+	d.bad(f.Path, f.Raw, msg, args...)
+}
+
+func getString(o *object, key string) field[string] {
+	f, ok := start[string](o, key)
+	if !ok {
+		return f
+	}
+	switch v := f.Raw.(type) {
+	case string:
+		f.V, f.St = v, good
+	case map[string]any, map[any]any, []any:
+		f.reject(o.d, "must be a string, not %s", kind(f.Raw))
+	default:
+		f.reject(o.d, "is not a string; quote it (\"%v\")", f.Raw)
+	}
+	return f
+}
+
+func getInt(o *object, key string) field[int64] {
+	f, ok := start[int64](o, key)
+	if !ok {
+		return f
+	}
+	if n, ok := toInt(f.Raw); ok {
+		f.V, f.St = n, good
+	} else if kind(f.Raw) == "a mapping" || kind(f.Raw) == "a list" {
+		f.reject(o.d, "must be an integer, not %s", kind(f.Raw))
+	} else {
+		f.reject(o.d, "is not an integer")
+	}
+	return f
+}
+
+func toInt(raw any) (int64, bool) {
+	switch v := raw.(type) {
+	case int:
+		return int64(v), true
+	case int8:
+		return int64(v), true
+	case int16:
+		return int64(v), true
+	case int32:
+		return int64(v), true
+	case int64:
+		return v, true
+	case uint:
+		return clampU(uint64(v))
+	case uint8:
+		return int64(v), true
+	case uint16:
+		return int64(v), true
+	case uint32:
+		return int64(v), true
+	case uint64:
+		return clampU(v)
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) < 1<<62 {
+			return int64(v), true
+		}
+	case string: // environment variables, quoted numbers
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		return n, err == nil
+	}
+	return 0, false
+}
+
+func clampU(u uint64) (int64, bool) {
+	if u > math.MaxInt64 {
+		return math.MaxInt64, true // out of every range; reported as such
+	}
+	return int64(u), true
+}
+
+func getBool(o *object, key string) field[bool] {
+	f, ok := start[bool](o, key)
+	if !ok {
+		return f
+	}
+	switch v := f.Raw.(type) {
+	case bool:
+		f.V, f.St = v, good
+	case string: // environment variables
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			f.reject(o.d, "is not true or false")
+		} else {
+			f.V, f.St = b, good
+		}
+	default:
+		f.reject(o.d, "is not true or false")
+	}
+	return f
+}
+
+// getDuration accepts Go duration syntax ("1s", "100ms", "1m30s"). Plain
+// numbers are refused, because "1" could mean seconds (keepalived) or
+// nanoseconds (Go); only 0 is unambiguous.
+func getDuration(o *object, key string) field[time.Duration] {
+	f, ok := start[time.Duration](o, key)
+	if !ok {
+		return f
+	}
+	const syntax = "use Go duration syntax with a unit, such as 1s, 100ms or 1m30s"
+	switch v := f.Raw.(type) {
+	case string:
+		s := strings.TrimSpace(v)
+		dur, err := time.ParseDuration(s)
+		switch {
+		case err == nil:
+			f.V, f.St = dur, good
+		case isNumber(s):
+			f.reject(o.d, "has no unit; %s", syntax)
+		default:
+			f.reject(o.d, "is not a duration; %s", syntax)
+		}
+	default:
+		if n, ok := toInt(v); ok && n == 0 {
+			f.V, f.St = 0, good
+		} else if kind(v) == "an integer" || kind(v) == "a number" {
+			f.reject(o.d, "has no unit; %s", syntax)
+		} else {
+			f.reject(o.d, "is not a duration; %s", syntax)
+		}
+	}
+	return f
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil
+}
+
+// getList returns the list at key; null is an empty list.
+func getList(o *object, key string) ([]any, string, got) {
+	raw, ok := o.get(key)
+	p := o.sub(key)
+	if !ok {
+		return nil, p, missing
+	}
+	switch v := raw.(type) {
+	case nil:
+		return nil, p, good
+	case []any:
+		return v, p, good
+	}
+	if k := kind(raw); k == "a mapping" {
+		o.d.bad(p, raw, "must be a list, not %s", k)
+	} else {
+		o.d.bad(p, raw, "must be a list, not %s (write [%v] for one element)", k, raw)
+	}
+	return nil, p, invalid
+}
+
+// getObject returns the mapping at key; null is an empty mapping.
+func getObject(o *object, key string) (*object, got) {
+	raw, ok := o.get(key)
+	if !ok {
+		return nil, missing
+	}
+	sub, ok := o.d.object(o.sub(key), raw)
+	if !ok {
+		return nil, invalid
+	}
+	return sub, good
+}

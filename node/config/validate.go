@@ -1,0 +1,680 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"vigil/vrrp"
+)
+
+var (
+	instanceNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	nodeNameRE     = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,253}$`)
+)
+
+// Keys of later versions, named in the design: reported as "not supported
+// yet" rather than as typos.
+var (
+	notYetTop      = []string{"lb", "gossip"}
+	notYetVRRP     = []string{"scripts", "sync_groups"}
+	notYetInstance = []string{"track", "notify"}
+)
+
+// keepalived spellings, explained.
+var instanceHints = map[string]string{
+	"virtual_router_id":  `keepalived's virtual_router_id is "vrid" here`,
+	"advert_int":         `keepalived's advert_int is "advert_interval" here, with a unit (1s)`,
+	"nopreempt":          `keepalived's nopreempt is "preempt: false" here`,
+	"state":              "vigil has no initial state: priority decides, and the address owner (255) starts as master",
+	"virtual_ipaddress":  `keepalived's virtual_ipaddress is "vips" here`,
+	"unicast_src_ip":     `use unicast: {source: ADDRESS, peers: [...]}`,
+	"unicast_peer":       `use unicast: {peers: [ADDRESS, ...]}`,
+	"authentication":     `use auth: {type: pass, password: ...}`,
+	"auth_type":          `use auth: {type: pass, password: ...}`,
+	"auth_pass":          `use auth: {type: pass, password: ...}`,
+	"garp_master_repeat": "use garp: {repeat: N}",
+	"garp_master_delay":  "use garp: {delay: 5s}",
+	"track_interface":    "track: is not supported yet by this version of vigil",
+	"track_script":       "track: is not supported yet by this version of vigil",
+	"notify_master":      "notify: is not supported yet by this version of vigil",
+	"notify_backup":      "notify: is not supported yet by this version of vigil",
+	"notify_fault":       "notify: is not supported yet by this version of vigil",
+}
+
+func (d *decoder) config(root map[string]any) *Config {
+	cfg := &Config{}
+	top, _ := d.object("", root)
+
+	switch node, st := getObject(top, "node"); st {
+	case good:
+		cfg.Node = d.node(node)
+	case missing:
+		d.fail("node.name", "required: set it, or give the host a hostname")
+	}
+
+	cfg.VRRP.GARP = GARP{Repeat: DefaultGARPRepeat, Delay: DefaultGARPDelay, Interval: DefaultGARPInterval}
+	if o, st := getObject(top, "vrrp"); st == good {
+		cfg.VRRP = d.vrrp(o)
+	}
+	if len(cfg.VRRP.Instances) == 0 {
+		d.warn("vrrp.instances", "no VRRP instances are configured")
+	}
+
+	cfg.Telemetry = Telemetry{Listen: DefaultListen, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat}
+	if o, st := getObject(top, "telemetry"); st == good {
+		cfg.Telemetry = d.telemetry(o)
+	}
+	top.unknown(notYetTop, nil)
+	return cfg
+}
+
+func (d *decoder) required(f got, path, msg string) {
+	if f == missing {
+		if msg == "" {
+			d.fail(path, "required")
+		} else {
+			d.fail(path, "required: %s", msg)
+		}
+	}
+}
+
+func (d *decoder) node(o *object) Node {
+	name := getString(o, "name")
+	d.required(name.St, name.Path, "set it, or give the host a hostname")
+	if name.ok() && !nodeNameRE.MatchString(name.V) {
+		name.reject(d, "is not a valid node name: use 1..253 of A-Z a-z 0-9 _ . -")
+	}
+	o.unknown(nil, nil)
+	return Node{Name: name.V}
+}
+
+func (d *decoder) telemetry(o *object) Telemetry {
+	t := Telemetry{Listen: DefaultListen, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat}
+	if f := getString(o, "listen"); f.ok() {
+		if f.V != "" {
+			if msg := hostPortProblem(f.V); msg != "" {
+				f.reject(d, "%s", msg)
+			}
+		}
+		t.Listen = f.V
+	}
+	if f := getString(o, "log_level"); f.ok() {
+		switch f.V {
+		case "debug", "info", "warn", "error":
+			t.LogLevel = f.V
+		default:
+			f.reject(d, "is not a log level: use debug, info, warn or error")
+		}
+	}
+	if f := getString(o, "log_format"); f.ok() {
+		switch f.V {
+		case "text", "json":
+			t.LogFormat = f.V
+		default:
+			f.reject(d, "is not a log format: use text or json")
+		}
+	}
+	o.unknown(nil, nil)
+	return t
+}
+
+func hostPortProblem(s string) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return `is not host:port (e.g. 127.0.0.1:9730, [::1]:9730 or :9730; "" disables)`
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "has no valid port: use 1..65535"
+	}
+	if strings.ContainsFunc(host, unicode.IsSpace) {
+		return "has white space in the host"
+	}
+	return ""
+}
+
+// garp decodes a garp: mapping, each key defaulting from def.
+func (d *decoder) garp(o *object, def GARP) GARP {
+	g := def
+	if f := getInt(o, "repeat"); f.ok() {
+		if f.V < 1 || f.V > 100 {
+			f.reject(d, "is out of range 1..100")
+		} else {
+			g.Repeat = int(f.V)
+		}
+	}
+	if f := getDuration(o, "delay"); f.ok() {
+		if f.V < 0 || f.V > 1000*time.Second {
+			f.reject(d, "is out of range 0s..1000s")
+		} else {
+			g.Delay = f.V
+		}
+	}
+	if f := getDuration(o, "interval"); f.ok() {
+		if f.V < 0 || f.V > time.Second {
+			f.reject(d, "is out of range 0s..1s")
+		} else {
+			g.Interval = f.V
+		}
+	}
+	o.unknown(nil, nil)
+	return g
+}
+
+// instMeta is what the cross-instance checks need to know about an
+// instance, beyond its values.
+type instMeta struct {
+	path          string
+	nameOK        bool
+	ifOK, vridOK  bool
+	family        int      // 0 when no VIP was valid
+	vipPaths      []string // per Instance.VIPs entry
+	vipRaw        []any
+	firstVIPValid bool
+}
+
+func (d *decoder) vrrp(o *object) VRRP {
+	v := VRRP{GARP: GARP{Repeat: DefaultGARPRepeat, Delay: DefaultGARPDelay, Interval: DefaultGARPInterval}}
+	if g, st := getObject(o, "garp"); st == good {
+		v.GARP = d.garp(g, v.GARP)
+	}
+	list, p, _ := getList(o, "instances")
+	metas := make([]instMeta, 0, len(list))
+	for i, raw := range list {
+		io, ok := d.object(fmt.Sprintf("%s[%d]", p, i), raw)
+		if !ok {
+			continue
+		}
+		in, m := d.instance(io, v.GARP)
+		v.Instances = append(v.Instances, in)
+		metas = append(metas, m)
+	}
+	d.crossCheck(v.Instances, metas)
+	o.unknown(notYetVRRP, nil)
+	return v
+}
+
+func (d *decoder) crossCheck(ins []Instance, metas []instMeta) {
+	names := map[string]int{}
+	type ident struct {
+		iface  string
+		vrid   uint8
+		family int
+	}
+	idents := map[ident]int{}
+	vips := map[netip.Addr]string{} // address -> path of first use
+	vipOwner := map[netip.Addr]int{}
+	for i := range ins {
+		in, m := &ins[i], &metas[i]
+		if m.nameOK {
+			if j, dup := names[in.Name]; dup {
+				d.bad(m.path+".name", in.Name, "is already the name of %s", metas[j].path)
+			} else {
+				names[in.Name] = i
+			}
+		}
+		if m.ifOK && m.vridOK && m.family != 0 {
+			id := ident{in.Interface, in.VRID, m.family}
+			if j, dup := idents[id]; dup {
+				d.bad(m.path+".vrid", in.VRID, "is already used by instance %q (%s) on %s for IPv%d; a VRID must be unique per interface and address family",
+					ins[j].Name, metas[j].path, in.Interface, m.family)
+			} else {
+				idents[id] = i
+			}
+		}
+		for k, vip := range in.VIPs {
+			a := vip.Prefix.Addr()
+			if first, dup := vips[a]; dup && vipOwner[a] != i {
+				d.bad(m.vipPaths[k], m.vipRaw[k], "is also a VIP of instance %q (%s); a VIP belongs to one instance",
+					ins[vipOwner[a]].Name, first)
+			} else if !dup {
+				vips[a] = m.vipPaths[k]
+				vipOwner[a] = i
+			}
+		}
+	}
+}
+
+func (d *decoder) instance(o *object, defGARP GARP) (Instance, instMeta) {
+	m := instMeta{path: o.path}
+	in := Instance{GARP: defGARP}
+
+	name := getString(o, "name")
+	d.required(name.St, name.Path, "")
+	if name.ok() && !instanceNameRE.MatchString(name.V) {
+		name.reject(d, "is not a valid instance name: use 1..64 of A-Z a-z 0-9 _ . -")
+	}
+	in.Name, m.nameOK = name.V, name.ok()
+
+	iface := getString(o, "interface")
+	d.required(iface.St, iface.Path, "")
+	if iface.ok() {
+		if msg := ifnameProblem(iface.V); msg != "" {
+			iface.reject(d, "%s", msg)
+		}
+	}
+	in.Interface, m.ifOK = iface.V, iface.ok()
+
+	vrid := getInt(o, "vrid")
+	d.required(vrid.St, vrid.Path, "1..255")
+	if vrid.ok() && (vrid.V < 1 || vrid.V > 255) {
+		vrid.reject(d, "is out of range 1..255")
+	}
+	in.VRID, m.vridOK = uint8(vrid.or(0)), vrid.ok()
+
+	prio := getInt(o, "priority")
+	if prio.ok() {
+		switch {
+		case prio.V == 0:
+			prio.reject(d, "is reserved for a master that resigns: use 1..254, or 255 for the address owner")
+		case prio.V < 1 || prio.V > 255:
+			prio.reject(d, "is out of range 1..255")
+		}
+	}
+	in.Priority = uint8(prio.or(vrrp.DefaultPriority))
+
+	version := getInt(o, "version")
+	if version.ok() && version.V != 2 && version.V != 3 {
+		version.reject(d, "is not a VRRP version: use 2 or 3")
+	}
+	in.Version = uint8(version.or(3))
+
+	interval := getDuration(o, "advert_interval")
+	in.AdvertInterval = interval.or(time.Second)
+
+	preempt := getBool(o, "preempt")
+	in.Preempt = preempt.or(true)
+	delay := getDuration(o, "preempt_delay")
+	if delay.ok() && (delay.V < 0 || delay.V > 1000*time.Second) {
+		delay.reject(d, "is out of range 0s..1000s")
+	}
+	in.PreemptDelay = delay.or(0)
+
+	accept := getBool(o, "accept")
+	in.Accept = accept.or(true)
+
+	checksum := getString(o, "checksum")
+	if checksum.ok() {
+		switch checksum.V {
+		case "pseudo_header":
+			in.Checksum = vrrp.ChecksumPseudoHeader
+		case "message_only":
+			in.Checksum = vrrp.ChecksumMessageOnly
+		default:
+			checksum.reject(d, "is not a checksum form: use pseudo_header (keepalived, FRR) or message_only (RFC 9568, Cisco, Juniper, Arista)")
+		}
+	}
+
+	in.LowerPrioNoAdvert = getBool(o, "lower_prio_no_advert").or(false)
+
+	uni := d.unicast(o)
+	auth := d.auth(o, &in)
+
+	// VIPs.
+	list, vp, st := getList(o, "vips")
+	switch {
+	case st == missing:
+		d.fail(vp, "required: 1..255 addresses")
+	case st == good && len(list) == 0:
+		d.fail(vp, "is empty: an instance needs 1..255 addresses")
+	case len(list) > 255:
+		d.fail(vp, "has %d addresses: an instance advertises at most 255", len(list))
+	}
+	seen := map[netip.Addr]string{}
+	for j, raw := range list {
+		p := fmt.Sprintf("%s[%d]", vp, j)
+		vip, labelPath, ok := d.vip(p, raw, in.Interface)
+		if !ok {
+			continue
+		}
+		if _, isStr := raw.(string); !isStr {
+			raw = vip.Prefix.String() // show the address of a mapping element
+		}
+		a := vip.Prefix.Addr()
+		fam := 4
+		if a.Is6() {
+			fam = 6
+		}
+		if m.family == 0 {
+			m.family = fam
+			m.firstVIPValid = j == 0
+		} else if fam != m.family {
+			d.bad(p, raw, "is IPv%d but the instance's first VIP is IPv%d: one family per instance (use a second instance for the other)", fam, m.family)
+			continue
+		}
+		if first, dup := seen[a]; dup {
+			d.bad(p, raw, "repeats the address of %s", first)
+			continue
+		}
+		seen[a] = p
+		if vip.Label != "" && fam == 6 {
+			d.bad(labelPath, vip.Label, "is set, but labels are for IPv4 addresses only")
+			continue
+		}
+		in.VIPs = append(in.VIPs, vip)
+		m.vipPaths = append(m.vipPaths, p)
+		m.vipRaw = append(m.vipRaw, raw)
+	}
+
+	if g, st := getObject(o, "garp"); st == good {
+		in.GARP = d.garp(g, defGARP)
+	}
+
+	// Rules across fields.
+	if version.ok() && in.Version == 2 && m.family == 6 {
+		version.reject(d, "cannot carry IPv6: IPv6 instances need version 3")
+	}
+	if version.ok() || !version.set() {
+		if interval.ok() {
+			if _, err := vrrp.IntervalField(in.Version, interval.V); err != nil {
+				if in.Version == 2 {
+					interval.reject(d, "is not a whole number of seconds in 1s..255s (VRRPv2 advertises whole seconds)")
+				} else {
+					interval.reject(d, "is not a multiple of 10ms in 10ms..40.95s")
+				}
+			}
+		}
+		if checksum.set() && in.Version == 2 {
+			checksum.reject(d, "applies to VRRPv3 over IPv4 only; remove it for version 2")
+		}
+		if auth.set() && in.Version == 3 && in.AuthType != vrrp.AuthNone {
+			d.fail(auth.Path, "authentication is VRRPv2 only (RFC 5798 removed it): remove auth or set version: 2")
+		}
+	}
+	if checksum.ok() && m.family == 6 {
+		checksum.reject(d, "applies to VRRPv3 over IPv4 only; IPv6 always includes the pseudo-header")
+	}
+	if delay.set() && preempt.ok() && !preempt.V {
+		d.bad(delay.Path, delay.Raw, "is set but preempt is false: remove one of them")
+	}
+	if uni.u != nil {
+		in.Unicast = uni.u
+		if m.family != 0 {
+			if uni.src.ok() && in.Unicast.Source.IsValid() && familyOf(in.Unicast.Source) != m.family {
+				uni.src.reject(d, "is IPv%d but the instance's VIPs are IPv%d", familyOf(in.Unicast.Source), m.family)
+			}
+			for k, pa := range in.Unicast.Peers {
+				if familyOf(pa) != m.family {
+					d.bad(uni.peerPaths[k], pa.String(), "is IPv%d but the instance's VIPs are IPv%d", familyOf(pa), m.family)
+				}
+			}
+		}
+	}
+
+	o.unknown(notYetInstance, instanceHints)
+
+	// keepalived-style warnings.
+	if in.Priority == vrrp.OwnerPriority {
+		if preempt.ok() && !preempt.V {
+			d.warn(preempt.Path, "ignored for the address owner (priority 255), which always preempts")
+		}
+		if delay.ok() && delay.V > 0 {
+			d.warn(delay.Path, "ignored for the address owner (priority 255), which takes over at once")
+		}
+		if accept.ok() && !accept.V {
+			d.warn(accept.Path, "false is ignored for the address owner (priority 255), which always accepts")
+		}
+	}
+	if m.family == 6 && m.firstVIPValid && len(in.VIPs) > 0 && !in.VIPs[0].Prefix.Addr().IsLinkLocalUnicast() {
+		d.warn(m.vipPaths[0], "the first IPv6 VIP should be link-local (RFC 5798 §5.2.9); some VRRP implementations log or drop such adverts")
+	}
+	if in.Unicast != nil && in.Unicast.Source.IsValid() && in.Priority != vrrp.OwnerPriority {
+		for k, v := range in.VIPs {
+			if v.Prefix.Addr() == in.Unicast.Source {
+				d.warn(uni.src.Path, "%s is also %s; a backup does not hold it, so use the node's own address", in.Unicast.Source, m.vipPaths[k])
+			}
+		}
+	}
+	return in, m
+}
+
+func familyOf(a netip.Addr) int {
+	if a.Is6() {
+		return 6
+	}
+	return 4
+}
+
+type unicastResult struct {
+	u         *Unicast
+	src       field[string]
+	peerPaths []string
+}
+
+func (d *decoder) unicast(o *object) unicastResult {
+	var r unicastResult
+	uo, st := getObject(o, "unicast")
+	if st != good {
+		return r
+	}
+	u := &Unicast{}
+	r.u = u
+	r.src = getString(uo, "source")
+	if r.src.ok() {
+		if a, msg := parseHost(r.src.V); msg != "" {
+			r.src.reject(d, "%s", msg)
+		} else {
+			u.Source = a
+		}
+	}
+	list, pp, pst := getList(uo, "peers")
+	switch {
+	case pst == missing:
+		d.fail(pp, "required: unicast needs at least one peer (remove unicast: to use multicast)")
+	case pst == good && len(list) == 0:
+		d.fail(pp, "is empty: unicast needs at least one peer, and an empty list never falls back to multicast (remove unicast: to use multicast)")
+	}
+	seen := map[netip.Addr]string{}
+	for j, raw := range list {
+		p := fmt.Sprintf("%s[%d]", pp, j)
+		s, ok := raw.(string)
+		if !ok {
+			d.bad(p, raw, "must be an IP address, not %s", kind(raw))
+			continue
+		}
+		a, msg := parseHost(s)
+		switch {
+		case msg != "":
+			d.bad(p, raw, "%s", msg)
+		case seen[a] != "":
+			d.bad(p, raw, "repeats %s", seen[a])
+		case u.Source.IsValid() && a == u.Source:
+			d.bad(p, raw, "is the unicast source: a node is not its own peer")
+		default:
+			seen[a] = p
+			u.Peers = append(u.Peers, a)
+			r.peerPaths = append(r.peerPaths, p)
+		}
+	}
+	uo.unknown(nil, nil)
+	return r
+}
+
+// auth decodes auth: into in; it returns a field for the mapping itself.
+func (d *decoder) auth(o *object, in *Instance) field[bool] {
+	f := field[bool]{Path: o.sub("auth")}
+	ao, st := getObject(o, "auth")
+	f.St = st
+	if st != good {
+		return f
+	}
+	typ := getString(ao, "type")
+	d.required(typ.St, typ.Path, "none or pass")
+	pw, pwSet := ao.get("password")
+	pwPath := ao.sub("password")
+	if typ.ok() {
+		switch strings.ToLower(typ.V) {
+		case "none":
+			in.AuthType = vrrp.AuthNone
+			if pwSet {
+				d.fail(pwPath, "is set but auth type is none")
+			}
+		case "pass":
+			in.AuthType = vrrp.AuthPass
+			// The password is never echoed into messages.
+			s, isStr := pw.(string)
+			switch {
+			case !pwSet:
+				d.fail(pwPath, "required with type pass: 1..8 bytes")
+			case !isStr:
+				d.fail(pwPath, "must be a string (quote it), not %s", kind(pw))
+			case len(s) < 1 || len(s) > 8:
+				d.fail(pwPath, "is %d bytes long: a VRRPv2 password is 1..8 bytes (keepalived compatible)", len(s))
+			default:
+				in.AuthPassword = s
+			}
+		case "ah":
+			typ.reject(d, "is not supported: IPsec AH authentication is weak and not interoperable; use none or pass")
+		default:
+			typ.reject(d, "is not an auth type: use none or pass")
+		}
+	}
+	ao.unknown(nil, nil)
+	return f
+}
+
+// vip decodes one vips element: "ADDR[/LEN]" or {address, dev, label}. It
+// returns the path of the label for later checks.
+func (d *decoder) vip(p string, raw any, iface string) (VIP, string, bool) {
+	switch v := raw.(type) {
+	case string:
+		pfx, msg := parsePrefix(v)
+		if msg != "" {
+			d.bad(p, raw, "%s", msg)
+			return VIP{}, "", false
+		}
+		return VIP{Prefix: pfx, Dev: iface}, "", true
+	case map[string]any, map[any]any:
+		o, _ := d.object(p, raw)
+		vip := VIP{Dev: iface}
+		ok := true
+		addr := getString(o, "address")
+		d.required(addr.St, addr.Path, "ADDRESS[/LENGTH]")
+		if addr.ok() {
+			pfx, msg := parsePrefix(addr.V)
+			if msg != "" {
+				addr.reject(d, "%s", msg)
+			}
+			vip.Prefix = pfx
+		}
+		ok = ok && addr.ok()
+		if dev := getString(o, "dev"); dev.ok() {
+			if msg := ifnameProblem(dev.V); msg != "" {
+				dev.reject(d, "%s", msg)
+				ok = false
+			} else {
+				vip.Dev = dev.V
+			}
+		} else if dev.set() {
+			ok = false
+		}
+		label := getString(o, "label")
+		if label.ok() && label.V != "" {
+			switch {
+			case len(label.V) > 15:
+				label.reject(d, "is longer than 15 bytes")
+			case label.V != vip.Dev && !strings.HasPrefix(label.V, vip.Dev+":"):
+				label.reject(d, "must be the interface name %q or start with %q (iproute2 rule)", vip.Dev, vip.Dev+":")
+			case strings.ContainsFunc(label.V, unicode.IsSpace):
+				label.reject(d, "has white space")
+			default:
+				vip.Label = label.V
+			}
+		}
+		ok = ok && label.St != invalid
+		o.unknown(nil, map[string]string{"addr": `the key is "address"`, "ip": `the key is "address"`})
+		return vip, label.Path, ok
+	}
+	d.bad(p, raw, "must be an address (\"192.0.2.100/24\") or a mapping {address, dev, label}, not %s", kind(raw))
+	return VIP{}, "", false
+}
+
+// parsePrefix parses "ADDR" (as /32 or /128) or "ADDR/LEN", keeping the
+// address bits.
+func parsePrefix(s string) (netip.Prefix, string) {
+	const notIP = "is not an IP address or prefix"
+	var pfx netip.Prefix
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			if strings.Contains(s, "%") {
+				return pfx, "has a zone: VIPs take none (dev names the interface)"
+			}
+			return pfx, notIP
+		}
+		pfx = p
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return pfx, notIP
+		}
+		if a.Zone() != "" {
+			return pfx, "has a zone: VIPs take none (dev names the interface)"
+		}
+		pfx = netip.PrefixFrom(a, a.BitLen())
+	}
+	if msg := unicastProblem(pfx.Addr()); msg != "" {
+		return netip.Prefix{}, msg
+	}
+	return pfx, ""
+}
+
+// parseHost parses a unicast source or peer address.
+func parseHost(s string) (netip.Addr, string) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		if strings.Contains(s, "/") {
+			return a, "is not an IP address (no prefix length here)"
+		}
+		return a, "is not an IP address"
+	}
+	if a.Zone() != "" {
+		return netip.Addr{}, "has a zone: link-local peers are reached through the instance interface"
+	}
+	if msg := unicastProblem(a); msg != "" {
+		return netip.Addr{}, msg
+	}
+	return a, ""
+}
+
+var broadcast4 = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
+func unicastProblem(a netip.Addr) string {
+	switch {
+	case a.Is4In6():
+		return "is an IPv4-mapped IPv6 address: write it as IPv4"
+	case a.IsUnspecified():
+		return "is the unspecified address"
+	case a.IsMulticast():
+		return "is a multicast address"
+	case a.IsLoopback():
+		return "is a loopback address"
+	case a == broadcast4:
+		return "is the broadcast address"
+	}
+	return ""
+}
+
+// ifnameProblem applies the kernel's dev_valid_name rules.
+func ifnameProblem(s string) string {
+	switch {
+	case s == "":
+		return "is not a valid interface name: it is empty"
+	case len(s) > 15:
+		return "is not a valid interface name: longer than 15 bytes"
+	case s == "." || s == "..":
+		return "is not a valid interface name"
+	case strings.ContainsRune(s, '/'):
+		return "is not a valid interface name: it contains '/'"
+	case strings.ContainsRune(s, ':'):
+		return "is not a valid interface name: it contains ':' (eth0:1 is an address label; give it as a VIP label)"
+	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || r == 0 }):
+		return "is not a valid interface name: it contains white space"
+	}
+	return ""
+}

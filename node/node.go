@@ -1,0 +1,492 @@
+// Package node is vigil's composition root: it builds the running node from
+// a compiled configuration and owns its lifecycle. For VRRP it opens one raw
+// socket per (interface, family), runs every instance's pure state machine in
+// a single event loop and carries out the actions: adverts are sent from the
+// loop itself, address changes and announcements go to a per-instance
+// ordered worker so that netlink latency never delays another instance's
+// adverts.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"vigil/node/config"
+	"vigil/telemetry"
+	"vigil/vrrp"
+	"vigil/vrrp/announce"
+	"vigil/vrrp/vip"
+	"vigil/vrrp/vrrpnet"
+)
+
+// Node is one running vigil.
+type Node struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	metrics *telemetry.VRRP
+
+	vips  *vip.Manager
+	conns []*sock
+	insts []*instance
+
+	pkts     chan rxPacket
+	limiter  *logLimiter
+	stopOnce sync.Once
+}
+
+// sock is one raw socket and the instances it serves, by VRID.
+type sock struct {
+	conn   *vrrpnet.Conn
+	ifname string
+	family int
+	byVRID map[uint8]*instance
+}
+
+type instance struct {
+	cfg    *config.Instance
+	core   *vrrp.Instance
+	sock   *sock
+	src    netip.Addr   // our advert source: primary IPv4, IPv6 link-local or unicast source
+	dsts   []netip.Addr // the group, or every unicast peer
+	vips   []vip.VIP
+	addrs  []netip.Addr // VIP addresses, for announcements
+	ann    *announce.Announcer
+	work   *worker
+	labels []string // vrrp_instance, vrid, device, family
+}
+
+type rxPacket struct {
+	inst *instance
+	d    vrrp.Decoded
+	rx   vrrp.RxInfo
+}
+
+// Options are the optional dependencies of a Node.
+type Options struct {
+	Logger  *slog.Logger
+	Metrics *telemetry.Registry
+}
+
+// New prepares a node: it resolves interfaces and source addresses, opens the
+// sockets and removes addresses a crashed earlier run left behind. It fails,
+// naming the instance and interface, if anything needed is missing.
+func New(cfg *config.Config, opts Options) (*Node, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	reg := opts.Metrics
+	if reg == nil {
+		reg = telemetry.NewRegistry()
+	}
+	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, pkts: make(chan rxPacket, 1024), limiter: newLogLimiter(10 * time.Second)}
+	vm, err := vip.New()
+	if err != nil {
+		return nil, err
+	}
+	n.vips = vm
+	if err := n.build(); err != nil {
+		n.close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) build() error {
+	// Every VIP of every instance, so none is mistaken for a primary address.
+	var allVIPs []netip.Addr
+	for i := range n.cfg.VRRP.Instances {
+		for _, v := range n.cfg.VRRP.Instances[i].VIPs {
+			allVIPs = append(allVIPs, v.Prefix.Addr())
+		}
+	}
+	socks := map[string]*sock{}
+	for i := range n.cfg.VRRP.Instances {
+		ic := &n.cfg.VRRP.Instances[i]
+		fam := ic.Family()
+		key := ic.Interface + "/" + strconv.Itoa(fam)
+		s := socks[key]
+		if s == nil {
+			conn, err := vrrpnet.Listen(ic.Interface, fam, true)
+			if err != nil {
+				return fmt.Errorf("instance %q: %w", ic.Name, err)
+			}
+			s = &sock{conn: conn, ifname: ic.Interface, family: fam, byVRID: map[uint8]*instance{}}
+			socks[key] = s
+			n.conns = append(n.conns, s)
+		}
+		in := &instance{cfg: ic, sock: s}
+		switch {
+		case ic.Unicast != nil && ic.Unicast.Source.IsValid():
+			in.src = ic.Unicast.Source
+			if ok, err := vrrpnet.HasAddr(ic.Interface, in.src); err != nil {
+				return fmt.Errorf("instance %q: %w", ic.Name, err)
+			} else if !ok {
+				n.log.Warn("unicast source address is not on the interface; adverts will still carry it",
+					"vrrp_instance", ic.Name, "device", ic.Interface, "source", in.src)
+			}
+		default:
+			src, err := vrrpnet.PrimaryAddr(ic.Interface, fam, allVIPs)
+			if err != nil {
+				return fmt.Errorf("instance %q: %w", ic.Name, err)
+			}
+			in.src = src
+		}
+		switch {
+		case ic.Unicast != nil:
+			in.dsts = ic.Unicast.Peers
+		case fam == 6:
+			in.dsts = []netip.Addr{vrrp.GroupIPv6}
+		default:
+			in.dsts = []netip.Addr{vrrp.GroupIPv4}
+		}
+		core, err := vrrp.NewInstance(ic.VRRP(in.src))
+		if err != nil {
+			return err
+		}
+		in.core = core
+		for _, v := range ic.VIPs {
+			in.vips = append(in.vips, vip.VIP{Prefix: v.Prefix, Dev: v.Dev, Label: v.Label})
+			in.addrs = append(in.addrs, v.Prefix.Addr())
+		}
+		ann, err := announce.New(ic.Interface, announce.Config{Repeat: ic.GARP.Repeat, Delay: ic.GARP.Delay, Interval: ic.GARP.Interval},
+			n.log.With("vrrp_instance", ic.Name))
+		if err != nil {
+			return fmt.Errorf("instance %q: %w", ic.Name, err)
+		}
+		in.ann = ann
+		in.labels = []string{ic.Name, strconv.Itoa(int(ic.VRID)), ic.Interface, "ipv" + strconv.Itoa(fam)}
+		if prev := s.byVRID[ic.VRID]; prev != nil {
+			// config.Validate rejects this; keep the driver safe regardless.
+			return fmt.Errorf("instances %q and %q both use VRID %d on %s", prev.cfg.Name, ic.Name, ic.VRID, key)
+		}
+		s.byVRID[ic.VRID] = in
+		n.insts = append(n.insts, in)
+		n.initMetrics(in)
+	}
+	return n.reconcileStale()
+}
+
+// reconcileStale removes VIPs of non-owner instances that are already on the
+// interfaces: a crashed run (no graceful stop) leaves them behind, and a node
+// that starts as Backup must not hold them. Owners keep theirs.
+func (n *Node) reconcileStale() error {
+	for _, in := range n.insts {
+		if in.core.Config().Owner() {
+			continue
+		}
+		present, err := n.vips.Present(in.vips)
+		if err != nil {
+			return fmt.Errorf("instance %q: reading addresses: %w", in.cfg.Name, err)
+		}
+		if len(present) == 0 {
+			continue
+		}
+		n.log.Warn("removing virtual addresses left by an earlier run", "vrrp_instance", in.cfg.Name, "vips", fmt.Sprint(present))
+		if err := n.vips.Remove(present); err != nil {
+			return fmt.Errorf("instance %q: removing stale VIPs: %w", in.cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+func (n *Node) initMetrics(in *instance) {
+	m, l := n.metrics, in.labels
+	for _, st := range telemetry.VRRPStates {
+		m.State.WithLabelValues(append(slices.Clone(l), st)...).Set(b2f(st == "init"))
+	}
+	c := in.core.Config()
+	m.BasePriority.WithLabelValues(l...).Set(float64(c.Priority))
+	m.Priority.WithLabelValues(l...).Set(float64(in.core.Priority()))
+	m.AdvertInterval.WithLabelValues(l...).Set(c.AdvertInterval.Seconds())
+	m.BecomeMaster.WithLabelValues(l...)
+	m.ReleaseMaster.WithLabelValues(l...)
+	m.AdvertsReceived.WithLabelValues(l...)
+	m.AdvertsSent.WithLabelValues(l...)
+	m.PrioZeroReceived.WithLabelValues(l...)
+	m.PrioZeroSent.WithLabelValues(l...)
+	for _, a := range in.addrs {
+		m.VIPOwned.WithLabelValues(append(slices.Clone(l), a.String())...).Set(0)
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Run starts every instance and runs until ctx ends; then it stops
+// gracefully: masters send priority 0 and remove their addresses.
+func (n *Node) Run(ctx context.Context) error {
+	defer n.close()
+	var wg sync.WaitGroup
+	for _, s := range n.conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.readLoop(s)
+		}()
+	}
+	for _, in := range n.insts {
+		in.work = newWorker()
+		go in.work.run()
+	}
+	now := time.Now()
+	for _, in := range n.insts {
+		n.do(in, in.core.Start(now))
+	}
+	n.log.Info("vigil running", "instances", len(n.insts), "sockets", len(n.conns))
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next := n.nextDeadline()
+		if next.IsZero() {
+			timer.Reset(time.Hour)
+		} else {
+			timer.Reset(time.Until(next))
+		}
+		select {
+		case <-ctx.Done():
+			n.shutdown()
+			for _, s := range n.conns {
+				s.conn.Close()
+			}
+			wg.Wait()
+			return nil
+		case p := <-n.pkts:
+			acts, err := p.inst.core.Receive(time.Now(), p.d, p.rx)
+			if err != nil {
+				n.rxError(p.inst, p.inst.sock, err, p.rx)
+				continue
+			}
+			n.countReceived(p)
+			n.do(p.inst, acts)
+		case <-timer.C:
+			now := time.Now()
+			for _, in := range n.insts {
+				if dl := in.core.NextDeadline(); !dl.IsZero() && !now.Before(dl) {
+					n.do(in, in.core.Tick(now))
+				}
+			}
+		}
+	}
+}
+
+func (n *Node) nextDeadline() time.Time {
+	var next time.Time
+	for _, in := range n.insts {
+		if dl := in.core.NextDeadline(); !dl.IsZero() && (next.IsZero() || dl.Before(next)) {
+			next = dl
+		}
+	}
+	return next
+}
+
+// shutdown stops every instance (priority 0 from masters, addresses removed)
+// and waits, bounded, for the workers to finish.
+func (n *Node) shutdown() {
+	now := time.Now()
+	for _, in := range n.insts {
+		n.do(in, in.core.Shutdown(now))
+	}
+	deadline := time.After(5 * time.Second)
+	for _, in := range n.insts {
+		if in.work == nil {
+			continue
+		}
+		in.work.close()
+		select {
+		case <-in.work.done:
+		case <-deadline:
+			n.log.Error("gave up waiting for address removal on shutdown", "vrrp_instance", in.cfg.Name)
+			return
+		}
+	}
+	n.log.Info("vigil stopped")
+}
+
+func (n *Node) close() {
+	n.stopOnce.Do(func() {
+		for _, in := range n.insts {
+			if in.ann != nil {
+				in.ann.Close()
+			}
+		}
+		for _, s := range n.conns {
+			s.conn.Close()
+		}
+		if n.vips != nil {
+			n.vips.Close()
+		}
+	})
+}
+
+// readLoop reads packets from one socket, decodes them and hands them to the
+// event loop. Decoding here keeps the loop free for state-machine work.
+func (n *Node) readLoop(s *sock) {
+	buf := make([]byte, 9000)
+	for {
+		msg, rx, err := s.conn.Read(buf)
+		if err != nil {
+			var rxe *vrrp.RxError
+			if errors.As(err, &rxe) {
+				n.rxError(nil, s, err, rx)
+				continue
+			}
+			return // closed
+		}
+		var in *instance
+		if len(msg) >= 2 {
+			in = s.byVRID[msg[1]]
+		}
+		prefer := vrrp.ChecksumPseudoHeader
+		if in != nil {
+			prefer = in.cfg.Checksum
+		}
+		d, err := vrrp.Decode(msg, rx, prefer)
+		if err == nil && in == nil {
+			err = &vrrp.RxError{Reason: vrrp.ReasonVRID, Detail: fmt.Sprintf("no instance with VRID %d on %s", d.Advert.VRID, s.ifname)}
+		}
+		if err != nil {
+			n.rxError(in, s, err, rx)
+			continue
+		}
+		if d.AlternateForm {
+			n.metrics.AlternateForm.WithLabelValues(append(slices.Clone(in.labels), d.Form.String())...).Inc()
+		}
+		n.pkts <- rxPacket{inst: in, d: d, rx: rx}
+	}
+}
+
+func (n *Node) rxError(in *instance, s *sock, err error, rx vrrp.RxInfo) {
+	reason := "unknown"
+	var rxe *vrrp.RxError
+	if errors.As(err, &rxe) {
+		reason = rxe.Reason.String()
+	}
+	labels := []string{"", "", s.ifname, "ipv" + strconv.Itoa(s.family)}
+	if in != nil {
+		labels = slices.Clone(in.labels)
+	}
+	n.metrics.PacketErrors.WithLabelValues(append(labels, reason)...).Inc()
+	// RFC 9568 §7.1: log discards, rate-limited.
+	if n.limiter.allow(s.ifname + reason + rx.Src.String()) {
+		n.log.Warn("discarded VRRP packet", "device", s.ifname, "from", rx.Src, "reason", reason, "err", err)
+	}
+}
+
+func (n *Node) countReceived(p rxPacket) {
+	n.metrics.AdvertsReceived.WithLabelValues(p.inst.labels...).Inc()
+	if p.d.Advert.Priority == vrrp.ResignPriority {
+		n.metrics.PrioZeroReceived.WithLabelValues(p.inst.labels...).Inc()
+	}
+}
+
+// do carries out actions in order.
+func (n *Node) do(in *instance, acts []vrrp.Action) {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case vrrp.SendAdvert:
+			n.send(in, a.Advert)
+		case vrrp.AddVIPs:
+			in.work.push(func() { n.addVIPs(in) })
+		case vrrp.RemoveVIPs:
+			in.work.push(func() { n.removeVIPs(in) })
+		case vrrp.Announce:
+			in.work.push(func() { n.announce(in) })
+		case vrrp.StateChange:
+			n.stateChange(in, a)
+		case vrrp.Notice:
+			n.metrics.Notices.WithLabelValues(append(slices.Clone(in.labels), a.Reason.String())...).Inc()
+			if n.limiter.allow(in.cfg.Name + a.Reason.String() + a.From.String()) {
+				n.log.Warn("advert differs from local configuration", "vrrp_instance", in.cfg.Name,
+					"from", a.From, "reason", a.Reason.String(), "detail", a.Detail)
+			}
+		}
+	}
+}
+
+func (n *Node) send(in *instance, adv vrrp.Advert) {
+	for _, dst := range in.dsts {
+		b, err := adv.Marshal(in.src, dst, in.cfg.Checksum)
+		if err == nil {
+			err = in.sock.conn.Write(b, in.src, dst)
+		}
+		if err != nil {
+			n.metrics.SendErrors.WithLabelValues(in.labels...).Inc()
+			if n.limiter.allow(in.cfg.Name + "send" + dst.String()) {
+				n.log.Error("sending advert failed", "vrrp_instance", in.cfg.Name, "to", dst, "err", err)
+			}
+			continue
+		}
+		n.metrics.AdvertsSent.WithLabelValues(in.labels...).Inc()
+		if adv.Priority == vrrp.ResignPriority {
+			n.metrics.PrioZeroSent.WithLabelValues(in.labels...).Inc()
+		}
+	}
+}
+
+func (n *Node) addVIPs(in *instance) {
+	if err := n.vips.Add(in.vips); err != nil {
+		n.log.Error("adding virtual addresses failed", "vrrp_instance", in.cfg.Name, "err", err)
+	}
+	for _, a := range in.addrs {
+		n.metrics.VIPOwned.WithLabelValues(append(slices.Clone(in.labels), a.String())...).Set(1)
+	}
+}
+
+func (n *Node) removeVIPs(in *instance) {
+	in.ann.Cancel()
+	if err := n.vips.Remove(in.vips); err != nil {
+		n.log.Error("removing virtual addresses failed", "vrrp_instance", in.cfg.Name, "err", err)
+	}
+	for _, a := range in.addrs {
+		n.metrics.VIPOwned.WithLabelValues(append(slices.Clone(in.labels), a.String())...).Set(0)
+	}
+}
+
+func (n *Node) announce(in *instance) {
+	sent, err := in.ann.Burst(in.addrs)
+	if err != nil {
+		n.log.Error("gratuitous ARP / neighbour advertisement failed", "vrrp_instance", in.cfg.Name, "err", err)
+	}
+	n.metrics.Gratuitous.WithLabelValues(in.labels...).Add(float64(sent))
+}
+
+func (n *Node) stateChange(in *instance, sc vrrp.StateChange) {
+	m, l := n.metrics, in.labels
+	for _, st := range telemetry.VRRPStates {
+		m.State.WithLabelValues(append(slices.Clone(l), st)...).Set(b2f(st == sc.To.String()))
+	}
+	m.Transitions.WithLabelValues(append(slices.Clone(l), sc.From.String(), sc.To.String(), string(sc.Cause))...).Inc()
+	m.LastTransition.WithLabelValues(l...).Set(float64(sc.At.UnixNano()) / 1e9)
+	if sc.To == vrrp.StateMaster {
+		m.BecomeMaster.WithLabelValues(l...).Inc()
+	}
+	if sc.From == vrrp.StateMaster {
+		m.ReleaseMaster.WithLabelValues(l...).Inc()
+	}
+	st := in.core.Status()
+	m.Priority.WithLabelValues(l...).Set(float64(st.Priority))
+	m.MasterPriority.WithLabelValues(l...).Set(float64(st.MasterPriority))
+	m.AdvertInterval.WithLabelValues(l...).Set(st.MasterAdverInterval.Seconds())
+	attrs := []any{"vrrp_instance", in.cfg.Name, "vrid", in.cfg.VRID, "device", in.cfg.Interface,
+		"from", sc.From.String(), "to", sc.To.String(), "reason", string(sc.Cause), "priority", sc.Priority}
+	if sc.Master.IsValid() {
+		attrs = append(attrs, "master", sc.Master)
+	}
+	if sc.To == vrrp.StateBackup {
+		attrs = append(attrs, "master_down_interval", st.MasterDownInterval)
+	}
+	n.log.Info("vrrp state change", attrs...)
+}

@@ -1,0 +1,494 @@
+// Package announce tells the link that this node now owns a set of virtual
+// addresses: gratuitous ARP for IPv4 (mdlayher/arp) and unsolicited
+// neighbour advertisements for IPv6 (mdlayher/ndp), in the bursts keepalived
+// sends (garp_master_repeat messages now, the same again garp_master_delay
+// later).
+//
+// The frames are keepalived's (FRR's NA differs: source = VIP, R set):
+//   - GARP: Ethernet broadcast from the interface MAC, ARP request (op 1),
+//     sender = target IP = VIP, sender HW = interface MAC, target HW =
+//     ff:ff:ff:ff:ff:ff.
+//   - NA: from the interface's link-local address to ff02::1, hop limit 255,
+//     ICMPv6 136 with Override set and Solicited clear (Router per
+//     Config.Router), target = VIP, Target Link-Layer Address = interface MAC.
+//
+// The daemon makes one Announcer per VRRP instance, so Cancel (on leaving
+// master) only stops that instance's pending burst.
+package announce
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
+	"github.com/mdlayher/ndp"
+	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
+	"golang.org/x/net/ipv6"
+)
+
+// Config is the announcement schedule of one Announcer.
+type Config struct {
+	// Repeat is the number of messages per address per burst (keepalived
+	// garp_master_repeat, default 5). At least 1.
+	Repeat int
+	// Interval is the pause between two consecutive messages on the
+	// interface (keepalived vrrp_garp_interval / vrrp_gna_interval, default
+	// 0). Consecutive messages of one address are at least this far apart
+	// too, as the messages of a burst go out in rounds over the addresses.
+	Interval time.Duration
+	// Delay starts the second burst this long after the first (keepalived
+	// garp_master_delay, default 5s); 0 means no second burst.
+	Delay time.Duration
+	// Router sets the R flag of neighbour advertisements. Leave it false
+	// unless this node routes IPv6 for hosts that use the VIP as their
+	// gateway: an NA with R clear makes such hosts drop it from their
+	// default router list (RFC 4861 §7.2.5). keepalived sets it when the
+	// interface forwards IPv6; FRR always sets it.
+	Router bool
+}
+
+// DefaultConfig returns keepalived's defaults: 5 messages now, 5 more after
+// 5 s, no pacing.
+func DefaultConfig() Config {
+	return Config{Repeat: 5, Delay: 5 * time.Second}
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Repeat < 1:
+		return fmt.Errorf("announce: repeat %d: must be at least 1", c.Repeat)
+	case c.Interval < 0:
+		return fmt.Errorf("announce: interval %s: must not be negative", c.Interval)
+	case c.Delay < 0:
+		return fmt.Errorf("announce: delay %s: must not be negative", c.Delay)
+	}
+	return nil
+}
+
+// ErrClosed is returned by Burst after Close.
+var ErrClosed = errors.New("announce: announcer closed")
+
+// writeTimeout bounds one socket write; a send holds the Announcer's lock,
+// and Cancel must not wait long behind it.
+const writeTimeout = time.Second
+
+// ethernetARP is ETH_P_ARP, the protocol the packet socket is bound to.
+const ethernetARP = 0x0806
+
+// allNodes is the destination of an unsolicited NA (RFC 4861 §7.2.6).
+var allNodes = netip.MustParseAddr("ff02::1")
+
+// Announcer sends GARPs and unsolicited NAs on one interface.
+//
+// Sockets: New resolves the interface and opens the AF_PACKET socket for
+// GARP and, if the interface has an IPv6 link-local address, the ICMPv6
+// socket for NA, so both are bound in the network namespace of the thread
+// calling New. A socket that could not be opened, or that failed a send, is
+// (re)opened on the next message of its family, in the namespace of the
+// thread sending it, after looking the interface up again; a recreated
+// interface is thus picked up after one failed burst. The MAC is read at
+// those moments only: when it changes without a send failing (moving to a
+// vMAC, say), make a new Announcer.
+//
+// Concurrency: all methods are safe for concurrent use. Burst sends its
+// first burst synchronously and the delayed one from a timer goroutine; the
+// two never interleave on a socket. After Cancel or Close returns, no message
+// of any earlier Burst is sent.
+type Announcer struct {
+	ifname string
+	cfg    Config
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	closed bool
+	// gen is bumped by Cancel and Close. A burst remembers the generation it
+	// started in and sends each message only while that is still current,
+	// checked under mu right before the write.
+	gen uint64
+	// stop is closed by Cancel and Close to wake bursts pausing for Interval.
+	stop    chan struct{}
+	pending map[uint64]*time.Timer // delayed bursts not yet started, by id
+	nextID  uint64
+	ifi     *net.Interface // as resolved when the sockets were opened
+	arpConn *packet.Conn   // nil until opened
+	ndpConn *ndp.Conn      // nil until opened
+
+	sentARP atomic.Uint64
+	sentNA  atomic.Uint64
+}
+
+// New returns an Announcer for the interface ifname with schedule cfg. A nil
+// log discards log output. It fails when the interface does not exist, has
+// no Ethernet address, or the GARP socket cannot be opened; a missing IPv6
+// link-local address only fails the NAs (see Announcer).
+func New(ifname string, cfg Config, log *slog.Logger) (*Announcer, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Announcer{
+		ifname:  ifname,
+		cfg:     cfg,
+		log:     log.With("interface", ifname),
+		stop:    make(chan struct{}),
+		pending: map[uint64]*time.Timer{},
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ifi, err := a.resolveLocked()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.openARPLocked(ifi); err != nil {
+		return nil, err
+	}
+	if _, err := a.openNDPLocked(ifi); err != nil {
+		// An IPv4-only instance must not fail for want of IPv6, and the
+		// link-local address may appear later (it goes away with the link).
+		a.log.Debug("NA socket not open yet; will retry on the first IPv6 burst", "error", err)
+	}
+	return a, nil
+}
+
+// Sent returns how many GARPs and NAs this Announcer has sent, for
+// vigil_vrrp_gratuitous_sent_total{family="ipv4"|"ipv6"}.
+func (a *Announcer) Sent() (arp, na uint64) {
+	return a.sentARP.Load(), a.sentNA.Load()
+}
+
+// Burst sends Repeat messages for every address now (GARP for IPv4, NA for
+// IPv6), in rounds over the addresses paced by Interval, and schedules the
+// same again after Delay. It returns the number of messages sent now and a
+// joined error naming each address that failed (an address that fails is
+// not retried within the burst). Burst blocks only for the first burst,
+// which takes about (Repeat×len(addrs)-1)×Interval; the delayed burst runs
+// on a timer goroutine and reports failures to the log. Addresses that are
+// not unicast are rejected; duplicates are sent once. A Burst does not
+// cancel the delayed burst of an earlier one (a reload adding VIPs to a
+// master announces the new ones without dropping the old ones' second
+// burst). If Cancel or Close runs meanwhile, the burst stops and Burst
+// returns what it had sent.
+func (a *Announcer) Burst(addrs []netip.Addr) (int, error) {
+	list, errs := a.clean(addrs)
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return 0, ErrClosed
+	}
+	gen, stop := a.gen, a.stop
+	a.mu.Unlock()
+
+	n, err := a.send(gen, stop, list)
+	errs = append(errs, err)
+
+	if a.cfg.Delay > 0 && len(list) > 0 {
+		a.mu.Lock()
+		if !a.closed && a.gen == gen {
+			id := a.nextID
+			a.nextID++
+			a.pending[id] = time.AfterFunc(a.cfg.Delay, func() { a.delayed(id, gen, stop, list) })
+		}
+		a.mu.Unlock()
+	}
+	return n, errors.Join(errs...)
+}
+
+// Cancel stops pending delayed bursts and any burst in progress; the
+// Announcer stays usable. Call it when the instance leaves master.
+func (a *Announcer) Cancel() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	a.cancelLocked()
+	a.stop = make(chan struct{})
+}
+
+// Close cancels like Cancel and closes the sockets. It is idempotent.
+func (a *Announcer) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil
+	}
+	a.closed = true
+	a.cancelLocked()
+	return errors.Join(a.closeARPLocked(), a.closeNDPLocked())
+}
+
+func (a *Announcer) cancelLocked() {
+	a.gen++
+	close(a.stop)
+	for _, t := range a.pending {
+		t.Stop()
+	}
+	clear(a.pending)
+}
+
+// clean drops invalid addresses (with an error each) and duplicates.
+func (a *Announcer) clean(addrs []netip.Addr) ([]netip.Addr, []error) {
+	var errs []error
+	out := make([]netip.Addr, 0, len(addrs))
+	for _, ip := range addrs {
+		ip = ip.Unmap().WithZone("")
+		if !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast() || ip.IsLoopback() {
+			errs = append(errs, fmt.Errorf("announce: %q on %s: not a unicast address", ip, a.ifname))
+			continue
+		}
+		if !slices.Contains(out, ip) {
+			out = append(out, ip)
+		}
+	}
+	return out, errs
+}
+
+func (a *Announcer) delayed(id, gen uint64, stop chan struct{}, list []netip.Addr) {
+	a.mu.Lock()
+	delete(a.pending, id)
+	current := !a.closed && a.gen == gen
+	a.mu.Unlock()
+	if !current {
+		return
+	}
+	n, err := a.send(gen, stop, list)
+	if err != nil {
+		a.log.Warn("delayed gratuitous ARP/NA burst failed", "sent", n, "error", err)
+		return
+	}
+	a.log.Debug("delayed gratuitous ARP/NA burst sent", "sent", n)
+}
+
+// send runs one burst of generation gen and returns the messages sent.
+func (a *Announcer) send(gen uint64, stop chan struct{}, list []netip.Addr) (int, error) {
+	var (
+		n       int
+		errs    []error
+		failed  = map[netip.Addr]bool{}
+		pause   *time.Timer
+		started bool // a message was attempted: pace the next one
+	)
+	for r := 0; r < a.cfg.Repeat; r++ {
+		for _, ip := range list {
+			if failed[ip] {
+				continue
+			}
+			if started && a.cfg.Interval > 0 {
+				if pause == nil {
+					pause = time.NewTimer(a.cfg.Interval)
+					defer pause.Stop()
+				} else {
+					pause.Reset(a.cfg.Interval)
+				}
+				select {
+				case <-stop:
+					return n, errors.Join(errs...)
+				case <-pause.C:
+				}
+			}
+			ok, err := a.sendOne(gen, ip)
+			started = true
+			if !ok {
+				return n, errors.Join(errs...) // cancelled
+			}
+			if err != nil {
+				failed[ip] = true
+				errs = append(errs, err)
+				continue
+			}
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// sendOne sends one message for ip unless generation gen was cancelled
+// (ok false). Holding mu across the write is what makes Cancel final.
+func (a *Announcer) sendOne(gen uint64, ip netip.Addr) (ok bool, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed || a.gen != gen {
+		return false, nil
+	}
+	if ip.Is4() {
+		if err := a.sendARPLocked(ip); err != nil {
+			return true, fmt.Errorf("announce: gratuitous ARP for %s on %s: %w", ip, a.ifname, err)
+		}
+		a.sentARP.Add(1)
+		return true, nil
+	}
+	if err := a.sendNALocked(ip); err != nil {
+		return true, fmt.Errorf("announce: unsolicited NA for %s on %s: %w", ip, a.ifname, err)
+	}
+	a.sentNA.Add(1)
+	return true, nil
+}
+
+func (a *Announcer) sendARPLocked(ip netip.Addr) error {
+	c, err := a.arpLocked()
+	if err != nil {
+		return err
+	}
+	mac := a.ifi.HardwareAddr
+	p, err := arp.NewPacket(arp.OperationRequest, mac, ip, ethernet.Broadcast, ip)
+	if err != nil {
+		return fmt.Errorf("build ARP packet: %w", err)
+	}
+	pb, err := p.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("encode ARP packet: %w", err)
+	}
+	fb, err := (&ethernet.Frame{
+		Destination: ethernet.Broadcast,
+		Source:      mac,
+		EtherType:   ethernet.EtherTypeARP,
+		Payload:     pb,
+	}).MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("encode Ethernet frame: %w", err)
+	}
+	if err := c.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+		return fmt.Errorf("set write deadline: %w", err)
+	}
+	if _, err := c.WriteTo(fb, &packet.Addr{HardwareAddr: ethernet.Broadcast}); err != nil {
+		// Reopen next time: the interface may have been recreated.
+		_ = a.closeARPLocked()
+		return err
+	}
+	return nil
+}
+
+func (a *Announcer) sendNALocked(ip netip.Addr) error {
+	c, err := a.ndpLocked()
+	if err != nil {
+		return err
+	}
+	na := &ndp.NeighborAdvertisement{
+		Router:        a.cfg.Router,
+		Override:      true,
+		TargetAddress: ip,
+		Options: []ndp.Option{
+			&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: a.ifi.HardwareAddr},
+		},
+	}
+	if err := c.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+		return fmt.Errorf("set write deadline: %w", err)
+	}
+	// A nil control message sends from the bound link-local address with
+	// hop limit 255 out of this interface.
+	if err := c.WriteTo(na, nil, allNodes); err != nil {
+		// Reopen next time: the link-local address may have changed.
+		_ = a.closeNDPLocked()
+		return err
+	}
+	return nil
+}
+
+// resolveLocked looks the interface up by name. If its index or MAC changed
+// since the sockets were opened, it closes them so they are reopened on the
+// new interface and no frame carries a stale MAC.
+func (a *Announcer) resolveLocked() (*net.Interface, error) {
+	ifi, err := net.InterfaceByName(a.ifname)
+	if err != nil {
+		return nil, fmt.Errorf("announce: look up interface %s: %w", a.ifname, err)
+	}
+	if len(ifi.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("announce: interface %s has no Ethernet address (%q)", a.ifname, ifi.HardwareAddr)
+	}
+	if a.ifi != nil && (a.ifi.Index != ifi.Index || !bytes.Equal(a.ifi.HardwareAddr, ifi.HardwareAddr)) {
+		_ = a.closeARPLocked()
+		_ = a.closeNDPLocked()
+	}
+	a.ifi = ifi
+	return ifi, nil
+}
+
+func (a *Announcer) arpLocked() (*packet.Conn, error) {
+	if a.arpConn != nil {
+		return a.arpConn, nil
+	}
+	ifi, err := a.resolveLocked()
+	if err != nil {
+		return nil, err
+	}
+	return a.openARPLocked(ifi)
+}
+
+func (a *Announcer) openARPLocked(ifi *net.Interface) (*packet.Conn, error) {
+	// Bound to ARP so the kernel tags what we send correctly, with a filter
+	// that accepts nothing: this socket only sends, and must not queue every
+	// ARP frame on the link.
+	drop, err := bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: 0}})
+	if err != nil {
+		return nil, fmt.Errorf("announce: assemble drop-all filter: %w", err)
+	}
+	c, err := packet.Listen(ifi, packet.Raw, ethernetARP, &packet.Config{Filter: drop})
+	if err != nil {
+		return nil, fmt.Errorf("announce: open ARP socket on %s: %w", a.ifname, err)
+	}
+	a.arpConn = c
+	return c, nil
+}
+
+func (a *Announcer) ndpLocked() (*ndp.Conn, error) {
+	if a.ndpConn != nil {
+		return a.ndpConn, nil
+	}
+	ifi, err := a.resolveLocked()
+	if err != nil {
+		return nil, err
+	}
+	return a.openNDPLocked(ifi)
+}
+
+func (a *Announcer) openNDPLocked(ifi *net.Interface) (*ndp.Conn, error) {
+	c, _, err := ndp.Listen(ifi, ndp.LinkLocal)
+	if err != nil {
+		return nil, fmt.Errorf("announce: open NDP socket on %s (needs an IPv6 link-local address): %w", a.ifname, err)
+	}
+	// Send-only: block every ICMPv6 type so the socket queues nothing.
+	var f ipv6.ICMPFilter
+	f.SetAll(true)
+	if err := c.SetICMPFilter(&f); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("announce: set ICMPv6 filter on %s: %w", a.ifname, err)
+	}
+	a.ndpConn = c
+	return c, nil
+}
+
+func (a *Announcer) closeARPLocked() error {
+	if a.arpConn == nil {
+		return nil
+	}
+	err := a.arpConn.Close()
+	a.arpConn = nil
+	if err != nil {
+		return fmt.Errorf("announce: close ARP socket on %s: %w", a.ifname, err)
+	}
+	return nil
+}
+
+func (a *Announcer) closeNDPLocked() error {
+	if a.ndpConn == nil {
+		return nil
+	}
+	err := a.ndpConn.Close()
+	a.ndpConn = nil
+	if err != nil {
+		return fmt.Errorf("announce: close NDP socket on %s: %w", a.ifname, err)
+	}
+	return nil
+}

@@ -1,0 +1,495 @@
+package announce
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
+	"github.com/mdlayher/ndp"
+	"github.com/mdlayher/packet"
+	"github.com/vishvananda/netns"
+	"golang.org/x/net/ipv6"
+)
+
+// The root-only tests build two namespaces joined by a veth pair: the
+// Announcer sends on vgan0 (namespace "tx") and an AF_PACKET socket captures
+// on vgan1 (namespace "rx").
+const (
+	txDev = "vgan0"
+	rxDev = "vgan1"
+)
+
+var txMAC = net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x00, 0xa0}
+
+var (
+	vip4a = netip.MustParseAddr("192.0.2.100")
+	vip4b = netip.MustParseAddr("192.0.2.101")
+	vip6  = netip.MustParseAddr("2001:db8::100")
+)
+
+func requireNetns(t *testing.T) {
+	t.Helper()
+	if os.Getenv("VIGIL_NETNS") != "1" {
+		t.Skip("set VIGIL_NETNS=1 (root) to run")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("VIGIL_NETNS=1 needs root (network namespaces)")
+	}
+}
+
+func run(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// newNS creates a named namespace that Cleanup deletes.
+func newNS(t *testing.T, role string) (string, netns.NsHandle) {
+	t.Helper()
+	name := fmt.Sprintf("vgann%d-%s-%s", os.Getpid(), role, strings.ToLower(t.Name()))
+	if len(name) > 48 {
+		name = name[:48]
+	}
+	run(t, "ip", "netns", "add", name)
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		t.Fatalf("open namespace %s: %v", name, err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return name, h
+}
+
+// inNS runs fn on a thread switched into ns. The thread is never switched
+// back: the goroutine exits still locked, so Go discards the thread. Sockets
+// opened by fn stay in ns.
+func inNS(ns netns.NsHandle, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := netns.Set(ns); err != nil {
+			errc <- fmt.Errorf("enter namespace: %w", err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+type frame struct {
+	at  time.Time
+	raw []byte
+}
+
+// capture collects every frame arriving on rxDev from txMAC.
+type capture struct {
+	mu     sync.Mutex
+	frames []frame
+}
+
+func (c *capture) snapshot() []frame {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]frame(nil), c.frames...)
+}
+
+type link struct {
+	tx     netns.NsHandle
+	txName string
+	cap    *capture
+}
+
+// setup builds the two namespaces and the veth pair, waits for vgan0's
+// link-local address, and starts the capture.
+func setup(t *testing.T) link {
+	t.Helper()
+	requireNetns(t)
+	txName, tx := newNS(t, "tx")
+	rxName, rx := newNS(t, "rx")
+	// No DAD, so the link-local source of the NAs is usable at once.
+	for _, ns := range []string{txName, rxName} {
+		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
+	}
+	run(t, "ip", "-n", txName, "link", "add", txDev, "address", txMAC.String(), "type", "veth", "peer", "name", rxDev, "netns", rxName)
+	run(t, "ip", "-n", txName, "link", "set", txDev, "up")
+	run(t, "ip", "-n", rxName, "link", "set", rxDev, "up")
+
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		out, err := exec.Command("ip", "-n", txName, "-6", "addr", "show", "dev", txDev, "scope", "link").CombinedOutput()
+		if err == nil && strings.Contains(string(out), "fe80::") && !strings.Contains(string(out), "tentative") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no usable link-local address on %s: %s", txDev, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	var conn *packet.Conn
+	err := inNS(rx, func() error {
+		ifi, err := net.InterfaceByName(rxDev)
+		if err != nil {
+			return err
+		}
+		const ethPAll = 0x0003
+		conn, err = packet.Listen(ifi, packet.Raw, ethPAll, nil)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("open capture on %s: %v", rxDev, err)
+	}
+	c := &capture{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				return // closed by Cleanup
+			}
+			if n < 14 || !bytes.Equal(buf[6:12], txMAC) {
+				continue
+			}
+			c.mu.Lock()
+			c.frames = append(c.frames, frame{at: time.Now(), raw: bytes.Clone(buf[:n])})
+			c.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		conn.Close()
+		<-done
+	})
+	return link{tx: tx, txName: txName, cap: c}
+}
+
+// newAnnouncer creates the Announcer inside the tx namespace.
+func (l link) newAnnouncer(t *testing.T, cfg Config) *Announcer {
+	t.Helper()
+	var a *Announcer
+	if err := inNS(l.tx, func() (err error) {
+		a, err = New(txDev, cfg, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := a.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return a
+}
+
+// announcement is a decoded GARP or NA, with its arrival time.
+type announcement struct {
+	at     time.Time
+	family string
+	target netip.Addr
+}
+
+// decode checks every field the package promises and returns what the frame
+// announces; ok is false for unrelated traffic (the kernel's MLD, RS...).
+func decode(t *testing.T, f frame) (announcement, bool) {
+	t.Helper()
+	var eth ethernet.Frame
+	if err := eth.UnmarshalBinary(f.raw); err != nil {
+		t.Fatalf("bad Ethernet frame % x: %v", f.raw, err)
+	}
+	switch eth.EtherType {
+	case ethernet.EtherTypeARP:
+		var p arp.Packet
+		if err := p.UnmarshalBinary(eth.Payload); err != nil {
+			t.Fatalf("bad ARP packet: %v", err)
+		}
+		if !bytes.Equal(eth.Destination, ethernet.Broadcast) {
+			t.Errorf("GARP Ethernet destination %s, want broadcast", eth.Destination)
+		}
+		if p.HardwareType != 1 || p.ProtocolType != uint16(ethernet.EtherTypeIPv4) {
+			t.Errorf("GARP htype/ptype %d/%#x, want 1/0x0800", p.HardwareType, p.ProtocolType)
+		}
+		if p.Operation != arp.OperationRequest {
+			t.Errorf("GARP operation %v, want request", p.Operation)
+		}
+		if !bytes.Equal(p.SenderHardwareAddr, txMAC) {
+			t.Errorf("GARP sender HW %s, want %s", p.SenderHardwareAddr, txMAC)
+		}
+		if !bytes.Equal(p.TargetHardwareAddr, ethernet.Broadcast) {
+			t.Errorf("GARP target HW %s, want ff:ff:ff:ff:ff:ff", p.TargetHardwareAddr)
+		}
+		if p.SenderIP != p.TargetIP {
+			t.Errorf("GARP sender IP %s != target IP %s", p.SenderIP, p.TargetIP)
+		}
+		return announcement{at: f.at, family: "ipv4", target: p.TargetIP}, true
+
+	case ethernet.EtherTypeIPv6:
+		h, err := ipv6.ParseHeader(eth.Payload)
+		if err != nil {
+			t.Fatalf("bad IPv6 header: %v", err)
+		}
+		const icmpv6 = 58
+		body := eth.Payload[ipv6.HeaderLen:]
+		if h.NextHeader != icmpv6 || len(body) == 0 || body[0] != byte(ipv6.ICMPTypeNeighborAdvertisement) {
+			return announcement{}, false
+		}
+		m, err := ndp.ParseMessage(body[:h.PayloadLen])
+		if err != nil {
+			t.Fatalf("bad NA: %v", err)
+		}
+		na := m.(*ndp.NeighborAdvertisement)
+		if want := (net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}); !bytes.Equal(eth.Destination, want) {
+			t.Errorf("NA Ethernet destination %s, want %s", eth.Destination, want)
+		}
+		if h.HopLimit != 255 {
+			t.Errorf("NA hop limit %d, want 255", h.HopLimit)
+		}
+		if !h.Dst.Equal(net.ParseIP("ff02::1")) {
+			t.Errorf("NA destination %s, want ff02::1", h.Dst)
+		}
+		src, _ := netip.AddrFromSlice(h.Src)
+		if !src.IsLinkLocalUnicast() {
+			t.Errorf("NA source %s, want the link-local address", src)
+		}
+		if !na.Override || na.Solicited || na.Router {
+			t.Errorf("NA flags R=%v S=%v O=%v, want O only", na.Router, na.Solicited, na.Override)
+		}
+		if len(na.Options) != 1 {
+			t.Fatalf("NA options %v, want one", na.Options)
+		}
+		lla, ok := na.Options[0].(*ndp.LinkLayerAddress)
+		if !ok || lla.Direction != ndp.Target || !bytes.Equal(lla.Addr, txMAC) {
+			t.Errorf("NA option %+v, want target link-layer address %s", na.Options[0], txMAC)
+		}
+		// Re-encoding with the pseudo-header checksum must give the wire
+		// bytes, which proves the kernel-computed checksum too.
+		want, err := ndp.MarshalMessageChecksum(na, src, netip.MustParseAddr("ff02::1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(want, body[:h.PayloadLen]) {
+			t.Errorf("NA on the wire % x, want % x", body[:h.PayloadLen], want)
+		}
+		return announcement{at: f.at, family: "ipv6", target: na.TargetAddress}, true
+	}
+	return announcement{}, false
+}
+
+func (l link) announcements(t *testing.T) []announcement {
+	t.Helper()
+	var out []announcement
+	for _, f := range l.cap.snapshot() {
+		if a, ok := decode(t, f); ok && (a.target == vip4a || a.target == vip4b || a.target == vip6) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// waitFor polls until n announcements arrived or timeout passed.
+func (l link) waitFor(t *testing.T, n int, timeout time.Duration) []announcement {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := l.announcements(t)
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func count(as []announcement) map[netip.Addr]int {
+	m := map[netip.Addr]int{}
+	for _, a := range as {
+		m[a.target]++
+	}
+	return m
+}
+
+func TestBurstFrames(t *testing.T) {
+	l := setup(t)
+	a := l.newAnnouncer(t, Config{Repeat: 3})
+	n, err := a.Burst([]netip.Addr{vip4a, vip4b, vip6, vip4a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 9 {
+		t.Errorf("Burst sent %d, want 9 (3 addresses x 3)", n)
+	}
+	l.waitFor(t, 9, 2*time.Second)
+	time.Sleep(100 * time.Millisecond) // anything extra would show now
+	got := l.announcements(t)
+	c := count(got)
+	if c[vip4a] != 3 || c[vip4b] != 3 || c[vip6] != 3 || len(got) != 9 {
+		t.Errorf("captured %v, want 3 per address", c)
+	}
+	if arpN, naN := a.Sent(); arpN != 6 || naN != 3 {
+		t.Errorf("Sent() = %d, %d; want 6, 3", arpN, naN)
+	}
+}
+
+func TestIntervalPacesMessages(t *testing.T) {
+	l := setup(t)
+	const interval = 40 * time.Millisecond
+	a := l.newAnnouncer(t, Config{Repeat: 3, Interval: interval})
+	start := time.Now()
+	if _, err := a.Burst([]netip.Addr{vip4a}); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < 2*interval {
+		t.Errorf("Burst of 3 paced by %s returned after %s", interval, el)
+	}
+	got := l.waitFor(t, 3, 2*time.Second)
+	if len(got) != 3 {
+		t.Fatalf("captured %d, want 3", len(got))
+	}
+	for i := 1; i < len(got); i++ {
+		// Capture timestamps are taken in user space and jitter; allow half.
+		if gap := got[i].at.Sub(got[i-1].at); gap < interval/2 {
+			t.Errorf("gap %d = %s, want about %s", i, gap, interval)
+		}
+	}
+}
+
+func TestDelayedBurst(t *testing.T) {
+	l := setup(t)
+	const delay = 300 * time.Millisecond
+	a := l.newAnnouncer(t, Config{Repeat: 2, Delay: delay})
+	start := time.Now()
+	if n, err := a.Burst([]netip.Addr{vip4a, vip6}); err != nil || n != 4 {
+		t.Fatalf("Burst = %d, %v; want 4, nil", n, err)
+	}
+	if el := time.Since(start); el > delay/2 {
+		t.Errorf("Burst blocked for %s; the delayed burst must not block", el)
+	}
+	got := l.waitFor(t, 8, 3*time.Second)
+	if len(got) != 8 {
+		t.Fatalf("captured %d, want 8 (two bursts of 4)", len(got))
+	}
+	for i, an := range got {
+		wantLate := i >= 4
+		late := an.at.Sub(start) >= delay-20*time.Millisecond
+		if late != wantLate {
+			t.Errorf("message %d (%s) arrived %s after Burst; second burst due after %s", i, an.target, an.at.Sub(start), delay)
+		}
+	}
+	if c := count(got); c[vip4a] != 4 || c[vip6] != 4 {
+		t.Errorf("captured %v, want 4 per address", c)
+	}
+	if arpN, naN := a.Sent(); arpN != 4 || naN != 4 {
+		t.Errorf("Sent() = %d, %d; want 4, 4", arpN, naN)
+	}
+}
+
+func TestCancelAndClose(t *testing.T) {
+	l := setup(t)
+	const delay = 300 * time.Millisecond
+	cfg := Config{Repeat: 2, Delay: delay}
+	a := l.newAnnouncer(t, cfg)
+	b := l.newAnnouncer(t, cfg)
+
+	if _, err := a.Burst([]netip.Addr{vip4a}); err != nil {
+		t.Fatal(err)
+	}
+	a.Cancel()
+	if _, err := b.Burst([]netip.Addr{vip6}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(delay + 300*time.Millisecond)
+	if c := count(l.announcements(t)); c[vip4a] != 2 || c[vip6] != 2 {
+		t.Errorf("captured %v, want only the first burst (2 each)", c)
+	}
+	if _, err := b.Burst([]netip.Addr{vip6}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Burst after Close: %v, want ErrClosed", err)
+	}
+
+	// A cancelled Announcer stays usable.
+	if n, err := a.Burst([]netip.Addr{vip4b}); err != nil || n != 2 {
+		t.Fatalf("Burst after Cancel = %d, %v; want 2, nil", n, err)
+	}
+	if got := count(l.waitFor(t, 6, 2*time.Second)); got[vip4b] < 2 {
+		t.Errorf("captured %v after re-Burst, want 2 for %s", got, vip4b)
+	}
+}
+
+func TestNoIPv6OnInterface(t *testing.T) {
+	l := setup(t)
+	// IPv4-only instance: the NA socket cannot open, New must still work
+	// and only IPv6 addresses fail, naming the interface.
+	run(t, "ip", "netns", "exec", l.txName, "sysctl", "-qw", "net.ipv6.conf."+txDev+".disable_ipv6=1")
+	a := l.newAnnouncer(t, Config{Repeat: 1})
+	n, err := a.Burst([]netip.Addr{vip4a, vip6})
+	if n != 1 {
+		t.Errorf("Burst sent %d, want 1 (the GARP)", n)
+	}
+	if err == nil || !strings.Contains(err.Error(), txDev) || !strings.Contains(err.Error(), vip6.String()) {
+		t.Errorf("Burst error %v, want one naming %s and %s", err, vip6, txDev)
+	}
+}
+
+func TestCancelStopsBurstInProgress(t *testing.T) {
+	l := setup(t)
+	const interval = 50 * time.Millisecond
+	a := l.newAnnouncer(t, Config{Repeat: 10, Interval: interval, Delay: 100 * time.Millisecond})
+	type result struct {
+		n   int
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		n, err := a.Burst([]netip.Addr{vip4a})
+		res <- result{n, err}
+	}()
+	time.Sleep(3 * interval)
+	a.Cancel()
+	r := <-res
+	if r.err != nil || r.n < 1 || r.n >= 10 {
+		t.Fatalf("Burst cut by Cancel = %d, %v; want 1..9 sent, nil", r.n, r.err)
+	}
+	// Neither the rest of the burst nor the delayed one may follow.
+	time.Sleep(4 * interval)
+	if got := l.announcements(t); len(got) != r.n {
+		t.Errorf("captured %d, Burst reported %d sent before Cancel", len(got), r.n)
+	}
+}
+
+func TestConfigAndInputErrors(t *testing.T) {
+	// No privileges needed: these fail before any socket is opened.
+	for _, cfg := range []Config{{}, {Repeat: -1}, {Repeat: 1, Interval: -time.Second}, {Repeat: 1, Delay: -time.Second}} {
+		if _, err := New("lo", cfg, nil); err == nil {
+			t.Errorf("New with %+v: no error", cfg)
+		}
+	}
+	_, err := New("vgnosuch0", DefaultConfig(), nil)
+	if err == nil || !strings.Contains(err.Error(), "vgnosuch0") {
+		t.Errorf("New on a missing interface: %v, want an error naming it", err)
+	}
+	a := &Announcer{ifname: "eth9"}
+	list, errs := a.clean([]netip.Addr{{}, netip.MustParseAddr("ff02::1"), netip.MustParseAddr("::ffff:192.0.2.1"), vip6, vip6})
+	if len(errs) != 2 || len(list) != 2 || list[0] != netip.MustParseAddr("192.0.2.1") || list[1] != vip6 {
+		t.Errorf("clean = %v, %v; want [192.0.2.1 %s] and 2 errors", list, errs, vip6)
+	}
+	if d := DefaultConfig(); d.Repeat != 5 || d.Interval != 0 || d.Delay != 5*time.Second {
+		t.Errorf("DefaultConfig() = %+v, want keepalived's 5 / 0 / 5s", d)
+	}
+}
