@@ -66,6 +66,7 @@ type rxPacket struct {
 	inst *instance
 	d    vrrp.Decoded
 	rx   vrrp.RxInfo
+	at   time.Time // when the socket returned it, before the hand-off to the loop
 }
 
 // Options are the optional dependencies of a Node.
@@ -246,14 +247,16 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.log.Info("vigil running", "instances", len(n.insts), "sockets", len(n.conns))
 
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	timer, err := newDeadlineTimer()
+	if err != nil {
+		return err
+	}
+	defer timer.Close()
 	for {
-		next := n.nextDeadline()
-		if next.IsZero() {
-			timer.Reset(time.Hour)
-		} else {
-			timer.Reset(time.Until(next))
+		if err := timer.Set(n.nextDeadline()); err != nil {
+			// Cannot happen with a valid fd; never leave instances without
+			// timers silently.
+			n.log.Error("arming the VRRP timer failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -264,7 +267,7 @@ func (n *Node) Run(ctx context.Context) error {
 			wg.Wait()
 			return nil
 		case p := <-n.pkts:
-			acts, err := p.inst.core.Receive(time.Now(), p.d, p.rx)
+			acts, err := p.inst.core.Receive(p.at, p.d, p.rx)
 			if err != nil {
 				n.rxError(p.inst, p.inst.sock, err, p.rx)
 				continue
@@ -337,6 +340,7 @@ func (n *Node) readLoop(s *sock) {
 	buf := make([]byte, 9000)
 	for {
 		msg, rx, err := s.conn.Read(buf)
+		at := time.Now()
 		if err != nil {
 			var rxe *vrrp.RxError
 			if errors.As(err, &rxe) {
@@ -364,7 +368,7 @@ func (n *Node) readLoop(s *sock) {
 		if d.AlternateForm {
 			n.metrics.AlternateForm.WithLabelValues(append(slices.Clone(in.labels), d.Form.String())...).Inc()
 		}
-		n.pkts <- rxPacket{inst: in, d: d, rx: rx}
+		n.pkts <- rxPacket{inst: in, d: d, rx: rx, at: at}
 	}
 }
 

@@ -13,6 +13,6 @@ Every node speaks standards-compliant VRRP (RFC 3768, 5798, 9568) on the wire.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newRunCmd(), newConfigCmd())
+	root.AddCommand(newVersionCmd(), newRunCmd(), newConfigCmd(), newDemoCmd())
 	return root
 }
