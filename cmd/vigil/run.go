@@ -126,7 +126,7 @@ func sdNotify(state string) {
 func formatConfigError(path string, err error) string {
 	var ve *config.ValidationError
 	if errors.As(err, &ve) {
-		return fmt.Sprintf("%s: configuration is invalid:\n%s", path, ve.Error())
+		return ve.Error() // names the file and lists every problem
 	}
 	return fmt.Sprintf("%s: %v", path, err)
 }

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// run executes the CLI in-process and returns stdout and the exit code main
+// would use.
+func run(t *testing.T, args ...string) (string, int, string) {
+	t.Helper()
+	cmd := newRootCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	if err == nil {
+		return out.String(), 0, ""
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return out.String(), ee.code, ee.msg
+	}
+	return out.String(), 1, err.Error()
+}
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "vigil.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigValidateOK(t *testing.T) {
+	out, code, msg := run(t, "config", "validate", "--config", "../../deploy/examples/vigil.yaml")
+	if code != 0 || !strings.Contains(out, "OK (3 VRRP instances)") {
+		t.Fatalf("code %d, out %q, msg %q", code, out, msg)
+	}
+}
+
+// Every problem is printed with its path and value, and the exit status is 1
+// (keepalived -t style).
+func TestConfigValidateAllErrors(t *testing.T) {
+	p := write(t, `
+vrrp:
+  instances:
+    - name: web
+      interface: eth0
+      vrid: 300
+      prority: 150
+      vips: [192.0.2.100/24]
+    - name: db
+      interface: eth0
+      vrid: 52
+      unicast: { peers: [] }
+      vips: [192.0.2.102, 192.0.2.300]
+    - name: db
+      interface: eth0
+      vrid: 52
+      version: 2
+      advert_interval: 100ms
+      vips: [192.0.2.101]
+    - name: v6
+      interface: eth0
+      vrid: 53
+      version: 2
+      vips: [2001:db8::1]
+`)
+	_, code, msg := run(t, "config", "validate", "--config", p)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; %s", code, msg)
+	}
+	for _, want := range []string{
+		"vrrp.instances[0].vrid", "300",
+		"vrrp.instances[0].prority: unknown key",
+		"vrrp.instances[1].unicast.peers",
+		"vrrp.instances[1].vips[1]", "192.0.2.300",
+		"vrrp.instances[2].name", // duplicate name
+		"vrrp.instances[2].advert_interval",
+		"vrrp.instances[2].vrid", // VRID 52 twice on eth0 for IPv4
+		"vrrp.instances[3].version",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	if n := strings.Count(msg, "\n"); n < 6 {
+		t.Errorf("expected one line per problem, got:\n%s", msg)
+	}
+}
+
+func TestConfigValidateMissingFile(t *testing.T) {
+	_, code, msg := run(t, "config", "validate", "--config", "/nonexistent/vigil.yaml")
+	if code != 1 || !strings.Contains(msg, "/nonexistent/vigil.yaml") {
+		t.Fatalf("code %d msg %q", code, msg)
+	}
+}
+
+// run refuses an invalid configuration before touching anything.
+func TestRunRejectsInvalidConfig(t *testing.T) {
+	p := write(t, "vrrp: { instances: [ { name: x, interface: eth0, vrid: 0, vips: [192.0.2.100] } ] }\n")
+	_, code, msg := run(t, "run", "--config", p)
+	if code != 1 || !strings.Contains(msg, "vrrp.instances[0].vrid") {
+		t.Fatalf("code %d msg %q", code, msg)
+	}
+}
+
+func TestVersionJSON(t *testing.T) {
+	out, code, _ := run(t, "version", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"vrrp_versions"`) {
+		t.Fatalf("code %d out %q", code, out)
+	}
+	if _, code, _ := run(t, "version", "-o", "xml"); code != 2 {
+		t.Fatalf("unknown format: exit %d, want 2", code)
+	}
+}
+
+func TestDemoConfigIsValid(t *testing.T) {
+	// The embedded demo config must always pass validation.
+	tmpl := strings.NewReplacer("{{.Name}}", "n1", "{{.Priority}}", "150", "{{.Interval}}", "100ms").Replace(demoConfig)
+	p := write(t, tmpl)
+	if _, code, msg := run(t, "config", "validate", "--config", p); code != 0 {
+		t.Fatalf("demo config invalid: %s", msg)
+	}
+}
