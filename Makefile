@@ -18,6 +18,7 @@ build:
 # Installs what the tests need from Debian's packages on first use.
 deps:
 	@bash test/deps.sh
+	@bash test/vm/deps.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

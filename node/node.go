@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"vigil/node/config"
 	"vigil/telemetry"
 	"vigil/vrrp"
@@ -60,6 +62,8 @@ type instance struct {
 	ann    *announce.Announcer
 	work   *worker
 	labels []string // vrrp_instance, vrid, device, family
+	// Counters on the per-advert path, resolved once.
+	sent, received, zeroSent, zeroReceived prometheus.Counter
 }
 
 type rxPacket struct {
@@ -209,10 +213,10 @@ func (n *Node) initMetrics(in *instance) {
 	m.AdvertInterval.WithLabelValues(l...).Set(c.AdvertInterval.Seconds())
 	m.BecomeMaster.WithLabelValues(l...)
 	m.ReleaseMaster.WithLabelValues(l...)
-	m.AdvertsReceived.WithLabelValues(l...)
-	m.AdvertsSent.WithLabelValues(l...)
-	m.PrioZeroReceived.WithLabelValues(l...)
-	m.PrioZeroSent.WithLabelValues(l...)
+	in.received = m.AdvertsReceived.WithLabelValues(l...)
+	in.sent = m.AdvertsSent.WithLabelValues(l...)
+	in.zeroReceived = m.PrioZeroReceived.WithLabelValues(l...)
+	in.zeroSent = m.PrioZeroSent.WithLabelValues(l...)
 	for _, a := range in.addrs {
 		m.VIPOwned.WithLabelValues(append(slices.Clone(l), a.String())...).Set(0)
 	}
@@ -390,9 +394,9 @@ func (n *Node) rxError(in *instance, s *sock, err error, rx vrrp.RxInfo) {
 }
 
 func (n *Node) countReceived(p rxPacket) {
-	n.metrics.AdvertsReceived.WithLabelValues(p.inst.labels...).Inc()
+	p.inst.received.Inc()
 	if p.d.Advert.Priority == vrrp.ResignPriority {
-		n.metrics.PrioZeroReceived.WithLabelValues(p.inst.labels...).Inc()
+		p.inst.zeroReceived.Inc()
 	}
 }
 
@@ -433,9 +437,9 @@ func (n *Node) send(in *instance, adv vrrp.Advert) {
 			}
 			continue
 		}
-		n.metrics.AdvertsSent.WithLabelValues(in.labels...).Inc()
+		in.sent.Inc()
 		if adv.Priority == vrrp.ResignPriority {
-			n.metrics.PrioZeroSent.WithLabelValues(in.labels...).Inc()
+			in.zeroSent.Inc()
 		}
 	}
 }

@@ -1,0 +1,135 @@
+package vm_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"vigil/test/vm"
+)
+
+// needVM gates the tests that boot qemu: they run as part of the root-only
+// network tier (make netns sets VIGIL_NETNS=1). Once asked for, a missing
+// prerequisite is a failure, not a skip, so CI cannot pass by not testing.
+func needVM(t *testing.T) {
+	t.Helper()
+	if os.Getenv("VIGIL_NETNS") != "1" {
+		t.Skip("boots the test VM; set VIGIL_NETNS=1 (as make netns does)")
+	}
+	if err := vm.Available(); err != nil {
+		t.Fatalf("test VM prerequisites missing; run test/vm/deps.sh as root:\n%v", err)
+	}
+}
+
+// TestIPVSSmoke builds test/ipvssmoke statically, runs it inside the VM
+// and fails with the guest's output if any of its tests failed or skipped.
+func TestIPVSSmoke(t *testing.T) {
+	needVM(t)
+	t.Parallel()
+	ctx := context.Background()
+	t0 := time.Now()
+	bin, err := vm.BuildTest(ctx, "vigil/test/ipvssmoke")
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := time.Since(t0)
+	res, err := vm.Run(ctx, vm.Spec{
+		Files:   map[string]string{"/smoke/ipvssmoke.test": bin},
+		Command: []string{"/smoke/ipvssmoke.test", "-test.v", "-test.count=1", "-test.timeout=60s"},
+		Timeout: 100 * time.Second,
+	})
+	t.Logf("kernel %s; build %v, boot %v (guest uptime %v at start), total %v",
+		res.Kernel, built.Round(time.Millisecond), res.Boot.Round(time.Millisecond),
+		res.GuestUptime, res.Total.Round(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 0 {
+		t.Fatalf("smoke tests failed in the VM (exit %d):\n%s", res.ExitCode, res.Output)
+	}
+	// A test that skipped in the VM tested nothing: VIGIL_IN_VM must have
+	// reached it and every test must have run.
+	for _, name := range []string{"TestIPVSServiceLifecycle", "TestIPVSPerNamespace", "TestNetnsVeth"} {
+		if !strings.Contains(res.Output, "--- PASS: "+name+" ") {
+			t.Errorf("%s did not pass in the VM", name)
+		}
+	}
+	if t.Failed() || testing.Verbose() {
+		t.Logf("guest output:\n%s", res.Output)
+	}
+}
+
+// TestRunProtocol checks what Run promises: files land at their guest
+// paths with their modes, arguments arrive unmangled, the environment is
+// passed, stdout and stderr both come back, and a non-zero exit status is a
+// result, not an error.
+func TestRunProtocol(t *testing.T) {
+	needVM(t)
+	t.Parallel()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.WriteFile(data, []byte("payload\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	script := `cat /in/data; stat -c %a /in/data; echo "arg=[$1]"; echo "env=$GREETING in_vm=$VIGIL_IN_VM"
+echo to-stderr >&2; printf 'no newline at end'; exit 7`
+	res, err := vm.Run(context.Background(), vm.Spec{
+		Files:   map[string]string{"/in/data": data},
+		Command: []string{"sh", "-c", script, "sh", `it's "quoted" $HOME`},
+		Env:     []string{"GREETING=hello world"},
+		Timeout: 60 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "payload\n640\narg=[it's \"quoted\" $HOME]\nenv=hello world in_vm=1\nto-stderr\nno newline at end"
+	if res.Output != want || res.ExitCode != 7 {
+		t.Fatalf("got exit %d, output %q\nwant exit 7, output %q", res.ExitCode, res.Output, want)
+	}
+	if !strings.Contains(res.Console, "vigil-init: modules loaded") {
+		t.Errorf("console lacks init's progress lines:\n%s", res.Console)
+	}
+	t.Logf("boot %v, total %v", res.Boot.Round(time.Millisecond), res.Total.Round(time.Millisecond))
+}
+
+// TestRunTimeout checks that a run past its deadline kills qemu promptly
+// and says so, with the console tail for diagnosis.
+func TestRunTimeout(t *testing.T) {
+	needVM(t)
+	t.Parallel()
+	start := time.Now()
+	_, err := vm.Run(context.Background(), vm.Spec{
+		Command: []string{"sleep", "600"},
+		Timeout: 3 * time.Second,
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want a deadline error, got %v", err)
+	}
+	if !regexp.MustCompile(`timed out after 3s .*last console lines`).MatchString(strings.ReplaceAll(err.Error(), "\n", " ")) {
+		t.Errorf("error lacks the timeout and console tail: %v", err)
+	}
+	t.Logf("error as reported: %v", err)
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("Run returned %v after start with a 3s timeout", d)
+	}
+}
+
+// TestRunInitFailure checks that a failed init step (here a module that
+// does not exist) is reported by name instead of as a timeout.
+func TestRunInitFailure(t *testing.T) {
+	needVM(t)
+	t.Parallel()
+	_, err := vm.Run(context.Background(), vm.Spec{
+		Command: []string{"true"},
+		Modules: []string{"vigil_no_such_module"},
+		Timeout: 60 * time.Second,
+	})
+	if err == nil || !strings.Contains(err.Error(), `guest init failed at step "modprobe vigil_no_such_module"`) {
+		t.Fatalf("want an init failure naming the module, got %v", err)
+	}
+}
