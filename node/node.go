@@ -39,6 +39,7 @@ type Node struct {
 	insts []*instance
 
 	pkts     chan rxPacket
+	done     chan struct{} // closed when the loop stops reading pkts
 	limiter  *logLimiter
 	stopOnce sync.Once
 }
@@ -91,7 +92,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if reg == nil {
 		reg = telemetry.NewRegistry()
 	}
-	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, pkts: make(chan rxPacket, 1024), limiter: newLogLimiter(10 * time.Second)}
+	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, pkts: make(chan rxPacket, 1024), done: make(chan struct{}), limiter: newLogLimiter(10 * time.Second)}
 	vm, err := vip.New()
 	if err != nil {
 		return nil, err
@@ -265,6 +266,7 @@ func (n *Node) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			n.shutdown()
+			close(n.done)
 			for _, s := range n.conns {
 				s.conn.Close()
 			}
@@ -372,7 +374,11 @@ func (n *Node) readLoop(s *sock) {
 		if d.AlternateForm {
 			n.metrics.AlternateForm.WithLabelValues(append(slices.Clone(in.labels), d.Form.String())...).Inc()
 		}
-		n.pkts <- rxPacket{inst: in, d: d, rx: rx, at: at}
+		select {
+		case n.pkts <- rxPacket{inst: in, d: d, rx: rx, at: at}:
+		case <-n.done:
+			return
+		}
 	}
 }
 

@@ -1,0 +1,49 @@
+package node
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+// The worker runs items in order and finishes what is queued before close
+// returns through done: a shutdown's address removal is never skipped.
+func TestWorkerOrderAndDrain(t *testing.T) {
+	w := newWorker()
+	go w.run()
+	var mu sync.Mutex
+	var got []int
+	for i := range 1000 {
+		w.push(func() {
+			if i%100 == 0 {
+				time.Sleep(time.Millisecond) // a slow netlink call
+			}
+			mu.Lock()
+			got = append(got, i)
+			mu.Unlock()
+		})
+	}
+	w.close()
+	select {
+	case <-w.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("worker did not drain")
+	}
+	if len(got) != 1000 {
+		t.Fatalf("%d items ran", len(got))
+	}
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("item %d ran at position %d", v, i)
+		}
+	}
+	w.push(func() { t.Error("item ran after close") })
+	time.Sleep(10 * time.Millisecond)
+}
+
+func TestLogLimiter(t *testing.T) {
+	l := newLogLimiter(time.Hour)
+	if !l.allow("a") || l.allow("a") || !l.allow("b") {
+		t.Fatal("limiter must allow the first line per key and drop repeats within the period")
+	}
+}
