@@ -23,6 +23,7 @@ import (
 	"vigil/node/config"
 	"vigil/telemetry"
 	"vigil/vrrp"
+	"vigil/vrrp/accept"
 	"vigil/vrrp/announce"
 	"vigil/vrrp/vip"
 	"vigil/vrrp/vrrpnet"
@@ -34,9 +35,10 @@ type Node struct {
 	log     *slog.Logger
 	metrics *telemetry.VRRP
 
-	vips  *vip.Manager
-	conns []*sock
-	insts []*instance
+	vips   *vip.Manager
+	accept *accept.Filter // nil unless an instance runs with accept: false
+	conns  []*sock
+	insts  []*instance
 
 	pkts     chan rxPacket
 	done     chan struct{} // closed when the loop stops reading pkts
@@ -177,7 +179,37 @@ func (n *Node) build() error {
 		n.insts = append(n.insts, in)
 		n.initMetrics(in)
 	}
-	return n.reconcileStale()
+	if err := n.reconcileStale(); err != nil {
+		return err
+	}
+	return n.blockNonAccepting()
+}
+
+// blockNonAccepting enforces Accept_Mode False (RFC 5798 §6.4.3: a non-owner
+// master must not accept packets to the VIPs) with nftables drop rules that
+// stay for the whole run: they only match while the VIPs are local, so there
+// is no window at a transition where a non-accepting master accepts. ARP and
+// IPv6 neighbour discovery for the VIPs still work. Configurations that
+// accept (the default) never touch nftables.
+func (n *Node) blockNonAccepting() error {
+	for _, in := range n.insts {
+		c := in.core.Config()
+		if c.Owner() || c.Accept {
+			continue
+		}
+		if n.accept == nil {
+			f, err := accept.New()
+			if err != nil {
+				return fmt.Errorf("instance %q has accept: false, which needs nftables: %w", in.cfg.Name, err)
+			}
+			n.accept = f
+		}
+		if err := n.accept.Block(in.cfg.Name, in.addrs); err != nil {
+			return fmt.Errorf("instance %q: %w", in.cfg.Name, err)
+		}
+		n.log.Info("Accept_Mode off: packets to the virtual addresses are dropped", "vrrp_instance", in.cfg.Name, "vips", fmt.Sprint(in.addrs))
+	}
+	return nil
 }
 
 // reconcileStale removes VIPs of non-owner instances that are already on the
@@ -336,6 +368,11 @@ func (n *Node) close() {
 		}
 		if n.vips != nil {
 			n.vips.Close()
+		}
+		if n.accept != nil {
+			if err := n.accept.Close(); err != nil {
+				n.log.Error("removing the nftables table", "err", err)
+			}
 		}
 	})
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -98,15 +96,7 @@ func TestMetricsAndBadPackets(t *testing.T) {
 	c := newCluster(t, 3)
 	for i, prio := range []int{150, 100} {
 		name := fmt.Sprintf("n%d", i+1)
-		path := filepath.Join(c.lab.Dir(), name+"-metrics.yaml")
-		if err := os.WriteFile(path, []byte(metricsConfig(name, prio)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		p, err := c.node(name).Start(c.bin, "run", "--config", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.procs[name] = p
+		startYAML(t, c, name, metricsConfig(name, prio))
 	}
 	c.nodes = c.nodes[:2] // n3 only injects packets
 	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 3*iv)
