@@ -158,3 +158,38 @@ func TestMetricsAndBadPackets(t *testing.T) {
 		}
 	}
 }
+
+// RFC 5798 §5.2.8 was read two ways for v3 over IPv4. A node sending the
+// RFC 9568 message-only form and one sending the pseudo-header form still
+// form one virtual router: each accepts the other's form and counts it.
+func TestMixedChecksumForms(t *testing.T) {
+	c := newCluster(t, 2)
+	cfg := func(name string, prio int, form string) string {
+		return fmt.Sprintf(`node: { name: %s }
+telemetry: { listen: "127.0.0.1:9730" }
+vrrp:
+  instances:
+    - { name: web, interface: eth0, vrid: 51, priority: %d, checksum: %s, advert_interval: 100ms, vips: [192.0.2.100/24] }
+`, name, prio, form)
+	}
+	startYAML(t, c, "n1", cfg("n1", 150, "message_only"))
+	startYAML(t, c, "n2", cfg("n2", 100, "pseudo_header"))
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 5*iv)
+	body, err := c.node("n2").HTTPGet(context.Background(), "http://127.0.0.1:9730/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := metric(t, string(body), "vigil_vrrp_alternate_checksum_received_total", `form="message_only"`); v < 3 {
+		t.Fatalf("n2 counted %v message-only adverts", v)
+	}
+	// And the wire shows the message-only checksum on n1's adverts.
+	for _, f := range c.adverts() {
+		if f.Src != netip.MustParseAddr("192.0.2.11") {
+			continue
+		}
+		d, err := vrrp.Decode(f.Payload, vrrp.RxInfo{Src: f.Src, Dst: f.Dst, TTL: f.TTL}, vrrp.ChecksumMessageOnly)
+		if err != nil || d.AlternateForm {
+			t.Fatalf("n1 advert is not in message-only form: %v %+v", err, d)
+		}
+	}
+}
