@@ -2,10 +2,11 @@
 // tests, keepalived interop tests, benchmarks and the `vigil demo` command.
 //
 // A Lab is one Ethernet segment: a bridge "br0" in its own "switch" namespace ("<prefix>sw"), and N
-// nodes, each a namespace ("<prefix><name>") whose "eth0" is a veth whose other end ("<name>") is a
-// port of the bridge. Nothing is created in the root namespace. The bridge runs without STP, with
-// forward delay 0 and multicast snooping off, so VRRP multicast floods to every node; IPv6 is off in
-// the switch namespace so the switch itself adds no traffic to the segment.
+// nodes, each a namespace ("<prefix><name>") whose "eth0" (or the name NodeConfig.Dev gives) is a
+// veth whose other end ("<name>") is a port of the bridge. Nothing is created in the root
+// namespace. The bridge runs without STP, with forward delay 0 and multicast snooping off, so VRRP
+// multicast floods to every node; IPv6 is off in the switch namespace so the switch itself adds no
+// traffic to the segment.
 //
 // Typical use in a root-only test:
 //

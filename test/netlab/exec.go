@@ -71,30 +71,50 @@ func tcpdumpPath() (string, error) {
 
 // runCmd runs name with args, returning the combined output and, on failure, a *CmdError.
 func runCmd(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+	return execCmd(ctx, stdin, false, name, args...)
+}
+
+// execCmd runs name with args and returns its combined output, or its standard output alone when
+// stdoutOnly is set; on failure, a *CmdError with both.
+func execCmd(ctx context.Context, stdin []byte, stdoutOnly bool, name string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.WaitDelay = 2 * time.Second
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
-	out, err := cmd.CombinedOutput()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stdout
+	if stdoutOnly {
+		cmd.Stderr = &stderr
+	}
+	err := cmd.Run()
+	out := stdout.Bytes()
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			err = fmt.Errorf("%w (%w)", err, ctxErr)
 		}
-		return out, &CmdError{Args: append([]string{name}, args...), Output: out, Err: err}
+		return out, &CmdError{Args: append([]string{name}, args...), Output: append(bytes.Clone(out), stderr.Bytes()...), Err: err}
 	}
 	return out, nil
 }
 
 // ip runs `ip args...` with the default timeout.
-func ip(args ...string) ([]byte, error) {
+func ip(args ...string) ([]byte, error) { return ipRun(false, args...) }
+
+// ipJSON runs `ip -j args...` with the default timeout and returns its standard output only: ip
+// prints warnings to stderr beside its JSON, such as "Peer netns reference is invalid" while
+// some namespace is being deleted.
+func ipJSON(args ...string) ([]byte, error) { return ipRun(true, append([]string{"-j"}, args...)...) }
+
+func ipRun(stdoutOnly bool, args ...string) ([]byte, error) {
 	bin, err := IPPath()
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
-	return runCmd(ctx, nil, bin, args...)
+	return execCmd(ctx, nil, stdoutOnly, bin, args...)
 }
 
 // nsExec runs `ip netns exec ns name args...` with the default timeout.

@@ -22,7 +22,7 @@ import (
 const (
 	// Bridge is the name of the bridge in the switch namespace.
 	Bridge = "br0"
-	// Dev is the name of every node's interface on the segment.
+	// Dev is the default name of a node's interface on the segment (see NodeConfig.Dev).
 	Dev = "eth0"
 	// DefaultStopTimeout is how long Close waits for processes after SIGTERM before SIGKILL.
 	DefaultStopTimeout = 3 * time.Second
@@ -74,11 +74,16 @@ type Lab struct {
 type NodeConfig struct {
 	// Name is the node's short name: a lowercase letter then up to 14 lowercase letters or digits.
 	Name string
-	// Addrs are assigned to eth0 (IPv6 ones with nodad, usable at once).
+	// Addrs are assigned to the node's interface (IPv6 ones with nodad, usable at once).
 	Addrs []netip.Prefix
-	// MAC, when set, is eth0's hardware address (use a locally administered unicast address such
-	// as 02:00:00:00:00:01); otherwise the kernel picks a random one.
+	// MAC, when set, is the interface's hardware address (use a locally administered unicast
+	// address such as 02:00:00:00:00:01); otherwise the kernel picks a random one.
 	MAC net.HardwareAddr
+	// Dev, when set, names the node's interface instead of Dev ("eth0"): a lowercase letter then
+	// up to 14 lowercase letters or digits, not lo. In-process tests want a name the root
+	// namespace lacks when the code under test resolves names from threads outside the node's
+	// namespace (Go's IPv6 zone cache, for one, is shared by every namespace).
+	Dev string
 }
 
 // New creates the switch namespace "<prefix>sw" with bridge "br0" (up, no STP, forward delay 0,
@@ -160,7 +165,7 @@ func (l *Lab) AddNode(name string, addrs ...netip.Prefix) (*Node, error) {
 	return l.AddNodeConfig(NodeConfig{Name: name, Addrs: addrs})
 }
 
-// AddNodeConfig is AddNode with more options (a fixed MAC address).
+// AddNodeConfig is AddNode with more options (a fixed MAC address, another interface name).
 func (l *Lab) AddNodeConfig(cfg NodeConfig) (*Node, error) {
 	name := cfg.Name
 	if !nameRE.MatchString(name) || name == "sw" || name == Bridge || name == "lo" {
@@ -174,7 +179,14 @@ func (l *Lab) AddNodeConfig(cfg NodeConfig) (*Node, error) {
 	if cfg.MAC != nil && (len(cfg.MAC) != 6 || cfg.MAC[0]&1 != 0) {
 		return nil, fmt.Errorf("netlab: node %s: MAC %v is not a 6-byte unicast address", name, cfg.MAC)
 	}
-	n := &Node{Name: name, NS: l.Prefix + name, Port: name, lab: l}
+	dev := cfg.Dev
+	if dev == "" {
+		dev = Dev
+	}
+	if !nameRE.MatchString(dev) || dev == "lo" {
+		return nil, fmt.Errorf("netlab: node %s: invalid interface name %q: want a lowercase letter then up to 14 lowercase letters or digits, not lo", name, dev)
+	}
+	n := &Node{Name: name, NS: l.Prefix + name, Port: name, Dev: dev, lab: l}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -228,9 +240,9 @@ func (l *Lab) setupNode(n *Node, cfg NodeConfig) error {
 	fail := func(what string, err error) error {
 		return fmt.Errorf("netlab: node %s (namespace %s): %s: %w", n.Name, n.NS, what, err)
 	}
-	// The switch side first, so eth0 has its carrier as soon as it is up.
+	// The switch side first, so the node's interface has its carrier as soon as it is up.
 	if err := ipBatch(l.SwitchNS, [][]string{
-		{"link", "add", "name", n.Port, "type", "veth", "peer", "name", Dev, "netns", n.NS},
+		{"link", "add", "name", n.Port, "type", "veth", "peer", "name", n.Dev, "netns", n.NS},
 		{"link", "set", "dev", n.Port, "master", Bridge},
 		{"link", "set", "dev", n.Port, "up"},
 	}); err != nil {
@@ -238,27 +250,27 @@ func (l *Lab) setupNode(n *Node, cfg NodeConfig) error {
 	}
 	var cmds [][]string
 	if cfg.MAC != nil {
-		cmds = append(cmds, []string{"link", "set", "dev", Dev, "address", cfg.MAC.String()})
+		cmds = append(cmds, []string{"link", "set", "dev", n.Dev, "address", cfg.MAC.String()})
 	}
-	cmds = append(cmds, []string{"link", "set", "dev", "lo", "up"}, []string{"link", "set", "dev", Dev, "up"})
+	cmds = append(cmds, []string{"link", "set", "dev", "lo", "up"}, []string{"link", "set", "dev", n.Dev, "up"})
 	for _, p := range cfg.Addrs {
-		c := []string{"addr", "add", p.String(), "dev", Dev}
+		c := []string{"addr", "add", p.String(), "dev", n.Dev}
 		if p.Addr().Is6() {
 			c = append(c, "nodad")
 		}
 		cmds = append(cmds, c)
 	}
-	// DAD off before eth0 comes up, so its link-local address is usable at once; "all" and
+	// DAD off before the interface comes up, so its link-local address is usable at once; "all" and
 	// "default" too, for interfaces tests add later (macvlan for a virtual MAC, for instance).
 	if err := nsSetup(n.NS, []string{
 		"net.ipv6.conf.all.accept_dad", "0",
 		"net.ipv6.conf.default.accept_dad", "0",
-		"net.ipv6.conf." + Dev + ".accept_dad", "0",
+		"net.ipv6.conf." + n.Dev + ".accept_dad", "0",
 	}, cmds); err != nil {
-		return fail("set up lo and eth0", err)
+		return fail("set up lo and "+n.Dev, err)
 	}
 	if err := poll(5*time.Second, 10*time.Millisecond, func() (bool, error) {
-		_, err := n.LinkLocal(Dev)
+		_, err := n.LinkLocal(n.Dev)
 		return err == nil, err
 	}); err != nil {
 		return fail("wait for IPv6 link-local address", err)
@@ -454,7 +466,7 @@ func deleteNamespace(ns string) error {
 
 // Namespaces lists the named network namespaces whose name starts with prefix.
 func Namespaces(prefix string) ([]string, error) {
-	out, err := ip("-j", "netns", "list")
+	out, err := ipJSON("netns", "list")
 	if err != nil {
 		return nil, fmt.Errorf("netlab: list namespaces: %w", err)
 	}

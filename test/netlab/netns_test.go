@@ -227,6 +227,36 @@ func TestLabNodesAndPing(t *testing.T) {
 	}
 }
 
+func TestNodeDev(t *testing.T) {
+	lab := NewForTest(t, testPrefix)
+	a, err := lab.AddNodeConfig(NodeConfig{Name: "a", Addrs: []netip.Prefix{addrA4, addrA6}, MAC: macA, Dev: "lan0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := lab.AddNode("b", addrB4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Dev != "lan0" || b.Dev != Dev {
+		t.Errorf("Dev of a, b = %q, %q; want lan0, %s", a.Dev, b.Dev, Dev)
+	}
+	if mac, err := a.MAC("lan0"); err != nil || !bytes.Equal(mac, macA) {
+		t.Errorf("a lan0 MAC %v, err %v; want %v", mac, err, macA)
+	}
+	if ll, err := a.LinkLocal("lan0"); err != nil || ll != netip.MustParseAddr("fe80::ff:fe00:a") {
+		t.Errorf("a lan0 link-local %v, err %v; want fe80::ff:fe00:a", ll, err)
+	}
+	if has, err := a.HasAddr("lan0", addrA6.Addr()); err != nil || !has {
+		t.Errorf("a HasAddr(lan0, %v) = %v, %v", addrA6.Addr(), has, err)
+	}
+	if _, err := a.MAC(Dev); err == nil {
+		t.Errorf("node a has an %s besides lan0", Dev)
+	}
+	if err := ping(b, addrA4.Addr().String(), "2"); err != nil {
+		t.Errorf("ping b -> a (lan0): %v", err)
+	}
+}
+
 func TestLinkDownUp(t *testing.T) {
 	_, a, b := twoNodes(t)
 	if err := ping(a, addrB4.Addr().String(), "2"); err != nil {

@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// Node is one host of a lab: a network namespace with eth0 on the lab's segment.
+// Node is one host of a lab: a network namespace with an interface (eth0 unless NodeConfig.Dev
+// says otherwise) on the lab's segment.
 type Node struct {
 	// Name is the node's short name in the lab.
 	Name string
@@ -18,6 +19,8 @@ type Node struct {
 	NS string
 	// Port is the bridge-side end of the node's veth, in the switch namespace.
 	Port string
+	// Dev is the node's interface on the segment (Dev, "eth0", unless NodeConfig.Dev was set).
+	Dev string
 
 	lab *Lab
 }
@@ -48,7 +51,8 @@ func (n *Node) IP(args ...string) ([]byte, error) {
 	return out, nil
 }
 
-// LinkDown cuts the node's link: the bridge-side port goes down, so eth0 loses its carrier.
+// LinkDown cuts the node's link: the bridge-side port goes down, so the node's interface loses its
+// carrier.
 func (n *Node) LinkDown() error { return n.setPort("down") }
 
 // LinkUp restores the link cut by LinkDown.
@@ -89,7 +93,7 @@ func (n *Node) link(dev string, withAddrs bool) (*ipLink, error) {
 	if withAddrs {
 		obj = "addr"
 	}
-	out, err := ip("-j", "-n", n.NS, obj, "show", "dev", dev)
+	out, err := ipJSON("-n", n.NS, obj, "show", "dev", dev)
 	if err != nil {
 		return nil, fmt.Errorf("netlab: node %s: %w", n.Name, err)
 	}

@@ -2,6 +2,7 @@ package netlab
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -335,6 +336,11 @@ func TestValidation(t *testing.T) {
 	if _, err := l.AddNodeConfig(NodeConfig{Name: "n", MAC: net.HardwareAddr{1, 0, 0, 0, 0, 1}}); err == nil {
 		t.Error("AddNode with a multicast MAC: no error")
 	}
+	for _, dev := range []string{"lo", "Eth0", "0eth", "eth-0", "eth0.1", "abcdefghijklmnop"} {
+		if _, err := l.AddNodeConfig(NodeConfig{Name: "n", Dev: dev}); err == nil || !strings.Contains(err.Error(), "interface name") {
+			t.Errorf("AddNodeConfig with Dev %q: err %v, want an interface-name error", dev, err)
+		}
+	}
 	for _, a := range []string{"192.0.2.1/24", "198.51.100.7/24", "203.0.113.9/32", "2001:db8::1/64", "fe80::1/64"} {
 		if err := checkPrefix(netip.MustParsePrefix(a)); err != nil {
 			t.Errorf("checkPrefix(%s): %v", a, err)
@@ -342,6 +348,22 @@ func TestValidation(t *testing.T) {
 	}
 	if len(l.Nodes()) != 0 {
 		t.Errorf("nodes after failed AddNode: %v", l.Nodes())
+	}
+}
+
+func TestExecCmdStdoutOnly(t *testing.T) {
+	script := "echo out; echo err >&2"
+	if out, err := execCmd(context.Background(), nil, true, "sh", "-c", script); err != nil || string(out) != "out\n" {
+		t.Errorf("stdout only: %q, %v; want \"out\\n\"", out, err)
+	}
+	if out, err := runCmd(context.Background(), nil, "sh", "-c", script); err != nil || string(out) != "out\nerr\n" {
+		t.Errorf("combined: %q, %v; want \"out\\nerr\\n\"", out, err)
+	}
+	// A failure reports stderr too.
+	_, err := execCmd(context.Background(), nil, true, "sh", "-c", script+"; exit 3")
+	var ce *CmdError
+	if !errors.As(err, &ce) || string(ce.Output) != "out\nerr\n" || !strings.Contains(err.Error(), "exit status 3") {
+		t.Errorf("failure: %v, want a *CmdError with both outputs and the status", err)
 	}
 }
 

@@ -1,13 +1,11 @@
 package accept
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,42 +16,9 @@ import (
 	"github.com/google/nftables"
 	"github.com/mdlayher/ndp"
 	"github.com/vishvananda/netns"
+
+	"vigil/test/netlab"
 )
-
-func requireNetns(t *testing.T) {
-	t.Helper()
-	if os.Getenv("VIGIL_NETNS") != "1" {
-		t.Skip("set VIGIL_NETNS=1 (root) to run")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("VIGIL_NETNS=1 needs root (network namespaces, nftables)")
-	}
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// inNS runs fn on a fresh OS thread switched into ns. The thread is never
-// unlocked, so it ends with the goroutine and the namespace switch cannot
-// leak into other goroutines.
-func inNS(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := netns.Set(ns); err != nil {
-			errc <- fmt.Errorf("entering namespace: %w", err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
 
 var (
 	ownAddr4 = netip.MustParseAddr("192.0.2.1")
@@ -66,76 +31,63 @@ var (
 	vip6b    = netip.MustParseAddr("2001:db8::101")
 )
 
+// Interface names absent from the root namespace: ndp resolves its zone by
+// name, and Go's zone cache is shared by every namespace of the process.
 const (
 	nodeDev = "vgacc0"
 	peerDev = "vgacc1"
 )
 
+// labSeq gives each (parallel) test a netlab prefix of its own: vgacca,
+// vgaccb, ...
 var labSeq atomic.Int32
 
-// lab is two namespaces joined by a veth pair: "node" holds its own
-// addresses and the VIPs (as a VRRP master does) and runs a TCP listener on
-// every address; "peer" probes it.
+// lab is two netlab nodes on one segment: "node" holds its own addresses and
+// the VIPs (as a VRRP master does) and runs a TCP listener on every address;
+// "peer" probes it.
 type lab struct {
-	node, peer     string
-	nodeNS, peerNS netns.NsHandle
-	nodeMAC        net.HardwareAddr
-	port           int
+	node, peer *netlab.Node
+	nodeNS     netns.NsHandle
+	nodeMAC    net.HardwareAddr
+	port       int
+}
+
+func prefixes(ss ...string) []netip.Prefix {
+	var ps []netip.Prefix
+	for _, s := range ss {
+		ps = append(ps, netip.MustParsePrefix(s))
+	}
+	return ps
 }
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	requireNetns(t)
-	n := labSeq.Add(1)
-	l := &lab{
-		node: fmt.Sprintf("vgacc%d-%dn", os.Getpid(), n),
-		peer: fmt.Sprintf("vgacc%d-%dp", os.Getpid(), n),
+	nl := netlab.NewForTest(t, fmt.Sprintf("vgacc%c", 'a'+(labSeq.Add(1)-1)%26))
+	node, err := nl.AddNodeConfig(netlab.NodeConfig{Name: "node", Dev: nodeDev, Addrs: prefixes(
+		"192.0.2.1/24", "192.0.2.100/24", "192.0.2.101/24", "2001:db8::1/64", "2001:db8::100/64", "2001:db8::101/64")})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, ns := range []string{l.node, l.peer} {
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-				t.Errorf("ip netns del %s: %v: %s", ns, err, out)
-			}
-		})
-		// No DAD: addresses are usable at once.
-		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	peer, err := nl.AddNodeConfig(netlab.NodeConfig{Name: "peer", Dev: peerDev, Addrs: prefixes("192.0.2.2/24", "2001:db8::2/64")})
+	if err != nil {
+		t.Fatal(err)
 	}
-	run(t, "ip", "-n", l.node, "link", "add", nodeDev, "type", "veth", "peer", "name", peerDev, "netns", l.peer)
-	for _, a := range []string{"192.0.2.1/24", "192.0.2.100/24", "192.0.2.101/24"} {
-		run(t, "ip", "-n", l.node, "addr", "add", a, "dev", nodeDev)
-	}
-	for _, a := range []string{"2001:db8::1/64", "2001:db8::100/64", "2001:db8::101/64"} {
-		run(t, "ip", "-n", l.node, "addr", "add", a, "dev", nodeDev, "nodad")
-	}
-	run(t, "ip", "-n", l.peer, "addr", "add", "192.0.2.2/24", "dev", peerDev)
-	run(t, "ip", "-n", l.peer, "addr", "add", "2001:db8::2/64", "dev", peerDev, "nodad")
-	run(t, "ip", "-n", l.node, "link", "set", nodeDev, "up")
-	run(t, "ip", "-n", l.peer, "link", "set", peerDev, "up")
-
-	var err error
-	if l.nodeNS, err = netns.GetFromName(l.node); err != nil {
-		t.Fatalf("open namespace %s: %v", l.node, err)
+	l := &lab{node: node, peer: peer}
+	if l.nodeNS, err = netns.GetFromName(node.NS); err != nil {
+		t.Fatalf("open namespace %s: %v", node.NS, err)
 	}
 	t.Cleanup(func() { l.nodeNS.Close() })
-	if l.peerNS, err = netns.GetFromName(l.peer); err != nil {
-		t.Fatalf("open namespace %s: %v", l.peer, err)
+	if l.nodeMAC, err = node.MAC(nodeDev); err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.peerNS.Close() })
 
 	var ln net.Listener
-	err = inNS(l.nodeNS, func() error {
-		ifi, err := net.InterfaceByName(nodeDev)
-		if err != nil {
-			return err
-		}
-		l.nodeMAC = ifi.HardwareAddr
+	err = node.Do(func() (err error) {
 		ln, err = net.Listen("tcp", "[::]:0") // dual-stack: every address of the node
 		return err
 	})
 	if err != nil {
-		t.Fatalf("listening in %s: %v", l.node, err)
+		t.Fatalf("listening in %s: %v", node.NS, err)
 	}
 	t.Cleanup(func() { ln.Close() })
 	l.port = ln.Addr().(*net.TCPAddr).Port
@@ -151,6 +103,16 @@ func newLab(t *testing.T) *lab {
 	// Everything is reachable before any block.
 	l.wantReachable(t, ownAddr4, ownAddr6, vip4a, vip4b, vip6a, vip6b)
 	return l
+}
+
+// peerIP runs `ip -n <peer namespace> args...` and returns its output.
+func (l *lab) peerIP(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := l.peer.IP(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }
 
 // filter opens a Filter in the node namespace; Cleanup closes it.
@@ -232,7 +194,7 @@ func (l *lab) hasTable(t *testing.T) bool {
 func (l *lab) tcp(t *testing.T, addr netip.Addr) bool {
 	t.Helper()
 	var ok bool
-	err := inNS(l.peerNS, func() error {
+	err := l.peer.Do(func() error {
 		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(addr, uint16(l.port)).String(), 500*time.Millisecond)
 		if err != nil {
 			var ne net.Error
@@ -252,7 +214,10 @@ func (l *lab) tcp(t *testing.T, addr netip.Addr) bool {
 
 // ping reports whether one ICMP echo from the peer to addr is answered.
 func (l *lab) ping(addr netip.Addr) bool {
-	return exec.Command("ip", "netns", "exec", l.peer, "ping", "-n", "-q", "-c", "1", "-W", "1", addr.String()).Run() == nil
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := l.peer.Run(ctx, "ping", "-n", "-q", "-c", "1", "-W", "1", addr.String())
+	return err == nil
 }
 
 func (l *lab) wantReachable(t *testing.T, addrs ...netip.Addr) {
@@ -281,9 +246,9 @@ func (l *lab) neighbour(t *testing.T, addr netip.Addr) string {
 	if addr.Is6() {
 		fam = "-6"
 	}
-	run(t, "ip", fam, "-n", l.peer, "neigh", "flush", "dev", peerDev)
+	l.peerIP(t, fam, "neigh", "flush", "dev", peerDev)
 	l.tcp(t, addr)
-	return strings.TrimSpace(run(t, "ip", fam, "-n", l.peer, "neigh", "show", addr.String(), "dev", peerDev))
+	return strings.TrimSpace(l.peerIP(t, fam, "neigh", "show", addr.String(), "dev", peerDev))
 }
 
 // solicit sends a unicast Neighbor Solicitation for target from the peer to
@@ -293,10 +258,10 @@ func (l *lab) solicit(t *testing.T, target netip.Addr) bool {
 	t.Helper()
 	// A permanent entry, so the peer's kernel sends the NS without first
 	// resolving target itself, and any NA for target answers ours.
-	run(t, "ip", "-6", "-n", l.peer, "neigh", "replace", target.String(), "lladdr", l.nodeMAC.String(), "dev", peerDev, "nud", "permanent")
-	defer run(t, "ip", "-6", "-n", l.peer, "neigh", "del", target.String(), "dev", peerDev)
+	l.peerIP(t, "-6", "neigh", "replace", target.String(), "lladdr", l.nodeMAC.String(), "dev", peerDev, "nud", "permanent")
+	defer l.peerIP(t, "-6", "neigh", "del", target.String(), "dev", peerDev)
 	var answered bool
-	err := inNS(l.peerNS, func() error {
+	err := l.peer.Do(func() error {
 		ifi, err := net.InterfaceByName(peerDev)
 		if err != nil {
 			return err

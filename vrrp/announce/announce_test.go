@@ -2,33 +2,27 @@ package announce
 
 import (
 	"bytes"
+	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
-	"github.com/mdlayher/packet"
-	"github.com/vishvananda/netns"
 	"golang.org/x/net/ipv6"
+
+	"vigil/test/netlab"
 )
 
-// The root-only tests build two namespaces joined by a veth pair: the
-// Announcer sends on vgan0 (namespace "tx") and an AF_PACKET socket captures
-// on vgan1 (namespace "rx").
-const (
-	txDev = "vgan0"
-	rxDev = "vgan1"
-)
+// The root-only tests (VIGIL_NETNS=1) run the Announcer on interface vgan0 of
+// a netlab node "tx" and capture what it sends on the lab's bridge. The name
+// must not exist in the root namespace: the NA socket resolves its zone by
+// name from whichever thread writes, and Go's zone cache is per process.
+const txDev = "vgan0"
 
 var txMAC = net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x00, 0xa0}
 
@@ -38,153 +32,32 @@ var (
 	vip6  = netip.MustParseAddr("2001:db8::100")
 )
 
-func requireNetns(t *testing.T) {
-	t.Helper()
-	if os.Getenv("VIGIL_NETNS") != "1" {
-		t.Skip("set VIGIL_NETNS=1 (root) to run")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("VIGIL_NETNS=1 needs root (network namespaces)")
-	}
-}
-
-func run(t *testing.T, name string, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-	}
-}
-
-// newNS creates a named namespace that Cleanup deletes.
-func newNS(t *testing.T, role string) (string, netns.NsHandle) {
-	t.Helper()
-	name := fmt.Sprintf("vgann%d-%s-%s", os.Getpid(), role, strings.ToLower(t.Name()))
-	if len(name) > 48 {
-		name = name[:48]
-	}
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	h, err := netns.GetFromName(name)
-	if err != nil {
-		t.Fatalf("open namespace %s: %v", name, err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return name, h
-}
-
-// inNS runs fn on a thread switched into ns. The thread is never switched
-// back: the goroutine exits still locked, so Go discards the thread. Sockets
-// opened by fn stay in ns.
-func inNS(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := netns.Set(ns); err != nil {
-			errc <- fmt.Errorf("enter namespace: %w", err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
-type frame struct {
-	at  time.Time
-	raw []byte
-}
-
-// capture collects every frame arriving on rxDev from txMAC.
-type capture struct {
-	mu     sync.Mutex
-	frames []frame
-}
-
-func (c *capture) snapshot() []frame {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]frame(nil), c.frames...)
-}
-
 type link struct {
-	tx     netns.NsHandle
-	txName string
-	cap    *capture
+	tx  *netlab.Node
+	cap *netlab.Capture // every frame from txMAC
 }
 
-// setup builds the two namespaces and the veth pair, waits for vgan0's
-// link-local address, and starts the capture.
+// setup builds a lab with node tx (txDev has MAC txMAC and, once
+// AddNodeConfig returns, a usable link-local address) and starts the capture.
 func setup(t *testing.T) link {
 	t.Helper()
-	requireNetns(t)
-	txName, tx := newNS(t, "tx")
-	rxName, rx := newNS(t, "rx")
-	// No DAD, so the link-local source of the NAs is usable at once.
-	for _, ns := range []string{txName, rxName} {
-		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
-	}
-	run(t, "ip", "-n", txName, "link", "add", txDev, "address", txMAC.String(), "type", "veth", "peer", "name", rxDev, "netns", rxName)
-	run(t, "ip", "-n", txName, "link", "set", txDev, "up")
-	run(t, "ip", "-n", rxName, "link", "set", rxDev, "up")
-
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		out, err := exec.Command("ip", "-n", txName, "-6", "addr", "show", "dev", txDev, "scope", "link").CombinedOutput()
-		if err == nil && strings.Contains(string(out), "fe80::") && !strings.Contains(string(out), "tentative") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no usable link-local address on %s: %s", txDev, out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-
-	var conn *packet.Conn
-	err := inNS(rx, func() error {
-		ifi, err := net.InterfaceByName(rxDev)
-		if err != nil {
-			return err
-		}
-		const ethPAll = 0x0003
-		conn, err = packet.Listen(ifi, packet.Raw, ethPAll, nil)
-		return err
-	})
+	lab := netlab.NewForTest(t, "vgann")
+	tx, err := lab.AddNodeConfig(netlab.NodeConfig{Name: "tx", MAC: txMAC, Dev: txDev})
 	if err != nil {
-		t.Fatalf("open capture on %s: %v", rxDev, err)
+		t.Fatal(err)
 	}
-	c := &capture{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				return // closed by Cleanup
-			}
-			if n < 14 || !bytes.Equal(buf[6:12], txMAC) {
-				continue
-			}
-			c.mu.Lock()
-			c.frames = append(c.frames, frame{at: time.Now(), raw: bytes.Clone(buf[:n])})
-			c.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		conn.Close()
-		<-done
-	})
-	return link{tx: tx, txName: txName, cap: c}
+	c, err := lab.StartCapture("ether src " + txMAC.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return link{tx: tx, cap: c}
 }
 
 // newAnnouncer creates the Announcer inside the tx namespace.
 func (l link) newAnnouncer(t *testing.T, cfg Config) *Announcer {
 	t.Helper()
 	var a *Announcer
-	if err := inNS(l.tx, func() (err error) {
+	if err := l.tx.Do(func() (err error) {
 		a, err = New(txDev, cfg, nil)
 		return err
 	}); err != nil {
@@ -207,11 +80,11 @@ type announcement struct {
 
 // decode checks every field the package promises and returns what the frame
 // announces; ok is false for unrelated traffic (the kernel's MLD, RS...).
-func decode(t *testing.T, f frame) (announcement, bool) {
+func decode(t *testing.T, f netlab.Frame) (announcement, bool) {
 	t.Helper()
 	var eth ethernet.Frame
-	if err := eth.UnmarshalBinary(f.raw); err != nil {
-		t.Fatalf("bad Ethernet frame % x: %v", f.raw, err)
+	if err := eth.UnmarshalBinary(f.Data); err != nil {
+		t.Fatalf("bad Ethernet frame % x: %v", f.Data, err)
 	}
 	switch eth.EtherType {
 	case ethernet.EtherTypeARP:
@@ -237,7 +110,7 @@ func decode(t *testing.T, f frame) (announcement, bool) {
 		if p.SenderIP != p.TargetIP {
 			t.Errorf("GARP sender IP %s != target IP %s", p.SenderIP, p.TargetIP)
 		}
-		return announcement{at: f.at, family: "ipv4", target: p.TargetIP}, true
+		return announcement{at: f.Time, family: "ipv4", target: p.TargetIP}, true
 
 	case ethernet.EtherTypeIPv6:
 		h, err := ipv6.ParseHeader(eth.Payload)
@@ -286,15 +159,19 @@ func decode(t *testing.T, f frame) (announcement, bool) {
 		if !bytes.Equal(want, body[:h.PayloadLen]) {
 			t.Errorf("NA on the wire % x, want % x", body[:h.PayloadLen], want)
 		}
-		return announcement{at: f.at, family: "ipv6", target: na.TargetAddress}, true
+		return announcement{at: f.Time, family: "ipv6", target: na.TargetAddress}, true
 	}
 	return announcement{}, false
 }
 
 func (l link) announcements(t *testing.T) []announcement {
 	t.Helper()
+	frames, err := l.cap.Frames()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out []announcement
-	for _, f := range l.cap.snapshot() {
+	for _, f := range frames {
 		if a, ok := decode(t, f); ok && (a.target == vip4a || a.target == vip4b || a.target == vip6) {
 			out = append(out, a)
 		}
@@ -361,7 +238,7 @@ func TestIntervalPacesMessages(t *testing.T) {
 		t.Fatalf("captured %d, want 3", len(got))
 	}
 	for i := 1; i < len(got); i++ {
-		// Capture timestamps are taken in user space and jitter; allow half.
+		// Capture timestamps jitter; allow half.
 		if gap := got[i].at.Sub(got[i-1].at); gap < interval/2 {
 			t.Errorf("gap %d = %s, want about %s", i, gap, interval)
 		}
@@ -393,7 +270,14 @@ func TestDelayedBurst(t *testing.T) {
 	if c := count(got); c[vip4a] != 4 || c[vip6] != 4 {
 		t.Errorf("captured %v, want 4 per address", c)
 	}
-	if arpN, naN := a.Sent(); arpN != 4 || naN != 4 {
+	// The delayed burst's last message is on the wire a moment before Sent
+	// counts it (after the write returns): give the count that moment.
+	arpN, naN := a.Sent()
+	for deadline := time.Now().Add(time.Second); (arpN < 4 || naN < 4) && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+		arpN, naN = a.Sent()
+	}
+	if arpN != 4 || naN != 4 {
 		t.Errorf("Sent() = %d, %d; want 4, 4", arpN, naN)
 	}
 }
@@ -436,7 +320,11 @@ func TestNoIPv6OnInterface(t *testing.T) {
 	l := setup(t)
 	// IPv4-only instance: the NA socket cannot open, New must still work
 	// and only IPv6 addresses fail, naming the interface.
-	run(t, "ip", "netns", "exec", l.txName, "sysctl", "-qw", "net.ipv6.conf."+txDev+".disable_ipv6=1")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := l.tx.Run(ctx, "sysctl", "-qw", "net.ipv6.conf."+txDev+".disable_ipv6=1"); err != nil {
+		t.Fatal(err)
+	}
 	a := l.newAnnouncer(t, Config{Repeat: 1})
 	n, err := a.Burst([]netip.Addr{vip4a, vip6})
 	if n != 1 {

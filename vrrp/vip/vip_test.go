@@ -1,39 +1,24 @@
 package vip
 
 import (
-	"fmt"
+	"context"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"vigil/test/netlab"
 )
 
-// Root-only tests run in a namespace of their own holding a veth pair
-// (vgv0 <-> vgv1). A veth, unlike a dummy, does DAD, so "not tentative"
-// really proves IFA_F_NODAD.
-const dev = "vgv0"
-
-func requireNetns(t *testing.T) {
-	t.Helper()
-	if os.Getenv("VIGIL_NETNS") != "1" {
-		t.Skip("set VIGIL_NETNS=1 (root) to run")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("VIGIL_NETNS=1 needs root (network namespaces)")
-	}
-}
-
-func ip(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
+// Root-only tests (VIGIL_NETNS=1) run on a netlab node of their own: eth0 is
+// a veth whose peer is a bridge port. A veth, unlike a dummy, does DAD once
+// accept_dad is back on (netlab turns it off), so "not tentative" really
+// proves IFA_F_NODAD.
+const dev = netlab.Dev
 
 // env is one test's namespace: a Manager, a raw netlink handle to inspect
 // what the Manager did, and the namespace itself.
@@ -41,30 +26,24 @@ type env struct {
 	m    *Manager
 	h    *netlink.Handle
 	ns   netns.NsHandle
-	name string
+	node *netlab.Node
 }
 
-// setup creates the namespace and its veth pair; Cleanup removes them.
+// setup builds a lab with one node; the lab removes it when the test ends.
 func setup(t *testing.T) env {
 	t.Helper()
-	requireNetns(t)
-	name := fmt.Sprintf("vgvip%d-%s", os.Getpid(), strings.ToLower(t.Name()))
-	if len(name) > 40 {
-		name = name[:40]
-	}
-	ip(t, "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	ip(t, "-n", name, "link", "add", dev, "type", "veth", "peer", "name", "vgv1")
-	ip(t, "-n", name, "link", "set", dev, "up")
-	ip(t, "-n", name, "link", "set", "vgv1", "up")
-
-	ns, err := netns.GetFromName(name)
+	node, err := netlab.NewForTest(t, "vgvip").AddNode("n")
 	if err != nil {
-		t.Fatalf("open namespace %s: %v", name, err)
+		t.Fatal(err)
+	}
+	// DAD on for addresses added from now on (the kernel checks it per address).
+	if _, err := run(node, "sysctl", "-qw", "net.ipv6.conf."+dev+".accept_dad=1"); err != nil {
+		t.Fatal(err)
+	}
+
+	ns, err := netns.GetFromName(node.NS)
+	if err != nil {
+		t.Fatalf("open namespace %s: %v", node.NS, err)
 	}
 	t.Cleanup(func() { ns.Close() })
 	m, err := NewAt(ns)
@@ -77,7 +56,15 @@ func setup(t *testing.T) env {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.Close)
-	return env{m: m, h: h, ns: ns, name: name}
+	return env{m: m, h: h, ns: ns, node: node}
+}
+
+// run runs a command in the node's namespace and returns its output.
+func run(node *netlab.Node, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := node.Run(ctx, name, args...)
+	return string(out), err
 }
 
 // addrs returns dev's addresses from 192.0.2.0/24 and 2001:db8::/32, keyed
@@ -194,7 +181,9 @@ func TestPresentAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Someone else's address on the same device must not be reported.
-	ip(t, "-n", e.name, "addr", "add", "192.0.2.1/24", "dev", dev)
+	if _, err := e.node.IP("addr", "add", "192.0.2.1/24", "dev", dev); err != nil {
+		t.Fatal(err)
+	}
 	m.Close() // the old daemon dies without removing anything
 
 	m2, err := NewAt(e.ns)
@@ -302,8 +291,8 @@ func TestRemoveKeepsSecondaries(t *testing.T) {
 	if _, ok := got[b.Prefix]; !ok || len(got) != 1 {
 		t.Fatalf("after removing the primary %s: %v, want only %s", a.Prefix, got, b.Prefix)
 	}
-	out, err := exec.Command("ip", "netns", "exec", e.name, "cat", "/proc/sys/net/ipv4/conf/"+dev+"/promote_secondaries").CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "1" {
+	out, err := run(e.node, "cat", "/proc/sys/net/ipv4/conf/"+dev+"/promote_secondaries")
+	if err != nil || strings.TrimSpace(out) != "1" {
 		t.Errorf("promote_secondaries on %s = %q (%v), want 1", dev, out, err)
 	}
 }
