@@ -1,0 +1,321 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"vigil/test/netlab"
+)
+
+// takeoverIntervals are the advert intervals of the link-cut benchmark.
+var takeoverIntervals = []time.Duration{time.Second, 100 * time.Millisecond, 10 * time.Millisecond}
+
+// gracefulInterval is the advert interval of the graceful-stop benchmark.
+const gracefulInterval = time.Second
+
+// maxConsecutiveFailures ends a scenario that keeps failing: it cannot
+// complete, which is the one thing a benchmark fails on.
+const maxConsecutiveFailures = 3
+
+// BenchmarkTakeoverLinkCut measures takeover after node loss: the master's
+// bridge port goes down; last advert of the old master → first advert of
+// the new master, on the bridge. See the package documentation.
+func BenchmarkTakeoverLinkCut(b *testing.B) {
+	for _, iv := range takeoverIntervals {
+		b.Run(iv.String(), func(b *testing.B) {
+			for _, impl := range impls {
+				b.Run(impl, func(b *testing.B) { benchLinkCut(b, impl, iv) })
+			}
+		})
+	}
+}
+
+// BenchmarkTakeoverGracefulStop measures takeover after SIGTERM to the
+// master: its priority-0 advert → the new master's first advert.
+func BenchmarkTakeoverGracefulStop(b *testing.B) {
+	b.Run(gracefulInterval.String(), func(b *testing.B) {
+		for _, impl := range impls {
+			b.Run(impl, func(b *testing.B) { benchGraceful(b, impl, gracefulInterval) })
+		}
+	})
+}
+
+// stopCapture stops the scenario's capture and records tcpdump's drops.
+func (c *cluster) stopCapture(res *TakeoverResult) {
+	if _, err := c.capture.Stop(); err != nil {
+		c.tb.Logf("stopping the capture: %v", err)
+	}
+	res.CaptureDrops = captureDrops(c.capture.Stderr())
+}
+
+// takeoverCluster builds the one-VIP cluster of the takeover scenarios.
+func takeoverCluster(b *testing.B, impl string, iv time.Duration) *cluster {
+	vips := []netip.Prefix{takeoverVIP}
+	return newCluster(b, impl,
+		instances(1, takeoverVRID, masterPrio, iv, vips),
+		instances(1, takeoverVRID, backupPrio, iv, vips), true)
+}
+
+// scenario wraps the bookkeeping common to the takeover benchmarks: load
+// and machine-busy figures, recording the result and the metrics even when
+// the benchmark stops early.
+func scenario(b *testing.B, res *TakeoverResult) func() {
+	start := time.Now()
+	res.LoadStart = loadAvg()
+	sys0, _ := readSystemCPU()
+	return func() {
+		if b.Skipped() {
+			return
+		}
+		res.Elapsed = time.Since(start)
+		res.LoadEnd = loadAvg()
+		if sys1, err := readSystemCPU(); err == nil {
+			res.Busy = busyFraction(sys0, sys1)
+		}
+		report.AddTakeover(res)
+		b.ReportMetric(0, "ns/op")
+		b.ReportMetric(float64(len(res.Takeovers)), "runs")
+		b.ReportMetric(float64(len(res.Failures)), "failed-runs")
+		if len(res.Takeovers) > 0 {
+			s, e := Summarize(res.Takeovers), Summarize(res.Excess())
+			b.ReportMetric(ms(s.Median), "median-ms")
+			b.ReportMetric(ms(s.P99), "p99-ms")
+			b.ReportMetric(ms(e.Median), "excess-median-ms")
+			b.ReportMetric(ms(e.P99), "excess-p99-ms")
+		}
+	}
+}
+
+// progress tells someone watching a long run where it is. It writes to
+// stderr at once (b.Log output waits for the end of the benchmark); go test
+// passes it on with the figures.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// failRun records a failed repetition; it ends the benchmark when a daemon
+// died or too many repetitions in a row failed.
+func failRun(b *testing.B, res *TakeoverResult, consecutive *int, run int, err error) {
+	b.Helper()
+	res.Failures = append(res.Failures, fmt.Sprintf("run %d: %s", run+1, oneLine(err)))
+	b.Logf("run %d failed: %v", run+1, err)
+	*consecutive++
+	if errors.Is(err, errDied) || *consecutive >= maxConsecutiveFailures {
+		b.Fatalf("%s %s at %v cannot complete: %v", res.Impl, kindName(res.Kind), res.Interval, err)
+	}
+}
+
+func benchLinkCut(b *testing.B, impl string, iv time.Duration) {
+	netlab.Require(b) // before anything is recorded: a skipped scenario reports nothing
+	res := &TakeoverResult{Kind: KindLinkCut, Impl: impl, Interval: iv, Expected: masterDown(backupPrio, iv), CaptureDrops: -1}
+	defer scenario(b, res)()
+	c := takeoverCluster(b, impl, iv)
+	defer c.stopCapture(res)
+	since, restored := time.Now(), false
+	consecutive := 0
+	for run := range benchRuns() {
+		res.Attempts++
+		gap, up, err := c.linkCutRun(iv, since, restored, res)
+		if !up.IsZero() {
+			since, restored = up, true
+		} else {
+			since, restored = time.Now(), false
+		}
+		if err != nil {
+			progress("%s %s %v run %d/%d: failed: %s", impl, kindName(res.Kind), iv, run+1, benchRuns(), oneLine(err))
+			failRun(b, res, &consecutive, run, err)
+			continue
+		}
+		progress("%s %s %v run %d/%d: %s (excess %s)", impl, kindName(res.Kind), iv, run+1, benchRuns(), fmtMS(gap), fmtExcess(gap-res.Expected))
+		consecutive = 0
+		res.Takeovers = append(res.Takeovers, gap)
+	}
+	if len(res.Takeovers) == 0 {
+		b.Fatalf("no takeover measured in %d runs", res.Attempts)
+	}
+	b.Logf("%s link cut at %v: %v", impl, iv, Summarize(res.Takeovers))
+}
+
+// linkCutRun is one repetition: settle, cut the master's link at a random
+// phase, measure the takeover on the bridge, restore the link. up is when
+// the link was restored (zero if it was never cut).
+func (c *cluster) linkCutRun(iv time.Duration, since time.Time, restored bool, res *TakeoverResult) (gap time.Duration, up time.Time, err error) {
+	f := c.flow()
+	mdi := masterDown(backupPrio, iv)
+	mark := len(c.tail.Frames())
+	timeout := 3*masterDown(masterPrio, iv) + 10*time.Second
+	if !restored {
+		timeout += 20 * time.Second // daemons starting
+	}
+	settled, err := c.settle(iv, since, timeout)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("settle: %w", err)
+	}
+	if restored {
+		if d, ok := preemptBack(c.tail.Frames()[mark:], f, masterPrio, since); ok {
+			res.PreemptBack = append(res.PreemptBack, d)
+		}
+	}
+	time.Sleep(rand.N(iv)) // a random phase of the advert interval
+
+	cut := time.Now()
+	if err := c.n1.LinkDown(); err != nil {
+		return 0, time.Time{}, err
+	}
+	defer func() {
+		up = time.Now()
+		if uerr := c.n1.LinkUp(); uerr != nil {
+			err = errors.Join(err, uerr)
+			c.tb.Fatalf("cannot restore the link: %v", uerr)
+		}
+	}()
+	// The takeover is due Master_Down_Interval after the last advert, which
+	// left at most one interval before the cut: do not poll before that.
+	if d := time.Until(cut.Add(mdi - iv - pollEvery(iv))); d > 0 {
+		time.Sleep(d)
+	}
+	deadline := cut.Add(mdi + iv + 5*time.Second)
+	var to Takeover
+	for {
+		if err := c.alive(); err != nil {
+			return 0, time.Time{}, err
+		}
+		if _, err := c.tail.Poll(); err != nil {
+			return 0, time.Time{}, err
+		}
+		frames := c.tail.Frames()[mark:]
+		t, found, err := findCutTakeover(frames, f, cut)
+		if found && err != nil {
+			return 0, time.Time{}, err
+		}
+		if found {
+			to = t
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, time.Time{}, fmt.Errorf("no advert from the backup within %v of the link cut", deadline.Sub(cut))
+		}
+		time.Sleep(pollEvery(iv))
+	}
+	frames := c.tail.Frames()[mark:]
+	if _, spurious := quietCounts(frames, f, masterPrio, settled.Add(-quietWindow(iv)), cut); spurious > 0 {
+		return 0, time.Time{}, fmt.Errorf("the backup advertised %d times between settling and the link cut", spurious)
+	}
+	if to.To.Priority != backupPrio {
+		res.Note(fmt.Sprintf("new master's first advert has priority %d", to.To.Priority))
+	}
+	if err := c.n2.WaitAddr(netlab.Dev, takeoverVIP.Addr(), true, 2*time.Second); err != nil {
+		res.Note("new master had no VIP 2 s after its first advert")
+	}
+	if ok, _ := c.n1.HasAddr(netlab.Dev, takeoverVIP.Addr()); ok {
+		res.Note("old master kept the VIP while its link was down (no carrier tracking)")
+	}
+	if to.Gap() < mdi-iv/10 {
+		res.Note("takeover shorter than Master_Down_Interval − 10 %")
+	}
+	return to.Gap(), time.Time{}, nil
+}
+
+func benchGraceful(b *testing.B, impl string, iv time.Duration) {
+	netlab.Require(b)
+	res := &TakeoverResult{Kind: KindGraceful, Impl: impl, Interval: iv, Expected: skew(backupPrio, iv), CaptureDrops: -1}
+	defer scenario(b, res)()
+	c := takeoverCluster(b, impl, iv)
+	defer c.stopCapture(res)
+	since, restarted := time.Now(), false
+	consecutive := 0
+	for run := range benchRuns() {
+		res.Attempts++
+		gap, err := c.gracefulRun(iv, since, restarted, res)
+		if c.p1.Exited() {
+			// Start the master again for the next repetition.
+			p, serr := c.start(c.n1, c.in1)
+			if serr != nil {
+				b.Fatalf("restart %s on n1: %v", impl, serr)
+			}
+			c.p1, since, restarted = p, time.Now(), true
+		} else {
+			since, restarted = time.Now(), false
+		}
+		if err != nil {
+			progress("%s %s %v run %d/%d: failed: %s", impl, kindName(res.Kind), iv, run+1, benchRuns(), oneLine(err))
+			failRun(b, res, &consecutive, run, err)
+			continue
+		}
+		progress("%s %s %v run %d/%d: %s (excess %s)", impl, kindName(res.Kind), iv, run+1, benchRuns(), fmtMS(gap), fmtExcess(gap-res.Expected))
+		consecutive = 0
+		res.Takeovers = append(res.Takeovers, gap)
+	}
+	if len(res.Takeovers) == 0 {
+		b.Fatalf("no takeover measured in %d runs", res.Attempts)
+	}
+	b.Logf("%s graceful stop at %v: %v", impl, iv, Summarize(res.Takeovers))
+}
+
+// gracefulRun is one repetition: settle, SIGTERM the master at a random
+// phase, measure priority 0 → the backup's first advert. The caller starts
+// the master again.
+func (c *cluster) gracefulRun(iv time.Duration, since time.Time, restarted bool, res *TakeoverResult) (time.Duration, error) {
+	f := c.flow()
+	mark := len(c.tail.Frames())
+	timeout := 3*masterDown(masterPrio, iv) + 10*time.Second
+	if !restarted {
+		timeout += 20 * time.Second
+	}
+	if _, err := c.settle(iv, since, timeout); err != nil {
+		return 0, fmt.Errorf("settle: %w", err)
+	}
+	if restarted {
+		if d, ok := preemptBack(c.tail.Frames()[mark:], f, masterPrio, since); ok {
+			res.PreemptBack = append(res.PreemptBack, d)
+		}
+	}
+	time.Sleep(rand.N(iv))
+
+	stop := time.Now()
+	if err := c.p1.Stop(10 * time.Second); err != nil {
+		res.Note("stopping the master: " + oneLine(err))
+	}
+	deadline := stop.Add(skew(backupPrio, iv) + iv + 5*time.Second)
+	var to Takeover
+	for {
+		if c.p2.Exited() {
+			return 0, c.alive()
+		}
+		if _, err := c.tail.Poll(); err != nil {
+			return 0, err
+		}
+		t, found, err := findResignTakeover(c.tail.Frames()[mark:], f, stop)
+		if err != nil {
+			return 0, err
+		}
+		if found {
+			to = t
+			break
+		}
+		if time.Now().After(deadline) {
+			if countResign(c.tail.Frames()[mark:], f, stop) == 0 {
+				return 0, fmt.Errorf("no priority-0 advert from the master within %v of SIGTERM", deadline.Sub(stop))
+			}
+			return 0, fmt.Errorf("no advert from the backup within %v of SIGTERM", deadline.Sub(stop))
+		}
+		time.Sleep(pollEvery(iv))
+	}
+	if n := countResign(c.tail.Frames()[mark:], f, stop); n != 1 {
+		res.Note(fmt.Sprintf("the stopping master sent %d priority-0 adverts", n))
+	}
+	if err := c.n2.WaitAddr(netlab.Dev, takeoverVIP.Addr(), true, 2*time.Second); err != nil {
+		res.Note("new master had no VIP 2 s after its first advert")
+	}
+	if ok, _ := c.n1.HasAddr(netlab.Dev, takeoverVIP.Addr()); ok {
+		res.Note("the stopped master left its VIP behind")
+	}
+	return to.Gap(), nil
+}
