@@ -8,6 +8,7 @@ have ip || need+=(iproute2)
 have tcpdump || need+=(tcpdump)
 have keepalived || need+=(keepalived)
 have ping || need+=(iputils-ping)
+have tshark || need+=(tshark)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
 	echo "test/deps.sh: missing ${need[*]}; run as root to install them" >&2

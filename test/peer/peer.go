@@ -26,7 +26,9 @@ type Instance struct {
 	Interval time.Duration // advert interval
 	VIPs     []netip.Prefix
 	Preempt  bool
-	// Unicast: source and peers; nil for multicast.
+	// Unicast: source and peers; nil peers for multicast. An invalid (zero)
+	// source is left out, so each implementation picks its default (the
+	// primary IPv4 address, or the IPv6 link-local address).
 	UnicastSource netip.Addr
 	UnicastPeers  []netip.Addr
 	AuthPass      string // v2 PASS authentication when set
@@ -59,7 +61,11 @@ func VigilYAML(node string, insts []Instance) string {
 			for _, p := range in.UnicastPeers {
 				ps = append(ps, p.String())
 			}
-			fmt.Fprintf(&b, "      unicast: { source: %s, peers: [%s] }\n", in.UnicastSource, strings.Join(ps, ", "))
+			if in.UnicastSource.IsValid() {
+				fmt.Fprintf(&b, "      unicast: { source: %s, peers: [%s] }\n", in.UnicastSource, strings.Join(ps, ", "))
+			} else {
+				fmt.Fprintf(&b, "      unicast: { peers: [%s] }\n", strings.Join(ps, ", "))
+			}
 		}
 		if in.AuthPass != "" {
 			fmt.Fprintf(&b, "      auth: { type: pass, password: %q }\n", in.AuthPass)
@@ -81,7 +87,10 @@ func KeepalivedConf(node string, insts []Instance) string {
 			b.WriteString("  nopreempt\n")
 		}
 		if len(in.UnicastPeers) > 0 {
-			fmt.Fprintf(&b, "  unicast_src_ip %s\n  unicast_peer {\n", in.UnicastSource)
+			if in.UnicastSource.IsValid() {
+				fmt.Fprintf(&b, "  unicast_src_ip %s\n", in.UnicastSource)
+			}
+			b.WriteString("  unicast_peer {\n")
 			for _, p := range in.UnicastPeers {
 				fmt.Fprintf(&b, "    %s\n", p)
 			}

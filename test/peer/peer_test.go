@@ -63,3 +63,26 @@ func TestVigilAndKeepalivedSmoke(t *testing.T) {
 		t.Fatal("vigil left its VIP behind")
 	}
 }
+
+// A unicast instance without a source leaves the choice to each implementation (primary IPv4 or
+// IPv6 link-local) instead of rendering an invalid address.
+func TestRenderUnicastWithoutSource(t *testing.T) {
+	in := Instance{Name: "VI_1", VRID: 51, Priority: 100, Version: 3, Interval: time.Second, Preempt: true,
+		VIPs:         []netip.Prefix{netip.MustParsePrefix("192.0.2.100/24")},
+		UnicastPeers: []netip.Addr{netip.MustParseAddr("192.0.2.12")}}
+	k := KeepalivedConf("n1", []Instance{in})
+	if strings.Contains(k, "unicast_src_ip") || !strings.Contains(k, "unicast_peer {\n    192.0.2.12\n  }") {
+		t.Errorf("keepalived.conf:\n%s", k)
+	}
+	v := VigilYAML("n1", []Instance{in})
+	if strings.Contains(v, "source") || !strings.Contains(v, "unicast: { peers: [192.0.2.12] }") {
+		t.Errorf("vigil.yaml:\n%s", v)
+	}
+	in.UnicastSource = netip.MustParseAddr("192.0.2.11")
+	if k := KeepalivedConf("n1", []Instance{in}); !strings.Contains(k, "unicast_src_ip 192.0.2.11\n") {
+		t.Errorf("keepalived.conf:\n%s", k)
+	}
+	if v := VigilYAML("n1", []Instance{in}); !strings.Contains(v, "unicast: { source: 192.0.2.11, peers: [192.0.2.12] }") {
+		t.Errorf("vigil.yaml:\n%s", v)
+	}
+}
