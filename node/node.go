@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -40,8 +41,13 @@ type Node struct {
 	conns  []*sock
 	insts  []*instance
 
-	pkts     chan rxPacket
-	done     chan struct{} // closed when the loop stops reading pkts
+	// mu serialises the state machines: the socket readers and the timer
+	// goroutine take it to run an instance; do executes actions under it.
+	mu       sync.Mutex
+	stopping bool
+	timer    *deadlineTimer
+	armed    time.Time     // what the timer is set to; zero = nothing
+	done     chan struct{} // closed when Run stops
 	limiter  *logLimiter
 	stopOnce sync.Once
 }
@@ -69,13 +75,6 @@ type instance struct {
 	sent, received, zeroSent, zeroReceived prometheus.Counter
 }
 
-type rxPacket struct {
-	inst *instance
-	d    vrrp.Decoded
-	rx   vrrp.RxInfo
-	at   time.Time // when the socket returned it, before the hand-off to the loop
-}
-
 // Options are the optional dependencies of a Node.
 type Options struct {
 	Logger  *slog.Logger
@@ -94,7 +93,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if reg == nil {
 		reg = telemetry.NewRegistry()
 	}
-	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, pkts: make(chan rxPacket, 1024), done: make(chan struct{}), limiter: newLogLimiter(10 * time.Second)}
+	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, done: make(chan struct{}), limiter: newLogLimiter(10 * time.Second)}
 	vm, err := vip.New()
 	if err != nil {
 		return nil, err
@@ -116,6 +115,7 @@ func (n *Node) build() error {
 		}
 	}
 	socks := map[string]*sock{}
+	primaries := map[string]netip.Addr{} // one address dump per interface and family, not per instance
 	for i := range n.cfg.VRRP.Instances {
 		ic := &n.cfg.VRRP.Instances[i]
 		fam := ic.Family()
@@ -140,12 +140,14 @@ func (n *Node) build() error {
 				n.log.Warn("unicast source address is not on the interface; adverts will still carry it",
 					"vrrp_instance", ic.Name, "device", ic.Interface, "source", in.src)
 			}
+		case primaries[key].IsValid():
+			in.src = primaries[key]
 		default:
 			src, err := vrrpnet.PrimaryAddr(ic.Interface, fam, allVIPs)
 			if err != nil {
 				return fmt.Errorf("instance %q: %w", ic.Name, err)
 			}
-			in.src = src
+			in.src, primaries[key] = src, src
 		}
 		switch {
 		case ic.Unicast != nil:
@@ -214,23 +216,35 @@ func (n *Node) blockNonAccepting() error {
 
 // reconcileStale removes VIPs of non-owner instances that are already on the
 // interfaces: a crashed run (no graceful stop) leaves them behind, and a node
-// that starts as Backup must not hold them. Owners keep theirs.
+// that starts as Backup must not hold them. Owners keep theirs. One address
+// dump covers every instance.
 func (n *Node) reconcileStale() error {
+	var all []vip.VIP
+	owner := map[netip.Addr]string{}
 	for _, in := range n.insts {
 		if in.core.Config().Owner() {
 			continue
 		}
-		present, err := n.vips.Present(in.vips)
-		if err != nil {
-			return fmt.Errorf("instance %q: reading addresses: %w", in.cfg.Name, err)
+		all = append(all, in.vips...)
+		for _, a := range in.addrs {
+			owner[a] = in.cfg.Name
 		}
-		if len(present) == 0 {
-			continue
-		}
-		n.log.Warn("removing virtual addresses left by an earlier run", "vrrp_instance", in.cfg.Name, "vips", fmt.Sprint(present))
-		if err := n.vips.Remove(present); err != nil {
-			return fmt.Errorf("instance %q: removing stale VIPs: %w", in.cfg.Name, err)
-		}
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	present, err := n.vips.Present(all)
+	if err != nil {
+		return fmt.Errorf("reading interface addresses: %w", err)
+	}
+	if len(present) == 0 {
+		return nil
+	}
+	for _, v := range present {
+		n.log.Warn("removing a virtual address left by an earlier run", "vrrp_instance", owner[v.Prefix.Addr()], "vip", v.String())
+	}
+	if err := n.vips.Remove(present); err != nil {
+		return fmt.Errorf("removing stale VIPs: %w", err)
 	}
 	return nil
 }
@@ -262,10 +276,39 @@ func b2f(b bool) float64 {
 	return 0
 }
 
+// spinLead is how early the timer wakes before a Master_Down_Timer
+// deadline; the rest is waited on a running CPU. A sleeping thread on a
+// virtual machine wakes up to a few milliseconds late, and at a takeover
+// every millisecond counts; spinning costs at most this long per takeover
+// (Adver_Timer deadlines, the routine ones, are not spun for).
+const spinLead = 2 * time.Millisecond
+
 // Run starts every instance and runs until ctx ends; then it stops
 // gracefully: masters send priority 0 and remove their addresses.
+//
+// The instances are driven without an event-loop goroutine: each socket's
+// reader and the timer goroutine take n.mu and run the state machines
+// themselves, so a packet costs one wake-up, not a hand-off.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.close()
+	timer, err := newDeadlineTimer()
+	if err != nil {
+		return err
+	}
+	defer timer.Close()
+	n.timer = timer
+	for _, in := range n.insts {
+		in.work = newWorker()
+		go in.work.run()
+	}
+	n.mu.Lock()
+	now := time.Now()
+	for _, in := range n.insts {
+		n.do(in, in.core.Start(now))
+	}
+	n.rearm()
+	n.mu.Unlock()
+
 	var wg sync.WaitGroup
 	for _, s := range n.conns {
 		wg.Add(1)
@@ -274,72 +317,103 @@ func (n *Node) Run(ctx context.Context) error {
 			n.readLoop(s)
 		}()
 	}
-	for _, in := range n.insts {
-		in.work = newWorker()
-		go in.work.run()
-	}
-	now := time.Now()
-	for _, in := range n.insts {
-		n.do(in, in.core.Start(now))
-	}
+	timerDone := make(chan struct{})
+	go func() {
+		defer close(timerDone)
+		for {
+			select {
+			case <-timer.C:
+				n.onTimer()
+			case <-n.done:
+				return
+			}
+		}
+	}()
 	n.log.Info("vigil running", "instances", len(n.insts), "sockets", len(n.conns))
 
-	timer, err := newDeadlineTimer()
-	if err != nil {
-		return err
+	<-ctx.Done()
+	n.mu.Lock()
+	n.stopping = true
+	n.mu.Unlock()
+	close(n.done)
+	<-timerDone
+	n.shutdown()
+	for _, s := range n.conns {
+		s.conn.Close()
 	}
-	defer timer.Close()
-	for {
-		if err := timer.Set(n.nextDeadline()); err != nil {
-			// Cannot happen with a valid fd; never leave instances without
-			// timers silently.
-			n.log.Error("arming the VRRP timer failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			n.shutdown()
-			close(n.done)
-			for _, s := range n.conns {
-				s.conn.Close()
-			}
-			wg.Wait()
-			return nil
-		case p := <-n.pkts:
-			acts, err := p.inst.core.Receive(p.at, p.d, p.rx)
-			if err != nil {
-				n.rxError(p.inst, p.inst.sock, err, p.rx)
-				continue
-			}
-			n.countReceived(p)
-			n.do(p.inst, acts)
-		case <-timer.C:
-			now := time.Now()
-			for _, in := range n.insts {
-				if dl := in.core.NextDeadline(); !dl.IsZero() && !now.Before(dl) {
-					n.do(in, in.core.Tick(now))
-				}
-			}
-		}
-	}
+	wg.Wait()
+	return nil
 }
 
-func (n *Node) nextDeadline() time.Time {
+// nextDeadline returns the earliest deadline of any instance and whether it
+// is a Master_Down_Timer (an instance in Backup). Called with n.mu held.
+func (n *Node) nextDeadline() (time.Time, bool) {
 	var next time.Time
+	var down bool
 	for _, in := range n.insts {
 		if dl := in.core.NextDeadline(); !dl.IsZero() && (next.IsZero() || dl.Before(next)) {
-			next = dl
+			next, down = dl, in.core.State() == vrrp.StateBackup
 		}
 	}
-	return next
+	return next, down
+}
+
+// rearm sets the timer for the next deadline, early by spinLead for a
+// Master_Down_Timer. Called with n.mu held.
+func (n *Node) rearm() {
+	next, down := n.nextDeadline()
+	if down {
+		next = next.Add(-spinLead)
+	}
+	if next.Equal(n.armed) {
+		return
+	}
+	if err := n.timer.Set(next); err != nil {
+		// Cannot happen with a valid timerfd; never fail silently.
+		n.log.Error("arming the VRRP timer failed", "err", err)
+		return
+	}
+	n.armed = next
+}
+
+// onTimer fires every timer that is due. When the next deadline is a
+// Master_Down_Timer less than spinLead away, it waits for it on the CPU,
+// releasing the lock between checks so that an advert arriving meanwhile
+// still resets the timer.
+func (n *Node) onTimer() {
+	for {
+		n.mu.Lock()
+		if n.stopping {
+			n.mu.Unlock()
+			return
+		}
+		n.armed = time.Time{} // the timerfd has expired
+		now := time.Now()
+		for _, in := range n.insts {
+			if dl := in.core.NextDeadline(); !dl.IsZero() && !now.Before(dl) {
+				n.do(in, in.core.Tick(now))
+			}
+		}
+		next, down := n.nextDeadline()
+		if !down || next.IsZero() || next.Sub(time.Now()) > spinLead {
+			n.rearm()
+			n.mu.Unlock()
+			return
+		}
+		n.mu.Unlock()
+		runtime.Gosched()
+	}
 }
 
 // shutdown stops every instance (priority 0 from masters, addresses removed)
 // and waits, bounded, for the workers to finish.
 func (n *Node) shutdown() {
+	n.mu.Lock()
 	now := time.Now()
 	for _, in := range n.insts {
 		n.do(in, in.core.Shutdown(now))
 	}
+	n.mu.Unlock()
 	deadline := time.After(5 * time.Second)
 	for _, in := range n.insts {
 		if in.work == nil {
@@ -377,45 +451,63 @@ func (n *Node) close() {
 	})
 }
 
-// readLoop reads packets from one socket, decodes them and hands them to the
-// event loop. Decoding here keeps the loop free for state-machine work.
+// readLoop reads packets from one socket, decodes them and runs the
+// instance's state machine on them.
 func (n *Node) readLoop(s *sock) {
 	buf := make([]byte, 9000)
 	for {
-		msg, rx, err := s.conn.Read(buf)
-		at := time.Now()
+		p, err := s.conn.Read(buf)
 		if err != nil {
 			var rxe *vrrp.RxError
 			if errors.As(err, &rxe) {
-				n.rxError(nil, s, err, rx)
+				n.rxError(nil, s, err, p.Rx)
 				continue
 			}
-			return // closed
+			select {
+			case <-n.done:
+				return
+			default:
+			}
+			n.log.Error("VRRP socket read failed", "device", s.ifname, "err", err)
+			time.Sleep(10 * time.Millisecond) // never spin on a persistent error
+			continue
 		}
 		var in *instance
-		if len(msg) >= 2 {
-			in = s.byVRID[msg[1]]
+		if len(p.Msg) >= 2 {
+			in = s.byVRID[p.Msg[1]]
 		}
 		prefer := vrrp.ChecksumPseudoHeader
 		if in != nil {
 			prefer = in.cfg.Checksum
 		}
-		d, err := vrrp.Decode(msg, rx, prefer)
+		d, err := vrrp.Decode(p.Msg, p.Rx, prefer)
 		if err == nil && in == nil {
 			err = &vrrp.RxError{Reason: vrrp.ReasonVRID, Detail: fmt.Sprintf("no instance with VRID %d on %s", d.Advert.VRID, s.ifname)}
 		}
 		if err != nil {
-			n.rxError(in, s, err, rx)
+			n.rxError(in, s, err, p.Rx)
 			continue
 		}
 		if d.AlternateForm {
 			n.metrics.AlternateForm.WithLabelValues(append(slices.Clone(in.labels), d.Form.String())...).Inc()
 		}
-		select {
-		case n.pkts <- rxPacket{inst: in, d: d, rx: rx, at: at}:
-		case <-n.done:
+		n.mu.Lock()
+		if n.stopping {
+			n.mu.Unlock()
 			return
 		}
+		acts, err := in.core.Receive(p.At, d, p.Rx)
+		if err != nil {
+			n.rxError(in, s, err, p.Rx)
+		} else {
+			in.received.Inc()
+			if d.Advert.Priority == vrrp.ResignPriority {
+				in.zeroReceived.Inc()
+			}
+			n.do(in, acts)
+			n.rearm()
+		}
+		n.mu.Unlock()
 	}
 }
 
@@ -433,13 +525,6 @@ func (n *Node) rxError(in *instance, s *sock, err error, rx vrrp.RxInfo) {
 	// RFC 9568 §7.1: log discards, rate-limited.
 	if n.limiter.allow(s.ifname + reason + rx.Src.String()) {
 		n.log.Warn("discarded VRRP packet", "device", s.ifname, "from", rx.Src, "reason", reason, "err", err)
-	}
-}
-
-func (n *Node) countReceived(p rxPacket) {
-	p.inst.received.Inc()
-	if p.d.Advert.Priority == vrrp.ResignPriority {
-		p.inst.zeroReceived.Inc()
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -20,8 +21,9 @@ type Server struct {
 	ready atomic.Bool
 }
 
-// Listen binds addr (host:port) and returns a server ready to Serve.
-func Listen(addr string, reg *Registry, log *slog.Logger) (*Server, error) {
+// Listen binds addr (host:port) and returns a server ready to Serve. With
+// pprof, Go's profiling handlers are served under /debug/pprof/.
+func Listen(addr string, reg *Registry, log *slog.Logger, pprof bool) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("telemetry listener %s: %w", addr, err)
@@ -37,6 +39,13 @@ func Listen(addr string, reg *Registry, log *slog.Logger) (*Server, error) {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	if pprof {
+		mux.HandleFunc("/debug/pprof/", httppprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", httppprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
 }

@@ -84,7 +84,7 @@ func runDaemon(parent context.Context, cfg *config.Config, log *slog.Logger) err
 	}
 	var srv *telemetry.Server
 	if cfg.Telemetry.Listen != "" {
-		srv, err = telemetry.Listen(cfg.Telemetry.Listen, reg, log)
+		srv, err = telemetry.Listen(cfg.Telemetry.Listen, reg, log, cfg.Telemetry.Pprof)
 		if err != nil {
 			return err
 		}

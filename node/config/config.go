@@ -46,6 +46,9 @@ type Telemetry struct {
 	Listen    string // host:port for /metrics /healthz /readyz; "" disables
 	LogLevel  string // debug, info, warn or error
 	LogFormat string // text or json
+	// Pprof serves Go's /debug/pprof/ on the telemetry listener (off by
+	// default: profiles expose internals and cost CPU while taken).
+	Pprof bool
 }
 
 // Instance is one VRRP virtual router.

@@ -210,7 +210,7 @@ telemetry: {listen: ":9100", log_level: debug, log_format: json}
 	if !reflect.DeepEqual(in, want) {
 		t.Errorf("got  %+v\nwant %+v", in, want)
 	}
-	if c.Node.Name != "lb-1.example" || c.Telemetry != (Telemetry{":9100", "debug", "json"}) {
+	if c.Node.Name != "lb-1.example" || c.Telemetry != (Telemetry{":9100", "debug", "json", false}) {
 		t.Errorf("node/telemetry: %+v %+v", c.Node, c.Telemetry)
 	}
 	if c.VRRP.GARP != (GARP{2, 0, 10 * time.Millisecond}) {
@@ -519,13 +519,14 @@ func TestEnvOverride(t *testing.T) {
 	vals := map[string]string{
 		"node.name": "n2", "vrrp.garp.repeat": "9", "vrrp.garp.delay": "3s", "vrrp.garp.interval": "20ms",
 		"telemetry.listen": "[::1]:9000", "telemetry.log_level": "warn", "telemetry.log_format": "json",
+		"telemetry.pprof": "true",
 	}
 	for _, k := range EnvKeys() {
 		t.Setenv(EnvVar(k), vals[k])
 	}
 	c := mustParse(t, "")
 	if c.Node.Name != "n2" || c.VRRP.GARP != (GARP{9, 3 * time.Second, 20 * time.Millisecond}) ||
-		c.Telemetry != (Telemetry{"[::1]:9000", "warn", "json"}) {
+		c.Telemetry != (Telemetry{"[::1]:9000", "warn", "json", true}) {
 		t.Errorf("env: %+v", c)
 	}
 }

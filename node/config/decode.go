@@ -53,6 +53,7 @@ var envKeys = []envKey{
 	{"telemetry.listen", func() any { return DefaultListen }},
 	{"telemetry.log_level", func() any { return DefaultLogLevel }},
 	{"telemetry.log_format", func() any { return DefaultLogFormat }},
+	{"telemetry.pprof", func() any { return false }},
 }
 
 // EnvKeys lists the keys the environment can override, in file order.

@@ -120,6 +120,9 @@ func (d *decoder) telemetry(o *object) Telemetry {
 			f.reject(d, "is not a log format: use text or json")
 		}
 	}
+	if f := getBool(o, "pprof"); f.ok() {
+		t.Pprof = f.V
+	}
 	o.unknown(nil, nil)
 	return t
 }

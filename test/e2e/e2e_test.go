@@ -409,7 +409,7 @@ func TestRestartAfterCrash(t *testing.T) {
 	}
 	c.start("n1", inst(51, 150, iv, vip4))
 	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 3*iv)
-	if !strings.Contains(c.procs["n1"].Log(), "removing virtual addresses left by an earlier run") {
+	if !strings.Contains(c.procs["n1"].Log(), "removing a virtual address left by an earlier run") {
 		t.Fatalf("restart did not report the stale VIP\n%s", c.procs["n1"].Log())
 	}
 	addrs, err := c.node("n1").Addrs("eth0")

@@ -7,11 +7,14 @@ package vrrpnet
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"syscall"
+	"time"
+	"unsafe"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -33,6 +36,8 @@ type Conn struct {
 	family int
 	v4     *ipv4.RawConn
 	v6     *ipv6.PacketConn
+	raw    syscall.RawConn // for recvmsg with kernel timestamps
+	oob    []byte
 	joined bool
 }
 
@@ -54,6 +59,12 @@ func Listen(ifname string, family int, join bool) (*Conn, error) {
 			}
 			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBuf); serr != nil {
 				serr = fmt.Errorf("SO_RCVBUF: %w", serr)
+				return
+			}
+			// Kernel receive timestamps: a backup's Master_Down_Timer
+			// starts when the advert arrived, not when the process woke.
+			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); serr != nil {
+				serr = fmt.Errorf("SO_TIMESTAMPNS: %w", serr)
 			}
 		})
 		if err != nil {
@@ -61,11 +72,15 @@ func Listen(ifname string, family int, join bool) (*Conn, error) {
 		}
 		return serr
 	}}
-	c := &Conn{ifi: ifi, family: family}
+	c := &Conn{ifi: ifi, family: family, oob: make([]byte, 256)}
 	switch family {
 	case 4:
 		pc, err := lc.ListenPacket(context.Background(), "ip4:112", "0.0.0.0")
 		if err != nil {
+			return nil, fmt.Errorf("vrrp socket on %s (IPv4): %w", ifname, err)
+		}
+		if c.raw, err = pc.(*net.IPConn).SyscallConn(); err != nil {
+			pc.Close()
 			return nil, fmt.Errorf("vrrp socket on %s (IPv4): %w", ifname, err)
 		}
 		rc, err := ipv4.NewRawConn(pc)
@@ -78,7 +93,6 @@ func Listen(ifname string, family int, join bool) (*Conn, error) {
 			wrap("IP_MULTICAST_IF", rc.SetMulticastInterface(ifi)),
 			wrap("IP_MULTICAST_LOOP off", rc.SetMulticastLoopback(false)),
 			wrap("IP_MULTICAST_TTL", rc.SetMulticastTTL(vrrp.RequiredTTL)),
-			wrap("IP_PKTINFO", rc.SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true)),
 		)
 		if err == nil && join {
 			err = wrap("join 224.0.0.18", rc.JoinGroup(ifi, &net.IPAddr{IP: vrrp.GroupIPv4.AsSlice()}))
@@ -90,6 +104,10 @@ func Listen(ifname string, family int, join bool) (*Conn, error) {
 	case 6:
 		pc, err := lc.ListenPacket(context.Background(), "ip6:112", "::")
 		if err != nil {
+			return nil, fmt.Errorf("vrrp socket on %s (IPv6): %w", ifname, err)
+		}
+		if c.raw, err = pc.(*net.IPConn).SyscallConn(); err != nil {
+			pc.Close()
 			return nil, fmt.Errorf("vrrp socket on %s (IPv6): %w", ifname, err)
 		}
 		p := ipv6.NewPacketConn(pc)
@@ -129,41 +147,91 @@ func wrap(what string, err error) error {
 // Interface returns the interface the socket is bound to.
 func (c *Conn) Interface() *net.Interface { return c.ifi }
 
-// Read reads one packet into buf and returns the VRRP message (a sub-slice of
-// buf) and what the receive checks need from the IP layer. A packet whose
-// IPv4 total length disagrees with what arrived is returned with a
+// Packet is one received packet.
+type Packet struct {
+	Msg []byte      // the VRRP message, a sub-slice of the caller's buffer
+	Rx  vrrp.RxInfo // source, destination, TTL / hop limit
+	// At is when the kernel received the packet, on Go's monotonic clock
+	// (from SO_TIMESTAMPNS); the read time if the kernel gave none.
+	At time.Time
+}
+
+// Read reads one packet into buf. It allocates nothing. A packet whose IPv4
+// total length disagrees with what arrived is returned with a
 // vrrp.ReasonLength error.
-func (c *Conn) Read(buf []byte) ([]byte, vrrp.RxInfo, error) {
-	var rx vrrp.RxInfo
-	if c.v4 != nil {
-		h, p, cm, err := c.v4.ReadFrom(buf)
-		if err != nil {
-			return nil, rx, err
-		}
-		rx.Src, _ = netip.AddrFromSlice(h.Src.To4())
-		rx.Dst, _ = netip.AddrFromSlice(h.Dst.To4())
-		rx.TTL = h.TTL
-		if cm != nil && cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
-			return nil, rx, fmt.Errorf("packet from interface index %d on a socket bound to %s", cm.IfIndex, c.ifi.Name)
-		}
-		if h.TotalLen != h.Len+len(p) {
-			return nil, rx, &vrrp.RxError{Reason: vrrp.ReasonLength,
-				Detail: fmt.Sprintf("IPv4 total length %d, received %d", h.TotalLen, h.Len+len(p))}
-		}
-		return p, rx, nil
+func (c *Conn) Read(buf []byte) (Packet, error) {
+	var n, oobn int
+	var from unix.Sockaddr
+	var rerr error
+	err := c.raw.Read(func(fd uintptr) bool {
+		n, oobn, _, from, rerr = unix.Recvmsg(int(fd), buf, c.oob, 0)
+		return rerr != unix.EAGAIN && rerr != unix.EWOULDBLOCK
+	})
+	now := time.Now()
+	if err == nil {
+		err = rerr
 	}
-	n, cm, src, err := c.v6.ReadFrom(buf)
 	if err != nil {
-		return nil, rx, err
+		return Packet{}, fmt.Errorf("reading from the VRRP socket on %s: %w", c.ifi.Name, err)
 	}
-	if ia, ok := src.(*net.IPAddr); ok {
-		rx.Src, _ = netip.AddrFromSlice(ia.IP)
+	p := Packet{At: now}
+	var kernelNs int64
+	var dst6 netip.Addr
+	hop := -1
+	for cm := c.oob[:oobn]; len(cm) >= unix.CmsgSpace(0); {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&cm[0]))
+		hlen := int(h.Len)
+		if hlen < unix.CmsgLen(0) || hlen > len(cm) {
+			break
+		}
+		data := cm[unix.CmsgLen(0):hlen]
+		switch {
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && len(data) >= 16:
+			sec := int64(binary.NativeEndian.Uint64(data[0:8]))
+			nsec := int64(binary.NativeEndian.Uint64(data[8:16]))
+			kernelNs = sec*1e9 + nsec
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= 20:
+			dst6 = netip.AddrFrom16([16]byte(data[0:16]))
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_HOPLIMIT && len(data) >= 4:
+			hop = int(int32(binary.NativeEndian.Uint32(data[0:4])))
+		}
+		sp := unix.CmsgSpace(hlen - unix.CmsgLen(0))
+		if sp > len(cm) {
+			break
+		}
+		cm = cm[sp:]
 	}
-	if cm != nil {
-		rx.Dst, _ = netip.AddrFromSlice(cm.Dst)
-		rx.TTL = cm.HopLimit
+	if kernelNs != 0 {
+		// The timestamp is CLOCK_REALTIME; carry its age over to the
+		// monotonic reading. A wall-clock step makes the age nonsense, so
+		// only plausible ages are used.
+		if age := now.Sub(time.Unix(0, kernelNs)); age >= 0 && age < time.Second {
+			p.At = now.Add(-age)
+		}
 	}
-	return buf[:n], rx, nil
+	if c.family == 4 {
+		// Raw IPv4 sockets deliver the IP header.
+		if n < ipv4.HeaderLen || buf[0]>>4 != 4 {
+			return p, &vrrp.RxError{Reason: vrrp.ReasonLength, Detail: fmt.Sprintf("%d bytes is not an IPv4 packet", n)}
+		}
+		hl := int(buf[0]&0x0f) * 4
+		total := int(binary.BigEndian.Uint16(buf[2:4]))
+		p.Rx.Src = netip.AddrFrom4([4]byte(buf[12:16]))
+		p.Rx.Dst = netip.AddrFrom4([4]byte(buf[16:20]))
+		p.Rx.TTL = int(buf[8])
+		if hl < ipv4.HeaderLen || hl > n || total != n {
+			return p, &vrrp.RxError{Reason: vrrp.ReasonLength,
+				Detail: fmt.Sprintf("IPv4 header length %d, total length %d, received %d", hl, total, n)}
+		}
+		p.Msg = buf[hl:n]
+		return p, nil
+	}
+	if sa, ok := from.(*unix.SockaddrInet6); ok {
+		p.Rx.Src = netip.AddrFrom16(sa.Addr)
+	}
+	p.Rx.Dst, p.Rx.TTL = dst6, hop
+	p.Msg = buf[:n]
+	return p, nil
 }
 
 // Write sends one VRRP message from src to dst (the group or a unicast
