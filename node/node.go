@@ -38,6 +38,7 @@ type Node struct {
 
 	vips   *vip.Manager
 	accept *accept.Filter // nil unless an instance runs with accept: false
+	links  map[string]*announce.Link // GARP/NA sockets, one set per interface
 	conns  []*sock
 	insts  []*instance
 
@@ -93,7 +94,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if reg == nil {
 		reg = telemetry.NewRegistry()
 	}
-	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, done: make(chan struct{}), limiter: newLogLimiter(10 * time.Second)}
+	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, done: make(chan struct{}), links: map[string]*announce.Link{}, limiter: newLogLimiter(10 * time.Second)}
 	vm, err := vip.New()
 	if err != nil {
 		return nil, err
@@ -166,12 +167,16 @@ func (n *Node) build() error {
 			in.vips = append(in.vips, vip.VIP{Prefix: v.Prefix, Dev: v.Dev, Label: v.Label})
 			in.addrs = append(in.addrs, v.Prefix.Addr())
 		}
-		ann, err := announce.New(ic.Interface, announce.Config{Repeat: ic.GARP.Repeat, Delay: ic.GARP.Delay, Interval: ic.GARP.Interval},
-			n.log.With("vrrp_instance", ic.Name))
-		if err != nil {
+		link := n.links[ic.Interface]
+		if link == nil {
+			if link, err = announce.NewLink(ic.Interface, n.log); err != nil {
+				return fmt.Errorf("instance %q: %w", ic.Name, err)
+			}
+			n.links[ic.Interface] = link
+		}
+		if in.ann, err = link.Announcer(announce.Config{Repeat: ic.GARP.Repeat, Delay: ic.GARP.Delay, Interval: ic.GARP.Interval}); err != nil {
 			return fmt.Errorf("instance %q: %w", ic.Name, err)
 		}
-		in.ann = ann
 		in.labels = []string{ic.Name, strconv.Itoa(int(ic.VRID)), ic.Interface, "ipv" + strconv.Itoa(fam)}
 		if prev := s.byVRID[ic.VRID]; prev != nil {
 			// config.Validate rejects this; keep the driver safe regardless.
@@ -299,7 +304,6 @@ func (n *Node) Run(ctx context.Context) error {
 	n.timer = timer
 	for _, in := range n.insts {
 		in.work = newWorker()
-		go in.work.run()
 	}
 	n.mu.Lock()
 	now := time.Now()
@@ -436,6 +440,9 @@ func (n *Node) close() {
 			if in.ann != nil {
 				in.ann.Close()
 			}
+		}
+		for _, l := range n.links {
+			l.Close()
 		}
 		for _, s := range n.conns {
 			s.conn.Close()

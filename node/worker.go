@@ -6,58 +6,68 @@ import (
 )
 
 // worker runs an instance's slow actions (netlink, announcements) in order,
-// off the protocol loop. Its queue is unbounded so the loop never blocks; a
-// VRRP instance produces a handful of items per state change.
+// off the protocol path. Its queue is unbounded so the caller never blocks
+// (a VRRP instance produces a handful of items per state change), and its
+// goroutine exists only while there is work: a node with hundreds of
+// instances keeps no idle goroutine (and stack) per instance.
 type worker struct {
-	mu     sync.Mutex
-	q      []func()
-	closed bool
-	wake   chan struct{}
-	done   chan struct{}
+	mu      sync.Mutex
+	q       []func()
+	running bool
+	closed  bool
+	done    chan struct{} // closed once close was called and the queue ran dry
+	doneSet bool
 }
 
-func newWorker() *worker {
-	return &worker{wake: make(chan struct{}, 1), done: make(chan struct{})}
-}
+func newWorker() *worker { return &worker{done: make(chan struct{})} }
 
+// push queues f; after close it is dropped.
 func (w *worker) push(f func()) {
 	w.mu.Lock()
-	if !w.closed {
-		w.q = append(w.q, f)
+	defer w.mu.Unlock()
+	if w.closed {
+		return
 	}
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
+	w.q = append(w.q, f)
+	if !w.running {
+		w.running = true
+		go w.run()
 	}
 }
 
-// close lets the worker finish what is queued, then exit.
+// close lets the worker finish what is queued; done is closed after that.
 func (w *worker) close() {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.closed = true
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
+	if !w.running {
+		w.finishLocked()
+	}
+}
+
+func (w *worker) finishLocked() {
+	if !w.doneSet {
+		w.doneSet = true
+		close(w.done)
 	}
 }
 
 func (w *worker) run() {
-	defer close(w.done)
 	for {
 		w.mu.Lock()
-		q, closed := w.q, w.closed
+		q := w.q
 		w.q = nil
+		if len(q) == 0 {
+			w.running = false
+			if w.closed {
+				w.finishLocked()
+			}
+			w.mu.Unlock()
+			return
+		}
 		w.mu.Unlock()
 		for _, f := range q {
 			f()
-		}
-		if closed && len(q) == 0 {
-			return
-		}
-		if len(q) == 0 {
-			<-w.wake
 		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 // returns through done: a shutdown's address removal is never skipped.
 func TestWorkerOrderAndDrain(t *testing.T) {
 	w := newWorker()
-	go w.run()
 	var mu sync.Mutex
 	var got []int
 	for i := range 1000 {
@@ -45,5 +44,32 @@ func TestLogLimiter(t *testing.T) {
 	l := newLogLimiter(time.Hour)
 	if !l.allow("a") || l.allow("a") || !l.allow("b") {
 		t.Fatal("limiter must allow the first line per key and drop repeats within the period")
+	}
+}
+
+// An idle worker holds no goroutine, and close on an idle worker is
+// immediately done.
+func TestWorkerIdle(t *testing.T) {
+	w := newWorker()
+	ran := make(chan struct{})
+	w.push(func() { close(ran) })
+	<-ran
+	for i := 0; ; i++ {
+		w.mu.Lock()
+		r := w.running
+		w.mu.Unlock()
+		if !r {
+			break
+		}
+		if i > 1000 {
+			t.Fatal("worker goroutine did not exit when idle")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	w.close()
+	select {
+	case <-w.done:
+	case <-time.After(time.Second):
+		t.Fatal("idle worker not done after close")
 	}
 }

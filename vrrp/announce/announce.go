@@ -88,26 +88,82 @@ const ethernetARP = 0x0806
 // allNodes is the destination of an unsolicited NA (RFC 4861 §7.2.6).
 var allNodes = netip.MustParseAddr("ff02::1")
 
-// Announcer sends GARPs and unsolicited NAs on one interface.
+// Link owns the sockets that send GARPs and unsolicited NAs on one
+// interface. Every Announcer of the interface shares one Link, so a node
+// with many instances on an interface holds two sockets, not two per
+// instance.
 //
-// Sockets: New resolves the interface and opens the AF_PACKET socket for
+// Sockets: NewLink resolves the interface and opens the AF_PACKET socket for
 // GARP and, if the interface has an IPv6 link-local address, the ICMPv6
 // socket for NA, so both are bound in the network namespace of the thread
-// calling New. A socket that could not be opened, or that failed a send, is
-// (re)opened on the next message of its family, in the namespace of the
+// calling NewLink. A socket that could not be opened, or that failed a send,
+// is (re)opened on the next message of its family, in the namespace of the
 // thread sending it, after looking the interface up again; a recreated
 // interface is thus picked up after one failed burst. The MAC is read at
 // those moments only: when it changes without a send failing (moving to a
-// vMAC, say), make a new Announcer.
+// vMAC, say), make a new Link.
+//
+// A Link is safe for concurrent use.
+type Link struct {
+	ifname string
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	closed  bool
+	ifi     *net.Interface // as resolved when the sockets were opened
+	arpConn *packet.Conn   // nil until opened
+	ndpConn *ndp.Conn      // nil until opened
+}
+
+// NewLink opens the sockets for ifname. It fails when the interface does not
+// exist, has no Ethernet address, or the GARP socket cannot be opened; a
+// missing IPv6 link-local address only fails the NAs (see Link). A nil log
+// discards log output.
+func NewLink(ifname string, log *slog.Logger) (*Link, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	l := &Link{ifname: ifname, log: log.With("interface", ifname)}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ifi, err := l.resolveLocked()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := l.openARPLocked(ifi); err != nil {
+		return nil, err
+	}
+	if _, err := l.openNDPLocked(ifi); err != nil {
+		// An IPv4-only instance must not fail for want of IPv6, and the
+		// link-local address may appear later (it goes away with the link).
+		l.log.Debug("NA socket not open yet; will retry on the first IPv6 burst", "error", err)
+	}
+	return l, nil
+}
+
+// Close closes the sockets. Announcers using the Link fail their sends
+// afterwards. It is idempotent.
+func (l *Link) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	return errors.Join(l.closeARPLocked(), l.closeNDPLocked())
+}
+
+// Announcer sends the bursts of one VRRP instance over a Link.
 //
 // Concurrency: all methods are safe for concurrent use. Burst sends its
 // first burst synchronously and the delayed one from a timer goroutine; the
 // two never interleave on a socket. After Cancel or Close returns, no message
 // of any earlier Burst is sent.
 type Announcer struct {
-	ifname string
-	cfg    Config
-	log    *slog.Logger
+	link    *Link
+	ownLink bool // made by New: Close closes the Link too
+	cfg     Config
+	log     *slog.Logger
 
 	mu     sync.Mutex
 	closed bool
@@ -119,47 +175,39 @@ type Announcer struct {
 	stop    chan struct{}
 	pending map[uint64]*time.Timer // delayed bursts not yet started, by id
 	nextID  uint64
-	ifi     *net.Interface // as resolved when the sockets were opened
-	arpConn *packet.Conn   // nil until opened
-	ndpConn *ndp.Conn      // nil until opened
 
 	sentARP atomic.Uint64
 	sentNA  atomic.Uint64
 }
 
-// New returns an Announcer for the interface ifname with schedule cfg. A nil
-// log discards log output. It fails when the interface does not exist, has
-// no Ethernet address, or the GARP socket cannot be opened; a missing IPv6
-// link-local address only fails the NAs (see Announcer).
+// New returns an Announcer with a Link of its own for the interface ifname
+// (see NewLink for the errors).
 func New(ifname string, cfg Config, log *slog.Logger) (*Announcer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	a := &Announcer{
-		ifname:  ifname,
-		cfg:     cfg,
-		log:     log.With("interface", ifname),
-		stop:    make(chan struct{}),
-		pending: map[uint64]*time.Timer{},
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	ifi, err := a.resolveLocked()
+	l, err := NewLink(ifname, log)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := a.openARPLocked(ifi); err != nil {
+	a, _ := l.Announcer(cfg)
+	a.ownLink = true
+	return a, nil
+}
+
+// Announcer returns an Announcer with schedule cfg that sends over l.
+// Closing it leaves l open.
+func (l *Link) Announcer(cfg Config) (*Announcer, error) {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if _, err := a.openNDPLocked(ifi); err != nil {
-		// An IPv4-only instance must not fail for want of IPv6, and the
-		// link-local address may appear later (it goes away with the link).
-		a.log.Debug("NA socket not open yet; will retry on the first IPv6 burst", "error", err)
-	}
-	return a, nil
+	return &Announcer{
+		link:    l,
+		cfg:     cfg,
+		log:     l.log,
+		stop:    make(chan struct{}),
+		pending: map[uint64]*time.Timer{},
+	}, nil
 }
 
 // Sent returns how many GARPs and NAs this Announcer has sent, for
@@ -217,7 +265,8 @@ func (a *Announcer) Cancel() {
 	a.stop = make(chan struct{})
 }
 
-// Close cancels like Cancel and closes the sockets. It is idempotent.
+// Close cancels like Cancel; an Announcer made by New also closes its Link.
+// It is idempotent.
 func (a *Announcer) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -226,7 +275,10 @@ func (a *Announcer) Close() error {
 	}
 	a.closed = true
 	a.cancelLocked()
-	return errors.Join(a.closeARPLocked(), a.closeNDPLocked())
+	if a.ownLink {
+		return a.link.Close()
+	}
+	return nil
 }
 
 func (a *Announcer) cancelLocked() {
@@ -245,7 +297,7 @@ func (a *Announcer) clean(addrs []netip.Addr) ([]netip.Addr, []error) {
 	for _, ip := range addrs {
 		ip = ip.Unmap().WithZone("")
 		if !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast() || ip.IsLoopback() {
-			errs = append(errs, fmt.Errorf("announce: %q on %s: not a unicast address", ip, a.ifname))
+			errs = append(errs, fmt.Errorf("announce: %q on %s: not a unicast address", ip, a.link.ifname))
 			continue
 		}
 		if !slices.Contains(out, ip) {
@@ -323,25 +375,33 @@ func (a *Announcer) sendOne(gen uint64, ip netip.Addr) (ok bool, err error) {
 		return false, nil
 	}
 	if ip.Is4() {
-		if err := a.sendARPLocked(ip); err != nil {
-			return true, fmt.Errorf("announce: gratuitous ARP for %s on %s: %w", ip, a.ifname, err)
+		if err := a.link.sendARP(ip); err != nil {
+			return true, fmt.Errorf("announce: gratuitous ARP for %s on %s: %w", ip, a.link.ifname, err)
 		}
 		a.sentARP.Add(1)
 		return true, nil
 	}
-	if err := a.sendNALocked(ip); err != nil {
-		return true, fmt.Errorf("announce: unsolicited NA for %s on %s: %w", ip, a.ifname, err)
+	if err := a.link.sendNA(ip, a.cfg.Router); err != nil {
+		return true, fmt.Errorf("announce: unsolicited NA for %s on %s: %w", ip, a.link.ifname, err)
 	}
 	a.sentNA.Add(1)
 	return true, nil
 }
 
-func (a *Announcer) sendARPLocked(ip netip.Addr) error {
-	c, err := a.arpLocked()
+// ErrLinkClosed is returned for a send on a closed Link.
+var ErrLinkClosed = errors.New("announce: link closed")
+
+func (l *Link) sendARP(ip netip.Addr) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrLinkClosed
+	}
+	c, err := l.arpLocked()
 	if err != nil {
 		return err
 	}
-	mac := a.ifi.HardwareAddr
+	mac := l.ifi.HardwareAddr
 	p, err := arp.NewPacket(arp.OperationRequest, mac, ip, ethernet.Broadcast, ip)
 	if err != nil {
 		return fmt.Errorf("build ARP packet: %w", err)
@@ -364,23 +424,28 @@ func (a *Announcer) sendARPLocked(ip netip.Addr) error {
 	}
 	if _, err := c.WriteTo(fb, &packet.Addr{HardwareAddr: ethernet.Broadcast}); err != nil {
 		// Reopen next time: the interface may have been recreated.
-		_ = a.closeARPLocked()
+		_ = l.closeARPLocked()
 		return err
 	}
 	return nil
 }
 
-func (a *Announcer) sendNALocked(ip netip.Addr) error {
-	c, err := a.ndpLocked()
+func (l *Link) sendNA(ip netip.Addr, router bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrLinkClosed
+	}
+	c, err := l.ndpLocked()
 	if err != nil {
 		return err
 	}
 	na := &ndp.NeighborAdvertisement{
-		Router:        a.cfg.Router,
+		Router:        router,
 		Override:      true,
 		TargetAddress: ip,
 		Options: []ndp.Option{
-			&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: a.ifi.HardwareAddr},
+			&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: l.ifi.HardwareAddr},
 		},
 	}
 	if err := c.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
@@ -390,7 +455,7 @@ func (a *Announcer) sendNALocked(ip netip.Addr) error {
 	// hop limit 255 out of this interface.
 	if err := c.WriteTo(na, nil, allNodes); err != nil {
 		// Reopen next time: the link-local address may have changed.
-		_ = a.closeNDPLocked()
+		_ = l.closeNDPLocked()
 		return err
 	}
 	return nil
@@ -399,34 +464,34 @@ func (a *Announcer) sendNALocked(ip netip.Addr) error {
 // resolveLocked looks the interface up by name. If its index or MAC changed
 // since the sockets were opened, it closes them so they are reopened on the
 // new interface and no frame carries a stale MAC.
-func (a *Announcer) resolveLocked() (*net.Interface, error) {
-	ifi, err := net.InterfaceByName(a.ifname)
+func (l *Link) resolveLocked() (*net.Interface, error) {
+	ifi, err := net.InterfaceByName(l.ifname)
 	if err != nil {
-		return nil, fmt.Errorf("announce: look up interface %s: %w", a.ifname, err)
+		return nil, fmt.Errorf("announce: look up interface %s: %w", l.ifname, err)
 	}
 	if len(ifi.HardwareAddr) != 6 {
-		return nil, fmt.Errorf("announce: interface %s has no Ethernet address (%q)", a.ifname, ifi.HardwareAddr)
+		return nil, fmt.Errorf("announce: interface %s has no Ethernet address (%q)", l.ifname, ifi.HardwareAddr)
 	}
-	if a.ifi != nil && (a.ifi.Index != ifi.Index || !bytes.Equal(a.ifi.HardwareAddr, ifi.HardwareAddr)) {
-		_ = a.closeARPLocked()
-		_ = a.closeNDPLocked()
+	if l.ifi != nil && (l.ifi.Index != ifi.Index || !bytes.Equal(l.ifi.HardwareAddr, ifi.HardwareAddr)) {
+		_ = l.closeARPLocked()
+		_ = l.closeNDPLocked()
 	}
-	a.ifi = ifi
+	l.ifi = ifi
 	return ifi, nil
 }
 
-func (a *Announcer) arpLocked() (*packet.Conn, error) {
-	if a.arpConn != nil {
-		return a.arpConn, nil
+func (l *Link) arpLocked() (*packet.Conn, error) {
+	if l.arpConn != nil {
+		return l.arpConn, nil
 	}
-	ifi, err := a.resolveLocked()
+	ifi, err := l.resolveLocked()
 	if err != nil {
 		return nil, err
 	}
-	return a.openARPLocked(ifi)
+	return l.openARPLocked(ifi)
 }
 
-func (a *Announcer) openARPLocked(ifi *net.Interface) (*packet.Conn, error) {
+func (l *Link) openARPLocked(ifi *net.Interface) (*packet.Conn, error) {
 	// Bound to ARP so the kernel tags what we send correctly, with a filter
 	// that accepts nothing: this socket only sends, and must not queue every
 	// ARP frame on the link.
@@ -436,59 +501,59 @@ func (a *Announcer) openARPLocked(ifi *net.Interface) (*packet.Conn, error) {
 	}
 	c, err := packet.Listen(ifi, packet.Raw, ethernetARP, &packet.Config{Filter: drop})
 	if err != nil {
-		return nil, fmt.Errorf("announce: open ARP socket on %s: %w", a.ifname, err)
+		return nil, fmt.Errorf("announce: open ARP socket on %s: %w", l.ifname, err)
 	}
-	a.arpConn = c
+	l.arpConn = c
 	return c, nil
 }
 
-func (a *Announcer) ndpLocked() (*ndp.Conn, error) {
-	if a.ndpConn != nil {
-		return a.ndpConn, nil
+func (l *Link) ndpLocked() (*ndp.Conn, error) {
+	if l.ndpConn != nil {
+		return l.ndpConn, nil
 	}
-	ifi, err := a.resolveLocked()
+	ifi, err := l.resolveLocked()
 	if err != nil {
 		return nil, err
 	}
-	return a.openNDPLocked(ifi)
+	return l.openNDPLocked(ifi)
 }
 
-func (a *Announcer) openNDPLocked(ifi *net.Interface) (*ndp.Conn, error) {
+func (l *Link) openNDPLocked(ifi *net.Interface) (*ndp.Conn, error) {
 	c, _, err := ndp.Listen(ifi, ndp.LinkLocal)
 	if err != nil {
-		return nil, fmt.Errorf("announce: open NDP socket on %s (needs an IPv6 link-local address): %w", a.ifname, err)
+		return nil, fmt.Errorf("announce: open NDP socket on %s (needs an IPv6 link-local address): %w", l.ifname, err)
 	}
 	// Send-only: block every ICMPv6 type so the socket queues nothing.
 	var f ipv6.ICMPFilter
 	f.SetAll(true)
 	if err := c.SetICMPFilter(&f); err != nil {
 		_ = c.Close()
-		return nil, fmt.Errorf("announce: set ICMPv6 filter on %s: %w", a.ifname, err)
+		return nil, fmt.Errorf("announce: set ICMPv6 filter on %s: %w", l.ifname, err)
 	}
-	a.ndpConn = c
+	l.ndpConn = c
 	return c, nil
 }
 
-func (a *Announcer) closeARPLocked() error {
-	if a.arpConn == nil {
+func (l *Link) closeARPLocked() error {
+	if l.arpConn == nil {
 		return nil
 	}
-	err := a.arpConn.Close()
-	a.arpConn = nil
+	err := l.arpConn.Close()
+	l.arpConn = nil
 	if err != nil {
-		return fmt.Errorf("announce: close ARP socket on %s: %w", a.ifname, err)
+		return fmt.Errorf("announce: close ARP socket on %s: %w", l.ifname, err)
 	}
 	return nil
 }
 
-func (a *Announcer) closeNDPLocked() error {
-	if a.ndpConn == nil {
+func (l *Link) closeNDPLocked() error {
+	if l.ndpConn == nil {
 		return nil
 	}
-	err := a.ndpConn.Close()
-	a.ndpConn = nil
+	err := l.ndpConn.Close()
+	l.ndpConn = nil
 	if err != nil {
-		return fmt.Errorf("announce: close NDP socket on %s: %w", a.ifname, err)
+		return fmt.Errorf("announce: close NDP socket on %s: %w", l.ifname, err)
 	}
 	return nil
 }

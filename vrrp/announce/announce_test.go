@@ -372,12 +372,60 @@ func TestConfigAndInputErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "vgnosuch0") {
 		t.Errorf("New on a missing interface: %v, want an error naming it", err)
 	}
-	a := &Announcer{ifname: "eth9"}
+	a := &Announcer{link: &Link{ifname: "eth9"}}
 	list, errs := a.clean([]netip.Addr{{}, netip.MustParseAddr("ff02::1"), netip.MustParseAddr("::ffff:192.0.2.1"), vip6, vip6})
 	if len(errs) != 2 || len(list) != 2 || list[0] != netip.MustParseAddr("192.0.2.1") || list[1] != vip6 {
 		t.Errorf("clean = %v, %v; want [192.0.2.1 %s] and 2 errors", list, errs, vip6)
 	}
 	if d := DefaultConfig(); d.Repeat != 5 || d.Interval != 0 || d.Delay != 5*time.Second {
 		t.Errorf("DefaultConfig() = %+v, want keepalived's 5 / 0 / 5s", d)
+	}
+}
+
+// Announcers of several instances share one Link (two sockets per
+// interface): each keeps its own schedule, cancelling or closing one does
+// not touch the other's delayed burst, and the Link stays open until closed.
+func TestSharedLink(t *testing.T) {
+	l := setup(t)
+	var link *Link
+	if err := l.tx.Do(func() (err error) {
+		link, err = NewLink(txDev, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const delay = 300 * time.Millisecond
+	a, err := link.Announcer(Config{Repeat: 1, Delay: delay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := link.Announcer(Config{Repeat: 2, Delay: delay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.Burst([]netip.Addr{vip4a}); err != nil || n != 1 {
+		t.Fatalf("a.Burst = %d, %v", n, err)
+	}
+	if n, err := b.Burst([]netip.Addr{vip4b, vip6}); err != nil || n != 4 {
+		t.Fatalf("b.Burst = %d, %v", n, err)
+	}
+	// a leaves master: its delayed burst must not come; b's must.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l.waitFor(t, 9, 3*time.Second)
+	time.Sleep(100 * time.Millisecond) // nothing more may come
+	got := count(l.announcements(t))
+	if got[vip4a] != 1 || got[vip4b] != 4 || got[vip6] != 4 {
+		t.Errorf("captured %v, want %s once (a closed before its second burst), %s and %s 4 times", got, vip4a, vip4b, vip6)
+	}
+	if arpN, naN := b.Sent(); arpN != 4 || naN != 4 {
+		t.Errorf("b.Sent() = %d, %d; want 4, 4 (counts are per Announcer)", arpN, naN)
+	}
+	if err := link.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Burst([]netip.Addr{vip4b}); !errors.Is(err, ErrLinkClosed) {
+		t.Errorf("Burst on a closed Link: %v, want ErrLinkClosed", err)
 	}
 }
