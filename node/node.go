@@ -37,7 +37,7 @@ type Node struct {
 	metrics *telemetry.VRRP
 
 	vips   *vip.Manager
-	accept *accept.Filter // nil unless an instance runs with accept: false
+	accept *accept.Filter            // nil unless an instance runs with accept: false
 	links  map[string]*announce.Link // GARP/NA sockets, one set per interface
 	conns  []*sock
 	insts  []*instance
