@@ -363,13 +363,16 @@ func (n *Node) nextDeadline() (time.Time, bool) {
 }
 
 // rearm sets the timer for the next deadline, early by spinLead for a
-// Master_Down_Timer. Called with n.mu held.
+// Master_Down_Timer. The timer is only ever moved earlier: an advert moves a
+// backup's deadline later, and re-arming for every packet would cost a
+// syscall each; a wake-up that finds nothing due re-arms for the real
+// deadline (onTimer). Called with n.mu held.
 func (n *Node) rearm() {
 	next, down := n.nextDeadline()
 	if down {
 		next = next.Add(-spinLead)
 	}
-	if next.Equal(n.armed) {
+	if next.IsZero() || (!n.armed.IsZero() && !next.Before(n.armed)) {
 		return
 	}
 	if err := n.timer.Set(next); err != nil {
@@ -462,6 +465,7 @@ func (n *Node) close() {
 // instance's state machine on them.
 func (n *Node) readLoop(s *sock) {
 	buf := make([]byte, 9000)
+	var d vrrp.Decoded // reused: decoding allocates nothing per packet
 	for {
 		p, err := s.conn.Read(buf)
 		if err != nil {
@@ -487,7 +491,7 @@ func (n *Node) readLoop(s *sock) {
 		if in != nil {
 			prefer = in.cfg.Checksum
 		}
-		d, err := vrrp.Decode(p.Msg, p.Rx, prefer)
+		err = vrrp.DecodeTo(&d, p.Msg, p.Rx, prefer)
 		if err == nil && in == nil {
 			err = &vrrp.RxError{Reason: vrrp.ReasonVRID, Detail: fmt.Sprintf("no instance with VRID %d on %s", d.Advert.VRID, s.ifname)}
 		}

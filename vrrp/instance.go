@@ -454,6 +454,9 @@ func sameAddrs(a, b []netip.Addr) bool {
 	if len(a) != len(b) {
 		return false
 	}
+	if slices.Equal(a, b) {
+		return true // the usual case, without allocating
+	}
 	x, y := slices.Clone(a), slices.Clone(b)
 	slices.SortFunc(x, netip.Addr.Compare)
 	slices.SortFunc(y, netip.Addr.Compare)

@@ -440,3 +440,27 @@ func TestPassAuthInGolden(t *testing.T) {
 		}
 	}
 }
+
+// DecodeTo reuses the address storage: no allocation per packet once warm,
+// and a shorter packet after a longer one leaves no stale addresses.
+func TestDecodeToReuse(t *testing.T) {
+	two := mustHex(t, "310764020064945afe80000000000000000000000000abcd20010db8000000000000000000000001")
+	one := mustHex(t, "310764010064c225fe80000000000000000000000000abcd")
+	rx := vrrp.RxInfo{Src: a4("fe80::1"), Dst: vrrp.GroupIPv6, TTL: 255}
+	var d vrrp.Decoded
+	if err := vrrp.DecodeTo(&d, two, rx, vrrp.ChecksumPseudoHeader); err != nil || len(d.Advert.Addrs) != 2 {
+		t.Fatalf("%v %v", err, d.Advert.Addrs)
+	}
+	if err := vrrp.DecodeTo(&d, one, rx, vrrp.ChecksumPseudoHeader); err != nil || len(d.Advert.Addrs) != 1 ||
+		d.Advert.Addrs[0] != a4("fe80::abcd") || d.Advert.Checksum != 0xc225 {
+		t.Fatalf("%v %+v", err, d.Advert)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := vrrp.DecodeTo(&d, two, rx, vrrp.ChecksumPseudoHeader); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("DecodeTo allocated %v times per packet", allocs)
+	}
+}

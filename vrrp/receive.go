@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -122,29 +123,40 @@ type Decoded struct {
 // failure returns an *RxError with its own Reason.
 func Decode(b []byte, rx RxInfo, prefer ChecksumForm) (Decoded, error) {
 	var d Decoded
+	err := DecodeTo(&d, b, rx, prefer)
+	return d, err
+}
+
+// DecodeTo is Decode into d, reusing d.Advert.Addrs' storage: a receive loop
+// that keeps one Decoded allocates nothing per packet. d is overwritten, so
+// nothing may keep d.Advert.Addrs past the next call (Instance.Receive does
+// not).
+func DecodeTo(d *Decoded, b []byte, rx RxInfo, prefer ChecksumForm) error {
+	addrs := d.Advert.Addrs[:0]
+	*d = Decoded{}
 	if !rx.Src.IsValid() || !rx.Dst.IsValid() || rx.Src.Is4() != rx.Dst.Is4() {
-		return d, rxErr(ReasonFamily, "source %s and destination %s", rx.Src, rx.Dst)
+		return rxErr(ReasonFamily, "source %s and destination %s", rx.Src, rx.Dst)
 	}
 	if rx.Dst.IsMulticast() && rx.TTL != RequiredTTL {
-		return d, rxErr(ReasonTTL, "TTL/hop limit %d, want %d", rx.TTL, RequiredTTL)
+		return rxErr(ReasonTTL, "TTL/hop limit %d, want %d", rx.TTL, RequiredTTL)
 	}
 	if len(b) < headerLen {
-		return d, rxErr(ReasonLength, "%d bytes is shorter than the %d-byte header", len(b), headerLen)
+		return rxErr(ReasonLength, "%d bytes is shorter than the %d-byte header", len(b), headerLen)
 	}
 	version := b[0] >> 4
 	if version != 2 && version != 3 {
-		return d, rxErr(ReasonVersion, "version %d", version)
+		return rxErr(ReasonVersion, "version %d", version)
 	}
 	six := rx.Src.Is6()
 	if six && version == 2 {
-		return d, rxErr(ReasonVersion, "VRRPv2 over IPv6")
+		return rxErr(ReasonVersion, "VRRPv2 over IPv6")
 	}
 	if t := b[0] & 0x0f; t != TypeAdvert {
-		return d, rxErr(ReasonType, "type %d", t)
+		return rxErr(ReasonType, "type %d", t)
 	}
 	count := int(b[3])
 	if count == 0 {
-		return d, rxErr(ReasonAddressCount, "count is 0")
+		return rxErr(ReasonAddressCount, "count is 0")
 	}
 	alen := 4
 	if six {
@@ -157,17 +169,17 @@ func Decode(b []byte, rx RxInfo, prefer ChecksumForm) (Decoded, error) {
 	if len(b) != want {
 		// This is also what rejects CARP (36 bytes, 0x21, "count" 7) and
 		// Cisco's MD5-authenticated v2 adverts.
-		return d, rxErr(ReasonLength, "%d bytes, want %d for v%d with %d addresses", len(b), want, version, count)
+		return rxErr(ReasonLength, "%d bytes, want %d for v%d with %d addresses", len(b), want, version, count)
 	}
 	switch {
 	case version == 2:
 		if !checksumOK(b, 2, rx.Src, rx.Dst, ChecksumMessageOnly) {
-			return d, rxErr(ReasonChecksum, "v2 checksum %#04x", binary.BigEndian.Uint16(b[6:8]))
+			return rxErr(ReasonChecksum, "v2 checksum %#04x", binary.BigEndian.Uint16(b[6:8]))
 		}
 		d.Form = ChecksumMessageOnly
 	case six:
 		if !checksumOK(b, 3, rx.Src, rx.Dst, ChecksumPseudoHeader) {
-			return d, rxErr(ReasonChecksum, "v3/IPv6 checksum %#04x", binary.BigEndian.Uint16(b[6:8]))
+			return rxErr(ReasonChecksum, "v3/IPv6 checksum %#04x", binary.BigEndian.Uint16(b[6:8]))
 		}
 		d.Form = ChecksumPseudoHeader
 	default:
@@ -181,7 +193,7 @@ func Decode(b []byte, rx RxInfo, prefer ChecksumForm) (Decoded, error) {
 		case checksumOK(b, 3, rx.Src, rx.Dst, other):
 			d.Form, d.AlternateForm = other, true
 		default:
-			return d, rxErr(ReasonChecksum, "v3/IPv4 checksum %#04x matches neither form", binary.BigEndian.Uint16(b[6:8]))
+			return rxErr(ReasonChecksum, "v3/IPv4 checksum %#04x matches neither form", binary.BigEndian.Uint16(b[6:8]))
 		}
 	}
 	a := &d.Advert
@@ -192,7 +204,7 @@ func Decode(b []byte, rx RxInfo, prefer ChecksumForm) (Decoded, error) {
 	if version == 2 {
 		a.AuthType = b[4]
 		if b[5] == 0 {
-			return d, rxErr(ReasonIntervalZero, "v2 Adver Int is 0")
+			return rxErr(ReasonIntervalZero, "v2 Adver Int is 0")
 		}
 		a.Interval = time.Duration(b[5]) * time.Second
 		copy(a.AuthData[:], b[headerLen+count*4:])
@@ -201,11 +213,11 @@ func Decode(b []byte, rx RxInfo, prefer ChecksumForm) (Decoded, error) {
 		// on receive (RFC 5798 §5.2.6; FRR fixed exactly this leak in 2026).
 		iv := binary.BigEndian.Uint16(b[4:6]) & MaxV3Interval
 		if iv == 0 {
-			return d, rxErr(ReasonIntervalZero, "v3 Max Adver Int is 0")
+			return rxErr(ReasonIntervalZero, "v3 Max Adver Int is 0")
 		}
 		a.Interval = time.Duration(iv) * 10 * time.Millisecond
 	}
-	a.Addrs = make([]netip.Addr, count)
+	a.Addrs = slices.Grow(addrs, count)[:count]
 	off := headerLen
 	for i := range a.Addrs {
 		if six {
@@ -215,5 +227,5 @@ func Decode(b []byte, rx RxInfo, prefer ChecksumForm) (Decoded, error) {
 		}
 		off += alen
 	}
-	return d, nil
+	return nil
 }
