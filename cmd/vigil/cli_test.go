@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // run executes the CLI in-process and returns stdout and the exit code main
@@ -124,8 +125,11 @@ func TestVersionJSON(t *testing.T) {
 
 func TestDemoConfigIsValid(t *testing.T) {
 	// The embedded demo config must always pass validation.
-	tmpl := strings.NewReplacer("{{.Name}}", "n1", "{{.Priority}}", "150", "{{.Interval}}", "100ms").Replace(demoConfig)
-	p := write(t, tmpl)
+	cfg := renderDemoConfig(&demoNode{Name: "n1", Priority: 150, Interval: 100 * time.Millisecond})
+	if strings.Contains(cfg, "{{") {
+		t.Fatalf("unfilled placeholder in\n%s", cfg)
+	}
+	p := write(t, cfg)
 	if _, code, msg := run(t, "config", "validate", "--config", p); code != 0 {
 		t.Fatalf("demo config invalid: %s", msg)
 	}

@@ -3,7 +3,6 @@ package netlab
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,10 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 )
 
 // captureStartTimeout bounds the wait for tcpdump's "listening on" line; captureStopTimeout the
@@ -203,8 +198,9 @@ func (c *Capture) Frames() ([]Frame, error) {
 	return readPcapFile(c.path, true)
 }
 
-// ReadPcap reads a pcap or pcapng file of Ethernet frames (such as the golden keepalived captures
-// in testdata/keepalived-pcaps) into frames, in file order.
+// ReadPcap reads a classic pcap file of Ethernet frames (such as the golden keepalived captures in
+// testdata/keepalived-pcaps, or a Capture's file) into frames, in file order. pcapng files are
+// refused with an error saying so.
 func ReadPcap(path string) ([]Frame, error) {
 	return readPcapFile(path, false)
 }
@@ -222,48 +218,17 @@ func readPcapFile(path string, tolerant bool) ([]Frame, error) {
 	return frames, nil
 }
 
-type packetReader interface {
-	ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
-	LinkType() layers.LinkType
-}
-
-// readPcap parses pcap or pcapng data. tolerant accepts a file cut short (being written).
+// readPcap parses classic pcap data. tolerant accepts data cut short (a file being written): an
+// incomplete file header or last record is left out.
 func readPcap(r io.Reader, tolerant bool) ([]Frame, error) {
-	br := bufio.NewReader(r)
-	magic, err := br.Peek(4)
+	data, err := io.ReadAll(r)
 	if err != nil {
-		if tolerant && (err == io.EOF || err == io.ErrUnexpectedEOF) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("file header: %w", err)
+		return nil, err
 	}
-	var pr packetReader
-	if binary.BigEndian.Uint32(magic) == 0x0a0d0d0a {
-		pr, err = pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
-	} else {
-		pr, err = pcapgo.NewReader(br)
+	var p PcapParser
+	frames, err := p.Feed(data)
+	if err == nil && !tolerant {
+		err = p.End()
 	}
-	if err != nil {
-		if tolerant && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("file header: %w", err)
-	}
-	if lt := pr.LinkType(); lt != layers.LinkTypeEthernet {
-		return nil, fmt.Errorf("link type %v, want Ethernet", lt)
-	}
-	var frames []Frame
-	for {
-		data, ci, err := pr.ReadPacketData()
-		if err == io.EOF {
-			return frames, nil
-		}
-		if err != nil {
-			if tolerant && errors.Is(err, io.ErrUnexpectedEOF) {
-				return frames, nil
-			}
-			return frames, fmt.Errorf("record %d: %w", len(frames)+1, err)
-		}
-		frames = append(frames, Frame{Time: ci.Timestamp, Data: bytes.Clone(data)})
-	}
+	return frames, err
 }

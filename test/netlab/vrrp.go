@@ -5,9 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"time"
-
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 )
 
 // ProtoVRRP is VRRP's IP protocol number.
@@ -33,66 +30,92 @@ type VRRPFrame struct {
 	Payload []byte
 }
 
-// VRRPFrames returns the VRRP packets (IPv4 or IPv6, protocol 112, optionally VLAN-tagged) among
-// frames, in order. Frames that are not VRRP, are fragments, or are too short to hold a VRRP
-// header are skipped.
+// EtherTypes the decoder follows.
+const (
+	etherTypeIPv4 = 0x0800
+	etherTypeIPv6 = 0x86dd
+	etherTypeVLAN = 0x8100 // 802.1Q tag
+	etherTypeQinQ = 0x88a8 // 802.1ad service tag
+)
+
+// VRRPFrames returns the VRRP packets (IPv4 or IPv6, protocol 112, behind any number of 802.1Q or
+// 802.1ad VLAN tags) among frames, in order. Frames that are not VRRP, are IPv4 fragments, carry
+// IPv6 extension headers, or are too short to hold a VRRP header are skipped. A packet cut short
+// by the capture's snapshot length keeps the bytes that were captured.
 func VRRPFrames(frames []Frame) []VRRPFrame {
-	var (
-		eth     layers.Ethernet
-		dot1q   layers.Dot1Q
-		ip4     layers.IPv4
-		ip6     layers.IPv6
-		decoded []gopacket.LayerType
-	)
-	parser := gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, &eth, &dot1q, &ip4, &ip6)
-	parser.IgnoreUnsupported = true
 	var out []VRRPFrame
 	for _, f := range frames {
-		decoded = decoded[:0]
-		if err := parser.DecodeLayers(f.Data, &decoded); err != nil {
-			continue // truncated or malformed
+		if v, ok := decodeVRRP(f); ok {
+			out = append(out, v)
 		}
-		v := VRRPFrame{Time: f.Time}
-		var payload []byte
-		for _, lt := range decoded {
-			switch lt {
-			case layers.LayerTypeEthernet:
-				v.SrcMAC = append(net.HardwareAddr(nil), eth.SrcMAC...)
-				v.DstMAC = append(net.HardwareAddr(nil), eth.DstMAC...)
-			case layers.LayerTypeIPv4:
-				if ip4.Protocol != ProtoVRRP || ip4.FragOffset != 0 || ip4.Flags&layers.IPv4MoreFragments != 0 {
-					continue
-				}
-				v.Src, _ = netip.AddrFromSlice(ip4.SrcIP)
-				v.Dst, _ = netip.AddrFromSlice(ip4.DstIP)
-				v.TTL = int(ip4.TTL)
-				payload = ip4.Payload
-			case layers.LayerTypeIPv6:
-				if ip6.NextHeader != ProtoVRRP {
-					continue
-				}
-				v.Src, _ = netip.AddrFromSlice(ip6.SrcIP)
-				v.Dst, _ = netip.AddrFromSlice(ip6.DstIP)
-				v.TTL = int(ip6.HopLimit)
-				payload = ip6.Payload
-			}
-		}
-		if len(payload) < 8 || !v.Src.IsValid() || !v.Dst.IsValid() {
-			continue
-		}
-		v.Src, v.Dst = v.Src.Unmap(), v.Dst.Unmap()
-		v.Payload = append([]byte(nil), payload...)
-		v.Version = int(payload[0] >> 4)
-		v.Type = int(payload[0] & 0x0f)
-		v.VRID = int(payload[1])
-		v.Priority = int(payload[2])
-		v.CountAddrs = int(payload[3])
-		if v.Version == 2 {
-			v.Interval = time.Duration(payload[5]) * time.Second
-		} else {
-			v.Interval = time.Duration(binary.BigEndian.Uint16(payload[4:6])&0x0fff) * 10 * time.Millisecond
-		}
-		out = append(out, v)
 	}
 	return out
+}
+
+// decodeVRRP decodes an Ethernet frame carrying a VRRP packet.
+func decodeVRRP(f Frame) (VRRPFrame, bool) {
+	d := f.Data
+	if len(d) < 14 {
+		return VRRPFrame{}, false
+	}
+	v := VRRPFrame{Time: f.Time}
+	dst, src := d[0:6], d[6:12]
+	etherType := binary.BigEndian.Uint16(d[12:14])
+	d = d[14:]
+	for etherType == etherTypeVLAN || etherType == etherTypeQinQ {
+		if len(d) < 4 {
+			return VRRPFrame{}, false
+		}
+		etherType = binary.BigEndian.Uint16(d[2:4])
+		d = d[4:]
+	}
+	var payload []byte
+	switch etherType {
+	case etherTypeIPv4:
+		if len(d) < 20 || d[0]>>4 != 4 || d[9] != ProtoVRRP {
+			return VRRPFrame{}, false
+		}
+		hlen, total := int(d[0]&0x0f)*4, int(binary.BigEndian.Uint16(d[2:4]))
+		if hlen < 20 || total < hlen || hlen > len(d) {
+			return VRRPFrame{}, false
+		}
+		// More-fragments flag or a fragment offset: a piece of a packet.
+		if binary.BigEndian.Uint16(d[6:8])&0x3fff != 0 {
+			return VRRPFrame{}, false
+		}
+		v.Src = netip.AddrFrom4([4]byte(d[12:16]))
+		v.Dst = netip.AddrFrom4([4]byte(d[16:20]))
+		v.TTL = int(d[8])
+		payload = d[hlen:min(total, len(d))] // without the options, or Ethernet's padding
+	case etherTypeIPv6:
+		// VRRP must follow the fixed header directly: VRRP speakers send no extension headers, so
+		// a frame with one (hop-by-hop, fragment, ...) is not decoded.
+		if len(d) < 40 || d[0]>>4 != 6 || d[6] != ProtoVRRP {
+			return VRRPFrame{}, false
+		}
+		plen := int(binary.BigEndian.Uint16(d[4:6]))
+		v.Src = netip.AddrFrom16([16]byte(d[8:24])).Unmap()
+		v.Dst = netip.AddrFrom16([16]byte(d[24:40])).Unmap()
+		v.TTL = int(d[7])
+		payload = d[40:min(40+plen, len(d))]
+	default:
+		return VRRPFrame{}, false
+	}
+	if len(payload) < 8 {
+		return VRRPFrame{}, false
+	}
+	v.DstMAC = append(net.HardwareAddr(nil), dst...)
+	v.SrcMAC = append(net.HardwareAddr(nil), src...)
+	v.Payload = append([]byte(nil), payload...)
+	v.Version = int(payload[0] >> 4)
+	v.Type = int(payload[0] & 0x0f)
+	v.VRID = int(payload[1])
+	v.Priority = int(payload[2])
+	v.CountAddrs = int(payload[3])
+	if v.Version == 2 {
+		v.Interval = time.Duration(payload[5]) * time.Second
+	} else {
+		v.Interval = time.Duration(binary.BigEndian.Uint16(payload[4:6])&0x0fff) * 10 * time.Millisecond
+	}
+	return v, true
 }
