@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -60,6 +61,13 @@ and remove their virtual addresses).`,
 func runDaemon(parent context.Context, cfg *config.Config, log *slog.Logger) error {
 	if parent == nil {
 		parent = context.Background()
+	}
+	// The live heap is a few MB; Go's default GOGC=100 lets idle garbage
+	// from a burst of transitions double it and keeps it resident. Half the
+	// headroom measured 27.7 → 19.7 MB RSS for a master of 200 instances at
+	// no visible CPU cost. An operator's GOGC still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
 	}
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
