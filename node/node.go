@@ -68,12 +68,19 @@ type instance struct {
 	src    netip.Addr   // our advert source: primary IPv4, IPv6 link-local or unicast source
 	dsts   []netip.Addr // the group, or every unicast peer
 	vips   []vip.VIP
-	addrs  []netip.Addr // VIP addresses, for announcements
-	ann    *announce.Announcer
+	addrs  []netip.Addr   // VIP addresses, for announcements
+	anns   []devAnnouncer // one per interface the VIPs live on
 	work   *worker
 	labels []string // vrrp_instance, vrid, device, family
 	// Counters on the per-advert path, resolved once.
 	sent, received, zeroSent, zeroReceived prometheus.Counter
+}
+
+// devAnnouncer announces the VIPs an instance keeps on one interface (a VIP
+// with dev: is announced there, not on the instance interface).
+type devAnnouncer struct {
+	ann   *announce.Announcer
+	addrs []netip.Addr
 }
 
 // Options are the optional dependencies of a Node.
@@ -167,14 +174,7 @@ func (n *Node) build() error {
 			in.vips = append(in.vips, vip.VIP{Prefix: v.Prefix, Dev: v.Dev, Label: v.Label})
 			in.addrs = append(in.addrs, v.Prefix.Addr())
 		}
-		link := n.links[ic.Interface]
-		if link == nil {
-			if link, err = announce.NewLink(ic.Interface, n.log); err != nil {
-				return fmt.Errorf("instance %q: %w", ic.Name, err)
-			}
-			n.links[ic.Interface] = link
-		}
-		if in.ann, err = link.Announcer(announce.Config{Repeat: ic.GARP.Repeat, Delay: ic.GARP.Delay, Interval: ic.GARP.Interval}); err != nil {
+		if err := n.buildAnnouncers(in); err != nil {
 			return fmt.Errorf("instance %q: %w", ic.Name, err)
 		}
 		in.labels = []string{ic.Name, strconv.Itoa(int(ic.VRID)), ic.Interface, "ipv" + strconv.Itoa(fam)}
@@ -190,6 +190,35 @@ func (n *Node) build() error {
 		return err
 	}
 	return n.blockNonAccepting()
+}
+
+// buildAnnouncers gives the instance one announcer per interface its VIPs
+// are on, sharing each interface's sockets with the other instances.
+func (n *Node) buildAnnouncers(in *instance) error {
+	cfg := announce.Config{Repeat: in.cfg.GARP.Repeat, Delay: in.cfg.GARP.Delay, Interval: in.cfg.GARP.Interval}
+	byDev := map[string]int{}
+	for _, v := range in.vips {
+		i, ok := byDev[v.Dev]
+		if !ok {
+			link := n.links[v.Dev]
+			if link == nil {
+				var err error
+				if link, err = announce.NewLink(v.Dev, n.log); err != nil {
+					return err
+				}
+				n.links[v.Dev] = link
+			}
+			ann, err := link.Announcer(cfg)
+			if err != nil {
+				return err
+			}
+			i = len(in.anns)
+			byDev[v.Dev] = i
+			in.anns = append(in.anns, devAnnouncer{ann: ann})
+		}
+		in.anns[i].addrs = append(in.anns[i].addrs, v.Prefix.Addr())
+	}
+	return nil
 }
 
 // blockNonAccepting enforces Accept_Mode False (RFC 5798 §6.4.3: a non-owner
@@ -441,8 +470,8 @@ func (n *Node) shutdown() {
 func (n *Node) close() {
 	n.stopOnce.Do(func() {
 		for _, in := range n.insts {
-			if in.ann != nil {
-				in.ann.Close()
+			for _, da := range in.anns {
+				da.ann.Close()
 			}
 		}
 		for _, l := range n.links {
@@ -594,7 +623,9 @@ func (n *Node) addVIPs(in *instance) {
 }
 
 func (n *Node) removeVIPs(in *instance) {
-	in.ann.Cancel()
+	for _, da := range in.anns {
+		da.ann.Cancel()
+	}
 	if err := n.vips.Remove(in.vips); err != nil {
 		n.log.Error("removing virtual addresses failed", "vrrp_instance", in.cfg.Name, "err", err)
 	}
@@ -604,11 +635,13 @@ func (n *Node) removeVIPs(in *instance) {
 }
 
 func (n *Node) announce(in *instance) {
-	sent, err := in.ann.Burst(in.addrs)
-	if err != nil {
-		n.log.Error("gratuitous ARP / neighbour advertisement failed", "vrrp_instance", in.cfg.Name, "err", err)
+	for _, da := range in.anns {
+		sent, err := da.ann.Burst(da.addrs)
+		if err != nil {
+			n.log.Error("gratuitous ARP / neighbour advertisement failed", "vrrp_instance", in.cfg.Name, "err", err)
+		}
+		n.metrics.Gratuitous.WithLabelValues(in.labels...).Add(float64(sent))
 	}
-	n.metrics.Gratuitous.WithLabelValues(in.labels...).Add(float64(sent))
 }
 
 func (n *Node) stateChange(in *instance, sc vrrp.StateChange) {

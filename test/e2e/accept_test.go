@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,4 +72,49 @@ vrrp:
 
 func containsFold(s, sub string) bool {
 	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
+
+// A VIP with dev: and label: goes on that device with that label on the
+// master, and comes off when the master stops.
+func TestVIPOnOtherDevice(t *testing.T) {
+	c := newCluster(t, 1)
+	n1 := c.node("n1")
+	// A second interface inside the node (this kernel has no dummy driver).
+	if _, err := n1.IP("link", "add", "name", "dum0", "type", "veth", "peer", "name", "dum1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"dum0", "dum1"} {
+		if _, err := n1.IP("link", "set", "dev", d, "up"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startYAML(t, c, "n1", `node: { name: n1 }
+telemetry: { listen: "" }
+vrrp:
+  instances:
+    - name: web
+      interface: eth0
+      vrid: 51
+      priority: 150
+      advert_interval: 100ms
+      vips: [192.0.2.100/24, { address: 198.51.100.10/24, dev: dum0, label: "dum0:web" }]
+`)
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 0)
+	if err := n1.WaitAddr("dum0", netip.MustParseAddr("198.51.100.10"), true, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	out, err := n1.IP("-o", "-4", "addr", "show", "dev", "dum0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "198.51.100.10/24") || !strings.Contains(string(out), "dum0:web") {
+		t.Fatalf("dum0 addresses: %s", out)
+	}
+	if ok, _ := n1.HasAddr("eth0", netip.MustParseAddr("198.51.100.10")); ok {
+		t.Fatal("the dum0 VIP landed on eth0")
+	}
+	c.stop("n1")
+	if err := n1.WaitAddr("dum0", netip.MustParseAddr("198.51.100.10"), false, time.Second); err != nil {
+		t.Fatal(err)
+	}
 }
