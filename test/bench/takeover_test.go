@@ -100,16 +100,33 @@ func progress(format string, args ...any) {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// failRun records a failed repetition; it ends the benchmark when a daemon
-// died or too many repetitions in a row failed.
-func failRun(b *testing.B, res *TakeoverResult, consecutive *int, run int, err error) {
+// repeat runs the scenario's repetitions: one(run) measures one takeover.
+// Failed repetitions are recorded; the benchmark ends when a daemon died,
+// too many repetitions in a row failed, or none succeeded.
+func repeat(b *testing.B, res *TakeoverResult, one func(run int) (time.Duration, error)) {
 	b.Helper()
-	res.Failures = append(res.Failures, fmt.Sprintf("run %d: %s", run+1, oneLine(err)))
-	b.Logf("run %d failed: %v", run+1, err)
-	*consecutive++
-	if errors.Is(err, errDied) || *consecutive >= maxConsecutiveFailures {
-		b.Fatalf("%s %s at %v cannot complete: %v", res.Impl, kindName(res.Kind), res.Interval, err)
+	consecutive := 0
+	for run := range benchRuns() {
+		res.Attempts++
+		gap, err := one(run)
+		if err != nil {
+			progress("%s %s %v run %d/%d: failed: %s", res.Impl, kindName(res.Kind), res.Interval, run+1, benchRuns(), oneLine(err))
+			res.Failures = append(res.Failures, fmt.Sprintf("run %d: %s", run+1, oneLine(err)))
+			b.Logf("run %d failed: %v", run+1, err)
+			consecutive++
+			if errors.Is(err, errDied) || consecutive >= maxConsecutiveFailures {
+				b.Fatalf("%s %s at %v cannot complete: %v", res.Impl, kindName(res.Kind), res.Interval, err)
+			}
+			continue
+		}
+		progress("%s %s %v run %d/%d: %s (excess %s)", res.Impl, kindName(res.Kind), res.Interval, run+1, benchRuns(), fmtMS(gap), fmtExcess(gap-res.Expected))
+		consecutive = 0
+		res.Takeovers = append(res.Takeovers, gap)
 	}
+	if len(res.Takeovers) == 0 {
+		b.Fatalf("no takeover measured in %d runs", res.Attempts)
+	}
+	b.Logf("%s %s at %v: %v", res.Impl, kindName(res.Kind), res.Interval, Summarize(res.Takeovers))
 }
 
 func benchLinkCut(b *testing.B, impl string, iv time.Duration) {
@@ -119,28 +136,15 @@ func benchLinkCut(b *testing.B, impl string, iv time.Duration) {
 	c := takeoverCluster(b, impl, iv)
 	defer c.stopCapture(res)
 	since, restored := time.Now(), false
-	consecutive := 0
-	for run := range benchRuns() {
-		res.Attempts++
+	repeat(b, res, func(int) (time.Duration, error) {
 		gap, up, err := c.linkCutRun(iv, since, restored, res)
 		if !up.IsZero() {
 			since, restored = up, true
 		} else {
 			since, restored = time.Now(), false
 		}
-		if err != nil {
-			progress("%s %s %v run %d/%d: failed: %s", impl, kindName(res.Kind), iv, run+1, benchRuns(), oneLine(err))
-			failRun(b, res, &consecutive, run, err)
-			continue
-		}
-		progress("%s %s %v run %d/%d: %s (excess %s)", impl, kindName(res.Kind), iv, run+1, benchRuns(), fmtMS(gap), fmtExcess(gap-res.Expected))
-		consecutive = 0
-		res.Takeovers = append(res.Takeovers, gap)
-	}
-	if len(res.Takeovers) == 0 {
-		b.Fatalf("no takeover measured in %d runs", res.Attempts)
-	}
-	b.Logf("%s link cut at %v: %v", impl, iv, Summarize(res.Takeovers))
+		return gap, err
+	})
 }
 
 // linkCutRun is one repetition: settle, cut the master's link at a random
@@ -230,9 +234,7 @@ func benchGraceful(b *testing.B, impl string, iv time.Duration) {
 	c := takeoverCluster(b, impl, iv)
 	defer c.stopCapture(res)
 	since, restarted := time.Now(), false
-	consecutive := 0
-	for run := range benchRuns() {
-		res.Attempts++
+	repeat(b, res, func(int) (time.Duration, error) {
 		gap, err := c.gracefulRun(iv, since, restarted, res)
 		if c.p1.Exited() {
 			// Start the master again for the next repetition.
@@ -244,19 +246,8 @@ func benchGraceful(b *testing.B, impl string, iv time.Duration) {
 		} else {
 			since, restarted = time.Now(), false
 		}
-		if err != nil {
-			progress("%s %s %v run %d/%d: failed: %s", impl, kindName(res.Kind), iv, run+1, benchRuns(), oneLine(err))
-			failRun(b, res, &consecutive, run, err)
-			continue
-		}
-		progress("%s %s %v run %d/%d: %s (excess %s)", impl, kindName(res.Kind), iv, run+1, benchRuns(), fmtMS(gap), fmtExcess(gap-res.Expected))
-		consecutive = 0
-		res.Takeovers = append(res.Takeovers, gap)
-	}
-	if len(res.Takeovers) == 0 {
-		b.Fatalf("no takeover measured in %d runs", res.Attempts)
-	}
-	b.Logf("%s graceful stop at %v: %v", impl, iv, Summarize(res.Takeovers))
+		return gap, err
+	})
 }
 
 // gracefulRun is one repetition: settle, SIGTERM the master at a random

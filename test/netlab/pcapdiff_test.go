@@ -93,17 +93,7 @@ func gopacketVRRPFrames(frames []Frame) []VRRPFrame {
 			continue
 		}
 		v.Src, v.Dst = v.Src.Unmap(), v.Dst.Unmap()
-		v.Payload = append([]byte(nil), payload...)
-		v.Version = int(payload[0] >> 4)
-		v.Type = int(payload[0] & 0x0f)
-		v.VRID = int(payload[1])
-		v.Priority = int(payload[2])
-		v.CountAddrs = int(payload[3])
-		if v.Version == 2 {
-			v.Interval = time.Duration(payload[5]) * time.Second
-		} else {
-			v.Interval = time.Duration(binary.BigEndian.Uint16(payload[4:6])&0x0fff) * 10 * time.Millisecond
-		}
+		v.setPayload(payload) // the field layout is not what this test compares
 		out = append(out, v)
 	}
 	return out

@@ -106,6 +106,13 @@ func decodeVRRP(f Frame) (VRRPFrame, bool) {
 	}
 	v.DstMAC = append(net.HardwareAddr(nil), dst...)
 	v.SrcMAC = append(net.HardwareAddr(nil), src...)
+	v.setPayload(payload)
+	return v, true
+}
+
+// setPayload stores the VRRP message (at least 8 bytes) and decodes its
+// header fields.
+func (v *VRRPFrame) setPayload(payload []byte) {
 	v.Payload = append([]byte(nil), payload...)
 	v.Version = int(payload[0] >> 4)
 	v.Type = int(payload[0] & 0x0f)
@@ -117,5 +124,4 @@ func decodeVRRP(f Frame) (VRRPFrame, bool) {
 	} else {
 		v.Interval = time.Duration(binary.BigEndian.Uint16(payload[4:6])&0x0fff) * 10 * time.Millisecond
 	}
-	return v, true
 }
