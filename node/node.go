@@ -72,6 +72,7 @@ type instance struct {
 	anns   []devAnnouncer // one per interface the VIPs live on
 	work   *worker
 	labels []string // vrrp_instance, vrid, device, family
+	ifDown bool     // the instance interface is down: FAULT
 	// Counters on the per-advert path, resolved once.
 	sent, received, zeroSent, zeroReceived prometheus.Counter
 }
@@ -336,6 +337,16 @@ func (n *Node) Run(ctx context.Context) error {
 		in.work = newWorker()
 	}
 	n.mu.Lock()
+	// Subscribe before reading the current state, so no change falls
+	// between the two (the watcher waits for the lock).
+	if err := n.watchLinks(); err != nil {
+		n.mu.Unlock()
+		return err
+	}
+	if err := n.initLinks(); err != nil {
+		n.mu.Unlock()
+		return err
+	}
 	now := time.Now()
 	for _, in := range n.insts {
 		n.do(in, in.core.Start(now))

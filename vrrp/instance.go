@@ -16,6 +16,10 @@ const (
 	StateInit State = iota
 	StateBackup
 	StateMaster
+	// StateFault is keepalived's FAULT, not in the RFC: the instance cannot
+	// serve (its interface is down, a tracker with weight 0 failed) and
+	// neither advertises nor holds addresses.
+	StateFault
 )
 
 func (s State) String() string {
@@ -26,6 +30,8 @@ func (s State) String() string {
 		return "backup"
 	case StateMaster:
 		return "master"
+	case StateFault:
+		return "fault"
 	}
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
@@ -42,6 +48,9 @@ const (
 	CausePreempted      Cause = "preempted"              // we took over from a lower-priority master
 	CauseHigherPriority Cause = "higher_priority_advert" // a better master appeared
 	CauseShutdown       Cause = "shutdown"
+	CauseInterfaceDown  Cause = "interface_down" // → Fault: the instance's link went down
+	CauseTrackerFault   Cause = "tracker_fault"  // → Fault: a weight-0 tracker failed
+	CauseFaultCleared   Cause = "fault_cleared"  // Fault → Backup (or Master for the owner)
 )
 
 // Config is one virtual router as the core sees it. Drivers fill Primary
@@ -202,6 +211,10 @@ type Instance struct {
 	sawResign      bool // the down timer was cut to Skew_Time by a priority-0 advert
 	sawLower       bool // we are discarding a lower-priority master's adverts
 	lastChange     time.Time
+	// faulted is set by SetFault; it holds the instance in StateFault, and
+	// decides where Start goes.
+	faulted    bool
+	faultCause Cause
 }
 
 // NewInstance returns an instance in the Initialize state.
@@ -296,6 +309,9 @@ func (i *Instance) Start(now time.Time) []Action {
 	if i.state != StateInit {
 		return nil
 	}
+	if i.faulted {
+		return []Action{i.change(now, StateFault, i.faultCause)}
+	}
 	if i.cfg.Owner() {
 		return i.becomeMaster(now, CauseAddressOwner)
 	}
@@ -337,6 +353,50 @@ func (i *Instance) Shutdown(now time.Time) []Action {
 	i.master = netip.Addr{}
 	return append(acts, i.change(now, StateInit, CauseShutdown))
 }
+
+// SetFault puts the instance into FAULT (fault true) or lets it out again
+// (keepalived semantics; RFC 5798 has no FAULT state). On the way in a
+// master removes its addresses and, for a tracker fault, resigns like a
+// shutdown — a priority-0 advert so the best backup takes over after
+// Skew_Time. With its interface down it sends nothing: the advert cannot
+// arrive, and an IPv6 unicast one would wait for neighbour discovery and
+// leave, stale, when the link returns. In FAULT the
+// instance sends nothing, holds nothing and ignores adverts. On the way out
+// it starts again as at Startup: Backup with a fresh Master_Down_Timer, or
+// Master at once for the owner. cause is CauseInterfaceDown or
+// CauseTrackerFault going in; leaving is always CauseFaultCleared. Before
+// Start, SetFault only records where Start will go.
+func (i *Instance) SetFault(now time.Time, fault bool, cause Cause) []Action {
+	if fault == i.faulted {
+		return nil
+	}
+	i.faulted, i.faultCause = fault, cause
+	if i.state == StateInit {
+		return nil
+	}
+	if fault {
+		var acts []Action
+		if i.state == StateMaster {
+			if cause != CauseInterfaceDown {
+				acts = append(acts, SendAdvert{Advert: i.Advert(ResignPriority)})
+			}
+			acts = append(acts, RemoveVIPs{})
+		}
+		i.downTimer, i.adverTimer, i.preemptUntil = time.Time{}, time.Time{}, time.Time{}
+		i.master = netip.Addr{}
+		return append(acts, i.change(now, StateFault, cause))
+	}
+	if i.cfg.Owner() {
+		return i.becomeMaster(now, CauseFaultCleared)
+	}
+	i.masterAdverInterval = i.cfg.AdvertInterval
+	i.downTimer = now.Add(i.masterDownInterval())
+	i.sawResign, i.sawLower = false, false
+	return []Action{i.change(now, StateBackup, CauseFaultCleared)}
+}
+
+// Faulted reports whether the instance is held in FAULT.
+func (i *Instance) Faulted() bool { return i.faulted }
 
 // Tick fires the timers that are due at now.
 func (i *Instance) Tick(now time.Time) []Action {
@@ -467,7 +527,7 @@ func sameAddrs(a, b []netip.Addr) bool {
 // It runs Check and then the Backup (§6.4.2) or Master (§6.4.3) rules. A
 // non-nil error means the advert was discarded by a receive check.
 func (i *Instance) Receive(now time.Time, d Decoded, rx RxInfo) ([]Action, error) {
-	if i.state == StateInit {
+	if i.state == StateInit || i.state == StateFault {
 		return nil, nil
 	}
 	notices, err := i.Check(d, rx)

@@ -573,3 +573,45 @@ func TestStateChangeFields(t *testing.T) {
 		t.Fatalf("%+v\nwant %+v", sc, want)
 	}
 }
+
+// keepalived's FAULT (not in the RFC): a master drops its addresses (and,
+// for a tracker fault with the link still up, resigns with priority 0); in
+// FAULT nothing is sent or held and adverts are ignored; leaving it is a
+// fresh Startup (§6.4.1): Backup, or Master at once for the owner.
+func TestFault(t *testing.T) {
+	i, now := masterAt(t, nil)
+	wantKinds(t, i.SetFault(now, true, vrrp.CauseInterfaceDown), "remove fault:interface_down")
+	if i.SetFault(now, true, vrrp.CauseInterfaceDown) != nil {
+		t.Fatal("repeated SetFault acted")
+	}
+	if !i.NextDeadline().IsZero() || i.Tick(now.Add(time.Hour)) != nil {
+		t.Fatal("timers run in FAULT")
+	}
+	wantKinds(t, recv(t, i, now, 200, peer), "")
+	if acts, _ := i.SetPriority(now, 120); acts != nil {
+		t.Fatal("FAULT advertised a priority change")
+	}
+	later := now.Add(time.Second)
+	wantKinds(t, i.SetFault(later, false, ""), "backup:fault_cleared")
+	// MDI at priority 120: 3 s + 136/256 s.
+	if got := i.NextDeadline().Sub(later); got != 3531250*time.Microsecond {
+		t.Fatalf("down timer %s after FAULT", got)
+	}
+
+	b := newInst(t, nil)
+	b.Start(t0)
+	wantKinds(t, b.SetFault(t0, true, vrrp.CauseTrackerFault), "fault:tracker_fault")
+
+	o := newInst(t, func(c *vrrp.Config) { c.Priority = 255 })
+	o.Start(t0)
+	wantKinds(t, o.SetFault(t0, true, vrrp.CauseTrackerFault), "send(0) remove fault:tracker_fault")
+	wantKinds(t, o.SetFault(t0, false, ""), "send(255) add announce master:fault_cleared")
+
+	// Before Start, SetFault decides where Start goes.
+	p := newInst(t, nil)
+	if p.SetFault(t0, true, vrrp.CauseInterfaceDown) != nil {
+		t.Fatal("SetFault acted before Start")
+	}
+	wantKinds(t, p.Start(t0), "fault:interface_down")
+	wantKinds(t, p.Shutdown(t0), "init:shutdown")
+}

@@ -166,7 +166,7 @@ func (s *sim) chaos(d time.Duration, interval time.Duration) {
 	for s.now.Before(end) {
 		s.runUntil(s.now.Add(time.Duration(s.rng.Int64N(int64(6 * interval)))))
 		n := s.nodes[s.rng.IntN(len(s.nodes))]
-		switch s.rng.IntN(5) {
+		switch s.rng.IntN(6) {
 		case 0: // start or stop (graceful, priority 0)
 			if n.running {
 				s.do(n, n.inst.Shutdown(s.now))
@@ -188,10 +188,13 @@ func (s *sim) chaos(d time.Duration, interval time.Duration) {
 			}
 		case 4: // a burst of packet loss on the whole LAN: drop what is in flight
 			s.q = s.q[:0]
+		case 5: // interface down/up or a weight-0 tracker: FAULT in or out
+			s.do(n, n.inst.SetFault(s.now, !n.inst.Faulted(), vrrp.CauseInterfaceDown))
 		}
 	}
 	for _, n := range s.nodes {
 		n.cutTill = time.Time{}
+		s.do(n, n.inst.SetFault(s.now, false, ""))
 	}
 }
 

@@ -249,8 +249,8 @@ func TestNodeLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	cut := time.Now()
-	// n1 keeps the VIP on its own (isolated) interface: from its side the
-	// peers vanished. Watch n2 take it.
+	// n1 loses carrier and goes to FAULT (TestInterfaceDownFault); watch n2
+	// take the VIP.
 	for {
 		ok, _ := c.node("n2").HasAddr("eth0", vip4.Addr())
 		if ok {
@@ -424,5 +424,44 @@ func TestRestartAfterCrash(t *testing.T) {
 	}
 	if copies != 1 {
 		t.Fatalf("%d copies of the VIP on n1: %v", copies, addrs)
+	}
+}
+
+// keepalived's interface tracking: a master whose link goes down enters
+// FAULT (drops its VIP); the backup takes over; when the link returns the
+// node leaves FAULT as Backup and, with the higher priority, preempts back.
+// A node whose interface is down at start begins in FAULT.
+func TestInterfaceDownFault(t *testing.T) {
+	c := newCluster(t, 2)
+	c.start("n1", inst(51, 150, iv, vip4))
+	c.start("n2", inst(51, 100, iv, vip4))
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 0)
+	if err := c.node("n1").LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	c.waitHolder(vip4.Addr(), "n2", mdi(3, 100, iv)+2*time.Second, 3*iv)
+	if !strings.Contains(c.procs["n1"].Log(), "to=fault reason=interface_down") {
+		t.Fatalf("n1 did not report FAULT:\n%s", tail(c.procs["n1"].Log(), 20))
+	}
+	if err := c.node("n1").LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	c.waitHolder(vip4.Addr(), "n1", mdi(3, 150, iv)+2*time.Second, 3*iv)
+	if !strings.Contains(c.procs["n1"].Log(), "from=fault to=backup reason=fault_cleared") {
+		t.Fatalf("n1 did not leave FAULT as Backup:\n%s", tail(c.procs["n1"].Log(), 20))
+	}
+
+	// Down at start: FAULT from the beginning, nothing sent, no VIP.
+	c.stop("n1")
+	if err := c.node("n1").LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	c.start("n1", inst(51, 150, iv, vip4))
+	time.Sleep(2 * mdi(3, 150, iv))
+	if ok, _ := c.node("n1").HasAddr("eth0", vip4.Addr()); ok {
+		t.Fatal("n1 took the VIP with its link down")
+	}
+	if !strings.Contains(c.procs["n1"].Log(), "to=fault reason=interface_down") {
+		t.Fatalf("n1 did not start in FAULT:\n%s", tail(c.procs["n1"].Log(), 20))
 	}
 }
