@@ -49,6 +49,7 @@ type Node struct {
 	timer    *deadlineTimer
 	armed    time.Time     // what the timer is set to; zero = nothing
 	done     chan struct{} // closed when Run stops
+	started  time.Time
 	limiter  *logLimiter
 	stopOnce sync.Once
 }
@@ -73,6 +74,8 @@ type instance struct {
 	work   *worker
 	labels []string // vrrp_instance, vrid, device, family
 	ifDown bool     // the instance interface is down: FAULT
+	// lastCause is the reason of the last state change (status output).
+	lastCause vrrp.Cause
 	// Counters on the per-advert path, resolved once.
 	sent, received, zeroSent, zeroReceived prometheus.Counter
 }
@@ -337,6 +340,7 @@ func (n *Node) Run(ctx context.Context) error {
 		in.work = newWorker()
 	}
 	n.mu.Lock()
+	n.started = time.Now()
 	// Subscribe before reading the current state, so no change falls
 	// between the two (the watcher waits for the lock).
 	if err := n.watchLinks(); err != nil {
@@ -656,6 +660,7 @@ func (n *Node) announce(in *instance) {
 }
 
 func (n *Node) stateChange(in *instance, sc vrrp.StateChange) {
+	in.lastCause = sc.Cause
 	m, l := n.metrics, in.labels
 	for _, st := range telemetry.VRRPStates {
 		m.State.WithLabelValues(append(slices.Clone(l), st)...).Set(b2f(st == sc.To.String()))

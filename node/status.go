@@ -1,0 +1,98 @@
+package node
+
+import (
+	"net/netip"
+	"time"
+
+	"vigil/internal/buildinfo"
+	"vigil/vrrp"
+)
+
+// Status is a snapshot of the running node, the document behind `vigil
+// status` and the admin API. Field names are the stable JSON keys.
+type Status struct {
+	Node       string           `json:"node"`
+	Version    string           `json:"version"`
+	Revision   string           `json:"revision,omitempty"`
+	ConfigPath string           `json:"config_path"`
+	ConfigHash string           `json:"config_hash"`
+	StartedAt  time.Time        `json:"started_at"`
+	Instances  []InstanceStatus `json:"instances"`
+}
+
+// InstanceStatus is one VRRP instance.
+type InstanceStatus struct {
+	Name              string   `json:"name"`
+	Interface         string   `json:"interface"`
+	VRID              uint8    `json:"vrid"`
+	Family            string   `json:"family"` // ipv4 or ipv6
+	Version           uint8    `json:"version"`
+	Mode              string   `json:"mode"` // multicast or unicast
+	Peers             []string `json:"peers,omitempty"`
+	Source            string   `json:"source"` // our advert source address
+	State             string   `json:"state"`  // init, backup, master, fault
+	Fault             string   `json:"fault,omitempty"`
+	BasePriority      uint8    `json:"base_priority"`
+	EffectivePriority uint8    `json:"effective_priority"`
+	// Master is the address of the master we last heard (ours as master).
+	Master         string `json:"master,omitempty"`
+	MasterPriority uint8  `json:"master_priority,omitempty"`
+	// AdvertInterval is ours; MasterAdvertInterval the current master's
+	// (learned in v3). Seconds.
+	AdvertInterval       float64   `json:"advert_interval_seconds"`
+	MasterAdvertInterval float64   `json:"master_advert_interval_seconds"`
+	MasterDownInterval   float64   `json:"master_down_interval_seconds"`
+	Preempt              bool      `json:"preempt"`
+	Accept               bool      `json:"accept"`
+	VIPs                 []string  `json:"vips"`
+	LastTransition       time.Time `json:"last_transition,omitzero"`
+	LastReason           string    `json:"last_reason,omitempty"`
+}
+
+// Status returns a snapshot of the node. It is safe to call while Run runs.
+func (n *Node) Status() Status {
+	bi := buildinfo.Get()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := Status{
+		Node: n.cfg.Node.Name, Version: bi.Version, Revision: bi.Revision,
+		ConfigPath: n.cfg.Path, ConfigHash: n.cfg.Hash, StartedAt: n.started,
+		Instances: make([]InstanceStatus, 0, len(n.insts)),
+	}
+	for _, in := range n.insts {
+		c := in.core.Config()
+		s := in.core.Status()
+		is := InstanceStatus{
+			Name: c.Name, Interface: in.cfg.Interface, VRID: c.VRID, Family: in.labels[3], Version: c.Version,
+			Mode: "multicast", Source: in.src.String(), State: s.State.String(),
+			BasePriority: c.Priority, EffectivePriority: s.Priority,
+			AdvertInterval: c.AdvertInterval.Seconds(), MasterAdvertInterval: s.MasterAdverInterval.Seconds(),
+			MasterDownInterval: s.MasterDownInterval.Seconds(),
+			Preempt:            c.Preempt, Accept: c.Accept || c.Owner(),
+			LastTransition: s.LastTransition, LastReason: string(in.lastCause),
+		}
+		if c.Unicast {
+			is.Mode = "unicast"
+			is.Peers = addrStrings(c.Peers)
+		}
+		if s.State == vrrp.StateFault {
+			is.Fault = string(in.lastCause)
+		}
+		if s.Master.IsValid() {
+			is.Master, is.MasterPriority = s.Master.String(), s.MasterPriority
+		}
+		for _, v := range in.vips {
+			is.VIPs = append(is.VIPs, v.String())
+		}
+		st.Instances = append(st.Instances, is)
+	}
+	return st
+}
+
+func addrStrings(as []netip.Addr) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
+}
