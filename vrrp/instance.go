@@ -51,6 +51,8 @@ const (
 	CauseInterfaceDown  Cause = "interface_down" // → Fault: the instance's link went down
 	CauseTrackerFault   Cause = "tracker_fault"  // → Fault: a weight-0 tracker failed
 	CauseFaultCleared   Cause = "fault_cleared"  // Fault → Backup (or Master for the owner)
+	CauseSyncGroup      Cause = "sync_group"     // moved with the other members of its sync group
+	CauseAdmin          Cause = "admin"          // an operator asked
 )
 
 // Config is one virtual router as the core sees it. Drivers fill Primary
@@ -393,6 +395,33 @@ func (i *Instance) SetFault(now time.Time, fault bool, cause Cause) []Action {
 	i.downTimer = now.Add(i.masterDownInterval())
 	i.sawResign, i.sawLower = false, false
 	return []Action{i.change(now, StateBackup, CauseFaultCleared)}
+}
+
+// GoMaster makes a Backup take over at once, as if its Master_Down_Timer had
+// fired (keepalived vrrp_sync_group: a member becoming master pulls the
+// others along). Other states are left alone.
+func (i *Instance) GoMaster(now time.Time, cause Cause) []Action {
+	if i.state != StateBackup {
+		return nil
+	}
+	return i.becomeMaster(now, cause)
+}
+
+// GoBackup makes a Master step down to Backup without resigning (no
+// priority-0 advert: in a sync group the peer is already taking the whole
+// group), removing its addresses and arming Master_Down_Timer. Other states
+// are left alone.
+func (i *Instance) GoBackup(now time.Time, cause Cause) []Action {
+	if i.state != StateMaster {
+		return nil
+	}
+	i.adverTimer = time.Time{}
+	i.masterAdverInterval = i.cfg.AdvertInterval
+	i.downTimer = now.Add(i.masterDownInterval())
+	i.sawResign, i.sawLower = false, false
+	i.preemptUntil = time.Time{}
+	i.master = netip.Addr{}
+	return []Action{RemoveVIPs{}, i.change(now, StateBackup, cause)}
 }
 
 // Faulted reports whether the instance is held in FAULT.

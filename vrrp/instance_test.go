@@ -615,3 +615,25 @@ func TestFault(t *testing.T) {
 	wantKinds(t, p.Start(t0), "fault:interface_down")
 	wantKinds(t, p.Shutdown(t0), "init:shutdown")
 }
+
+// Sync-group moves (keepalived vrrp_sync_group): GoMaster takes over from
+// Backup only; GoBackup steps a master down without a priority-0 advert.
+func TestGoMasterGoBackup(t *testing.T) {
+	i := newInst(t, nil)
+	i.Start(t0)
+	wantKinds(t, i.GoMaster(t0, vrrp.CauseSyncGroup), "send(100) add announce master:sync_group")
+	if i.GoMaster(t0, vrrp.CauseSyncGroup) != nil {
+		t.Fatal("GoMaster acted on a master")
+	}
+	wantKinds(t, i.GoBackup(t0, vrrp.CauseSyncGroup), "remove backup:sync_group")
+	if got := i.NextDeadline().Sub(t0); got != 3609375*time.Microsecond {
+		t.Fatalf("down timer %s after GoBackup", got)
+	}
+	if i.GoBackup(t0, vrrp.CauseSyncGroup) != nil {
+		t.Fatal("GoBackup acted on a backup")
+	}
+	i.SetFault(t0, true, vrrp.CauseTrackerFault)
+	if i.GoMaster(t0, vrrp.CauseSyncGroup) != nil {
+		t.Fatal("GoMaster took a faulted instance to master")
+	}
+}
