@@ -49,6 +49,18 @@ type Config struct {
 	// Delay starts the second burst this long after the first (keepalived
 	// garp_master_delay, default 5s); 0 means no second burst.
 	Delay time.Duration
+	// Refresh re-announces every address this often while the instance
+	// stays master (keepalived garp_master_refresh; 0 = off), keeping switch
+	// MAC tables and hosts' caches warm; RefreshRepeat messages per address
+	// each time (keepalived garp_master_refresh_repeat, default 1).
+	Refresh       time.Duration
+	RefreshRepeat int
+	// LowerPrioRepeat and LowerPrioDelay shape BurstLowerPrio, sent when a
+	// master hears a lower priority (a dual master healing: keepalived
+	// garp_lower_prio_repeat / garp_lower_prio_delay). Zero Repeat means the
+	// same as Repeat; a zero Delay means no second burst.
+	LowerPrioRepeat int
+	LowerPrioDelay  time.Duration
 	// Router sets the R flag of neighbour advertisements. Leave it false
 	// unless this node routes IPv6 for hosts that use the VIP as their
 	// gateway: an NA with R clear makes such hosts drop it from their
@@ -71,6 +83,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("announce: interval %s: must not be negative", c.Interval)
 	case c.Delay < 0:
 		return fmt.Errorf("announce: delay %s: must not be negative", c.Delay)
+	case c.Refresh < 0 || (c.Refresh > 0 && c.Refresh < 100*time.Millisecond):
+		return fmt.Errorf("announce: refresh %s: must be 0 (off) or at least 100ms", c.Refresh)
+	case c.RefreshRepeat < 0 || c.LowerPrioRepeat < 0:
+		return fmt.Errorf("announce: refresh repeat %d / lower-priority repeat %d: must not be negative", c.RefreshRepeat, c.LowerPrioRepeat)
+	case c.LowerPrioDelay < 0:
+		return fmt.Errorf("announce: lower-priority delay %s: must not be negative", c.LowerPrioDelay)
 	}
 	return nil
 }
@@ -173,8 +191,10 @@ type Announcer struct {
 	gen uint64
 	// stop is closed by Cancel and Close to wake bursts pausing for Interval.
 	stop    chan struct{}
-	pending map[uint64]*time.Timer // delayed bursts not yet started, by id
+	pending map[uint64]*time.Timer // delayed bursts and refreshes not yet started, by id
 	nextID  uint64
+	// refreshing: a refresh chain runs for this generation.
+	refreshing bool
 
 	sentARP atomic.Uint64
 	sentNA  atomic.Uint64
@@ -229,6 +249,21 @@ func (a *Announcer) Sent() (arp, na uint64) {
 // burst). If Cancel or Close runs meanwhile, the burst stops and Burst
 // returns what it had sent.
 func (a *Announcer) Burst(addrs []netip.Addr) (int, error) {
+	return a.burst(addrs, a.cfg.Repeat, a.cfg.Delay, true)
+}
+
+// BurstLowerPrio is Burst with the lower-priority schedule (LowerPrioRepeat,
+// LowerPrioDelay): a master that hears a lower priority re-announces so
+// that hosts which followed the other master come back.
+func (a *Announcer) BurstLowerPrio(addrs []netip.Addr) (int, error) {
+	repeat := a.cfg.LowerPrioRepeat
+	if repeat == 0 {
+		repeat = a.cfg.Repeat
+	}
+	return a.burst(addrs, repeat, a.cfg.LowerPrioDelay, false)
+}
+
+func (a *Announcer) burst(addrs []netip.Addr, repeat int, delay time.Duration, refresh bool) (int, error) {
 	list, errs := a.clean(addrs)
 	a.mu.Lock()
 	if a.closed {
@@ -238,19 +273,55 @@ func (a *Announcer) Burst(addrs []netip.Addr) (int, error) {
 	gen, stop := a.gen, a.stop
 	a.mu.Unlock()
 
-	n, err := a.send(gen, stop, list)
+	n, err := a.send(gen, stop, list, repeat)
 	errs = append(errs, err)
-
-	if a.cfg.Delay > 0 && len(list) > 0 {
-		a.mu.Lock()
-		if !a.closed && a.gen == gen {
-			id := a.nextID
-			a.nextID++
-			a.pending[id] = time.AfterFunc(a.cfg.Delay, func() { a.delayed(id, gen, stop, list) })
+	if len(list) > 0 {
+		if delay > 0 {
+			a.schedule(gen, delay, func(id uint64) { a.delayed(id, gen, stop, list, repeat) })
 		}
-		a.mu.Unlock()
+		if refresh && a.cfg.Refresh > 0 {
+			a.mu.Lock()
+			start := !a.refreshing && !a.closed && a.gen == gen
+			a.refreshing = a.refreshing || start
+			a.mu.Unlock()
+			if start {
+				a.scheduleRefresh(gen, stop, list)
+			}
+		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// schedule runs fn(id) after d unless generation gen is cancelled first.
+func (a *Announcer) schedule(gen uint64, d time.Duration, fn func(id uint64)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed || a.gen != gen {
+		return
+	}
+	id := a.nextID
+	a.nextID++
+	a.pending[id] = time.AfterFunc(d, func() { fn(id) })
+}
+
+// scheduleRefresh sends RefreshRepeat messages per address every Refresh
+// for as long as generation gen lives (Cancel ends it with the instance's
+// mastership).
+func (a *Announcer) scheduleRefresh(gen uint64, stop chan struct{}, list []netip.Addr) {
+	repeat := max(a.cfg.RefreshRepeat, 1)
+	a.schedule(gen, a.cfg.Refresh, func(id uint64) {
+		a.mu.Lock()
+		delete(a.pending, id)
+		current := !a.closed && a.gen == gen
+		a.mu.Unlock()
+		if !current {
+			return
+		}
+		if n, err := a.send(gen, stop, list, repeat); err != nil {
+			a.log.Warn("periodic gratuitous ARP/NA refresh failed", "sent", n, "error", err)
+		}
+		a.scheduleRefresh(gen, stop, list)
+	})
 }
 
 // Cancel stops pending delayed bursts and any burst in progress; the
@@ -283,6 +354,7 @@ func (a *Announcer) Close() error {
 
 func (a *Announcer) cancelLocked() {
 	a.gen++
+	a.refreshing = false
 	close(a.stop)
 	for _, t := range a.pending {
 		t.Stop()
@@ -307,7 +379,7 @@ func (a *Announcer) clean(addrs []netip.Addr) ([]netip.Addr, []error) {
 	return out, errs
 }
 
-func (a *Announcer) delayed(id, gen uint64, stop chan struct{}, list []netip.Addr) {
+func (a *Announcer) delayed(id, gen uint64, stop chan struct{}, list []netip.Addr, repeat int) {
 	a.mu.Lock()
 	delete(a.pending, id)
 	current := !a.closed && a.gen == gen
@@ -315,7 +387,7 @@ func (a *Announcer) delayed(id, gen uint64, stop chan struct{}, list []netip.Add
 	if !current {
 		return
 	}
-	n, err := a.send(gen, stop, list)
+	n, err := a.send(gen, stop, list, repeat)
 	if err != nil {
 		a.log.Warn("delayed gratuitous ARP/NA burst failed", "sent", n, "error", err)
 		return
@@ -323,8 +395,9 @@ func (a *Announcer) delayed(id, gen uint64, stop chan struct{}, list []netip.Add
 	a.log.Debug("delayed gratuitous ARP/NA burst sent", "sent", n)
 }
 
-// send runs one burst of generation gen and returns the messages sent.
-func (a *Announcer) send(gen uint64, stop chan struct{}, list []netip.Addr) (int, error) {
+// send runs one burst of generation gen, repeat messages per address, and
+// returns the messages sent.
+func (a *Announcer) send(gen uint64, stop chan struct{}, list []netip.Addr, repeat int) (int, error) {
 	var (
 		n       int
 		errs    []error
@@ -332,7 +405,7 @@ func (a *Announcer) send(gen uint64, stop chan struct{}, list []netip.Addr) (int
 		pause   *time.Timer
 		started bool // a message was attempted: pace the next one
 	)
-	for r := 0; r < a.cfg.Repeat; r++ {
+	for r := 0; r < repeat; r++ {
 		for _, ip := range list {
 			if failed[ip] {
 				continue

@@ -429,3 +429,47 @@ func TestSharedLink(t *testing.T) {
 		t.Errorf("Burst on a closed Link: %v, want ErrLinkClosed", err)
 	}
 }
+
+// keepalived garp_master_refresh: while master, every Refresh the addresses
+// are announced RefreshRepeat times; Cancel (leaving master) ends it. And
+// garp_lower_prio_repeat: BurstLowerPrio sends its own count.
+func TestRefreshAndLowerPrio(t *testing.T) {
+	l := setup(t)
+	const refresh = 200 * time.Millisecond
+	a := l.newAnnouncer(t, Config{Repeat: 1, Refresh: refresh, RefreshRepeat: 2, LowerPrioRepeat: 3})
+	start := time.Now()
+	if n, err := a.Burst([]netip.Addr{vip4a}); err != nil || n != 1 {
+		t.Fatalf("Burst = %d, %v", n, err)
+	}
+	got := l.waitFor(t, 7, 3*time.Second) // 1 now + 2 at each of 3 refreshes
+	if len(got) < 7 {
+		t.Fatalf("captured %d, want ≥ 7", len(got))
+	}
+	for i, an := range got[1:7] {
+		round := time.Duration(i/2+1) * refresh
+		if d := an.at.Sub(start); d < round-20*time.Millisecond {
+			t.Errorf("refresh message %d at %s, before refresh %d (%s)", i, d, i/2+1, round)
+		}
+	}
+	// A second Burst (a reload adding VIPs) does not start a second chain:
+	// over two refresh periods at most 1 + 2×2 more messages, not 1 + 2×4.
+	mark := len(l.announcements(t))
+	a.Burst([]netip.Addr{vip4a})
+	time.Sleep(2*refresh + refresh/2)
+	if extra := len(l.announcements(t)) - mark; extra > 5 {
+		t.Fatalf("%d messages in two refresh periods after a second Burst: two refresh chains", extra)
+	}
+	a.Cancel()
+	before := len(l.announcements(t))
+	time.Sleep(3 * refresh)
+	if after := len(l.announcements(t)); after != before {
+		t.Fatalf("%d messages after Cancel", after-before)
+	}
+	if n, err := a.BurstLowerPrio([]netip.Addr{vip6}); err != nil || n != 3 {
+		t.Fatalf("BurstLowerPrio = %d, %v; want 3", n, err)
+	}
+	time.Sleep(2 * refresh)
+	if c := count(l.announcements(t)); c[vip6] != 3 {
+		t.Fatalf("lower-priority burst: %v, want 3 for %s and no refresh", c, vip6)
+	}
+}
