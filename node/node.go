@@ -595,7 +595,8 @@ func (n *Node) do(in *instance, acts []vrrp.Action) {
 		case vrrp.RemoveVIPs:
 			in.work.push(func() { n.removeVIPs(in) })
 		case vrrp.Announce:
-			in.work.push(func() { n.announce(in) })
+			lower := a.LowerPrio
+			in.work.push(func() { n.announce(in, lower) })
 		case vrrp.StateChange:
 			n.stateChange(in, a)
 		case vrrp.Notice:
@@ -649,9 +650,13 @@ func (n *Node) removeVIPs(in *instance) {
 	}
 }
 
-func (n *Node) announce(in *instance) {
+func (n *Node) announce(in *instance, lowerPrio bool) {
 	for _, da := range in.anns {
-		sent, err := da.ann.Burst(da.addrs)
+		burst := da.ann.Burst
+		if lowerPrio {
+			burst = da.ann.BurstLowerPrio
+		}
+		sent, err := burst(da.addrs)
 		if err != nil {
 			n.log.Error("gratuitous ARP / neighbour advertisement failed", "vrrp_instance", in.cfg.Name, "err", err)
 		}

@@ -168,8 +168,11 @@ type AddVIPs struct{ Accept bool }
 type RemoveVIPs struct{}
 
 // Announce asks for gratuitous ARP (IPv4) or unsolicited neighbour
-// advertisements (IPv6) for every VIP (RFC 5798 §6.4.1/§6.4.2).
-type Announce struct{}
+// advertisements (IPv6) for every VIP (RFC 5798 §6.4.1/§6.4.2). LowerPrio
+// marks the re-announcement of a master that heard a lower priority (a dual
+// master healing; keepalived garp_lower_prio_repeat), which has its own
+// schedule.
+type Announce struct{ LowerPrio bool }
 
 // StateChange reports a transition.
 type StateChange struct {
@@ -641,7 +644,9 @@ func (i *Instance) masterReceive(now time.Time, a *Advert, src netip.Addr) []Act
 		return nil
 	}
 	// RFC 9568 §6.4.3: a master that hears a lower priority sends an
-	// advertisement at once, ending a dual-master window quickly.
+	// advertisement at once, ending a dual-master window quickly; and, as
+	// keepalived does, re-announces its addresses so that hosts which
+	// followed the other master come back.
 	i.adverTimer = now.Add(i.cfg.AdvertInterval)
-	return []Action{SendAdvert{Advert: i.Advert(i.priority)}}
+	return []Action{SendAdvert{Advert: i.Advert(i.priority)}, Announce{LowerPrio: true}}
 }

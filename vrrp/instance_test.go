@@ -76,7 +76,11 @@ func kinds(acts []vrrp.Action) string {
 		case vrrp.RemoveVIPs:
 			s = append(s, "remove")
 		case vrrp.Announce:
-			s = append(s, "announce")
+			if a.LowerPrio {
+				s = append(s, "announce-lower")
+			} else {
+				s = append(s, "announce")
+			}
 		case vrrp.StateChange:
 			s = append(s, a.To.String()+":"+string(a.Cause))
 		case vrrp.Notice:
@@ -321,7 +325,7 @@ func TestMasterHigherPriority(t *testing.T) {
 // a smaller one → we stay, and RFC 9568 has us re-advertise at once.
 func TestMasterTieBreak(t *testing.T) {
 	i, now := masterAt(t, nil)
-	wantKinds(t, recv(t, i, now, 100, low), "send(100)")
+	wantKinds(t, recv(t, i, now, 100, low), "send(100) announce-lower")
 	wantKinds(t, recv(t, i, now, 100, peer), "remove backup:higher_priority_advert")
 
 	// IPv6: addresses compare as 128-bit unsigned integers.
@@ -329,7 +333,7 @@ func TestMasterTieBreak(t *testing.T) {
 		c.VIPs = []netip.Addr{netip.MustParseAddr("2001:db8::100")}
 		c.Primary = netip.MustParseAddr("fe80::11")
 	})
-	wantKinds(t, recv(t, i6, now, 100, netip.MustParseAddr("fe80::10")), "notice:not_link_local send(100)")
+	wantKinds(t, recv(t, i6, now, 100, netip.MustParseAddr("fe80::10")), "notice:not_link_local send(100) announce-lower")
 	wantKinds(t, recv(t, i6, now, 100, netip.MustParseAddr("fe80::1:0")), "notice:not_link_local remove backup:higher_priority_advert")
 }
 
@@ -337,7 +341,7 @@ func TestMasterTieBreak(t *testing.T) {
 // lower_prio_no_advert restores the RFC 5798 behaviour (discard silently).
 func TestMasterLowerPriority(t *testing.T) {
 	i, now := masterAt(t, nil)
-	wantKinds(t, recv(t, i, now.Add(time.Millisecond), 50, peer), "send(100)")
+	wantKinds(t, recv(t, i, now.Add(time.Millisecond), 50, peer), "send(100) announce-lower")
 	j, now := masterAt(t, func(c *vrrp.Config) { c.LowerPrioNoAdvert = true })
 	wantKinds(t, recv(t, j, now, 50, peer), "")
 }
