@@ -39,14 +39,30 @@ type InstanceStatus struct {
 	MasterPriority uint8  `json:"master_priority,omitempty"`
 	// AdvertInterval is ours; MasterAdvertInterval the current master's
 	// (learned in v3). Seconds.
-	AdvertInterval       float64   `json:"advert_interval_seconds"`
-	MasterAdvertInterval float64   `json:"master_advert_interval_seconds"`
-	MasterDownInterval   float64   `json:"master_down_interval_seconds"`
-	Preempt              bool      `json:"preempt"`
-	Accept               bool      `json:"accept"`
-	VIPs                 []string  `json:"vips"`
-	LastTransition       time.Time `json:"last_transition,omitzero"`
-	LastReason           string    `json:"last_reason,omitempty"`
+	AdvertInterval       float64     `json:"advert_interval_seconds"`
+	MasterAdvertInterval float64     `json:"master_advert_interval_seconds"`
+	MasterDownInterval   float64     `json:"master_down_interval_seconds"`
+	Preempt              bool        `json:"preempt"`
+	Accept               bool        `json:"accept"`
+	VIPs                 []VIPStatus `json:"vips"`
+	LastTransition       time.Time   `json:"last_transition,omitzero"`
+	LastReason           string      `json:"last_reason,omitempty"`
+}
+
+// VIPStatus is one virtual address of an instance.
+type VIPStatus struct {
+	Address string `json:"address"` // with prefix length, e.g. 192.0.2.100/24
+	Dev     string `json:"dev"`
+	Label   string `json:"label,omitempty"`
+}
+
+// String renders it as `ip addr` would: "192.0.2.100/24 dev eth0".
+func (v VIPStatus) String() string {
+	s := v.Address + " dev " + v.Dev
+	if v.Label != "" {
+		s += " label " + v.Label
+	}
+	return s
 }
 
 // Status returns a snapshot of the node. It is safe to call while Run runs.
@@ -82,7 +98,7 @@ func (n *Node) Status() Status {
 			is.Master, is.MasterPriority = s.Master.String(), s.MasterPriority
 		}
 		for _, v := range in.vips {
-			is.VIPs = append(is.VIPs, v.String())
+			is.VIPs = append(is.VIPs, VIPStatus{Address: v.Prefix.String(), Dev: v.Dev, Label: v.Label})
 		}
 		st.Instances = append(st.Instances, is)
 	}

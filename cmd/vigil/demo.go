@@ -108,7 +108,7 @@ func runDemo(out io.Writer, interval time.Duration, keep bool) (err error) {
 	fmt.Fprintln(out, "\n[1] Election: starting vigil on every node")
 	start := time.Now()
 	for _, d := range nodes {
-		if d.proc, err = d.node.Start(self, "run", "--config", filepath.Join(lab.Dir(), d.Name+".yaml")); err != nil {
+		if d.proc, err = d.node.Start(self, "run", "--config", filepath.Join(lab.Dir(), d.Name+".yaml"), "--admin-socket", filepath.Join(lab.Dir(), d.Name+"-admin.sock")); err != nil {
 			return err
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"vigil/internal/buildinfo"
 	"vigil/node"
+	"vigil/node/api"
 	"vigil/node/config"
 	"vigil/telemetry"
 )
@@ -23,6 +24,7 @@ const defaultConfigPath = "/etc/vigil/vigil.yaml"
 
 func newRunCmd() *cobra.Command {
 	var path, level, format string
+	var adminSocket string // admin API (vigil status)
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the vigil daemon in the foreground",
@@ -49,16 +51,17 @@ and remove their virtual addresses).`,
 			for _, w := range cfg.Warnings {
 				log.Warn("configuration warning", "detail", w)
 			}
-			return runDaemon(cmd.Context(), cfg, log)
+			return runDaemon(cmd.Context(), cfg, log, adminSocket)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", defaultConfigPath, "configuration file (YAML)")
 	cmd.Flags().StringVar(&level, "log-level", "", "log level: debug, info, warn, error (default from config, else info)")
 	cmd.Flags().StringVar(&format, "log-format", "", "log format: text or json (default from config, else text)")
+	cmd.Flags().StringVar(&adminSocket, "admin-socket", api.DefaultSocket, `admin API unix socket, used by "vigil status" ("" disables)`)
 	return cmd
 }
 
-func runDaemon(parent context.Context, cfg *config.Config, log *slog.Logger) error {
+func runDaemon(parent context.Context, cfg *config.Config, log *slog.Logger, adminSocket string) error {
 	if parent == nil {
 		parent = context.Background()
 	}
@@ -86,10 +89,18 @@ func runDaemon(parent context.Context, cfg *config.Config, log *slog.Logger) err
 	log.Info("starting vigil", "version", bi.Version, "revision", bi.Revision, "config", cfg.Path,
 		"config_hash", shortHash(cfg.Hash), "node", cfg.Node.Name)
 	reg := telemetry.NewRegistry()
+	// Admin API: bound before node.New (refuses if another vigil answers on
+	// the socket), served once the node exists, removed on the way out.
+	admin, err := listenAdmin(adminSocket, log)
+	if err != nil {
+		return err
+	}
+	defer admin.close()
 	n, err := node.New(cfg, node.Options{Logger: log, Metrics: reg})
 	if err != nil {
 		return fmt.Errorf("starting node: %w", err)
 	}
+	admin.serve(n)
 	var srv *telemetry.Server
 	if cfg.Telemetry.Listen != "" {
 		srv, err = telemetry.Listen(cfg.Telemetry.Listen, reg, log, cfg.Telemetry.Pprof)

@@ -29,7 +29,8 @@ type Tracker struct {
 	Reverse bool
 	Up      bool
 	// Value is a tracked file's number; its contribution is Value × Weight
-	// (keepalived track_file), and Up is ignored for files.
+	// (keepalived track_file), or with Weight 0 a non-zero Value faults; Up is
+	// ignored for files.
 	Value int
 }
 
@@ -68,6 +69,11 @@ func Effective(base uint8, trackers []Tracker) Result {
 
 func contribution(t Tracker) (int, bool) {
 	if t.Kind == KindFile {
+		if t.Weight == 0 {
+			// keepalived track_file: with weight 0 a non-zero value is a
+			// failure (FAULT); reverse makes zero the failure.
+			return 0, (t.Value != 0) != t.Reverse
+		}
 		v := t.Value * t.Weight
 		if t.Reverse {
 			v = -v

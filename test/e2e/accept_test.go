@@ -17,7 +17,7 @@ func startYAML(t *testing.T, c *cluster, name, yaml string) {
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := c.node(name).Start(c.bin, "run", "--config", path)
+	p, err := c.node(name).Start(c.bin, "run", "--config", path, "--admin-socket", filepath.Join(c.lab.Dir(), name+"-admin.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,14 +109,23 @@ func KeepalivedConf(node string, insts []Instance) string {
 }
 
 // StartVigil writes the configuration into the lab directory and starts
-// `vigil run` on the node.
+// `vigil run` on the node, with its admin socket at VigilAdminSocket(n)
+// (extraArgs may name another with --admin-socket).
 func StartVigil(n *netlab.Node, bin string, insts []Instance, extraArgs ...string) (*netlab.Process, error) {
 	path := filepath.Join(n.Lab().Dir(), n.Name+"-vigil.yaml")
 	if err := os.WriteFile(path, []byte(VigilYAML(n.Name, insts)), 0o644); err != nil {
 		return nil, fmt.Errorf("writing vigil config for %s: %w", n.Name, err)
 	}
-	args := append([]string{"run", "--config", path, "--log-level", "debug"}, extraArgs...)
+	args := append([]string{"run", "--config", path, "--log-level", "debug", "--admin-socket", VigilAdminSocket(n)}, extraArgs...)
 	return n.Start(bin, args...)
+}
+
+// VigilAdminSocket is the admin socket (`vigil status --socket`) of the
+// vigil StartVigil runs on n. The nodes share the host's filesystem, so
+// each needs its own; the default /run/vigil/admin.sock would let only one
+// vigil start.
+func VigilAdminSocket(n *netlab.Node) string {
+	return filepath.Join(n.Lab().Dir(), n.Name+"-admin.sock")
 }
 
 // StartKeepalived writes keepalived.conf into the lab directory and starts

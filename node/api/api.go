@@ -1,0 +1,216 @@
+// Package api is vigil's admin HTTP API, served on a local unix socket and
+// used by the CLI (`vigil status`).
+//
+// Endpoints:
+//
+//	GET  /healthz            liveness: {"status":"ok"}
+//	GET  /v1/status          the node.Status document (`vigil status -o json`)
+//	POST /v1/config/reload   live reload (501 until Handlers.Reload is set)
+//	GET  /v1/events          event stream (501 until Handlers.Events is set)
+//
+// Every error is a JSON object {"error": message, "code": machine_code,
+// "details": [...]} with the HTTP status that goes with the code.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"vigil/node"
+)
+
+// DefaultSocket is where the daemon listens and the CLI connects by default.
+const DefaultSocket = "/run/vigil/admin.sock"
+
+// StatusSource gives the status snapshot; *node.Node implements it.
+type StatusSource interface {
+	Status() node.Status
+}
+
+// Handlers are what the API serves. A nil field answers 501 Not Implemented,
+// so a route exists (and says so) before its feature does.
+type Handlers struct {
+	Status StatusSource
+	// Reload re-reads and applies the configuration. The result, if not
+	// nil, is the 200 response body. An *Error chooses the response status
+	// (e.g. 422 with one detail per validation problem); any other error
+	// is a 500.
+	Reload func(ctx context.Context) (any, error)
+	// Events serves GET /v1/events (a Server-Sent Events stream, later).
+	Events http.Handler
+}
+
+// Error is an API error: the JSON body of every non-2xx response, and what
+// a handler returns to choose the status.
+type Error struct {
+	Status  int      `json:"-"`
+	Message string   `json:"error"`
+	Code    string   `json:"code"`
+	Details []string `json:"details,omitempty"`
+}
+
+func (e *Error) Error() string {
+	if len(e.Details) == 0 {
+		return e.Message
+	}
+	return e.Message + ": " + strings.Join(e.Details, "; ")
+}
+
+// Error codes.
+const (
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeNotImplemented   = "not_implemented"
+	CodeInternal         = "internal"
+)
+
+// NewHandler returns the API's HTTP handler.
+func NewHandler(h Handlers, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	r := &router{mux: http.NewServeMux(), allowed: map[string][]string{}}
+	r.handle("GET", "/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.handle("GET", "/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		if h.Status == nil {
+			notImplemented(w, "status")
+			return
+		}
+		writeJSON(w, http.StatusOK, h.Status.Status())
+	})
+	r.handle("POST", "/v1/config/reload", func(w http.ResponseWriter, req *http.Request) {
+		if h.Reload == nil {
+			notImplemented(w, "live reload")
+			return
+		}
+		res, err := h.Reload(req.Context())
+		if err != nil {
+			log.Warn("admin API: configuration reload failed", "err", err)
+			writeErr(w, err)
+			return
+		}
+		if res == nil {
+			res = map[string]string{"status": "ok"}
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
+	r.handle("GET", "/v1/events", func(w http.ResponseWriter, req *http.Request) {
+		if h.Events == nil {
+			notImplemented(w, "the event stream")
+			return
+		}
+		h.Events.ServeHTTP(w, req)
+	})
+	r.mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
+		WriteError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such endpoint: " + req.URL.Path})
+	})
+	return logRequests(r.mux, log)
+}
+
+// router registers method-specific routes and answers other methods on a
+// known path with a JSON 405 (the standard mux would answer in plain text).
+type router struct {
+	mux     *http.ServeMux
+	allowed map[string][]string // path -> methods
+}
+
+func (r *router) handle(method, path string, h http.HandlerFunc) {
+	r.mux.HandleFunc(method+" "+path, h)
+	if _, ok := r.allowed[path]; !ok {
+		r.mux.HandleFunc(path, func(w http.ResponseWriter, req *http.Request) {
+			allow := r.allowed[path]
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			WriteError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
+				Message: req.Method + " " + path + " is not allowed (use " + strings.Join(allow, " or ") + ")"})
+		})
+	}
+	r.allowed[path] = append(r.allowed[path], method)
+	if method == "GET" && !slices.Contains(r.allowed[path], "HEAD") {
+		r.allowed[path] = append(r.allowed[path], "HEAD") // the mux serves HEAD with GET
+	}
+}
+
+func notImplemented(w http.ResponseWriter, what string) {
+	WriteError(w, &Error{Status: http.StatusNotImplemented, Code: CodeNotImplemented,
+		Message: what + " is not available in this version of vigil"})
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	var ae *Error
+	if !errors.As(err, &ae) {
+		ae = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: err.Error()}
+	}
+	WriteError(w, ae)
+}
+
+// WriteError writes e as the JSON error body with its status (500 if unset).
+func WriteError(w http.ResponseWriter, e *Error) {
+	st := e.Status
+	if st == 0 {
+		st = http.StatusInternalServerError
+	}
+	if e.Code == "" {
+		e.Code = CodeInternal
+	}
+	writeJSON(w, st, e)
+}
+
+// writeJSON writes v indented, so that `curl --unix-socket` output reads
+// well and `vigil status -o json` can print the body as it came.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(&Error{Message: "encoding the response: " + err.Error(), Code: CodeInternal})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Flush keeps streaming handlers (events) working through the recorder.
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func logRequests(next http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		lv := slog.LevelDebug
+		if rec.status >= 500 && rec.status != http.StatusNotImplemented {
+			lv = slog.LevelWarn
+		}
+		log.Log(r.Context(), lv, "admin API request", "method", r.Method, "path", r.URL.Path,
+			"status", rec.status, "duration", time.Since(start))
+	})
+}
