@@ -35,10 +35,28 @@ type Node struct {
 	Name string // default: the hostname
 }
 
-// VRRP holds the virtual routers.
+// VRRP holds the virtual routers and what they track.
 type VRRP struct {
 	Instances []Instance
 	GARP      GARP // the defaults each instance's GARP started from
+	// Strict enforces RFC-only behaviour (keepalived vrrp_strict): settings
+	// that conflict with it are errors, and it changes some defaults (accept
+	// only for the owner, lower_prio_no_advert, one GARP/NA and no repeats).
+	Strict bool
+	// Scripts, Files and Processes are the tracked objects instances refer
+	// to by name (keepalived vrrp_script, track_file, vrrp_track_process).
+	Scripts   []Script
+	Files     []File
+	Processes []Process
+	// SyncGroups are sets of instances that change state together.
+	SyncGroups []SyncGroup
+	// ScriptUser is the default user[:group] of scripts and notify hooks
+	// ("" = the daemon's user). It is already applied to Script.User and
+	// Notify.User.
+	ScriptUser string
+	// NotifyFIFO is the path of a FIFO that receives one line per event, in
+	// order (keepalived notify_fifo); "" = none. It is created if missing.
+	NotifyFIFO string
 }
 
 // Telemetry configures metrics, health endpoints and logging.
@@ -74,6 +92,112 @@ type Instance struct {
 	AuthPassword string   // 1..8 bytes with AuthPass
 	VIPs         []VIP    // 1..255, one address family
 	GARP         GARP
+	// Track lists the objects whose state adjusts the priority or puts the
+	// instance in FAULT (see node/policy for the weight semantics).
+	Track Track
+	// DontTrackPrimary: the instance's own interface going down does not
+	// put it in FAULT (keepalived dont_track_primary).
+	DontTrackPrimary bool
+	// Notify runs commands on this instance's state changes.
+	Notify Notify
+	// VMAC is the name of the macvlan the instance uses as its virtual MAC
+	// (00:00:5e:00:01:VRID, 00:00:5e:00:02:VRID for IPv6; keepalived
+	// use_vmac), created on Interface; "" = no virtual MAC.
+	VMAC string
+	// SyncGroup is the name of the sync group the instance belongs to; ""
+	// for none.
+	SyncGroup string
+}
+
+// Track is what one instance tracks, by kind. Each reference names an
+// entry of the matching VRRP list (an interface name for Interfaces).
+type Track struct {
+	Interfaces []TrackRef
+	Scripts    []TrackRef
+	Files      []TrackRef
+	Processes  []TrackRef
+}
+
+// TrackRef is one tracked object as seen by one instance. Weight and Reverse
+// are already resolved: the instance's own value when it gave one, else the
+// tracked object's (0 and false for interfaces).
+type TrackRef struct {
+	Name      string
+	Weight    int  // -253..253; 0 = FAULT while the object is down
+	WeightSet bool // the instance gave the weight itself
+	Reverse   bool // up counts as down and down as up
+}
+
+// Script is a tracked command (keepalived vrrp_script): exit status 0 is
+// up, anything else (including a command that cannot be executed, or one
+// that times out) is down.
+type Script struct {
+	Name string
+	// Argv is what is executed, without a shell: the configured list (a
+	// command name without a slash resolved through PATH when loaded), or
+	// ["/bin/sh", "-c", Command] with Shell.
+	Argv    []string
+	Shell   bool   // Command is run by /bin/sh -c
+	Command string // the shell command line with Shell; "" otherwise
+	// Interval is the time between starts (10ms..24h, default 1s); Timeout
+	// (default Interval, at most Interval) kills the process group.
+	Interval time.Duration
+	Timeout  time.Duration
+	Rise     int  // consecutive successes to go up, 1..100 (default 1)
+	Fall     int  // consecutive failures to go down, 1..100 (default 1)
+	Weight   int  // -253..253, default 0 (FAULT while down)
+	Reverse  bool // up counts as down and down as up
+	User     string
+	// InitFail starts the script as down until its first success.
+	InitFail bool
+}
+
+// File is a tracked file (keepalived track_file): the integer it holds,
+// times the weight, is added to the priority; below -253 means FAULT. With
+// weight 0 a non-zero value means FAULT.
+type File struct {
+	Name    string
+	Path    string // absolute
+	Weight  int    // -253..253, default 1
+	Reverse bool   // negate the contribution
+	Init    int    // the value while the file is missing or unreadable, -254..254
+}
+
+// Process is a tracked process (keepalived vrrp_track_process): up while at
+// least Quorum processes with that name run.
+type Process struct {
+	Name    string
+	Process string // exact process name (comm, at most 15 bytes)
+	// Args, when not empty, must equal the process's arguments after argv[0],
+	// joined by single spaces.
+	Args    string
+	Weight  int  // -253..253, default 0 (FAULT while down)
+	Reverse bool // up counts as down and down as up
+	Quorum  int  // 1..65535, default 1
+	// Delay is how long a change must last before it counts (0s..1h).
+	Delay time.Duration
+}
+
+// SyncGroup is a set of instances that change state together (keepalived
+// vrrp_sync_group): one in FAULT puts them all in FAULT, one becoming master
+// pulls the others.
+type SyncGroup struct {
+	Name      string
+	Instances []string // at least 2 instance names; an instance is in at most one group
+	Notify    Notify
+	// TrackingWeight allows members to have trackers with a non-zero weight
+	// (keepalived sync_group_tracking_weight); otherwise that is an error.
+	TrackingWeight bool
+}
+
+// Notify holds the commands run on state changes (keepalived notify_*).
+// Each is an argv run without a shell; nil = none. All is run on every
+// change with keepalived's arguments appended: INSTANCE|GROUP, the name,
+// the new state (MASTER, BACKUP, FAULT, STOP) and the priority.
+type Notify struct {
+	Master, Backup, Fault, Stop, All []string
+	User                             string        // user[:group]; "" = the daemon's user
+	Timeout                          time.Duration // kills a command that runs longer (default 10s)
 }
 
 // VIP is a virtual address and where it is installed.
@@ -93,11 +217,19 @@ type Unicast struct {
 
 // GARP paces gratuitous ARPs / unsolicited neighbour advertisements after
 // becoming master (keepalived's garp_master_repeat, garp_master_delay,
-// vrrp_garp_interval).
+// vrrp_garp_interval, garp_master_refresh[_repeat], garp_lower_prio_*).
 type GARP struct {
 	Repeat   int           // messages per VIP in a burst, 1..100
 	Delay    time.Duration // second burst after this; 0 = none
 	Interval time.Duration // pause between messages, 0..1s
+	// Refresh re-announces periodically while master; 0 = off, else ≥1s.
+	Refresh       time.Duration
+	RefreshRepeat int // messages per VIP in each refresh, 1..100 (default 1)
+	// LowerPrioRepeat and LowerPrioDelay are the burst (0..100, 0 = none)
+	// and its repeat (0 = none) when a master hears a lower priority. They
+	// default to Repeat and Delay (to 0 in strict mode).
+	LowerPrioRepeat int
+	LowerPrioDelay  time.Duration
 }
 
 // Load reads, decodes, defaults and validates the YAML file at path.

@@ -123,6 +123,12 @@ func wantErr(t *testing.T, ve *ValidationError, path, frag string) {
 	}
 }
 
+// defGARP is keepalived's GARP defaults.
+var defGARP = GARP{
+	Repeat: 5, Delay: 5 * time.Second, RefreshRepeat: 1,
+	LowerPrioRepeat: 5, LowerPrioDelay: 5 * time.Second,
+}
+
 func TestMinimalDefaults(t *testing.T) {
 	y := one()
 	c := mustParse(t, y)
@@ -131,7 +137,7 @@ func TestMinimalDefaults(t *testing.T) {
 	want := &Config{
 		Node: Node{Name: host},
 		VRRP: VRRP{
-			GARP: GARP{Repeat: 5, Delay: 5 * time.Second},
+			GARP: defGARP,
 			Instances: []Instance{{
 				Name:           "i0",
 				Interface:      "eth0",
@@ -144,7 +150,8 @@ func TestMinimalDefaults(t *testing.T) {
 				Checksum:       vrrp.ChecksumPseudoHeader,
 				AuthType:       vrrp.AuthNone,
 				VIPs:           []VIP{{Prefix: netip.MustParsePrefix("192.0.2.100/24"), Dev: "eth0"}},
-				GARP:           GARP{Repeat: 5, Delay: 5 * time.Second},
+				GARP:           defGARP,
+				Notify:         Notify{Timeout: 10 * time.Second},
 			}},
 		},
 		Telemetry: Telemetry{Listen: "127.0.0.1:9730", LogLevel: "info", LogFormat: "text"},
@@ -204,8 +211,11 @@ telemetry: {listen: ":9100", log_level: debug, log_format: json}
 			{Prefix: netip.MustParsePrefix("192.0.2.101/24"), Dev: "eth1", Label: "eth1:web"},
 			{Prefix: netip.MustParsePrefix("192.0.2.102/32"), Dev: "eth0", Label: "eth0"},
 		},
-		// delay from the instance, the rest from vrrp.garp
-		GARP: GARP{Repeat: 2, Delay: 2 * time.Second, Interval: 10 * time.Millisecond},
+		// delay from the instance, the rest from vrrp.garp; the lower
+		// priority burst follows the instance's own repeat and delay
+		GARP: GARP{Repeat: 2, Delay: 2 * time.Second, Interval: 10 * time.Millisecond,
+			RefreshRepeat: 1, LowerPrioRepeat: 2, LowerPrioDelay: 2 * time.Second},
+		Notify: Notify{Timeout: 10 * time.Second},
 	}
 	if !reflect.DeepEqual(in, want) {
 		t.Errorf("got  %+v\nwant %+v", in, want)
@@ -213,7 +223,7 @@ telemetry: {listen: ":9100", log_level: debug, log_format: json}
 	if c.Node.Name != "lb-1.example" || c.Telemetry != (Telemetry{":9100", "debug", "json", false}) {
 		t.Errorf("node/telemetry: %+v %+v", c.Node, c.Telemetry)
 	}
-	if c.VRRP.GARP != (GARP{2, 0, 10 * time.Millisecond}) {
+	if c.VRRP.GARP != (GARP{Repeat: 2, Interval: 10 * time.Millisecond, RefreshRepeat: 1, LowerPrioRepeat: 2}) {
 		t.Errorf("vrrp.garp: %+v", c.VRRP.GARP)
 	}
 	if len(c.Warnings) != 0 {
@@ -344,12 +354,10 @@ func TestInvalid(t *testing.T) {
 		{"unknown", one("colour: blue"), p + "colour", "unknown key"},
 		{"keepalived name", one("virtual_router_id: 51"), p + "virtual_router_id", `"vrid" here`},
 		{"keepalived state", one("state: MASTER"), p + "state", "no initial state"},
-		{"track", one("track: {interfaces: [eth1]}"), p + "track", "not supported yet by this version"},
-		{"notify", one("notify: {master: /bin/true}"), p + "notify", "not supported yet by this version"},
 		{"lb", "lb: {virtual_servers: []}", "lb", "not supported yet by this version"},
 		{"gossip", "gossip: {bind: 192.0.2.11:7946}", "gossip", "not supported yet by this version"},
-		{"scripts", "vrrp: {scripts: []}", "vrrp.scripts", "not supported yet"},
-		{"sync_groups", "vrrp: {sync_groups: []}", "vrrp.sync_groups", "not supported yet"},
+		{"keepalived track_script", one("track_script: [chk]"), p + "track_script", "use track: {scripts: [NAME, ...]}"},
+		{"keepalived vrrp_script", "vrrp: {vrrp_script: chk}", "vrrp.vrrp_script", `the list "scripts" here`},
 		{"top unknown", "nodes: {name: x}", "nodes", `unknown key; did you mean "node"?`},
 		{"node unknown", "node: {nmae: x}", "node.nmae", `did you mean "name"?`},
 		{"telemetry unknown", "telemetry: {lsiten: x}", "telemetry.lsiten", `did you mean "listen"?`},
@@ -503,7 +511,7 @@ func TestEnvOverride(t *testing.T) {
 		if c.Telemetry.LogLevel != "debug" {
 			t.Errorf("log_level = %q", c.Telemetry.LogLevel)
 		}
-		want := GARP{Repeat: 3, Delay: time.Second}
+		want := GARP{Repeat: 3, Delay: time.Second, RefreshRepeat: 1, LowerPrioRepeat: 3, LowerPrioDelay: time.Second}
 		if c.VRRP.GARP != want || c.VRRP.Instances[0].GARP != want {
 			t.Errorf("garp = %+v / %+v", c.VRRP.GARP, c.VRRP.Instances[0].GARP)
 		}
@@ -516,18 +524,46 @@ func TestEnvOverride(t *testing.T) {
 	}
 	// Every key the environment may override actually takes effect.
 	t.Setenv("VIGIL_VRRP_GARP_REPEAT", "")
+	fifo := filepath.Join(t.TempDir(), "events")
 	vals := map[string]string{
-		"node.name": "n2", "vrrp.garp.repeat": "9", "vrrp.garp.delay": "3s", "vrrp.garp.interval": "20ms",
+		"node.name": "n2", "vrrp.strict": "false",
+		"vrrp.garp.repeat": "9", "vrrp.garp.delay": "3s", "vrrp.garp.interval": "20ms",
+		"vrrp.garp.refresh": "30s", "vrrp.garp.refresh_repeat": "2",
+		"vrrp.garp.lower_prio_repeat": "4", "vrrp.garp.lower_prio_delay": "1s",
+		"vrrp.script_user": "nobody", "vrrp.notify_fifo": fifo,
 		"telemetry.listen": "[::1]:9000", "telemetry.log_level": "warn", "telemetry.log_format": "json",
 		"telemetry.pprof": "true",
 	}
 	for _, k := range EnvKeys() {
+		if _, ok := vals[k]; !ok {
+			t.Errorf("no test value for %s", k)
+		}
 		t.Setenv(EnvVar(k), vals[k])
 	}
 	c := mustParse(t, "")
-	if c.Node.Name != "n2" || c.VRRP.GARP != (GARP{9, 3 * time.Second, 20 * time.Millisecond}) ||
+	wantGARP := GARP{Repeat: 9, Delay: 3 * time.Second, Interval: 20 * time.Millisecond,
+		Refresh: 30 * time.Second, RefreshRepeat: 2, LowerPrioRepeat: 4, LowerPrioDelay: time.Second}
+	if c.Node.Name != "n2" || c.VRRP.GARP != wantGARP || c.VRRP.Strict ||
+		c.VRRP.ScriptUser != "nobody" || c.VRRP.NotifyFIFO != fifo ||
 		c.Telemetry != (Telemetry{"[::1]:9000", "warn", "json", true}) {
 		t.Errorf("env: %+v", c)
+	}
+	// strict from the environment changes the defaults, and a conflicting
+	// value from the environment names its variable.
+	t.Setenv("VIGIL_VRRP_STRICT", "true")
+	ve = mustFail(t, one())
+	wantErr(t, ve, "vrrp.garp.repeat", `"9" conflicts with strict: true`)
+	if !strings.Contains(ve.Error(), "$VIGIL_VRRP_GARP_REPEAT") {
+		t.Errorf("variable not named: %v", ve)
+	}
+	for _, k := range EnvKeys() {
+		if strings.HasPrefix(k, "vrrp.garp.") {
+			t.Setenv(EnvVar(k), "")
+		}
+	}
+	c = mustParse(t, one())
+	if !c.VRRP.Strict || c.VRRP.GARP.Repeat != 1 || !c.VRRP.Instances[0].LowerPrioNoAdvert {
+		t.Errorf("strict from env: %+v", c.VRRP)
 	}
 }
 
@@ -668,6 +704,21 @@ func TestLoad(t *testing.T) {
 	}
 	if len(c.Warnings) != 0 {
 		t.Errorf("example warnings: %q", c.Warnings)
+	}
+	// The example shows every issue-3 key.
+	v := &c.VRRP
+	if len(v.Scripts) != 2 || len(v.Files) != 1 || len(v.Processes) != 1 || len(v.SyncGroups) != 1 ||
+		v.Scripts[0].Argv[0] != "/usr/bin/pidof" || !v.Scripts[1].Shell || v.Scripts[0].User != "nobody" {
+		t.Errorf("example trackers: %+v", v)
+	}
+	if web := &v.Instances[0]; web.SyncGroup != "edge" || len(web.Track.Scripts) != 1 || web.Notify.All == nil {
+		t.Errorf("example web: %+v", web)
+	}
+	if db := &v.Instances[1]; db.Track.Scripts[0].Weight != -20 || db.Track.Processes[0].Weight != -50 {
+		t.Errorf("example db: %+v", db.Track)
+	}
+	if v.Instances[2].VMAC != "vrrp6.51" {
+		t.Errorf("example web6 vmac %q", v.Instances[2].VMAC)
 	}
 
 	_, err = Load(filepath.Join(t.TempDir(), "missing.yaml"))

@@ -24,7 +24,10 @@ var envReplacer = strings.NewReplacer(".", "_", "-", "_")
 
 // envKey is a scalar key that the environment may override. Viper only
 // consults the environment for keys it has heard of (spf13/viper#761), so
-// every one of them gets a default.
+// every one of them gets a default or is bound to its variable. A nil
+// default (def is nil, or returns nil) leaves the default to the decoder,
+// which then sees whether the key was given at all (strict mode needs to
+// know).
 type envKey struct {
 	key string
 	def func() any
@@ -32,12 +35,18 @@ type envKey struct {
 
 // Defaults of the scalar keys. node.name defaults to the hostname.
 const (
-	DefaultListen       = "127.0.0.1:9730"
-	DefaultLogLevel     = "info"
-	DefaultLogFormat    = "text"
-	DefaultGARPRepeat   = 5
-	DefaultGARPDelay    = 5 * time.Second
-	DefaultGARPInterval = 0 * time.Second
+	DefaultListen        = "127.0.0.1:9730"
+	DefaultLogLevel      = "info"
+	DefaultLogFormat     = "text"
+	DefaultGARPRepeat    = 5
+	DefaultGARPDelay     = 5 * time.Second
+	DefaultGARPInterval  = 0 * time.Second
+	DefaultGARPRefresh   = 0 * time.Second
+	DefaultRefreshRepeat = 1
+	// DefaultNotifyTimeout bounds a notify command's run time.
+	DefaultNotifyTimeout = 10 * time.Second
+	// DefaultScriptInterval is a tracked script's interval.
+	DefaultScriptInterval = time.Second
 )
 
 var envKeys = []envKey{
@@ -47,9 +56,16 @@ var envKeys = []envKey{
 		}
 		return nil // no default: node.name is then required
 	}},
-	{"vrrp.garp.repeat", func() any { return DefaultGARPRepeat }},
-	{"vrrp.garp.delay", func() any { return DefaultGARPDelay.String() }},
-	{"vrrp.garp.interval", func() any { return DefaultGARPInterval.String() }},
+	{"vrrp.strict", nil},
+	{"vrrp.garp.repeat", nil},
+	{"vrrp.garp.delay", nil},
+	{"vrrp.garp.interval", nil},
+	{"vrrp.garp.refresh", nil},
+	{"vrrp.garp.refresh_repeat", nil},
+	{"vrrp.garp.lower_prio_repeat", nil},
+	{"vrrp.garp.lower_prio_delay", nil},
+	{"vrrp.script_user", nil},
+	{"vrrp.notify_fifo", nil},
 	{"telemetry.listen", func() any { return DefaultListen }},
 	{"telemetry.log_level", func() any { return DefaultLogLevel }},
 	{"telemetry.log_format", func() any { return DefaultLogFormat }},
@@ -90,7 +106,11 @@ func read(data []byte) (root map[string]any, env map[string]string, errs []Field
 	v.AutomaticEnv()
 	env = map[string]string{}
 	for _, k := range envKeys {
-		if def := k.def(); def != nil {
+		var def any
+		if k.def != nil {
+			def = k.def()
+		}
+		if def != nil {
 			v.SetDefault(k.key, def)
 		} else {
 			_ = v.BindEnv(k.key) // still let the environment set it

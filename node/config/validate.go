@@ -21,30 +21,49 @@ var (
 // Keys of later versions, named in the design: reported as "not supported
 // yet" rather than as typos.
 var (
-	notYetTop      = []string{"lb", "gossip"}
-	notYetVRRP     = []string{"scripts", "sync_groups"}
-	notYetInstance = []string{"track", "notify"}
+	notYetTop = []string{"lb", "gossip"}
 )
 
 // keepalived spellings, explained.
 var instanceHints = map[string]string{
-	"virtual_router_id":  `keepalived's virtual_router_id is "vrid" here`,
-	"advert_int":         `keepalived's advert_int is "advert_interval" here, with a unit (1s)`,
-	"nopreempt":          `keepalived's nopreempt is "preempt: false" here`,
-	"state":              "vigil has no initial state: priority decides, and the address owner (255) starts as master",
-	"virtual_ipaddress":  `keepalived's virtual_ipaddress is "vips" here`,
-	"unicast_src_ip":     `use unicast: {source: ADDRESS, peers: [...]}`,
-	"unicast_peer":       `use unicast: {peers: [ADDRESS, ...]}`,
-	"authentication":     `use auth: {type: pass, password: ...}`,
-	"auth_type":          `use auth: {type: pass, password: ...}`,
-	"auth_pass":          `use auth: {type: pass, password: ...}`,
-	"garp_master_repeat": "use garp: {repeat: N}",
-	"garp_master_delay":  "use garp: {delay: 5s}",
-	"track_interface":    "track: is not supported yet by this version of vigil",
-	"track_script":       "track: is not supported yet by this version of vigil",
-	"notify_master":      "notify: is not supported yet by this version of vigil",
-	"notify_backup":      "notify: is not supported yet by this version of vigil",
-	"notify_fault":       "notify: is not supported yet by this version of vigil",
+	"virtual_router_id":          `keepalived's virtual_router_id is "vrid" here`,
+	"advert_int":                 `keepalived's advert_int is "advert_interval" here, with a unit (1s)`,
+	"nopreempt":                  `keepalived's nopreempt is "preempt: false" here`,
+	"state":                      "vigil has no initial state: priority decides, and the address owner (255) starts as master",
+	"virtual_ipaddress":          `keepalived's virtual_ipaddress is "vips" here`,
+	"unicast_src_ip":             `use unicast: {source: ADDRESS, peers: [...]}`,
+	"unicast_peer":               `use unicast: {peers: [ADDRESS, ...]}`,
+	"authentication":             `use auth: {type: pass, password: ...}`,
+	"auth_type":                  `use auth: {type: pass, password: ...}`,
+	"auth_pass":                  `use auth: {type: pass, password: ...}`,
+	"garp_master_repeat":         "use garp: {repeat: N}",
+	"garp_master_delay":          "use garp: {delay: 5s}",
+	"garp_master_refresh":        "use garp: {refresh: 60s}",
+	"garp_master_refresh_repeat": "use garp: {refresh_repeat: N}",
+	"garp_lower_prio_repeat":     "use garp: {lower_prio_repeat: N}",
+	"garp_lower_prio_delay":      "use garp: {lower_prio_delay: 5s}",
+	"track_interface":            "use track: {interfaces: [IFNAME, {name: IFNAME, weight: N}]}",
+	"track_script":               "use track: {scripts: [NAME, ...]} with the scripts defined under vrrp.scripts",
+	"track_file":                 "use track: {files: [NAME, ...]} with the files defined under vrrp.files",
+	"track_process":              "use track: {processes: [NAME, ...]} with the processes defined under vrrp.processes",
+	"notify_master":              "use notify: {master: COMMAND}",
+	"notify_backup":              "use notify: {backup: COMMAND}",
+	"notify_fault":               "use notify: {fault: COMMAND}",
+	"notify_stop":                "use notify: {stop: COMMAND}",
+	"use_vmac":                   "use vmac: true (or the macvlan's name)",
+	"strict_mode":                "strict mode is global here: vrrp.strict",
+	"sync_group":                 "list the instance under vrrp.sync_groups[].instances",
+}
+
+var vrrpHints = map[string]string{
+	"vrrp_script":              `keepalived's vrrp_script blocks are the list "scripts" here`,
+	"vrrp_sync_group":          `keepalived's vrrp_sync_group blocks are the list "sync_groups" here`,
+	"vrrp_track_process":       `keepalived's vrrp_track_process blocks are the list "processes" here`,
+	"track_process":            `tracked processes are the list "processes" here`,
+	"track_file":               `tracked files are the list "files" here`,
+	"vrrp_strict":              `keepalived's vrrp_strict is "strict" here`,
+	"vrrp_notify_fifo":         `keepalived's vrrp_notify_fifo is "notify_fifo" here`,
+	"vrrp_garp_master_refresh": "use garp: {refresh: 60s}",
 }
 
 func (d *decoder) config(root map[string]any) *Config {
@@ -58,7 +77,7 @@ func (d *decoder) config(root map[string]any) *Config {
 		d.fail("node.name", "required: set it, or give the host a hostname")
 	}
 
-	cfg.VRRP.GARP = GARP{Repeat: DefaultGARPRepeat, Delay: DefaultGARPDelay, Interval: DefaultGARPInterval}
+	cfg.VRRP.GARP = defaultGARP(false)
 	if o, st := getObject(top, "vrrp"); st == good {
 		cfg.VRRP = d.vrrp(o)
 	}
@@ -141,32 +160,124 @@ func hostPortProblem(s string) string {
 	return ""
 }
 
-// garp decodes a garp: mapping, each key defaulting from def.
-func (d *decoder) garp(o *object, def GARP) GARP {
-	g := def
-	if f := getInt(o, "repeat"); f.ok() {
-		if f.V < 1 || f.V > 100 {
-			f.reject(d, "is out of range 1..100")
-		} else {
-			g.Repeat = int(f.V)
-		}
+// defaultGARP is the GARP of a config that sets none. Strict mode sends one
+// message on becoming master and nothing else (RFC 5798).
+func defaultGARP(strict bool) GARP {
+	g := GARP{
+		Repeat: DefaultGARPRepeat, Delay: DefaultGARPDelay, Interval: DefaultGARPInterval,
+		Refresh: DefaultGARPRefresh, RefreshRepeat: DefaultRefreshRepeat,
 	}
-	if f := getDuration(o, "delay"); f.ok() {
-		if f.V < 0 || f.V > 1000*time.Second {
-			f.reject(d, "is out of range 0s..1000s")
-		} else {
-			g.Delay = f.V
-		}
+	if strict {
+		g.Repeat, g.Delay = 1, 0
 	}
-	if f := getDuration(o, "interval"); f.ok() {
-		if f.V < 0 || f.V > time.Second {
-			f.reject(d, "is out of range 0s..1s")
-		} else {
-			g.Interval = f.V
-		}
+	g.LowerPrioRepeat, g.LowerPrioDelay = g.Repeat, g.Delay
+	if strict {
+		g.LowerPrioRepeat, g.LowerPrioDelay = 0, 0
 	}
-	o.unknown(nil, nil)
 	return g
+}
+
+// garpKeys are the keys one garp: mapping gave, for strict mode and for the
+// lower_prio_* defaults.
+type garpKeys struct {
+	repeat, refreshRepeat, lowerRepeat   field[int64]
+	delay, interval, refresh, lowerDelay field[time.Duration]
+}
+
+// garp decodes a garp: mapping (o may be nil for none), each key defaulting
+// from def. lower_prio_repeat and lower_prio_delay follow this level's
+// repeat and delay unless this level or parent (the vrrp.garp keys, for an
+// instance) gives them.
+func (d *decoder) garp(o *object, def GARP, parent garpKeys, strict bool) (GARP, garpKeys) {
+	g := def
+	var k garpKeys
+	if o == nil {
+		o, _ = d.object("", nil)
+	}
+	if k.repeat = getInt(o, "repeat"); k.repeat.ok() {
+		if k.repeat.V < 1 || k.repeat.V > 100 {
+			k.repeat.reject(d, "is out of range 1..100")
+		} else {
+			g.Repeat = int(k.repeat.V)
+		}
+	}
+	if k.delay = getDuration(o, "delay"); k.delay.ok() {
+		if k.delay.V < 0 || k.delay.V > 1000*time.Second {
+			k.delay.reject(d, "is out of range 0s..1000s")
+		} else {
+			g.Delay = k.delay.V
+		}
+	}
+	if k.interval = getDuration(o, "interval"); k.interval.ok() {
+		if k.interval.V < 0 || k.interval.V > time.Second {
+			k.interval.reject(d, "is out of range 0s..1s")
+		} else {
+			g.Interval = k.interval.V
+		}
+	}
+	if k.refresh = getDuration(o, "refresh"); k.refresh.ok() {
+		if k.refresh.V != 0 && (k.refresh.V < time.Second || k.refresh.V > time.Hour) {
+			k.refresh.reject(d, "is out of range: use 0s (off) or 1s..1h")
+		} else {
+			g.Refresh = k.refresh.V
+		}
+	}
+	if k.refreshRepeat = getInt(o, "refresh_repeat"); k.refreshRepeat.ok() {
+		if k.refreshRepeat.V < 1 || k.refreshRepeat.V > 100 {
+			k.refreshRepeat.reject(d, "is out of range 1..100")
+		} else {
+			g.RefreshRepeat = int(k.refreshRepeat.V)
+		}
+	}
+	if k.lowerRepeat = getInt(o, "lower_prio_repeat"); k.lowerRepeat.ok() {
+		if k.lowerRepeat.V < 0 || k.lowerRepeat.V > 100 {
+			k.lowerRepeat.reject(d, "is out of range 0..100 (0 = none)")
+		} else {
+			g.LowerPrioRepeat = int(k.lowerRepeat.V)
+		}
+	}
+	if k.lowerDelay = getDuration(o, "lower_prio_delay"); k.lowerDelay.ok() {
+		if k.lowerDelay.V < 0 || k.lowerDelay.V > 1000*time.Second {
+			k.lowerDelay.reject(d, "is out of range 0s..1000s")
+		} else {
+			g.LowerPrioDelay = k.lowerDelay.V
+		}
+	}
+	if !k.lowerRepeat.set() && !parent.lowerRepeat.set() {
+		g.LowerPrioRepeat = g.Repeat
+		if strict {
+			g.LowerPrioRepeat = 0
+		}
+	}
+	if !k.lowerDelay.set() && !parent.lowerDelay.set() {
+		g.LowerPrioDelay = g.Delay
+		if strict {
+			g.LowerPrioDelay = 0
+		}
+	}
+	o.unknown(nil, map[string]string{
+		"master_repeat": `the key is "repeat"`, "master_delay": `the key is "delay"`,
+		"master_refresh": `the key is "refresh"`,
+	})
+	if strict {
+		const why = "strict mode (RFC 5798) announces once on becoming master, with no repeats"
+		if k.repeat.ok() && k.repeat.V != 1 {
+			k.repeat.reject(d, "conflicts with strict: true: %s; use 1 or remove it", why)
+		}
+		if k.delay.ok() && k.delay.V != 0 {
+			k.delay.reject(d, "conflicts with strict: true: %s; use 0s or remove it", why)
+		}
+		if k.refresh.ok() && k.refresh.V != 0 {
+			k.refresh.reject(d, "conflicts with strict: true: %s; use 0s or remove it", why)
+		}
+		if k.lowerRepeat.ok() && k.lowerRepeat.V != 0 {
+			k.lowerRepeat.reject(d, "conflicts with strict: true: %s; use 0 or remove it", why)
+		}
+		if k.lowerDelay.ok() && k.lowerDelay.V != 0 {
+			k.lowerDelay.reject(d, "conflicts with strict: true: %s; use 0s or remove it", why)
+		}
+	}
+	return g, k
 }
 
 // instMeta is what the cross-instance checks need to know about an
@@ -175,17 +286,53 @@ type instMeta struct {
 	path          string
 	nameOK        bool
 	ifOK, vridOK  bool
+	prioOK        bool
 	family        int      // 0 when no VIP was valid
 	vipPaths      []string // per Instance.VIPs entry
 	vipRaw        []any
 	firstVIPValid bool
+	refs          []refMeta // the instance's valid track references
+	vmacPath      string    // "" when the instance has no virtual MAC
+	vmacDefault   bool      // the name was made from the VRID
+}
+
+// vrrpCtx is what an instance needs from the vrrp: mapping around it.
+type vrrpCtx struct {
+	strict     bool
+	garp       GARP
+	garpKeys   garpKeys
+	scriptUser string
+	v          *VRRP
+	defs       map[trackKind]map[string]trackDef // valid, unique names only
 }
 
 func (d *decoder) vrrp(o *object) VRRP {
-	v := VRRP{GARP: GARP{Repeat: DefaultGARPRepeat, Delay: DefaultGARPDelay, Interval: DefaultGARPInterval}}
-	if g, st := getObject(o, "garp"); st == good {
-		v.GARP = d.garp(g, v.GARP)
+	v := VRRP{}
+	strict := getBool(o, "strict")
+	v.Strict = strict.or(false)
+	c := &vrrpCtx{strict: v.Strict, v: &v}
+
+	g, st := getObject(o, "garp")
+	if st != good {
+		g = nil
 	}
+	v.GARP, c.garpKeys = d.garp(g, defaultGARP(v.Strict), garpKeys{}, v.Strict)
+	c.garp = v.GARP
+
+	if f := getString(o, "script_user"); f.ok() && f.V != "" {
+		if msg := userProblem(f.V); msg != "" {
+			f.reject(d, "%s", msg)
+		} else {
+			v.ScriptUser = f.V
+		}
+	}
+	c.scriptUser = v.ScriptUser
+
+	c.defs = map[trackKind]map[string]trackDef{}
+	d.scripts(o, c)
+	d.files(o, c)
+	d.processes(o, c)
+
 	list, p, _ := getList(o, "instances")
 	metas := make([]instMeta, 0, len(list))
 	for i, raw := range list {
@@ -193,12 +340,23 @@ func (d *decoder) vrrp(o *object) VRRP {
 		if !ok {
 			continue
 		}
-		in, m := d.instance(io, v.GARP)
+		in, m := d.instance(io, c)
 		v.Instances = append(v.Instances, in)
 		metas = append(metas, m)
 	}
 	d.crossCheck(v.Instances, metas)
-	o.unknown(notYetVRRP, nil)
+	groupPaths := d.syncGroups(o, c, metas)
+	d.groupWeights(&v, metas, groupPaths)
+	d.unusedTrackers(c, metas)
+
+	if f := getString(o, "notify_fifo"); f.ok() && f.V != "" {
+		if msg := fifoProblem(f.V); msg != "" {
+			f.reject(d, "%s", msg)
+		} else {
+			v.NotifyFIFO = f.V
+		}
+	}
+	o.unknown(nil, vrrpHints)
 	return v
 }
 
@@ -212,6 +370,15 @@ func (d *decoder) crossCheck(ins []Instance, metas []instMeta) {
 	idents := map[ident]int{}
 	vips := map[netip.Addr]string{} // address -> path of first use
 	vipOwner := map[netip.Addr]int{}
+	vmacs := map[string]int{}
+	ifaces := map[string]int{}
+	for i := range ins {
+		if metas[i].ifOK {
+			if _, dup := ifaces[ins[i].Interface]; !dup {
+				ifaces[ins[i].Interface] = i
+			}
+		}
+	}
 	for i := range ins {
 		in, m := &ins[i], &metas[i]
 		if m.nameOK {
@@ -240,12 +407,27 @@ func (d *decoder) crossCheck(ins []Instance, metas []instMeta) {
 				vipOwner[a] = i
 			}
 		}
+		if m.vmacPath != "" {
+			hint := ""
+			if m.vmacDefault {
+				hint = " (vmac: true names it vrrp.<VRID>; give it a name of its own, vmac: NAME)"
+			}
+			if j, dup := vmacs[in.VMAC]; dup {
+				d.bad(m.vmacPath, in.VMAC, "is already the virtual MAC interface of instance %q (%s); each instance needs its own macvlan%s",
+					ins[j].Name, metas[j].path, hint)
+			} else if j, clash := ifaces[in.VMAC]; clash {
+				d.bad(m.vmacPath, in.VMAC, "is the interface of instance %q (%s): the macvlan needs a name of its own%s",
+					ins[j].Name, metas[j].path, hint)
+			} else {
+				vmacs[in.VMAC] = i
+			}
+		}
 	}
 }
 
-func (d *decoder) instance(o *object, defGARP GARP) (Instance, instMeta) {
+func (d *decoder) instance(o *object, c *vrrpCtx) (Instance, instMeta) {
 	m := instMeta{path: o.path}
-	in := Instance{GARP: defGARP}
+	in := Instance{GARP: c.garp}
 
 	name := getString(o, "name")
 	d.required(name.St, name.Path, "")
@@ -280,6 +462,8 @@ func (d *decoder) instance(o *object, defGARP GARP) (Instance, instMeta) {
 		}
 	}
 	in.Priority = uint8(prio.or(vrrp.DefaultPriority))
+	m.prioOK = prio.ok() || !prio.set()
+	owner := in.Priority == vrrp.OwnerPriority
 
 	version := getInt(o, "version")
 	if version.ok() && version.V != 2 && version.V != 3 {
@@ -298,8 +482,10 @@ func (d *decoder) instance(o *object, defGARP GARP) (Instance, instMeta) {
 	}
 	in.PreemptDelay = delay.or(0)
 
+	// Strict mode: Accept_Mode only for the owner unless asked for (RFC 5798
+	// default False), as keepalived.
 	accept := getBool(o, "accept")
-	in.Accept = accept.or(true)
+	in.Accept = accept.or(!c.strict || owner)
 
 	checksum := getString(o, "checksum")
 	if checksum.ok() {
@@ -313,7 +499,8 @@ func (d *decoder) instance(o *object, defGARP GARP) (Instance, instMeta) {
 		}
 	}
 
-	in.LowerPrioNoAdvert = getBool(o, "lower_prio_no_advert").or(false)
+	lpna := getBool(o, "lower_prio_no_advert")
+	in.LowerPrioNoAdvert = lpna.or(c.strict)
 
 	uni := d.unicast(o)
 	auth := d.auth(o, &in)
@@ -364,9 +551,16 @@ func (d *decoder) instance(o *object, defGARP GARP) (Instance, instMeta) {
 		m.vipRaw = append(m.vipRaw, raw)
 	}
 
-	if g, st := getObject(o, "garp"); st == good {
-		in.GARP = d.garp(g, defGARP)
+	g, gst := getObject(o, "garp")
+	if gst != good {
+		g = nil
 	}
+	in.GARP, _ = d.garp(g, c.garp, c.garpKeys, c.strict)
+
+	in.Track = d.track(o, c, &m)
+	in.DontTrackPrimary = getBool(o, "dont_track_primary").or(false)
+	in.Notify = d.notifyKey(o, c)
+	in.VMAC = d.vmac(o, &in, &m)
 
 	// Rules across fields.
 	if version.ok() && in.Version == 2 && m.family == 6 {
@@ -409,7 +603,22 @@ func (d *decoder) instance(o *object, defGARP GARP) (Instance, instMeta) {
 		}
 	}
 
-	o.unknown(notYetInstance, instanceHints)
+	o.unknown(nil, instanceHints)
+
+	if c.strict {
+		d.strictInstance(&in, &m, strictFields{
+			delay: delay, accept: accept, lpna: lpna, auth: auth,
+			unicast: uni.u != nil, unicastPath: o.sub("unicast"),
+		})
+	}
+	if owner && m.prioOK {
+		for _, r := range m.refs {
+			if r.weight != 0 {
+				d.bad(r.path, r.name, "is %s tracked with weight %d%s, but the address owner's priority (255) cannot change: its trackers need weight 0 (a failure then means FAULT)",
+					r.kind.a(), r.weight, r.from())
+			}
+		}
+	}
 
 	// keepalived-style warnings.
 	if in.Priority == vrrp.OwnerPriority {
@@ -423,7 +632,7 @@ func (d *decoder) instance(o *object, defGARP GARP) (Instance, instMeta) {
 			d.warn(accept.Path, "false is ignored for the address owner (priority 255), which always accepts")
 		}
 	}
-	if m.family == 6 && m.firstVIPValid && len(in.VIPs) > 0 && !in.VIPs[0].Prefix.Addr().IsLinkLocalUnicast() {
+	if m.family == 6 && m.firstVIPValid && len(in.VIPs) > 0 && !in.VIPs[0].Prefix.Addr().IsLinkLocalUnicast() && !c.strict {
 		d.warn(m.vipPaths[0], "the first IPv6 VIP should be link-local (RFC 5798 §5.2.9); some VRRP implementations log or drop such adverts")
 	}
 	if in.Unicast != nil && in.Unicast.Source.IsValid() && in.Priority != vrrp.OwnerPriority {
