@@ -6,8 +6,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-
-	"vigil/vrrp"
 )
 
 // Link tracking: an instance whose interface is down (administratively, or
@@ -26,6 +24,9 @@ func linkUp(flags uint32) bool {
 func (n *Node) initLinks() error {
 	seen := map[string]bool{}
 	for _, in := range n.insts {
+		if in.cfg.DontTrackPrimary {
+			continue
+		}
 		name := in.cfg.Interface
 		if !seen[name] {
 			l, err := netlink.LinkByName(name)
@@ -69,7 +70,7 @@ func (n *Node) watchLinks() error {
 			}
 			now := time.Now()
 			for _, in := range n.insts {
-				if in.cfg.Interface != name || in.ifDown == !up {
+				if in.cfg.Interface != name || in.ifDown == !up || in.cfg.DontTrackPrimary {
 					continue
 				}
 				if !in.ifDown {
@@ -85,11 +86,4 @@ func (n *Node) watchLinks() error {
 		}
 	}()
 	return nil
-}
-
-// applyFault moves the instance into or out of FAULT from what is tracked.
-// Called with n.mu held (or before the instances run).
-func (n *Node) applyFault(in *instance, now time.Time) {
-	fault, cause := in.ifDown, vrrp.CauseInterfaceDown
-	n.do(in, in.core.SetFault(now, fault, cause))
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"vigil/node/config"
+	"vigil/node/events"
+	"vigil/node/track"
 	"vigil/telemetry"
 	"vigil/vrrp"
 	"vigil/vrrp/accept"
@@ -41,6 +43,13 @@ type Node struct {
 	links  map[string]*announce.Link // GARP/NA sockets, one set per interface
 	conns  []*sock
 	insts  []*instance
+
+	tracker  *track.Manager
+	states   map[track.Key]track.Update // latest tracker states, under mu
+	groups   map[string]*group
+	bus      *events.Bus
+	notifier *events.Notifier
+	fifo     *events.FIFO
 
 	// mu serialises the state machines: the socket readers and the timer
 	// goroutine take it to run an instance; do executes actions under it.
@@ -74,6 +83,13 @@ type instance struct {
 	work   *worker
 	labels []string // vrrp_instance, vrid, device, family
 	ifDown bool     // the instance interface is down: FAULT
+	// Tracking (tracking.go): the objects tracked, the fault they cause,
+	// and the sync group.
+	tracks       []trackRef
+	trackFault   string // "<kind> <name>" of the tracker holding it in FAULT
+	group        *group
+	groupFault   bool // held in FAULT by its sync group
+	lastOwnFault bool
 	// lastCause is the reason of the last state change (status output).
 	lastCause vrrp.Cause
 	// Counters on the per-advert path, resolved once.
@@ -190,6 +206,9 @@ func (n *Node) build() error {
 		n.insts = append(n.insts, in)
 		n.initMetrics(in)
 	}
+	if err := n.buildTracking(); err != nil {
+		return err
+	}
 	if err := n.reconcileStale(); err != nil {
 		return err
 	}
@@ -199,7 +218,9 @@ func (n *Node) build() error {
 // buildAnnouncers gives the instance one announcer per interface its VIPs
 // are on, sharing each interface's sockets with the other instances.
 func (n *Node) buildAnnouncers(in *instance) error {
-	cfg := announce.Config{Repeat: in.cfg.GARP.Repeat, Delay: in.cfg.GARP.Delay, Interval: in.cfg.GARP.Interval}
+	g := in.cfg.GARP
+	cfg := announce.Config{Repeat: g.Repeat, Delay: g.Delay, Interval: g.Interval, Refresh: g.Refresh,
+		RefreshRepeat: g.RefreshRepeat, LowerPrioRepeat: g.LowerPrioRepeat, LowerPrioDelay: g.LowerPrioDelay}
 	byDev := map[string]int{}
 	for _, v := range in.vips {
 		i, ok := byDev[v.Dev]
@@ -353,10 +374,16 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	now := time.Now()
 	for _, in := range n.insts {
+		n.evaluate(in, now) // trackers' initial states: priority or FAULT before Start
+	}
+	for _, in := range n.insts {
 		n.do(in, in.core.Start(now))
 	}
 	n.rearm()
 	n.mu.Unlock()
+	trackCtx, stopTracking := context.WithCancel(ctx)
+	defer stopTracking()
+	n.runTracking(trackCtx)
 
 	var wg sync.WaitGroup
 	for _, s := range n.conns {
@@ -479,6 +506,12 @@ func (n *Node) shutdown() {
 			return
 		}
 	}
+	// Let the stop notifications (scripts, FIFO) go out.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.bus.Shutdown(ctx); err != nil {
+		n.log.Warn("notify scripts still running at exit", "err", err)
+	}
 	n.log.Info("vigil stopped")
 }
 
@@ -491,6 +524,15 @@ func (n *Node) close() {
 		}
 		for _, l := range n.links {
 			l.Close()
+		}
+		if n.notifier != nil {
+			n.notifier.Close()
+		}
+		if n.fifo != nil {
+			n.fifo.Close()
+		}
+		if n.bus != nil {
+			n.bus.Close()
 		}
 		for _, s := range n.conns {
 			s.conn.Close()
@@ -651,6 +693,9 @@ func (n *Node) removeVIPs(in *instance) {
 }
 
 func (n *Node) announce(in *instance, lowerPrio bool) {
+	if lowerPrio && in.cfg.GARP.LowerPrioRepeat == 0 {
+		return // garp lower_prio_repeat 0: no re-announcement (strict mode's default)
+	}
 	for _, da := range in.anns {
 		burst := da.ann.Burst
 		if lowerPrio {
@@ -690,5 +735,14 @@ func (n *Node) stateChange(in *instance, sc vrrp.StateChange) {
 	if sc.To == vrrp.StateBackup {
 		attrs = append(attrs, "master_down_interval", st.MasterDownInterval)
 	}
+	if sc.To == vrrp.StateFault && in.trackFault != "" && sc.Cause == vrrp.CauseTrackerFault {
+		attrs = append(attrs, "tracker", in.trackFault)
+	}
 	n.log.Info("vrrp state change", attrs...)
+	e := events.Event{Time: sc.At, Kind: events.KindInstance, Name: in.cfg.Name, From: sc.From.String(), To: sc.To.String(),
+		Reason: string(sc.Cause), Priority: int(sc.Priority), VRID: int(in.cfg.VRID), Interface: in.cfg.Interface, Master: sc.Master}
+	n.bus.Publish(e)
+	if in.group != nil {
+		n.syncGroup(in.group, in, sc.From.String(), sc.To.String(), sc.At)
+	}
 }

@@ -1,0 +1,320 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"vigil/node/config"
+	"vigil/node/events"
+	"vigil/node/policy"
+	"vigil/node/track"
+	"vigil/vrrp"
+)
+
+// Tracking, events and sync groups: trackers (scripts, files, processes,
+// interfaces) feed node/policy, which sets each instance's effective
+// priority or holds it in FAULT; every state change becomes an event on an
+// ordered bus (notify scripts, the notify FIFO, in-process subscribers);
+// instances of a sync group move together (node/policy.SyncGroup).
+
+// trackRef is one object an instance tracks, with the instance's weight.
+type trackRef struct {
+	key     track.Key
+	weight  int
+	reverse bool
+}
+
+// group is a sync group at run time.
+type group struct {
+	cfg     *config.SyncGroup
+	members []*instance
+	state   string // the last state published for the group
+}
+
+// buildTracking creates the trackers the instances refer to, the sync
+// groups and the event sinks. Called from build, after the instances.
+func (n *Node) buildTracking() error {
+	v := &n.cfg.VRRP
+	n.states = map[track.Key]track.Update{}
+	var trackers []track.Tracker
+	seen := map[track.Key]bool{}
+	want := func(k track.Key) bool {
+		if seen[k] {
+			return false
+		}
+		seen[k] = true
+		return true
+	}
+	scripts := map[string]*config.Script{}
+	for i := range v.Scripts {
+		scripts[v.Scripts[i].Name] = &v.Scripts[i]
+	}
+	files := map[string]*config.File{}
+	for i := range v.Files {
+		files[v.Files[i].Name] = &v.Files[i]
+	}
+	procs := map[string]*config.Process{}
+	for i := range v.Processes {
+		procs[v.Processes[i].Name] = &v.Processes[i]
+	}
+	for _, in := range n.insts {
+		add := func(kind policy.Kind, refs []config.TrackRef) error {
+			for _, r := range refs {
+				k := track.Key{Kind: kind, Name: r.Name}
+				in.tracks = append(in.tracks, trackRef{key: k, weight: r.Weight, reverse: r.Reverse})
+				if !want(k) {
+					continue
+				}
+				t, err := n.newTracker(k, scripts, files, procs)
+				if err != nil {
+					return fmt.Errorf("instance %q: %w", in.cfg.Name, err)
+				}
+				trackers = append(trackers, t)
+			}
+			return nil
+		}
+		tr := in.cfg.Track
+		for _, x := range []struct {
+			kind policy.Kind
+			refs []config.TrackRef
+		}{{policy.KindInterface, tr.Interfaces}, {policy.KindScript, tr.Scripts}, {policy.KindFile, tr.Files}, {policy.KindProcess, tr.Processes}} {
+			if err := add(x.kind, x.refs); err != nil {
+				return err
+			}
+		}
+	}
+	m, err := track.NewManager(n.log, trackers...)
+	if err != nil {
+		return err
+	}
+	n.tracker = m
+	for _, t := range trackers {
+		n.states[track.Key{Kind: t.Kind(), Name: t.Name()}] = t.Initial()
+	}
+
+	n.groups = map[string]*group{}
+	for i := range v.SyncGroups {
+		g := &group{cfg: &v.SyncGroups[i]}
+		for _, name := range g.cfg.Instances {
+			for _, in := range n.insts {
+				if in.cfg.Name == name {
+					g.members = append(g.members, in)
+					in.group = g
+				}
+			}
+		}
+		n.groups[g.cfg.Name] = g
+	}
+
+	n.bus = events.NewBus(n.log)
+	nc := events.NotifyConfig{Instances: map[string]events.ScriptSpec{}, Groups: map[string]events.ScriptSpec{}}
+	for _, in := range n.insts {
+		nc.Instances[in.cfg.Name] = events.ScriptSpec(in.cfg.Notify)
+	}
+	for _, g := range n.groups {
+		nc.Groups[g.cfg.Name] = events.ScriptSpec(g.cfg.Notify)
+	}
+	n.notifier = events.NewNotifier(n.bus, n.log, nc)
+	if v.NotifyFIFO != "" {
+		f, err := events.OpenFIFO(n.bus, n.log, events.FIFOConfig{Path: v.NotifyFIFO})
+		if err != nil {
+			return err
+		}
+		n.fifo = f
+	}
+	return nil
+}
+
+func (n *Node) newTracker(k track.Key, scripts map[string]*config.Script, files map[string]*config.File, procs map[string]*config.Process) (track.Tracker, error) {
+	switch k.Kind {
+	case policy.KindInterface:
+		return track.NewInterface(track.InterfaceSpec{Name: k.Name}, n.log)
+	case policy.KindScript:
+		s := scripts[k.Name]
+		if s == nil {
+			return nil, fmt.Errorf("tracks unknown script %q", k.Name)
+		}
+		spec := track.ScriptSpec{Name: s.Name, Interval: s.Interval, Timeout: s.Timeout, Rise: s.Rise, Fall: s.Fall,
+			InitFail: s.InitFail, User: s.User}
+		if s.Shell {
+			spec.Shell, spec.Command = true, s.Command
+		} else {
+			spec.Argv = s.Argv
+		}
+		return track.NewScript(spec, n.log)
+	case policy.KindFile:
+		f := files[k.Name]
+		if f == nil {
+			return nil, fmt.Errorf("tracks unknown file %q", k.Name)
+		}
+		return track.NewFile(track.FileSpec{Name: f.Name, Path: f.Path, Init: f.Init}, n.log)
+	case policy.KindProcess:
+		p := procs[k.Name]
+		if p == nil {
+			return nil, fmt.Errorf("tracks unknown process %q", k.Name)
+		}
+		spec := track.ProcessSpec{Name: p.Name, Process: p.Process, Quorum: p.Quorum, Delay: p.Delay}
+		if p.Args != "" {
+			spec.Args, spec.ArgMatch = strings.Fields(p.Args), track.ArgsExact
+		}
+		return track.NewProcess(spec, n.log)
+	}
+	return nil, fmt.Errorf("unknown tracker kind %q", k.Kind)
+}
+
+// runTracking starts the trackers and applies their updates until ctx ends.
+func (n *Node) runTracking(ctx context.Context) {
+	updates := make(chan track.Update, 16)
+	go func() {
+		if err := n.tracker.Run(ctx, updates); err != nil {
+			n.log.Error("trackers stopped", "err", err)
+		}
+	}()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case u := <-updates:
+				n.mu.Lock()
+				if n.stopping {
+					n.mu.Unlock()
+					return
+				}
+				key := track.Key{Kind: u.Kind, Name: u.Name}
+				prev, had := n.states[key]
+				n.states[key] = u
+				if !had || prev.Up != u.Up || prev.Value != u.Value {
+					n.log.Info("tracker changed", "tracker", key.String(), "up", u.Up, "value", u.Value, "detail", u.Detail)
+				}
+				now := time.Now()
+				for _, in := range n.insts {
+					for _, r := range in.tracks {
+						if r.key == key {
+							n.evaluate(in, now)
+							break
+						}
+					}
+				}
+				n.rearm()
+				n.mu.Unlock()
+			}
+		}
+	}()
+}
+
+// evaluate recomputes the instance's effective priority and tracker fault
+// from the current tracker states. Called with n.mu held (or before Run).
+func (n *Node) evaluate(in *instance, now time.Time) {
+	if len(in.tracks) == 0 {
+		return
+	}
+	trs := make([]policy.Tracker, 0, len(in.tracks))
+	for _, r := range in.tracks {
+		u := n.states[r.key]
+		trs = append(trs, policy.Tracker{Name: r.key.Name, Kind: r.key.Kind, Weight: r.weight, Reverse: r.reverse, Up: u.Up, Value: u.Value})
+	}
+	res := policy.Effective(in.cfg.Priority, trs)
+	in.trackFault = ""
+	if res.Fault {
+		in.trackFault = res.Reason
+	}
+	if !res.Fault && res.Priority != in.core.Priority() && !in.core.Config().Owner() {
+		from := in.core.Priority()
+		acts, err := in.core.SetPriority(now, res.Priority)
+		if err != nil {
+			n.log.Error("setting the effective priority", "vrrp_instance", in.cfg.Name, "err", err)
+		} else {
+			n.log.Info("effective priority changed", "vrrp_instance", in.cfg.Name, "from", from, "to", res.Priority)
+			n.metrics.Priority.WithLabelValues(in.labels...).Set(float64(res.Priority))
+			n.do(in, acts)
+		}
+	}
+	n.applyFault(in, now)
+}
+
+// ownFault reports the instance's own reason to be in FAULT ("" = none).
+func (in *instance) ownFault() vrrp.Cause {
+	switch {
+	case in.ifDown:
+		return vrrp.CauseInterfaceDown
+	case in.trackFault != "":
+		return vrrp.CauseTrackerFault
+	}
+	return ""
+}
+
+// applyFault moves the instance into or out of FAULT from its own state and
+// its group's. Called with n.mu held (or before the instances run).
+func (n *Node) applyFault(in *instance, now time.Time) {
+	own := in.ownFault()
+	cause := own
+	if cause == "" && in.groupFault {
+		cause = vrrp.CauseSyncGroup
+	}
+	n.do(in, in.core.SetFault(now, cause != "", cause))
+	if in.group != nil && (own != "") != in.lastOwnFault {
+		in.lastOwnFault = own != ""
+		n.syncGroup(in.group, in, "", "", now)
+	}
+}
+
+// syncGroup applies the moves that keep a sync group together after
+// changed went from one state to another.
+func (n *Node) syncGroup(g *group, changed *instance, from, to string, now time.Time) {
+	members := make([]policy.Member, len(g.members))
+	for i, m := range g.members {
+		members[i] = policy.Member{Name: m.cfg.Name, State: m.core.State().String(), OwnFault: m.ownFault() != ""}
+	}
+	for _, mv := range policy.SyncGroup(members, changed.cfg.Name, from, to) {
+		var m *instance
+		for _, x := range g.members {
+			if x.cfg.Name == mv.Name {
+				m = x
+			}
+		}
+		switch mv.To {
+		case "master":
+			n.do(m, m.core.GoMaster(now, vrrp.CauseSyncGroup))
+		case "backup":
+			n.do(m, m.core.GoBackup(now, vrrp.CauseSyncGroup))
+		case "fault":
+			m.groupFault = true
+			n.applyFault(m, now)
+		case "unfault":
+			m.groupFault = false
+			n.applyFault(m, now)
+		}
+	}
+	n.publishGroup(g, now)
+}
+
+// publishGroup publishes the group's state when it settles somewhere new:
+// fault if any member is in FAULT, else master or backup when all agree.
+func (n *Node) publishGroup(g *group, now time.Time) {
+	state, all := "", true
+	for _, m := range g.members {
+		s := m.core.State().String()
+		if s == "fault" {
+			state, all = "fault", true
+			break
+		}
+		if state == "" {
+			state = s
+		} else if s != state {
+			all = false
+		}
+	}
+	if !all || state == "" || state == g.state {
+		return
+	}
+	from := g.state
+	if from == "" {
+		from = "init"
+	}
+	g.state = state
+	n.bus.Publish(events.Event{Time: now, Kind: events.KindGroup, Name: g.cfg.Name, From: from, To: state, Reason: "sync_group"})
+	n.log.Info("sync group state change", "sync_group", g.cfg.Name, "from", from, "to", state)
+}

@@ -1,0 +1,284 @@
+package e2e
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A check script whose result comes from a state file the test flips.
+func checkScript(t *testing.T, c *cluster, name string) (path, state string) {
+	t.Helper()
+	state = filepath.Join(c.lab.Dir(), name+".state")
+	path = filepath.Join(c.lab.Dir(), name+".sh")
+	body := fmt.Sprintf("#!/bin/sh\ntest \"$(cat %s 2>/dev/null)\" = ok\n", state)
+	if err := os.WriteFile(path, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	setState(t, state, "ok")
+	return path, state
+}
+
+func setState(t *testing.T, path, v string) {
+	t.Helper()
+	// Write and rename: the script never reads a half-written file.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(v), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitLog(t *testing.T, c *cluster, node, substr string, timeout time.Duration) {
+	t.Helper()
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(c.procs[node].Log(), substr) {
+			return
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("%s never logged %q:\n%s", node, substr, tail(c.procs[node].Log(), 30))
+		}
+	}
+}
+
+// Tracker scripts (keepalived vrrp_script): a weighted failure lowers the
+// priority below the peer's and it preempts; recovery preempts back. A
+// weight-0 failure puts the instance in FAULT (no VIP, priority 0 sent).
+func TestTrackScript(t *testing.T) {
+	c := newCluster(t, 2)
+	chk, state := checkScript(t, c, "chk")
+	hard, hardState := checkScript(t, c, "hard")
+	cfg := func(name string, prio int, track bool) string {
+		tr := ""
+		if track {
+			tr = "      track: { scripts: [chk, hard] }\n"
+		}
+		return fmt.Sprintf(`node: { name: %s }
+telemetry: { listen: "" }
+vrrp:
+  scripts:
+    - { name: chk, command: [%s], interval: 50ms, weight: -60, fall: 2, rise: 2 }
+    - { name: hard, command: [%s], interval: 50ms }
+  instances:
+    - name: web
+      interface: eth0
+      vrid: 51
+      priority: %d
+      advert_interval: 100ms
+      vips: [192.0.2.100/24]
+%s`, name, chk, hard, prio, tr)
+	}
+	startYAML(t, c, "n1", cfg("n1", 150, true))
+	startYAML(t, c, "n2", cfg("n2", 100, false))
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 3*iv)
+
+	setState(t, state, "fail") // 150 - 60 = 90 < 100: n2 preempts
+	c.waitHolder(vip4.Addr(), "n2", 3*time.Second, 3*iv)
+	waitLog(t, c, "n1", `msg="effective priority changed" vrrp_instance=web from=150 to=90`, time.Second)
+	setState(t, state, "ok")
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 3*iv)
+
+	setState(t, hardState, "fail") // weight 0: FAULT
+	c.waitHolder(vip4.Addr(), "n2", 3*time.Second, 3*iv)
+	waitLog(t, c, "n1", "to=fault reason=tracker_fault", time.Second)
+	setState(t, hardState, "ok")
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 3*iv)
+	waitLog(t, c, "n1", "from=fault to=backup reason=fault_cleared", time.Second)
+}
+
+// track_file: the file's value × weight moves the priority.
+func TestTrackFile(t *testing.T) {
+	c := newCluster(t, 2)
+	file := filepath.Join(c.lab.Dir(), "prio")
+	setState(t, file, "0")
+	cfg := func(name string, prio int, track string) string {
+		return fmt.Sprintf(`node: { name: %s }
+telemetry: { listen: "" }
+vrrp:
+  files: [{ name: prio, path: %s, weight: -1 }]
+  instances:
+    - { name: web, interface: eth0, vrid: 51, priority: %d, advert_interval: 100ms, vips: [192.0.2.100/24]%s }
+`, name, file, prio, track)
+	}
+	startYAML(t, c, "n1", cfg("n1", 150, ", track: { files: [prio] }"))
+	startYAML(t, c, "n2", cfg("n2", 100, ""))
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 3*iv)
+	setState(t, file, "80") // 150 - 80 = 70
+	c.waitHolder(vip4.Addr(), "n2", 3*time.Second, 3*iv)
+	waitLog(t, c, "n1", "from=150 to=70", time.Second)
+	setState(t, file, "0")
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 3*iv)
+}
+
+// vrrp_track_process: the instance is in FAULT while the process is absent.
+func TestTrackProcess(t *testing.T) {
+	c := newCluster(t, 2)
+	// A process with a unique name (comm): a copy of sleep.
+	bin := filepath.Join(c.lab.Dir(), "vge2proc")
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "1000")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	proc := start()
+	cfg := func(name string, prio int, track string) string {
+		return fmt.Sprintf(`node: { name: %s }
+telemetry: { listen: "" }
+vrrp:
+  processes: [{ name: app, process: vge2proc }]
+  instances:
+    - { name: web, interface: eth0, vrid: 51, priority: %d, advert_interval: 100ms, vips: [192.0.2.100/24]%s }
+`, name, prio, track)
+	}
+	startYAML(t, c, "n1", cfg("n1", 150, ", track: { processes: [app] }"))
+	startYAML(t, c, "n2", cfg("n2", 100, ""))
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 3*iv)
+	proc.Process.Kill()
+	proc.Wait()
+	c.waitHolder(vip4.Addr(), "n2", 3*time.Second, 3*iv)
+	waitLog(t, c, "n1", "to=fault reason=tracker_fault", time.Second)
+	start()
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 3*iv)
+}
+
+// vrrp_sync_group: two instances move together. A weight-0 tracker failing
+// on one member faults the whole group on that node, so the peer takes
+// both VIPs; recovery brings both back.
+func TestSyncGroup(t *testing.T) {
+	c := newCluster(t, 2)
+	chk, state := checkScript(t, c, "grp")
+	vipB := "192.0.2.101"
+	cfg := func(name string, prio int, track bool) string {
+		tr := ""
+		if track {
+			tr = ", track: { scripts: [grp] }"
+		}
+		return fmt.Sprintf(`node: { name: %s }
+telemetry: { listen: "" }
+vrrp:
+  scripts: [{ name: grp, command: [%s], interval: 50ms }]
+  sync_groups: [{ name: edge, instances: [web, db] }]
+  instances:
+    - { name: web, interface: eth0, vrid: 51, priority: %d, advert_interval: 100ms, vips: [192.0.2.100/24]%s }
+    - { name: db, interface: eth0, vrid: 52, priority: %d, advert_interval: 100ms, vips: [%s/24] }
+`, name, chk, prio, tr, prio, vipB)
+	}
+	startYAML(t, c, "n1", cfg("n1", 150, true))
+	startYAML(t, c, "n2", cfg("n2", 100, false))
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 0)
+	b := netip.MustParseAddr(vipB)
+	c.waitHolder(b, "n1", time.Second, 3*iv)
+	setState(t, state, "fail")
+	c.waitHolder(vip4.Addr(), "n2", 3*time.Second, 0)
+	c.waitHolder(b, "n2", time.Second, 3*iv)
+	waitLog(t, c, "n1", "vrrp_instance=db vrid=52 device=eth0 from=master to=fault reason=sync_group", time.Second)
+	waitLog(t, c, "n1", `msg="sync group state change" sync_group=edge from=master to=fault`, time.Second)
+	setState(t, state, "ok")
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 0)
+	c.waitHolder(b, "n1", time.Second, 3*iv)
+}
+
+// Notify scripts run in event order even when one is slow, without
+// delaying the protocol, and the FIFO carries keepalived's lines in order.
+func TestNotifyOrderAndFIFO(t *testing.T) {
+	c := newCluster(t, 2)
+	out := filepath.Join(c.lab.Dir(), "notify.log")
+	script := filepath.Join(c.lab.Dir(), "notify.sh")
+	// The first call sleeps 1 s; each call appends its arguments.
+	body := fmt.Sprintf("#!/bin/sh\nif [ ! -e %[1]s ]; then sleep 1; fi\necho \"$VIGIL_EVENT_SEQ $*\" >> %[1]s\n", out)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(c.lab.Dir(), "vigil.fifo")
+	cfg := func(name string, prio int, notify bool) string {
+		extra, top := "", ""
+		if notify {
+			extra = fmt.Sprintf(", notify: { all: [%s] }", script)
+			top = fmt.Sprintf("  notify_fifo: %s\n", fifo)
+		}
+		return fmt.Sprintf(`node: { name: %s }
+telemetry: { listen: "" }
+vrrp:
+%s  instances:
+    - { name: web, interface: eth0, vrid: 51, priority: %d, advert_interval: 100ms, vips: [192.0.2.100/24]%s }
+`, name, top, prio, extra)
+	}
+	startYAML(t, c, "n1", cfg("n1", 150, true))
+	// Read the FIFO as keepalived's notify readers do.
+	lines := make(chan string, 100)
+	go func() {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if _, err := os.Stat(fifo); err == nil {
+				break
+			}
+		}
+		f, err := os.Open(fifo)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		buf := make([]byte, 4096)
+		var acc string
+		for {
+			n, err := f.Read(buf)
+			acc += string(buf[:n])
+			for i := strings.IndexByte(acc, '\n'); i >= 0; i = strings.IndexByte(acc, '\n') {
+				lines <- acc[:i]
+				acc = acc[i+1:]
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	startYAML(t, c, "n2", cfg("n2", 100, false))
+	// Startup → backup → master within Master_Down_Interval, even though the
+	// first notify script sleeps 1 s.
+	took := c.waitHolder(vip4.Addr(), "n1", mdi(3, 150, iv)+500*time.Millisecond, 0)
+	t.Logf("n1 master %s after start (the first notify script sleeps 1 s)", took)
+	c.stop("n1") // master → init (STOP)
+	c.waitHolder(vip4.Addr(), "n2", 2*time.Second, 0)
+
+	var got []string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && len(got) < 3; time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(out)
+		got = strings.Split(strings.TrimSpace(string(b)), "\n")
+	}
+	want := []string{"1 INSTANCE web BACKUP 150", "2 INSTANCE web MASTER 150", "3 INSTANCE web STOP 150"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("notify calls %q, want %q", got, want)
+	}
+	var fl []string
+	for timeout := time.After(3 * time.Second); len(fl) < 3; {
+		select {
+		case l := <-lines:
+			fl = append(fl, l)
+		case <-timeout:
+			t.Fatalf("FIFO lines %q, want 3", fl)
+		}
+	}
+	if w := []string{`INSTANCE "web" BACKUP 150`, `INSTANCE "web" MASTER 150`, `INSTANCE "web" STOP 150`}; strings.Join(fl, "|") != strings.Join(w, "|") {
+		t.Fatalf("FIFO lines %q, want %q", fl, w)
+	}
+}
