@@ -87,3 +87,12 @@ func (n *Node) watchLinks() error {
 	}()
 	return nil
 }
+
+// linkIsUp reads an interface's state once.
+func linkIsUp(name string) (bool, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return false, fmt.Errorf("interface %q: %w", name, err)
+	}
+	return linkUp(l.Attrs().RawFlags), nil
+}

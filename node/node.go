@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,7 @@ import (
 	"vigil/vrrp/accept"
 	"vigil/vrrp/announce"
 	"vigil/vrrp/vip"
+	"vigil/vrrp/vmac"
 	"vigil/vrrp/vrrpnet"
 )
 
@@ -41,8 +43,14 @@ type Node struct {
 	vips   *vip.Manager
 	accept *accept.Filter            // nil unless an instance runs with accept: false
 	links  map[string]*announce.Link // GARP/NA sockets, one set per interface
+	vmacs  *vmac.Manager             // nil until an instance uses a virtual MAC
+	socks  map[string]*sock          // by "device/family"
 	conns  []*sock
 	insts  []*instance
+	// running: Run has started the socket readers (new sockets from a
+	// reload get theirs at once); readers counts them.
+	running bool
+	readers sync.WaitGroup
 
 	tracker  *track.Manager
 	states   map[track.Key]track.Update // latest tracker states, under mu
@@ -69,6 +77,7 @@ type sock struct {
 	ifname string
 	family int
 	byVRID map[uint8]*instance
+	closed atomic.Bool // closed by a reload that removed its last instance
 }
 
 type instance struct {
@@ -121,7 +130,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if reg == nil {
 		reg = telemetry.NewRegistry()
 	}
-	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, done: make(chan struct{}), links: map[string]*announce.Link{}, limiter: newLogLimiter(10 * time.Second)}
+	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, done: make(chan struct{}), links: map[string]*announce.Link{}, socks: map[string]*sock{}, limiter: newLogLimiter(10 * time.Second)}
 	vm, err := vip.New()
 	if err != nil {
 		return nil, err
@@ -135,76 +144,14 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 }
 
 func (n *Node) build() error {
-	// Every VIP of every instance, so none is mistaken for a primary address.
-	var allVIPs []netip.Addr
-	for i := range n.cfg.VRRP.Instances {
-		for _, v := range n.cfg.VRRP.Instances[i].VIPs {
-			allVIPs = append(allVIPs, v.Prefix.Addr())
-		}
-	}
-	socks := map[string]*sock{}
+	allVIPs := allVIPs(n.cfg)
 	primaries := map[string]netip.Addr{} // one address dump per interface and family, not per instance
 	for i := range n.cfg.VRRP.Instances {
-		ic := &n.cfg.VRRP.Instances[i]
-		fam := ic.Family()
-		key := ic.Interface + "/" + strconv.Itoa(fam)
-		s := socks[key]
-		if s == nil {
-			conn, err := vrrpnet.Listen(ic.Interface, fam, true)
-			if err != nil {
-				return fmt.Errorf("instance %q: %w", ic.Name, err)
-			}
-			s = &sock{conn: conn, ifname: ic.Interface, family: fam, byVRID: map[uint8]*instance{}}
-			socks[key] = s
-			n.conns = append(n.conns, s)
-		}
-		in := &instance{cfg: ic, sock: s}
-		switch {
-		case ic.Unicast != nil && ic.Unicast.Source.IsValid():
-			in.src = ic.Unicast.Source
-			if ok, err := vrrpnet.HasAddr(ic.Interface, in.src); err != nil {
-				return fmt.Errorf("instance %q: %w", ic.Name, err)
-			} else if !ok {
-				n.log.Warn("unicast source address is not on the interface; adverts will still carry it",
-					"vrrp_instance", ic.Name, "device", ic.Interface, "source", in.src)
-			}
-		case primaries[key].IsValid():
-			in.src = primaries[key]
-		default:
-			src, err := vrrpnet.PrimaryAddr(ic.Interface, fam, allVIPs)
-			if err != nil {
-				return fmt.Errorf("instance %q: %w", ic.Name, err)
-			}
-			in.src, primaries[key] = src, src
-		}
-		switch {
-		case ic.Unicast != nil:
-			in.dsts = ic.Unicast.Peers
-		case fam == 6:
-			in.dsts = []netip.Addr{vrrp.GroupIPv6}
-		default:
-			in.dsts = []netip.Addr{vrrp.GroupIPv4}
-		}
-		core, err := vrrp.NewInstance(ic.VRRP(in.src))
+		in, err := n.newInstance(&n.cfg.VRRP.Instances[i], allVIPs, primaries)
 		if err != nil {
 			return err
 		}
-		in.core = core
-		for _, v := range ic.VIPs {
-			in.vips = append(in.vips, vip.VIP{Prefix: v.Prefix, Dev: v.Dev, Label: v.Label})
-			in.addrs = append(in.addrs, v.Prefix.Addr())
-		}
-		if err := n.buildAnnouncers(in); err != nil {
-			return fmt.Errorf("instance %q: %w", ic.Name, err)
-		}
-		in.labels = []string{ic.Name, strconv.Itoa(int(ic.VRID)), ic.Interface, "ipv" + strconv.Itoa(fam)}
-		if prev := s.byVRID[ic.VRID]; prev != nil {
-			// config.Validate rejects this; keep the driver safe regardless.
-			return fmt.Errorf("instances %q and %q both use VRID %d on %s", prev.cfg.Name, ic.Name, ic.VRID, key)
-		}
-		s.byVRID[ic.VRID] = in
 		n.insts = append(n.insts, in)
-		n.initMetrics(in)
 	}
 	if err := n.buildTracking(); err != nil {
 		return err
@@ -213,6 +160,113 @@ func (n *Node) build() error {
 		return err
 	}
 	return n.blockNonAccepting()
+}
+
+// allVIPs lists every VIP of every instance, so none is mistaken for a
+// primary address.
+func allVIPs(cfg *config.Config) []netip.Addr {
+	var out []netip.Addr
+	for i := range cfg.VRRP.Instances {
+		for _, v := range cfg.VRRP.Instances[i].VIPs {
+			out = append(out, v.Prefix.Addr())
+		}
+	}
+	return out
+}
+
+// newInstance prepares one instance: its virtual MAC interface if any, its
+// socket (shared by the instances of an interface and family), its source
+// address, state machine, announcers and metrics. It is registered on its
+// socket but not started.
+func (n *Node) newInstance(ic *config.Instance, allVIPs []netip.Addr, primaries map[string]netip.Addr) (*instance, error) {
+	fam := ic.Family()
+	dev := ic.Interface // where adverts and VIPs go: the interface, or its vmac
+	if ic.VMAC != "" {
+		if err := n.ensureVMAC(ic); err != nil {
+			return nil, fmt.Errorf("instance %q: %w", ic.Name, err)
+		}
+		dev = ic.VMAC
+	}
+	key := dev + "/" + strconv.Itoa(fam)
+	s := n.socks[key]
+	if s == nil {
+		conn, err := vrrpnet.Listen(dev, fam, true)
+		if err != nil {
+			return nil, fmt.Errorf("instance %q: %w", ic.Name, err)
+		}
+		s = &sock{conn: conn, ifname: dev, family: fam, byVRID: map[uint8]*instance{}}
+		n.socks[key] = s
+		n.conns = append(n.conns, s)
+		if n.running {
+			n.startReader(s)
+		}
+	}
+	if prev := s.byVRID[ic.VRID]; prev != nil {
+		// config validation rejects this; keep the driver safe regardless.
+		return nil, fmt.Errorf("instances %q and %q both use VRID %d on %s", prev.cfg.Name, ic.Name, ic.VRID, key)
+	}
+	in := &instance{cfg: ic, sock: s}
+	// The IPv4 source is the parent's primary address even with a vmac
+	// (the vmac holds only VIPs); IPv6 sends from the vmac's own random
+	// link-local address.
+	srcDev := ic.Interface
+	if fam == 6 {
+		srcDev = dev
+	}
+	pkey := srcDev + "/" + strconv.Itoa(fam)
+	switch {
+	case ic.Unicast != nil && ic.Unicast.Source.IsValid():
+		in.src = ic.Unicast.Source
+		if ok, err := vrrpnet.HasAddr(ic.Interface, in.src); err != nil {
+			return nil, fmt.Errorf("instance %q: %w", ic.Name, err)
+		} else if !ok {
+			n.log.Warn("unicast source address is not on the interface; adverts will still carry it",
+				"vrrp_instance", ic.Name, "device", ic.Interface, "source", in.src)
+		}
+	case primaries[pkey].IsValid():
+		in.src = primaries[pkey]
+	default:
+		src, err := vrrpnet.PrimaryAddr(srcDev, fam, allVIPs)
+		if err != nil {
+			return nil, fmt.Errorf("instance %q: %w", ic.Name, err)
+		}
+		in.src, primaries[pkey] = src, src
+	}
+	switch {
+	case ic.Unicast != nil:
+		in.dsts = ic.Unicast.Peers
+	case fam == 6:
+		in.dsts = []netip.Addr{vrrp.GroupIPv6}
+	default:
+		in.dsts = []netip.Addr{vrrp.GroupIPv4}
+	}
+	core, err := vrrp.NewInstance(ic.VRRP(in.src))
+	if err != nil {
+		return nil, err
+	}
+	in.core = core
+	n.setVIPs(in, ic)
+	if err := n.buildAnnouncers(in); err != nil {
+		return nil, fmt.Errorf("instance %q: %w", ic.Name, err)
+	}
+	in.labels = []string{ic.Name, strconv.Itoa(int(ic.VRID)), ic.Interface, "ipv" + strconv.Itoa(fam)}
+	s.byVRID[ic.VRID] = in
+	n.initMetrics(in)
+	return in, nil
+}
+
+// setVIPs fills the instance's VIP lists from its config; with a vmac, VIPs
+// on the instance interface go on the vmac.
+func (n *Node) setVIPs(in *instance, ic *config.Instance) {
+	in.vips, in.addrs = nil, nil
+	for _, v := range ic.VIPs {
+		d := v.Dev
+		if ic.VMAC != "" && d == ic.Interface {
+			d = ic.VMAC
+		}
+		in.vips = append(in.vips, vip.VIP{Prefix: v.Prefix, Dev: d, Label: v.Label})
+		in.addrs = append(in.addrs, v.Prefix.Addr())
+	}
 }
 
 // buildAnnouncers gives the instance one announcer per interface its VIPs
@@ -328,6 +382,34 @@ func (n *Node) initMetrics(in *instance) {
 	}
 }
 
+// deleteMetrics drops the instance's series (removed or renamed by a
+// reload), so dashboards do not show ghosts.
+func (n *Node) deleteMetrics(in *instance) {
+	m, l := n.metrics, in.labels
+	for _, st := range telemetry.VRRPStates {
+		m.State.DeleteLabelValues(append(slices.Clone(l), st)...)
+	}
+	for _, v := range []interface{ DeleteLabelValues(...string) bool }{m.BasePriority, m.Priority, m.MasterPriority,
+		m.AdvertInterval, m.LastTransition, m.BecomeMaster, m.ReleaseMaster, m.AdvertsReceived, m.AdvertsSent,
+		m.PrioZeroReceived, m.PrioZeroSent, m.SendErrors, m.Gratuitous} {
+		v.DeleteLabelValues(l...)
+	}
+	for _, a := range in.addrs {
+		m.VIPOwned.DeleteLabelValues(append(slices.Clone(l), a.String())...)
+	}
+}
+
+// setStateMetrics sets the state set to the instance's current state.
+func (n *Node) setStateMetrics(in *instance) {
+	cur := in.core.State().String()
+	for _, st := range telemetry.VRRPStates {
+		n.metrics.State.WithLabelValues(append(slices.Clone(in.labels), st)...).Set(b2f(st == cur))
+	}
+	for _, a := range in.addrs {
+		n.metrics.VIPOwned.WithLabelValues(append(slices.Clone(in.labels), a.String())...).Set(b2f(cur == "master"))
+	}
+}
+
 func b2f(b bool) float64 {
 	if b {
 		return 1
@@ -385,14 +467,12 @@ func (n *Node) Run(ctx context.Context) error {
 	defer stopTracking()
 	n.runTracking(trackCtx)
 
-	var wg sync.WaitGroup
+	n.mu.Lock()
+	n.running = true
 	for _, s := range n.conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n.readLoop(s)
-		}()
+		n.startReader(s)
 	}
+	n.mu.Unlock()
 	timerDone := make(chan struct{})
 	go func() {
 		defer close(timerDone)
@@ -414,11 +494,22 @@ func (n *Node) Run(ctx context.Context) error {
 	close(n.done)
 	<-timerDone
 	n.shutdown()
+	n.mu.Lock()
 	for _, s := range n.conns {
 		s.conn.Close()
 	}
-	wg.Wait()
+	n.mu.Unlock()
+	n.readers.Wait()
 	return nil
+}
+
+// startReader runs the socket's reader. Called with n.mu held.
+func (n *Node) startReader(s *sock) {
+	n.readers.Add(1)
+	go func() {
+		defer n.readers.Done()
+		n.readLoop(s)
+	}()
 }
 
 // nextDeadline returns the earliest deadline of any instance and whether it
@@ -506,6 +597,15 @@ func (n *Node) shutdown() {
 			return
 		}
 	}
+	// Remove the virtual MAC interfaces (their VIPs are gone): a stopped
+	// node must not keep answering for, or announcing, the virtual MAC.
+	for _, in := range n.insts {
+		if in.cfg.VMAC != "" && n.vmacs != nil {
+			if err := n.vmacs.Remove(in.cfg.VMAC); err != nil {
+				n.log.Error("removing the virtual MAC interface", "device", in.cfg.VMAC, "err", err)
+			}
+		}
+	}
 	// Let the stop notifications (scripts, FIFO) go out.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -540,6 +640,9 @@ func (n *Node) close() {
 		if n.vips != nil {
 			n.vips.Close()
 		}
+		if n.vmacs != nil {
+			n.vmacs.Close()
+		}
 		if n.accept != nil {
 			if err := n.accept.Close(); err != nil {
 				n.log.Error("removing the nftables table", "err", err)
@@ -566,47 +669,57 @@ func (n *Node) readLoop(s *sock) {
 				return
 			default:
 			}
+			if s.closed.Load() {
+				return
+			}
 			n.log.Error("VRRP socket read failed", "device", s.ifname, "err", err)
 			time.Sleep(10 * time.Millisecond) // never spin on a persistent error
 			continue
 		}
-		var in *instance
-		if len(p.Msg) >= 2 {
-			in = s.byVRID[p.Msg[1]]
-		}
-		prefer := vrrp.ChecksumPseudoHeader
-		if in != nil {
-			prefer = in.cfg.Checksum
-		}
-		err = vrrp.DecodeTo(&d, p.Msg, p.Rx, prefer)
-		if err == nil && in == nil {
-			err = &vrrp.RxError{Reason: vrrp.ReasonVRID, Detail: fmt.Sprintf("no instance with VRID %d on %s", d.Advert.VRID, s.ifname)}
-		}
-		if err != nil {
-			n.rxError(in, s, err, p.Rx)
-			continue
-		}
-		if d.AlternateForm {
-			n.metrics.AlternateForm.WithLabelValues(append(slices.Clone(in.labels), d.Form.String())...).Inc()
-		}
+		// The instance table changes on a reload: look up, decode and run
+		// the state machine under the lock.
 		n.mu.Lock()
 		if n.stopping {
 			n.mu.Unlock()
 			return
 		}
-		acts, err := in.core.Receive(p.At, d, p.Rx)
-		if err != nil {
-			n.rxError(in, s, err, p.Rx)
-		} else {
-			in.received.Inc()
-			if d.Advert.Priority == vrrp.ResignPriority {
-				in.zeroReceived.Inc()
-			}
-			n.do(in, acts)
-			n.rearm()
-		}
+		n.receive(s, &d, p)
 		n.mu.Unlock()
 	}
+}
+
+// receive handles one packet from socket s. Called with n.mu held.
+func (n *Node) receive(s *sock, d *vrrp.Decoded, p vrrpnet.Packet) {
+	var in *instance
+	if len(p.Msg) >= 2 {
+		in = s.byVRID[p.Msg[1]]
+	}
+	prefer := vrrp.ChecksumPseudoHeader
+	if in != nil {
+		prefer = in.cfg.Checksum
+	}
+	err := vrrp.DecodeTo(d, p.Msg, p.Rx, prefer)
+	if err == nil && in == nil {
+		err = &vrrp.RxError{Reason: vrrp.ReasonVRID, Detail: fmt.Sprintf("no instance with VRID %d on %s", d.Advert.VRID, s.ifname)}
+	}
+	if err != nil {
+		n.rxError(in, s, err, p.Rx)
+		return
+	}
+	if d.AlternateForm {
+		n.metrics.AlternateForm.WithLabelValues(append(slices.Clone(in.labels), d.Form.String())...).Inc()
+	}
+	acts, err := in.core.Receive(p.At, *d, p.Rx)
+	if err != nil {
+		n.rxError(in, s, err, p.Rx)
+		return
+	}
+	in.received.Inc()
+	if d.Advert.Priority == vrrp.ResignPriority {
+		in.zeroReceived.Inc()
+	}
+	n.do(in, acts)
+	n.rearm()
 }
 
 func (n *Node) rxError(in *instance, s *sock, err error, rx vrrp.RxInfo) {

@@ -47,6 +47,21 @@ type InstanceStatus struct {
 	VIPs                 []VIPStatus `json:"vips"`
 	LastTransition       time.Time   `json:"last_transition,omitzero"`
 	LastReason           string      `json:"last_reason,omitempty"`
+	SyncGroup            string      `json:"sync_group,omitempty"`
+	VMAC                 string      `json:"vmac,omitempty"` // the macvlan carrying the virtual MAC
+	// Trackers are the objects the instance tracks, with its weights.
+	Trackers []TrackerStatus `json:"trackers,omitempty"`
+}
+
+// TrackerStatus is one tracked object as an instance sees it.
+type TrackerStatus struct {
+	Kind    string `json:"kind"` // interface, script, file, process
+	Name    string `json:"name"`
+	Up      bool   `json:"up"`
+	Value   int    `json:"value,omitempty"` // files
+	Weight  int    `json:"weight"`
+	Reverse bool   `json:"reverse,omitempty"`
+	Detail  string `json:"detail,omitempty"`
 }
 
 // VIPStatus is one virtual address of an instance.
@@ -99,6 +114,15 @@ func (n *Node) Status() Status {
 		}
 		for _, v := range in.vips {
 			is.VIPs = append(is.VIPs, VIPStatus{Address: v.Prefix.String(), Dev: v.Dev, Label: v.Label})
+		}
+		if in.group != nil {
+			is.SyncGroup = in.group.cfg.Name
+		}
+		is.VMAC = in.cfg.VMAC
+		for _, r := range in.tracks {
+			u := n.states[r.key]
+			is.Trackers = append(is.Trackers, TrackerStatus{Kind: string(r.key.Kind), Name: r.key.Name, Up: u.Up,
+				Value: u.Value, Weight: r.weight, Reverse: r.reverse, Detail: u.Detail})
 		}
 		st.Instances = append(st.Instances, is)
 	}

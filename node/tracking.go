@@ -318,3 +318,7 @@ func (n *Node) publishGroup(g *group, now time.Time) {
 	n.bus.Publish(events.Event{Time: now, Kind: events.KindGroup, Name: g.cfg.Name, From: from, To: state, Reason: "sync_group"})
 	n.log.Info("sync group state change", "sync_group", g.cfg.Name, "from", from, "to", state)
 }
+
+func trackKey(kind, name string) track.Key {
+	return track.Key{Kind: policy.Kind(kind), Name: name}
+}

@@ -1,6 +1,8 @@
 package telemetry
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -93,4 +95,56 @@ func NewRegistry() *Registry {
 		VIPOwned:   g("vigil_vip_owned", "1 while this node holds the virtual address (installed as master).", "address"),
 	}
 	return &Registry{Reg: reg, VRRP: v}
+}
+
+// Config holds the configuration-reload metric families.
+type Config struct {
+	Reloads     *prometheus.CounterVec
+	LastOK      prometheus.Gauge
+	LastSuccess prometheus.Gauge
+	Duration    prometheus.Histogram
+	Info        *prometheus.GaugeVec
+}
+
+// NewConfigMetrics registers the configuration metrics on r.
+func (r *Registry) NewConfigMetrics(hash string) *Config {
+	c := &Config{
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_config_reloads_total",
+			Help: "Configuration reloads by trigger (sighup, api) and result (success, rejected: invalid file, nothing applied; failure: partly applied)."},
+			[]string{"trigger", "result"}),
+		LastOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_config_last_reload_successful",
+			Help: "1 if the last reload was applied (or none was tried), 0 if it was rejected or failed."}),
+		LastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time the configuration was last loaded successfully (start or reload)."}),
+		Duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_config_apply_duration_seconds",
+			Help: "Time to read, validate and apply a reload.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)}),
+		Info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_config_info",
+			Help: "The running configuration's sha256 (short); always 1."}, []string{"hash"}),
+	}
+	r.Reg.MustRegister(c.Reloads, c.LastOK, c.LastSuccess, c.Duration, c.Info)
+	c.LastOK.Set(1)
+	c.LastSuccess.SetToCurrentTime()
+	c.SetHash(hash)
+	return c
+}
+
+// SetHash records the running configuration's hash.
+func (c *Config) SetHash(hash string) {
+	if len(hash) > 12 {
+		hash = hash[:12]
+	}
+	c.Info.Reset()
+	c.Info.WithLabelValues(hash).Set(1)
+}
+
+// Reloaded records one reload.
+func (c *Config) Reloaded(trigger, result string, took time.Duration) {
+	c.Reloads.WithLabelValues(trigger, result).Inc()
+	c.Duration.Observe(took.Seconds())
+	if result == "success" {
+		c.LastOK.Set(1)
+		c.LastSuccess.SetToCurrentTime()
+	} else {
+		c.LastOK.Set(0)
+	}
 }

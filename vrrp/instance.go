@@ -53,6 +53,7 @@ const (
 	CauseFaultCleared   Cause = "fault_cleared"  // Fault → Backup (or Master for the owner)
 	CauseSyncGroup      Cause = "sync_group"     // moved with the other members of its sync group
 	CauseAdmin          Cause = "admin"          // an operator asked
+	CauseConfigReload   Cause = "config_reload"  // stopped (removed or restarted) by a configuration reload
 )
 
 // Config is one virtual router as the core sees it. Drivers fill Primary
@@ -347,6 +348,12 @@ func (i *Instance) becomeMaster(now time.Time, cause Cause) []Action {
 // Shutdown is the Shutdown event: a master sends priority 0 and removes its
 // addresses (§6.4.3); a backup cancels its timer (§6.4.2).
 func (i *Instance) Shutdown(now time.Time) []Action {
+	return i.Stop(now, CauseShutdown)
+}
+
+// Stop is Shutdown with another reason (CauseConfigReload for an instance
+// a reload removes or restarts).
+func (i *Instance) Stop(now time.Time, cause Cause) []Action {
 	var acts []Action
 	switch i.state {
 	case StateInit:
@@ -356,8 +363,24 @@ func (i *Instance) Shutdown(now time.Time) []Action {
 	}
 	i.downTimer, i.adverTimer, i.preemptUntil = time.Time{}, time.Time{}, time.Time{}
 	i.master = netip.Addr{}
-	return append(acts, i.change(now, StateInit, CauseShutdown))
+	return append(acts, i.change(now, StateInit, cause))
 }
+
+// SetVIPs replaces the advertised addresses (a live reload changing only
+// the VIPs): the state and timers are kept, and the next advert carries the
+// new list. The driver adds and removes the difference on the interface.
+func (i *Instance) SetVIPs(vips []netip.Addr) error {
+	c := i.cfg
+	c.VIPs = slices.Clone(vips)
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("vrrp instance %q: %w", c.Name, err)
+	}
+	i.cfg = c
+	return nil
+}
+
+// Rename changes the instance's name (a reload renaming it keeps its state).
+func (i *Instance) Rename(name string) { i.cfg.Name = name }
 
 // SetFault puts the instance into FAULT (fault true) or lets it out again
 // (keepalived semantics; RFC 5798 has no FAULT state). On the way in a

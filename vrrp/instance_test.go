@@ -641,3 +641,29 @@ func TestGoMasterGoBackup(t *testing.T) {
 		t.Fatal("GoMaster took a faulted instance to master")
 	}
 }
+
+// A live reload can change the VIPs or the name without touching the state
+// or the timers; Stop gives a reason other than shutdown.
+func TestSetVIPsRenameStop(t *testing.T) {
+	i, now := masterAt(t, nil)
+	dl := i.NextDeadline()
+	b := netip.MustParseAddr("192.0.2.101")
+	if err := i.SetVIPs([]netip.Addr{vip, b}); err != nil {
+		t.Fatal(err)
+	}
+	if i.State() != vrrp.StateMaster || !i.NextDeadline().Equal(dl) {
+		t.Fatal("SetVIPs disturbed the state or the timer")
+	}
+	acts := i.Tick(dl)
+	if got := acts[0].(vrrp.SendAdvert).Advert.Addrs; len(got) != 2 || got[1] != b {
+		t.Fatalf("advert after SetVIPs carries %v", got)
+	}
+	if err := i.SetVIPs([]netip.Addr{netip.MustParseAddr("2001:db8::1")}); err == nil {
+		t.Fatal("SetVIPs accepted another family")
+	}
+	i.Rename("web2")
+	if i.Config().Name != "web2" {
+		t.Fatal("not renamed")
+	}
+	wantKinds(t, i.Stop(now, vrrp.CauseConfigReload), "send(0) remove init:config_reload")
+}

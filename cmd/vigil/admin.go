@@ -36,14 +36,14 @@ func listenAdmin(path string, log *slog.Logger) (*adminServer, error) {
 // serve answers on the socket until close is called: status stays
 // available while the node stops gracefully, and the socket goes away
 // just before the process exits.
-func (a *adminServer) serve(n *node.Node) {
+func (a *adminServer) serve(n *node.Node, reload func(context.Context) (any, error)) {
 	if a == nil {
 		return
 	}
 	a.served = true
 	go func() {
 		defer close(a.done)
-		if err := a.srv.Serve(context.Background(), api.Handlers{Status: n}); err != nil {
+		if err := a.srv.Serve(context.Background(), api.Handlers{Status: n, Reload: reload}); err != nil {
 			a.log.Error("admin API stopped", "err", err)
 		}
 	}()

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"vigil/node"
+	"vigil/node/api"
 	"vigil/node/config"
 )
 
@@ -36,6 +41,55 @@ Exit status: 0 valid (warnings may be printed), 1 invalid, 2 usage error.`,
 		},
 	}
 	validate.Flags().StringVarP(&path, "config", "c", defaultConfigPath, "configuration file (YAML)")
-	cmd.AddCommand(validate)
+	cmd.AddCommand(validate, newConfigReloadCmd())
+	return cmd
+}
+
+func newConfigReloadCmd() *cobra.Command {
+	var socket, output string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "reload",
+		Short: "Make the running daemon re-read and apply its configuration file (like SIGHUP)",
+		Long: `Ask the running vigil to re-read its configuration file, validate it and apply
+the difference. Instances whose settings did not change keep their state and
+timers; nothing is applied when the file is invalid, and every problem is
+printed. Exit status: 0 applied, 1 invalid or daemon unreachable, 2 usage.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return &exitError{code: 2, msg: fmt.Sprintf("vigil config reload: unknown output format %q (want text or json)", output)}
+			}
+			if socket == "" {
+				socket = defaultSocket()
+			}
+			body, err := adminRequest(cmd.Context(), socket, "POST", "/v1/config/reload", timeout)
+			if err != nil {
+				return &exitError{code: 1, msg: "vigil config reload: " + err.Error()}
+			}
+			if output == "json" {
+				_, err := cmd.OutOrStdout().Write(append(body, '\n'))
+				return err
+			}
+			var rep node.ReloadReport
+			if err := json.Unmarshal(body, &rep); err != nil {
+				return &exitError{code: 1, msg: "vigil config reload: unreadable answer: " + err.Error()}
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "reloaded (config sha256 %s)\n", shortHash(rep.Hash))
+			for _, x := range []struct {
+				what  string
+				names []string
+			}{{"added", rep.Added}, {"removed", rep.Removed}, {"restarted", rep.Restarted}, {"updated in place", rep.Updated}, {"unchanged", rep.Unchanged}} {
+				if len(x.names) > 0 {
+					fmt.Fprintf(out, "  %-17s %s\n", x.what+":", strings.Join(x.names, ", "))
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&socket, "socket", "", "admin socket of the daemon (default $VIGIL_SOCKET or "+api.DefaultSocket+")")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the daemon")
 	return cmd
 }

@@ -74,16 +74,6 @@ func runDaemon(parent context.Context, cfg *config.Config, log *slog.Logger, adm
 	}
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	// SIGHUP would kill the process by default; until live reload exists,
-	// say so instead of dying or pretending to reload.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for range hup {
-			log.Warn("SIGHUP received: live reload is not available in this version; restart vigil to apply a new configuration")
-		}
-	}()
 
 	bi := buildinfo.Get()
 	log.Info("starting vigil", "version", bi.Version, "revision", bi.Revision, "config", cfg.Path,
@@ -100,7 +90,9 @@ func runDaemon(parent context.Context, cfg *config.Config, log *slog.Logger, adm
 	if err != nil {
 		return fmt.Errorf("starting node: %w", err)
 	}
-	admin.serve(n)
+	rl := &reloader{path: cfg.Path, n: n, log: log, metrics: reg.NewConfigMetrics(cfg.Hash)}
+	rl.watchHUP(ctx)
+	admin.serve(n, rl.handler)
 	var srv *telemetry.Server
 	if cfg.Telemetry.Listen != "" {
 		srv, err = telemetry.Listen(cfg.Telemetry.Listen, reg, log, cfg.Telemetry.Pprof)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -96,6 +97,11 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 // helpers: http.Transport (and its HTTP/2 client) would add half a
 // megabyte to the binary for nothing a local socket needs.
 func adminGet(ctx context.Context, socket, path string, timeout time.Duration) ([]byte, error) {
+	return adminRequest(ctx, socket, "GET", path, timeout)
+}
+
+// adminRequest is adminGet with any method.
+func adminRequest(ctx context.Context, socket, method, path string, timeout time.Duration) ([]byte, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -115,7 +121,7 @@ func adminGet(ctx context.Context, socket, path string, timeout time.Duration) (
 	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://vigil"+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://vigil"+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +142,9 @@ func adminGet(ctx context.Context, socket, path string, timeout time.Duration) (
 	if resp.StatusCode != http.StatusOK {
 		var e api.Error
 		if json.Unmarshal(body, &e) == nil && e.Message != "" {
+			if len(e.Details) > 0 {
+				return nil, fmt.Errorf("%s:\n%s", e.Message, strings.Join(e.Details, "\n"))
+			}
 			return nil, fmt.Errorf("the daemon answered %d: %s (%s)", resp.StatusCode, e.Error(), e.Code)
 		}
 		return nil, fmt.Errorf("the daemon answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
@@ -203,6 +212,40 @@ func printStatus(w io.Writer, st *node.Status, now time.Time) error {
 			intervalCell(in), transitionCell(in, now), dash(in.LastReason), dash(in.Fault), first)
 		for _, v := range vips {
 			fmt.Fprintf(tw, "\t\t\t\t\t\t\t\t\t\t\t%s\n", vipCell(in, v))
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printTrackers(w, st)
+}
+
+// printTrackers lists every instance's trackers, if any.
+func printTrackers(w io.Writer, st *node.Status) error {
+	var any bool
+	for _, in := range st.Instances {
+		any = any || len(in.Trackers) > 0
+	}
+	if !any {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "INSTANCE\tTRACKER\tSTATE\tWEIGHT\tDETAIL")
+	for _, in := range st.Instances {
+		for _, t := range in.Trackers {
+			state := "up"
+			switch {
+			case t.Kind == "file":
+				state = fmt.Sprintf("value %d", t.Value)
+			case !t.Up:
+				state = "down"
+			}
+			weight := strconv.Itoa(t.Weight)
+			if t.Reverse {
+				weight += " reverse"
+			}
+			fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\n", in.Name, t.Kind, t.Name, state, weight, dash(t.Detail))
 		}
 	}
 	return tw.Flush()

@@ -45,6 +45,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -399,3 +400,29 @@ func orDiscard(log *slog.Logger) *slog.Logger {
 	}
 	return log
 }
+
+// Tracker returns the running tracker of that kind and name.
+func (m *Manager) Tracker(kind policy.Kind, name string) (Tracker, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.byKey[Key{kind, name}]
+	if !ok {
+		return nil, false
+	}
+	return s.t, true
+}
+
+// SameSpec reports whether two trackers observe the same thing the same
+// way (same kind and equal normalized specs), so that a reload can keep the
+// running one and its state.
+func SameSpec(a, b Tracker) bool {
+	type specced interface{ specValue() any }
+	sa, oka := a.(specced)
+	sb, okb := b.(specced)
+	return oka && okb && a.Kind() == b.Kind() && reflect.DeepEqual(sa.specValue(), sb.specValue())
+}
+
+func (s *Script) specValue() any    { return s.Spec() }
+func (f *File) specValue() any      { return f.Spec() }
+func (p *Process) specValue() any   { return p.Spec() }
+func (i *Interface) specValue() any { return i.Spec() }

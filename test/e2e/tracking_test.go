@@ -82,6 +82,17 @@ vrrp:
 	setState(t, state, "fail") // 150 - 60 = 90 < 100: n2 preempts
 	c.waitHolder(vip4.Addr(), "n2", 3*time.Second, 3*iv)
 	waitLog(t, c, "n1", `msg="effective priority changed" vrrp_instance=web from=150 to=90`, time.Second)
+	// vigil status shows the tracker and the effective priority.
+	out, err := exec.Command(c.bin, "status", "--socket", filepath.Join(c.lab.Dir(), "n1-admin.sock")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("vigil status: %v\n%s", err, out)
+	}
+	status := strings.Join(strings.Fields(string(out)), " ")
+	for _, want := range []string{"150/90", "web script chk down -60", "web script hard up 0"} {
+		if !strings.Contains(status, want) {
+			t.Fatalf("status lacks %q:\n%s", want, out)
+		}
+	}
 	setState(t, state, "ok")
 	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 3*iv)
 
@@ -280,5 +291,54 @@ vrrp:
 	}
 	if w := []string{`INSTANCE "web" BACKUP 150`, `INSTANCE "web" MASTER 150`, `INSTANCE "web" STOP 150`}; strings.Join(fl, "|") != strings.Join(w, "|") {
 		t.Fatalf("FIFO lines %q, want %q", fl, w)
+	}
+}
+
+// keepalived use_vmac: each node runs the instance on a macvlan with the
+// virtual MAC 00:00:5e:00:01:VRID; adverts and the VIP live there, so after
+// a takeover hosts' ARP caches need no update.
+func TestVMAC(t *testing.T) {
+	c := newCluster(t, 2)
+	cfg := func(name string, prio int) string {
+		return fmt.Sprintf(`node: { name: %s }
+telemetry: { listen: "" }
+vrrp:
+  instances:
+    - { name: web, interface: eth0, vrid: 51, priority: %d, advert_interval: 100ms, vmac: true, vips: [192.0.2.100/24] }
+`, name, prio)
+	}
+	startYAML(t, c, "n1", cfg("n1", 150))
+	startYAML(t, c, "n2", cfg("n2", 100))
+	vmacDev := "vrrp.51"
+	if err := c.node("n1").WaitAddr(vmacDev, vip4.Addr(), true, 3*time.Second); err != nil {
+		t.Fatalf("VIP not on %s: %v\n%s", vmacDev, err, tail(c.procs["n1"].Log(), 20))
+	}
+	mac, err := c.node("n1").MAC(vmacDev)
+	if err != nil || mac.String() != "00:00:5e:00:01:33" {
+		t.Fatalf("%s MAC %v (%v), want 00:00:5e:00:01:33", vmacDev, mac, err)
+	}
+	time.Sleep(5 * iv)
+	var seen int
+	for _, f := range c.adverts() {
+		if f.Src == netip.MustParseAddr("192.0.2.11") {
+			seen++
+			if f.SrcMAC.String() != "00:00:5e:00:01:33" {
+				t.Fatalf("advert from n1 with source MAC %s", f.SrcMAC)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no advert from n1")
+	}
+	if ok, _ := c.node("n2").HasAddr(vmacDev, vip4.Addr()); ok {
+		t.Fatal("the backup holds the VIP on its vmac")
+	}
+	c.stop("n1")
+	if err := c.node("n2").WaitAddr(vmacDev, vip4.Addr(), true, 2*time.Second); err != nil {
+		t.Fatalf("n2 did not take over on its vmac: %v", err)
+	}
+	// The stopped node removed its vmac: it must not answer for the vMAC.
+	if out, err := c.node("n1").IP("link", "show", "dev", vmacDev); err == nil {
+		t.Fatalf("%s still exists on the stopped node:\n%s", vmacDev, out)
 	}
 }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"vigil/node"
+	"vigil/node/api"
+	"vigil/node/config"
+	"vigil/telemetry"
+)
+
+// reloader re-reads the configuration file and applies it (SIGHUP and
+// POST /v1/config/reload). Nothing is applied when the file is invalid:
+// every problem is logged and returned, and the running configuration
+// stays.
+type reloader struct {
+	mu      sync.Mutex
+	path    string
+	n       *node.Node
+	log     *slog.Logger
+	metrics *telemetry.Config
+}
+
+func (r *reloader) reload(trigger string) (node.ReloadReport, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	start := time.Now()
+	cfg, err := config.Load(r.path)
+	if err != nil {
+		r.metrics.Reloaded(trigger, "rejected", time.Since(start))
+		var ve *config.ValidationError
+		if errors.As(err, &ve) {
+			var details []string
+			for _, fe := range ve.Errors {
+				details = append(details, fe.Error())
+				r.log.Error("configuration reload rejected", "trigger", trigger, "problem", fe.Error())
+			}
+			return node.ReloadReport{}, &api.Error{Status: 422, Code: "invalid_config",
+				Message: "the configuration is invalid; nothing was applied", Details: details}
+		}
+		r.log.Error("configuration reload failed", "trigger", trigger, "err", err)
+		return node.ReloadReport{}, &api.Error{Status: 422, Code: "unreadable_config", Message: err.Error()}
+	}
+	for _, w := range cfg.Warnings {
+		r.log.Warn("configuration warning", "detail", w)
+	}
+	rep, err := r.n.Reload(cfg)
+	if err != nil {
+		r.metrics.Reloaded(trigger, "failure", time.Since(start))
+		r.log.Error("configuration reload could not be fully applied", "trigger", trigger, "err", err)
+		return rep, err
+	}
+	r.metrics.Reloaded(trigger, "success", time.Since(start))
+	r.metrics.SetHash(cfg.Hash)
+	r.log.Info("configuration reloaded", "trigger", trigger, "config_hash", shortHash(cfg.Hash),
+		"added", strings.Join(rep.Added, ","), "removed", strings.Join(rep.Removed, ","),
+		"restarted", strings.Join(rep.Restarted, ","), "updated", strings.Join(rep.Updated, ","),
+		"unchanged", len(rep.Unchanged))
+	return rep, nil
+}
+
+// watchHUP reloads on SIGHUP until ctx ends.
+func (r *reloader) watchHUP(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				r.reload("sighup")
+			}
+		}
+	}()
+}
+
+// handler is the admin API's reload route.
+func (r *reloader) handler(context.Context) (any, error) {
+	rep, err := r.reload("api")
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}

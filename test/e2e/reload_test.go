@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A 3-node cluster reloads with added, removed and changed instances while
+// a capture shows no extra state change, and no advert gap, for the
+// untouched instance (issue 3, live reload).
+func TestReloadWithoutDisturbance(t *testing.T) {
+	c := newCluster(t, 3)
+	prios := map[string]int{"n1": 150, "n2": 100, "n3": 50}
+	type inst struct {
+		name string
+		vrid int
+		vips string
+		prio int // 0: the node's
+	}
+	render := func(node string, insts []inst) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "node: { name: %s }\ntelemetry: { listen: \"\" }\nvrrp:\n  instances:\n", node)
+		for _, in := range insts {
+			p := prios[node]
+			if in.prio != 0 {
+				p = in.prio
+			}
+			fmt.Fprintf(&b, "    - { name: %s, interface: eth0, vrid: %d, priority: %d, advert_interval: 100ms, vips: [%s] }\n",
+				in.name, in.vrid, p, in.vips)
+		}
+		return b.String()
+	}
+	before := []inst{
+		{"keep", 51, "192.0.2.101/24", 0},
+		{"gone", 52, "192.0.2.102/24", 0},
+		{"vips", 53, "192.0.2.103/24", 0},
+		{"proto", 54, "192.0.2.104/24", 0},
+	}
+	paths := map[string]string{}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		paths[n] = filepath.Join(c.lab.Dir(), n+"-reload.yaml")
+		if err := os.WriteFile(paths[n], []byte(render(n, before)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p, err := c.node(n).Start(c.bin, "run", "--config", paths[n], "--admin-socket", filepath.Join(c.lab.Dir(), n+".sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.procs[n] = p
+	}
+	for _, v := range []string{"192.0.2.101", "192.0.2.102", "192.0.2.103", "192.0.2.104"} {
+		c.waitHolder(netip.MustParseAddr(v), "n1", 3*time.Second, 0)
+	}
+	time.Sleep(3 * iv)
+
+	after := []inst{
+		{"keep", 51, "192.0.2.101/24", 0},
+		{"vips2", 53, "192.0.2.103/24, 192.0.2.113/24", 0}, // renamed, VIP added: in place
+		{"proto", 54, "192.0.2.104/24", 0},
+		{"new", 55, "192.0.2.105/24", 0},
+	}
+	mark := time.Now()
+	for _, n := range []string{"n1", "n2", "n3"} {
+		insts := after
+		if n == "n3" {
+			insts = append([]inst(nil), after...)
+			insts[2].prio = 60 // a protocol change on a backup: restarted there
+		}
+		if err := os.WriteFile(paths[n], []byte(render(n, insts)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two nodes by SIGHUP, one through the CLI and the admin API.
+	for _, n := range []string{"n1", "n2"} {
+		if err := c.procs[n].Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command(c.bin, "config", "reload", "--socket", filepath.Join(c.lab.Dir(), "n3.sock")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("vigil config reload: %v\n%s", err, out)
+	}
+	report := strings.Join(strings.Fields(string(out)), " ")
+	for _, want := range []string{"added: new", "removed: gone", "restarted: proto", "updated in place: vips2", "unchanged: keep"} {
+		if !strings.Contains(report, want) {
+			t.Fatalf("reload report lacks %q:\n%s", want, out)
+		}
+	}
+	for _, n := range []string{"n1", "n2"} {
+		waitLog(t, c, n, `msg="configuration reloaded"`, 2*time.Second)
+	}
+	c.waitHolder(netip.MustParseAddr("192.0.2.105"), "n1", 3*time.Second, 0)  // added
+	c.waitHolder(netip.MustParseAddr("192.0.2.113"), "n1", time.Second, 0)    // VIP added in place
+	c.waitHolder(netip.MustParseAddr("192.0.2.102"), "", time.Second, 0)      // removed everywhere
+	c.waitHolder(netip.MustParseAddr("192.0.2.101"), "n1", time.Second, 5*iv) // untouched
+	c.waitHolder(netip.MustParseAddr("192.0.2.103"), "n1", time.Second, 0)    // kept across the rename
+	c.waitHolder(netip.MustParseAddr("192.0.2.104"), "n1", time.Second, 0)
+	time.Sleep(3 * iv)
+
+	// The untouched instance: no state change after the reload on any node.
+	for _, n := range []string{"n1", "n2", "n3"} {
+		for _, line := range strings.Split(c.procs[n].Log(), "\n") {
+			if strings.Contains(line, `msg="vrrp state change"`) && strings.Contains(line, "vrrp_instance=keep ") &&
+				strings.Contains(line, "reason=") && logTime(line).After(mark) {
+				t.Errorf("%s: state change of the untouched instance after the reload: %s", n, line)
+			}
+		}
+	}
+	// And on the wire: VRID 51 adverts only from n1, at its pace, across the
+	// reload (no gap beyond 1.5 intervals, no other sender).
+	var last time.Time
+	for _, f := range c.adverts() {
+		if f.VRID != 51 || f.Time.Before(mark.Add(-time.Second)) {
+			continue
+		}
+		if f.Src != netip.MustParseAddr("192.0.2.11") || f.Priority != 150 {
+			t.Fatalf("VRID 51 advert from %s at priority %d around the reload", f.Src, f.Priority)
+		}
+		if !last.IsZero() && f.Time.Sub(last) > iv*3/2 {
+			t.Fatalf("VRID 51 advert gap of %s around the reload", f.Time.Sub(last))
+		}
+		last = f.Time
+	}
+	// The removed instance's master resigned with priority 0.
+	var resigned bool
+	for _, f := range c.adverts() {
+		if f.VRID == 52 && f.Priority == 0 && f.Src == netip.MustParseAddr("192.0.2.11") {
+			resigned = true
+		}
+	}
+	if !resigned {
+		t.Fatal("no priority-0 advert for the removed instance")
+	}
+	// An invalid file is rejected, every problem printed, nothing applied.
+	if err := os.WriteFile(paths["n3"], []byte("vrrp: { instances: [ { name: x, interface: eth0, vrid: 300, vips: [192.0.2.200] } ] }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(c.bin, "config", "reload", "--socket", filepath.Join(c.lab.Dir(), "n3.sock")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "vrrp.instances[0].vrid") || !strings.Contains(string(out), "nothing was applied") {
+		t.Fatalf("invalid reload: err %v\n%s", err, out)
+	}
+	c.waitHolder(netip.MustParseAddr("192.0.2.101"), "n1", 0, 3*iv)
+}
+
+// logTime parses the time= field of a text log line.
+func logTime(line string) time.Time {
+	i := strings.Index(line, "time=")
+	if i < 0 {
+		return time.Time{}
+	}
+	f := strings.Fields(line[i+5:])
+	if len(f) == 0 {
+		return time.Time{}
+	}
+	ts, _ := time.Parse(time.RFC3339Nano, f[0])
+	return ts
+}
