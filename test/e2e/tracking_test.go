@@ -342,3 +342,38 @@ vrrp:
 		t.Fatalf("%s still exists on the stopped node:\n%s", vmacDev, out)
 	}
 }
+
+// track_interface with a weight: another interface going down lowers the
+// priority (here below the peer's), coming back restores it.
+func TestTrackInterface(t *testing.T) {
+	c := newCluster(t, 2)
+	n1 := c.node("n1")
+	if _, err := n1.IP("link", "add", "name", "trk0", "type", "veth", "peer", "name", "trk1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"trk0", "trk1"} {
+		if _, err := n1.IP("link", "set", "dev", d, "up"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := func(name string, prio int, track string) string {
+		return fmt.Sprintf(`node: { name: %s }
+telemetry: { listen: "" }
+vrrp:
+  instances:
+    - { name: web, interface: eth0, vrid: 51, priority: %d, advert_interval: 100ms, vips: [192.0.2.100/24]%s }
+`, name, prio, track)
+	}
+	startYAML(t, c, "n1", cfg("n1", 150, ", track: { interfaces: [{ name: trk0, weight: -60 }] }"))
+	startYAML(t, c, "n2", cfg("n2", 100, ""))
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 3*iv)
+	if _, err := n1.IP("link", "set", "dev", "trk1", "down"); err != nil { // trk0 loses carrier
+		t.Fatal(err)
+	}
+	c.waitHolder(vip4.Addr(), "n2", 3*time.Second, 3*iv)
+	waitLog(t, c, "n1", "from=150 to=90", time.Second)
+	if _, err := n1.IP("link", "set", "dev", "trk1", "up"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 3*iv)
+}

@@ -32,6 +32,9 @@ type Instance struct {
 	UnicastSource netip.Addr
 	UnicastPeers  []netip.Addr
 	AuthPass      string // v2 PASS authentication when set
+	// VMAC runs the instance on a macvlan with the virtual MAC (vigil
+	// vmac: true, keepalived use_vmac), named vrrp.<VRID> by both.
+	VMAC bool
 	Interface     string // default eth0
 }
 
@@ -67,6 +70,9 @@ func VigilYAML(node string, insts []Instance) string {
 				fmt.Fprintf(&b, "      unicast: { peers: [%s] }\n", strings.Join(ps, ", "))
 			}
 		}
+		if in.VMAC {
+			b.WriteString("      vmac: true\n")
+		}
 		if in.AuthPass != "" {
 			fmt.Fprintf(&b, "      auth: { type: pass, password: %q }\n", in.AuthPass)
 		}
@@ -95,6 +101,9 @@ func KeepalivedConf(node string, insts []Instance) string {
 				fmt.Fprintf(&b, "    %s\n", p)
 			}
 			b.WriteString("  }\n")
+		}
+		if in.VMAC {
+			b.WriteString("  use_vmac\n")
 		}
 		if in.AuthPass != "" {
 			fmt.Fprintf(&b, "  authentication {\n    auth_type PASS\n    auth_pass %s\n  }\n", in.AuthPass)
