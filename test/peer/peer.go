@@ -34,8 +34,8 @@ type Instance struct {
 	AuthPass      string // v2 PASS authentication when set
 	// VMAC runs the instance on a macvlan with the virtual MAC (vigil
 	// vmac: true, keepalived use_vmac), named vrrp.<VRID> by both.
-	VMAC bool
-	Interface     string // default eth0
+	VMAC      bool
+	Interface string // default eth0
 }
 
 func (in Instance) iface() string {
