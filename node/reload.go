@@ -125,7 +125,7 @@ func (n *Node) Reload(next *config.Config) (ReloadReport, error) {
 	}
 	slices.SortFunc(n.insts, func(a, b *instance) int { return order[a.cfg] - order[b.cfg] })
 
-	if err := n.reloadTracking(now); err != nil {
+	if err := n.applyTracking(now); err != nil {
 		return rep, err
 	}
 	if err := n.blockNonAccepting(); err != nil {
@@ -255,10 +255,10 @@ func vipAddrs(vs []vip.VIP) []netip.Addr {
 	return out
 }
 
-// reloadTracking rebuilds the tracker set (only trackers whose spec changed
-// restart), the sync groups and the notify sinks for the new config. Called
-// with n.mu held.
-func (n *Node) reloadTracking(now time.Time) error {
+// applyTracking makes the trackers, sync groups and notify sinks match the
+// configuration: at start, and on a reload (where only trackers whose spec
+// changed restart). Called with n.mu held, or before Run.
+func (n *Node) applyTracking(now time.Time) error {
 	v := &n.cfg.VRRP
 	scripts := map[string]*config.Script{}
 	for i := range v.Scripts {

@@ -33,98 +33,20 @@ type group struct {
 	state   string // the last state published for the group
 }
 
-// buildTracking creates the trackers the instances refer to, the sync
-// groups and the event sinks. Called from build, after the instances.
+// buildTracking creates the tracker manager, the event bus and its sinks,
+// then the trackers, sync groups and notify settings of the configuration
+// (applyTracking, shared with reload). Called from build, after the
+// instances.
 func (n *Node) buildTracking() error {
-	v := &n.cfg.VRRP
 	n.states = map[track.Key]track.Update{}
-	var trackers []track.Tracker
-	seen := map[track.Key]bool{}
-	want := func(k track.Key) bool {
-		if seen[k] {
-			return false
-		}
-		seen[k] = true
-		return true
-	}
-	scripts := map[string]*config.Script{}
-	for i := range v.Scripts {
-		scripts[v.Scripts[i].Name] = &v.Scripts[i]
-	}
-	files := map[string]*config.File{}
-	for i := range v.Files {
-		files[v.Files[i].Name] = &v.Files[i]
-	}
-	procs := map[string]*config.Process{}
-	for i := range v.Processes {
-		procs[v.Processes[i].Name] = &v.Processes[i]
-	}
-	for _, in := range n.insts {
-		add := func(kind policy.Kind, refs []config.TrackRef) error {
-			for _, r := range refs {
-				k := track.Key{Kind: kind, Name: r.Name}
-				in.tracks = append(in.tracks, trackRef{key: k, weight: r.Weight, reverse: r.Reverse})
-				if !want(k) {
-					continue
-				}
-				t, err := n.newTracker(k, scripts, files, procs)
-				if err != nil {
-					return fmt.Errorf("instance %q: %w", in.cfg.Name, err)
-				}
-				trackers = append(trackers, t)
-			}
-			return nil
-		}
-		tr := in.cfg.Track
-		for _, x := range []struct {
-			kind policy.Kind
-			refs []config.TrackRef
-		}{{policy.KindInterface, tr.Interfaces}, {policy.KindScript, tr.Scripts}, {policy.KindFile, tr.Files}, {policy.KindProcess, tr.Processes}} {
-			if err := add(x.kind, x.refs); err != nil {
-				return err
-			}
-		}
-	}
-	m, err := track.NewManager(n.log, trackers...)
+	m, err := track.NewManager(n.log)
 	if err != nil {
 		return err
 	}
 	n.tracker = m
-	for _, t := range trackers {
-		n.states[track.Key{Kind: t.Kind(), Name: t.Name()}] = t.Initial()
-	}
-
-	n.groups = map[string]*group{}
-	for i := range v.SyncGroups {
-		g := &group{cfg: &v.SyncGroups[i]}
-		for _, name := range g.cfg.Instances {
-			for _, in := range n.insts {
-				if in.cfg.Name == name {
-					g.members = append(g.members, in)
-					in.group = g
-				}
-			}
-		}
-		n.groups[g.cfg.Name] = g
-	}
-
 	n.bus = events.NewBus(n.log)
-	nc := events.NotifyConfig{Instances: map[string]events.ScriptSpec{}, Groups: map[string]events.ScriptSpec{}}
-	for _, in := range n.insts {
-		nc.Instances[in.cfg.Name] = events.ScriptSpec(in.cfg.Notify)
-	}
-	for _, g := range n.groups {
-		nc.Groups[g.cfg.Name] = events.ScriptSpec(g.cfg.Notify)
-	}
-	n.notifier = events.NewNotifier(n.bus, n.log, nc)
-	if v.NotifyFIFO != "" {
-		f, err := events.OpenFIFO(n.bus, n.log, events.FIFOConfig{Path: v.NotifyFIFO})
-		if err != nil {
-			return err
-		}
-		n.fifo = f
-	}
-	return nil
+	n.notifier = events.NewNotifier(n.bus, n.log, events.NotifyConfig{})
+	return n.applyTracking(time.Now())
 }
 
 func (n *Node) newTracker(k track.Key, scripts map[string]*config.Script, files map[string]*config.File, procs map[string]*config.Process) (track.Tracker, error) {
