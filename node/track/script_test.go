@@ -381,15 +381,20 @@ rm -f "$d/running"
 func TestScriptNoDrift(t *testing.T) {
 	noLeaks(t)
 	dir := t.TempDir()
-	script := writeScript(t, dir, "stamp.sh", `date +%s%N >> "$(dirname "$0")/log"`+"\n")
-	const interval = 50 * time.Millisecond
+	// Each run stamps its start and then takes 20 ms, so a scheduler that
+	// counted the interval from the end of a run would fall ≥ 20 ms behind
+	// the grid per run (≥ 600 ms over the test); process start-up jitter on
+	// a loaded machine is tens of milliseconds, which the bound below allows.
+	// Runs that time out under load still stamp their start: the test looks
+	// only at the starts, not at the tracker's state.
+	script := writeScript(t, dir, "stamp.sh", `date +%s%N >> "$(dirname "$0")/log"; sleep 0.02`+"\n")
+	const interval = 100 * time.Millisecond
 	s, err := NewScript(ScriptSpec{Name: "stamp", Argv: []string{script}, Interval: interval}, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := run(t, s)
-	r.wait(t, 2*time.Second, "up", isUp)
-	time.Sleep(40 * interval)
+	run(t, s)
+	time.Sleep(30 * interval)
 	b, _ := os.ReadFile(filepath.Join(dir, "log"))
 	var starts []int64
 	for _, l := range strings.Fields(string(b)) {
@@ -400,7 +405,7 @@ func TestScriptNoDrift(t *testing.T) {
 		starts = append(starts, v)
 	}
 	if len(starts) < 10 {
-		t.Fatalf("only %d runs in %v of %v intervals", len(starts), 40*interval, interval)
+		t.Fatalf("only %d runs in %v of %v intervals", len(starts), 30*interval, interval)
 	}
 	// Starts jitter with the machine's load (and ticks are skipped when a
 	// run overlaps the next one), but stay on the grid first + k×interval.
@@ -416,7 +421,7 @@ func TestScriptNoDrift(t *testing.T) {
 	third := len(cum) / 3
 	early, late := median(cum[:third]), median(cum[len(cum)-third:])
 	// Drift only ever makes runs late; early is jitter of the first runs.
-	if d := time.Duration(late - early); d > 10*time.Millisecond {
+	if d := time.Duration(late - early); d > 200*time.Millisecond {
 		t.Errorf("drift of %v over %d runs", d, len(cum))
 	}
 }
