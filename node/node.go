@@ -69,6 +69,7 @@ type Node struct {
 	started  time.Time
 	limiter  *logLimiter
 	stopOnce sync.Once
+	bursts   *burstMemory
 }
 
 // sock is one raw socket and the instances it serves, by VRID.
@@ -130,7 +131,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if reg == nil {
 		reg = telemetry.NewRegistry()
 	}
-	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, done: make(chan struct{}), links: map[string]*announce.Link{}, socks: map[string]*sock{}, limiter: newLogLimiter(10 * time.Second)}
+	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, done: make(chan struct{}), links: map[string]*announce.Link{}, socks: map[string]*sock{}, limiter: newLogLimiter(10 * time.Second), bursts: newBurstMemory()}
 	vm, err := vip.New()
 	if err != nil {
 		return nil, err
@@ -440,7 +441,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer timer.Close()
 	n.timer = timer
 	for _, in := range n.insts {
-		in.work = newWorker()
+		in.work = newWorker(n.bursts)
 	}
 	n.mu.Lock()
 	n.started = time.Now()
@@ -617,6 +618,7 @@ func (n *Node) shutdown() {
 
 func (n *Node) close() {
 	n.stopOnce.Do(func() {
+		n.bursts.stop()
 		for _, in := range n.insts {
 			for _, da := range in.anns {
 				da.ann.Close()

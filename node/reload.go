@@ -102,7 +102,7 @@ func (n *Node) Reload(next *config.Config) (ReloadReport, error) {
 		if err != nil {
 			return err
 		}
-		in.work = newWorker()
+		in.work = newWorker(n.bursts)
 		n.insts = append(n.insts, in)
 		started = append(started, in)
 		return nil

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -17,9 +18,10 @@ type worker struct {
 	closed  bool
 	done    chan struct{} // closed once close was called and the queue ran dry
 	doneSet bool
+	bursts  *burstMemory // nil in tests
 }
 
-func newWorker() *worker { return &worker{done: make(chan struct{})} }
+func newWorker(b *burstMemory) *worker { return &worker{done: make(chan struct{}), bursts: b} }
 
 // push queues f; after close it is dropped.
 func (w *worker) push(f func()) {
@@ -31,6 +33,7 @@ func (w *worker) push(f func()) {
 	w.q = append(w.q, f)
 	if !w.running {
 		w.running = true
+		w.bursts.begin()
 		go w.run()
 	}
 }
@@ -63,12 +66,95 @@ func (w *worker) run() {
 				w.finishLocked()
 			}
 			w.mu.Unlock()
+			w.bursts.end()
 			return
 		}
 		w.mu.Unlock()
 		for _, f := range q {
 			f()
 		}
+	}
+}
+
+// burstMemory hands the memory of a burst of worker runs back to the
+// kernel once the burst is over. When hundreds of instances change state at
+// once (a node becoming master of everything) their workers' stacks, netlink
+// messages and announcement buffers briefly grow the heap several times
+// over the few MB a steady node needs; the Go runtime would return that
+// memory only gradually, leaving RSS high for minutes. A forced release a
+// second after the last worker went idle costs one GC of a small heap.
+type burstMemory struct {
+	mu      sync.Mutex
+	active  int       // workers running now
+	runs    int       // worker runs since the last release
+	last    time.Time // last release
+	pending *time.Timer
+	release func() // debug.FreeOSMemory; replaceable in tests
+}
+
+// Tuning: bursts smaller than burstRuns are left to the runtime, and
+// releases are at least burstGap apart so a flapping node does not force a
+// GC per flap.
+const (
+	burstRuns   = 32
+	burstSettle = time.Second
+	burstGap    = 30 * time.Second
+)
+
+func newBurstMemory() *burstMemory { return &burstMemory{release: debug.FreeOSMemory} }
+
+func (b *burstMemory) begin() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.active++
+	b.runs++
+	if b.pending != nil { // the burst goes on
+		b.pending.Stop()
+		b.pending = nil
+	}
+	b.mu.Unlock()
+}
+
+func (b *burstMemory) end() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.active--
+	if b.active > 0 || b.runs < burstRuns || b.pending != nil {
+		return
+	}
+	wait := burstSettle
+	if since := time.Since(b.last); since < burstGap {
+		wait = max(wait, burstGap-since)
+	}
+	b.pending = time.AfterFunc(wait, func() {
+		b.mu.Lock()
+		if b.active > 0 || b.pending == nil {
+			b.mu.Unlock()
+			return
+		}
+		b.pending = nil
+		b.runs = 0
+		b.last = time.Now()
+		b.mu.Unlock()
+		b.release()
+	})
+}
+
+// stop cancels a pending release (the node is shutting down).
+func (b *burstMemory) stop() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pending != nil {
+		b.pending.Stop()
+		b.pending = nil
 	}
 }
 

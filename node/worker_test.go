@@ -9,7 +9,7 @@ import (
 // The worker runs items in order and finishes what is queued before close
 // returns through done: a shutdown's address removal is never skipped.
 func TestWorkerOrderAndDrain(t *testing.T) {
-	w := newWorker()
+	w := newWorker(nil)
 	var mu sync.Mutex
 	var got []int
 	for i := range 1000 {
@@ -50,7 +50,7 @@ func TestLogLimiter(t *testing.T) {
 // An idle worker holds no goroutine, and close on an idle worker is
 // immediately done.
 func TestWorkerIdle(t *testing.T) {
-	w := newWorker()
+	w := newWorker(nil)
 	ran := make(chan struct{})
 	w.push(func() { close(ran) })
 	<-ran
@@ -72,4 +72,43 @@ func TestWorkerIdle(t *testing.T) {
 	case <-time.After(time.Second):
 		t.Fatal("idle worker not done after close")
 	}
+}
+
+// A burst of at least burstRuns worker runs is released once, after the
+// last worker went idle; small bursts are left to the runtime.
+func TestBurstMemoryReleasesAfterBurst(t *testing.T) {
+	released := make(chan struct{}, 4)
+	b := &burstMemory{release: func() { released <- struct{}{} }}
+	for range burstRuns - 1 {
+		b.begin()
+		b.end()
+	}
+	select {
+	case <-released:
+		t.Fatal("released after a small burst")
+	case <-time.After(burstSettle + 200*time.Millisecond):
+	}
+	// One more run reaches the threshold; while a worker is still active
+	// nothing happens.
+	b.begin()
+	b.begin()
+	b.end()
+	select {
+	case <-released:
+		t.Fatal("released while a worker was still running")
+	case <-time.After(burstSettle + 200*time.Millisecond):
+	}
+	b.end()
+	select {
+	case <-released:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no release after the burst ended")
+	}
+	b.mu.Lock()
+	runs := b.runs
+	b.mu.Unlock()
+	if runs != 0 {
+		t.Fatalf("runs = %d after release, want 0", runs)
+	}
+	b.stop()
 }
