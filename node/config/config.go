@@ -24,6 +24,7 @@ import (
 type Config struct {
 	Node      Node
 	VRRP      VRRP
+	LB        LB
 	Telemetry Telemetry
 	Path      string   // the file it came from; "" for Parse
 	Hash      string   // sha256 of the file bytes, lower-case hex

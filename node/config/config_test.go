@@ -354,7 +354,6 @@ func TestInvalid(t *testing.T) {
 		{"unknown", one("colour: blue"), p + "colour", "unknown key"},
 		{"keepalived name", one("virtual_router_id: 51"), p + "virtual_router_id", `"vrid" here`},
 		{"keepalived state", one("state: MASTER"), p + "state", "no initial state"},
-		{"lb", "lb: {virtual_servers: []}", "lb", "not supported yet by this version"},
 		{"gossip", "gossip: {bind: 192.0.2.11:7946}", "gossip", "not supported yet by this version"},
 		{"keepalived track_script", one("track_script: [chk]"), p + "track_script", "use track: {scripts: [NAME, ...]}"},
 		{"keepalived vrrp_script", "vrrp: {vrrp_script: chk}", "vrrp.vrrp_script", `the list "scripts" here`},

@@ -21,7 +21,7 @@ var (
 // Keys of later versions, named in the design: reported as "not supported
 // yet" rather than as typos.
 var (
-	notYetTop = []string{"lb", "gossip"}
+	notYetTop = []string{"gossip"}
 )
 
 // keepalived spellings, explained.
@@ -83,6 +83,10 @@ func (d *decoder) config(root map[string]any) *Config {
 	}
 	if len(cfg.VRRP.Instances) == 0 {
 		d.warn("vrrp.instances", "no VRRP instances are configured")
+	}
+
+	if o, st := getObject(top, "lb"); st == good {
+		cfg.LB = d.lbSection(o)
 	}
 
 	cfg.Telemetry = Telemetry{Listen: DefaultListen, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat}

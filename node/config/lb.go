@@ -1,0 +1,866 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"vigil/lb"
+)
+
+// LB is the load-balancing half: IPVS virtual servers and their checks.
+type LB struct {
+	VirtualServers []VirtualServer
+}
+
+// VirtualServer is one configured IPVS virtual service. Spec is what the
+// desired-table core (package lb) works from; Reals holds, index by index
+// with Spec.Reals, what only the health checkers need.
+type VirtualServer struct {
+	Spec  lb.VirtualServer
+	Reals []RealServer
+}
+
+// RealServer is the checker side of a real server.
+type RealServer struct {
+	// Alpha starts the real server as down until its checks first succeed
+	// (keepalived alpha); by default it starts up, as keepalived does.
+	Alpha  bool
+	Checks []Check
+}
+
+// Check is one health check of a real server.
+type Check struct {
+	Type string // tcp, http, https, udp, dns, ping, exec, file
+	// Target is what a network check connects to: the real server's address
+	// and port unless overridden by check.address / check.port. Port 0 for
+	// ping, exec and file.
+	Target netip.AddrPort
+
+	// http, https
+	Path      string   // default "/"
+	Host      string   // Host header (virtual host); default the target
+	SNI       string   // https: server name sent; default Host if it is a name
+	Status    [][2]int // accepted status ranges; default 200-299
+	Digest    string   // "md5:HEX" or "sha256:HEX" of the body; "" = not checked
+	TLSVerify bool     // https: verify the certificate chain and name (default false, as keepalived)
+
+	// udp
+	Payload      []byte // sent as is; default one zero byte
+	RequireReply bool   // up only on a reply; otherwise up unless an ICMP error comes back
+
+	// dns
+	QueryType string // default SOA, as keepalived
+	QueryName string // default "."
+
+	// exec
+	Argv    []string // the command (shell: sh -c COMMAND)
+	Command string   // as written, for messages
+	Shell   bool
+	User    string
+	Dynamic bool // keepalived misc_dynamic: exit 2..255 = up with weight exit-2
+
+	// file
+	File string
+
+	Interval   time.Duration // between checks; default DefaultCheckInterval
+	Timeout    time.Duration // of one check; default min(DefaultCheckTimeout, Interval)
+	RetryDelay time.Duration // after a failure, before the retry; default min(1s, Interval)
+	Warmup     time.Duration // random delay up to this before the first check; default Interval
+	Rise, Fall int           // consecutive successes to come up / failures to go down
+}
+
+// Check defaults (keepalived: delay_loop 60 s, connect_timeout 5 s, retry 1,
+// delay_before_retry 1 s; vigil checks more often by default because a
+// minute of forwarding to a dead server is rarely what an operator wants).
+const (
+	DefaultCheckInterval = 5 * time.Second
+	DefaultCheckTimeout  = 2 * time.Second
+	DefaultCheckFall     = 2 // keepalived: down after retry+1 = 2 failures
+	DefaultScheduler     = "wlc"
+)
+
+// Schedulers the kernel's IPVS offers (ip_vs_*.ko).
+var schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"}
+
+var vsHints = map[string]string{
+	"lb_algo":                 `keepalived's lb_algo is "scheduler" here`,
+	"lvs_sched":               `keepalived's lvs_sched is "scheduler" here`,
+	"lb_kind":                 `keepalived's lb_kind is "forward" here (nat, dr or tun)`,
+	"lvs_method":              `keepalived's lvs_method is "forward" here (nat, dr or tun)`,
+	"persistence_timeout":     `the key is "persistence", with a unit (360s)`,
+	"real_server":             `the key is "real_servers", a list`,
+	"delay_loop":              `set check: {interval: ...} on the virtual server (the default for its real servers) or on a real server`,
+	"ops":                     `the key is "one_packet"`,
+	"virtualhost":             `set check: {host: ...}`,
+	"inhibit":                 `the key is "inhibit_on_failure"`,
+	"sorry":                   `the key is "sorry_server"`,
+	"sorry_server_lvs_method": `use sorry_server: {address: ..., forward: ...}`,
+}
+
+var rsHints = map[string]string{
+	"uthreshold":          `the key is "upper_threshold"`,
+	"lthreshold":          `the key is "lower_threshold"`,
+	"lb_kind":             `the key is "forward"`,
+	"lvs_method":          `the key is "forward"`,
+	"tcp_check":           `use check: {type: tcp}`,
+	"http_get":            `use check: {type: http, path: ...}`,
+	"ssl_get":             `use check: {type: https, path: ...}`,
+	"misc_check":          `use check: {type: exec, command: ...}`,
+	"connect_timeout":     `set check: {timeout: ...}`,
+	"delay_before_retry":  `set check: {retry_delay: ...}`,
+	"checks":              `the key is "check": one check, or a list of them`,
+	"inhibit":             `the key is "inhibit_on_failure"`,
+	"notify_up":           "notify hooks for real servers are not supported yet",
+	"notify_down":         "notify hooks for real servers are not supported yet",
+	"weight_on_failure":   `use inhibit_on_failure: true (weight 0 while down)`,
+	"connect_port":        `set check: {port: ...}`,
+	"connect_ip":          `set check: {address: ...}`,
+	"misc_dynamic":        `set check: {type: exec, dynamic: true}`,
+	"misc_path":           `set check: {type: exec, command: ...}`,
+	"delay_loop":          `set check: {interval: ...}`,
+	"retry":               `set check: {fall: N} (keepalived retry N = fall N+1)`,
+	"warmup":              `set check: {warmup: ...}`,
+	"status_code":         `set check: {status: ...}`,
+	"sorry_server":        "sorry_server belongs to the virtual server",
+	"persistence":         "persistence belongs to the virtual server",
+	"persistence_timeout": "persistence belongs to the virtual server",
+}
+
+var checkHints = map[string]string{
+	"connect_timeout":    `the key is "timeout"`,
+	"delay_before_retry": `the key is "retry_delay"`,
+	"delay_loop":         `the key is "interval"`,
+	"retry":              `use "fall" (keepalived retry N = fall N+1)`,
+	"status_code":        `the key is "status"`,
+	"virtualhost":        `the key is "host"`,
+	"url":                `use path, status and digest directly`,
+	"misc_path":          `the key is "command"`,
+	"misc_dynamic":       `the key is "dynamic"`,
+	"connect_ip":         `the key is "address"`,
+	"connect_port":       `the key is "port"`,
+	"verify":             `the key is "tls_verify"`,
+	"type_name":          `the key is "query_type"`,
+}
+
+// lbSection decodes the lb: section.
+func (d *decoder) lbSection(o *object) LB {
+	var out LB
+	list, p, st := getList(o, "virtual_servers")
+	o.unknown(nil, map[string]string{"virtual_server": `the key is "virtual_servers", a list`})
+	if st != good {
+		return out
+	}
+	names := map[string]string{}
+	keys := map[lb.ServiceKey]string{}
+	for i, raw := range list {
+		ep := fmt.Sprintf("%s[%d]", p, i)
+		vo, ok := d.object(ep, raw)
+		if !ok {
+			continue
+		}
+		vs, ok := d.virtualServer(vo)
+		if !ok {
+			continue
+		}
+		if prev, dup := names[vs.Spec.Name]; dup {
+			d.fail(ep+".name", "%q is already the name of %s", vs.Spec.Name, prev)
+			continue
+		}
+		names[vs.Spec.Name] = ep
+		if prev, dup := keys[vs.Spec.Service.Key]; dup {
+			d.fail(ep, "%s is already configured at %s", vs.Spec.Service.Key, prev)
+			continue
+		}
+		keys[vs.Spec.Service.Key] = ep
+		out.VirtualServers = append(out.VirtualServers, vs)
+	}
+	return out
+}
+
+// vsDefaults are a virtual server's settings its real servers inherit.
+type vsDefaults struct {
+	family  lb.Family
+	port    uint16
+	fwmark  bool
+	forward lb.Forward
+	inhibit bool
+	alpha   bool
+	check   *Check // template check for real servers without their own
+	checkAt string // its path
+	proto   lb.Protocol
+}
+
+func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
+	var vs VirtualServer
+	errs := len(d.errs)
+	spec := &vs.Spec
+
+	name := getString(o, "name")
+	d.required(name.St, name.Path, "")
+	if name.ok() && !instanceNameRE.MatchString(name.V) {
+		name.reject(d, "is not a valid name: use 1..64 of A-Z a-z 0-9 _ . -")
+	}
+	spec.Name = name.V
+
+	var def vsDefaults
+	key := &spec.Service.Key
+	addr := getString(o, "address")
+	mark := getInt(o, "fwmark")
+	switch {
+	case addr.set() && mark.set():
+		d.fail(o.path, "give either address or fwmark, not both")
+	case !addr.set() && !mark.set():
+		d.fail(o.sub("address"), "required: ADDRESS:PORT (or fwmark: N)")
+	case addr.ok():
+		ap, msg := parseAddrPort(addr.V, true)
+		if msg != "" {
+			addr.reject(d, "%s", msg)
+			break
+		}
+		key.Addr, key.Port = ap.Addr(), ap.Port()
+		key.Family = familyOfAddr(ap.Addr())
+	case mark.ok():
+		if mark.V < 1 || mark.V > 0xffffffff {
+			mark.reject(d, "is out of range 1..4294967295")
+			break
+		}
+		key.FWMark = uint32(mark.V)
+		def.fwmark = true
+		key.Family = lb.IPv4
+		if fam := getString(o, "family"); fam.ok() {
+			switch fam.V {
+			case "ipv4", "inet":
+			case "ipv6", "inet6":
+				key.Family = lb.IPv6
+			default:
+				fam.reject(d, "is not a family: use ipv4 or ipv6")
+			}
+		}
+	}
+	if !def.fwmark {
+		if fam := getString(o, "family"); fam.set() {
+			d.fail(fam.Path, "is only for fwmark services (the address gives the family)")
+		}
+	}
+	def.family, def.port = key.Family, key.Port
+
+	proto := getString(o, "protocol")
+	switch {
+	case def.fwmark && proto.set():
+		d.fail(proto.Path, "is not used by a fwmark service (the mark selects the packets)")
+	case !def.fwmark && !proto.set() && addr.ok():
+		d.fail(proto.Path, "required: tcp, udp or sctp (vigil has no silent UDP default, unlike keepalived)")
+	case proto.ok():
+		switch strings.ToLower(proto.V) {
+		case "tcp":
+			key.Protocol = lb.TCP
+		case "udp":
+			key.Protocol = lb.UDP
+		case "sctp":
+			key.Protocol = lb.SCTP
+		default:
+			proto.reject(d, "is not a protocol: use tcp, udp or sctp")
+		}
+	}
+	def.proto = key.Protocol
+
+	sched := getString(o, "scheduler")
+	spec.Service.Scheduler = DefaultScheduler
+	if sched.ok() {
+		if slices.Contains(schedulers, sched.V) {
+			spec.Service.Scheduler = sched.V
+		} else {
+			sched.reject(d, "is not an IPVS scheduler: use one of %s", strings.Join(schedulers, ", "))
+		}
+	}
+	spec.Service.SchedFlags = d.schedFlags(o, spec.Service.Scheduler)
+
+	if op := getBool(o, "one_packet"); op.ok() && op.V {
+		if key.Protocol != lb.UDP && !def.fwmark {
+			op.reject(d, "needs protocol udp (one-packet scheduling is for datagrams)")
+		}
+		spec.Service.OnePacket = true
+	}
+
+	if per := getDuration(o, "persistence"); per.ok() {
+		switch {
+		case per.V < 0 || per.V > 0xffffffff*time.Second:
+			per.reject(d, "is out of range 0..4294967295s")
+		case per.V%time.Second != 0:
+			per.reject(d, "is not a whole number of seconds (IPVS counts seconds)")
+		default:
+			spec.Service.Persistence = per.V
+		}
+	}
+	if g := getInt(o, "persistence_granularity"); g.ok() {
+		bits := 32
+		if key.Family == lb.IPv6 {
+			bits = 128
+		}
+		switch {
+		case spec.Service.Persistence == 0:
+			g.reject(d, "needs persistence (a timeout) to mean anything")
+		case g.V < 1 || g.V > int64(bits):
+			g.reject(d, "is out of range 1..%d (a prefix length)", bits)
+		default:
+			spec.Service.PersistenceMask = int(g.V)
+		}
+	}
+	if key.Port == 0 && key.Addr.IsValid() && spec.Service.Persistence == 0 {
+		addr.reject(d, "has port 0, which IPVS allows only for persistent services: give a port or set persistence")
+	}
+
+	def.forward = d.forward(o, lb.NAT)
+	def.inhibit = getBool(o, "inhibit_on_failure").or(false)
+	def.alpha = getBool(o, "alpha").or(false)
+	if co, st := getObject(o, "check"); st == good {
+		if c, ok := d.check(co); ok {
+			def.check, def.checkAt = &c, co.path
+		}
+		co.unknown(nil, checkHints)
+	}
+
+	spec.Quorum = 1
+	if q := getInt(o, "quorum"); q.ok() {
+		if q.V < 1 || q.V > 1<<24 {
+			q.reject(d, "is out of range 1..16777216")
+		} else {
+			spec.Quorum = int(q.V)
+		}
+	}
+	if h := getInt(o, "hysteresis"); h.ok() {
+		if h.V < 0 || h.V >= int64(spec.Quorum) {
+			h.reject(d, "is out of range 0..%d (less than quorum)", spec.Quorum-1)
+		} else {
+			spec.Hysteresis = int(h.V)
+		}
+	}
+
+	if raw, ok := o.get("sorry_server"); ok {
+		if dst, ok := d.sorry(o.sub("sorry_server"), raw, def); ok {
+			spec.Sorry = &dst
+		}
+	}
+
+	list, lp, st := getList(o, "real_servers")
+	if st == missing && spec.Sorry == nil {
+		d.fail(lp, "required: at least one real server (or a sorry_server)")
+	}
+	seen := map[lb.DestKey]string{}
+	for i, raw := range list {
+		rp := fmt.Sprintf("%s[%d]", lp, i)
+		ro, ok := d.object(rp, raw)
+		if !ok {
+			continue
+		}
+		rs, conf, ok := d.realServer(ro, def)
+		if !ok {
+			continue
+		}
+		if prev, dup := seen[rs.Key()]; dup {
+			d.fail(rp+".address", "%s is already a real server at %s", netip.AddrPortFrom(rs.Addr, rs.Port), prev)
+			continue
+		}
+		seen[rs.Key()] = rp
+		spec.Reals = append(spec.Reals, rs)
+		vs.Reals = append(vs.Reals, conf)
+	}
+	o.unknown(nil, vsHints)
+	return vs, len(d.errs) == errs
+}
+
+var schedFlagNames = map[string]uint32{
+	"flag-1": lb.SchedFlag1, "flag-2": lb.SchedFlag2, "flag-3": lb.SchedFlag3,
+	"sh-fallback": lb.SchedFlag1, "sh-port": lb.SchedFlag2,
+	"mh-fallback": lb.SchedFlag1, "mh-port": lb.SchedFlag2,
+}
+
+func (d *decoder) schedFlags(o *object, sched string) uint32 {
+	list, p, st := getList(o, "scheduler_flags")
+	if st != good {
+		return 0
+	}
+	var flags uint32
+	for i, raw := range list {
+		ep := fmt.Sprintf("%s[%d]", p, i)
+		s, ok := raw.(string)
+		f, known := schedFlagNames[s]
+		switch {
+		case !ok || !known:
+			d.bad(ep, raw, "is not a scheduler flag: use flag-1, flag-2, flag-3, sh-fallback, sh-port, mh-fallback or mh-port")
+		case strings.HasPrefix(s, "sh-") && sched != "sh", strings.HasPrefix(s, "mh-") && sched != "mh":
+			d.bad(ep, raw, "is for the %s scheduler, and this service uses %s", s[:2], sched)
+		default:
+			flags |= f
+		}
+	}
+	return flags
+}
+
+func (d *decoder) forward(o *object, def lb.Forward) lb.Forward {
+	f := getString(o, "forward")
+	if !f.ok() {
+		return def
+	}
+	switch strings.ToLower(f.V) {
+	case "nat", "masq":
+		return lb.NAT
+	case "dr", "direct", "route":
+		return lb.DR
+	case "tun", "tunnel", "ipip":
+		return lb.Tunnel
+	}
+	f.reject(d, "is not a forwarding method: use nat, dr or tun")
+	return def
+}
+
+func (d *decoder) sorry(p string, raw any, def vsDefaults) (lb.Dest, bool) {
+	dst := lb.Dest{Forward: def.forward, Weight: 1}
+	var addr field[string]
+	switch raw.(type) {
+	case string:
+		addr = field[string]{V: raw.(string), Raw: raw, Path: p, St: good}
+	default:
+		o, ok := d.object(p, raw)
+		if !ok {
+			return dst, false
+		}
+		addr = getString(o, "address")
+		d.required(addr.St, addr.Path, "ADDRESS[:PORT]")
+		dst.Forward = d.forward(o, def.forward)
+		o.unknown(nil, nil)
+	}
+	if !addr.ok() {
+		return dst, false
+	}
+	ap, ok := d.destAddr(addr, def, dst.Forward)
+	dst.Addr, dst.Port = ap.Addr(), ap.Port()
+	return dst, ok
+}
+
+// destAddr parses a real or sorry server address: "ADDR:PORT", or "ADDR"
+// (the virtual server's port), checking the family against the service.
+func (d *decoder) destAddr(f field[string], def vsDefaults, fwd lb.Forward) (netip.AddrPort, bool) {
+	ap, msg := parseAddrPort(f.V, false)
+	if msg != "" {
+		f.reject(d, "%s", msg)
+		return ap, false
+	}
+	if ap.Port() == 0 {
+		ap = netip.AddrPortFrom(ap.Addr(), def.port)
+	}
+	if def.family != 0 && familyOfAddr(ap.Addr()) != def.family && fwd != lb.Tunnel {
+		f.reject(d, "is IPv%d and the service IPv%d: only tunnelled real servers may differ", familyOfAddr(ap.Addr()), def.family)
+		return ap, false
+	}
+	if fwd == lb.DR && ap.Port() != def.port && !def.fwmark && def.port != 0 {
+		f.reject(d, "has port %d but direct routing cannot change the port (the service's is %d)", ap.Port(), def.port)
+		return ap, false
+	}
+	return ap, true
+}
+
+func (d *decoder) realServer(o *object, def vsDefaults) (lb.RealServer, RealServer, bool) {
+	errs := len(d.errs)
+	var rs lb.RealServer
+	var conf RealServer
+	rs.Forward = d.forward(o, def.forward)
+	addr := getString(o, "address")
+	d.required(addr.St, addr.Path, "ADDRESS[:PORT]")
+	if addr.ok() {
+		ap, ok := d.destAddr(addr, def, rs.Forward)
+		if ok {
+			rs.Addr, rs.Port = ap.Addr(), ap.Port()
+		}
+	}
+	rs.Weight = 1
+	if w := getInt(o, "weight"); w.ok() {
+		if w.V < 0 || w.V > 65535 {
+			w.reject(d, "is out of range 0..65535")
+		} else {
+			rs.Weight = int(w.V)
+		}
+	}
+	for key, dst := range map[string]*uint32{"upper_threshold": &rs.Upper, "lower_threshold": &rs.Lower} {
+		if t := getInt(o, key); t.ok() {
+			if t.V < 0 || t.V > 0xffffffff {
+				t.reject(d, "is out of range 0..4294967295")
+			} else {
+				*dst = uint32(t.V)
+			}
+		}
+	}
+	if rs.Upper != 0 && rs.Lower > rs.Upper {
+		d.fail(o.sub("lower_threshold"), "is above upper_threshold (%d)", rs.Upper)
+	}
+	rs.Inhibit = getBool(o, "inhibit_on_failure").or(def.inhibit)
+	conf.Alpha = getBool(o, "alpha").or(def.alpha)
+
+	ok := len(d.errs) == errs
+	raw, has := o.get("check")
+	switch {
+	case has:
+		p := o.sub("check")
+		items, isList := raw.([]any)
+		if !isList {
+			items = []any{raw}
+		}
+		for i, it := range items {
+			ip := p
+			if isList {
+				ip = fmt.Sprintf("%s[%d]", p, i)
+			}
+			co, ok := d.object(ip, it)
+			if !ok {
+				continue
+			}
+			if c, cok := d.check(co); cok && ok {
+				if d.target(&c, rs, ip) {
+					conf.Checks = append(conf.Checks, c)
+				}
+			}
+			co.unknown(nil, checkHints)
+		}
+	case def.check != nil && ok:
+		c := *def.check
+		if d.target(&c, rs, def.checkAt+" (for "+o.path+")") {
+			conf.Checks = append(conf.Checks, c)
+		}
+	}
+	o.unknown(nil, rsHints)
+	return rs, conf, len(d.errs) == errs
+}
+
+var checkTypes = []string{"tcp", "http", "https", "udp", "dns", "ping", "exec", "file"}
+
+// check decodes one check. Its Target holds only the address and port it
+// overrides; target completes it per real server.
+func (d *decoder) check(o *object) (Check, bool) {
+	errs := len(d.errs)
+	var c Check
+	typ := getString(o, "type")
+	d.required(typ.St, typ.Path, strings.Join(checkTypes, ", "))
+	if typ.ok() {
+		if slices.Contains(checkTypes, typ.V) {
+			c.Type = typ.V
+		} else {
+			typ.reject(d, "is not a check type: use %s", strings.Join(checkTypes, ", "))
+		}
+	}
+	var ip netip.Addr
+	var port uint16
+	if a := getString(o, "address"); a.ok() {
+		if v, msg := parseHost(a.V); msg != "" {
+			a.reject(d, "%s", msg)
+		} else {
+			ip = v
+		}
+	}
+	if p := getInt(o, "port"); p.ok() {
+		if p.V < 1 || p.V > 65535 {
+			p.reject(d, "is out of range 1..65535")
+		} else {
+			port = uint16(p.V)
+		}
+	}
+	c.Target = netip.AddrPortFrom(ip, port)
+
+	c.Interval = DefaultCheckInterval
+	iv := getDuration(o, "interval")
+	if iv.ok() {
+		if iv.V < 10*time.Millisecond || iv.V > 24*time.Hour {
+			iv.reject(d, "is out of range 10ms..24h")
+		} else {
+			c.Interval = iv.V
+		}
+	}
+	c.Timeout = min(DefaultCheckTimeout, c.Interval)
+	if t := getDuration(o, "timeout"); t.ok() {
+		switch {
+		case t.V < time.Millisecond:
+			t.reject(d, "is too short: use 1ms or more")
+		case t.V > c.Interval:
+			t.reject(d, "is longer than the interval (%s): a check must end before the next is due", c.Interval)
+		default:
+			c.Timeout = t.V
+		}
+	}
+	c.RetryDelay = min(time.Second, c.Interval)
+	if r := getDuration(o, "retry_delay"); r.ok() {
+		if r.V < 0 || r.V > c.Interval {
+			r.reject(d, "is out of range 0..interval (%s)", c.Interval)
+		} else {
+			c.RetryDelay = r.V
+		}
+	}
+	c.Warmup = c.Interval
+	if w := getDuration(o, "warmup"); w.ok() {
+		if w.V < 0 || w.V > 24*time.Hour {
+			w.reject(d, "is out of range 0..24h")
+		} else {
+			c.Warmup = w.V
+		}
+	}
+	c.Rise = d.count(o, "rise")
+	c.Fall = DefaultCheckFall
+	if f := getInt(o, "fall"); f.ok() {
+		if f.V < 1 || f.V > 100 {
+			f.reject(d, "is out of range 1..100")
+		} else {
+			c.Fall = int(f.V)
+		}
+	}
+
+	only := func(key string, types ...string) bool {
+		if _, present := o.get(key); !present {
+			return false
+		}
+		if !slices.Contains(types, c.Type) {
+			if c.Type != "" {
+				d.fail(o.sub(key), "is not used by a %s check (only %s)", c.Type, strings.Join(types, ", "))
+			}
+			return false
+		}
+		return true
+	}
+	if only("path", "http", "https") {
+		if p := getString(o, "path"); p.ok() {
+			if !strings.HasPrefix(p.V, "/") {
+				p.reject(d, "must start with /")
+			}
+			c.Path = p.V
+		}
+	}
+	if c.Path == "" && (c.Type == "http" || c.Type == "https") {
+		c.Path = "/"
+	}
+	if only("host", "http", "https") {
+		c.Host = getString(o, "host").or("")
+	}
+	if only("sni", "https") {
+		c.SNI = getString(o, "sni").or("")
+	}
+	if only("tls_verify", "https") {
+		c.TLSVerify = getBool(o, "tls_verify").or(false)
+	}
+	if only("status", "http", "https") {
+		c.Status = d.statusRanges(o)
+	}
+	if len(c.Status) == 0 && (c.Type == "http" || c.Type == "https") {
+		c.Status = [][2]int{{200, 299}}
+	}
+	if only("digest", "http", "https") {
+		if g := getString(o, "digest"); g.ok() {
+			if norm, msg := parseDigest(g.V); msg != "" {
+				g.reject(d, "%s", msg)
+			} else {
+				c.Digest = norm
+			}
+		}
+	}
+	if only("payload", "udp") {
+		if pl := getString(o, "payload"); pl.ok() {
+			b, err := hex.DecodeString(strings.ReplaceAll(pl.V, " ", ""))
+			if err != nil || len(b) == 0 || len(b) > 1400 {
+				pl.reject(d, "is not 1..1400 bytes in hex (e.g. \"0a0b\")")
+			}
+			c.Payload = b
+		}
+	}
+	if c.Type == "udp" && len(c.Payload) == 0 {
+		c.Payload = []byte{0}
+	}
+	if only("require_reply", "udp") {
+		c.RequireReply = getBool(o, "require_reply").or(false)
+	}
+	if only("query_type", "dns") {
+		if q := getString(o, "query_type"); q.ok() {
+			switch u := strings.ToUpper(q.V); u {
+			case "A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "PTR", "SRV":
+				c.QueryType = u
+			default:
+				q.reject(d, "is not a query type: use A, AAAA, NS, CNAME, SOA, MX, TXT, PTR or SRV")
+			}
+		}
+	}
+	if only("query_name", "dns") {
+		c.QueryName = getString(o, "query_name").or("")
+	}
+	if c.Type == "dns" {
+		if c.QueryType == "" {
+			c.QueryType = "SOA"
+		}
+		if c.QueryName == "" {
+			c.QueryName = "."
+		}
+	}
+	if o.has("command") || o.has("shell") || o.has("user") || o.has("dynamic") {
+		if only("command", "exec") {
+			c.Shell = getBool(o, "shell").or(false)
+			c.Argv, c.Command = d.command(o, "command", c.Shell, true)
+		}
+		if only("shell", "exec") && !o.has("command") {
+			d.fail(o.sub("command"), "required for an exec check")
+		}
+		if only("user", "exec") {
+			if u := getString(o, "user"); u.ok() && u.V != "" {
+				if msg := userProblem(u.V); msg != "" {
+					u.reject(d, "%s", msg)
+				} else {
+					c.User = u.V
+				}
+			}
+		}
+		if only("dynamic", "exec") {
+			c.Dynamic = getBool(o, "dynamic").or(false)
+		}
+	} else if c.Type == "exec" {
+		d.fail(o.sub("command"), "required for an exec check")
+	}
+	if only("file", "file") {
+		if f := getString(o, "file"); f.ok() {
+			if !strings.HasPrefix(f.V, "/") {
+				f.reject(d, "must be an absolute path")
+			}
+			c.File = f.V
+		}
+	} else if c.Type == "file" {
+		d.fail(o.sub("file"), "required for a file check: the path whose value (0 = down) decides")
+	}
+	return c, len(d.errs) == errs
+}
+
+// target completes c's Target for real server rs: the real server's
+// address and port unless the check gave its own.
+func (d *decoder) target(c *Check, rs lb.RealServer, at string) bool {
+	ip, port := c.Target.Addr(), c.Target.Port()
+	if !ip.IsValid() {
+		ip = rs.Addr
+	}
+	if port == 0 {
+		port = rs.Port
+	}
+	switch c.Type {
+	case "tcp", "http", "https", "udp":
+		if port == 0 {
+			d.fail(at+".port", "required: the real server %s has no port (fwmark or port-0 service); give the port to check", rs.Addr)
+			return false
+		}
+	case "dns":
+		if port == 0 {
+			port = 53
+		}
+	case "ping", "exec", "file":
+		port = 0
+	}
+	c.Target = netip.AddrPortFrom(ip, port)
+	return true
+}
+
+// statusRanges reads status: 200 | "200-299" | [200, "300-399"].
+func (d *decoder) statusRanges(o *object) [][2]int {
+	raw, _ := o.get("status")
+	p := o.sub("status")
+	items, isList := raw.([]any)
+	if !isList {
+		items = []any{raw}
+	}
+	var out [][2]int
+	for i, it := range items {
+		ip := p
+		if isList {
+			ip = fmt.Sprintf("%s[%d]", p, i)
+		}
+		r, ok := parseStatus(it)
+		if !ok {
+			d.bad(ip, it, `is not an HTTP status or range: use 200, "200-299" or a list of them`)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func parseStatus(raw any) ([2]int, bool) {
+	if n, ok := toInt(raw); ok {
+		return [2]int{int(n), int(n)}, n >= 100 && n <= 599
+	}
+	s, ok := raw.(string)
+	if !ok {
+		return [2]int{}, false
+	}
+	lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "-")
+	a, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	b := a
+	var err2 error
+	if isRange {
+		b, err2 = strconv.Atoi(strings.TrimSpace(hi))
+	}
+	if err1 != nil || err2 != nil || a < 100 || b > 599 || a > b {
+		return [2]int{}, false
+	}
+	return [2]int{a, b}, true
+}
+
+// parseDigest accepts "md5:HEX", "sha256:HEX" or bare HEX (32 digits = MD5
+// as keepalived's genhash prints it, 64 = SHA-256) and returns "alg:hex".
+func parseDigest(s string) (string, string) {
+	alg, h, has := strings.Cut(strings.ToLower(strings.TrimSpace(s)), ":")
+	if !has {
+		alg, h = "", alg
+		switch len(h) {
+		case 32:
+			alg = "md5"
+		case 64:
+			alg = "sha256"
+		}
+	}
+	want := map[string]int{"md5": 32, "sha256": 64}[alg]
+	if want == 0 {
+		return "", `is not a digest: use "md5:HEX" (keepalived genhash) or "sha256:HEX"`
+	}
+	if _, err := hex.DecodeString(h); err != nil || len(h) != want {
+		return "", fmt.Sprintf("is not %d hex digits of %s", want, alg)
+	}
+	return alg + ":" + h, ""
+}
+
+// parseAddrPort parses "ADDR:PORT", "[V6]:PORT" or (when the port is
+// optional) a bare address; the port may be 0 only where noted by the caller.
+func parseAddrPort(s string, needPort bool) (netip.AddrPort, string) {
+	s = strings.TrimSpace(s)
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		if msg := unicastProblem(ap.Addr()); msg != "" {
+			return ap, msg
+		}
+		if ap.Addr().Zone() != "" {
+			return ap, "has a zone: not allowed here"
+		}
+		return ap, ""
+	}
+	a, msg := parseHost(strings.Trim(s, "[]"))
+	if msg != "" {
+		return netip.AddrPort{}, "is not ADDRESS:PORT (IPv6: [ADDRESS]:PORT)"
+	}
+	if needPort {
+		return netip.AddrPort{}, "has no port: use ADDRESS:PORT (IPv6: [ADDRESS]:PORT)"
+	}
+	return netip.AddrPortFrom(a, 0), ""
+}
+
+func (o *object) has(key string) bool {
+	_, ok := o.m[key]
+	return ok
+}
+
+func familyOfAddr(a netip.Addr) lb.Family {
+	if a.Unmap().Is4() {
+		return lb.IPv4
+	}
+	return lb.IPv6
+}

@@ -1,0 +1,234 @@
+package config
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"vigil/lb"
+)
+
+// lbDoc wraps virtual server YAML (one flow mapping per element) in a
+// config with a node name.
+func lbDoc(vss ...string) string {
+	return "node: {name: lb1}\nlb:\n  virtual_servers:\n" + "    - " + strings.Join(vss, "\n    - ") + "\n"
+}
+
+const httpVS = `{name: http, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: "198.51.100.11:8080"}]}`
+
+// The design's example compiles to the pure spec with keepalived's
+// defaults where the design is silent (scheduler wlc, weight 1, quorum 1).
+func TestLBCompile(t *testing.T) {
+	c := mustParse(t, `node: {name: lb1}
+lb:
+  virtual_servers:
+    - name: http
+      address: 192.0.2.100:80
+      protocol: tcp
+      scheduler: wrr
+      forward: nat
+      persistence: 300s
+      persistence_granularity: 24
+      quorum: 2
+      hysteresis: 1
+      sorry_server: 198.51.100.9:80
+      real_servers:
+        - address: 198.51.100.11:8080
+          weight: 3
+          upper_threshold: 100
+          lower_threshold: 10
+          check: { type: http, path: /healthz, status: 200, interval: 2s, timeout: 1s, rise: 2, fall: 3 }
+        - address: 198.51.100.12:8080
+          inhibit_on_failure: true
+          alpha: true
+          check:
+            - { type: tcp }
+            - { type: exec, command: [/bin/true], dynamic: true }
+    - name: dns
+      address: "[2001:db8::53]:53"
+      protocol: udp
+      scheduler: sh
+      scheduler_flags: [sh-port, sh-fallback]
+      one_packet: true
+      forward: dr
+      check: { type: dns, query_type: a, query_name: example.org. }
+      real_servers: [{address: "2001:db8::11"}, {address: "2001:db8::12", check: {type: ping}}]
+    - name: marked
+      fwmark: 7
+      family: ipv6
+      forward: tun
+      real_servers: [{address: "203.0.113.5", check: {type: tcp, port: 443}}]
+`)
+	if len(c.LB.VirtualServers) != 3 {
+		t.Fatalf("got %d virtual servers", len(c.LB.VirtualServers))
+	}
+	http := c.LB.VirtualServers[0]
+	wantSpec := lb.VirtualServer{
+		Name: "http",
+		Service: lb.Service{
+			Key:       lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80},
+			Scheduler: "wrr", Persistence: 300 * time.Second, PersistenceMask: 24,
+		},
+		Reals: []lb.RealServer{
+			{Dest: lb.Dest{Addr: netip.MustParseAddr("198.51.100.11"), Port: 8080, Weight: 3, Upper: 100, Lower: 10}},
+			{Dest: lb.Dest{Addr: netip.MustParseAddr("198.51.100.12"), Port: 8080, Weight: 1}, Inhibit: true},
+		},
+		Quorum: 2, Hysteresis: 1,
+		Sorry: &lb.Dest{Addr: netip.MustParseAddr("198.51.100.9"), Port: 80, Weight: 1},
+	}
+	if !reflect.DeepEqual(http.Spec, wantSpec) {
+		t.Errorf("http spec:\n got %+v\nwant %+v", http.Spec, wantSpec)
+	}
+	hc := http.Reals[0].Checks[0]
+	if hc.Type != "http" || hc.Path != "/healthz" || !reflect.DeepEqual(hc.Status, [][2]int{{200, 200}}) ||
+		hc.Interval != 2*time.Second || hc.Timeout != time.Second || hc.Rise != 2 || hc.Fall != 3 ||
+		hc.Target != netip.MustParseAddrPort("198.51.100.11:8080") {
+		t.Errorf("http check: %+v", hc)
+	}
+	if r := http.Reals[1]; !r.Alpha || len(r.Checks) != 2 || r.Checks[0].Type != "tcp" || !r.Checks[1].Dynamic ||
+		r.Checks[1].Target.Port() != 0 || http.Reals[0].Alpha {
+		t.Errorf("second real server: %+v", r)
+	}
+
+	dns := c.LB.VirtualServers[1]
+	if k := dns.Spec.Service; k.Key.Family != lb.IPv6 || k.Key.Protocol != lb.UDP || !k.OnePacket ||
+		k.SchedFlags != lb.SchedFlag1|lb.SchedFlag2 || k.Scheduler != "sh" {
+		t.Errorf("dns service: %+v", k)
+	}
+	// A real server without a port takes the service's; the virtual
+	// server's check is the template for real servers without their own.
+	if r := dns.Spec.Reals[0]; r.Port != 53 || r.Forward != lb.DR {
+		t.Errorf("dns real server: %+v", r)
+	}
+	if ch := dns.Reals[0].Checks; len(ch) != 1 || ch[0].QueryType != "A" || ch[0].QueryName != "example.org." ||
+		ch[0].Target != netip.MustParseAddrPort("[2001:db8::11]:53") {
+		t.Errorf("dns template check: %+v", ch)
+	}
+	if ch := dns.Reals[1].Checks; len(ch) != 1 || ch[0].Type != "ping" {
+		t.Errorf("own check replaces the template: %+v", ch)
+	}
+
+	m := c.LB.VirtualServers[2]
+	if k := m.Spec.Service.Key; k.FWMark != 7 || k.Family != lb.IPv6 || k.Protocol != 0 || k.Addr.IsValid() {
+		t.Errorf("fwmark key: %+v", k)
+	}
+	// A tunnelled real server may be of another family (keepalived allows it).
+	if r := m.Spec.Reals[0]; r.Forward != lb.Tunnel || r.Port != 0 || m.Reals[0].Checks[0].Target.Port() != 443 {
+		t.Errorf("fwmark real server: %+v %+v", r, m.Reals[0])
+	}
+}
+
+// Check defaults are documented in the Check type; keepalived's (retry 1 =
+// down after two failures, up after one success) where they make sense.
+func TestLBCheckDefaults(t *testing.T) {
+	c := mustParse(t, lbDoc(`{name: web, address: "192.0.2.100:443", protocol: tcp, real_servers: [{address: "198.51.100.11", check: {type: https}}]}`))
+	ch := c.LB.VirtualServers[0].Reals[0].Checks[0]
+	want := Check{Type: "https", Target: netip.MustParseAddrPort("198.51.100.11:443"), Path: "/",
+		Status: [][2]int{{200, 299}}, Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout,
+		RetryDelay: time.Second, Warmup: DefaultCheckInterval, Rise: 1, Fall: DefaultCheckFall}
+	if !reflect.DeepEqual(ch, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", ch, want)
+	}
+	if vs := c.LB.VirtualServers[0].Spec; vs.Service.Scheduler != "wlc" || vs.Quorum != 1 || vs.Reals[0].Weight != 1 {
+		t.Errorf("service defaults: %+v", vs)
+	}
+	c = mustParse(t, lbDoc(`{name: u, address: "192.0.2.100:53", protocol: udp, real_servers: [{address: "198.51.100.11", check: {type: udp}}]}`))
+	if ch := c.LB.VirtualServers[0].Reals[0].Checks[0]; !reflect.DeepEqual(ch.Payload, []byte{0}) || ch.RequireReply {
+		t.Errorf("udp defaults: %+v", ch)
+	}
+}
+
+func TestLBInvalid(t *testing.T) {
+	vs := "lb.virtual_servers[0]"
+	rs := vs + ".real_servers[0]"
+	cases := []struct{ name, y, path, frag string }{
+		{"no protocol", `{name: a, address: "192.0.2.100:80", real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".protocol", "no silent UDP default"},
+		{"bad protocol", `{name: a, address: "192.0.2.100:80", protocol: icmp, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".protocol", `"icmp" is not a protocol`},
+		{"no address", `{name: a, protocol: tcp, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".address", "required: ADDRESS:PORT (or fwmark: N)"},
+		{"address and fwmark", `{name: a, address: "192.0.2.100:80", fwmark: 1, protocol: tcp, real_servers: [{address: 198.51.100.11}]}`,
+			vs, "either address or fwmark"},
+		{"no port", `{name: a, address: "192.0.2.100", protocol: tcp, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".address", "has no port"},
+		{"port 0 not persistent", `{name: a, address: "192.0.2.100:0", protocol: tcp, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".address", "only for persistent services"},
+		{"fwmark protocol", `{name: a, fwmark: 3, protocol: tcp, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".protocol", "not used by a fwmark service"},
+		{"family without fwmark", `{name: a, address: "192.0.2.100:80", protocol: tcp, family: ipv6, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".family", "only for fwmark"},
+		{"scheduler", `{name: a, address: "192.0.2.100:80", protocol: tcp, scheduler: roundrobin, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".scheduler", `"roundrobin" is not an IPVS scheduler`},
+		{"sh flag on rr", `{name: a, address: "192.0.2.100:80", protocol: tcp, scheduler: rr, scheduler_flags: [sh-port], real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".scheduler_flags[0]", "is for the sh scheduler"},
+		{"one packet tcp", `{name: a, address: "192.0.2.100:80", protocol: tcp, one_packet: true, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".one_packet", "needs protocol udp"},
+		{"granularity alone", `{name: a, address: "192.0.2.100:80", protocol: tcp, persistence_granularity: 24, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".persistence_granularity", "needs persistence"},
+		{"persistence fraction", `{name: a, address: "192.0.2.100:80", protocol: tcp, persistence: 1500ms, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".persistence", "whole number of seconds"},
+		{"hysteresis", `{name: a, address: "192.0.2.100:80", protocol: tcp, quorum: 2, hysteresis: 2, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".hysteresis", "less than quorum"},
+		{"no real servers", `{name: a, address: "192.0.2.100:80", protocol: tcp}`,
+			vs + ".real_servers", "at least one real server"},
+		{"family mismatch", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: "2001:db8::1"}]}`,
+			rs + ".address", "only tunnelled real servers may differ"},
+		{"dr port change", `{name: a, address: "192.0.2.100:80", protocol: tcp, forward: dr, real_servers: [{address: "198.51.100.11:8080"}]}`,
+			rs + ".address", "direct routing cannot change the port"},
+		{"weight", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, weight: -1}]}`,
+			rs + ".weight", "out of range 0..65535"},
+		{"thresholds", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, upper_threshold: 5, lower_threshold: 9}]}`,
+			rs + ".lower_threshold", "above upper_threshold"},
+		{"forward", `{name: a, address: "192.0.2.100:80", protocol: tcp, forward: snat, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".forward", "not a forwarding method"},
+		{"keepalived lb_kind", `{name: a, address: "192.0.2.100:80", protocol: tcp, lb_kind: DR, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".lb_kind", `"forward" here`},
+		{"keepalived TCP_CHECK", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, TCP_CHECK: {}}]}`,
+			rs + ".tcp_check", "use check: {type: tcp}"},
+		{"check type", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, check: {type: smtp}}]}`,
+			rs + ".check.type", `"smtp" is not a check type`},
+		{"check no type", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, check: {path: /}}]}`,
+			rs + ".check.type", "required"},
+		{"check key of other type", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, check: {type: tcp, path: /x}}]}`,
+			rs + ".check.path", "not used by a tcp check"},
+		{"check timeout", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, check: {type: tcp, interval: 1s, timeout: 2s}}]}`,
+			rs + ".check.timeout", "longer than the interval"},
+		{"check status", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, check: {type: http, status: "300-200"}}]}`,
+			rs + ".check.status", "not an HTTP status or range"},
+		{"check digest", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, check: {type: http, digest: "md5:abc"}}]}`,
+			rs + ".check.digest", "32 hex digits of md5"},
+		{"check exec no command", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, check: {type: exec}}]}`,
+			rs + ".check.command", "required for an exec check"},
+		{"check file relative", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, check: {type: file, file: up}}]}`,
+			rs + ".check.file", "absolute path"},
+		{"check keepalived retry", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, check: {type: tcp, retry: 3}}]}`,
+			rs + ".check.retry", "keepalived retry N = fall N+1"},
+		{"check tcp without port", `{name: a, fwmark: 1, real_servers: [{address: 198.51.100.11, check: {type: tcp}}]}`,
+			rs + ".check.port", "has no port"},
+		{"template check unknown key once", `{name: a, address: "192.0.2.100:80", protocol: tcp, check: {type: tcp, bogus: 1}, real_servers: [{address: 198.51.100.11}, {address: 198.51.100.12}]}`,
+			vs + ".check.bogus", "unknown key"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ve := mustFail(t, lbDoc(tc.y))
+			wantErr(t, ve, tc.path, tc.frag)
+			if len(ve.Errors) != 1 {
+				t.Errorf("want exactly one error, got:\n%v", ve)
+			}
+		})
+	}
+}
+
+// Names and services are unique; every problem is reported at once.
+func TestLBCrossChecks(t *testing.T) {
+	ve := mustFail(t, lbDoc(httpVS, httpVS,
+		`{name: other, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11}, {address: "198.51.100.11:80"}]}`))
+	wantErr(t, ve, "lb.virtual_servers[1].name", `"http" is already the name of lb.virtual_servers[0]`)
+	wantErr(t, ve, "lb.virtual_servers[2].real_servers[1].address", "already a real server")
+	// The same service under two names.
+	ve = mustFail(t, lbDoc(httpVS, strings.Replace(httpVS, "name: http", "name: http2", 1)))
+	wantErr(t, ve, "lb.virtual_servers[1]", "tcp 192.0.2.100:80 is already configured at lb.virtual_servers[0]")
+}
