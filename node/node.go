@@ -70,6 +70,7 @@ type Node struct {
 	limiter  *logLimiter
 	stopOnce sync.Once
 	bursts   *burstMemory
+	feeds    vsFeeds
 }
 
 // sock is one raw socket and the instances it serves, by VRID.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"vigil/node/config"
+	"vigil/node/policy"
 	"vigil/node/events"
 	"vigil/node/track"
 	"vigil/vrrp"
@@ -279,7 +280,8 @@ func (n *Node) applyTracking(now time.Time) error {
 		for _, x := range []struct {
 			kind string
 			refs []config.TrackRef
-		}{{"interface", tr.Interfaces}, {"script", tr.Scripts}, {"file", tr.Files}, {"process", tr.Processes}} {
+		}{{"interface", tr.Interfaces}, {"script", tr.Scripts}, {"file", tr.Files}, {"process", tr.Processes},
+			{string(policy.KindVirtualServer), tr.VirtualServers}} {
 			for _, r := range x.refs {
 				k := trackKey(x.kind, r.Name)
 				in.tracks = append(in.tracks, trackRef{key: k, weight: r.Weight, reverse: r.Reverse})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"vigil/node/config"
@@ -82,9 +83,38 @@ func (n *Node) newTracker(k track.Key, scripts map[string]*config.Script, files 
 			spec.Args, spec.ArgMatch = strings.Fields(p.Args), track.ArgsExact
 		}
 		return track.NewProcess(spec, n.log)
+	case policy.KindVirtualServer:
+		return n.feeds.get(k.Name), nil
 	}
 	return nil, fmt.Errorf("unknown tracker kind %q", k.Kind)
 }
+
+// vsFeeds are the trackers of virtual servers, by name: the load balancer
+// sets their state, instances track them. A feed outlives reloads so the
+// load balancer's latest report is never lost between the two.
+type vsFeeds struct {
+	mu sync.Mutex
+	m  map[string]*track.Feed
+}
+
+func (f *vsFeeds) get(name string) *track.Feed {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[string]*track.Feed{}
+	}
+	fd, ok := f.m[name]
+	if !ok {
+		// Until the checks report, a service counts as up, as keepalived
+		// starts real servers up (unless alpha).
+		fd = track.NewFeed(policy.KindVirtualServer, name, track.Update{Up: true, Detail: "not checked yet"})
+		f.m[name] = fd
+	}
+	return fd
+}
+
+// set reports a virtual server's quorum to the instances tracking it.
+func (f *vsFeeds) set(name string, up bool, detail string) { f.get(name).Set(up, detail) }
 
 // runTracking starts the trackers and applies their updates until ctx ends.
 func (n *Node) runTracking(ctx context.Context) {

@@ -117,6 +117,9 @@ type Track struct {
 	Scripts    []TrackRef
 	Files      []TrackRef
 	Processes  []TrackRef
+	// VirtualServers are lb virtual servers by name: down while the
+	// service is below its quorum (default weight 0: FAULT).
+	VirtualServers []TrackRef
 }
 
 // TrackRef is one tracked object as seen by one instance. Weight and Reverse

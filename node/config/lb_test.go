@@ -232,3 +232,19 @@ func TestLBCrossChecks(t *testing.T) {
 	ve = mustFail(t, lbDoc(httpVS, strings.Replace(httpVS, "name: http", "name: http2", 1)))
 	wantErr(t, ve, "lb.virtual_servers[1]", "tcp 192.0.2.100:80 is already configured at lb.virtual_servers[0]")
 }
+
+// An instance can track a virtual server's quorum (the seed's rule: the
+// master whose service fails gives up the VIP); weight 0, the default, is
+// FAULT, and an unknown name is an error naming the list to look in.
+func TestTrackVirtualServer(t *testing.T) {
+	doc := lbDoc(httpVS) + one("track: {virtual_servers: [http, {name: http2, weight: -20}]}")
+	ve := mustFail(t, doc)
+	wantErr(t, ve, "vrrp.instances[0].track.virtual_servers[1]", `"http2" is not a virtual server: name one of lb.virtual_servers`)
+	c := mustParse(t, lbDoc(httpVS, strings.Replace(strings.Replace(httpVS, "name: http", "name: http2", 1), ":80", ":81", 1))+
+		one("track: {virtual_servers: [http, {name: http2, weight: -20}]}"))
+	got := c.VRRP.Instances[0].Track.VirtualServers
+	want := []TrackRef{{Name: "http"}, {Name: "http2", Weight: -20, WeightSet: true}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("track refs %+v, want %+v", got, want)
+	}
+}

@@ -16,6 +16,9 @@ const (
 	kindScript    trackKind = "script"
 	kindFile      trackKind = "file"
 	kindProcess   trackKind = "process"
+	// kindVirtualServer tracks an lb virtual server's quorum: the master
+	// whose service fails gives up the VIP (weight 0, the default: FAULT).
+	kindVirtualServer trackKind = "virtual server"
 )
 
 // list is the key of the kind's definitions under vrrp: and of its
@@ -26,6 +29,8 @@ func (k trackKind) list() string {
 		return "interfaces"
 	case kindProcess:
 		return "processes"
+	case kindVirtualServer:
+		return "virtual_servers"
 	}
 	return string(k) + "s"
 }
@@ -288,9 +293,11 @@ func (d *decoder) track(o *object, c *vrrpCtx, m *instMeta) Track {
 	t.Scripts = d.trackRefs(to, kindScript, c, m)
 	t.Files = d.trackRefs(to, kindFile, c, m)
 	t.Processes = d.trackRefs(to, kindProcess, c, m)
+	t.VirtualServers = d.trackRefs(to, kindVirtualServer, c, m)
 	to.unknown(nil, map[string]string{
 		"interface": `the key is "interfaces"`, "script": `the key is "scripts"`,
 		"file": `the key is "files"`, "process": `the key is "processes"`,
+		"virtual_server": `the key is "virtual_servers"`,
 	})
 	return t
 }
@@ -377,6 +384,9 @@ func unknownTracker(kind trackKind, name string, c *vrrpCtx) string {
 	}
 	slices.Sort(known)
 	msg := fmt.Sprintf("is not a defined %s: define it under vrrp.%s", kind, kind.list())
+	if kind == kindVirtualServer {
+		msg = "is not a virtual server: name one of lb.virtual_servers"
+	}
 	if s := suggest(name, known); s != "" {
 		msg += fmt.Sprintf(", or did you mean %q?", s)
 	} else if len(known) > 0 {

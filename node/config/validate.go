@@ -78,15 +78,15 @@ func (d *decoder) config(root map[string]any) *Config {
 	}
 
 	cfg.VRRP.GARP = defaultGARP(false)
+	// lb first: instances may track its virtual servers.
+	if o, st := getObject(top, "lb"); st == good {
+		cfg.LB = d.lbSection(o)
+	}
 	if o, st := getObject(top, "vrrp"); st == good {
-		cfg.VRRP = d.vrrp(o)
+		cfg.VRRP = d.vrrp(o, cfg.LB)
 	}
 	if len(cfg.VRRP.Instances) == 0 {
 		d.warn("vrrp.instances", "no VRRP instances are configured")
-	}
-
-	if o, st := getObject(top, "lb"); st == good {
-		cfg.LB = d.lbSection(o)
 	}
 
 	cfg.Telemetry = Telemetry{Listen: DefaultListen, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat}
@@ -310,7 +310,7 @@ type vrrpCtx struct {
 	defs       map[trackKind]map[string]trackDef // valid, unique names only
 }
 
-func (d *decoder) vrrp(o *object) VRRP {
+func (d *decoder) vrrp(o *object, lbs LB) VRRP {
 	v := VRRP{}
 	strict := getBool(o, "strict")
 	v.Strict = strict.or(false)
@@ -336,6 +336,10 @@ func (d *decoder) vrrp(o *object) VRRP {
 	d.scripts(o, c)
 	d.files(o, c)
 	d.processes(o, c)
+	c.defs[kindVirtualServer] = map[string]trackDef{}
+	for _, vs := range lbs.VirtualServers {
+		c.defs[kindVirtualServer][vs.Spec.Name] = trackDef{}
+	}
 
 	list, p, _ := getList(o, "instances")
 	metas := make([]instMeta, 0, len(list))

@@ -14,6 +14,8 @@ const (
 	KindScript    Kind = "script"
 	KindFile      Kind = "file"
 	KindProcess   Kind = "process"
+	// KindVirtualServer is an lb virtual server: up while it has quorum.
+	KindVirtualServer Kind = "virtual_server"
 )
 
 // Tracker is the current state of one tracked object as seen by one

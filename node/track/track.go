@@ -426,3 +426,7 @@ func (s *Script) specValue() any    { return s.Spec() }
 func (f *File) specValue() any      { return f.Spec() }
 func (p *Process) specValue() any   { return p.Spec() }
 func (i *Interface) specValue() any { return i.Spec() }
+
+// A feed is the same tracker when it is the same feed (its state comes from
+// outside, so a new one would lose it).
+func (f *Feed) specValue() any { return f }
