@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"vigil/node/config"
-	"vigil/node/policy"
 	"vigil/node/events"
+	"vigil/node/policy"
 	"vigil/node/track"
 	"vigil/vrrp"
 	"vigil/vrrp/vip"
