@@ -70,7 +70,9 @@ func Render(w io.Writer, t Table, opts RenderOptions) error {
 		fmt.Fprintf(&b, "%-33s %8s %8s %8s %8s %8s\n  -> RemoteAddress:Port\n",
 			"Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS")
 	case FormatThresholds:
-		b.WriteString("Prot LocalAddress:Port\n  -> RemoteAddress:Port            Uthreshold Lthreshold ActiveConn InActConn\n")
+		// Sic: ipvsadm prints the threshold columns on the service line
+		// of the header, with a trailing space.
+		b.WriteString("Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn \n  -> RemoteAddress:Port\n")
 	default:
 		b.WriteString("Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n")
 	}
@@ -87,9 +89,7 @@ func Render(w io.Writer, t Table, opts RenderOptions) error {
 		case FormatRate:
 			fmt.Fprintf(&b, "%-33s %8d %8d %8d%s%s\n", name, c.CPS, c.InPPS, c.OutPPS,
 				largeNum(c.InBPS), largeNum(c.OutBPS))
-		case FormatThresholds:
-			fmt.Fprintf(&b, "%s\n", name)
-		default:
+		default: // the list and thresholds formats share the service line
 			fmt.Fprintf(&b, "%s %s%s\n", name, s.Scheduler, serviceFlags(s))
 		}
 		for _, d := range e.SortedDests() {
@@ -123,7 +123,7 @@ func serviceName(k ServiceKey) string {
 		}
 		return fmt.Sprintf("FWM  %d", k.FWMark)
 	}
-	return strings.ToUpper(k.Protocol.String()) + "  " + addrPort(k.Addr, k.Port)
+	return fmt.Sprintf("%-4s %s", strings.ToUpper(k.Protocol.String()), addrPort(k.Addr, k.Port))
 }
 
 func addrPort(a netip.Addr, port uint16) string {

@@ -8,9 +8,11 @@ import (
 )
 
 // TestRenderList is a golden test of the ipvsadm -Ln layout (ipvsadm 1.31's
-// printf formats: "  -> %-28s %-7s %-6d %-10u %-10u", two spaces between
-// protocol and address, FWM services after address services). The VM test
-// (test/lbvm) compares Render with the real ipvsadm byte for byte.
+// printf formats: "  -> %-28s %-7s %-6d %-10u %-10u", the protocol padded
+// to four columns, FWM services after address services). The VM test
+// (test/lbvm TestRenderMatchesIpvsadm) compares Render with the real
+// ipvsadm 1.31 byte for byte in all four formats; these goldens keep the
+// layout pinned on machines without the VM.
 func TestRenderList(t *testing.T) {
 	web := svc("192.0.2.100", 80, "wrr")
 	pers := Service{Key: ServiceKey{Protocol: UDP, Addr: netip.MustParseAddr("192.0.2.53"), Port: 53}, Scheduler: "sh",
