@@ -104,7 +104,7 @@ func (o Op) String() string {
 // deletion of whole services (which removes their destinations with them)
 // comes last.
 func Diff(desired, current Table, managed func(ServiceKey) bool) []Op {
-	desired, current = desired.Normal(), current.Normal()
+	desired, current = desired.normalIfNeeded(), current.normalIfNeeded()
 	var ops []Op
 	for _, k := range desired.Keys() {
 		want := desired[k]
@@ -114,6 +114,9 @@ func Diff(desired, current Table, managed func(ServiceKey) bool) []Op {
 			ops = append(ops, Op{Kind: AddService, Service: want.Service})
 		case have.Service != want.Service:
 			ops = append(ops, Op{Kind: UpdateService, Service: want.Service})
+		}
+		if exists && sameDests(want.Dests, have.Dests) {
+			continue // the common case on a reconcile: nothing to sort
 		}
 		var adds, updates, drains, dels []Op
 		for _, d := range want.SortedDests() {
@@ -133,14 +136,31 @@ func Diff(desired, current Table, managed func(ServiceKey) bool) []Op {
 				dels = append(dels, Op{Kind: DelDest, Service: want.Service, Dest: h})
 			}
 		}
-		ops = slices.Concat(ops, adds, updates, drains, dels)
+		ops = append(append(append(append(ops, adds...), updates...), drains...), dels...)
 	}
-	for _, k := range current.Keys() {
+	var gone []ServiceKey
+	for k := range current {
 		if _, ok := desired[k]; !ok && managed != nil && managed(k) {
-			ops = append(ops, Op{Kind: DelService, Service: current[k].Service})
+			gone = append(gone, k)
 		}
 	}
+	slices.SortFunc(gone, CompareServiceKeys)
+	for _, k := range gone {
+		ops = append(ops, Op{Kind: DelService, Service: current[k].Service})
+	}
 	return ops
+}
+
+func sameDests(a, b map[DestKey]Dest) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, d := range a {
+		if e, ok := b[k]; !ok || e != d {
+			return false
+		}
+	}
+	return true
 }
 
 // Errors of [Table.Apply], mirroring the kernel's EEXIST and ENOENT (ESRCH

@@ -102,6 +102,23 @@ func (t Table) Normal() Table {
 	return out
 }
 
+// normalIfNeeded returns t itself when it is already in normal form (a
+// kernel dump or Desired's output always is), else t.Normal(): reconciling
+// a large table then costs no copy.
+func (t Table) normalIfNeeded() Table {
+	for k, e := range t {
+		if e.Service.Key != k || e.Service.Normal() != e.Service {
+			return t.Normal()
+		}
+		for dk, d := range e.Dests {
+			if d.Key() != dk || d.Normal() != d {
+				return t.Normal()
+			}
+		}
+	}
+	return t
+}
+
 // Clone returns a deep copy of t.
 func (t Table) Clone() Table {
 	out := make(Table, len(t))

@@ -114,6 +114,43 @@ func TestLBInVM(t *testing.T) {
 	}
 }
 
+// TestLBBenchVM runs test/lbvm's reconcile benchmark in the VM and logs
+// its figures. It is not part of make test: it runs only with
+// VIGIL_BENCH=1, and fails if the benchmark did not run and pass.
+func TestLBBenchVM(t *testing.T) {
+	if os.Getenv("VIGIL_BENCH") != "1" {
+		t.Skip("benchmark: set VIGIL_BENCH=1 (and VIGIL_NETNS=1)")
+	}
+	needVM(t)
+	ctx := context.Background()
+	ipvsadm, err := exec.LookPath("ipvsadm")
+	if err != nil {
+		t.Fatalf("ipvsadm not found on the host (package ipvsadm): %v", err)
+	}
+	bin, err := vm.BuildTest(ctx, "vigil/test/lbvm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"/lbvm/lbvm.test": bin}
+	if err := vm.AddProgram(ctx, files, "/usr/sbin/ipvsadm", ipvsadm); err != nil {
+		t.Fatal(err)
+	}
+	res, err := vm.Run(ctx, vm.Spec{
+		Files:    files,
+		Command:  []string{"/lbvm/lbvm.test", "-test.v", "-test.count=1", "-test.run=TestBenchReconcile", "-test.timeout=280s"},
+		Env:      []string{"VIGIL_IPVSADM=/usr/sbin/ipvsadm", "VIGIL_LB_BENCH=1"},
+		Timeout:  300 * time.Second,
+		MemoryMB: 1024,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kernel %s\n%s", res.Kernel, res.Output)
+	if res.ExitCode != 0 || !strings.Contains(res.Output, "--- PASS: TestBenchReconcile ") {
+		t.Fatalf("benchmark failed or skipped in the VM (exit %d)", res.ExitCode)
+	}
+}
+
 // TestRunProtocol checks what Run promises: files land at their guest
 // paths with their modes, arguments arrive unmangled, the environment is
 // passed, stdout and stderr both come back, and a non-zero exit status is a
