@@ -333,7 +333,11 @@ func Info() (version string, size int, err error) {
 		return "", 0, fmt.Errorf("ipvsnet: read IPVS version: %w", err)
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
-	// "IP Virtual Server version 1.2.1 (size=4096)"
+	return parseInfo(line)
+}
+
+// parseInfo reads "IP Virtual Server version 1.2.1 (size=4096)".
+func parseInfo(line string) (version string, size int, err error) {
 	var v, sz string
 	if f := strings.Fields(line); len(f) == 6 {
 		v, sz = f[4], strings.TrimSuffix(strings.TrimPrefix(f[5], "(size="), ")")
