@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"strconv"
 	"testing"
@@ -128,5 +129,88 @@ func TestDesiredNilHealthAndNormalisation(t *testing.T) {
 	}
 	if got := weights(e); got != "198.51.100.53=1" {
 		t.Errorf("dests = %q", got)
+	}
+}
+
+// TestDesiredProperty checks invariants over random configs and health:
+// only configured real servers and the sorry server appear; a down real
+// server appears only inhibited at weight 0; with quorum, every live real
+// server appears with its effective weight; without it and with a sorry
+// server, nothing but the sorry server has weight; and the quorum state
+// changes only when the sum crosses the hysteresis band.
+func TestDesiredProperty(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 2000; i++ {
+		n := r.IntN(5)
+		vs := VirtualServer{Name: "vs", Service: web, Quorum: r.IntN(6), Hysteresis: r.IntN(3)}
+		if r.IntN(2) == 0 {
+			vs.Sorry = &Dest{Addr: netip.MustParseAddr("203.0.113.9"), Port: 80, Weight: r.IntN(2)}
+		}
+		h := health{down: map[string]bool{}, dyn: map[string]int{}}
+		sum := 0
+		for j := 0; j < n; j++ {
+			real := rs(netip.AddrFrom4([4]byte{198, 51, 100, byte(j)}).String(), r.IntN(4), r.IntN(2) == 0)
+			vs.Reals = append(vs.Reals, real)
+			k := "vs " + netip.AddrPortFrom(real.Addr, real.Port).String()
+			h.down[k] = r.IntN(3) == 0
+			w := real.Weight
+			if r.IntN(4) == 0 {
+				w = r.IntN(4)
+				h.dyn[k] = w
+			}
+			if !h.down[k] {
+				sum += w
+			}
+		}
+		var prev QuorumState
+		if r.IntN(3) > 0 {
+			prev = QuorumState{"vs": r.IntN(2) == 0}
+		}
+		tab, q := Desired([]VirtualServer{vs}, h, prev)
+		e := tab[web.Key.Normal()]
+		has := q["vs"]
+		quorum := max(vs.Quorum, 1)
+		if had, ok := prev["vs"]; ok {
+			if had && sum >= quorum-vs.Hysteresis && !has || !had && sum < quorum+vs.Hysteresis && has {
+				t.Fatalf("case %d: quorum %v -> %v with sum %d, quorum %d±%d", i, had, has, sum, quorum, vs.Hysteresis)
+			}
+		}
+		sorryMode := !has && vs.Sorry != nil
+		for _, d := range e.Dests {
+			if vs.Sorry != nil && d.Key() == vs.Sorry.Key() {
+				if !sorryMode {
+					t.Fatalf("case %d: sorry server present with quorum", i)
+				}
+				continue
+			}
+			if sorryMode && d.Weight != 0 {
+				t.Fatalf("case %d: %v has weight %d while the sorry server serves", i, d.Addr, d.Weight)
+			}
+		}
+		for _, real := range vs.Reals {
+			k := "vs " + netip.AddrPortFrom(real.Addr, real.Port).String()
+			d, ok := e.Dests[real.Key()]
+			w := real.Weight
+			if dw, dyn := h.dyn[k]; dyn {
+				w = dw
+			}
+			switch {
+			case h.down[k] && real.Inhibit:
+				if !ok || d.Weight != 0 {
+					t.Fatalf("case %d: inhibited down %v: %+v %v", i, real.Addr, d, ok)
+				}
+			case h.down[k]:
+				if ok {
+					t.Fatalf("case %d: down %v present", i, real.Addr)
+				}
+			case !sorryMode:
+				if !ok || d.Weight != w {
+					t.Fatalf("case %d: live %v: %+v %v, want weight %d", i, real.Addr, d, ok, w)
+				}
+			}
+		}
+		if sorryMode && e.Dests[vs.Sorry.Key()].Weight < 1 {
+			t.Fatalf("case %d: sorry server missing or weight 0", i)
+		}
 	}
 }

@@ -229,3 +229,17 @@ func (t Table) Apply(ops []Op) (Table, error) {
 
 // seconds renders a duration as ipvsadm does persistence: whole seconds.
 func seconds(d time.Duration) uint32 { return uint32(d / time.Second) }
+
+// KeysOf returns a managed predicate for [Diff]: a key of one of the
+// tables (normalised). The node passes the tables it applied before and
+// the new desired one, so a service dropped from the config is removed
+// while services other tools created stay.
+func KeysOf(ts ...Table) func(ServiceKey) bool {
+	keys := map[ServiceKey]bool{}
+	for _, t := range ts {
+		for k := range t {
+			keys[k.Normal()] = true
+		}
+	}
+	return func(k ServiceKey) bool { return keys[k] }
+}

@@ -221,3 +221,13 @@ func TestApplyRefusesWhatTheKernelWould(t *testing.T) {
 		}
 	}
 }
+
+func TestKeysOf(t *testing.T) {
+	a := svc("192.0.2.1", 80, "rr")
+	raw := a
+	raw.Key.Family = 0 // as a config might hold it
+	managed := KeysOf(table(entry(raw)))
+	if !managed(a.Key) || managed(svc("192.0.2.2", 80, "rr").Key) {
+		t.Fatal("KeysOf does not match normalised keys exactly")
+	}
+}

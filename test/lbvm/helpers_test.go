@@ -72,22 +72,8 @@ func reconcile(t testing.TB, h *ipvsnet.Handle, desired lb.Table, managed func(l
 	return ops
 }
 
-// keysOf is the managed predicate "a key of one of these tables"; Diff
-// asks it about normalised keys.
-func keysOf(ts ...lb.Table) func(lb.ServiceKey) bool {
-	norm := make([]lb.Table, len(ts))
-	for i, t := range ts {
-		norm[i] = t.Normal()
-	}
-	return func(k lb.ServiceKey) bool {
-		for _, t := range norm {
-			if _, ok := t[k]; ok {
-				return true
-			}
-		}
-		return false
-	}
-}
+// keysOf is lb.KeysOf, short.
+var keysOf = lb.KeysOf
 
 func opsString(ops []lb.Op) string {
 	s := make([]string, len(ops))
