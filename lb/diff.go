@@ -233,7 +233,9 @@ func seconds(d time.Duration) uint32 { return uint32(d / time.Second) }
 // KeysOf returns a managed predicate for [Diff]: a key of one of the
 // tables (normalised). The node passes the tables it applied before and
 // the new desired one, so a service dropped from the config is removed
-// while services other tools created stay.
+// while services other tools created stay. On stop, keepalived removes the
+// services it created (unless -I); the same is Diff(Table{}, dump,
+// KeysOf(applied)).
 func KeysOf(ts ...Table) func(ServiceKey) bool {
 	keys := map[ServiceKey]bool{}
 	for _, t := range ts {
