@@ -43,6 +43,10 @@ const (
 	NAT    Forward = iota // masquerading, the default
 	DR                    // direct routing ("gatewaying")
 	Tunnel                // IP-in-IP
+	// Local is the kernel's "local node" method, which ipvsadm shows for a
+	// real server on the director itself; vigil never configures it, but
+	// a dump of another tool's service may hold it.
+	Local
 )
 
 func (f Forward) String() string {
@@ -53,6 +57,8 @@ func (f Forward) String() string {
 		return "dr"
 	case Tunnel:
 		return "tun"
+	case Local:
+		return "local"
 	}
 	return fmt.Sprintf("forward-%d", uint8(f))
 }

@@ -5,6 +5,8 @@
 #   busybox-static     the guest's userland (must be the static build)
 #   iproute2           ip with netns support, copied into the guest
 #   kmod               depmod, to index the guest's module subset
+#   ipvsadm            copied into the guest by the lb tests, to compare
+#                      vigil's table listing with the real ipvsadm
 #   xz-utils           unpacks the kernel once, so each boot skips ~3 s of
 #                      decompression under TCG (optional, but slow without)
 # Idempotent: checks for what the harness looks for, installs only what is
@@ -30,6 +32,7 @@ installed busybox-static || need+=(busybox-static)
 [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || [ -x /bin/ip ] || need+=(iproute2)
 have depmod || [ -x /usr/sbin/depmod ] || [ -x /sbin/depmod ] || need+=(kmod)
 have xz || need+=(xz-utils)
+have ipvsadm || [ -x /usr/sbin/ipvsadm ] || need+=(ipvsadm)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
 	echo "test/vm/deps.sh: missing ${need[*]}; run as root to install them" >&2

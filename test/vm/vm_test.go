@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -61,6 +62,92 @@ func TestIPVSSmoke(t *testing.T) {
 	}
 	if t.Failed() || testing.Verbose() {
 		t.Logf("guest output:\n%s", res.Output)
+	}
+}
+
+// TestLBInVM builds test/lbvm statically, runs it in the VM with ipvsadm
+// copied in (for the byte-for-byte Render comparison) and fails with the
+// guest's output if any of its tests failed or skipped. A scheduler the
+// kernel lacks skips only its own subtest; those are logged.
+func TestLBInVM(t *testing.T) {
+	needVM(t)
+	t.Parallel()
+	ctx := context.Background()
+	ipvsadm, err := exec.LookPath("ipvsadm")
+	if err != nil {
+		t.Fatalf("ipvsadm not found on the host (package ipvsadm; test/vm/deps.sh installs it): %v", err)
+	}
+	bin, err := vm.BuildTest(ctx, "vigil/test/lbvm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"/lbvm/lbvm.test": bin}
+	if err := vm.AddProgram(ctx, files, "/usr/sbin/ipvsadm", ipvsadm); err != nil {
+		t.Fatal(err)
+	}
+	res, err := vm.Run(ctx, vm.Spec{
+		Files:   files,
+		Command: []string{"/lbvm/lbvm.test", "-test.v", "-test.count=1", "-test.timeout=80s"},
+		Env:     []string{"VIGIL_IPVSADM=/usr/sbin/ipvsadm"},
+		Timeout: 110 * time.Second,
+	})
+	t.Logf("kernel %s; boot %v, total %v", res.Kernel, res.Boot.Round(time.Millisecond), res.Total.Round(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 0 {
+		t.Fatalf("lb tests failed in the VM (exit %d):\n%s", res.ExitCode, res.Output)
+	}
+	for _, name := range []string{"TestAvailable", "TestReconcileRoundTrip", "TestReconcileChanges",
+		"TestSchedulers", "TestApplyStopsAtFirstError", "TestRenderMatchesIpvsadm"} {
+		if !strings.Contains(res.Output, "\n--- PASS: "+name+" ") {
+			t.Errorf("%s did not pass in the VM", name)
+		}
+	}
+	for _, line := range strings.Split(res.Output, "\n") {
+		if strings.Contains(line, "--- SKIP: TestSchedulers/") {
+			t.Logf("scheduler missing in the VM kernel: %s", strings.TrimSpace(line))
+		}
+	}
+	if t.Failed() || testing.Verbose() {
+		t.Logf("guest output:\n%s", res.Output)
+	}
+}
+
+// TestLBBenchVM runs test/lbvm's reconcile benchmark in the VM and logs
+// its figures. It is not part of make test: it runs only with
+// VIGIL_BENCH=1, and fails if the benchmark did not run and pass.
+func TestLBBenchVM(t *testing.T) {
+	if os.Getenv("VIGIL_BENCH") != "1" {
+		t.Skip("benchmark: set VIGIL_BENCH=1 (and VIGIL_NETNS=1)")
+	}
+	needVM(t)
+	ctx := context.Background()
+	ipvsadm, err := exec.LookPath("ipvsadm")
+	if err != nil {
+		t.Fatalf("ipvsadm not found on the host (package ipvsadm): %v", err)
+	}
+	bin, err := vm.BuildTest(ctx, "vigil/test/lbvm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"/lbvm/lbvm.test": bin}
+	if err := vm.AddProgram(ctx, files, "/usr/sbin/ipvsadm", ipvsadm); err != nil {
+		t.Fatal(err)
+	}
+	res, err := vm.Run(ctx, vm.Spec{
+		Files:    files,
+		Command:  []string{"/lbvm/lbvm.test", "-test.v", "-test.count=1", "-test.run=TestBenchReconcile", "-test.timeout=280s"},
+		Env:      []string{"VIGIL_IPVSADM=/usr/sbin/ipvsadm", "VIGIL_LB_BENCH=1"},
+		Timeout:  300 * time.Second,
+		MemoryMB: 1024,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kernel %s\n%s", res.Kernel, res.Output)
+	if res.ExitCode != 0 || !strings.Contains(res.Output, "--- PASS: TestBenchReconcile ") {
+		t.Fatalf("benchmark failed or skipped in the VM (exit %d)", res.ExitCode)
 	}
 }
 

@@ -1,0 +1,247 @@
+package lb
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// OpKind is what an [Op] does.
+type OpKind uint8
+
+// The operations the applier executes, one netlink command each.
+const (
+	AddService OpKind = iota + 1
+	UpdateService
+	DelService
+	AddDest
+	UpdateDest
+	DelDest
+)
+
+func (k OpKind) String() string {
+	switch k {
+	case AddService:
+		return "add-service"
+	case UpdateService:
+		return "update-service"
+	case DelService:
+		return "del-service"
+	case AddDest:
+		return "add-dest"
+	case UpdateDest:
+		return "update-dest"
+	case DelDest:
+		return "del-dest"
+	}
+	return fmt.Sprintf("op-%d", uint8(k))
+}
+
+// Op is one change to the kernel table. Service is the whole service (for
+// destination ops only its key matters); Dest is set for destination ops.
+type Op struct {
+	Kind    OpKind
+	Service Service
+	Dest    Dest
+}
+
+// IsDest reports whether the op is on a destination.
+func (o Op) IsDest() bool { return o.Kind == AddDest || o.Kind == UpdateDest || o.Kind == DelDest }
+
+// String renders the op for logs and errors, e.g.
+// "add-dest tcp 192.0.2.100:80 -> 198.51.100.11:8080 nat weight 1".
+func (o Op) String() string {
+	var b strings.Builder
+	b.WriteString(o.Kind.String())
+	b.WriteByte(' ')
+	b.WriteString(o.Service.Key.String())
+	switch {
+	case o.Kind == DelService:
+	case !o.IsDest():
+		s := o.Service
+		fmt.Fprintf(&b, " %s", s.Scheduler)
+		if s.SchedFlags != 0 {
+			fmt.Fprintf(&b, " flags %#x", s.SchedFlags)
+		}
+		if s.Persistence > 0 {
+			fmt.Fprintf(&b, " persistent %v/%d", s.Persistence, s.PersistenceMask)
+		}
+		if s.OnePacket {
+			b.WriteString(" ops")
+		}
+	default:
+		d := o.Dest
+		fmt.Fprintf(&b, " -> %s", netip.AddrPortFrom(d.Addr, d.Port))
+		if o.Kind == DelDest {
+			break
+		}
+		fmt.Fprintf(&b, " %s weight %d", d.Forward, d.Weight)
+		if d.Upper != 0 || d.Lower != 0 {
+			fmt.Fprintf(&b, " thresholds %d/%d", d.Upper, d.Lower)
+		}
+	}
+	return b.String()
+}
+
+// Diff returns the minimal ordered operations that turn current into
+// desired. Both tables are normalised first, so a kernel dump and a
+// computed table compare equal when the kernel holds what vigil wants, and
+// an unchanged entry yields no op: a restart or reload that changes nothing
+// touches nothing.
+//
+// Every service in desired is vigil's. A service only in current is deleted
+// only if managed reports it as vigil's (nil managed: none is); anything
+// else (another tool's services) is left alone. A service vigil takes over
+// (in desired and current) is made to match desired, destinations included.
+//
+// Order: services in ipvsadm --sort order, each added or updated before its
+// destinations; within a service, new destinations first, then updates
+// (drains to weight 0 after the other updates), then deletions, so a
+// replaced real server is never missing before its successor is in; the
+// deletion of whole services (which removes their destinations with them)
+// comes last.
+func Diff(desired, current Table, managed func(ServiceKey) bool) []Op {
+	desired, current = desired.normalIfNeeded(), current.normalIfNeeded()
+	var ops []Op
+	for _, k := range desired.Keys() {
+		want := desired[k]
+		have, exists := current[k]
+		switch {
+		case !exists:
+			ops = append(ops, Op{Kind: AddService, Service: want.Service})
+		case have.Service != want.Service:
+			ops = append(ops, Op{Kind: UpdateService, Service: want.Service})
+		}
+		if exists && sameDests(want.Dests, have.Dests) {
+			continue // the common case on a reconcile: nothing to sort
+		}
+		var adds, updates, drains, dels []Op
+		for _, d := range want.SortedDests() {
+			h, ok := have.Dests[d.Key()]
+			switch {
+			case !ok:
+				adds = append(adds, Op{Kind: AddDest, Service: want.Service, Dest: d})
+			case h == d:
+			case d.Weight == 0 && h.Weight != 0:
+				drains = append(drains, Op{Kind: UpdateDest, Service: want.Service, Dest: d})
+			default:
+				updates = append(updates, Op{Kind: UpdateDest, Service: want.Service, Dest: d})
+			}
+		}
+		for _, h := range have.SortedDests() {
+			if _, ok := want.Dests[h.Key()]; !ok {
+				dels = append(dels, Op{Kind: DelDest, Service: want.Service, Dest: h})
+			}
+		}
+		ops = append(append(append(append(ops, adds...), updates...), drains...), dels...)
+	}
+	var gone []ServiceKey
+	for k := range current {
+		if _, ok := desired[k]; !ok && managed != nil && managed(k) {
+			gone = append(gone, k)
+		}
+	}
+	slices.SortFunc(gone, CompareServiceKeys)
+	for _, k := range gone {
+		ops = append(ops, Op{Kind: DelService, Service: current[k].Service})
+	}
+	return ops
+}
+
+func sameDests(a, b map[DestKey]Dest) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, d := range a {
+		if e, ok := b[k]; !ok || e != d {
+			return false
+		}
+	}
+	return true
+}
+
+// Errors of [Table.Apply], mirroring the kernel's EEXIST and ENOENT (ESRCH
+// for a missing service).
+var (
+	ErrExists   = errors.New("already exists")
+	ErrNotFound = errors.New("not found")
+)
+
+// Apply returns a copy of t with ops executed in order, as the kernel would
+// execute them; the first op the kernel would refuse (adding what exists,
+// changing or deleting what does not) stops it with an error naming the op.
+// It is the in-memory model of the applier, for tests of code that drives
+// one.
+func (t Table) Apply(ops []Op) (Table, error) {
+	out := t.Clone()
+	for i, op := range ops {
+		k := op.Service.Key
+		e, ok := out[k]
+		var err error
+		switch op.Kind {
+		case AddService:
+			if ok {
+				err = ErrExists
+				break
+			}
+			out[k] = Entry{Service: op.Service, Dests: map[DestKey]Dest{}}
+		case UpdateService:
+			if !ok {
+				err = ErrNotFound
+				break
+			}
+			e.Service = op.Service
+			out[k] = e
+		case DelService:
+			if !ok {
+				err = ErrNotFound
+				break
+			}
+			delete(out, k)
+		case AddDest, UpdateDest, DelDest:
+			if !ok {
+				err = fmt.Errorf("service %w", ErrNotFound)
+				break
+			}
+			_, has := e.Dests[op.Dest.Key()]
+			switch {
+			case op.Kind == AddDest && has:
+				err = ErrExists
+			case op.Kind != AddDest && !has:
+				err = ErrNotFound
+			case op.Kind == DelDest:
+				delete(e.Dests, op.Dest.Key())
+			default:
+				e.Dests[op.Dest.Key()] = op.Dest
+			}
+		default:
+			err = fmt.Errorf("unknown op kind %d", op.Kind)
+		}
+		if err != nil {
+			return out, fmt.Errorf("lb: op %d (%s): %w", i, op, err)
+		}
+	}
+	return out, nil
+}
+
+// seconds renders a duration as ipvsadm does persistence: whole seconds.
+func seconds(d time.Duration) uint32 { return uint32(d / time.Second) }
+
+// KeysOf returns a managed predicate for [Diff]: a key of one of the
+// tables (normalised). The node passes the tables it applied before and
+// the new desired one, so a service dropped from the config is removed
+// while services other tools created stay. On stop, keepalived removes the
+// services it created (unless -I); the same is Diff(Table{}, dump,
+// KeysOf(applied)).
+func KeysOf(ts ...Table) func(ServiceKey) bool {
+	keys := map[ServiceKey]bool{}
+	for _, t := range ts {
+		for k := range t {
+			keys[k.Normal()] = true
+		}
+	}
+	return func(k ServiceKey) bool { return keys[k] }
+}

@@ -1,0 +1,350 @@
+// Package ipvsnet is the thin driver between the pure lb package and the
+// kernel's IPVS table: it dumps the table into an [lb.Table] (normalised,
+// so lb.Diff compares like with like), executes [lb.Op]s in order, and
+// reads counters. It speaks generic netlink through github.com/moby/ipvs.
+//
+// moby/ipvs quirks handled here: dumps carry the kernel's HASHED service
+// flag (dropped), IPv4 addresses come back in 4-byte form (normalised to
+// netip), the IPv4 persistence netmask travels in the attribute's native
+// byte order while the kernel reads it as big-endian (converted both ways),
+// weights are read back as 16 bits (so Apply refuses weights above 65535,
+// as ipvsadm does), and counters are the kernel's 32-bit legacy stats for
+// connections and packets.
+package ipvsnet
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moby/ipvs"
+	"github.com/vishvananda/netlink"
+
+	"vigil/lb"
+)
+
+// Kernel service flags (include/uapi/linux/ip_vs.h).
+const (
+	svcPersistent = 0x0001
+	svcHashed     = 0x0002
+	svcOnePacket  = 0x0004
+	svcSchedMask  = lb.SchedFlag1 | lb.SchedFlag2 | lb.SchedFlag3
+)
+
+// maxWeight is the largest weight a dump reports faithfully (moby/ipvs
+// reads it as 16 bits) and ipvsadm accepts.
+const maxWeight = 65535
+
+// ErrNoIPVS is returned (wrapped) when the kernel has no IPVS.
+var ErrNoIPVS = errors.New("kernel has no IPVS; load it with `modprobe ip_vs` (and the scheduler modules, e.g. ip_vs_wrr) or build the kernel with CONFIG_IP_VS")
+
+// Available reports whether the kernel has IPVS. moby/ipvs opens a handle
+// and even accepts commands without it, so a driver must ask first: the
+// generic netlink family "IPVS" exists exactly when the ip_vs module is
+// loaded.
+func Available() error {
+	if _, err := netlink.GenlFamilyGet("IPVS"); err != nil {
+		if _, serr := os.Stat("/proc/net/ip_vs"); serr == nil {
+			return fmt.Errorf("ipvsnet: /proc/net/ip_vs exists but generic netlink family IPVS is unavailable: %w", err)
+		}
+		return fmt.Errorf("ipvsnet: generic netlink family IPVS not found (%v): %w", err, ErrNoIPVS)
+	}
+	return nil
+}
+
+// Handle is an IPVS netlink handle in one network namespace. It is not
+// safe for concurrent use.
+type Handle struct {
+	h     *ipvs.Handle
+	netns string
+}
+
+// Open returns a handle on the IPVS table of the network namespace at
+// netnsPath (e.g. /run/netns/lb1), or of the caller's when it is "".
+func Open(netnsPath string) (*Handle, error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
+	h, err := ipvs.New(netnsPath)
+	if err != nil {
+		return nil, fmt.Errorf("ipvsnet: open IPVS netlink socket in netns %q: %w", netnsPath, err)
+	}
+	return &Handle{h: h, netns: netnsPath}, nil
+}
+
+// Close releases the netlink socket.
+func (h *Handle) Close() { h.h.Close() }
+
+// Dump returns the kernel's table: one dump of services, one of each
+// service's destinations.
+func (h *Handle) Dump() (lb.Table, error) {
+	t, _, err := h.dump(false)
+	return t, err
+}
+
+// Stats returns the table together with its counters, from one dump.
+func (h *Handle) Stats() (lb.Table, lb.Stats, error) {
+	return h.dump(true)
+}
+
+func (h *Handle) dump(withStats bool) (lb.Table, lb.Stats, error) {
+	svcs, err := h.h.GetServices()
+	if err != nil {
+		return nil, lb.Stats{}, fmt.Errorf("ipvsnet: dump services: %w", err)
+	}
+	t := make(lb.Table, len(svcs))
+	var st lb.Stats
+	if withStats {
+		st = lb.Stats{Services: map[lb.ServiceKey]lb.Counters{}, Dests: map[lb.ServiceKey]map[lb.DestKey]lb.DestCounters{}}
+	}
+	for _, ks := range svcs {
+		s, err := fromService(ks)
+		if err != nil {
+			return nil, lb.Stats{}, err
+		}
+		kds, err := h.h.GetDestinations(ks)
+		if err != nil {
+			return nil, lb.Stats{}, fmt.Errorf("ipvsnet: dump destinations of %s: %w", s.Key, err)
+		}
+		e := lb.Entry{Service: s, Dests: make(map[lb.DestKey]lb.Dest, len(kds))}
+		var dc map[lb.DestKey]lb.DestCounters
+		if withStats {
+			st.Services[s.Key] = counters(ipvs.SvcStats(ks.Stats))
+			dc = make(map[lb.DestKey]lb.DestCounters, len(kds))
+			st.Dests[s.Key] = dc
+		}
+		for _, kd := range kds {
+			d, err := fromDest(kd)
+			if err != nil {
+				return nil, lb.Stats{}, fmt.Errorf("ipvsnet: destination of %s: %w", s.Key, err)
+			}
+			e.Dests[d.Key()] = d
+			if withStats {
+				dc[d.Key()] = lb.DestCounters{
+					Counters:    counters(ipvs.SvcStats(kd.Stats)),
+					ActiveConns: uint32(kd.ActiveConnections),
+					InactConns:  uint32(kd.InactiveConnections),
+				}
+			}
+		}
+		t[s.Key] = e
+	}
+	return t, st, nil
+}
+
+func counters(s ipvs.SvcStats) lb.Counters {
+	return lb.Counters{
+		Conns: uint64(s.Connections), InPkts: uint64(s.PacketsIn), OutPkts: uint64(s.PacketsOut),
+		InBytes: s.BytesIn, OutBytes: s.BytesOut,
+		CPS: uint64(s.CPS), InPPS: uint64(s.PPSIn), OutPPS: uint64(s.PPSOut),
+		InBPS: uint64(s.BPSIn), OutBPS: uint64(s.BPSOut),
+	}
+}
+
+// Apply executes ops in order and stops at the first that fails, with an
+// error naming it; the ops before it stay applied (the caller re-dumps and
+// diffs again).
+func (h *Handle) Apply(ops []lb.Op) error {
+	for i, op := range ops {
+		if err := h.apply(op); err != nil {
+			return fmt.Errorf("ipvsnet: op %d of %d (%s): %w", i+1, len(ops), op, err)
+		}
+	}
+	return nil
+}
+
+func (h *Handle) apply(op lb.Op) error {
+	s, err := toService(op.Service)
+	if err != nil {
+		return err
+	}
+	switch op.Kind {
+	case lb.AddService:
+		return h.h.NewService(s)
+	case lb.UpdateService:
+		return h.h.UpdateService(s)
+	case lb.DelService:
+		return h.h.DelService(s)
+	}
+	d, err := toDest(op.Service.Key.Family, op.Dest)
+	if err != nil {
+		return err
+	}
+	switch op.Kind {
+	case lb.AddDest:
+		return h.h.NewDestination(s, d)
+	case lb.UpdateDest:
+		return h.h.UpdateDestination(s, d)
+	case lb.DelDest:
+		return h.h.DelDestination(s, d)
+	}
+	return fmt.Errorf("unknown op kind %d", op.Kind)
+}
+
+func afOf(f lb.Family) (uint16, error) {
+	switch f {
+	case lb.IPv4:
+		return syscall.AF_INET, nil
+	case lb.IPv6:
+		return syscall.AF_INET6, nil
+	}
+	return 0, fmt.Errorf("address family %d is neither IPv4 nor IPv6", f)
+}
+
+func toService(s lb.Service) (*ipvs.Service, error) {
+	s = s.Normal()
+	af, err := afOf(s.Key.Family)
+	if err != nil {
+		return nil, err
+	}
+	ks := &ipvs.Service{
+		AddressFamily: af,
+		Protocol:      uint16(s.Key.Protocol),
+		Port:          s.Key.Port,
+		FWMark:        s.Key.FWMark,
+		SchedName:     s.Scheduler,
+		Flags:         s.SchedFlags & svcSchedMask,
+	}
+	if s.Key.FWMark == 0 {
+		ks.Address = net.IP(s.Key.Addr.AsSlice())
+	}
+	if s.OnePacket {
+		ks.Flags |= svcOnePacket
+	}
+	mask := 0 // the full length unless persistent with a coarser mask
+	if s.Persistence > 0 {
+		ks.Flags |= svcPersistent
+		ks.Timeout = uint32(s.Persistence / time.Second)
+		mask = s.PersistenceMask
+	}
+	if s.Key.Family == lb.IPv6 {
+		// The kernel wants a prefix length (1..128) for IPv6.
+		if mask == 0 {
+			mask = 128
+		}
+		ks.Netmask = uint32(mask)
+	} else {
+		if mask == 0 {
+			mask = 32
+		}
+		// The kernel reads a big-endian mask; moby/ipvs writes the value
+		// in native byte order, so hand it the mask's bytes as native.
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], ^uint32(0)<<(32-mask))
+		ks.Netmask = binary.NativeEndian.Uint32(b[:])
+	}
+	return ks, nil
+}
+
+func fromService(ks *ipvs.Service) (lb.Service, error) {
+	var s lb.Service
+	switch ks.AddressFamily {
+	case syscall.AF_INET:
+		s.Key.Family = lb.IPv4
+	case syscall.AF_INET6:
+		s.Key.Family = lb.IPv6
+	default:
+		return s, fmt.Errorf("ipvsnet: dumped service with address family %d", ks.AddressFamily)
+	}
+	s.Key.FWMark = ks.FWMark
+	if ks.FWMark == 0 {
+		a, ok := netip.AddrFromSlice(ks.Address)
+		if !ok {
+			return s, fmt.Errorf("ipvsnet: dumped service with address %v", ks.Address)
+		}
+		s.Key.Addr, s.Key.Protocol, s.Key.Port = a.Unmap(), lb.Protocol(ks.Protocol), ks.Port
+	}
+	s.Scheduler = ks.SchedName
+	s.SchedFlags = ks.Flags & svcSchedMask
+	s.OnePacket = ks.Flags&svcOnePacket != 0
+	if ks.Flags&svcPersistent != 0 {
+		s.Persistence = time.Duration(ks.Timeout) * time.Second
+		if s.Key.Family == lb.IPv6 {
+			s.PersistenceMask = int(ks.Netmask)
+		} else {
+			var b [4]byte
+			binary.NativeEndian.PutUint32(b[:], ks.Netmask)
+			s.PersistenceMask = bits.LeadingZeros32(^binary.BigEndian.Uint32(b[:]))
+		}
+	}
+	return s.Normal(), nil
+}
+
+// kernelForward maps forwarding methods to the kernel's IP_VS_CONN_F_*.
+var kernelForward = map[lb.Forward]uint32{
+	lb.NAT:    ipvs.ConnectionFlagMasq,
+	lb.DR:     ipvs.ConnectionFlagDirectRoute,
+	lb.Tunnel: ipvs.ConnectionFlagTunnel,
+	lb.Local:  ipvs.ConnectionFlagLocalNode,
+}
+
+func toDest(fam lb.Family, d lb.Dest) (*ipvs.Destination, error) {
+	d = d.Normal()
+	if d.Weight > maxWeight {
+		return nil, fmt.Errorf("weight %d of %s above %d", d.Weight, netip.AddrPortFrom(d.Addr, d.Port), maxWeight)
+	}
+	af, err := afOf(fam)
+	if err != nil {
+		return nil, err
+	}
+	kd := &ipvs.Destination{
+		Address:        net.IP(d.Addr.AsSlice()),
+		Port:           d.Port,
+		Weight:         d.Weight,
+		AddressFamily:  af,
+		UpperThreshold: d.Upper,
+		LowerThreshold: d.Lower,
+	}
+	f, ok := kernelForward[d.Forward]
+	if !ok {
+		return nil, fmt.Errorf("forwarding method %s of %s", d.Forward, netip.AddrPortFrom(d.Addr, d.Port))
+	}
+	kd.ConnectionFlags = f
+	return kd, nil
+}
+
+func fromDest(kd *ipvs.Destination) (lb.Dest, error) {
+	a, ok := netip.AddrFromSlice(kd.Address)
+	if !ok {
+		return lb.Dest{}, fmt.Errorf("address %v", kd.Address)
+	}
+	d := lb.Dest{Addr: a.Unmap(), Port: kd.Port, Weight: kd.Weight, Upper: kd.UpperThreshold, Lower: kd.LowerThreshold}
+	for f, k := range kernelForward {
+		if k == kd.ConnectionFlags&ipvs.ConnectionFlagFwdMask {
+			d.Forward = f
+		}
+	}
+	return d, nil
+}
+
+// Info returns the kernel's IPVS version and connection table size, as
+// the header of /proc/net/ip_vs (and ipvsadm -L) shows them.
+func Info() (version string, size int, err error) {
+	b, err := os.ReadFile("/proc/net/ip_vs")
+	if err != nil {
+		return "", 0, fmt.Errorf("ipvsnet: read IPVS version: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return parseInfo(line)
+}
+
+// parseInfo reads "IP Virtual Server version 1.2.1 (size=4096)".
+func parseInfo(line string) (version string, size int, err error) {
+	var v, sz string
+	if f := strings.Fields(line); len(f) == 6 {
+		v, sz = f[4], strings.TrimSuffix(strings.TrimPrefix(f[5], "(size="), ")")
+	}
+	n, err := strconv.Atoi(sz)
+	if v == "" || err != nil {
+		return "", 0, fmt.Errorf("ipvsnet: unexpected /proc/net/ip_vs header %q", line)
+	}
+	return v, n, nil
+}

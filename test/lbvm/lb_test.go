@@ -1,0 +1,287 @@
+package lbvm
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"vigil/lb"
+	"vigil/lb/ipvsnet"
+)
+
+// richTable covers what the applier must round-trip: every forwarding
+// method, persistence with a coarser mask, one-packet scheduling,
+// scheduler flags, thresholds, SCTP, IPv6 and firewall marks of both
+// families.
+func richTable() lb.Table {
+	dns := lb.Service{Key: lb.ServiceKey{Protocol: lb.UDP, Addr: mustAddr("192.0.2.53"), Port: 53}, Scheduler: "sh",
+		SchedFlags: lb.SchedFlag1 | lb.SchedFlag2, OnePacket: true}
+	pers := tcp("192.0.2.101", 443, "rr")
+	pers.Persistence, pers.PersistenceMask = 300*time.Second, 24
+	fwm4 := lb.Service{Key: lb.ServiceKey{Family: lb.IPv4, FWMark: 10}, Scheduler: "wlc", Persistence: time.Minute}
+	fwm6 := lb.Service{Key: lb.ServiceKey{Family: lb.IPv6, FWMark: 11}, Scheduler: "mh", SchedFlags: lb.SchedFlag2,
+		Persistence: 30 * time.Second, PersistenceMask: 64}
+	sctp := lb.Service{Key: lb.ServiceKey{Protocol: lb.SCTP, Addr: mustAddr("192.0.2.102"), Port: 9000}, Scheduler: "rr"}
+	thr := dst("198.51.100.11", 8080, lb.NAT, 1)
+	thr.Upper, thr.Lower = 100, 10
+	return table(
+		entry(tcp("192.0.2.100", 80, "wrr"), thr, dst("198.51.100.12", 8080, lb.NAT, 2), dst("198.51.100.13", 8080, lb.NAT, 3)),
+		entry(dns, dst("198.51.100.21", 53, lb.NAT, 1), dst("198.51.100.22", 53, lb.NAT, 1)),
+		entry(pers, dst("198.51.100.31", 443, lb.DR, 1), dst("198.51.100.32", 443, lb.Tunnel, 1)),
+		entry(fwm4, dst("198.51.100.41", 0, lb.DR, 1)),
+		entry(tcp("2001:db8::100", 80, "lc"), dst("2001:db8::11", 8080, lb.NAT, 1), dst("2001:db8::12", 80, lb.DR, 5)),
+		entry(fwm6, dst("2001:db8::21", 0, lb.Tunnel, 1)),
+		entry(sctp, dst("198.51.100.51", 9000, lb.NAT, 1)),
+	).Normal()
+}
+
+func TestAvailable(t *testing.T) {
+	inVM(t)
+	if err := ipvsnet.Available(); err != nil {
+		t.Fatalf("Available on the VM kernel: %v", err)
+	}
+	v, size, err := ipvsnet.Info()
+	if err != nil || v == "" || size <= 0 {
+		t.Fatalf("Info = %q, %d, %v", v, size, err)
+	}
+	t.Logf("IPVS version %s, table size %d", v, size)
+}
+
+// TestReconcileRoundTrip applies a table from cold, reads it back, and
+// converges: a second reconcile does nothing; a foreign service survives.
+func TestReconcileRoundTrip(t *testing.T) {
+	inVM(t)
+	h := director(t, "vigil-lb-rt")
+	foreign := table(entry(tcp("203.0.113.1", 22, "rr"), dst("203.0.113.2", 22, lb.NAT, 1)))
+	if err := h.Apply(lb.Diff(foreign, lb.Table{}, nil)); err != nil {
+		t.Fatal(err)
+	}
+	desired := richTable()
+	managed := keysOf(desired)
+	ops := reconcile(t, h, desired, managed)
+	for _, o := range ops {
+		if _, ok := foreign[o.Service.Key]; ok {
+			t.Errorf("op on the foreign service: %s", o)
+		}
+	}
+	all := desired.Clone()
+	for k, e := range foreign {
+		all[k] = e
+	}
+	checkDump(t, h, "after cold apply", all)
+	if again := reconcile(t, h, desired, managed); len(again) != 0 {
+		t.Fatalf("second reconcile not empty:\n%s", opsString(again))
+	}
+
+	// Removal of all of vigil's services leaves the foreign one as it was.
+	ops = reconcile(t, h, lb.Table{}, managed)
+	if len(ops) != len(desired) {
+		t.Errorf("removal took %d ops, want %d (one per service):\n%s", len(ops), len(desired), opsString(ops))
+	}
+	checkDump(t, h, "after removing all", foreign)
+}
+
+// health is a settable lb.Health: real servers by "vs addr:port".
+type health map[string]bool
+
+func (h health) RealServer(vs string, rs lb.DestKey) (bool, int, bool) {
+	return !h[vs+" "+netip.AddrPortFrom(rs.Addr, rs.Port).String()], 0, false
+}
+
+// TestReconcileChanges drives the kernel through lb.Desired as the node
+// will: one real server's change is one op and leaves every other entry
+// as it was; inhibit drains, quorum loss brings the sorry server, service
+// and forwarding changes are updates in place.
+func TestReconcileChanges(t *testing.T) {
+	inVM(t)
+	h := director(t, "vigil-lb-ch")
+	web := tcp("192.0.2.100", 80, "wrr")
+	rs := func(a string, w int, inhibit bool) lb.RealServer {
+		return lb.RealServer{Dest: dst(a, 8080, lb.NAT, w), Inhibit: inhibit}
+	}
+	vss := []lb.VirtualServer{
+		{Name: "web", Service: web, Quorum: 2, Sorry: &lb.Dest{Addr: mustAddr("203.0.113.9"), Port: 80, Forward: lb.NAT, Weight: 1},
+			Reals: []lb.RealServer{rs("198.51.100.11", 1, false), rs("198.51.100.12", 2, true), rs("198.51.100.13", 3, false)}},
+	}
+	// Keys compare in normal form (the family filled in), as Desired
+	// returns them. The rest of the rich table rides along as configured services with
+	// healthy real servers, to show a change elsewhere leaves them alone.
+	for k, e := range richTable() {
+		if k == web.Key.Normal() {
+			continue
+		}
+		vs := lb.VirtualServer{Name: k.String(), Service: e.Service}
+		for _, d := range e.SortedDests() {
+			vs.Reals = append(vs.Reals, lb.RealServer{Dest: d})
+		}
+		vss = append(vss, vs)
+	}
+	hl := health{}
+	var q lb.QuorumState
+	var everything lb.Table
+	step := func(name string, wantOps string) lb.Table {
+		t.Helper()
+		var want lb.Table
+		want, q = lb.Desired(vss, hl, q)
+		if everything == nil {
+			everything = want
+		}
+		before := dump(t, h)
+		ops := reconcile(t, h, want, keysOf(want, everything))
+		if wantOps != "*" && opsString(ops) != wantOps {
+			t.Fatalf("%s: ops:\n%s\nwant:\n%s", name, opsString(ops), wantOps)
+		}
+		after := checkDump(t, h, name, want)
+		// Every entry the ops did not name is as it was before.
+		touched := map[lb.ServiceKey]map[lb.DestKey]bool{}
+		for _, o := range ops {
+			if touched[o.Service.Key] == nil {
+				touched[o.Service.Key] = map[lb.DestKey]bool{}
+			}
+			touched[o.Service.Key][o.Dest.Key()] = true
+		}
+		for k, e := range before {
+			if touched[k] == nil && !(lb.Table{k: e}).Equal(lb.Table{k: after[k]}) {
+				t.Errorf("%s: untouched service %v changed", name, k)
+			}
+		}
+		return after
+	}
+	step("cold", "*")
+	hl["web 198.51.100.12:8080"] = true
+	step("inhibited RS down", "update-dest tcp 192.0.2.100:80 -> 198.51.100.12:8080 nat weight 0")
+	hl["web 198.51.100.11:8080"] = true
+	step("plain RS down", "del-dest tcp 192.0.2.100:80 -> 198.51.100.11:8080")
+	hl["web 198.51.100.13:8080"] = true
+	step("quorum lost: sorry server in", `add-dest tcp 192.0.2.100:80 -> 203.0.113.9:80 nat weight 1
+del-dest tcp 192.0.2.100:80 -> 198.51.100.13:8080`)
+	delete(hl, "web 198.51.100.11:8080")
+	delete(hl, "web 198.51.100.12:8080")
+	delete(hl, "web 198.51.100.13:8080")
+	step("quorum back: sorry server out", `add-dest tcp 192.0.2.100:80 -> 198.51.100.11:8080 nat weight 1
+add-dest tcp 192.0.2.100:80 -> 198.51.100.13:8080 nat weight 3
+update-dest tcp 192.0.2.100:80 -> 198.51.100.12:8080 nat weight 2
+del-dest tcp 192.0.2.100:80 -> 203.0.113.9:80`)
+	vss[0].Reals[2].Weight = 7
+	step("one weight", "update-dest tcp 192.0.2.100:80 -> 198.51.100.13:8080 nat weight 7")
+	vss[0].Reals[0].Forward = lb.DR
+	step("forwarding method", "update-dest tcp 192.0.2.100:80 -> 198.51.100.11:8080 dr weight 1")
+	vss[0].Service.Scheduler, vss[0].Service.Persistence, vss[0].Service.PersistenceMask = "sed", 600*time.Second, 16
+	step("service settings", "update-service tcp 192.0.2.100:80 sed persistent 10m0s/16")
+	vss[0].Service.Persistence = 0
+	vss[0].Service.OnePacket = false
+	step("persistence off", "update-service tcp 192.0.2.100:80 sed")
+	vss = nil
+	step("remove all", "*")
+	checkDump(t, h, "at the end", lb.Table{})
+}
+
+// TestSchedulers creates a service with each scheduler the kernel has.
+func TestSchedulers(t *testing.T) {
+	inVM(t)
+	h := director(t, "vigil-lb-sched")
+	for _, s := range []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"} {
+		t.Run(s, func(t *testing.T) {
+			if _, err := os.Stat("/sys/module/ip_vs_" + s); err != nil {
+				if out, err := exec.Command("modprobe", "ip_vs_"+s).CombinedOutput(); err != nil {
+					t.Skipf("kernel has no scheduler %s (modprobe ip_vs_%s: %v %s)", s, s, err, out)
+				}
+			}
+			svc := tcp("192.0.2.100", 80, s)
+			if s == "sh" || s == "mh" {
+				svc.SchedFlags = lb.SchedFlag1
+			}
+			want := table(entry(svc, dst("198.51.100.11", 80, lb.NAT, 1), dst("198.51.100.12", 80, lb.DR, 2)))
+			reconcile(t, h, want, keysOf(want))
+			checkDump(t, h, "with scheduler "+s, want)
+			reconcile(t, h, lb.Table{}, keysOf(want))
+			checkDump(t, h, "after removal", lb.Table{})
+		})
+	}
+}
+
+// TestApplyStopsAtFirstError: a refused op stops Apply with an error that
+// names it; later ops are not executed.
+func TestApplyStopsAtFirstError(t *testing.T) {
+	inVM(t)
+	h := director(t, "vigil-lb-err")
+	good := tcp("192.0.2.100", 80, "rr")
+	bad := tcp("192.0.2.101", 80, "nosuchsched")
+	ops := []lb.Op{
+		{Kind: lb.AddService, Service: good},
+		{Kind: lb.AddService, Service: bad},
+		{Kind: lb.AddDest, Service: good, Dest: dst("198.51.100.11", 80, lb.NAT, 1)},
+	}
+	err := h.Apply(ops)
+	if err == nil || !strings.Contains(err.Error(), "op 2 of 3 (add-service tcp 192.0.2.101:80 nosuchsched)") {
+		t.Fatalf("Apply error = %v, want one naming op 2", err)
+	}
+	if !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("error does not wrap the kernel's ENOENT: %v", err)
+	}
+	checkDump(t, h, "after the failed op", table(entry(good)))
+	err = h.Apply([]lb.Op{{Kind: lb.UpdateDest, Service: good, Dest: dst("198.51.100.99", 80, lb.NAT, 1)}})
+	if err == nil || !strings.Contains(err.Error(), "update-dest") {
+		t.Fatalf("update of a missing dest: %v", err)
+	}
+	err = h.Apply([]lb.Op{{Kind: lb.AddDest, Service: good, Dest: dst("198.51.100.11", 80, lb.NAT, 70000)}})
+	if err == nil || !strings.Contains(err.Error(), "above 65535") {
+		t.Fatalf("weight 70000: %v", err)
+	}
+}
+
+// TestRenderMatchesIpvsadm compares Render with the real ipvsadm on the
+// same kernel table, in every list format, byte for byte.
+func TestRenderMatchesIpvsadm(t *testing.T) {
+	inVM(t)
+	ipvsadm := os.Getenv("VIGIL_IPVSADM")
+	if ipvsadm == "" {
+		t.Skip("VIGIL_IPVSADM (the guest path of ipvsadm) is not set; the host launcher copies it in")
+	}
+	const ns = "vigil-lb-render"
+	h := director(t, ns)
+	desired := richTable()
+	reconcile(t, h, desired, keysOf(desired))
+	version, size, err := ipvsnet.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct {
+		name   string
+		format lb.RenderFormat
+		args   []string
+	}{
+		{"list", lb.FormatList, nil},
+		{"stats", lb.FormatStats, []string{"--stats"}},
+		{"rate", lb.FormatRate, []string{"--rate"}},
+		{"thresholds", lb.FormatThresholds, []string{"--thresholds"}},
+	} {
+		t.Run(f.name, func(t *testing.T) {
+			args := append([]string{ipCmd, "netns", "exec", ns, ipvsadm, "-Ln", "--sort"}, f.args...)
+			want := run(t, args...)
+			tab, st, err := h.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			if err := lb.Render(&b, tab, lb.RenderOptions{Format: f.format, Version: version, Size: size, Stats: st}); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.String(); got != want {
+				t.Errorf("Render differs from %s:\n--- ipvsadm\n%s--- Render\n%s", strings.Join(args[4:], " "), want, got)
+				gl, wl := strings.Split(got, "\n"), strings.Split(want, "\n")
+				for i := range min(len(gl), len(wl)) {
+					if gl[i] != wl[i] {
+						t.Errorf("first difference, line %d:\n ipvsadm %q\n Render  %q", i+1, wl[i], gl[i])
+						break
+					}
+				}
+			}
+		})
+	}
+}
