@@ -1,0 +1,428 @@
+package check
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// probeOnce normalizes s and runs one probe with its timeout.
+func probeOnce(t *testing.T, s Spec) outcome {
+	t.Helper()
+	n, err := s.Normalize()
+	if err != nil {
+		t.Fatalf("normalize %+v: %v", s, err)
+	}
+	p, err := newProber(n)
+	if err != nil {
+		t.Fatalf("prober: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.Timeout)
+	defer cancel()
+	return p.probe(ctx)
+}
+
+func expect(t *testing.T, name string, o outcome, want Result, detail string) {
+	t.Helper()
+	if o.result != want || !strings.Contains(o.detail, detail) {
+		t.Errorf("%s: %v %q, want %v containing %q", name, o.result, o.detail, want, detail)
+	}
+}
+
+func addrPort(t *testing.T, a net.Addr) netip.AddrPort {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ap
+}
+
+// closedPort returns a loopback port nothing listens on (for network).
+func closedPort(t *testing.T, network string) netip.AddrPort {
+	t.Helper()
+	var a net.Addr
+	if network == "tcp" {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a = l.Addr()
+		l.Close()
+	} else {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a = c.LocalAddr()
+		c.Close()
+	}
+	return addrPort(t, a)
+}
+
+// Timeouts in these tests are generous (seconds) because they bound
+// loopback round trips that take microseconds: only a broken prober comes
+// near them, even on a loaded 2-core machine.
+const probeTimeout = 3 * time.Second
+
+func TestTCP(t *testing.T) {
+	for _, network := range []string{"127.0.0.1:0", "[::1]:0"} {
+		l, err := net.Listen("tcp", network)
+		if err != nil {
+			t.Logf("%s: %v (skipped)", network, err)
+			continue
+		}
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		expect(t, "listening "+network, probeOnce(t, Spec{Type: TCP, Target: addrPort(t, l.Addr()), Timeout: probeTimeout, Interval: probeTimeout}), Success, "connected")
+	}
+	expect(t, "closed", probeOnce(t, Spec{Type: TCP, Target: closedPort(t, "tcp"), Timeout: probeTimeout, Interval: probeTimeout}), Failure, "refused")
+}
+
+func TestHTTP(t *testing.T) {
+	var mu sync.Mutex
+	var hosts []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hosts = append(hosts, r.Host)
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/ok":
+			fmt.Fprint(w, "healthy")
+		case "/moved":
+			http.Redirect(w, r, "/ok", http.StatusFound)
+		case "/slow":
+			time.Sleep(2 * time.Second)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	target := addrPort(t, srv.Listener.Addr())
+	md5ok := md5.Sum([]byte("healthy"))
+	sha := sha256.Sum256([]byte("healthy"))
+	base := Spec{Type: HTTP, Target: target, Timeout: probeTimeout, Interval: probeTimeout}
+	with := func(f func(*Spec)) Spec { s := base; f(&s); return s }
+	tests := []struct {
+		name   string
+		spec   Spec
+		want   Result
+		detail string
+	}{
+		{"ok", with(func(s *Spec) { s.Path = "/ok" }), Success, "status 200"},
+		{"404 default range", with(func(s *Spec) { s.Path = "/missing" }), Failure, "status 404 not in [200-299]"},
+		{"404 accepted", with(func(s *Spec) { s.Path = "/missing"; s.Status = []StatusRange{{404, 404}} }), Success, "status 404"},
+		{"redirect not followed", with(func(s *Spec) { s.Path = "/moved" }), Failure, "status 302"},
+		{"redirect accepted", with(func(s *Spec) { s.Path = "/moved"; s.Status = []StatusRange{{300, 399}} }), Success, "status 302"},
+		{"md5 digest", with(func(s *Spec) { s.Path = "/ok"; s.Digest = hex.EncodeToString(md5ok[:]) }), Success, "digest matches"},
+		{"sha256 digest", with(func(s *Spec) { s.Path = "/ok"; s.Digest = hex.EncodeToString(sha[:]) }), Success, "digest matches"},
+		{"wrong digest", with(func(s *Spec) { s.Path = "/ok"; s.Digest = strings.Repeat("0", 32) }), Failure, "body digest " + hex.EncodeToString(md5ok[:])},
+		{"timeout", with(func(s *Spec) { s.Path = "/slow"; s.Timeout = 200 * time.Millisecond }), Timeout, "timeout"},
+		{"vhost", with(func(s *Spec) { s.Path = "/ok"; s.Host = "www.example.org" }), Success, "status 200"},
+		{"refused", Spec{Type: HTTP, Target: closedPort(t, "tcp"), Timeout: probeTimeout, Interval: probeTimeout}, Failure, "refused"},
+	}
+	for _, tt := range tests {
+		expect(t, tt.name, probeOnce(t, tt.spec), tt.want, tt.detail)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(strings.Join(hosts, " "), "www.example.org") {
+		t.Errorf("virtual host never sent; hosts seen %v", hosts)
+	}
+}
+
+func TestHTTPS(t *testing.T) {
+	var mu sync.Mutex
+	var sni []string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	srv.TLS = &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		mu.Lock()
+		sni = append(sni, h.ServerName)
+		mu.Unlock()
+		return nil, nil
+	}}
+	srv.StartTLS()
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target := addrPort(t, srv.Listener.Addr())
+	lastSNI := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return sni[len(sni)-1]
+	}
+	base := Spec{Type: HTTPS, Target: target, Timeout: probeTimeout, Interval: probeTimeout}
+	with := func(f func(*Spec)) Spec { s := base; f(&s); return s }
+	// httptest's certificate names example.com, 127.0.0.1 and ::1.
+	tests := []struct {
+		name   string
+		spec   Spec
+		want   Result
+		detail string
+		sni    string
+	}{
+		{"no verify", base, Success, "status 200", ""},
+		{"no verify, sni", with(func(s *Spec) { s.SNI = "anything.test" }), Success, "status 200", "anything.test"},
+		{"sni from vhost", with(func(s *Spec) { s.Host = "example.com" }), Success, "status 200", "example.com"},
+		{"verify, unknown CA", with(func(s *Spec) { s.TLSVerify = true }), Failure, "certificate", ""},
+		{"verify, CA, IP name", with(func(s *Spec) { s.TLSVerify = true; s.CAFile = ca }), Success, "status 200", ""},
+		{"verify, CA, sni", with(func(s *Spec) { s.TLSVerify = true; s.CAFile = ca; s.SNI = "example.com" }), Success, "status 200", "example.com"},
+		{"verify, CA, wrong name", with(func(s *Spec) { s.TLSVerify = true; s.CAFile = ca; s.SNI = "wrong.test" }), Failure, "wrong.test", "wrong.test"},
+	}
+	for _, tt := range tests {
+		expect(t, tt.name, probeOnce(t, tt.spec), tt.want, tt.detail)
+		if got := lastSNI(); got != tt.sni {
+			t.Errorf("%s: server saw SNI %q, want %q", tt.name, got, tt.sni)
+		}
+	}
+}
+
+func TestUDP(t *testing.T) {
+	echo, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := echo.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if string(buf[:n]) != "quiet" {
+				_, _ = echo.WriteTo(buf[:n], from)
+			}
+		}
+	}()
+	target := addrPort(t, echo.LocalAddr())
+	closed := closedPort(t, "udp")
+	// The silent cases wait for the whole timeout (no reply, no error is
+	// how UDP_CHECK succeeds), so it is short here; a loopback ICMP error
+	// or echo arrives in microseconds.
+	const short = 300 * time.Millisecond
+	tests := []struct {
+		name   string
+		spec   Spec
+		want   Result
+		detail string
+	}{
+		{"echo", Spec{Type: UDP, Target: target, Payload: "ping", RequireReply: true, Timeout: probeTimeout, Interval: probeTimeout}, Success, "reply of 4 bytes"},
+		{"silent, reply required", Spec{Type: UDP, Target: target, Payload: "quiet", RequireReply: true, Timeout: short, Interval: probeTimeout}, Timeout, "timeout"},
+		{"silent, no reply needed", Spec{Type: UDP, Target: target, Payload: "quiet", Timeout: short, Interval: probeTimeout}, Success, "no ICMP error"},
+		{"port unreachable", Spec{Type: UDP, Target: closed, Payload: "x", Timeout: probeTimeout, Interval: probeTimeout}, Failure, "ICMP port unreachable"},
+		{"port unreachable, reply required", Spec{Type: UDP, Target: closed, Payload: "x", RequireReply: true, Timeout: probeTimeout, Interval: probeTimeout}, Failure, "ICMP port unreachable"},
+	}
+	for _, tt := range tests {
+		expect(t, tt.name, probeOnce(t, tt.spec), tt.want, tt.detail)
+	}
+}
+
+func TestDNS(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := dns.NewServeMux()
+	mux.HandleFunc(".", func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := r.Question[0]
+		switch {
+		case q.Name == "." && q.Qtype == dns.TypeSOA:
+			rr, _ := dns.NewRR(". 60 IN SOA ns.example. admin.example. 1 60 60 60 60")
+			m.Answer = append(m.Answer, rr)
+		case q.Name == "www.example.":
+			if q.Qtype == dns.TypeA {
+				rr, _ := dns.NewRR("www.example. 60 IN A 192.0.2.1")
+				m.Answer = append(m.Answer, rr)
+			}
+		case q.Name == "broken.example.":
+			m.Rcode = dns.RcodeServerFailure
+		case q.Name == "silent.example.":
+			return
+		default:
+			m.Rcode = dns.RcodeNameError
+		}
+		_ = w.WriteMsg(m)
+	})
+	started := make(chan struct{})
+	srv := &dns.Server{PacketConn: pc, Handler: mux, NotifyStartedFunc: func() { close(started) }}
+	go func() { _ = srv.ActivateAndServe() }()
+	defer srv.Shutdown()
+	<-started
+	target := addrPort(t, pc.LocalAddr())
+	spec := func(qt, qn string) Spec {
+		return Spec{Type: DNS, Target: target, QType: qt, QName: qn, Timeout: probeTimeout, Interval: probeTimeout}
+	}
+	silent := spec("A", "silent.example")
+	silent.Timeout = 300 * time.Millisecond
+	tests := []struct {
+		name   string
+		spec   Spec
+		want   Result
+		detail string
+	}{
+		{"default SOA .", spec("", ""), Success, "dns SOA .: 1 answers"},
+		{"A", spec("a", "www.example"), Success, "dns A www.example."},
+		{"no AAAA", spec("AAAA", "www.example"), Failure, "no AAAA answer"},
+		{"nxdomain", spec("A", "nope.example"), Failure, "rcode NXDOMAIN"},
+		{"servfail", spec("A", "broken.example"), Failure, "rcode SERVFAIL"},
+		{"no answer", silent, Timeout, "timeout"},
+	}
+	for _, tt := range tests {
+		expect(t, tt.name, probeOnce(t, tt.spec), tt.want, tt.detail)
+	}
+}
+
+func TestPing(t *testing.T) {
+	for _, a := range []string{"127.0.0.1", "::1"} {
+		s := Spec{Type: Ping, Target: netip.AddrPortFrom(netip.MustParseAddr(a), 0), Timeout: probeTimeout, Interval: probeTimeout}
+		o := probeOnce(t, s)
+		if o.result == Error && a == "::1" {
+			t.Logf("ping ::1: %s (no IPv6 loopback here?)", o.detail)
+			continue
+		}
+		if o.result == Error && strings.Contains(o.detail, "permitted") {
+			t.Skipf("ping %s: %s (needs root or net.ipv4.ping_group_range)", a, o.detail)
+		}
+		expect(t, "ping "+a, o, Success, "echo reply")
+	}
+}
+
+// script writes an executable shell script and returns its path.
+func script(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "check.sh")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestExec(t *testing.T) {
+	tests := []struct {
+		body    string
+		dynamic bool
+		want    Result
+		weight  int
+		set     bool
+	}{
+		{"exit 0", false, Success, 0, false},
+		{"exit 1", false, Failure, 0, false},
+		{"exit 7", false, Failure, 0, false},
+		{"exit 0", true, Success, 0, false},
+		{"exit 1", true, Failure, 0, false},
+		{"exit 2", true, Success, 0, true},
+		{"exit 42", true, Success, 40, true},
+		{"exit 255", true, Success, 253, true},
+		{"kill -KILL $$", true, Failure, 0, false},
+	}
+	for _, tt := range tests {
+		o := probeOnce(t, Spec{Type: Exec, Argv: []string{script(t, tt.body)}, Dynamic: tt.dynamic, Timeout: probeTimeout, Interval: probeTimeout})
+		if o.result != tt.want || o.weight != tt.weight || o.setWeight != tt.set {
+			t.Errorf("%q dynamic=%v: %v weight %d set %v (%s), want %v %d %v", tt.body, tt.dynamic, o.result, o.weight, o.setWeight, o.detail, tt.want, tt.weight, tt.set)
+		}
+	}
+	o := probeOnce(t, Spec{Type: Exec, Argv: []string{"/nonexistent/check"}, Timeout: probeTimeout, Interval: probeTimeout})
+	expect(t, "missing program", o, Error, "no such file")
+}
+
+func TestExecTimeoutKillsGroup(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	// The script leaves a grandchild in its process group, then hangs.
+	p := script(t, "sleep 60 & echo $! > "+pidFile+"; exec sleep 60")
+	start := time.Now()
+	o := probeOnce(t, Spec{Type: Exec, Argv: []string{p}, Dynamic: true, Timeout: 300 * time.Millisecond, Interval: time.Second})
+	expect(t, "timeout", o, Timeout, "timeout after 300ms, process group killed")
+	if o.setWeight {
+		t.Error("a killed script set a weight")
+	}
+	// Bound is loose: the kill is immediate; only a missed kill waits 60 s.
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("probe took %v", took)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The orphan is reaped by init (or a subreaper) some time after the
+	// kill; wait for it generously.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := syscall.Kill(pid, 0)
+		st, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if errors.Is(err, syscall.ESRCH) || strings.Contains(string(st), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("grandchild %d still alive after the timeout", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state")
+	tests := []struct {
+		content string // "-" = no file
+		weight  int
+		dynamic bool
+		want    Result
+		w       int
+		set     bool
+	}{
+		{"-", 0, false, Failure, 0, false},
+		{"", 0, false, Success, 0, false},
+		{"0\n", 0, false, Success, 0, false},
+		{"1\n", 0, false, Failure, 0, false},
+		{" 5 \nignored", 2, true, Success, 10, true},
+		{"-3", 1, true, Failure, 0, false},
+		{"abc", 1, false, Failure, 0, false},
+	}
+	for _, tt := range tests {
+		_ = os.Remove(p)
+		if tt.content != "-" {
+			if err := os.WriteFile(p, []byte(tt.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o := probeOnce(t, Spec{Type: File, FilePath: p, Weight: tt.weight, Dynamic: tt.dynamic})
+		if o.result != tt.want || o.weight != tt.w || o.setWeight != tt.set {
+			t.Errorf("file %q weight %d dynamic %v: %v %d %v (%s), want %v %d %v", tt.content, tt.weight, tt.dynamic, o.result, o.weight, o.setWeight, o.detail, tt.want, tt.w, tt.set)
+		}
+	}
+}
