@@ -92,15 +92,7 @@ func TestTCP(t *testing.T) {
 			continue
 		}
 		defer l.Close()
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		go acceptClose(l, nil)
 		expect(t, "listening "+network, probeOnce(t, Spec{Type: TCP, Target: addrPort(t, l.Addr()), Timeout: probeTimeout, Interval: probeTimeout}), Success, "connected")
 	}
 	expect(t, "closed", probeOnce(t, Spec{Type: TCP, Target: closedPort(t, "tcp"), Timeout: probeTimeout, Interval: probeTimeout}), Failure, "refused")

@@ -87,6 +87,8 @@ type Scheduler struct {
 	kick    chan struct{}
 	changes chan struct{}
 	jobs    chan *probe
+	// newProber builds probers; tests replace it.
+	newProber func(Spec) (prober, error)
 
 	mu     sync.Mutex
 	probes map[Key]*probe
@@ -125,15 +127,16 @@ func New(cfg Config) *Scheduler {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Scheduler{
-		cfg:     cfg,
-		log:     log,
-		kick:    make(chan struct{}, 1),
-		changes: make(chan struct{}, 1),
-		jobs:    make(chan *probe, cfg.Workers*4),
-		probes:  map[Key]*probe{},
-		checks:  map[ID]Check{},
-		keys:    map[ID]Key{},
-		owners:  map[Owner][]ID{},
+		cfg:       cfg,
+		log:       log,
+		kick:      make(chan struct{}, 1),
+		changes:   make(chan struct{}, 1),
+		jobs:      make(chan *probe, cfg.Workers*4),
+		newProber: newProber,
+		probes:    map[Key]*probe{},
+		checks:    map[ID]Check{},
+		keys:      map[ID]Key{},
+		owners:    map[Owner][]ID{},
 	}
 }
 
@@ -184,7 +187,7 @@ func (s *Scheduler) Set(checks map[ID]Check) error {
 		if _, ok := s.probes[k]; ok || fresh[k] != nil {
 			continue
 		}
-		pr, err := newProber(norm[id].Spec)
+		pr, err := s.newProber(norm[id].Spec)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("check %q: %w", id, err))
 			continue
