@@ -64,8 +64,8 @@ func (f ObserverFunc) Probed(t Type, r Result, took time.Duration) { f(t, r, too
 
 // Config configures a [Scheduler].
 type Config struct {
-	// Workers bounds the probes in flight (default 128). A due probe that
-	// finds every worker busy and the queue full skips its tick.
+	// Workers bounds the probes in flight (default 128). Due probes that
+	// find every worker busy wait; ticks missed while waiting are skipped.
 	Workers int
 	// Log receives state changes at info/warn and probe results at debug
 	// (default discard).
@@ -247,7 +247,8 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 }
 
 // Run schedules the checks until ctx ends, then waits for the probes in
-// flight (they are cancelled through ctx) and returns nil.
+// flight and returns nil. Probes are cancelled through ctx, except a TCP
+// connect in progress, which ends within its Timeout.
 func (s *Scheduler) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for range s.cfg.Workers {
@@ -273,6 +274,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 }
 
 // dispatch queues every due probe and returns how long until the next.
+// When the queue is full (every worker busy), due probes wait in the heap
+// and dispatch retries shortly; ticks they miss meanwhile are skipped, so
+// an overloaded scheduler sheds load instead of queueing it without bound.
 func (s *Scheduler) dispatch(now time.Time) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -286,9 +290,12 @@ func (s *Scheduler) dispatch(now time.Time) time.Duration {
 			case s.jobs <- p:
 				p.running = true
 			default:
-				s.skipped++
-				s.log.Warn("all check workers busy; tick skipped", "check", p.spec.Type, "target", p.spec.Target, "workers", s.cfg.Workers)
+				s.log.Debug("all check workers busy; probes wait", "workers", s.cfg.Workers)
+				return time.Millisecond
 			}
+		}
+		if late := now.Sub(p.due); late >= p.spec.Interval {
+			s.skipped += uint64(late / p.spec.Interval) // ticks missed waiting
 		}
 		p.due = nextTick(p.origin, p.spec.Interval, now)
 		heap.Fix(&s.due, 0)
@@ -418,7 +425,7 @@ func (s *Scheduler) Statuses() map[ID]CheckStatus {
 }
 
 // Skipped returns how many ticks were skipped because the previous probe
-// was still running or every worker was busy.
+// was still running or the workers could not keep up.
 func (s *Scheduler) Skipped() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

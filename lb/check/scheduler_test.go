@@ -414,3 +414,45 @@ func TestRunManyChecks(t *testing.T) {
 		t.Errorf("%d probes (%d accepted) in %v, want %d..%d", got, accepted, elapsed, targets*variants, maxProbes)
 	}
 }
+
+func TestBusyWorkersDelayNotDrop(t *testing.T) {
+	// One worker: the queue holds 4. Ten checks due at once: four are
+	// queued, six wait in the heap with their due time (not skipped) and
+	// go out as the queue drains.
+	s := New(Config{Workers: 1})
+	s.newProber = func(Spec) (prober, error) { return fakeProber{}, nil }
+	checks := map[ID]Check{}
+	for i := range 10 {
+		checks[ID(fmt.Sprint(i))] = Check{Owner{"vs", rs(i)}, tcpSpec(uint16(i + 1))}
+	}
+	if err := s.Set(checks); err != nil {
+		t.Fatal(err)
+	}
+	now := s.due[0].origin // all due: NoJitter, added together
+	if wait := s.dispatch(now); wait != time.Millisecond {
+		t.Errorf("full queue: next dispatch in %v, want 1ms", wait)
+	}
+	got := take(s)
+	if len(got) != 4 || s.Skipped() != 0 {
+		t.Fatalf("%d queued, %d skipped; want 4, 0", len(got), s.Skipped())
+	}
+	s.dispatch(now.Add(time.Millisecond))
+	got = append(got, take(s)...)
+	s.dispatch(now.Add(2 * time.Millisecond))
+	got = append(got, take(s)...)
+	if len(got) != 10 || s.Skipped() != 0 {
+		t.Fatalf("%d dispatched, %d skipped after the queue drained; want 10, 0", len(got), s.Skipped())
+	}
+}
+
+func TestLateDispatchCountsMissedTicks(t *testing.T) {
+	s := manual(t)
+	if err := s.Set(map[ID]Check{"a": {Owner{"vs", rs(1)}, tcpSpec(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	o := s.due[0].origin
+	s.dispatch(o.Add(3500 * time.Millisecond)) // the loop stalled 3.5 intervals
+	if n := len(take(s)); n != 1 || s.Skipped() != 3 {
+		t.Errorf("%d dispatched, %d skipped; want 1, 3", n, s.Skipped())
+	}
+}
