@@ -350,12 +350,12 @@ func (s *Scheduler) record(p *probe, o outcome, at time.Time) {
 	p.st.Init = false
 	p.st.Detail = o.detail
 	changed := p.observe(o.result == Success)
+	if changed {
+		p.st.Since = at
+	}
 	if o.setWeight && (!p.st.Dynamic || p.st.Weight != o.weight) {
 		p.st.Weight, p.st.Dynamic = o.weight, true
 		changed = true
-	}
-	if changed {
-		p.st.Since = at
 	}
 	// keepalived's delay_before_retry: a failing check that is not down
 	// yet is probed again soon rather than on the next tick.

@@ -165,8 +165,9 @@ type Spec struct {
 	// warmup; default Interval, spreading checks over the interval);
 	// NoJitter for none.
 	Jitter time.Duration
-	// Alpha starts the check down until its first success (keepalived
-	// alpha); by default it starts up.
+	// Alpha starts the check down until Rise successes (keepalived alpha:
+	// until the first success, which is Rise's default); by default it
+	// starts up.
 	Alpha bool
 }
 
@@ -348,8 +349,10 @@ func (s Spec) Validate() error {
 }
 
 // Key identifies what a check probes and how. Checks with the same Key
-// (normalized specs equal in every field) are probed once and the result
-// fans out to every owner.
+// (normalized specs equal in every field, defaults filled in) are probed
+// once and share one state, which fans out to every owner — the usual case
+// of one real server in several virtual servers. Checks of one target that
+// differ in any field, even only Rise or Fall, are separate probes.
 type Key string
 
 // key returns the key of a normalized spec.
