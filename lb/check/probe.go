@@ -192,6 +192,7 @@ func newHTTPProber(s Spec) (*httpProber, error) {
 		DisableKeepAlives:  true,
 		DisableCompression: true, // the digest is of the body as sent
 		Proxy:              nil,
+		DialContext:        dialer.DialContext,
 	}
 	if s.Type == HTTPS {
 		tc := &tls.Config{ServerName: s.SNI, InsecureSkipVerify: !s.TLSVerify}

@@ -456,3 +456,33 @@ func TestLateDispatchCountsMissedTicks(t *testing.T) {
 		t.Errorf("%d dispatched, %d skipped; want 1, 3", n, s.Skipped())
 	}
 }
+
+func TestChangesCoalesce(t *testing.T) {
+	s := manual(t)
+	spec := tcpSpec(1)
+	spec.Fall = 1
+	if err := s.Set(map[ID]Check{"a": {Owner{"vs", rs(1)}, spec}}); err != nil {
+		t.Fatal(err)
+	}
+	p := s.probes[mustKey(t, spec)]
+	// Set, down, up, down: four changes unread collapse into one value.
+	s.record(p, fail(Failure, ""), time.Now())
+	s.record(p, ok(""), time.Now())
+	s.record(p, fail(Failure, ""), time.Now())
+	<-s.Changes()
+	select {
+	case <-s.Changes():
+		t.Error("changes did not coalesce")
+	default:
+	}
+	// A result that changes nothing does not notify.
+	s.record(p, fail(Failure, ""), time.Now())
+	select {
+	case <-s.Changes():
+		t.Error("notified without a change")
+	default:
+	}
+	if st := s.Statuses()["a"]; st.Up || st.Init {
+		t.Errorf("status %+v", st)
+	}
+}
