@@ -418,3 +418,29 @@ func TestFile(t *testing.T) {
 		}
 	}
 }
+
+func TestExecAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running as another user needs root")
+	}
+	// The script lives in a directory nobody can read (t.TempDir is 0700
+	// root), so give it one of its own.
+	dir, err := os.MkdirTemp("", "vigil-check-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "check.sh")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n[ \"$(id -u)\" = 65534 ] && exit 12\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o := probeOnce(t, Spec{Type: Exec, Argv: []string{p}, User: "nobody", Dynamic: true, Timeout: probeTimeout, Interval: probeTimeout})
+	if o.result != Success || o.weight != 10 {
+		t.Errorf("as nobody: %v weight %d (%s), want success with weight 10", o.result, o.weight, o.detail)
+	}
+	o = probeOnce(t, Spec{Type: Exec, Argv: []string{p}, User: "no-such-user-vigil", Timeout: probeTimeout, Interval: probeTimeout})
+	expect(t, "unknown user", o, Error, "cannot run as")
+}
