@@ -92,7 +92,7 @@ type prober interface {
 func newProber(s Spec) (prober, error) {
 	switch s.Type {
 	case TCP:
-		return tcpProber{s.Target}, nil
+		return tcpProber{s.Target, s.Source, s.FWMark}, nil
 	case HTTP, HTTPS:
 		return newHTTPProber(s)
 	case UDP:
@@ -115,7 +115,30 @@ func newProber(s Spec) (prober, error) {
 // calls of net.Dial cost about a fifth of the CPU (see BenchmarkProbe). A
 // worker stuck on a slow target holds one OS thread for up to Timeout; the
 // worker pool bounds how many.
-type tcpProber struct{ target netip.AddrPort }
+type tcpProber struct {
+	target netip.AddrPort
+	source netip.Addr
+	mark   uint32
+}
+
+// prepare applies Source and FWMark to a raw socket.
+func (p tcpProber) prepare(fd, family int) error {
+	if p.mark != 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(p.mark)); err != nil {
+			return fmt.Errorf("fwmark %d: %w", p.mark, err)
+		}
+	}
+	if p.source.IsValid() {
+		var sa unix.Sockaddr = &unix.SockaddrInet6{Addr: p.source.As16()}
+		if family == unix.AF_INET {
+			sa = &unix.SockaddrInet4{Addr: p.source.As4()}
+		}
+		if err := unix.Bind(fd, sa); err != nil {
+			return fmt.Errorf("bind %v: %w", p.source, err)
+		}
+	}
+	return nil
+}
 
 func (p tcpProber) probe(ctx context.Context) outcome {
 	if p.target.Addr().Zone() != "" {
@@ -137,6 +160,10 @@ func (p tcpProber) probe(ctx context.Context) outcome {
 	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
+		return fail(Error, "tcp socket: %v", err)
+	}
+	if err := p.prepare(fd, family); err != nil {
+		_ = unix.Close(fd)
 		return fail(Error, "tcp socket: %v", err)
 	}
 	// SO_LINGER 0: close with RST, so a check rate of thousands per second
@@ -161,12 +188,37 @@ func (p tcpProber) probe(ctx context.Context) outcome {
 	return fail(Failure, "connect: %v", err)
 }
 
-// dialer dials probes; TCP keepalive is off, since a probe's connection
-// lives for microseconds and setting it costs three syscalls per check.
-var dialer = net.Dialer{KeepAlive: -1}
+// dialerFor returns a dialer for network ("tcp" or "udp") probes from
+// source (if valid) with packets marked mark (if not 0). TCP keepalive is
+// off: a probe's connection lives for microseconds and setting it costs
+// three syscalls.
+func dialerFor(network string, source netip.Addr, mark uint32) *net.Dialer {
+	d := &net.Dialer{KeepAlive: -1}
+	if source.IsValid() {
+		if network == "udp" {
+			d.LocalAddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(source, 0))
+		} else {
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(source, 0))
+		}
+	}
+	if mark != 0 {
+		d.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark))
+			})
+			if err == nil && serr != nil {
+				err = fmt.Errorf("fwmark %d: %w", mark, serr)
+			}
+			return err
+		}
+	}
+	return d
+}
 
 func (p tcpProber) probeNet(ctx context.Context) outcome {
-	c, err := dialer.DialContext(ctx, "tcp", p.target.String())
+	d := dialerFor("tcp", p.source, p.mark)
+	c, err := d.DialContext(ctx, "tcp", p.target.String())
 	if err != nil {
 		return classify(ctx, "connect", err)
 	}
@@ -192,7 +244,7 @@ func newHTTPProber(s Spec) (*httpProber, error) {
 		DisableKeepAlives:  true,
 		DisableCompression: true, // the digest is of the body as sent
 		Proxy:              nil,
-		DialContext:        dialer.DialContext,
+		DialContext:        dialerFor("tcp", s.Source, s.FWMark).DialContext,
 	}
 	if s.Type == HTTPS {
 		tc := &tls.Config{ServerName: s.SNI, InsecureSkipVerify: !s.TLSVerify}
@@ -283,7 +335,7 @@ type udpProber struct{ s Spec }
 func (p udpProber) probe(ctx context.Context) outcome {
 	// A connected socket, so the kernel reports an ICMP port unreachable
 	// for the target as ECONNREFUSED on the next read.
-	c, err := dialer.DialContext(ctx, "udp", p.s.Target.String())
+	c, err := dialerFor("udp", p.s.Source, p.s.FWMark).DialContext(ctx, "udp", p.s.Target.String())
 	if err != nil {
 		return fail(Error, "udp socket: %v", err)
 	}
@@ -313,7 +365,7 @@ func (p dnsProber) probe(ctx context.Context) outcome {
 	m := new(dns.Msg)
 	m.SetQuestion(p.s.QName, dns.StringToType[p.s.QType])
 	m.RecursionDesired = true
-	c := &dns.Client{Net: "udp"}
+	c := &dns.Client{Net: "udp", Dialer: dialerFor("udp", p.s.Source, p.s.FWMark)}
 	if d, ok := ctx.Deadline(); ok {
 		c.Timeout = time.Until(d)
 	}
@@ -345,6 +397,9 @@ func (p *pingProber) probe(ctx context.Context) outcome {
 	rawNet, local := "ip6:ipv6-icmp", "::"
 	if v4 {
 		network, proto, req, rawNet, local = "udp4", 1, ipv4.ICMPTypeEcho, "ip4:icmp", "0.0.0.0"
+	}
+	if p.s.Source.IsValid() {
+		local = p.s.Source.String()
 	}
 	// Unprivileged datagram ICMP when net.ipv4.ping_group_range allows it;
 	// raw otherwise (vigil runs as root).

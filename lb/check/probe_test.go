@@ -199,24 +199,7 @@ func TestHTTPS(t *testing.T) {
 }
 
 func TestUDP(t *testing.T) {
-	echo, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := echo.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if string(buf[:n]) != "quiet" {
-				_, _ = echo.WriteTo(buf[:n], from)
-			}
-		}
-	}()
-	target := addrPort(t, echo.LocalAddr())
+	target := udpEcho(t, nil)
 	closed := closedPort(t, "udp")
 	// The silent cases wait for the whole timeout (no reply, no error is
 	// how UDP_CHECK succeeds), so it is short here; a loopback ICMP error
@@ -237,6 +220,33 @@ func TestUDP(t *testing.T) {
 	for _, tt := range tests {
 		expect(t, tt.name, probeOnce(t, tt.spec), tt.want, tt.detail)
 	}
+}
+
+// udpEcho serves a loopback UDP echo that stays silent for "quiet" and
+// reports each sender's IP to seen if it is not nil.
+func udpEcho(t *testing.T, seen chan<- string) netip.AddrPort {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if seen != nil {
+				seen <- "udp " + from.(*net.UDPAddr).IP.String()
+			}
+			if string(buf[:n]) != "quiet" {
+				_, _ = c.WriteTo(buf[:n], from)
+			}
+		}
+	}()
+	return addrPort(t, c.LocalAddr())
 }
 
 func TestDNS(t *testing.T) {
@@ -443,4 +453,58 @@ func TestExecAsUser(t *testing.T) {
 	}
 	o = probeOnce(t, Spec{Type: Exec, Argv: []string{p}, User: "no-such-user-vigil", Timeout: probeTimeout, Interval: probeTimeout})
 	expect(t, "unknown user", o, Error, "cannot run as")
+}
+
+func TestSourceAndMark(t *testing.T) {
+	// 127.0.0.2 is loopback too: probes from it never leave the host.
+	src := netip.MustParseAddr("127.0.0.2")
+	var mark uint32
+	if os.Geteuid() == 0 {
+		mark = 7 // SO_MARK needs CAP_NET_ADMIN
+	}
+	seen := make(chan string, 4)
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			seen <- "tcp " + c.RemoteAddr().(*net.TCPAddr).IP.String()
+			c.Close()
+		}
+	}()
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, _, _ := net.SplitHostPort(r.RemoteAddr)
+		seen <- "http " + h
+	}))
+	defer web.Close()
+	udp := udpEcho(t, seen)
+	for _, s := range []Spec{
+		{Type: TCP, Target: addrPort(t, l.Addr())},
+		{Type: HTTP, Target: addrPort(t, web.Listener.Addr())},
+		{Type: UDP, Target: udp, Payload: "x", RequireReply: true},
+	} {
+		s.Source, s.FWMark, s.Timeout, s.Interval = src, mark, probeTimeout, probeTimeout
+		expect(t, string(s.Type)+" from "+src.String(), probeOnce(t, s), Success, "")
+		select {
+		case got := <-seen:
+			if want := string(s.Type) + " " + src.String(); got != want {
+				t.Errorf("server saw %q, want %q", got, want)
+			}
+		case <-time.After(probeTimeout):
+			t.Errorf("%s: server saw nothing", s.Type)
+		}
+	}
+	// A source that is not a local address fails at bind, before sending.
+	s := Spec{Type: TCP, Target: addrPort(t, l.Addr()), Source: netip.MustParseAddr("192.0.2.1"), Timeout: probeTimeout, Interval: probeTimeout}
+	expect(t, "foreign source", probeOnce(t, s), Error, "bind 192.0.2.1")
+	if err := (Spec{Type: TCP, Target: lo4, Source: netip.MustParseAddr("::1")}).Validate(); err == nil || !strings.Contains(err.Error(), "source ::1: family differs") {
+		t.Errorf("mixed families: %v", err)
+	}
 }

@@ -96,6 +96,12 @@ type Spec struct {
 	// Required for tcp, http, https, udp, dns (port defaults: http 80,
 	// https 443, dns 53) and ping (port ignored); unused by exec and file.
 	Target netip.AddrPort
+	// Source is the local address probes are sent from (keepalived bindto);
+	// default the kernel's choice. Same family as Target; network types only.
+	Source netip.Addr
+	// FWMark marks probe packets (SO_MARK, keepalived fwmark) for policy
+	// routing; 0 is none. tcp, http, https, udp and dns only.
+	FWMark uint32
 
 	// Path is the HTTP(S) request path (default "/").
 	Path string
@@ -337,6 +343,18 @@ func (s Spec) Normalize() (Spec, error) {
 	}
 	if s.Dynamic && s.Type != Exec && s.Type != File {
 		return bad("dynamic", true, "only for exec and file")
+	}
+	if s.Source.IsValid() {
+		s.Source = s.Source.Unmap()
+		switch {
+		case s.Type == Exec || s.Type == File:
+			return bad("source", s.Source, "only for network checks")
+		case s.Source.Is4() != s.Target.Addr().Is4():
+			return bad("source", s.Source, fmt.Sprintf("family differs from target %v", s.Target.Addr()))
+		}
+	}
+	if s.FWMark != 0 && (s.Type == Exec || s.Type == File || s.Type == Ping) {
+		return bad("fwmark", s.FWMark, "only for tcp, http, https, udp and dns")
 	}
 	return s, nil
 }

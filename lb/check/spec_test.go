@@ -75,6 +75,8 @@ func TestValidateErrors(t *testing.T) {
 		{Spec{Type: TCP, Target: lo4, Jitter: -2}, "jitter -2ns: negative"},
 		{Spec{Type: TCP, Target: lo4, Fall: -1}, "rise/fall 0/-1: negative"},
 		{Spec{Type: TCP, Target: lo4, Dynamic: true}, "dynamic true: only for exec and file"},
+		{Spec{Type: Exec, Argv: []string{"/bin/true"}, Source: lo4.Addr()}, "source 127.0.0.1: only for network checks"},
+		{Spec{Type: Ping, Target: lo4, FWMark: 3}, "fwmark 3: only for tcp, http, https, udp and dns"},
 	}
 	for _, tt := range tests {
 		err := tt.in.Validate()
