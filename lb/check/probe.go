@@ -350,13 +350,45 @@ func (p udpProber) probe(ctx context.Context) outcome {
 	n, err := c.Read(buf)
 	switch {
 	case err == nil:
-		return ok("udp reply of %d bytes", n)
+		return p.judge(buf[:n])
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fail(Failure, "udp: ICMP port unreachable")
 	case !p.s.RequireReply && classify(ctx, "", err).result == Timeout:
 		return ok("udp: no reply and no ICMP error")
 	}
 	return classify(ctx, "udp reply", err)
+}
+
+// judge checks a udp reply against Reply, MinReply and MaxReply.
+func (p udpProber) judge(b []byte) outcome {
+	switch {
+	case len(b) < p.s.MinReply:
+		return fail(Failure, "udp reply of %d bytes, want at least %d", len(b), p.s.MinReply)
+	case p.s.MaxReply > 0 && len(b) > p.s.MaxReply:
+		return fail(Failure, "udp reply of %d bytes, want at most %d", len(b), p.s.MaxReply)
+	case !replyMatches(p.s.Reply, b):
+		return fail(Failure, "udp reply %x does not match %s", b[:min(len(b), 32)], p.s.Reply)
+	}
+	return ok("udp reply of %d bytes", len(b))
+}
+
+// replyMatches reports whether b starts with pattern: lower-case hex
+// digits, x matching any digit (keepalived's require_reply).
+func replyMatches(pattern string, b []byte) bool {
+	if len(pattern)/2 > len(b) {
+		return false
+	}
+	const digits = "0123456789abcdef"
+	for i := range len(pattern) {
+		nibble := b[i/2] >> 4
+		if i%2 == 1 {
+			nibble = b[i/2] & 0xf
+		}
+		if c := pattern[i]; c != 'x' && c != digits[nibble] {
+			return false
+		}
+	}
+	return true
 }
 
 type dnsProber struct{ s Spec }

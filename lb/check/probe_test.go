@@ -214,6 +214,10 @@ func TestUDP(t *testing.T) {
 		{"echo", Spec{Type: UDP, Target: target, Payload: "ping", RequireReply: true, Timeout: probeTimeout, Interval: probeTimeout}, Success, "reply of 4 bytes"},
 		{"silent, reply required", Spec{Type: UDP, Target: target, Payload: "quiet", RequireReply: true, Timeout: short, Interval: probeTimeout}, Timeout, "timeout"},
 		{"silent, no reply needed", Spec{Type: UDP, Target: target, Payload: "quiet", Timeout: short, Interval: probeTimeout}, Success, "no ICMP error"},
+		{"reply matches", Spec{Type: UDP, Target: target, Payload: "\x01\x02\x03", Reply: "01XX03", Timeout: probeTimeout, Interval: probeTimeout}, Success, "reply of 3 bytes"},
+		{"reply differs", Spec{Type: UDP, Target: target, Payload: "\x01\x02\x03", Reply: "02", Timeout: probeTimeout, Interval: probeTimeout}, Failure, "udp reply 010203 does not match 02"},
+		{"reply too long", Spec{Type: UDP, Target: target, Payload: "abcdef", MaxReply: 4, Timeout: probeTimeout, Interval: probeTimeout}, Failure, "want at most 4"},
+		{"reply too short", Spec{Type: UDP, Target: target, Payload: "ab", MinReply: 4, Timeout: probeTimeout, Interval: probeTimeout}, Failure, "want at least 4"},
 		{"port unreachable", Spec{Type: UDP, Target: closed, Payload: "x", Timeout: probeTimeout, Interval: probeTimeout}, Failure, "ICMP port unreachable"},
 		{"port unreachable, reply required", Spec{Type: UDP, Target: closed, Payload: "x", RequireReply: true, Timeout: probeTimeout, Interval: probeTimeout}, Failure, "ICMP port unreachable"},
 	}

@@ -128,6 +128,14 @@ type Spec struct {
 	// udp check succeeds unless an ICMP error (port unreachable) comes back
 	// before the timeout, as keepalived's UDP_CHECK.
 	RequireReply bool
+	// Reply, if set, is the start a udp reply must have (keepalived
+	// require_reply): hex digits, X matching any digit ("01XX7f"). It
+	// implies RequireReply.
+	Reply string
+	// MinReply and MaxReply bound a udp reply's length in bytes (keepalived
+	// min_reply_length, max_reply_length); 0 is no bound (keepalived's
+	// default maximum is 255).
+	MinReply, MaxReply int
 
 	// QType is the DNS query type (default SOA, keepalived's).
 	QType string
@@ -197,8 +205,25 @@ func (s Spec) Normalize() (Spec, error) {
 	}
 	var err error
 	switch s.Type {
-	case TCP, UDP:
+	case TCP:
 		s, err = needTarget(0)
+	case UDP:
+		if s, err = needTarget(0); err != nil {
+			return s, err
+		}
+		if s.Reply != "" {
+			if len(s.Reply)%2 != 0 || strings.Trim(strings.ToLower(s.Reply), "0123456789abcdefx") != "" {
+				return bad("reply", strconv.Quote(s.Reply), "want pairs of hex digits or X")
+			}
+			s.Reply = strings.ToLower(s.Reply)
+			s.RequireReply = true
+		}
+		if s.MinReply < 0 || s.MaxReply < 0 || s.MaxReply != 0 && s.MaxReply < s.MinReply {
+			return bad("min/max_reply", fmt.Sprintf("%d/%d", s.MinReply, s.MaxReply), "want 0 <= min <= max (max 0: none)")
+		}
+		if s.MinReply > 0 || s.MaxReply > 0 {
+			s.RequireReply = true
+		}
 	case HTTP, HTTPS:
 		def := uint16(80)
 		if s.Type == HTTPS {

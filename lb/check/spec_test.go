@@ -75,6 +75,9 @@ func TestValidateErrors(t *testing.T) {
 		{Spec{Type: TCP, Target: lo4, Jitter: -2}, "jitter -2ns: negative"},
 		{Spec{Type: TCP, Target: lo4, Fall: -1}, "rise/fall 0/-1: negative"},
 		{Spec{Type: TCP, Target: lo4, Dynamic: true}, "dynamic true: only for exec and file"},
+		{Spec{Type: UDP, Target: lo4, Reply: "0g"}, `reply "0g": want pairs of hex digits or X`},
+		{Spec{Type: UDP, Target: lo4, Reply: "012"}, `reply "012"`},
+		{Spec{Type: UDP, Target: lo4, MinReply: 10, MaxReply: 5}, "min/max_reply 10/5"},
 		{Spec{Type: Exec, Argv: []string{"/bin/true"}, Source: lo4.Addr()}, "source 127.0.0.1: only for network checks"},
 		{Spec{Type: Ping, Target: lo4, FWMark: 3}, "fwmark 3: only for tcp, http, https, udp and dns"},
 	}
@@ -257,5 +260,34 @@ func TestNextTick(t *testing.T) {
 		if got := nextTick(o, iv, o.Add(tt.now)).Sub(o); got != tt.want {
 			t.Errorf("nextTick at %v = %v, want %v", tt.now, got, tt.want)
 		}
+	}
+}
+
+func TestReplyMatches(t *testing.T) {
+	// keepalived UDP_CHECK require_reply: hex with X wildcards, matched
+	// against the start of the reply.
+	tests := []struct {
+		pattern string
+		reply   []byte
+		want    bool
+	}{
+		{"", []byte{}, true},
+		{"", []byte{1}, true},
+		{"01", []byte{1, 2}, true},
+		{"0102", []byte{1, 2}, true},
+		{"010203", []byte{1, 2}, false},
+		{"x1", []byte{0xf1}, true},
+		{"x1", []byte{0xf2}, false},
+		{"xxff", []byte{0, 0xff}, true},
+		{"7f", []byte{0x7e}, false},
+	}
+	for _, tt := range tests {
+		if got := replyMatches(tt.pattern, tt.reply); got != tt.want {
+			t.Errorf("replyMatches(%q, %x) = %v, want %v", tt.pattern, tt.reply, got, tt.want)
+		}
+	}
+	s, err := Spec{Type: UDP, Target: lo4, Reply: "01XX"}.Normalize()
+	if err != nil || s.Reply != "01xx" || !s.RequireReply {
+		t.Errorf("Reply normalized to %q, RequireReply %v, err %v", s.Reply, s.RequireReply, err)
 	}
 }
