@@ -171,11 +171,11 @@ func (p tcpProber) probe(ctx context.Context) outcome {
 	_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	tv := unix.NsecToTimeval(max(timeout, time.Microsecond).Nanoseconds())
 	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
-	for {
-		err = unix.Connect(fd, sa)
-		if err != unix.EINTR {
-			break
-		}
+	deadline := time.Now().Add(timeout)
+	if err = unix.Connect(fd, sa); err == unix.EINTR {
+		// With SO_SNDTIMEO set a signal (SIGCHLD of an exec check, SIGPROF)
+		// interrupts connect even under SA_RESTART; the handshake goes on.
+		err = waitConnected(fd, deadline)
 	}
 	_ = unix.Close(fd)
 	switch {
@@ -186,6 +186,35 @@ func (p tcpProber) probe(ctx context.Context) outcome {
 		return fail(Timeout, "connect: timeout")
 	}
 	return fail(Failure, "connect: %v", err)
+}
+
+// waitConnected waits until the connect in progress on fd completes or
+// deadline passes (EINPROGRESS), and returns its result.
+func waitConnected(fd int, deadline time.Time) error {
+	for {
+		ms := int(time.Until(deadline).Milliseconds())
+		if ms <= 0 {
+			return unix.EINPROGRESS
+		}
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}, ms)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			break
+		}
+	}
+	soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return err
+	}
+	if soerr != 0 {
+		return unix.Errno(soerr)
+	}
+	return nil
 }
 
 // dialerFor returns a dialer for network ("tcp" or "udp") probes from

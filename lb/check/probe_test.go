@@ -512,3 +512,33 @@ func TestSourceAndMark(t *testing.T) {
 		t.Errorf("mixed families: %v", err)
 	}
 }
+
+func TestWaitConnected(t *testing.T) {
+	// The path a signal during connect takes: a non-blocking connect, then
+	// waitConnected on its result.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go acceptClose(l, nil)
+	open := addrPort(t, l.Addr())
+	closed := closedPort(t, "tcp")
+	for _, tt := range []struct {
+		target netip.AddrPort
+		want   error
+	}{{open, nil}, {closed, syscall.ECONNREFUSED}} {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = syscall.Connect(fd, &syscall.SockaddrInet4{Port: int(tt.target.Port()), Addr: tt.target.Addr().As4()})
+		if err == syscall.EINPROGRESS {
+			err = waitConnected(fd, time.Now().Add(probeTimeout))
+		}
+		syscall.Close(fd)
+		if !errors.Is(err, tt.want) && err != tt.want {
+			t.Errorf("%v: %v, want %v", tt.target, err, tt.want)
+		}
+	}
+}
