@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -167,7 +168,7 @@ func (s *Scheduler) Set(checks map[ID]Check) error {
 	norm := make(map[ID]Check, len(checks))
 	keys := make(map[ID]Key, len(checks))
 	var errs []error
-	for _, id := range slices.Sorted(mapKeys(checks)) {
+	for _, id := range slices.Sorted(maps.Keys(checks)) {
 		c := checks[id]
 		n, err := c.Spec.Normalize()
 		if err != nil {
@@ -180,11 +181,18 @@ func (s *Scheduler) Set(checks map[ID]Check) error {
 		return errors.Join(errs...)
 	}
 	// Build probers for new keys before touching anything, so a bad CA file
-	// fails the whole Set.
+	// fails the whole Set, and outside the lock, so reading one does not
+	// stall the view.
 	s.mu.Lock()
+	known := make(map[Key]bool, len(s.probes))
+	for k := range s.probes {
+		known[k] = true
+	}
+	s.mu.Unlock()
 	fresh := map[Key]*probe{}
-	for id, k := range keys {
-		if _, ok := s.probes[k]; ok || fresh[k] != nil {
+	for _, id := range slices.Sorted(maps.Keys(keys)) {
+		k := keys[id]
+		if known[k] || fresh[k] != nil {
 			continue
 		}
 		pr, err := s.newProber(norm[id].Spec)
@@ -195,11 +203,14 @@ func (s *Scheduler) Set(checks map[ID]Check) error {
 		fresh[k] = &probe{key: k, spec: norm[id].Spec, p: pr, idx: -1}
 	}
 	if len(errs) > 0 {
-		s.mu.Unlock()
 		return errors.Join(errs...)
 	}
+	s.mu.Lock()
 	now := time.Now()
 	for k, p := range fresh {
+		if s.probes[k] != nil {
+			continue // added by a concurrent Set meanwhile
+		}
 		var delay time.Duration
 		if p.spec.Jitter > 0 {
 			delay = rand.N(p.spec.Jitter)
@@ -225,7 +236,7 @@ func (s *Scheduler) Set(checks map[ID]Check) error {
 	}
 	s.checks, s.keys = norm, keys
 	s.owners = map[Owner][]ID{}
-	for _, id := range slices.Sorted(mapKeys(norm)) {
+	for _, id := range slices.Sorted(maps.Keys(norm)) {
 		o := norm[id].Owner
 		s.owners[o] = append(s.owners[o], id)
 	}
@@ -234,16 +245,6 @@ func (s *Scheduler) Set(checks map[ID]Check) error {
 	s.wake()
 	s.notify()
 	return nil
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // Run schedules the checks until ctx ends, then waits for the probes in

@@ -219,6 +219,19 @@ func TestSetRejectsAll(t *testing.T) {
 	if len(s.checks) != 1 || s.checks["a"].Spec.Target.Port() != 1 {
 		t.Error("a failed Set changed the running checks")
 	}
+	// A check that validates but cannot be built (a missing CA file) fails
+	// the whole Set too.
+	real := New(Config{})
+	err = real.Set(map[ID]Check{
+		"tcp":   {Owner{"vs", rs(1)}, tcpSpec(1)},
+		"https": {Owner{"vs", rs(2)}, Spec{Type: HTTPS, Target: lo4, TLSVerify: true, CAFile: "/nonexistent/ca.pem"}},
+	})
+	if err == nil || !strings.Contains(err.Error(), `check "https"`) || !strings.Contains(err.Error(), "/nonexistent/ca.pem") {
+		t.Errorf("missing CA file: %v", err)
+	}
+	if len(real.checks) != 0 || len(real.probes) != 0 {
+		t.Error("a failed Set added checks")
+	}
 }
 
 func TestView(t *testing.T) {
