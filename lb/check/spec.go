@@ -192,7 +192,7 @@ func (s Spec) Normalize() (Spec, error) {
 	}
 	needTarget := func(defPort uint16) (Spec, error) {
 		if !s.Target.Addr().IsValid() {
-			return bad("target", s.Target, "address required")
+			return bad("target", "(none)", "address required")
 		}
 		if s.Target.Port() == 0 {
 			if defPort == 0 {
@@ -285,7 +285,7 @@ func (s Spec) Normalize() (Spec, error) {
 		s.QName = dns.Fqdn(s.QName)
 	case Ping:
 		if !s.Target.Addr().IsValid() {
-			return bad("target", s.Target, "address required")
+			return bad("target", "(none)", "address required")
 		}
 		s.Target = netip.AddrPortFrom(s.Target.Addr().Unmap(), 0)
 	case Exec:

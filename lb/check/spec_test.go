@@ -59,7 +59,7 @@ func TestValidateErrors(t *testing.T) {
 	}{
 		{Spec{}, `type "": required`},
 		{Spec{Type: "smtp", Target: lo4}, `type "smtp": unknown`},
-		{Spec{Type: TCP}, "target invalid AddrPort: address required"},
+		{Spec{Type: TCP}, "target (none): address required"},
 		{Spec{Type: TCP, Target: netip.AddrPortFrom(lo4.Addr(), 0)}, "target 127.0.0.1:0: port required"},
 		{Spec{Type: HTTP, Target: lo4, Path: "healthz"}, `path "healthz": must start with /`},
 		{Spec{Type: HTTP, Target: lo4, Status: []StatusRange{{300, 200}}}, "status 300-200"},
