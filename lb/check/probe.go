@@ -140,6 +140,10 @@ func (p tcpProber) prepare(fd, family int) error {
 	return nil
 }
 
+func (tcpProber) selfTimed() {}
+
+var connected = outcome{result: Success, detail: "connected"}
+
 func (p tcpProber) probe(ctx context.Context) outcome {
 	if p.target.Addr().Zone() != "" {
 		return p.probeNet(ctx) // scoped IPv6: let net resolve the zone
@@ -180,7 +184,7 @@ func (p tcpProber) probe(ctx context.Context) outcome {
 	_ = unix.Close(fd)
 	switch {
 	case err == nil:
-		return ok("connected")
+		return connected
 	case err == unix.EINPROGRESS || err == unix.EAGAIN || err == unix.ETIMEDOUT:
 		// SO_SNDTIMEO expired (EINPROGRESS), or the kernel gave up on SYNs.
 		return fail(Timeout, "connect: timeout")

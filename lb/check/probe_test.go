@@ -542,3 +542,41 @@ func TestWaitConnected(t *testing.T) {
 		}
 	}
 }
+
+func TestTCPTimeout(t *testing.T) {
+	// A listener that never accepts, with its accept queue full: the kernel
+	// drops further SYNs, so a connect hangs until SO_SNDTIMEO ends it. All
+	// on loopback.
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(sa.(*syscall.SockaddrInet4).Port))
+	for range 3 { // fill the queue (backlog 0 holds one)
+		c, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Close(c)
+		_ = syscall.Connect(c, sa)
+	}
+	start := time.Now()
+	o := probeOnce(t, Spec{Type: TCP, Target: target, Timeout: 300 * time.Millisecond, Interval: time.Second})
+	expect(t, "full accept queue", o, Timeout, "timeout")
+	// Loose bound: SO_SNDTIMEO ends it at 300ms; without it connect would
+	// retry SYNs for minutes.
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("probe took %v", took)
+	}
+}
