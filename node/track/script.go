@@ -2,23 +2,14 @@ package track
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
-	"golang.org/x/sys/unix"
-
+	"vigil/internal/proc"
 	"vigil/node/policy"
 )
 
@@ -82,9 +73,6 @@ type Script struct {
 
 // maxOutput is how much of a run's output is kept for Detail.
 const maxOutput = 2048
-
-// scriptPath is the PATH scripts run with.
-const scriptPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // NewScript validates spec, fills in its defaults and returns the tracker.
 // log may be nil.
@@ -247,195 +235,8 @@ func (s *Script) Run(ctx context.Context, emit func(Update)) error {
 	}
 }
 
-// runOnce runs the script once and kills its process group when it ends,
-// times out or ctx ends.
+// runOnce runs the script once (see internal/proc for how).
 func (s *Script) runOnce(ctx context.Context) runResult {
-	res := func(ok bool, format string, a ...any) runResult {
-		return runResult{ok: ok, detail: fmt.Sprintf(format, a...), at: time.Now()}
-	}
-	cmd := exec.Command(s.argv[0], s.argv[1:]...)
-	cmd.Dir = "/"
-	cmd.Env = []string{"PATH=" + scriptPath}
-	attr := &syscall.SysProcAttr{Setpgid: true}
-	if s.spec.User != "" {
-		cred, u, err := lookupCredential(s.spec.User)
-		if err != nil {
-			return res(false, "cannot run as %q: %v", s.spec.User, err)
-		}
-		attr.Credential = cred
-		cmd.Env = append(cmd.Env, "HOME="+u.HomeDir, "USER="+u.Username, "LOGNAME="+u.Username)
-	} else if u, err := user.Current(); err == nil {
-		cmd.Env = append(cmd.Env, "HOME="+u.HomeDir, "USER="+u.Username, "LOGNAME="+u.Username)
-	}
-	cmd.SysProcAttr = attr
-	out := &capped{max: maxOutput}
-	cmd.Stdout, cmd.Stderr = out, out
-	// Bounds the wait for output when a process that left the group still
-	// holds the pipe.
-	cmd.WaitDelay = 500 * time.Millisecond
-	if err := cmd.Start(); err != nil {
-		return res(false, "cannot execute %s: %v", s.argv[0], unwrapExecErr(err))
-	}
-	pgid := cmd.Process.Pid
-	exited := make(chan error, 1)
-	go func() { exited <- waitExited(pgid) }()
-
-	timer := time.NewTimer(s.spec.Timeout)
-	defer timer.Stop()
-	timedOut := false
-	select {
-	case err := <-exited:
-		if err != nil {
-			s.log.Warn("waiting for script", "err", err)
-		}
-	case <-timer.C:
-		timedOut = true
-		_ = unix.Kill(-pgid, unix.SIGKILL)
-		<-exited
-	case <-ctx.Done():
-		_ = unix.Kill(-pgid, unix.SIGKILL)
-		<-exited
-	}
-	// The leader is a zombie still (not reaped), so the group id cannot have
-	// been reused: kill what is left of the group, then reap.
-	_ = unix.Kill(-pgid, unix.SIGKILL)
-	err := cmd.Wait()
-	output := out.text()
-	if output != "" {
-		output = ": " + output
-	}
-	switch {
-	case ctx.Err() != nil:
-		return res(false, "stopped")
-	case timedOut:
-		return res(false, "timeout after %v, process group killed%s", s.spec.Timeout, output)
-	case err == nil || errors.Is(err, exec.ErrWaitDelay):
-		return res(true, "exit status 0%s", output)
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return res(false, "killed by signal %v%s", ws.Signal(), output)
-		}
-		return res(false, "exit status %d%s", ee.ExitCode(), output)
-	}
-	return res(false, "%v%s", err, output)
-}
-
-// waitExited waits until pid has exited without reaping it.
-func waitExited(pid int) error {
-	for {
-		var info unix.Siginfo
-		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if err != unix.EINTR {
-			return err
-		}
-	}
-}
-
-// unwrapExecErr drops os/exec's "fork/exec PATH:" prefix, which repeats the
-// path.
-func unwrapExecErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
-
-// lookupCredential resolves "user" or "user:group" (names or numeric ids).
-func lookupCredential(spec string) (*syscall.Credential, *user.User, error) {
-	name, group, hasGroup := strings.Cut(spec, ":")
-	u, err := user.Lookup(name)
-	if err != nil {
-		if _, nerr := strconv.ParseUint(name, 10, 32); nerr != nil {
-			return nil, nil, err
-		}
-		if u, err = user.LookupId(name); err != nil {
-			return nil, nil, err
-		}
-	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return nil, nil, fmt.Errorf("user %q: uid %q: %w", name, u.Uid, err)
-	}
-	gidStr := u.Gid
-	if hasGroup {
-		g, err := user.LookupGroup(group)
-		if err != nil {
-			if _, nerr := strconv.ParseUint(group, 10, 32); nerr != nil {
-				return nil, nil, err
-			}
-			if g, err = user.LookupGroupId(group); err != nil {
-				return nil, nil, err
-			}
-		}
-		gidStr = g.Gid
-	}
-	gid, err := strconv.ParseUint(gidStr, 10, 32)
-	if err != nil {
-		return nil, nil, fmt.Errorf("user %q: gid %q: %w", name, gidStr, err)
-	}
-	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
-	if ids, err := u.GroupIds(); err == nil {
-		for _, id := range ids {
-			if g, err := strconv.ParseUint(id, 10, 32); err == nil && uint32(g) != cred.Gid {
-				cred.Groups = append(cred.Groups, uint32(g))
-			}
-		}
-	}
-	return cred, u, nil
-}
-
-// capped keeps the first max bytes written to it.
-type capped struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-	cut bool
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	room := c.max - len(c.buf)
-	if len(p) > room {
-		c.cut = true
-	}
-	if room > 0 {
-		c.buf = append(c.buf, p[:min(room, len(p))]...)
-	}
-	return len(p), nil
-}
-
-// text is the output on one line: valid UTF-8, control characters and
-// newlines replaced, trimmed, "..." when cut.
-func (c *capped) text() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return oneLine(c.buf, c.cut)
-}
-
-func oneLine(b []byte, cut bool) string {
-	var sb strings.Builder
-	for len(b) > 0 {
-		r, n := utf8.DecodeRune(b)
-		if r == utf8.RuneError && n <= 1 && (cut && len(b) < utf8.UTFMax) {
-			break // a character cut by the cap
-		}
-		b = b[n:]
-		switch {
-		case r == '\n':
-			sb.WriteString(" | ")
-		case r == utf8.RuneError, unicode.IsControl(r):
-			sb.WriteRune(' ')
-		default:
-			sb.WriteRune(r)
-		}
-	}
-	s := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(sb.String()), "|"))
-	if cut {
-		s += " ..."
-	}
-	return s
+	r := proc.Run(ctx, proc.Cmd{Argv: s.argv, User: s.spec.User, Timeout: s.spec.Timeout, MaxOutput: maxOutput, Log: s.log})
+	return runResult{ok: r.Exited() && r.Exit == 0, detail: r.Detail(), at: time.Now()}
 }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 func TestHysteresis(t *testing.T) {
@@ -445,25 +443,6 @@ func TestScriptOutputCapped(t *testing.T) {
 	}
 }
 
-func TestOneLine(t *testing.T) {
-	tests := []struct {
-		in   string
-		cut  bool
-		want string
-	}{
-		{"", false, ""},
-		{"ok\n", false, "ok"},
-		{"a\nb\n", false, "a | b"},
-		{"bad\x00\x1b[31m\xffutf8", false, "bad  [31m utf8"},
-		{"caf\xc3", true, "caf ..."},
-	}
-	for _, tt := range tests {
-		if got := oneLine([]byte(tt.in), tt.cut); got != tt.want {
-			t.Errorf("oneLine(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestScriptUser(t *testing.T) {
 	requireRoot(t)
 	noLeaks(t)
@@ -486,36 +465,4 @@ func TestScriptUser(t *testing.T) {
 	if groups, ok := strings.CutPrefix(u.Detail, "exit status 0: 65534 | "); !ok || groups != "65534" {
 		t.Errorf("as 65534: %q", u.Detail)
 	}
-}
-
-func TestWaitExitedDoesNotReap(t *testing.T) {
-	pid, err := forkSleep()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = unix.Kill(pid, unix.SIGKILL)
-	if err := waitExited(pid); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		t.Fatalf("reaped by waitExited: %v", err)
-	}
-	if _, st, _ := parseStat(b); st != 'Z' {
-		t.Errorf("state %c, want a zombie", st)
-	}
-	var ws unix.WaitStatus
-	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func forkSleep() (int, error) {
-	p, err := os.StartProcess("/bin/sleep", []string{"sleep", "100"}, &os.ProcAttr{})
-	if err != nil {
-		return 0, err
-	}
-	pid := p.Pid
-	_ = p.Release()
-	return pid, nil
 }

@@ -1,0 +1,624 @@
+package check
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+
+	"vigil/internal/proc"
+)
+
+// Result classifies one probe for observers and metrics.
+type Result uint8
+
+// Probe results.
+const (
+	Success Result = iota // the target answered as wanted
+	Failure               // the target answered, wrongly (refused, bad status, exit 1, ...)
+	Timeout               // no answer within Spec.Timeout
+	Error                 // the probe could not be made (local error: socket, bad user, ...)
+)
+
+func (r Result) String() string {
+	switch r {
+	case Success:
+		return "success"
+	case Failure:
+		return "failure"
+	case Timeout:
+		return "timeout"
+	case Error:
+		return "error"
+	}
+	return "result-" + strconv.Itoa(int(r))
+}
+
+// outcome is what one probe found.
+type outcome struct {
+	result Result
+	detail string
+	// weight is set (setWeight) by exec and file checks with Dynamic.
+	weight    int
+	setWeight bool
+}
+
+func ok(format string, a ...any) outcome {
+	return outcome{result: Success, detail: fmt.Sprintf(format, a...)}
+}
+
+func fail(r Result, format string, a ...any) outcome {
+	return outcome{result: r, detail: fmt.Sprintf(format, a...)}
+}
+
+// classify turns a network error into a result: deadline errors are
+// timeouts, the rest failures.
+func classify(ctx context.Context, what string, err error) outcome {
+	var ne net.Error
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return fail(Timeout, "%s: timeout", what)
+	}
+	return fail(Failure, "%s: %v", what, err)
+}
+
+// prober runs one kind of probe; it is built once per deduplicated check
+// and called from one worker at a time.
+type prober interface {
+	probe(ctx context.Context) outcome
+}
+
+func newProber(s Spec) (prober, error) {
+	switch s.Type {
+	case TCP:
+		return tcpProber{s.Target, s.Source, s.FWMark}, nil
+	case HTTP, HTTPS:
+		return newHTTPProber(s)
+	case UDP:
+		return udpProber{s}, nil
+	case DNS:
+		return dnsProber{s}, nil
+	case Ping:
+		return &pingProber{s: s}, nil
+	case Exec:
+		return execProber{s}, nil
+	case File:
+		return fileProber{s}, nil
+	}
+	return nil, fmt.Errorf("check: unknown type %q", s.Type)
+}
+
+// tcpProber connects with a blocking connect(2) bounded by SO_SNDTIMEO on
+// the worker's thread, bypassing net's poller: at thousands of checks per
+// second the poller's registration and the extra getsockname/getpeername
+// calls of net.Dial cost about a fifth of the CPU (see BenchmarkProbe). A
+// worker stuck on a slow target holds one OS thread for up to Timeout; the
+// worker pool bounds how many.
+type tcpProber struct {
+	target netip.AddrPort
+	source netip.Addr
+	mark   uint32
+}
+
+// prepare applies Source and FWMark to a raw socket.
+func (p tcpProber) prepare(fd, family int) error {
+	if p.mark != 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(p.mark)); err != nil {
+			return fmt.Errorf("fwmark %d: %w", p.mark, err)
+		}
+	}
+	if p.source.IsValid() {
+		var sa unix.Sockaddr = &unix.SockaddrInet6{Addr: p.source.As16()}
+		if family == unix.AF_INET {
+			sa = &unix.SockaddrInet4{Addr: p.source.As4()}
+		}
+		if err := unix.Bind(fd, sa); err != nil {
+			return fmt.Errorf("bind %v: %w", p.source, err)
+		}
+	}
+	return nil
+}
+
+func (tcpProber) selfTimed() {}
+
+var connected = outcome{result: Success, detail: "connected"}
+
+func (p tcpProber) probe(ctx context.Context) outcome {
+	if p.target.Addr().Zone() != "" {
+		return p.probeNet(ctx) // scoped IPv6: let net resolve the zone
+	}
+	timeout := time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if timeout <= 0 {
+		return fail(Timeout, "connect: timeout")
+	}
+	var family int
+	var sa unix.Sockaddr
+	if a := p.target.Addr(); a.Is4() {
+		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(p.target.Port()), Addr: a.As4()}
+	} else {
+		family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: int(p.target.Port()), Addr: a.As16()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fail(Error, "tcp socket: %v", err)
+	}
+	if err := p.prepare(fd, family); err != nil {
+		_ = unix.Close(fd)
+		return fail(Error, "tcp socket: %v", err)
+	}
+	// SO_LINGER 0: close with RST, so a check rate of thousands per second
+	// does not leave the prober's ports in TIME_WAIT.
+	_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	tv := unix.NsecToTimeval(max(timeout, time.Microsecond).Nanoseconds())
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+	deadline := time.Now().Add(timeout)
+	if err = unix.Connect(fd, sa); err == unix.EINTR {
+		// With SO_SNDTIMEO set a signal (SIGCHLD of an exec check, SIGPROF)
+		// interrupts connect even under SA_RESTART; the handshake goes on.
+		err = waitConnected(fd, deadline)
+	}
+	_ = unix.Close(fd)
+	switch {
+	case err == nil:
+		return connected
+	case err == unix.EINPROGRESS || err == unix.EAGAIN || err == unix.ETIMEDOUT:
+		// SO_SNDTIMEO expired (EINPROGRESS), or the kernel gave up on SYNs.
+		return fail(Timeout, "connect: timeout")
+	}
+	return fail(Failure, "connect: %v", err)
+}
+
+// waitConnected waits until the connect in progress on fd completes or
+// deadline passes (EINPROGRESS), and returns its result.
+func waitConnected(fd int, deadline time.Time) error {
+	for {
+		ms := int(time.Until(deadline).Milliseconds())
+		if ms <= 0 {
+			return unix.EINPROGRESS
+		}
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}, ms)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			break
+		}
+	}
+	soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return err
+	}
+	if soerr != 0 {
+		return unix.Errno(soerr)
+	}
+	return nil
+}
+
+// dialerFor returns a dialer for network ("tcp" or "udp") probes from
+// source (if valid) with packets marked mark (if not 0). TCP keepalive is
+// off: a probe's connection lives for microseconds and setting it costs
+// three syscalls.
+func dialerFor(network string, source netip.Addr, mark uint32) *net.Dialer {
+	d := &net.Dialer{KeepAlive: -1}
+	if source.IsValid() {
+		if network == "udp" {
+			d.LocalAddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(source, 0))
+		} else {
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(source, 0))
+		}
+	}
+	if mark != 0 {
+		d.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark))
+			})
+			if err == nil && serr != nil {
+				err = fmt.Errorf("fwmark %d: %w", mark, serr)
+			}
+			return err
+		}
+	}
+	return d
+}
+
+func (p tcpProber) probeNet(ctx context.Context) outcome {
+	d := dialerFor("tcp", p.source, p.mark)
+	c, err := d.DialContext(ctx, "tcp", p.target.String())
+	if err != nil {
+		return classify(ctx, "connect", err)
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+	return ok("connected")
+}
+
+// maxBody bounds how much of a response is read for a digest.
+const maxBody = 8 << 20
+
+type httpProber struct {
+	s      Spec
+	url    string
+	client *http.Client
+}
+
+func newHTTPProber(s Spec) (*httpProber, error) {
+	tr := &http.Transport{
+		// A check tests a fresh connection each time, as keepalived does.
+		DisableKeepAlives:  true,
+		DisableCompression: true, // the digest is of the body as sent
+		Proxy:              nil,
+		DialContext:        dialerFor("tcp", s.Source, s.FWMark).DialContext,
+	}
+	if s.Type == HTTPS {
+		tc := &tls.Config{ServerName: s.SNI, InsecureSkipVerify: !s.TLSVerify}
+		if s.TLSVerify && s.SNI == "" {
+			tc.ServerName = s.Target.Addr().String()
+		}
+		if s.CAFile != "" {
+			pem, err := os.ReadFile(s.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("check https %s: ca: %w", s.Target, err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("check https %s: ca %s: no PEM certificates", s.Target, s.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		tr.TLSClientConfig = tc
+		// Without SNI Go would send none for an IP target anyway; the name
+		// goes only where the spec asks.
+	}
+	return &httpProber{
+		s:   s,
+		url: string(s.Type) + "://" + s.Target.String() + s.Path,
+		client: &http.Client{
+			Transport: tr,
+			// A redirect is a status to judge, not to follow (keepalived
+			// does not follow either).
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}, nil
+}
+
+func (p *httpProber) probe(ctx context.Context) outcome {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
+	if err != nil {
+		return fail(Error, "request %s: %v", p.url, err)
+	}
+	if p.s.Host != "" {
+		req.Host = p.s.Host
+	}
+	req.Header.Set("User-Agent", "vigil-check")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return classify(ctx, "GET "+p.s.Path, err)
+	}
+	defer resp.Body.Close()
+	if !statusOK(p.s.Status, resp.StatusCode) {
+		return fail(Failure, "GET %s: status %d not in %v", p.s.Path, resp.StatusCode, p.s.Status)
+	}
+	if p.s.Digest == "" {
+		return ok("GET %s: status %d", p.s.Path, resp.StatusCode)
+	}
+	h := newDigest(p.s.Digest)
+	n, err := io.Copy(h, io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return classify(ctx, "GET "+p.s.Path+": body", err)
+	}
+	if n > maxBody {
+		return fail(Failure, "GET %s: body longer than %d bytes", p.s.Path, maxBody)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != p.s.Digest {
+		return fail(Failure, "GET %s: body digest %s, want %s", p.s.Path, got, p.s.Digest)
+	}
+	return ok("GET %s: status %d, digest matches", p.s.Path, resp.StatusCode)
+}
+
+// newDigest picks the hash by the digest's length: 32 hex digits are MD5
+// (keepalived's genhash), 64 SHA-256.
+func newDigest(hexDigest string) hash.Hash {
+	if len(hexDigest) == 32 {
+		return md5.New()
+	}
+	return sha256.New()
+}
+
+func statusOK(ranges []StatusRange, code int) bool {
+	for _, r := range ranges {
+		if code >= r.Lo && code <= r.Hi {
+			return true
+		}
+	}
+	return false
+}
+
+type udpProber struct{ s Spec }
+
+func (p udpProber) probe(ctx context.Context) outcome {
+	// A connected socket, so the kernel reports an ICMP port unreachable
+	// for the target as ECONNREFUSED on the next read.
+	c, err := dialerFor("udp", p.s.Source, p.s.FWMark).DialContext(ctx, "udp", p.s.Target.String())
+	if err != nil {
+		return fail(Error, "udp socket: %v", err)
+	}
+	defer c.Close()
+	if d, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(d)
+	}
+	if _, err := c.Write([]byte(p.s.Payload)); err != nil {
+		return classify(ctx, "udp send", err)
+	}
+	buf := make([]byte, 1500)
+	n, err := c.Read(buf)
+	switch {
+	case err == nil:
+		return p.judge(buf[:n])
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fail(Failure, "udp: ICMP port unreachable")
+	case !p.s.RequireReply && classify(ctx, "", err).result == Timeout:
+		return ok("udp: no reply and no ICMP error")
+	}
+	return classify(ctx, "udp reply", err)
+}
+
+// judge checks a udp reply against Reply, MinReply and MaxReply.
+func (p udpProber) judge(b []byte) outcome {
+	switch {
+	case len(b) < p.s.MinReply:
+		return fail(Failure, "udp reply of %d bytes, want at least %d", len(b), p.s.MinReply)
+	case p.s.MaxReply > 0 && len(b) > p.s.MaxReply:
+		return fail(Failure, "udp reply of %d bytes, want at most %d", len(b), p.s.MaxReply)
+	case !replyMatches(p.s.Reply, b):
+		return fail(Failure, "udp reply %x does not match %s", b[:min(len(b), 32)], p.s.Reply)
+	}
+	return ok("udp reply of %d bytes", len(b))
+}
+
+// replyMatches reports whether b starts with pattern: lower-case hex
+// digits, x matching any digit (keepalived's require_reply).
+func replyMatches(pattern string, b []byte) bool {
+	if len(pattern)/2 > len(b) {
+		return false
+	}
+	const digits = "0123456789abcdef"
+	for i := range len(pattern) {
+		nibble := b[i/2] >> 4
+		if i%2 == 1 {
+			nibble = b[i/2] & 0xf
+		}
+		if c := pattern[i]; c != 'x' && c != digits[nibble] {
+			return false
+		}
+	}
+	return true
+}
+
+type dnsProber struct{ s Spec }
+
+func (p dnsProber) probe(ctx context.Context) outcome {
+	m := new(dns.Msg)
+	m.SetQuestion(p.s.QName, dns.StringToType[p.s.QType])
+	m.RecursionDesired = true
+	c := &dns.Client{Net: "udp", Dialer: dialerFor("udp", p.s.Source, p.s.FWMark)}
+	if d, ok := ctx.Deadline(); ok {
+		c.Timeout = time.Until(d)
+	}
+	r, _, err := c.ExchangeContext(ctx, m, p.s.Target.String())
+	if err != nil {
+		return classify(ctx, "dns "+p.s.QType+" "+p.s.QName, err)
+	}
+	if r.Rcode != dns.RcodeSuccess {
+		return fail(Failure, "dns %s %s: rcode %s", p.s.QType, p.s.QName, dns.RcodeToString[r.Rcode])
+	}
+	want := dns.StringToType[p.s.QType]
+	for _, rr := range r.Answer {
+		if rr.Header().Rrtype == want {
+			return ok("dns %s %s: %d answers", p.s.QType, p.s.QName, len(r.Answer))
+		}
+	}
+	return fail(Failure, "dns %s %s: no %s answer", p.s.QType, p.s.QName, p.s.QType)
+}
+
+type pingProber struct {
+	s   Spec
+	seq uint16
+}
+
+func (p *pingProber) probe(ctx context.Context) outcome {
+	addr := p.s.Target.Addr()
+	v4 := addr.Is4()
+	network, proto, req := "udp6", 58, icmp.Type(ipv6.ICMPTypeEchoRequest)
+	rawNet, local := "ip6:ipv6-icmp", "::"
+	if v4 {
+		network, proto, req, rawNet, local = "udp4", 1, ipv4.ICMPTypeEcho, "ip4:icmp", "0.0.0.0"
+	}
+	if p.s.Source.IsValid() {
+		local = p.s.Source.String()
+	}
+	// Unprivileged datagram ICMP when net.ipv4.ping_group_range allows it;
+	// raw otherwise (vigil runs as root).
+	raw := false
+	c, err := icmp.ListenPacket(network, local)
+	if err != nil {
+		if c, err = icmp.ListenPacket(rawNet, local); err != nil {
+			return fail(Error, "icmp socket: %v", err)
+		}
+		raw = true
+	}
+	defer c.Close()
+	if d, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(d)
+	}
+	p.seq++
+	id := rand.IntN(0xffff) // the kernel replaces it on datagram sockets
+	msg := icmp.Message{Type: req, Body: &icmp.Echo{ID: id, Seq: int(p.seq), Data: []byte("vigil-check")}}
+	b, err := msg.Marshal(nil)
+	if err != nil {
+		return fail(Error, "icmp marshal: %v", err)
+	}
+	var dst net.Addr = &net.UDPAddr{IP: addr.AsSlice(), Zone: addr.Zone()}
+	if raw {
+		dst = &net.IPAddr{IP: addr.AsSlice(), Zone: addr.Zone()}
+	}
+	start := time.Now()
+	if _, err := c.WriteTo(b, dst); err != nil {
+		return classify(ctx, "icmp send", err)
+	}
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return classify(ctx, "icmp echo reply", err)
+		}
+		if fromAddr(from) != addr.WithZone("") {
+			continue
+		}
+		m, err := icmp.ParseMessage(proto, buf[:n])
+		if err != nil {
+			continue
+		}
+		echo, isEcho := m.Body.(*icmp.Echo)
+		if !isEcho || (m.Type != ipv4.ICMPTypeEchoReply && m.Type != ipv6.ICMPTypeEchoReply) {
+			continue
+		}
+		// A raw socket sees every echo reply on the host: match ours.
+		if echo.Seq != int(p.seq) || raw && echo.ID != id || !bytes.Equal(echo.Data, []byte("vigil-check")) {
+			continue
+		}
+		return ok("echo reply in %v", time.Since(start).Round(time.Microsecond))
+	}
+}
+
+func fromAddr(a net.Addr) netip.Addr {
+	var ip net.IP
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ip = a.IP
+	case *net.IPAddr:
+		ip = a.IP
+	}
+	ad, _ := netip.AddrFromSlice(ip)
+	return ad.Unmap()
+}
+
+type execProber struct{ s Spec }
+
+func (p execProber) probe(ctx context.Context) outcome {
+	r := proc.Run(ctx, proc.Cmd{Argv: p.s.Argv, User: p.s.User})
+	o := outcome{detail: r.Detail()}
+	switch {
+	case r.StartErr != nil:
+		o.result = Error
+	case r.TimedOut || ctx.Err() != nil:
+		// The context carries Spec.Timeout; a killed script changes no
+		// weight (keepalived #2720 counted one).
+		o.result = Timeout
+		o.detail = fmt.Sprintf("timeout after %v, process group killed", p.s.Timeout)
+	case !r.Exited():
+		o.result = Failure
+	default:
+		o.result, o.weight, o.setWeight = miscDynamic(r.Exit, p.s.Dynamic)
+	}
+	return o
+}
+
+// miscDynamic maps an exit status as keepalived's MISC_CHECK does: 0 up,
+// anything else down; with misc_dynamic, 0 up, 1 down, 2-255 up with the
+// real server's weight set to status-2.
+func miscDynamic(status int, dynamic bool) (Result, int, bool) {
+	switch {
+	case status == 0:
+		return Success, 0, false
+	case !dynamic || status == 1 || status < 0 || status > 255:
+		return Failure, 0, false
+	}
+	return Success, status - 2, true
+}
+
+type fileProber struct{ s Spec }
+
+func (p fileProber) probe(context.Context) outcome {
+	v, err := readFileValue(p.s.FilePath)
+	if err != nil {
+		return fail(Failure, "%v", err)
+	}
+	return fileOutcome(v, p.s.Weight, p.s.Dynamic)
+}
+
+// fileOutcome maps a file's value (see Spec.Weight).
+func fileOutcome(v, weight int, dynamic bool) outcome {
+	if weight == 0 {
+		if v != 0 {
+			return fail(Failure, "value %d", v)
+		}
+		return ok("value 0")
+	}
+	w := v * weight
+	if w < 0 {
+		return fail(Failure, "value %d × weight %d < 0", v, weight)
+	}
+	o := ok("value %d × weight %d = %d", v, weight, w)
+	if dynamic {
+		o.weight, o.setWeight = min(w, maxWeight), true
+	}
+	return o
+}
+
+// maxWeight is the largest IPVS weight vigil sets.
+const maxWeight = 65535
+
+// readFileValue reads the integer on the first line of a file; an empty
+// file is 0, as in keepalived. Unlike keepalived's strtol, text that is not
+// a number is an error (down), not 0.
+func readFileValue(path string) (int, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0) // a FIFO must not block a worker
+	if err != nil {
+		return 0, fmt.Errorf("file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 256))
+	if err != nil {
+		return 0, fmt.Errorf("file %s: %w", path, err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(line, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("file %s: value %q: not an integer", path, line)
+	}
+	return int(v), nil
+}

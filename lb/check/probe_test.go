@@ -1,0 +1,582 @@
+package check
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// probeOnce normalizes s and runs one probe with its timeout.
+func probeOnce(t *testing.T, s Spec) outcome {
+	t.Helper()
+	n, err := s.Normalize()
+	if err != nil {
+		t.Fatalf("normalize %+v: %v", s, err)
+	}
+	p, err := newProber(n)
+	if err != nil {
+		t.Fatalf("prober: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.Timeout)
+	defer cancel()
+	return p.probe(ctx)
+}
+
+func expect(t *testing.T, name string, o outcome, want Result, detail string) {
+	t.Helper()
+	if o.result != want || !strings.Contains(o.detail, detail) {
+		t.Errorf("%s: %v %q, want %v containing %q", name, o.result, o.detail, want, detail)
+	}
+}
+
+func addrPort(t *testing.T, a net.Addr) netip.AddrPort {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ap
+}
+
+// closedPort returns a loopback port nothing listens on (for network).
+func closedPort(t *testing.T, network string) netip.AddrPort {
+	t.Helper()
+	var a net.Addr
+	if network == "tcp" {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a = l.Addr()
+		l.Close()
+	} else {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a = c.LocalAddr()
+		c.Close()
+	}
+	return addrPort(t, a)
+}
+
+// Timeouts in these tests are generous (seconds) because they bound
+// loopback round trips that take microseconds: only a broken prober comes
+// near them, even on a loaded 2-core machine.
+const probeTimeout = 3 * time.Second
+
+func TestTCP(t *testing.T) {
+	for _, network := range []string{"127.0.0.1:0", "[::1]:0"} {
+		l, err := net.Listen("tcp", network)
+		if err != nil {
+			t.Logf("%s: %v (skipped)", network, err)
+			continue
+		}
+		defer l.Close()
+		go acceptClose(l, nil)
+		expect(t, "listening "+network, probeOnce(t, Spec{Type: TCP, Target: addrPort(t, l.Addr()), Timeout: probeTimeout, Interval: probeTimeout}), Success, "connected")
+	}
+	expect(t, "closed", probeOnce(t, Spec{Type: TCP, Target: closedPort(t, "tcp"), Timeout: probeTimeout, Interval: probeTimeout}), Failure, "refused")
+}
+
+func TestHTTP(t *testing.T) {
+	var mu sync.Mutex
+	var hosts []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hosts = append(hosts, r.Host)
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/ok":
+			fmt.Fprint(w, "healthy")
+		case "/moved":
+			http.Redirect(w, r, "/ok", http.StatusFound)
+		case "/slow":
+			time.Sleep(2 * time.Second)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	target := addrPort(t, srv.Listener.Addr())
+	md5ok := md5.Sum([]byte("healthy"))
+	sha := sha256.Sum256([]byte("healthy"))
+	base := Spec{Type: HTTP, Target: target, Timeout: probeTimeout, Interval: probeTimeout}
+	with := func(f func(*Spec)) Spec { s := base; f(&s); return s }
+	tests := []struct {
+		name   string
+		spec   Spec
+		want   Result
+		detail string
+	}{
+		{"ok", with(func(s *Spec) { s.Path = "/ok" }), Success, "status 200"},
+		{"404 default range", with(func(s *Spec) { s.Path = "/missing" }), Failure, "status 404 not in [200-299]"},
+		{"404 accepted", with(func(s *Spec) { s.Path = "/missing"; s.Status = []StatusRange{{404, 404}} }), Success, "status 404"},
+		{"redirect not followed", with(func(s *Spec) { s.Path = "/moved" }), Failure, "status 302"},
+		{"redirect accepted", with(func(s *Spec) { s.Path = "/moved"; s.Status = []StatusRange{{300, 399}} }), Success, "status 302"},
+		{"md5 digest", with(func(s *Spec) { s.Path = "/ok"; s.Digest = hex.EncodeToString(md5ok[:]) }), Success, "digest matches"},
+		{"sha256 digest", with(func(s *Spec) { s.Path = "/ok"; s.Digest = hex.EncodeToString(sha[:]) }), Success, "digest matches"},
+		{"wrong digest", with(func(s *Spec) { s.Path = "/ok"; s.Digest = strings.Repeat("0", 32) }), Failure, "body digest " + hex.EncodeToString(md5ok[:])},
+		{"timeout", with(func(s *Spec) { s.Path = "/slow"; s.Timeout = 200 * time.Millisecond }), Timeout, "timeout"},
+		{"vhost", with(func(s *Spec) { s.Path = "/ok"; s.Host = "www.example.org" }), Success, "status 200"},
+		{"refused", Spec{Type: HTTP, Target: closedPort(t, "tcp"), Timeout: probeTimeout, Interval: probeTimeout}, Failure, "refused"},
+	}
+	for _, tt := range tests {
+		expect(t, tt.name, probeOnce(t, tt.spec), tt.want, tt.detail)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(strings.Join(hosts, " "), "www.example.org") {
+		t.Errorf("virtual host never sent; hosts seen %v", hosts)
+	}
+}
+
+func TestHTTPS(t *testing.T) {
+	var mu sync.Mutex
+	var sni []string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	srv.TLS = &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		mu.Lock()
+		sni = append(sni, h.ServerName)
+		mu.Unlock()
+		return nil, nil
+	}}
+	srv.StartTLS()
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target := addrPort(t, srv.Listener.Addr())
+	lastSNI := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return sni[len(sni)-1]
+	}
+	base := Spec{Type: HTTPS, Target: target, Timeout: probeTimeout, Interval: probeTimeout}
+	with := func(f func(*Spec)) Spec { s := base; f(&s); return s }
+	// httptest's certificate names example.com, 127.0.0.1 and ::1.
+	tests := []struct {
+		name   string
+		spec   Spec
+		want   Result
+		detail string
+		sni    string
+	}{
+		{"no verify", base, Success, "status 200", ""},
+		{"no verify, sni", with(func(s *Spec) { s.SNI = "anything.test" }), Success, "status 200", "anything.test"},
+		{"sni from vhost", with(func(s *Spec) { s.Host = "example.com" }), Success, "status 200", "example.com"},
+		{"verify, unknown CA", with(func(s *Spec) { s.TLSVerify = true }), Failure, "certificate", ""},
+		{"verify, CA, IP name", with(func(s *Spec) { s.TLSVerify = true; s.CAFile = ca }), Success, "status 200", ""},
+		{"verify, CA, sni", with(func(s *Spec) { s.TLSVerify = true; s.CAFile = ca; s.SNI = "example.com" }), Success, "status 200", "example.com"},
+		{"verify, CA, wrong name", with(func(s *Spec) { s.TLSVerify = true; s.CAFile = ca; s.SNI = "wrong.test" }), Failure, "wrong.test", "wrong.test"},
+	}
+	for _, tt := range tests {
+		expect(t, tt.name, probeOnce(t, tt.spec), tt.want, tt.detail)
+		if got := lastSNI(); got != tt.sni {
+			t.Errorf("%s: server saw SNI %q, want %q", tt.name, got, tt.sni)
+		}
+	}
+}
+
+func TestUDP(t *testing.T) {
+	target := udpEcho(t, nil)
+	closed := closedPort(t, "udp")
+	// The silent cases wait for the whole timeout (no reply, no error is
+	// how UDP_CHECK succeeds), so it is short here; a loopback ICMP error
+	// or echo arrives in microseconds.
+	const short = 300 * time.Millisecond
+	tests := []struct {
+		name   string
+		spec   Spec
+		want   Result
+		detail string
+	}{
+		{"echo", Spec{Type: UDP, Target: target, Payload: "ping", RequireReply: true, Timeout: probeTimeout, Interval: probeTimeout}, Success, "reply of 4 bytes"},
+		{"silent, reply required", Spec{Type: UDP, Target: target, Payload: "quiet", RequireReply: true, Timeout: short, Interval: probeTimeout}, Timeout, "timeout"},
+		{"silent, no reply needed", Spec{Type: UDP, Target: target, Payload: "quiet", Timeout: short, Interval: probeTimeout}, Success, "no ICMP error"},
+		{"reply matches", Spec{Type: UDP, Target: target, Payload: "\x01\x02\x03", Reply: "01XX03", Timeout: probeTimeout, Interval: probeTimeout}, Success, "reply of 3 bytes"},
+		{"reply differs", Spec{Type: UDP, Target: target, Payload: "\x01\x02\x03", Reply: "02", Timeout: probeTimeout, Interval: probeTimeout}, Failure, "udp reply 010203 does not match 02"},
+		{"reply too long", Spec{Type: UDP, Target: target, Payload: "abcdef", MaxReply: 4, Timeout: probeTimeout, Interval: probeTimeout}, Failure, "want at most 4"},
+		{"reply too short", Spec{Type: UDP, Target: target, Payload: "ab", MinReply: 4, Timeout: probeTimeout, Interval: probeTimeout}, Failure, "want at least 4"},
+		{"port unreachable", Spec{Type: UDP, Target: closed, Payload: "x", Timeout: probeTimeout, Interval: probeTimeout}, Failure, "ICMP port unreachable"},
+		{"port unreachable, reply required", Spec{Type: UDP, Target: closed, Payload: "x", RequireReply: true, Timeout: probeTimeout, Interval: probeTimeout}, Failure, "ICMP port unreachable"},
+	}
+	for _, tt := range tests {
+		expect(t, tt.name, probeOnce(t, tt.spec), tt.want, tt.detail)
+	}
+}
+
+// udpEcho serves a loopback UDP echo that stays silent for "quiet" and
+// reports each sender's IP to seen if it is not nil.
+func udpEcho(t *testing.T, seen chan<- string) netip.AddrPort {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if seen != nil {
+				seen <- "udp " + from.(*net.UDPAddr).IP.String()
+			}
+			if string(buf[:n]) != "quiet" {
+				_, _ = c.WriteTo(buf[:n], from)
+			}
+		}
+	}()
+	return addrPort(t, c.LocalAddr())
+}
+
+func TestDNS(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := dns.NewServeMux()
+	mux.HandleFunc(".", func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := r.Question[0]
+		switch {
+		case q.Name == "." && q.Qtype == dns.TypeSOA:
+			rr, _ := dns.NewRR(". 60 IN SOA ns.example. admin.example. 1 60 60 60 60")
+			m.Answer = append(m.Answer, rr)
+		case q.Name == "www.example.":
+			if q.Qtype == dns.TypeA {
+				rr, _ := dns.NewRR("www.example. 60 IN A 192.0.2.1")
+				m.Answer = append(m.Answer, rr)
+			}
+		case q.Name == "broken.example.":
+			m.Rcode = dns.RcodeServerFailure
+		case q.Name == "silent.example.":
+			return
+		default:
+			m.Rcode = dns.RcodeNameError
+		}
+		_ = w.WriteMsg(m)
+	})
+	started := make(chan struct{})
+	srv := &dns.Server{PacketConn: pc, Handler: mux, NotifyStartedFunc: func() { close(started) }}
+	go func() { _ = srv.ActivateAndServe() }()
+	defer srv.Shutdown()
+	<-started
+	target := addrPort(t, pc.LocalAddr())
+	spec := func(qt, qn string) Spec {
+		return Spec{Type: DNS, Target: target, QType: qt, QName: qn, Timeout: probeTimeout, Interval: probeTimeout}
+	}
+	silent := spec("A", "silent.example")
+	silent.Timeout = 300 * time.Millisecond
+	tests := []struct {
+		name   string
+		spec   Spec
+		want   Result
+		detail string
+	}{
+		{"default SOA .", spec("", ""), Success, "dns SOA .: 1 answers"},
+		{"A", spec("a", "www.example"), Success, "dns A www.example."},
+		{"no AAAA", spec("AAAA", "www.example"), Failure, "no AAAA answer"},
+		{"nxdomain", spec("A", "nope.example"), Failure, "rcode NXDOMAIN"},
+		{"servfail", spec("A", "broken.example"), Failure, "rcode SERVFAIL"},
+		{"no answer", silent, Timeout, "timeout"},
+	}
+	for _, tt := range tests {
+		expect(t, tt.name, probeOnce(t, tt.spec), tt.want, tt.detail)
+	}
+}
+
+func TestPing(t *testing.T) {
+	for _, a := range []string{"127.0.0.1", "::1"} {
+		s := Spec{Type: Ping, Target: netip.AddrPortFrom(netip.MustParseAddr(a), 0), Timeout: probeTimeout, Interval: probeTimeout}
+		o := probeOnce(t, s)
+		if o.result == Error && a == "::1" {
+			t.Logf("ping ::1: %s (no IPv6 loopback here?)", o.detail)
+			continue
+		}
+		if o.result == Error && strings.Contains(o.detail, "permitted") {
+			t.Skipf("ping %s: %s (needs root or net.ipv4.ping_group_range)", a, o.detail)
+		}
+		expect(t, "ping "+a, o, Success, "echo reply")
+	}
+}
+
+// script writes an executable shell script and returns its path.
+func script(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "check.sh")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestExec(t *testing.T) {
+	tests := []struct {
+		body    string
+		dynamic bool
+		want    Result
+		weight  int
+		set     bool
+	}{
+		{"exit 0", false, Success, 0, false},
+		{"exit 1", false, Failure, 0, false},
+		{"exit 7", false, Failure, 0, false},
+		{"exit 0", true, Success, 0, false},
+		{"exit 1", true, Failure, 0, false},
+		{"exit 2", true, Success, 0, true},
+		{"exit 42", true, Success, 40, true},
+		{"exit 255", true, Success, 253, true},
+		{"kill -KILL $$", true, Failure, 0, false},
+	}
+	for _, tt := range tests {
+		o := probeOnce(t, Spec{Type: Exec, Argv: []string{script(t, tt.body)}, Dynamic: tt.dynamic, Timeout: probeTimeout, Interval: probeTimeout})
+		if o.result != tt.want || o.weight != tt.weight || o.setWeight != tt.set {
+			t.Errorf("%q dynamic=%v: %v weight %d set %v (%s), want %v %d %v", tt.body, tt.dynamic, o.result, o.weight, o.setWeight, o.detail, tt.want, tt.weight, tt.set)
+		}
+	}
+	o := probeOnce(t, Spec{Type: Exec, Argv: []string{"/nonexistent/check"}, Timeout: probeTimeout, Interval: probeTimeout})
+	expect(t, "missing program", o, Error, "no such file")
+}
+
+func TestExecTimeoutKillsGroup(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	// The script leaves a grandchild in its process group, then hangs.
+	p := script(t, "sleep 60 & echo $! > "+pidFile+"; exec sleep 60")
+	start := time.Now()
+	o := probeOnce(t, Spec{Type: Exec, Argv: []string{p}, Dynamic: true, Timeout: 300 * time.Millisecond, Interval: time.Second})
+	expect(t, "timeout", o, Timeout, "timeout after 300ms, process group killed")
+	if o.setWeight {
+		t.Error("a killed script set a weight")
+	}
+	// Bound is loose: the kill is immediate; only a missed kill waits 60 s.
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("probe took %v", took)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The orphan is reaped by init (or a subreaper) some time after the
+	// kill; wait for it generously.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := syscall.Kill(pid, 0)
+		st, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if errors.Is(err, syscall.ESRCH) || strings.Contains(string(st), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("grandchild %d still alive after the timeout", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state")
+	tests := []struct {
+		content string // "-" = no file
+		weight  int
+		dynamic bool
+		want    Result
+		w       int
+		set     bool
+	}{
+		{"-", 0, false, Failure, 0, false},
+		{"", 0, false, Success, 0, false},
+		{"0\n", 0, false, Success, 0, false},
+		{"1\n", 0, false, Failure, 0, false},
+		{" 5 \nignored", 2, true, Success, 10, true},
+		{"-3", 1, true, Failure, 0, false},
+		{"abc", 1, false, Failure, 0, false},
+	}
+	for _, tt := range tests {
+		_ = os.Remove(p)
+		if tt.content != "-" {
+			if err := os.WriteFile(p, []byte(tt.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o := probeOnce(t, Spec{Type: File, FilePath: p, Weight: tt.weight, Dynamic: tt.dynamic})
+		if o.result != tt.want || o.weight != tt.w || o.setWeight != tt.set {
+			t.Errorf("file %q weight %d dynamic %v: %v %d %v (%s), want %v %d %v", tt.content, tt.weight, tt.dynamic, o.result, o.weight, o.setWeight, o.detail, tt.want, tt.w, tt.set)
+		}
+	}
+}
+
+func TestExecAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running as another user needs root")
+	}
+	// The script lives in a directory nobody can read (t.TempDir is 0700
+	// root), so give it one of its own.
+	dir, err := os.MkdirTemp("", "vigil-check-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "check.sh")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n[ \"$(id -u)\" = 65534 ] && exit 12\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o := probeOnce(t, Spec{Type: Exec, Argv: []string{p}, User: "nobody", Dynamic: true, Timeout: probeTimeout, Interval: probeTimeout})
+	if o.result != Success || o.weight != 10 {
+		t.Errorf("as nobody: %v weight %d (%s), want success with weight 10", o.result, o.weight, o.detail)
+	}
+	o = probeOnce(t, Spec{Type: Exec, Argv: []string{p}, User: "no-such-user-vigil", Timeout: probeTimeout, Interval: probeTimeout})
+	expect(t, "unknown user", o, Error, "cannot run as")
+}
+
+func TestSourceAndMark(t *testing.T) {
+	// 127.0.0.2 is loopback too: probes from it never leave the host.
+	src := netip.MustParseAddr("127.0.0.2")
+	var mark uint32
+	if os.Geteuid() == 0 {
+		mark = 7 // SO_MARK needs CAP_NET_ADMIN
+	}
+	seen := make(chan string, 4)
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			seen <- "tcp " + c.RemoteAddr().(*net.TCPAddr).IP.String()
+			c.Close()
+		}
+	}()
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, _, _ := net.SplitHostPort(r.RemoteAddr)
+		seen <- "http " + h
+	}))
+	defer web.Close()
+	udp := udpEcho(t, seen)
+	for _, s := range []Spec{
+		{Type: TCP, Target: addrPort(t, l.Addr())},
+		{Type: HTTP, Target: addrPort(t, web.Listener.Addr())},
+		{Type: UDP, Target: udp, Payload: "x", RequireReply: true},
+	} {
+		s.Source, s.FWMark, s.Timeout, s.Interval = src, mark, probeTimeout, probeTimeout
+		expect(t, string(s.Type)+" from "+src.String(), probeOnce(t, s), Success, "")
+		select {
+		case got := <-seen:
+			if want := string(s.Type) + " " + src.String(); got != want {
+				t.Errorf("server saw %q, want %q", got, want)
+			}
+		case <-time.After(probeTimeout):
+			t.Errorf("%s: server saw nothing", s.Type)
+		}
+	}
+	// A source that is not a local address fails at bind, before sending.
+	s := Spec{Type: TCP, Target: addrPort(t, l.Addr()), Source: netip.MustParseAddr("192.0.2.1"), Timeout: probeTimeout, Interval: probeTimeout}
+	expect(t, "foreign source", probeOnce(t, s), Error, "bind 192.0.2.1")
+	if err := (Spec{Type: TCP, Target: lo4, Source: netip.MustParseAddr("::1")}).Validate(); err == nil || !strings.Contains(err.Error(), "source ::1: family differs") {
+		t.Errorf("mixed families: %v", err)
+	}
+}
+
+func TestWaitConnected(t *testing.T) {
+	// The path a signal during connect takes: a non-blocking connect, then
+	// waitConnected on its result.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go acceptClose(l, nil)
+	open := addrPort(t, l.Addr())
+	closed := closedPort(t, "tcp")
+	for _, tt := range []struct {
+		target netip.AddrPort
+		want   error
+	}{{open, nil}, {closed, syscall.ECONNREFUSED}} {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = syscall.Connect(fd, &syscall.SockaddrInet4{Port: int(tt.target.Port()), Addr: tt.target.Addr().As4()})
+		if err == syscall.EINPROGRESS {
+			err = waitConnected(fd, time.Now().Add(probeTimeout))
+		}
+		syscall.Close(fd)
+		if !errors.Is(err, tt.want) && err != tt.want {
+			t.Errorf("%v: %v, want %v", tt.target, err, tt.want)
+		}
+	}
+}
+
+func TestTCPTimeout(t *testing.T) {
+	// A listener that never accepts, with its accept queue full: the kernel
+	// drops further SYNs, so a connect hangs until SO_SNDTIMEO ends it. All
+	// on loopback.
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(sa.(*syscall.SockaddrInet4).Port))
+	for range 3 { // fill the queue (backlog 0 holds one)
+		c, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Close(c)
+		_ = syscall.Connect(c, sa)
+	}
+	start := time.Now()
+	o := probeOnce(t, Spec{Type: TCP, Target: target, Timeout: 300 * time.Millisecond, Interval: time.Second})
+	expect(t, "full accept queue", o, Timeout, "timeout")
+	// Loose bound: SO_SNDTIMEO ends it at 300ms; without it connect would
+	// retry SYNs for minutes.
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("probe took %v", took)
+	}
+}
