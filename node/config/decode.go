@@ -215,9 +215,10 @@ func yamlHint(l string) string {
 
 // decoder collects problems while the settings map is walked.
 type decoder struct {
-	errs  []FieldError
-	warns []string
-	env   map[string]string // key path -> environment variable it came from
+	vsNames []string // lb virtual server names, valid or not otherwise, for track references
+	errs    []FieldError
+	warns   []string
+	env     map[string]string // key path -> environment variable it came from
 }
 
 func (d *decoder) fail(path, msg string, args ...any) {

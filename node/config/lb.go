@@ -206,6 +206,9 @@ func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
 		name.reject(d, "is not a valid name: use 1..64 of A-Z a-z 0-9 _ . -")
 	}
 	spec.Name = name.V
+	if name.ok() {
+		d.vsNames = append(d.vsNames, name.V)
+	}
 
 	var def vsDefaults
 	key := &spec.Service.Key

@@ -83,7 +83,7 @@ func (d *decoder) config(root map[string]any) *Config {
 		cfg.LB = d.lbSection(o)
 	}
 	if o, st := getObject(top, "vrrp"); st == good {
-		cfg.VRRP = d.vrrp(o, cfg.LB)
+		cfg.VRRP = d.vrrp(o)
 	}
 	if len(cfg.VRRP.Instances) == 0 {
 		d.warn("vrrp.instances", "no VRRP instances are configured")
@@ -310,7 +310,7 @@ type vrrpCtx struct {
 	defs       map[trackKind]map[string]trackDef // valid, unique names only
 }
 
-func (d *decoder) vrrp(o *object, lbs LB) VRRP {
+func (d *decoder) vrrp(o *object) VRRP {
 	v := VRRP{}
 	strict := getBool(o, "strict")
 	v.Strict = strict.or(false)
@@ -337,8 +337,8 @@ func (d *decoder) vrrp(o *object, lbs LB) VRRP {
 	d.files(o, c)
 	d.processes(o, c)
 	c.defs[kindVirtualServer] = map[string]trackDef{}
-	for _, vs := range lbs.VirtualServers {
-		c.defs[kindVirtualServer][vs.Spec.Name] = trackDef{}
+	for _, name := range d.vsNames {
+		c.defs[kindVirtualServer][name] = trackDef{}
 	}
 
 	list, p, _ := getList(o, "instances")
