@@ -190,7 +190,7 @@ func testProcess(t *testing.T, poll bool, within time.Duration) {
 func TestProcessArgsQuorumDelay(t *testing.T) {
 	noLeaks(t)
 	bin := sleeper(t, "vgtrk_sleepq")
-	spec := ProcessSpec{Name: "q", Process: "vgtrk_sleepq", Args: []string{"100"}, Quorum: 2, Delay: 300 * time.Millisecond}
+	spec := ProcessSpec{Name: "q", Process: "vgtrk_sleepq", Args: []string{"100"}, Quorum: 2, Delay: time.Second}
 	p, err := NewProcess(spec, testLog(t))
 	if err != nil {
 		t.Fatal(err)
@@ -204,11 +204,12 @@ func TestProcessArgsQuorumDelay(t *testing.T) {
 	r.quiet(t, 300*time.Millisecond)
 	b := start(t, bin, "100")
 	r.wait(t, within, "up with quorum 2", isUp)
-	// Below quorum for less than Delay: no change.
+	// Below quorum for less than Delay: no change. (Delay is 1 s so that
+	// restarting the process on a loaded machine stays well inside it.)
 	stop(t, b)
 	time.Sleep(100 * time.Millisecond)
 	b = start(t, bin, "100")
-	r.quiet(t, 500*time.Millisecond)
+	r.quiet(t, 1200*time.Millisecond)
 	// Below quorum for longer: down, after Delay.
 	stop(t, a)
 	began := time.Now()
