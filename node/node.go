@@ -71,6 +71,13 @@ type Node struct {
 	stopOnce sync.Once
 	bursts   *burstMemory
 	feeds    vsFeeds
+
+	// The load balancer: nil until a config has virtual servers. It runs
+	// under lbCtx, which ends after VRRP has shut down.
+	lb        *balancer
+	lbMetrics *telemetry.LB
+	lbCtx     context.Context
+	lbDone    chan struct{}
 }
 
 // sock is one raw socket and the instances it serves, by VRID.
@@ -138,7 +145,12 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.vips = vm
+	n.lbMetrics = reg.LB
 	if err := n.build(); err != nil {
+		n.close()
+		return nil, err
+	}
+	if err := n.setLB(cfg); err != nil {
 		n.close()
 		return nil, err
 	}
@@ -468,6 +480,12 @@ func (n *Node) Run(ctx context.Context) error {
 	trackCtx, stopTracking := context.WithCancel(ctx)
 	defer stopTracking()
 	n.runTracking(trackCtx)
+	lbCtx, stopLB := context.WithCancel(context.Background())
+	defer stopLB()
+	n.mu.Lock()
+	n.lbCtx = lbCtx
+	n.startLB()
+	n.mu.Unlock()
 
 	n.mu.Lock()
 	n.running = true
@@ -500,8 +518,15 @@ func (n *Node) Run(ctx context.Context) error {
 	for _, s := range n.conns {
 		s.conn.Close()
 	}
+	lbDone := n.lbDone
 	n.mu.Unlock()
 	n.readers.Wait()
+	// The VIPs are released; now the virtual services go (keepalived's
+	// order on stop).
+	stopLB()
+	if lbDone != nil {
+		<-lbDone
+	}
 	return nil
 }
 
@@ -620,6 +645,9 @@ func (n *Node) shutdown() {
 func (n *Node) close() {
 	n.stopOnce.Do(func() {
 		n.bursts.stop()
+		if n.lb != nil && n.lbDone == nil { // built but never run
+			n.lb.kernel.Close()
+		}
 		for _, in := range n.insts {
 			for _, da := range in.anns {
 				da.ann.Close()

@@ -126,6 +126,9 @@ func (n *Node) Reload(next *config.Config) (ReloadReport, error) {
 	}
 	slices.SortFunc(n.insts, func(a, b *instance) int { return order[a.cfg] - order[b.cfg] })
 
+	if err := n.setLB(next); err != nil {
+		return rep, err
+	}
 	if err := n.applyTracking(now); err != nil {
 		return rep, err
 	}

@@ -44,6 +44,7 @@ type VRRP struct {
 type Registry struct {
 	Reg  *prometheus.Registry
 	VRRP *VRRP
+	LB   *LB
 }
 
 // NewRegistry creates a registry with the Go and process collectors,
@@ -94,7 +95,9 @@ func NewRegistry() *Registry {
 		Gratuitous: c("vigil_vrrp_gratuitous_sent_total", "Gratuitous ARP (IPv4) or unsolicited neighbour advertisements (IPv6) sent."),
 		VIPOwned:   g("vigil_vip_owned", "1 while this node holds the virtual address (installed as master).", "address"),
 	}
-	return &Registry{Reg: reg, VRRP: v}
+	r := &Registry{Reg: reg, VRRP: v}
+	r.LB = r.newLBMetrics()
+	return r
 }
 
 // Config holds the configuration-reload metric families.

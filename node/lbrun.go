@@ -1,0 +1,304 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"vigil/lb"
+	"vigil/lb/check"
+	"vigil/lb/ipvsnet"
+	"vigil/node/config"
+	"vigil/telemetry"
+)
+
+// ipvsKernel is the kernel's IPVS table as the load balancer uses it
+// (lb/ipvsnet; a fake in unit tests).
+type ipvsKernel interface {
+	Dump() (lb.Table, error)
+	Apply(ops []lb.Op) error
+	Close()
+}
+
+// resync is how often the table is compared with the kernel even when
+// nothing changed, so an entry someone else removed or altered comes back.
+const resync = 30 * time.Second
+
+// balancer keeps the kernel's IPVS table equal to what the config and the
+// health checks ask for: lb.Desired → one dump → lb.Diff → apply. It runs
+// on its own goroutine, independent of VRRP; a virtual server's quorum
+// reaches VRRP through the node's feeds.
+type balancer struct {
+	log     *slog.Logger
+	kernel  ipvsKernel
+	checks  *check.Scheduler
+	feeds   *vsFeeds
+	metrics *telemetry.LB
+
+	mu    sync.Mutex
+	specs []lb.VirtualServer
+	// managed are the services vigil answers for: those of the current
+	// config plus those of earlier configs not yet removed from the kernel.
+	// Everything else in the kernel is left alone.
+	managed map[lb.ServiceKey]bool
+	quorum  lb.QuorumState
+
+	kick chan struct{}
+}
+
+func newBalancer(log *slog.Logger, kernel ipvsKernel, feeds *vsFeeds, m *telemetry.LB) *balancer {
+	b := &balancer{log: log, kernel: kernel, feeds: feeds, metrics: m, managed: map[lb.ServiceKey]bool{}, kick: make(chan struct{}, 1)}
+	b.checks = check.New(check.Config{Log: log.With("component", "checker"), Observer: check.ObserverFunc(func(t check.Type, r check.Result, took time.Duration) {
+		m.CheckProbed(string(t), r.String(), took)
+	})})
+	return b
+}
+
+// openBalancer opens the kernel's IPVS table, with a clear error when the
+// kernel has none (moby/ipvs would appear to work).
+func openBalancer(log *slog.Logger, feeds *vsFeeds, m *telemetry.LB) (*balancer, error) {
+	if err := ipvsnet.Available(); err != nil {
+		return nil, fmt.Errorf("lb: %w", err)
+	}
+	h, err := ipvsnet.Open("")
+	if err != nil {
+		return nil, fmt.Errorf("lb: open IPVS: %w", err)
+	}
+	return newBalancer(log, h, feeds, m), nil
+}
+
+// set installs a config's virtual servers: checks of unchanged targets
+// keep their state, and the next reconcile converges the table.
+func (b *balancer) set(vss []config.VirtualServer) error {
+	checks := map[check.ID]check.Check{}
+	specs := make([]lb.VirtualServer, 0, len(vss))
+	for _, vs := range vss {
+		specs = append(specs, vs.Spec)
+		for i, rs := range vs.Reals {
+			owner := check.Owner{VS: vs.Spec.Name, RS: vs.Spec.Reals[i].Key()}
+			for j, c := range rs.Checks {
+				id := check.ID(fmt.Sprintf("%s/%s/%d", vs.Spec.Name, netip.AddrPortFrom(owner.RS.Addr, owner.RS.Port), j))
+				checks[id] = check.Check{Owner: owner, Spec: checkSpec(c, rs.Alpha)}
+			}
+		}
+	}
+	if err := b.checks.Set(checks); err != nil {
+		return fmt.Errorf("lb: checks: %w", err)
+	}
+	b.mu.Lock()
+	b.specs = specs
+	for _, vs := range specs {
+		b.managed[vs.Service.Key.Normal()] = true
+	}
+	b.mu.Unlock()
+	b.poke()
+	return nil
+}
+
+func (b *balancer) poke() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// checkSpec maps a configured check to lb/check's spec.
+func checkSpec(c config.Check, alpha bool) check.Spec {
+	s := check.Spec{
+		Type: check.Type(c.Type), Target: c.Target,
+		Path: c.Path, Host: c.Host, SNI: c.SNI, TLSVerify: c.TLSVerify,
+		Payload: string(c.Payload), RequireReply: c.RequireReply,
+		QType: c.QueryType, QName: c.QueryName,
+		User: c.User, Dynamic: c.Dynamic, FilePath: c.File,
+		Interval: c.Interval, Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall,
+		RetryDelay: c.RetryDelay, Jitter: c.Warmup, Alpha: alpha,
+	}
+	if s.Jitter == 0 {
+		s.Jitter = check.NoJitter
+	}
+	if _, hex, ok := strings.Cut(c.Digest, ":"); ok {
+		s.Digest = hex
+	}
+	for _, r := range c.Status {
+		s.Status = append(s.Status, check.StatusRange{Lo: r[0], Hi: r[1]})
+	}
+	if c.Shell {
+		s.Argv = []string{"/bin/sh", "-c", c.Command}
+	} else {
+		s.Argv = c.Argv
+	}
+	return s
+}
+
+// run checks and reconciles until ctx ends, then removes what it manages
+// from the kernel (keepalived does the same on stop).
+func (b *balancer) run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := b.checks.Run(ctx); err != nil {
+			b.log.Error("health checks stopped", "err", err)
+		}
+	}()
+	defer wg.Wait()
+	tick := time.NewTicker(resync)
+	defer tick.Stop()
+	b.reconcile()
+	for {
+		select {
+		case <-ctx.Done():
+			b.clear()
+			b.kernel.Close()
+			return nil
+		case <-b.checks.Changes():
+		case <-b.kick:
+		case <-tick.C:
+		}
+		b.reconcile()
+	}
+}
+
+// reconcile brings the kernel to the desired table with the fewest
+// operations; an error is logged and counted, and the next change or
+// resync tries again.
+func (b *balancer) reconcile() {
+	start := time.Now()
+	b.mu.Lock()
+	specs, managed, prev := b.specs, maps.Clone(b.managed), b.quorum
+	b.mu.Unlock()
+
+	want, quorum := lb.Desired(specs, b.checks.View(), prev)
+	cur, err := b.kernel.Dump()
+	if err != nil {
+		b.log.Error("reading the IPVS table", "err", err)
+		b.metrics.Reconciled(0, err, time.Since(start))
+		return
+	}
+	ops := lb.Diff(want, cur, func(k lb.ServiceKey) bool { return managed[k.Normal()] })
+	err = b.kernel.Apply(ops)
+	b.metrics.Reconciled(len(ops), err, time.Since(start))
+	if err != nil {
+		b.log.Error("changing the IPVS table", "err", err, "ops", len(ops))
+		return
+	}
+	for _, op := range ops {
+		b.log.Info("ipvs", "op", op.String())
+	}
+
+	b.mu.Lock()
+	b.quorum = quorum
+	// Services of earlier configs are gone from the kernel now.
+	for k := range b.managed {
+		if _, ok := want[k]; !ok {
+			delete(b.managed, k)
+		}
+	}
+	b.mu.Unlock()
+	for _, vs := range specs {
+		up := quorum[vs.Name]
+		if was, known := prev[vs.Name]; !known || was != up {
+			live, total := b.liveWeight(vs)
+			detail := fmt.Sprintf("live weight %d of %d, quorum %d", live, total, max(vs.Quorum, 1))
+			if known {
+				b.log.Warn("virtual server quorum changed", "virtual_server", vs.Name, "up", up, "detail", detail)
+			}
+			b.feeds.set(vs.Name, up, detail)
+		}
+		b.metrics.SetQuorum(up, vsMetricLabels(vs)...)
+	}
+}
+
+// liveWeight sums the weights of the up real servers of vs, for messages.
+func (b *balancer) liveWeight(vs lb.VirtualServer) (live, total int) {
+	h := b.checks.View()
+	for _, rs := range vs.Reals {
+		w := rs.Weight
+		up, dw, dyn := h.RealServer(vs.Name, rs.Key())
+		if dyn {
+			w = dw
+		}
+		total += rs.Weight
+		if up {
+			live += w
+		}
+	}
+	return live, total
+}
+
+// clear removes every service vigil manages from the kernel.
+func (b *balancer) clear() {
+	b.mu.Lock()
+	managed := maps.Clone(b.managed)
+	b.mu.Unlock()
+	cur, err := b.kernel.Dump()
+	if err != nil {
+		b.log.Error("reading the IPVS table at shutdown", "err", err)
+		return
+	}
+	ops := lb.Diff(lb.Table{}, cur, func(k lb.ServiceKey) bool { return managed[k.Normal()] })
+	if err := b.kernel.Apply(ops); err != nil {
+		b.log.Error("removing virtual services at shutdown", "err", err)
+		return
+	}
+	if len(ops) > 0 {
+		b.log.Info("removed the virtual services at shutdown", "ops", len(ops))
+	}
+}
+
+// vsMetricLabels are telemetry's virtual server labels for vs.
+func vsMetricLabels(vs lb.VirtualServer) []string {
+	k := vs.Service.Key
+	addr, port, mark := "", "", ""
+	if k.FWMark != 0 {
+		mark = strconv.FormatUint(uint64(k.FWMark), 10)
+	} else {
+		addr, port = k.Addr.String(), strconv.Itoa(int(k.Port))
+	}
+	return []string{vs.Name, addr, port, k.Protocol.String(), mark}
+}
+
+// setLB gives the load balancer cfg's virtual servers, opening the kernel's
+// IPVS table the first time a config has any. Called from New, and from
+// Reload with n.mu held.
+func (n *Node) setLB(cfg *config.Config) error {
+	if n.lb == nil {
+		if len(cfg.LB.VirtualServers) == 0 {
+			return nil
+		}
+		b, err := openBalancer(n.log.With("component", "lb"), &n.feeds, n.lbMetrics)
+		if err != nil {
+			return err
+		}
+		n.lb = b
+	}
+	if err := n.lb.set(cfg.LB.VirtualServers); err != nil {
+		return err
+	}
+	if n.lbCtx != nil {
+		n.startLB()
+	}
+	return nil
+}
+
+// startLB runs the load balancer once Run has started; n.mu is held.
+func (n *Node) startLB() {
+	if n.lb == nil || n.lbDone != nil {
+		return
+	}
+	done := make(chan struct{})
+	n.lbDone = done
+	b, ctx := n.lb, n.lbCtx
+	go func() {
+		defer close(done)
+		if err := b.run(ctx); err != nil {
+			n.log.Error("load balancer stopped", "err", err)
+		}
+	}()
+}

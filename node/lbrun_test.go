@@ -1,0 +1,169 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"vigil/lb"
+	"vigil/node/config"
+	"vigil/node/track"
+	"vigil/telemetry"
+)
+
+// memKernel is an in-memory IPVS table (lb.Table.Apply refuses what the
+// kernel would).
+type memKernel struct {
+	mu     sync.Mutex
+	t      lb.Table
+	ops    int
+	closed bool
+}
+
+func (k *memKernel) Dump() (lb.Table, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.t.Clone(), nil
+}
+
+func (k *memKernel) Apply(ops []lb.Op) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	t, err := k.t.Apply(ops)
+	if err != nil {
+		return err
+	}
+	k.t, k.ops = t, k.ops+len(ops)
+	return nil
+}
+
+func (k *memKernel) Close() { k.mu.Lock(); k.closed = true; k.mu.Unlock() }
+
+func (k *memKernel) dests(key lb.ServiceKey) string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e, ok := k.t[key]
+	if !ok {
+		return "absent"
+	}
+	s := ""
+	for _, d := range e.SortedDests() {
+		s += fmt.Sprintf("%s/%d ", netip.AddrPortFrom(d.Addr, d.Port), d.Weight)
+	}
+	return s
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	// Checks run every 20 ms; 10 s only bounds a wait on a loaded machine.
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The balancer converges the kernel on the desired table as checks change,
+// reports quorum through the virtual server's feed, leaves services it did
+// not create alone, removes a service a reload drops, and clears what it
+// manages on stop (keepalived's behaviour without -I).
+func TestBalancer(t *testing.T) {
+	dir := t.TempDir()
+	r1, r2 := filepath.Join(dir, "r1"), filepath.Join(dir, "r2")
+	for _, f := range []string{r1, r2} {
+		if err := os.WriteFile(f, []byte("0\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	doc := func(withAPI bool) *config.Config {
+		y := fmt.Sprintf(`node: {name: lb1}
+lb:
+  virtual_servers:
+    - name: web
+      address: 192.0.2.100:80
+      protocol: tcp
+      quorum: 2
+      real_servers:
+        - {address: "198.51.100.11:8080", check: {type: file, file: %q, interval: 20ms, warmup: 0s, fall: 1}}
+        - {address: "198.51.100.12:8080", check: {type: file, file: %q, interval: 20ms, warmup: 0s, fall: 1}}
+`, r1, r2)
+		if withAPI {
+			y += `    - {name: api, address: "192.0.2.100:443", protocol: tcp, real_servers: [{address: "198.51.100.11:8443"}]}` + "\n"
+		}
+		c, err := config.Parse([]byte(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	foreign := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.UDP, Addr: netip.MustParseAddr("203.0.113.7"), Port: 53}
+	k := &memKernel{t: lb.Table{foreign: {Service: lb.Service{Key: foreign, Scheduler: "rr"}.Normal(), Dests: map[lb.DestKey]lb.Dest{}}}}
+	var feeds vsFeeds
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b := newBalancer(log, k, &feeds, telemetry.NewRegistry().LB)
+	if err := b.set(doc(true).LB.VirtualServers); err != nil {
+		t.Fatal(err)
+	}
+	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
+	api := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 443}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- b.run(ctx) }()
+	feed := feeds.get("web")
+	states := make(chan track.Update, 16)
+	fctx, fcancel := context.WithCancel(context.Background())
+	defer fcancel()
+	go feed.Run(fctx, func(u track.Update) { states <- u })
+	nextState := func(want bool) {
+		t.Helper()
+		select {
+		case u := <-states:
+			if u.Up != want {
+				t.Fatalf("web quorum feed: %+v, want up=%v", u, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no quorum report (want up=%v)", want)
+		}
+	}
+
+	both := "198.51.100.11:8080/1 198.51.100.12:8080/1 "
+	waitFor(t, "web with both real servers", func() bool { return k.dests(web) == both })
+	waitFor(t, "api", func() bool { return k.dests(api) == "198.51.100.11:8443/1 " })
+	nextState(true)
+
+	// r2 fails: removed; the live weight (1) is below quorum 2, but with
+	// no sorry server the table keeps r1 and only the feed goes down.
+	os.WriteFile(r2, []byte("1\n"), 0o644)
+	waitFor(t, "r2 removed", func() bool { return k.dests(web) == "198.51.100.11:8080/1 " })
+	nextState(false)
+	os.WriteFile(r2, []byte("0\n"), 0o644)
+	waitFor(t, "r2 back", func() bool { return k.dests(web) == both })
+	nextState(true)
+
+	// A reload without api removes it; the foreign service stays.
+	if err := b.set(doc(false).LB.VirtualServers); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "api removed", func() bool { return k.dests(api) == "absent" })
+	if k.dests(foreign) != "" {
+		t.Fatalf("foreign service touched: %q", k.dests(foreign))
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if k.dests(web) != "absent" || k.dests(foreign) != "" || !k.closed {
+		t.Fatalf("after stop: web %q, foreign %q, closed %v", k.dests(web), k.dests(foreign), k.closed)
+	}
+}
