@@ -114,6 +114,48 @@ func TestLBInVM(t *testing.T) {
 	}
 }
 
+// TestLBFleetInVM runs test/lbe2e in the VM: two directors running the
+// vigil binary (VRRP and IPVS), real servers and a client in namespaces,
+// with real traffic through the VIP. Every guest subtest must pass.
+func TestLBFleetInVM(t *testing.T) {
+	needVM(t)
+	t.Parallel()
+	ctx := context.Background()
+	vigil := os.Getenv("VIGIL_BIN")
+	if vigil == "" {
+		t.Fatal("VIGIL_BIN must name the vigil binary (make netns sets it)")
+	}
+	bin, err := vm.BuildTest(ctx, "vigil/test/lbe2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := vm.Run(ctx, vm.Spec{
+		Files:    map[string]string{"/lbe2e/lbe2e.test": bin, "/lbe2e/vigil": vigil},
+		Command:  []string{"/lbe2e/lbe2e.test", "-test.v", "-test.count=1", "-test.timeout=200s"},
+		Env:      []string{"VIGIL_BIN=/lbe2e/vigil", "VIGIL_NETNS=1"},
+		Timeout:  240 * time.Second,
+		CPUs:     2,
+		MemoryMB: 1024,
+	})
+	t.Logf("kernel %s; boot %v, total %v", res.Kernel, res.Boot.Round(time.Millisecond), res.Total.Round(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 0 {
+		t.Fatalf("fleet scenario failed in the VM (exit %d):\n%s", res.ExitCode, res.Output)
+	}
+	for _, name := range []string{"TestFleet", "TestFleet/nat_traffic_through_the_VIP", "TestFleet/dr_traffic_through_the_VIP",
+		"TestFleet/real_server_failure_and_recovery", "TestFleet/reload_changes_one_real_server_only",
+		"TestFleet/director_failover_keeps_serving", "TestFleet/stop_removes_the_virtual_services"} {
+		if !strings.Contains(res.Output, "--- PASS: "+name+" ") {
+			t.Errorf("%s did not pass in the VM", name)
+		}
+	}
+	if t.Failed() || testing.Verbose() {
+		t.Logf("guest output:\n%s", res.Output)
+	}
+}
+
 // TestLBBenchVM runs test/lbvm's reconcile benchmark in the VM and logs
 // its figures. It is not part of make test: it runs only with
 // VIGIL_BENCH=1, and fails if the benchmark did not run and pass.

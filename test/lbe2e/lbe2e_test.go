@@ -1,0 +1,434 @@
+package lbe2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"vigil/lb"
+	"vigil/lb/ipvsnet"
+	"vigil/test/netlab"
+	"vigil/test/peer"
+)
+
+// The fleet: a client, two directors running vigil (VRRP for the VIP and
+// the real servers' gateway, one sync group; IPVS for three NAT services
+// and one DR service) and real servers, all on one bridge:
+//
+//	client 192.0.2.50          d1 192.0.2.11 + 198.51.100.2 (priority 150)
+//	VIP    192.0.2.100         d2 192.0.2.12 + 198.51.100.3 (priority 100)
+//	gw VIP 198.51.100.1        r1, r2 198.51.100.11/.12 :8080 (NAT), s1 .9 (sorry)
+//	                           r3, r4 192.0.2.21/.22 :8090 with the VIP on lo (DR)
+var (
+	vip      = netip.MustParseAddr("192.0.2.100")
+	gwVIP    = netip.MustParseAddr("198.51.100.1")
+	r1Addr   = netip.MustParseAddrPort("198.51.100.11:8080")
+	r2Addr   = netip.MustParseAddrPort("198.51.100.12:8080")
+	s1Addr   = netip.MustParseAddrPort("198.51.100.9:8080")
+	r3Addr   = netip.MustParseAddrPort("192.0.2.21:8090")
+	r4Addr   = netip.MustParseAddrPort("192.0.2.22:8090")
+	webKey   = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 80}
+	inhKey   = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 81}
+	quoKey   = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 82}
+	drKey    = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 8090}
+	r2Weight = "1"
+)
+
+func directorYAML(name string, prio int, r2w string) string {
+	return fmt.Sprintf(`node: {name: %s}
+telemetry: {listen: "127.0.0.1:9730"}
+vrrp:
+  instances:
+    - {name: vip, interface: eth0, vrid: 51, priority: %[2]d, advert_interval: 100ms, accept: true, vips: [192.0.2.100/24]}
+    - {name: gw, interface: eth0, vrid: 52, priority: %[2]d, advert_interval: 100ms, accept: true, vips: [198.51.100.1/24]}
+  sync_groups: [{name: edge, instances: [vip, gw]}]
+lb:
+  virtual_servers:
+    - name: web
+      address: 192.0.2.100:80
+      protocol: tcp
+      scheduler: rr
+      check: {type: http, path: /health, interval: 200ms, timeout: 150ms, fall: 1, warmup: 0s}
+      real_servers: [{address: "198.51.100.11:8080"}, {address: "198.51.100.12:8080", weight: %[3]s}]
+    - name: inh
+      address: 192.0.2.100:81
+      protocol: tcp
+      inhibit_on_failure: true
+      check: {type: tcp, interval: 200ms, timeout: 150ms, fall: 1, warmup: 0s}
+      real_servers: [{address: "198.51.100.11:8080"}, {address: "198.51.100.12:8080"}]
+    - name: quo
+      address: 192.0.2.100:82
+      protocol: tcp
+      quorum: 2
+      sorry_server: 198.51.100.9:8080
+      check: {type: tcp, interval: 200ms, timeout: 150ms, fall: 1, warmup: 0s}
+      real_servers: [{address: "198.51.100.11:8080"}, {address: "198.51.100.12:8080"}]
+    - name: dr
+      address: 192.0.2.100:8090
+      protocol: tcp
+      scheduler: rr
+      forward: dr
+      check: {type: tcp, interval: 200ms, timeout: 150ms, fall: 1, warmup: 0s}
+      real_servers: [{address: 192.0.2.21}, {address: 192.0.2.22}]
+`, name, prio, r2w)
+}
+
+// backend is a real server: an HTTP server listening in a node's
+// namespace, answering its name (and 200 on /health).
+type backend struct {
+	name string
+	node *netlab.Node
+	addr netip.AddrPort
+	// any listens on every address: a DR real server receives packets
+	// addressed to the VIP (on its lo).
+	any bool
+	mu  sync.Mutex
+	srv *http.Server
+}
+
+func (b *backend) start(t *testing.T) {
+	t.Helper()
+	var ln net.Listener
+	if err := b.node.Do(func() error {
+		var err error
+		addr := b.addr.String()
+		if b.any {
+			addr = fmt.Sprintf(":%d", b.addr.Port())
+		}
+		ln, err = net.Listen("tcp", addr)
+		return err
+	}); err != nil {
+		t.Fatalf("listen %s on %s: %v", b.addr, b.name, err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, b.name)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	b.mu.Lock()
+	b.srv = srv
+	b.mu.Unlock()
+	go srv.Serve(ln)
+}
+
+func (b *backend) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.srv != nil {
+		b.srv.Close()
+		b.srv = nil
+	}
+}
+
+type fleet struct {
+	lab            *netlab.Lab
+	client, d1, d2 *netlab.Node
+	procs          map[string]*netlab.Process
+	cfgs           map[string]string
+	backends       map[string]*backend
+	bin            string
+}
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+func setup(t *testing.T) *fleet {
+	t.Helper()
+	if os.Getenv("VIGIL_IN_VM") != "1" {
+		t.Skip("runs in the test VM (vigil/test/vm), where the kernel has IPVS")
+	}
+	if err := ipvsnet.Available(); err != nil {
+		t.Fatalf("IPVS: %v", err)
+	}
+	bin := os.Getenv("VIGIL_BIN")
+	if bin == "" {
+		t.Fatal("VIGIL_BIN names the vigil binary in the VM")
+	}
+	lab := netlab.NewForTest(t, "vglb")
+	f := &fleet{lab: lab, bin: bin, procs: map[string]*netlab.Process{}, cfgs: map[string]string{}, backends: map[string]*backend{}}
+	add := func(name string, addrs ...string) *netlab.Node {
+		var ps []netip.Prefix
+		for _, a := range addrs {
+			ps = append(ps, pfx(a))
+		}
+		n, err := lab.AddNode(name, ps...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	ctx := context.Background()
+	run := func(n *netlab.Node, args ...string) {
+		t.Helper()
+		if out, err := n.Run(ctx, args[0], args[1:]...); err != nil {
+			t.Fatalf("%s: %v\n%s", n.Name, err, out)
+		}
+	}
+	f.client = add("client", "192.0.2.50/24")
+	f.d1 = add("d1", "192.0.2.11/24", "198.51.100.2/24")
+	f.d2 = add("d2", "192.0.2.12/24", "198.51.100.3/24")
+	for _, d := range []*netlab.Node{f.d1, f.d2} {
+		run(d, "sysctl", "-w", "net.ipv4.ip_forward=1")
+		run(d, "sysctl", "-w", "net.ipv4.conf.all.send_redirects=0")
+		run(d, "sysctl", "-w", "net.ipv4.conf.eth0.send_redirects=0")
+	}
+	for _, r := range []struct {
+		name string
+		addr netip.AddrPort
+		dr   bool
+	}{{"r1", r1Addr, false}, {"r2", r2Addr, false}, {"s1", s1Addr, false}, {"r3", r3Addr, true}, {"r4", r4Addr, true}} {
+		n := add(r.name, netip.PrefixFrom(r.addr.Addr(), 24).String())
+		if r.dr {
+			// Direct routing: the VIP on lo, never answered for in ARP.
+			if out, err := n.IP("addr", "add", vip.String()+"/32", "dev", "lo"); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			for _, k := range []string{"all", "eth0"} {
+				run(n, "sysctl", "-w", "net.ipv4.conf."+k+".arp_ignore=1")
+				run(n, "sysctl", "-w", "net.ipv4.conf."+k+".arp_announce=2")
+			}
+		} else if out, err := n.IP("route", "add", "default", "via", gwVIP.String()); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		b := &backend{name: r.name, node: n, addr: r.addr, any: r.dr}
+		b.start(t)
+		t.Cleanup(b.stop)
+		f.backends[r.name] = b
+	}
+	f.startVigil(t, f.d1, 150, r2Weight)
+	f.startVigil(t, f.d2, 100, r2Weight)
+	return f
+}
+
+func (f *fleet) startVigil(t *testing.T, n *netlab.Node, prio int, r2w string) {
+	t.Helper()
+	path := filepath.Join(f.lab.Dir(), n.Name+".yaml")
+	if err := os.WriteFile(path, []byte(directorYAML(n.Name, prio, r2w)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.cfgs[n.Name] = path
+	p, err := n.Start(f.bin, "run", "--config", path, "--log-level", "debug", "--admin-socket", peer.VigilAdminSocket(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.procs[n.Name] = p
+}
+
+// dump reads a director's IPVS table.
+func dump(t *testing.T, n *netlab.Node) lb.Table {
+	t.Helper()
+	h, err := ipvsnet.Open("/run/netns/" + n.NS)
+	if err != nil {
+		t.Fatalf("open IPVS of %s: %v", n.Name, err)
+	}
+	defer h.Close()
+	tb, err := h.Dump()
+	if err != nil {
+		t.Fatalf("dump IPVS of %s: %v", n.Name, err)
+	}
+	return tb
+}
+
+// dests renders a service's destinations as "addr:port/weight" in order,
+// or "absent".
+func dests(tb lb.Table, k lb.ServiceKey) string {
+	e, ok := tb[k]
+	if !ok {
+		return "absent"
+	}
+	var s []string
+	for _, d := range e.SortedDests() {
+		s = append(s, fmt.Sprintf("%s/%d", netip.AddrPortFrom(d.Addr, d.Port), d.Weight))
+	}
+	return strings.Join(s, " ")
+}
+
+// waitDests waits until the director's service has exactly want.
+func waitDests(t *testing.T, n *netlab.Node, k lb.ServiceKey, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var got string
+	for time.Now().Before(deadline) {
+		if got = dests(dump(t, n), k); got == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s %s: destinations %q, want %q after %v", n.Name, k, got, want, timeout)
+}
+
+// get fetches http://VIP:port/ from the client and returns the body.
+func (f *fleet) get(port int) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	b, err := f.client.HTTPGet(ctx, fmt.Sprintf("http://%s:%d/", vip, port))
+	return string(b), err
+}
+
+// seen makes n requests and counts the answers by body.
+func (f *fleet) seen(t *testing.T, port, n int) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for range n {
+		body, err := f.get(port)
+		if err != nil {
+			t.Fatalf("GET :%d through the VIP: %v", port, err)
+		}
+		out[body]++
+	}
+	return out
+}
+
+func TestFleet(t *testing.T) {
+	f := setup(t)
+	const settle = 20 * time.Second // TCG is slow; this bounds a wait, it is not a measurement
+	if err := f.d1.WaitAddr("eth0", vip, true, settle); err != nil {
+		t.Fatalf("d1 (priority 150) never held the VIP: %v", err)
+	}
+	both := "198.51.100.11:8080/1 198.51.100.12:8080/1"
+	for _, d := range []*netlab.Node{f.d1, f.d2} {
+		waitDests(t, d, webKey, both, settle)
+		waitDests(t, d, inhKey, both, settle)
+		waitDests(t, d, quoKey, both, settle)
+		waitDests(t, d, drKey, "192.0.2.21:8090/1 192.0.2.22:8090/1", settle)
+	}
+
+	t.Run("nat traffic through the VIP", func(t *testing.T) {
+		got := f.seen(t, 80, 10)
+		if got["r1"] == 0 || got["r2"] == 0 || got["r1"]+got["r2"] != 10 {
+			t.Fatalf("round robin over r1 and r2 expected, answers %v", got)
+		}
+	})
+	t.Run("dr traffic through the VIP", func(t *testing.T) {
+		got := f.seen(t, 8090, 10)
+		if got["r3"] == 0 || got["r4"] == 0 || got["r3"]+got["r4"] != 10 {
+			t.Fatalf("round robin over r3 and r4 expected, answers %v", got)
+		}
+	})
+
+	t.Run("real server failure and recovery", func(t *testing.T) {
+		f.backends["r2"].stop()
+		waitDests(t, f.d1, webKey, "198.51.100.11:8080/1", settle)                      // removed
+		waitDests(t, f.d1, inhKey, "198.51.100.11:8080/1 198.51.100.12:8080/0", settle) // inhibit_on_failure: weight 0
+		waitDests(t, f.d1, quoKey, "198.51.100.9:8080/1", settle)                       // below quorum 2: sorry server only
+		if got := f.seen(t, 80, 6); got["r1"] != 6 {
+			t.Errorf("with r2 down, every answer should come from r1: %v", got)
+		}
+		if got := f.seen(t, 82, 3); got["s1"] != 3 {
+			t.Errorf("below quorum, the sorry server should answer: %v", got)
+		}
+		f.backends["r2"].start(t)
+		waitDests(t, f.d1, webKey, both, settle)
+		waitDests(t, f.d1, inhKey, both, settle)
+		waitDests(t, f.d1, quoKey, both, settle)
+	})
+
+	t.Run("reload changes one real server only", func(t *testing.T) {
+		before := dump(t, f.d1)
+		if err := os.WriteFile(f.cfgs["d1"], []byte(directorYAML("d1", 150, "3")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.procs["d1"].Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitDests(t, f.d1, webKey, "198.51.100.11:8080/1 198.51.100.12:8080/3", settle)
+		after := dump(t, f.d1)
+		// Everything but web's r2 is identical, entry by entry.
+		changed := 0
+		for k, e := range before {
+			a, ok := after[k]
+			if !ok || a.Service != e.Service || len(a.Dests) != len(e.Dests) {
+				t.Errorf("service %s changed: %+v -> %+v", k, e, a)
+				continue
+			}
+			for dk, d := range e.Dests {
+				if a.Dests[dk] != d {
+					changed++
+					if k != webKey || dk != (lb.DestKey{Addr: r2Addr.Addr(), Port: r2Addr.Port()}) {
+						t.Errorf("%s %v changed: %+v -> %+v", k, dk, d, a.Dests[dk])
+					}
+				}
+			}
+		}
+		if changed != 1 || len(after) != len(before) {
+			t.Errorf("%d destinations changed, %d -> %d services; want exactly web's r2", changed, len(before), len(after))
+		}
+	})
+
+	t.Run("director failover keeps serving", func(t *testing.T) {
+		var ok, fail atomic.Int64
+		var lastErr atomic.Value
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := f.get(80); err != nil {
+					fail.Add(1)
+					lastErr.Store(err.Error())
+				} else {
+					ok.Add(1)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		time.Sleep(500 * time.Millisecond)
+		if err := f.d1.LinkDown(); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.d2.WaitAddr("eth0", vip, true, settle); err != nil {
+			t.Fatalf("d2 never took the VIP: %v", err)
+		}
+		// After the takeover, requests go through d2: count a run of
+		// successes from here.
+		okAt := ok.Load()
+		deadline := time.Now().Add(settle)
+		for ok.Load() < okAt+10 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		close(stop)
+		<-done
+		if ok.Load() < okAt+10 {
+			t.Fatalf("requests did not resume through d2: %d ok, %d failed (last error %v)", ok.Load(), fail.Load(), lastErr.Load())
+		}
+		t.Logf("during the failover: %d requests ok, %d failed", ok.Load(), fail.Load())
+		if err := f.d1.LinkUp(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("stop removes the virtual services", func(t *testing.T) {
+		foreign := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.UDP, Addr: netip.MustParseAddr("203.0.113.7"), Port: 53}
+		h, err := ipvsnet.Open("/run/netns/" + f.d2.NS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		if err := h.Apply([]lb.Op{{Kind: lb.AddService, Service: lb.Service{Key: foreign, Scheduler: "rr"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.procs["d2"].Stop(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		tb := dump(t, f.d2)
+		if len(tb) != 1 {
+			t.Errorf("after stop d2 has %d services, want only the foreign one: %v", len(tb), tb.Keys())
+		}
+		if _, ok := tb[foreign]; !ok {
+			t.Errorf("the service vigil did not create was removed")
+		}
+	})
+}
