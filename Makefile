@@ -39,13 +39,19 @@ demo: deps build
 	@if [ "$$(id -u)" != 0 ]; then echo "make demo: needs root (network namespaces); try: sudo make demo"; exit 1; fi
 	$(BIN) demo
 
-# vigil vs keepalived side by side (test/bench): progress and figures on stdout and in bench.out,
+# vigil vs keepalived side by side (test/bench), then the IPVS apply benchmark in the test VM and
+# the health-check throughput benchmarks: progress and figures on stdout and in bench.out,
 # the Markdown report in $VIGIL_BENCH_REPORT (default bench-report.md); VIGIL_BENCH_RUNS=3 makes a
 # quick trial run (default 20 repetitions per takeover scenario).
 bench: deps build
 	@if [ "$$(id -u)" != 0 ]; then echo "make bench: needs root"; exit 1; fi
 	set -o pipefail; VIGIL_NETNS=1 VIGIL_BIN=$(CURDIR)/$(BIN) VIGIL_BENCH_REPORT=$${VIGIL_BENCH_REPORT:-$(CURDIR)/bench-report.md} \
 	  $(GO) test -count=1 -p 1 -timeout 60m -run '^$$' -bench . -benchtime 1x ./test/bench/ | tee bench.out
+	@echo "== IPVS apply in the test VM: 1,000 virtual servers x 10 real servers, vigil vs ipvsadm" | tee -a bench.out
+	set -o pipefail; VIGIL_NETNS=1 VIGIL_BENCH=1 $(GO) test -count=1 -run 'LBBenchVM' -v ./test/vm/ | grep -v '^=== ' | tee -a bench.out
+	@echo "== desired-table diff (pure) and health-check throughput on this host" | tee -a bench.out
+	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . ./lb/ | tee -a bench.out
+	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . -benchtime 2s ./lb/check/ | tee -a bench.out
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./vrrp/

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -301,4 +302,74 @@ func (n *Node) startLB() {
 			n.log.Error("load balancer stopped", "err", err)
 		}
 	}()
+}
+
+// VirtualServerStatus is one virtual server in vigil status.
+type VirtualServerStatus struct {
+	Name       string             `json:"name"`
+	Service    string             `json:"service"` // "tcp 192.0.2.100:80" or "FWM 7 IPv4"
+	Scheduler  string             `json:"scheduler"`
+	Quorum     int                `json:"quorum"`
+	QuorumUp   bool               `json:"quorum_up"`
+	LiveWeight int                `json:"live_weight"`
+	Sorry      string             `json:"sorry_server,omitempty"`
+	Reals      []RealServerStatus `json:"real_servers"`
+}
+
+// RealServerStatus is a real server's health as this node's checks see it.
+type RealServerStatus struct {
+	Address string        `json:"address"`
+	Forward string        `json:"forward"`
+	Weight  int           `json:"weight"` // configured, or the dynamic weight a check set
+	Up      bool          `json:"up"`
+	Checks  []CheckStatus `json:"checks,omitempty"`
+}
+
+// CheckStatus is one health check of a real server.
+type CheckStatus struct {
+	Type   string    `json:"type"`
+	Target string    `json:"target,omitempty"`
+	Up     bool      `json:"up"`
+	Init   bool      `json:"init,omitempty"` // no result yet: Up is the start state
+	Detail string    `json:"detail,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+}
+
+func (b *balancer) status() []VirtualServerStatus {
+	b.mu.Lock()
+	specs, quorum := b.specs, b.quorum
+	b.mu.Unlock()
+	h := b.checks.View()
+	byOwner := map[check.Owner][]check.CheckStatus{}
+	for _, cs := range b.checks.Statuses() {
+		byOwner[cs.Owner] = append(byOwner[cs.Owner], cs)
+	}
+	out := make([]VirtualServerStatus, 0, len(specs))
+	for _, vs := range specs {
+		live, _ := b.liveWeight(vs)
+		vst := VirtualServerStatus{Name: vs.Name, Service: vs.Service.Key.String(), Scheduler: vs.Service.Normal().Scheduler,
+			Quorum: max(vs.Quorum, 1), QuorumUp: quorum[vs.Name], LiveWeight: live, Reals: []RealServerStatus{}}
+		if vs.Sorry != nil {
+			vst.Sorry = netip.AddrPortFrom(vs.Sorry.Addr, vs.Sorry.Port).String()
+		}
+		for _, rs := range vs.Reals {
+			up, w, dyn := h.RealServer(vs.Name, rs.Key())
+			if !dyn {
+				w = rs.Weight
+			}
+			rst := RealServerStatus{Address: netip.AddrPortFrom(rs.Addr, rs.Port).String(), Forward: rs.Forward.String(), Weight: w, Up: up}
+			css := byOwner[check.Owner{VS: vs.Name, RS: rs.Key()}]
+			slices.SortFunc(css, func(a, b check.CheckStatus) int { return strings.Compare(string(a.Spec.Type), string(b.Spec.Type)) })
+			for _, cs := range css {
+				target := ""
+				if cs.Spec.Target.IsValid() {
+					target = cs.Spec.Target.String()
+				}
+				rst.Checks = append(rst.Checks, CheckStatus{Type: string(cs.Spec.Type), Target: target, Up: cs.Up, Init: cs.Init, Detail: cs.Detail, Since: cs.Since})
+			}
+			vst.Reals = append(vst.Reals, rst)
+		}
+		out = append(out, vst)
+	}
+	return out
 }

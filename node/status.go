@@ -18,6 +18,9 @@ type Status struct {
 	ConfigHash string           `json:"config_hash"`
 	StartedAt  time.Time        `json:"started_at"`
 	Instances  []InstanceStatus `json:"instances"`
+	// VirtualServers are the lb virtual servers with their real servers'
+	// health, in configuration order.
+	VirtualServers []VirtualServerStatus `json:"virtual_servers,omitempty"`
 }
 
 // InstanceStatus is one VRRP instance.
@@ -125,6 +128,9 @@ func (n *Node) Status() Status {
 				Value: u.Value, Weight: r.weight, Reverse: r.reverse, Detail: u.Detail})
 		}
 		st.Instances = append(st.Instances, is)
+	}
+	if n.lb != nil {
+		st.VirtualServers = n.lb.status()
 	}
 	return st
 }

@@ -195,8 +195,10 @@ func printStatus(w io.Writer, st *node.Status, now time.Time) error {
 	}
 	fmt.Fprintln(w)
 	if len(st.Instances) == 0 {
-		_, err := fmt.Fprintln(w, "No VRRP instances configured.")
-		return err
+		if _, err := fmt.Fprintln(w, "No VRRP instances configured."); err != nil {
+			return err
+		}
+		return printVirtualServers(w, st)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tINTERFACE\tVRID\tFAMILY\tSTATE\tPRIORITY\tMASTER\tINTERVAL\tLAST TRANSITION\tREASON\tFAULT\tVIPS")
@@ -217,7 +219,69 @@ func printStatus(w io.Writer, st *node.Status, now time.Time) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	return printTrackers(w, st)
+	if err := printTrackers(w, st); err != nil {
+		return err
+	}
+	return printVirtualServers(w, st)
+}
+
+// printVirtualServers lists the virtual servers and their real servers'
+// health, one row per check (a real server without checks gets one row).
+func printVirtualServers(w io.Writer, st *node.Status) error {
+	if len(st.VirtualServers) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VIRTUAL SERVER\tSERVICE\tQUORUM\tREAL SERVER\tSTATE\tWEIGHT\tCHECK\tDETAIL")
+	for _, vs := range st.VirtualServers {
+		q := fmt.Sprintf("%d/%d ", vs.LiveWeight, vs.Quorum)
+		if vs.QuorumUp {
+			q += "up"
+		} else {
+			q += "LOST"
+			if vs.Sorry != "" {
+				q += " (sorry " + vs.Sorry + ")"
+			}
+		}
+		first := true
+		row := func(rs, state, weight, chk, detail string) {
+			name, svc, quo := "", "", ""
+			if first {
+				name, svc, quo, first = vs.Name, vs.Service+" "+vs.Scheduler, q, false
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, svc, quo, rs, state, weight, chk, detail)
+		}
+		if len(vs.Reals) == 0 {
+			row("-", "-", "-", "-", "-")
+		}
+		for _, rs := range vs.Reals {
+			state := "up"
+			if !rs.Up {
+				state = "DOWN"
+			}
+			addr := rs.Address + " " + rs.Forward
+			if len(rs.Checks) == 0 {
+				row(addr, state, strconv.Itoa(rs.Weight), "-", "no checks")
+				continue
+			}
+			for i, c := range rs.Checks {
+				cs := c.Type + " up"
+				if !c.Up {
+					cs = c.Type + " down"
+				}
+				if c.Init {
+					cs += " (not checked yet)"
+				}
+				if i == 0 {
+					row(addr, state, strconv.Itoa(rs.Weight), cs, dash(c.Detail))
+				} else {
+					row("", "", "", cs, dash(c.Detail))
+				}
+			}
+		}
+	}
+	return tw.Flush()
 }
 
 // printTrackers lists every instance's trackers, if any.

@@ -250,3 +250,38 @@ func TestAgo(t *testing.T) {
 		}
 	}
 }
+
+// The virtual servers section: quorum as live/needed weight, one row per
+// check, a lost quorum and its sorry server called out.
+func TestPrintVirtualServersGolden(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	st := node.Status{Node: "lb1", VirtualServers: []node.VirtualServerStatus{
+		{Name: "web", Service: "tcp 192.0.2.100:80", Scheduler: "rr", Quorum: 1, QuorumUp: true, LiveWeight: 1, Reals: []node.RealServerStatus{
+			{Address: "198.51.100.11:8080", Forward: "nat", Weight: 1, Up: true, Checks: []node.CheckStatus{
+				{Type: "http", Up: true, Detail: "GET /health: status 200"}, {Type: "tcp", Up: true, Detail: "connected"}}},
+			{Address: "198.51.100.12:8080", Forward: "nat", Weight: 1, Up: false, Checks: []node.CheckStatus{
+				{Type: "http", Up: false, Detail: "connection refused"}}},
+		}},
+		{Name: "quo", Service: "tcp 192.0.2.100:82", Scheduler: "wlc", Quorum: 2, LiveWeight: 1, Sorry: "198.51.100.9:8080", Reals: []node.RealServerStatus{
+			{Address: "198.51.100.11:8080", Forward: "dr", Weight: 1, Up: true}}},
+	}}
+	var b bytes.Buffer
+	if err := printStatus(&b, &st, now); err != nil {
+		t.Fatal(err)
+	}
+	want := `Node:     lb1
+Version:  
+Config:    (sha256 )
+
+No VRRP instances configured.
+
+VIRTUAL SERVER  SERVICE                 QUORUM                              REAL SERVER             STATE  WEIGHT  CHECK      DETAIL
+web             tcp 192.0.2.100:80 rr   1/1 up                              198.51.100.11:8080 nat  up     1       http up    GET /health: status 200
+                                                                                                                   tcp up     connected
+                                                                            198.51.100.12:8080 nat  DOWN   1       http down  connection refused
+quo             tcp 192.0.2.100:82 wlc  1/2 LOST (sorry 198.51.100.9:8080)  198.51.100.11:8080 dr   up     1       -          no checks
+`
+	if b.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}

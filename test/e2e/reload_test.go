@@ -105,11 +105,21 @@ func TestReloadWithoutDisturbance(t *testing.T) {
 	time.Sleep(3 * iv)
 
 	// The untouched instance: no state change after the reload on any node.
+	// Its last one before the reload ends the start-up election (two
+	// backups whose down timers expire together may both be master for a
+	// few ms, which is RFC behaviour and not the reload's doing).
+	from := mark.Add(-time.Second)
 	for _, n := range []string{"n1", "n2", "n3"} {
 		for _, line := range strings.Split(c.procs[n].Log(), "\n") {
-			if strings.Contains(line, `msg="vrrp state change"`) && strings.Contains(line, "vrrp_instance=keep ") &&
-				strings.Contains(line, "reason=") && logTime(line).After(mark) {
+			if !strings.Contains(line, `msg="vrrp state change"`) || !strings.Contains(line, "vrrp_instance=keep ") ||
+				!strings.Contains(line, "reason=") {
+				continue
+			}
+			switch at := logTime(line); {
+			case at.After(mark):
 				t.Errorf("%s: state change of the untouched instance after the reload: %s", n, line)
+			case at.After(from):
+				from = at.Add(iv / 2) // adverts sent before it settled
 			}
 		}
 	}
@@ -117,7 +127,7 @@ func TestReloadWithoutDisturbance(t *testing.T) {
 	// reload (no gap beyond 1.5 intervals, no other sender).
 	var last time.Time
 	for _, f := range c.adverts() {
-		if f.VRID != 51 || f.Time.Before(mark.Add(-time.Second)) {
+		if f.VRID != 51 || f.Time.Before(from) {
 			continue
 		}
 		if f.Src != netip.MustParseAddr("192.0.2.11") || f.Priority != 150 {
