@@ -64,6 +64,7 @@ func Available() error {
 // safe for concurrent use.
 type Handle struct {
 	h     *ipvs.Handle
+	g     *genl // for what moby/ipvs lacks (sync daemons)
 	netns string
 }
 
@@ -77,11 +78,19 @@ func Open(netnsPath string) (*Handle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ipvsnet: open IPVS netlink socket in netns %q: %w", netnsPath, err)
 	}
-	return &Handle{h: h, netns: netnsPath}, nil
+	g, err := dialGenl(netnsPath)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("ipvsnet: open IPVS generic netlink socket in netns %q: %w", netnsPath, err)
+	}
+	return &Handle{h: h, g: g, netns: netnsPath}, nil
 }
 
-// Close releases the netlink socket.
-func (h *Handle) Close() { h.h.Close() }
+// Close releases the netlink sockets.
+func (h *Handle) Close() {
+	h.h.Close()
+	h.g.c.Close()
+}
 
 // Dump returns the kernel's table: one dump of services, one of each
 // service's destinations.
