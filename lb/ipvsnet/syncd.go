@@ -82,9 +82,23 @@ type SyncDaemon struct {
 	TTL    uint8      // 0: DefaultSyncTTL
 }
 
+// String reads like ipvsadm's daemon options; unset (default) settings
+// are left out.
 func (d SyncDaemon) String() string {
-	return fmt.Sprintf("%s on %s syncid %d group %s port %d ttl %d maxlen %d",
-		d.State, d.Interface, d.SyncID, d.Group, d.Port, d.TTL, d.MaxLen)
+	s := fmt.Sprintf("%s on %s syncid %d", d.State, d.Interface, d.SyncID)
+	if d.Group.IsValid() {
+		s += fmt.Sprintf(" group %s", d.Group)
+	}
+	if d.Port != 0 {
+		s += fmt.Sprintf(" port %d", d.Port)
+	}
+	if d.TTL != 0 {
+		s += fmt.Sprintf(" ttl %d", d.TTL)
+	}
+	if d.MaxLen != 0 {
+		s += fmt.Sprintf(" maxlen %d", d.MaxLen)
+	}
+	return s
 }
 
 // normal fills in the kernel's defaults.
@@ -271,7 +285,10 @@ func (h *Handle) SyncDaemons() ([]SyncDaemon, error) {
 
 // StartSyncDaemon makes the daemon of d.State run with d's settings: it
 // does nothing when it already does (the caller reconciles), restarts it
-// when it runs with other settings, and starts it otherwise.
+// when it runs with other settings, and starts it otherwise. When the
+// kernel refuses the new settings of a restart (a missing interface, say),
+// the daemon is started again with its old ones, so a bad reload does not
+// leave the director without synchronisation; the error says so.
 func (h *Handle) StartSyncDaemon(d SyncDaemon) error {
 	if err := d.validate(); err != nil {
 		return fmt.Errorf("ipvsnet: start sync daemon: %w", err)
@@ -280,6 +297,7 @@ func (h *Handle) StartSyncDaemon(d SyncDaemon) error {
 	if err != nil {
 		return err
 	}
+	var old *SyncDaemon
 	for _, r := range running {
 		if r.State != d.State {
 			continue
@@ -290,15 +308,28 @@ func (h *Handle) StartSyncDaemon(d SyncDaemon) error {
 		if err := h.StopSyncDaemon(d.State); err != nil {
 			return fmt.Errorf("ipvsnet: restart sync daemon (%s) as %s: %w", r, d, err)
 		}
+		old = &r
 	}
-	b, err := encodeDaemon(d, false)
-	if err != nil {
-		return fmt.Errorf("ipvsnet: encode sync daemon %s: %w", d, err)
+	err = h.newDaemon(d)
+	if err == nil {
+		return nil
 	}
-	if _, err := h.g.execute(cmdNewDaemon, b, netlink.Request|netlink.Acknowledge); err != nil {
+	if old == nil {
 		return fmt.Errorf("ipvsnet: start sync daemon %s: %w", d, err)
 	}
-	return nil
+	if rerr := h.newDaemon(*old); rerr != nil {
+		return fmt.Errorf("ipvsnet: restart sync daemon as %s: %w; restoring the old one (%s) failed too, it is stopped: %v", d, err, *old, rerr)
+	}
+	return fmt.Errorf("ipvsnet: restart sync daemon as %s: %w; it runs with its old settings (%s)", d, err, *old)
+}
+
+func (h *Handle) newDaemon(d SyncDaemon) error {
+	b, err := encodeDaemon(d, false)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	_, err = h.g.execute(cmdNewDaemon, b, netlink.Request|netlink.Acknowledge)
+	return err
 }
 
 // StopSyncDaemon stops the daemon of the given state; one that is not

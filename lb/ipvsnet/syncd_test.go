@@ -211,3 +211,14 @@ func TestSyncDaemonValidate(t *testing.T) {
 		t.Errorf("15-byte interface name refused: %v", err)
 	}
 }
+
+func TestSyncDaemonString(t *testing.T) {
+	for d, want := range map[SyncDaemon]string{
+		{State: SyncBackup, Interface: "eth0", SyncID: 3}:                                                                 "backup on eth0 syncid 3",
+		{State: SyncMaster, Interface: "eth1", Group: netip.MustParseAddr("239.0.0.1"), Port: 9000, TTL: 2, MaxLen: 1400}: "master on eth1 syncid 0 group 239.0.0.1 port 9000 ttl 2 maxlen 1400",
+	} {
+		if got := d.String(); got != want {
+			t.Errorf("String() = %q, want %q", got, want)
+		}
+	}
+}
