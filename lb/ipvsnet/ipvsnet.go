@@ -1,7 +1,9 @@
 // Package ipvsnet is the thin driver between the pure lb package and the
 // kernel's IPVS table: it dumps the table into an [lb.Table] (normalised,
 // so lb.Diff compares like with like), executes [lb.Op]s in order, and
-// reads counters. It speaks generic netlink through github.com/moby/ipvs.
+// reads counters. It speaks generic netlink through github.com/moby/ipvs,
+// and directly (mdlayher/genetlink) for the connection synchronisation
+// daemons moby/ipvs does not cover (syncd.go).
 //
 // moby/ipvs quirks handled here: dumps carry the kernel's HASHED service
 // flag (dropped), IPv4 addresses come back in 4-byte form (normalised to

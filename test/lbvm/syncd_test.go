@@ -261,6 +261,16 @@ func TestSyncReplicatesConnections(t *testing.T) {
 		})
 	}
 
+	// The daemons live in the directors' namespaces, not the VM's own.
+	root, err := ipvsnet.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds, err := root.SyncDaemons(); err != nil || len(ds) != 0 {
+		t.Errorf("the VM's own namespace reports sync daemons %v, %v; want none", ds, err)
+	}
+	root.Close()
+
 	// A few round trips: the master syncs an established TCP connection
 	// once it has seen three packets from the client.
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
