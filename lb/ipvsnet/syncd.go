@@ -295,7 +295,7 @@ func (h *Handle) StartSyncDaemon(d SyncDaemon) error {
 	}
 	running, err := h.SyncDaemons()
 	if err != nil {
-		return err
+		return fmt.Errorf("ipvsnet: start sync daemon %s: %w", d, err)
 	}
 	var old *SyncDaemon
 	for _, r := range running {
