@@ -1,7 +1,9 @@
 // Package ipvsnet is the thin driver between the pure lb package and the
 // kernel's IPVS table: it dumps the table into an [lb.Table] (normalised,
 // so lb.Diff compares like with like), executes [lb.Op]s in order, and
-// reads counters. It speaks generic netlink through github.com/moby/ipvs.
+// reads counters. It speaks generic netlink through github.com/moby/ipvs,
+// and directly (mdlayher/genetlink) for the connection synchronisation
+// daemons moby/ipvs does not cover (syncd.go).
 //
 // moby/ipvs quirks handled here: dumps carry the kernel's HASHED service
 // flag (dropped), IPv4 addresses come back in 4-byte form (normalised to
@@ -64,6 +66,7 @@ func Available() error {
 // safe for concurrent use.
 type Handle struct {
 	h     *ipvs.Handle
+	g     *genl // for what moby/ipvs lacks (sync daemons)
 	netns string
 }
 
@@ -77,11 +80,19 @@ func Open(netnsPath string) (*Handle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ipvsnet: open IPVS netlink socket in netns %q: %w", netnsPath, err)
 	}
-	return &Handle{h: h, netns: netnsPath}, nil
+	g, err := dialGenl(netnsPath)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("ipvsnet: open IPVS generic netlink socket in netns %q: %w", netnsPath, err)
+	}
+	return &Handle{h: h, g: g, netns: netnsPath}, nil
 }
 
-// Close releases the netlink socket.
-func (h *Handle) Close() { h.h.Close() }
+// Close releases the netlink sockets.
+func (h *Handle) Close() {
+	h.h.Close()
+	h.g.c.Close()
+}
 
 // Dump returns the kernel's table: one dump of services, one of each
 // service's destinations.

@@ -3,7 +3,10 @@
 // minimal changes, foreign services left alone, every scheduler the kernel
 // has, all forwarding methods, persistence, one-packet scheduling,
 // thresholds, IPv6 and firewall marks, and Render against the real ipvsadm
-// byte for byte. Each test works in its own network namespace, so each
+// byte for byte, and the connection synchronisation daemons (start, read
+// back, idempotent start, restart on change, stop, and a connection
+// through one director's NAT service reaching the backup's table over a
+// netlab segment). Each test works in its own network namespace, so each
 // starts from an empty table. On any other machine they skip, unless
 // VIGIL_IN_VM=1 says the kernel is the VM's (the harness sets it).
 //

@@ -87,9 +87,10 @@ func TestLBInVM(t *testing.T) {
 	}
 	res, err := vm.Run(ctx, vm.Spec{
 		Files:   files,
-		Command: []string{"/lbvm/lbvm.test", "-test.v", "-test.count=1", "-test.timeout=80s"},
-		Env:     []string{"VIGIL_IPVSADM=/usr/sbin/ipvsadm"},
-		Timeout: 110 * time.Second,
+		Command: []string{"/lbvm/lbvm.test", "-test.v", "-test.count=1", "-test.timeout=110s"},
+		// VIGIL_NETNS lets the sync test build its netlab segment.
+		Env:     []string{"VIGIL_IPVSADM=/usr/sbin/ipvsadm", "VIGIL_NETNS=1"},
+		Timeout: 140 * time.Second,
 	})
 	t.Logf("kernel %s; boot %v, total %v", res.Kernel, res.Boot.Round(time.Millisecond), res.Total.Round(time.Millisecond))
 	if err != nil {
@@ -99,7 +100,8 @@ func TestLBInVM(t *testing.T) {
 		t.Fatalf("lb tests failed in the VM (exit %d):\n%s", res.ExitCode, res.Output)
 	}
 	for _, name := range []string{"TestAvailable", "TestReconcileRoundTrip", "TestReconcileChanges",
-		"TestSchedulers", "TestApplyStopsAtFirstError", "TestRenderMatchesIpvsadm"} {
+		"TestSchedulers", "TestApplyStopsAtFirstError", "TestRenderMatchesIpvsadm",
+		"TestSyncDaemonLifecycle", "TestSyncReplicatesConnections"} {
 		if !strings.Contains(res.Output, "\n--- PASS: "+name+" ") {
 			t.Errorf("%s did not pass in the VM", name)
 		}

@@ -1,0 +1,353 @@
+package ipvsnet
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+
+	"github.com/mdlayher/genetlink"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// The connection synchronisation daemon over the IPVS generic netlink
+// family, which moby/ipvs does not cover. Numbers are from
+// include/uapi/linux/ip_vs.h.
+const (
+	genlName    = "IPVS"
+	genlVersion = 1
+
+	cmdNewDaemon = 9  // IPVS_CMD_NEW_DAEMON
+	cmdDelDaemon = 10 // IPVS_CMD_DEL_DAEMON
+	cmdGetDaemon = 11 // IPVS_CMD_GET_DAEMON
+
+	cmdAttrDaemon = 3 // IPVS_CMD_ATTR_DAEMON (nested)
+
+	daemonAttrState       = 1 // u32
+	daemonAttrMcastIfn    = 2 // string
+	daemonAttrSyncID      = 3 // u32
+	daemonAttrSyncMaxLen  = 4 // u16
+	daemonAttrMcastGroup  = 5 // in_addr (network order)
+	daemonAttrMcastGroup6 = 6 // in6_addr
+	daemonAttrMcastPort   = 7 // u16 (host order)
+	daemonAttrMcastTTL    = 8 // u8
+
+	ifNameMax = 16 // IP_VS_IFNAME_MAXLEN, with the terminating NUL
+)
+
+// Kernel defaults for a daemon started without the optional settings
+// (net/netfilter/ipvs/ip_vs_sync.c), so a request that leaves them out
+// compares equal to what a dump then reports.
+var (
+	DefaultSyncGroup = netip.MustParseAddr("224.0.0.81") // IP_VS_SYNC_GROUP
+)
+
+const (
+	DefaultSyncPort = 8848 // IP_VS_SYNC_PORT
+	DefaultSyncTTL  = 1
+)
+
+// SyncState is the role of a sync daemon; a namespace runs at most one
+// of each.
+type SyncState uint32
+
+const (
+	SyncMaster SyncState = 1 // IP_VS_STATE_MASTER: sends connection updates
+	SyncBackup SyncState = 2 // IP_VS_STATE_BACKUP: receives them
+)
+
+func (s SyncState) String() string {
+	switch s {
+	case SyncMaster:
+		return "master"
+	case SyncBackup:
+		return "backup"
+	}
+	return fmt.Sprintf("state(%d)", uint32(s))
+}
+
+// SyncDaemon is the configuration of one kernel sync daemon, as
+// ipvsadm --start-daemon takes it. Zero optional fields mean the kernel's
+// defaults.
+type SyncDaemon struct {
+	State     SyncState
+	Interface string // multicast interface (--mcast-interface)
+	SyncID    uint8  // the protocol carries 8 bits; both ends must agree
+	// MaxLen is the UDP payload size; 0 lets the kernel derive it from
+	// the interface MTU, and then any running value satisfies it.
+	MaxLen uint16
+	Group  netip.Addr // multicast group, IPv4 or IPv6; zero: DefaultSyncGroup
+	Port   uint16     // base UDP port; 0: DefaultSyncPort
+	TTL    uint8      // 0: DefaultSyncTTL
+}
+
+// String reads like ipvsadm's daemon options; unset (default) settings
+// are left out.
+func (d SyncDaemon) String() string {
+	s := fmt.Sprintf("%s on %s syncid %d", d.State, d.Interface, d.SyncID)
+	if d.Group.IsValid() {
+		s += fmt.Sprintf(" group %s", d.Group)
+	}
+	if d.Port != 0 {
+		s += fmt.Sprintf(" port %d", d.Port)
+	}
+	if d.TTL != 0 {
+		s += fmt.Sprintf(" ttl %d", d.TTL)
+	}
+	if d.MaxLen != 0 {
+		s += fmt.Sprintf(" maxlen %d", d.MaxLen)
+	}
+	return s
+}
+
+// normal fills in the kernel's defaults.
+func (d SyncDaemon) normal() SyncDaemon {
+	if !d.Group.IsValid() {
+		d.Group = DefaultSyncGroup
+	}
+	d.Group = d.Group.Unmap()
+	if d.Port == 0 {
+		d.Port = DefaultSyncPort
+	}
+	if d.TTL == 0 {
+		d.TTL = DefaultSyncTTL
+	}
+	return d
+}
+
+// satisfiedBy reports whether running daemon r already does what d asks.
+func (d SyncDaemon) satisfiedBy(r SyncDaemon) bool {
+	d, r = d.normal(), r.normal()
+	if d.MaxLen == 0 {
+		r.MaxLen = 0
+	}
+	return d == r
+}
+
+func (d SyncDaemon) validate() error {
+	if d.State != SyncMaster && d.State != SyncBackup {
+		return fmt.Errorf("sync daemon state %d is neither master nor backup", uint32(d.State))
+	}
+	if d.Interface == "" || len(d.Interface) >= ifNameMax {
+		// The kernel would silently truncate a long name.
+		return fmt.Errorf("sync daemon interface name %q must be 1 to %d bytes", d.Interface, ifNameMax-1)
+	}
+	if d.Group.IsValid() && !d.Group.IsMulticast() {
+		return fmt.Errorf("sync daemon group %s is not a multicast address", d.Group)
+	}
+	return nil
+}
+
+// encodeDaemon returns the attributes of a NEW_DAEMON request (full
+// settings) or, with stateOnly, of a DEL_DAEMON request.
+func encodeDaemon(d SyncDaemon, stateOnly bool) ([]byte, error) {
+	ae := netlink.NewAttributeEncoder()
+	ae.Nested(cmdAttrDaemon, func(n *netlink.AttributeEncoder) error {
+		n.Uint32(daemonAttrState, uint32(d.State))
+		if stateOnly {
+			return nil
+		}
+		n.String(daemonAttrMcastIfn, d.Interface)
+		n.Uint32(daemonAttrSyncID, uint32(d.SyncID))
+		if d.MaxLen != 0 {
+			n.Uint16(daemonAttrSyncMaxLen, d.MaxLen)
+		}
+		if g := d.Group.Unmap(); g.Is4() {
+			b := g.As4()
+			n.Bytes(daemonAttrMcastGroup, b[:])
+		} else if g.Is6() {
+			b := g.As16()
+			n.Bytes(daemonAttrMcastGroup6, b[:])
+		}
+		if d.Port != 0 {
+			n.Uint16(daemonAttrMcastPort, d.Port)
+		}
+		if d.TTL != 0 {
+			n.Uint8(daemonAttrMcastTTL, d.TTL)
+		}
+		return nil
+	})
+	return ae.Encode()
+}
+
+// decodeDaemon reads one daemon from the attributes of a GET_DAEMON
+// dump message.
+func decodeDaemon(b []byte) (SyncDaemon, error) {
+	var d SyncDaemon
+	var seen bool
+	ad, err := netlink.NewAttributeDecoder(b)
+	if err != nil {
+		return d, err
+	}
+	for ad.Next() {
+		if ad.Type() != cmdAttrDaemon {
+			continue
+		}
+		seen = true
+		ad.Nested(func(n *netlink.AttributeDecoder) error {
+			for n.Next() {
+				switch n.Type() {
+				case daemonAttrState:
+					d.State = SyncState(n.Uint32())
+				case daemonAttrMcastIfn:
+					d.Interface = n.String()
+				case daemonAttrSyncID:
+					id := n.Uint32()
+					if id > 0xff {
+						return fmt.Errorf("sync id %d above 255", id)
+					}
+					d.SyncID = uint8(id)
+				case daemonAttrSyncMaxLen:
+					d.MaxLen = n.Uint16()
+				case daemonAttrMcastGroup, daemonAttrMcastGroup6:
+					a, ok := netip.AddrFromSlice(n.Bytes())
+					if !ok {
+						return fmt.Errorf("multicast group of %d bytes", len(n.Bytes()))
+					}
+					d.Group = a
+				case daemonAttrMcastPort:
+					d.Port = n.Uint16()
+				case daemonAttrMcastTTL:
+					d.TTL = n.Uint8()
+				}
+			}
+			return nil
+		})
+	}
+	if err := ad.Err(); err != nil {
+		return d, fmt.Errorf("decode sync daemon attributes: %w", err)
+	}
+	if !seen {
+		return d, errors.New("sync daemon message without IPVS_CMD_ATTR_DAEMON")
+	}
+	if d.State != SyncMaster && d.State != SyncBackup {
+		return d, fmt.Errorf("sync daemon with state %d", uint32(d.State))
+	}
+	return d, nil
+}
+
+// genl is a generic netlink connection to the IPVS family in the handle's
+// namespace.
+type genl struct {
+	c      *genetlink.Conn
+	family uint16
+}
+
+// dialGenl opens the connection in the namespace at netnsPath ("" for the
+// caller's): the socket is created on a thread switched into it, so it
+// reaches that namespace's IPVS, as the moby/ipvs handle does.
+func dialGenl(netnsPath string) (*genl, error) {
+	cfg := &netlink.Config{}
+	if netnsPath != "" {
+		f, err := os.Open(netnsPath)
+		if err != nil {
+			return nil, fmt.Errorf("open netns: %w", err)
+		}
+		defer f.Close()
+		cfg.NetNS = int(f.Fd())
+	}
+	c, err := genetlink.Dial(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dial generic netlink: %w", err)
+	}
+	fam, err := c.GetFamily(genlName)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("look up generic netlink family %s: %w", genlName, err)
+	}
+	return &genl{c: c, family: fam.ID}, nil
+}
+
+func (g *genl) execute(cmd uint8, data []byte, flags netlink.HeaderFlags) ([]genetlink.Message, error) {
+	return g.c.Execute(genetlink.Message{
+		Header: genetlink.Header{Command: cmd, Version: genlVersion},
+		Data:   data,
+	}, g.family, flags)
+}
+
+// SyncDaemons returns the sync daemons running in the handle's namespace.
+func (h *Handle) SyncDaemons() ([]SyncDaemon, error) {
+	msgs, err := h.g.execute(cmdGetDaemon, nil, netlink.Request|netlink.Dump)
+	if err != nil {
+		return nil, fmt.Errorf("ipvsnet: dump sync daemons: %w", err)
+	}
+	ds := make([]SyncDaemon, 0, len(msgs))
+	for _, m := range msgs {
+		d, err := decodeDaemon(m.Data)
+		if err != nil {
+			return nil, fmt.Errorf("ipvsnet: dump sync daemons: %w", err)
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
+}
+
+// StartSyncDaemon makes the daemon of d.State run with d's settings: it
+// does nothing when it already does (the caller reconciles), restarts it
+// when it runs with other settings, and starts it otherwise. When the
+// kernel refuses the new settings of a restart (a missing interface, say),
+// the daemon is started again with its old ones, so a bad reload does not
+// leave the director without synchronisation; the error says so.
+func (h *Handle) StartSyncDaemon(d SyncDaemon) error {
+	if err := d.validate(); err != nil {
+		return fmt.Errorf("ipvsnet: start sync daemon: %w", err)
+	}
+	running, err := h.SyncDaemons()
+	if err != nil {
+		return fmt.Errorf("ipvsnet: start sync daemon %s: %w", d, err)
+	}
+	var old *SyncDaemon
+	for _, r := range running {
+		if r.State != d.State {
+			continue
+		}
+		if d.satisfiedBy(r) {
+			return nil
+		}
+		if err := h.StopSyncDaemon(d.State); err != nil {
+			return fmt.Errorf("ipvsnet: restart sync daemon (%s) as %s: %w", r, d, err)
+		}
+		old = &r
+	}
+	err = h.newDaemon(d)
+	if err == nil {
+		return nil
+	}
+	if old == nil {
+		return fmt.Errorf("ipvsnet: start sync daemon %s: %w", d, err)
+	}
+	if rerr := h.newDaemon(*old); rerr != nil {
+		return fmt.Errorf("ipvsnet: restart sync daemon as %s: %w; restoring the old one (%s) failed too, it is stopped: %v", d, err, *old, rerr)
+	}
+	return fmt.Errorf("ipvsnet: restart sync daemon as %s: %w; it runs with its old settings (%s)", d, err, *old)
+}
+
+func (h *Handle) newDaemon(d SyncDaemon) error {
+	b, err := encodeDaemon(d, false)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	_, err = h.g.execute(cmdNewDaemon, b, netlink.Request|netlink.Acknowledge)
+	return err
+}
+
+// StopSyncDaemon stops the daemon of the given state; one that is not
+// running is already stopped.
+func (h *Handle) StopSyncDaemon(state SyncState) error {
+	if state != SyncMaster && state != SyncBackup {
+		return fmt.Errorf("ipvsnet: stop sync daemon: state %d is neither master nor backup", uint32(state))
+	}
+	b, err := encodeDaemon(SyncDaemon{State: state}, true)
+	if err != nil {
+		return fmt.Errorf("ipvsnet: encode stop of %s sync daemon: %w", state, err)
+	}
+	if _, err := h.g.execute(cmdDelDaemon, b, netlink.Request|netlink.Acknowledge); err != nil {
+		// The kernel answers ESRCH when no daemon of that state runs.
+		if errors.Is(err, unix.ESRCH) {
+			return nil
+		}
+		return fmt.Errorf("ipvsnet: stop %s sync daemon: %w", state, err)
+	}
+	return nil
+}
