@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -17,6 +18,7 @@ import (
 	"vigil/lb/ipvsnet"
 	"vigil/node/config"
 	"vigil/telemetry"
+	"vigil/vrrp"
 )
 
 // ipvsKernel is the kernel's IPVS table as the load balancer uses it
@@ -24,6 +26,8 @@ import (
 type ipvsKernel interface {
 	Dump() (lb.Table, error)
 	Apply(ops []lb.Op) error
+	StartSyncDaemon(d ipvsnet.SyncDaemon) error
+	StopSyncDaemon(state ipvsnet.SyncState) error
 	Close()
 }
 
@@ -49,6 +53,12 @@ type balancer struct {
 	// Everything else in the kernel is left alone.
 	managed map[lb.ServiceKey]bool
 	quorum  lb.QuorumState
+	// syncd is the connection-sync daemon's config (nil: none) and
+	// syncMaster whether its VRRP instance is master; syncApplied is what
+	// the kernel runs now.
+	syncd       *config.SyncDaemon
+	syncMaster  bool
+	syncApplied string
 
 	kick chan struct{}
 }
@@ -76,7 +86,7 @@ func openBalancer(log *slog.Logger, feeds *vsFeeds, m *telemetry.LB) (*balancer,
 
 // set installs a config's virtual servers: checks of unchanged targets
 // keep their state, and the next reconcile converges the table.
-func (b *balancer) set(vss []config.VirtualServer) error {
+func (b *balancer) set(vss []config.VirtualServer, syncd *config.SyncDaemon) error {
 	checks := map[check.ID]check.Check{}
 	specs := make([]lb.VirtualServer, 0, len(vss))
 	for _, vs := range vss {
@@ -94,6 +104,7 @@ func (b *balancer) set(vss []config.VirtualServer) error {
 	}
 	b.mu.Lock()
 	b.specs = specs
+	b.syncd = syncd
 	for _, vs := range specs {
 		b.managed[vs.Service.Key.Normal()] = true
 	}
@@ -156,6 +167,7 @@ func (b *balancer) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			b.clear()
+			b.stopSync()
 			b.kernel.Close()
 			return nil
 		case <-b.checks.Changes():
@@ -166,10 +178,71 @@ func (b *balancer) run(ctx context.Context) error {
 	}
 }
 
+// setSyncRole records whether the sync daemon's VRRP instance is master;
+// the balancer's goroutine switches the kernel's daemon.
+func (b *balancer) setSyncRole(master bool) {
+	b.mu.Lock()
+	b.syncMaster = master
+	b.mu.Unlock()
+	b.poke()
+}
+
+// syncDaemons runs the kernel's connection-sync daemon in the role the
+// VRRP instance asks for (keepalived's lvs_sync_daemon: master on the VRRP
+// master, backup elsewhere; never both, so a node does not sync its own
+// connections back to itself).
+func (b *balancer) syncDaemons() {
+	b.mu.Lock()
+	sd, master := b.syncd, b.syncMaster
+	b.mu.Unlock()
+	want := "none"
+	if sd != nil {
+		want = fmt.Sprintf("%v %s %d", master, sd.Interface, sd.SyncID)
+	}
+	if want == b.syncApplied {
+		return
+	}
+	var err error
+	switch {
+	case sd == nil:
+		err = b.stopSync()
+	case master:
+		err = errors.Join(b.kernel.StopSyncDaemon(ipvsnet.SyncBackup),
+			b.kernel.StartSyncDaemon(ipvsnet.SyncDaemon{State: ipvsnet.SyncMaster, Interface: sd.Interface, SyncID: sd.SyncID}))
+	default:
+		err = errors.Join(b.kernel.StopSyncDaemon(ipvsnet.SyncMaster),
+			b.kernel.StartSyncDaemon(ipvsnet.SyncDaemon{State: ipvsnet.SyncBackup, Interface: sd.Interface, SyncID: sd.SyncID}))
+	}
+	if err != nil {
+		b.log.Error("IPVS connection sync daemon", "err", err, "want", want)
+		return // tried again at the next reconcile
+	}
+	if sd != nil {
+		role := "backup"
+		if master {
+			role = "master"
+		}
+		b.log.Info("IPVS connection sync daemon", "role", role, "interface", sd.Interface, "sync_id", sd.SyncID)
+	}
+	b.syncApplied = want
+}
+
+func (b *balancer) stopSync() error {
+	if b.syncApplied == "" || b.syncApplied == "none" {
+		return nil
+	}
+	err := errors.Join(b.kernel.StopSyncDaemon(ipvsnet.SyncMaster), b.kernel.StopSyncDaemon(ipvsnet.SyncBackup))
+	if err == nil {
+		b.syncApplied = "none"
+	}
+	return err
+}
+
 // reconcile brings the kernel to the desired table with the fewest
 // operations; an error is logged and counted, and the next change or
 // resync tries again.
 func (b *balancer) reconcile() {
+	b.syncDaemons()
 	start := time.Now()
 	b.mu.Lock()
 	specs, managed, prev := b.specs, maps.Clone(b.managed), b.quorum
@@ -270,7 +343,7 @@ func vsMetricLabels(vs lb.VirtualServer) []string {
 // Reload with n.mu held.
 func (n *Node) setLB(cfg *config.Config) error {
 	if n.lb == nil {
-		if len(cfg.LB.VirtualServers) == 0 {
+		if len(cfg.LB.VirtualServers) == 0 && cfg.LB.SyncDaemon == nil {
 			return nil
 		}
 		b, err := openBalancer(n.log.With("component", "lb"), &n.feeds, n.lbMetrics)
@@ -279,7 +352,7 @@ func (n *Node) setLB(cfg *config.Config) error {
 		}
 		n.lb = b
 	}
-	if err := n.lb.set(cfg.LB.VirtualServers); err != nil {
+	if err := n.lb.set(cfg.LB.VirtualServers, cfg.LB.SyncDaemon); err != nil {
 		return err
 	}
 	if n.lbCtx != nil {
@@ -372,4 +445,13 @@ func (b *balancer) status() []VirtualServerStatus {
 		out = append(out, vst)
 	}
 	return out
+}
+
+// followSync tells the balancer when the sync daemon's instance enters or
+// leaves Master; n.mu is held.
+func (n *Node) followSync(in *instance, to vrrp.State) {
+	if n.lb == nil || n.cfg.LB.SyncDaemon == nil || n.cfg.LB.SyncDaemon.Instance != in.cfg.Name {
+		return
+	}
+	n.lb.setSyncRole(to == vrrp.StateMaster)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"vigil/lb"
+	"vigil/lb/ipvsnet"
 	"vigil/node/config"
 	"vigil/node/track"
 	"vigil/telemetry"
@@ -25,6 +26,7 @@ type memKernel struct {
 	t      lb.Table
 	ops    int
 	closed bool
+	syncd  map[ipvsnet.SyncState]ipvsnet.SyncDaemon
 }
 
 func (k *memKernel) Dump() (lb.Table, error) {
@@ -45,6 +47,36 @@ func (k *memKernel) Apply(ops []lb.Op) error {
 }
 
 func (k *memKernel) Close() { k.mu.Lock(); k.closed = true; k.mu.Unlock() }
+
+func (k *memKernel) StartSyncDaemon(d ipvsnet.SyncDaemon) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.syncd == nil {
+		k.syncd = map[ipvsnet.SyncState]ipvsnet.SyncDaemon{}
+	}
+	k.syncd[d.State] = d
+	return nil
+}
+
+func (k *memKernel) StopSyncDaemon(s ipvsnet.SyncState) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.syncd, s)
+	return nil
+}
+
+// daemons lists the running sync daemons as "master eth0 51".
+func (k *memKernel) daemons() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []string
+	for _, s := range []ipvsnet.SyncState{ipvsnet.SyncMaster, ipvsnet.SyncBackup} {
+		if d, ok := k.syncd[s]; ok {
+			out = append(out, fmt.Sprintf("%s %s %d", map[ipvsnet.SyncState]string{ipvsnet.SyncMaster: "master", ipvsnet.SyncBackup: "backup"}[s], d.Interface, d.SyncID))
+		}
+	}
+	return out
+}
 
 func (k *memKernel) dests(key lb.ServiceKey) string {
 	k.mu.Lock()
@@ -110,7 +142,7 @@ lb:
 	var feeds vsFeeds
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b := newBalancer(log, k, &feeds, telemetry.NewRegistry().LB)
-	if err := b.set(doc(true).LB.VirtualServers); err != nil {
+	if err := b.set(doc(true).LB.VirtualServers, nil); err != nil {
 		t.Fatal(err)
 	}
 	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
@@ -151,7 +183,7 @@ lb:
 	nextState(true)
 
 	// A reload without api removes it; the foreign service stays.
-	if err := b.set(doc(false).LB.VirtualServers); err != nil {
+	if err := b.set(doc(false).LB.VirtualServers, nil); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "api removed", func() bool { return k.dests(api) == "absent" })
@@ -165,5 +197,34 @@ lb:
 	}
 	if k.dests(web) != "absent" || k.dests(foreign) != "" || !k.closed {
 		t.Fatalf("after stop: web %q, foreign %q, closed %v", k.dests(web), k.dests(foreign), k.closed)
+	}
+}
+
+// The sync daemon runs as master while its instance is master and as
+// backup otherwise, never both; stop ends it.
+func TestBalancerSyncDaemon(t *testing.T) {
+	k := &memKernel{t: lb.Table{}}
+	var feeds vsFeeds
+	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
+	if err := b.set(nil, &config.SyncDaemon{Interface: "eth0", Instance: "vip", SyncID: 51}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- b.run(ctx) }()
+	is := func(want ...string) func() bool {
+		return func() bool { return fmt.Sprint(k.daemons()) == fmt.Sprint(want) }
+	}
+	waitFor(t, "backup daemon at start", is("backup eth0 51"))
+	b.setSyncRole(true)
+	waitFor(t, "master daemon once master", is("master eth0 51"))
+	b.setSyncRole(false)
+	waitFor(t, "backup daemon again", is("backup eth0 51"))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d := k.daemons(); len(d) != 0 {
+		t.Fatalf("daemons after stop: %v", d)
 	}
 }

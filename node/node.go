@@ -886,6 +886,7 @@ func (n *Node) stateChange(in *instance, sc vrrp.StateChange) {
 	e := events.Event{Time: sc.At, Kind: events.KindInstance, Name: in.cfg.Name, From: sc.From.String(), To: sc.To.String(),
 		Reason: string(sc.Cause), Priority: int(sc.Priority), VRID: int(in.cfg.VRID), Interface: in.cfg.Interface, Master: sc.Master}
 	n.bus.Publish(e)
+	n.followSync(in, sc.To)
 	if in.group != nil {
 		n.syncGroup(in.group, in, sc.From.String(), sc.To.String(), sc.At)
 	}

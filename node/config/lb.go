@@ -15,6 +15,20 @@ import (
 // LB is the load-balancing half: IPVS virtual servers and their checks.
 type LB struct {
 	VirtualServers []VirtualServer
+	// SyncDaemon, if set, runs the kernel's IPVS connection-sync daemon so
+	// established connections survive a failover (keepalived
+	// lvs_sync_daemon): master while Instance is VRRP master, backup
+	// otherwise.
+	SyncDaemon *SyncDaemon
+}
+
+// SyncDaemon configures IPVS connection synchronisation.
+type SyncDaemon struct {
+	Interface string // the multicast interface (224.0.0.81:8848)
+	Instance  string // the VRRP instance whose state it follows
+	SyncID    uint8  // default: the instance's VRID, so clusters sharing a LAN stay apart
+	syncIDSet bool
+	path      string
 }
 
 // VirtualServer is one configured IPVS virtual service. Spec is what the
@@ -150,8 +164,31 @@ var checkHints = map[string]string{
 // lbSection decodes the lb: section.
 func (d *decoder) lbSection(o *object) LB {
 	var out LB
+	if so, st := getObject(o, "sync_daemon"); st == good {
+		sd := &SyncDaemon{path: so.path}
+		iface := getString(so, "interface")
+		d.required(iface.St, iface.Path, "the interface the sync messages use")
+		if iface.ok() {
+			if msg := ifnameProblem(iface.V); msg != "" {
+				iface.reject(d, "%s", msg)
+			}
+			sd.Interface = iface.V
+		}
+		inst := getString(so, "instance")
+		d.required(inst.St, inst.Path, "the VRRP instance whose state the daemon follows")
+		sd.Instance = inst.V
+		if id := getInt(so, "sync_id"); id.ok() {
+			if id.V < 0 || id.V > 255 {
+				id.reject(d, "is out of range 0..255 (the sync protocol carries 8 bits)")
+			}
+			sd.SyncID, sd.syncIDSet = uint8(id.V), true
+		}
+		so.unknown(nil, map[string]string{"syncid": `the key is "sync_id"`, "lvs_sync_daemon_interface": `the key is "interface"`})
+		out.SyncDaemon = sd
+	}
 	list, p, st := getList(o, "virtual_servers")
-	o.unknown(nil, map[string]string{"virtual_server": `the key is "virtual_servers", a list`})
+	o.unknown(nil, map[string]string{"virtual_server": `the key is "virtual_servers", a list`,
+		"lvs_sync_daemon": `use sync_daemon: {interface: IFNAME, instance: VRRP_INSTANCE, sync_id: N}`})
 	if st != good {
 		return out
 	}
@@ -866,4 +903,22 @@ func familyOfAddr(a netip.Addr) lb.Family {
 		return lb.IPv4
 	}
 	return lb.IPv6
+}
+
+// syncDaemonInstance resolves the sync daemon's instance once the VRRP
+// section is decoded.
+func (d *decoder) syncDaemonInstance(cfg *Config) {
+	sd := cfg.LB.SyncDaemon
+	if sd == nil || sd.Instance == "" {
+		return
+	}
+	for _, in := range cfg.VRRP.Instances {
+		if in.Name == sd.Instance {
+			if !sd.syncIDSet {
+				sd.SyncID = in.VRID
+			}
+			return
+		}
+	}
+	d.bad(sd.path+".instance", sd.Instance, "is not a VRRP instance: name one of vrrp.instances")
 }

@@ -248,3 +248,20 @@ func TestTrackVirtualServer(t *testing.T) {
 		t.Fatalf("track refs %+v, want %+v", got, want)
 	}
 }
+
+// The connection-sync daemon follows a VRRP instance; its sync id defaults
+// to the instance's VRID so two clusters on one LAN do not mix.
+func TestLBSyncDaemon(t *testing.T) {
+	c := mustParse(t, strings.Replace(lbDoc(httpVS), "lb:\n", "lb:\n  sync_daemon: {interface: eth0, instance: i0}\n", 1)+one())
+	sd := c.LB.SyncDaemon
+	if sd == nil || sd.Interface != "eth0" || sd.Instance != "i0" || sd.SyncID != 51 {
+		t.Fatalf("sync daemon %+v", sd)
+	}
+	c = mustParse(t, strings.Replace(lbDoc(httpVS), "lb:\n", "lb:\n  sync_daemon: {interface: eth0, instance: i0, sync_id: 7}\n", 1)+one())
+	if c.LB.SyncDaemon.SyncID != 7 {
+		t.Fatalf("sync id %d, want 7", c.LB.SyncDaemon.SyncID)
+	}
+	ve := mustFail(t, strings.Replace(lbDoc(httpVS), "lb:\n", "lb:\n  sync_daemon: {interface: eth0, instance: nope, sync_id: 300}\n", 1)+one())
+	wantErr(t, ve, "lb.sync_daemon.instance", `"nope" is not a VRRP instance`)
+	wantErr(t, ve, "lb.sync_daemon.sync_id", "out of range 0..255")
+}

@@ -85,6 +85,7 @@ func (d *decoder) config(root map[string]any) *Config {
 	if o, st := getObject(top, "vrrp"); st == good {
 		cfg.VRRP = d.vrrp(o)
 	}
+	d.syncDaemonInstance(cfg)
 	if len(cfg.VRRP.Instances) == 0 {
 		d.warn("vrrp.instances", "no VRRP instances are configured")
 	}

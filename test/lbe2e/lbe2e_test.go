@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -60,6 +61,7 @@ vrrp:
     - {name: gw, interface: eth0, vrid: 52, priority: %[2]d, advert_interval: 100ms, accept: true, vips: [198.51.100.1/24]}
   sync_groups: [{name: edge, instances: [vip, gw]}]
 lb:
+  sync_daemon: {interface: eth0, instance: vip}
   virtual_servers:
     - name: web
       address: 192.0.2.100:80
@@ -417,6 +419,21 @@ func TestFleet(t *testing.T) {
 		}
 	})
 
+	// An established connection through d1, synced to d2 by the IPVS sync
+	// daemons (master on the VRRP master): the next request on the same
+	// connection, after d1's link is cut, goes through d2.
+	var kept *keptConn
+	t.Run("connection synced to the backup", func(t *testing.T) {
+		kept = f.openKept(t)
+		if body := kept.get(t); body != "r1" && body != "r2" {
+			t.Fatalf("first request on the kept connection: %q", body)
+		}
+		waitFor(t, "the connection in d2's table (IPVS sync)", settle, func() bool {
+			out, err := f.d2.Run(context.Background(), "cat", "/proc/net/ip_vs_conn")
+			return err == nil && strings.Contains(string(out), kept.localHex())
+		})
+	})
+
 	t.Run("director failover keeps serving", func(t *testing.T) {
 		var ok, fail atomic.Int64
 		var lastErr atomic.Value
@@ -459,6 +476,15 @@ func TestFleet(t *testing.T) {
 			t.Fatalf("requests did not resume through d2: %d ok, %d failed (last error %v)", ok.Load(), fail.Load(), lastErr.Load())
 		}
 		t.Logf("during the failover: %d requests ok, %d failed", ok.Load(), fail.Load())
+		if kept != nil {
+			body := kept.get(t)
+			if !kept.reused {
+				t.Errorf("the request after the failover opened a new connection")
+			}
+			if body != kept.first {
+				t.Errorf("the kept connection answered %q after the failover, %q before", body, kept.first)
+			}
+		}
 		if err := f.d1.LinkUp(); err != nil {
 			t.Fatal(err)
 		}
@@ -485,4 +511,71 @@ func TestFleet(t *testing.T) {
 			t.Errorf("the service vigil did not create was removed")
 		}
 	})
+}
+
+// keptConn is one keep-alive HTTP connection from the client through the
+// VIP to port 80.
+type keptConn struct {
+	client *http.Client
+	local  netip.AddrPort // the client's end
+	first  string         // the real server that answered first
+	reused bool           // the last request used the existing connection
+}
+
+func (f *fleet) openKept(t *testing.T) *keptConn {
+	t.Helper()
+	k := &keptConn{}
+	k.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := f.client.Dial(ctx, network, addr)
+			if err == nil {
+				k.local = c.LocalAddr().(*net.TCPAddr).AddrPort()
+			}
+			return c, err
+		},
+		MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, IdleConnTimeout: time.Minute,
+	}}
+	return k
+}
+
+func (k *keptConn) get(t *testing.T) string {
+	t.Helper()
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) { k.reused = i.Reused },
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s:80/", vip), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := k.client.Do(req)
+	if err != nil {
+		t.Fatalf("GET on the kept connection: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET on the kept connection: %v", err)
+	}
+	if k.first == "" {
+		k.first = string(b)
+	}
+	return string(b)
+}
+
+// localHex is the client end as /proc/net/ip_vs_conn prints it
+// ("C0000232 A1B2").
+func (k *keptConn) localHex() string {
+	a := k.local.Addr().As4()
+	return fmt.Sprintf("%02X%02X%02X%02X %04X", a[0], a[1], a[2], a[3], k.local.Port())
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
