@@ -57,7 +57,8 @@ func directorYAML(name string, prio int, r2w string) string {
 telemetry: {listen: "127.0.0.1:9730"}
 vrrp:
   instances:
-    - {name: vip, interface: eth0, vrid: 51, priority: %[2]d, advert_interval: 100ms, accept: true, vips: [192.0.2.100/24]}
+    - {name: vip, interface: eth0, vrid: 51, priority: %[2]d, advert_interval: 100ms, accept: true, vips: [192.0.2.100/24],
+       track: {virtual_servers: [web]}}
     - {name: gw, interface: eth0, vrid: 52, priority: %[2]d, advert_interval: 100ms, accept: true, vips: [198.51.100.1/24]}
   sync_groups: [{name: edge, instances: [vip, gw]}]
 lb:
@@ -417,6 +418,39 @@ func TestFleet(t *testing.T) {
 		if changed != 1 || len(after) != len(before) {
 			t.Errorf("%d destinations changed, %d -> %d services; want exactly web's r2", changed, len(before), len(after))
 		}
+	})
+
+	// The seed's rule: the master whose service fails gives up the VIP. d1
+	// loses its route to the NAT real servers (d2 still reaches them): its
+	// checks fail, web drops below quorum, the tracking instance goes to
+	// FAULT and d2 takes over; when the route returns d1 preempts back.
+	t.Run("master whose service fails gives up the VIP", func(t *testing.T) {
+		for _, rs := range []netip.AddrPort{r1Addr, r2Addr} {
+			if out, err := f.d1.IP("route", "add", "blackhole", rs.Addr().String()+"/32"); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+		}
+		if err := f.d2.WaitAddr("eth0", vip, true, settle); err != nil {
+			t.Fatalf("d2 did not take the VIP when d1's service failed: %v", err)
+		}
+		if err := f.d1.WaitAddr("eth0", vip, false, settle); err != nil {
+			t.Fatalf("d1 kept the VIP with its service down: %v", err)
+		}
+		if got := f.seen(t, 80, 4); got["r1"]+got["r2"] != 4 {
+			t.Errorf("through d2, r1 and r2 should answer: %v", got)
+		}
+		for _, rs := range []netip.AddrPort{r1Addr, r2Addr} {
+			if out, err := f.d1.IP("route", "del", "blackhole", rs.Addr().String()+"/32"); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+		}
+		if err := f.d1.WaitAddr("eth0", vip, true, settle); err != nil {
+			t.Fatalf("d1 did not take the VIP back once its service recovered: %v", err)
+		}
+		if err := f.d2.WaitAddr("eth0", vip, false, settle); err != nil {
+			t.Fatalf("d2 kept the VIP after d1 came back: %v", err)
+		}
+		waitDests(t, f.d1, webKey, "198.51.100.11:8080/1 198.51.100.12:8080/3", settle)
 	})
 
 	// An established connection through d1, synced to d2 by the IPVS sync
