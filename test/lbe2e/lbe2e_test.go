@@ -44,6 +44,7 @@ var (
 	inhKey   = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 81}
 	quoKey   = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 82}
 	drKey    = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 8090}
+	dnsKey   = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.UDP, Addr: vip, Port: 53}
 	r2Weight = "1"
 )
 
@@ -83,6 +84,12 @@ lb:
       sorry_server: 198.51.100.9:8080
       check: {type: tcp, interval: 1s, timeout: 900ms, retry_delay: 200ms, fall: 3, warmup: 0s}
       real_servers: [{address: "198.51.100.11:8080"}, {address: "198.51.100.12:8080"}]
+    - name: dns
+      address: 192.0.2.100:53
+      protocol: udp
+      scheduler: rr
+      check: {type: udp, payload: "00", require_reply: true, interval: 1s, timeout: 900ms, retry_delay: 200ms, fall: 3, warmup: 0s}
+      real_servers: [{address: "198.51.100.11:5353"}, {address: "198.51.100.12:5353"}]
     - name: dr
       address: 192.0.2.100:8090
       protocol: tcp
@@ -104,6 +111,7 @@ type backend struct {
 	any bool
 	mu  sync.Mutex
 	srv *http.Server
+	udp net.PacketConn // NAT real servers also answer UDP on :5353 with their name
 }
 
 func (b *backend) start(t *testing.T) {
@@ -127,6 +135,30 @@ func (b *backend) start(t *testing.T) {
 	b.srv = srv
 	b.mu.Unlock()
 	go srv.Serve(ln)
+	if b.any || b.name == "s1" {
+		return
+	}
+	var pc net.PacketConn
+	if err := b.node.Do(func() error {
+		var err error
+		pc, err = net.ListenPacket("udp", netip.AddrPortFrom(b.addr.Addr(), 5353).String())
+		return err
+	}); err != nil {
+		t.Fatalf("listen udp on %s: %v", b.name, err)
+	}
+	b.mu.Lock()
+	b.udp = pc
+	b.mu.Unlock()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo([]byte(b.name), from)
+		}
+	}()
 }
 
 func (b *backend) stop() {
@@ -135,6 +167,10 @@ func (b *backend) stop() {
 	if b.srv != nil {
 		b.srv.Close()
 		b.srv = nil
+	}
+	if b.udp != nil {
+		b.udp.Close()
+		b.udp = nil
 	}
 }
 
@@ -316,6 +352,7 @@ func TestFleet(t *testing.T) {
 		waitDests(t, d, inhKey, both, settle)
 		waitDests(t, d, quoKey, both, settle)
 		waitDests(t, d, drKey, "192.0.2.21:8090/1 192.0.2.22:8090/1", settle)
+		waitDests(t, d, dnsKey, "198.51.100.11:5353/1 198.51.100.12:5353/1", settle)
 	}
 
 	t.Run("nat traffic through the VIP", func(t *testing.T) {
@@ -328,6 +365,20 @@ func TestFleet(t *testing.T) {
 		got := f.seen(t, 8090, 10)
 		if got["r3"] == 0 || got["r4"] == 0 || got["r3"]+got["r4"] != 10 {
 			t.Fatalf("round robin over r3 and r4 expected, answers %v", got)
+		}
+	})
+
+	t.Run("udp traffic through the VIP", func(t *testing.T) {
+		got := map[string]int{}
+		for range 10 {
+			body, err := f.udpAsk(53)
+			if err != nil {
+				t.Fatalf("UDP through the VIP: %v", err)
+			}
+			got[body]++
+		}
+		if got["r1"] == 0 || got["r2"] == 0 || got["r1"]+got["r2"] != 10 {
+			t.Fatalf("round robin over r1 and r2 expected, answers %v", got)
 		}
 	})
 
@@ -354,7 +405,7 @@ func TestFleet(t *testing.T) {
 		if err := json.Unmarshal(out, &st); err != nil {
 			t.Fatalf("status JSON: %v\n%s", err, out)
 		}
-		if len(st.VirtualServers) != 4 || st.VirtualServers[0].Name != "web" || !st.VirtualServers[0].QuorumUp ||
+		if len(st.VirtualServers) != 5 || st.VirtualServers[0].Name != "web" || !st.VirtualServers[0].QuorumUp ||
 			len(st.VirtualServers[0].Reals) != 2 || !st.VirtualServers[0].Reals[1].Up ||
 			len(st.VirtualServers[0].Reals[1].Checks) != 1 || st.VirtualServers[0].Reals[1].Checks[0].Type != "http" {
 			t.Errorf("status virtual servers: %+v", st.VirtualServers)
@@ -524,6 +575,29 @@ func TestFleet(t *testing.T) {
 		}
 	})
 
+	// A crash leaves the table in the kernel; the next start converges on
+	// it without a single IPVS operation.
+	t.Run("restart after a crash touches nothing", func(t *testing.T) {
+		before := dump(t, f.d2)
+		if err := f.procs["d2"].Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-f.procs["d2"].Done()
+		f.startVigil(t, f.d2, 100, r2Weight)
+		waitFor(t, "d2's first reconcile after the restart", settle, func() bool {
+			out, err := f.d2.Run(context.Background(), f.bin, "status", "--socket", peer.VigilAdminSocket(f.d2), "-o", "json")
+			return err == nil && strings.Contains(string(out), `"quorum_up": true`)
+		})
+		if after := dump(t, f.d2); !after.Equal(before) {
+			t.Errorf("the table changed across the restart:\nbefore %v\nafter  %v", before, after)
+		}
+		for _, line := range strings.Split(f.procs["d2"].Log(), "\n") {
+			if strings.Contains(line, "msg=ipvs ") {
+				t.Errorf("the restarted vigil changed IPVS: %s", line)
+			}
+		}
+	})
+
 	t.Run("stop removes the virtual services", func(t *testing.T) {
 		foreign := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.UDP, Addr: netip.MustParseAddr("203.0.113.7"), Port: 53}
 		h, err := ipvsnet.Open("/run/netns/" + f.d2.NS)
@@ -612,4 +686,23 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// udpAsk sends one datagram from a new client socket to VIP:port and
+// returns the answer.
+func (f *fleet) udpAsk(port int) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	c, err := f.client.Dial(ctx, "udp", fmt.Sprintf("%s:%d", vip, port))
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Write([]byte("who")); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	return string(buf[:n]), err
 }
