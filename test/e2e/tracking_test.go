@@ -51,6 +51,10 @@ func waitLog(t *testing.T, c *cluster, node, substr string, timeout time.Duratio
 // Tracker scripts (keepalived vrrp_script): a weighted failure lowers the
 // priority below the peer's and it preempts; recovery preempts back. A
 // weight-0 failure puts the instance in FAULT (no VIP, priority 0 sent).
+//
+// The scripts run every 250 ms with the default timeout (the interval): a
+// 50 ms budget for fork+exec timed out on a loaded CI machine and faulted
+// the instance for the wrong reason.
 func TestTrackScript(t *testing.T) {
 	c := newCluster(t, 2)
 	chk, state := checkScript(t, c, "chk")
@@ -64,8 +68,8 @@ func TestTrackScript(t *testing.T) {
 telemetry: { listen: "" }
 vrrp:
   scripts:
-    - { name: chk, command: [%s], interval: 50ms, weight: -60, fall: 2, rise: 2 }
-    - { name: hard, command: [%s], interval: 50ms }
+    - { name: chk, command: [%s], interval: 250ms, weight: -60, fall: 2, rise: 2 }
+    - { name: hard, command: [%s], interval: 250ms }
   instances:
     - name: web
       interface: eth0
@@ -188,7 +192,7 @@ func TestSyncGroup(t *testing.T) {
 		return fmt.Sprintf(`node: { name: %s }
 telemetry: { listen: "" }
 vrrp:
-  scripts: [{ name: grp, command: [%s], interval: 50ms }]
+  scripts: [{ name: grp, command: [%s], interval: 250ms }]
   sync_groups: [{ name: edge, instances: [web, db] }]
   instances:
     - { name: web, interface: eth0, vrid: 51, priority: %d, advert_interval: 100ms, vips: [192.0.2.100/24]%s }
