@@ -25,6 +25,7 @@ type memKernel struct {
 	mu     sync.Mutex
 	t      lb.Table
 	ops    int
+	dumps  int
 	closed bool
 	syncd  map[ipvsnet.SyncState]ipvsnet.SyncDaemon
 }
@@ -32,6 +33,7 @@ type memKernel struct {
 func (k *memKernel) Dump() (lb.Table, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.dumps++
 	return k.t.Clone(), nil
 }
 
@@ -175,12 +177,21 @@ lb:
 
 	// r2 fails: removed; the live weight (1) is below quorum 2, but with
 	// no sorry server the table keeps r1 and only the feed goes down.
+	// Health changes diff against the table as vigil left it: no dump.
+	k.mu.Lock()
+	dumps := k.dumps
+	k.mu.Unlock()
 	os.WriteFile(r2, []byte("1\n"), 0o644)
 	waitFor(t, "r2 removed", func() bool { return k.dests(web) == "198.51.100.11:8080/1 " })
 	nextState(false)
 	os.WriteFile(r2, []byte("0\n"), 0o644)
 	waitFor(t, "r2 back", func() bool { return k.dests(web) == both })
 	nextState(true)
+	k.mu.Lock()
+	if k.dumps != dumps {
+		t.Errorf("%d kernel dumps for two health changes, want none", k.dumps-dumps)
+	}
+	k.mu.Unlock()
 
 	// A reload without api removes it; the foreign service stays.
 	if err := b.set(doc(false).LB.VirtualServers, nil); err != nil {
@@ -226,5 +237,37 @@ func TestBalancerSyncDaemon(t *testing.T) {
 	}
 	if d := k.daemons(); len(d) != 0 {
 		t.Fatalf("daemons after stop: %v", d)
+	}
+}
+
+// Someone deletes a service behind vigil's back: the periodic resync reads
+// the kernel and puts it back.
+func TestBalancerResync(t *testing.T) {
+	c, err := config.Parse([]byte(`node: {name: lb1}
+lb: {virtual_servers: [{name: web, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: "198.51.100.11:8080"}]}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &memKernel{t: lb.Table{}}
+	var feeds vsFeeds
+	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
+	b.resync = 100 * time.Millisecond
+	if err := b.set(c.LB.VirtualServers, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- b.run(ctx) }()
+	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
+	want := "198.51.100.11:8080/1 "
+	waitFor(t, "web", func() bool { return k.dests(web) == want })
+	k.mu.Lock()
+	delete(k.t, web)
+	k.mu.Unlock()
+	waitFor(t, "web restored by the resync", func() bool { return k.dests(web) == want })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
