@@ -177,6 +177,14 @@ var (
 // one.
 func (t Table) Apply(ops []Op) (Table, error) {
 	out := t.Clone()
+	return out, out.ApplyInPlace(ops)
+}
+
+// ApplyInPlace is Apply on t itself, for a caller that owns t (a driver's
+// model of the kernel table): no copy of a large table per change. After
+// an error t holds the ops before the failing one.
+func (t Table) ApplyInPlace(ops []Op) error {
+	out := t
 	for i, op := range ops {
 		k := op.Service.Key
 		e, ok := out[k]
@@ -221,10 +229,10 @@ func (t Table) Apply(ops []Op) (Table, error) {
 			err = fmt.Errorf("unknown op kind %d", op.Kind)
 		}
 		if err != nil {
-			return out, fmt.Errorf("lb: op %d (%s): %w", i, op, err)
+			return fmt.Errorf("lb: op %d (%s): %w", i, op, err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // seconds renders a duration as ipvsadm does persistence: whole seconds.

@@ -279,7 +279,10 @@ func (b *balancer) reconcile(full bool) {
 		b.log.Error("changing the IPVS table", "err", err, "ops", len(ops))
 		return
 	}
-	if b.known, err = cur.Apply(ops); err != nil {
+	if full || b.known == nil {
+		b.known = cur // a fresh dump: ours to change
+	}
+	if err = b.known.ApplyInPlace(ops); err != nil {
 		// The kernel took what the model refuses: trust only a dump.
 		b.known = nil
 		b.log.Warn("IPVS table model out of step; reading the kernel next time", "err", err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -121,15 +122,19 @@ func TestBenchDaemons(t *testing.T) {
 			}
 			cmd := exec.Command(ipCmd, args...)
 			cmd.Stdout, cmd.Stderr = logf, logf
-			wait := func(what string, cond func() bool) time.Duration {
+			// wait polls cond every poll (each poll starts ip and cat, which
+			// costs real CPU in a 1-vCPU TCG guest, so the long phases poll
+			// slowly); it returns the time taken, or -1 after 120 s.
+			wait := func(what string, poll time.Duration, cond func() bool) time.Duration {
 				t.Helper()
 				t0 := time.Now()
 				for !cond() {
 					if time.Since(t0) > 120*time.Second {
-						log, _ := os.ReadFile(logf.Name())
-						t.Fatalf("%s: %s not reached in 120 s; log:\n%s", impl, what, tail(string(log), 3000))
+						n, _ := procTable(t, ns, k0, d0)
+						t.Logf("%s round %d: %s not reached in 120 s (%d destinations)", impl, r, what, n)
+						return -1
 					}
-					time.Sleep(20 * time.Millisecond)
+					time.Sleep(poll)
 				}
 				return time.Since(t0)
 			}
@@ -137,8 +142,11 @@ func TestBenchDaemons(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			wait("10,000 destinations", func() bool { n, _ := procTable(t, ns, k0, d0); return n == 10000 })
-			start = append(start, time.Since(t0))
+			if wait("10,000 destinations", 250*time.Millisecond, func() bool { n, _ := procTable(t, ns, k0, d0); return n == 10000 }) < 0 {
+				start = append(start, -1)
+			} else {
+				start = append(start, time.Since(t0))
+			}
 
 			vcfg, kcfg = daemonConfigs(desired, d0, k0, 5)
 			body = vcfg
@@ -149,9 +157,9 @@ func TestBenchDaemons(t *testing.T) {
 				t.Fatal(err)
 			}
 			cmd.Process.Signal(syscall.SIGHUP)
-			change = append(change, wait("weight 5 after the reload", func() bool { _, w := procTable(t, ns, k0, d0); return w == 5 }))
+			change = append(change, wait("weight 5 after the reload", 10*time.Millisecond, func() bool { _, w := procTable(t, ns, k0, d0); return w == 5 }))
 			if n, _ := procTable(t, ns, k0, d0); n != 10000 {
-				t.Errorf("%s: %d destinations after the reload", impl, n)
+				t.Logf("%s round %d: %d destinations after the reload", impl, r, n)
 			}
 
 			// Stop: both remove what they created; the time is SIGTERM →
@@ -179,8 +187,10 @@ func TestBenchDaemons(t *testing.T) {
 		t.Logf("BENCH daemon %s, 1000 VS x 10 RS from its config file: start→all destinations %v; reload changing one RS→visible %v; SIGTERM→exit %v, destinations left %v",
 			impl, r[0], r[1], r[2], left[impl])
 	}
-	if fmt.Sprint(left["vigil"]) != fmt.Sprint(make([]int, rounds)) {
-		t.Errorf("vigil left destinations behind on stop: %v", left["vigil"])
+	// vigil itself must get every figure and clean up; keepalived's are
+	// reported as they come (-1: not reached in 120 s).
+	if fmt.Sprint(left["vigil"]) != fmt.Sprint(make([]int, rounds)) || slices.Contains(results["vigil"][0], -1) || slices.Contains(results["vigil"][1], -1) {
+		t.Errorf("vigil missed a phase or left destinations behind: %v, left %v", results["vigil"], left["vigil"])
 	}
 }
 
