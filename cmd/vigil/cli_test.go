@@ -41,7 +41,7 @@ func write(t *testing.T, body string) string {
 
 func TestConfigValidateOK(t *testing.T) {
 	out, code, msg := run(t, "config", "validate", "--config", "../../deploy/examples/vigil.yaml")
-	if code != 0 || !strings.Contains(out, "OK (3 VRRP instances)") {
+	if code != 0 || !strings.Contains(out, "OK (3 VRRP instances, 1 virtual servers)") {
 		t.Fatalf("code %d, out %q, msg %q", code, out, msg)
 	}
 }

@@ -36,7 +36,7 @@ Exit status: 0 valid (warnings may be printed), 1 invalid, 2 usage error.`,
 			for _, w := range cfg.Warnings {
 				fmt.Fprintf(out, "warning: %s\n", w)
 			}
-			fmt.Fprintf(out, "%s: OK (%d VRRP instances)\n", path, len(cfg.VRRP.Instances))
+			fmt.Fprintf(out, "%s: OK (%d VRRP instances, %d virtual servers)\n", path, len(cfg.VRRP.Instances), len(cfg.LB.VirtualServers))
 			return nil
 		},
 	}
