@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"time"
 
@@ -42,6 +43,44 @@ type ReloadReport struct {
 	Updated   []string `json:"updated"`   // changed in place, state and timers kept
 	Unchanged []string `json:"unchanged"`
 	Hash      string   `json:"config_hash"`
+	// VirtualServers is what changed among the lb virtual servers, by name.
+	VirtualServers VSChanges `json:"virtual_servers"`
+}
+
+// VSChanges lists virtual servers by what a reload did to them. Changed
+// ones keep the state of their unchanged checks; the kernel table changes
+// only where the desired table does.
+type VSChanges struct {
+	Added     []string `json:"added"`
+	Removed   []string `json:"removed"`
+	Changed   []string `json:"changed"`
+	Unchanged []string `json:"unchanged"`
+}
+
+func diffVirtualServers(old, next []config.VirtualServer) VSChanges {
+	var c VSChanges
+	prev := map[string]config.VirtualServer{}
+	for _, vs := range old {
+		prev[vs.Spec.Name] = vs
+	}
+	for _, vs := range next {
+		o, ok := prev[vs.Spec.Name]
+		switch {
+		case !ok:
+			c.Added = append(c.Added, vs.Spec.Name)
+		case reflect.DeepEqual(o, vs):
+			c.Unchanged = append(c.Unchanged, vs.Spec.Name)
+		default:
+			c.Changed = append(c.Changed, vs.Spec.Name)
+		}
+		delete(prev, vs.Spec.Name)
+	}
+	for _, vs := range old {
+		if _, gone := prev[vs.Spec.Name]; gone {
+			c.Removed = append(c.Removed, vs.Spec.Name)
+		}
+	}
+	return c
 }
 
 // Reload applies a new configuration. Instances are matched by (interface,
@@ -82,6 +121,7 @@ func (n *Node) Reload(next *config.Config) (ReloadReport, error) {
 			rep.Restarted = append(rep.Restarted, c.New.Name)
 		}
 	}
+	prevLB := n.cfg.LB.VirtualServers
 	n.cfg = next
 	for _, c := range ch.Unchanged {
 		byID[c.ID].cfg = c.New
@@ -126,6 +166,7 @@ func (n *Node) Reload(next *config.Config) (ReloadReport, error) {
 	}
 	slices.SortFunc(n.insts, func(a, b *instance) int { return order[a.cfg] - order[b.cfg] })
 
+	rep.VirtualServers = diffVirtualServers(prevLB, next.LB.VirtualServers)
 	if err := n.setLB(next); err != nil {
 		return rep, err
 	}

@@ -85,6 +85,15 @@ printed. Exit status: 0 applied, 1 invalid or daemon unreachable, 2 usage.`,
 					fmt.Fprintf(out, "  %-17s %s\n", x.what+":", strings.Join(x.names, ", "))
 				}
 			}
+			vs := rep.VirtualServers
+			for _, x := range []struct {
+				what  string
+				names []string
+			}{{"added", vs.Added}, {"removed", vs.Removed}, {"changed", vs.Changed}, {"unchanged", vs.Unchanged}} {
+				if len(x.names) > 0 {
+					fmt.Fprintf(out, "  virtual servers %-10s %s\n", x.what+":", strings.Join(x.names, ", "))
+				}
+			}
 			return nil
 		},
 	}

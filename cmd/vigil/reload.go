@@ -63,7 +63,10 @@ func (r *reloader) reload(trigger string) (node.ReloadReport, error) {
 	r.log.Info("configuration reloaded", "trigger", trigger, "config_hash", shortHash(cfg.Hash),
 		"added", strings.Join(rep.Added, ","), "removed", strings.Join(rep.Removed, ","),
 		"restarted", strings.Join(rep.Restarted, ","), "updated", strings.Join(rep.Updated, ","),
-		"unchanged", len(rep.Unchanged))
+		"unchanged", len(rep.Unchanged),
+		"virtual_servers_added", strings.Join(rep.VirtualServers.Added, ","),
+		"virtual_servers_removed", strings.Join(rep.VirtualServers.Removed, ","),
+		"virtual_servers_changed", strings.Join(rep.VirtualServers.Changed, ","))
 	return rep, nil
 }
 
