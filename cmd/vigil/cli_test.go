@@ -134,3 +134,28 @@ func TestDemoConfigIsValid(t *testing.T) {
 		t.Fatalf("demo config invalid: %s", msg)
 	}
 }
+
+// vigil ipvs list refuses contradictory or unknown options before it
+// touches the kernel, and on a kernel without IPVS (this host) says so.
+func TestIPVSListUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		frag string
+	}{
+		{[]string{"ipvs", "list", "--stats", "--rate"}, 2, "at most one of --stats, --rate and --thresholds"},
+		{[]string{"ipvs", "list", "-o", "yaml"}, 2, `unknown output format "yaml"`},
+	} {
+		_, code, msg := run(t, tc.args...)
+		if code != tc.code || !strings.Contains(msg, tc.frag) {
+			t.Errorf("%v: exit %d %q, want %d with %q", tc.args, code, msg, tc.code, tc.frag)
+		}
+	}
+	if _, err := os.Stat("/proc/net/ip_vs"); err == nil {
+		return // a kernel with IPVS: the command would list it
+	}
+	_, code, msg := run(t, "ipvs", "list")
+	if code != 1 || !strings.Contains(msg, "modprobe ip_vs") {
+		t.Errorf("without IPVS: exit %d %q, want 1 and a hint to modprobe ip_vs", code, msg)
+	}
+}
