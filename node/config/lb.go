@@ -898,12 +898,7 @@ func (o *object) has(key string) bool {
 	return ok
 }
 
-func familyOfAddr(a netip.Addr) lb.Family {
-	if a.Unmap().Is4() {
-		return lb.IPv4
-	}
-	return lb.IPv6
-}
+func familyOfAddr(a netip.Addr) lb.Family { return lb.Family(familyOf(a.Unmap())) }
 
 // syncDaemonInstance resolves the sync daemon's instance once the VRRP
 // section is decoded.

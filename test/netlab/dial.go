@@ -6,45 +6,23 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"runtime"
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"vigil/internal/nsdo"
 )
 
 // Do runs fn on an OS thread switched into the node's namespace. Sockets fn
 // creates belong to that namespace and keep it after fn returns; fn must not
 // start goroutines that expect to run there.
 func (n *Node) Do(fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// The thread stays locked (and is discarded when this goroutine
-		// ends) unless it is back in its own namespace, so no other goroutine
-		// ever runs in the wrong one.
-		orig, err := netns.Get()
-		if err != nil {
-			done <- fmt.Errorf("netlab: current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(n.NS)
-		if err != nil {
-			done <- fmt.Errorf("netlab: namespace %s: %w", n.NS, err)
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			done <- fmt.Errorf("netlab: enter %s: %w", n.NS, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err == nil {
-			runtime.UnlockOSThread()
-		}
-		done <- ferr
-	}()
-	return <-done
+	target, err := netns.GetFromName(n.NS)
+	if err != nil {
+		return fmt.Errorf("netlab: namespace %s: %w", n.NS, err)
+	}
+	defer target.Close()
+	return nsdo.Do(target, fn)
 }
 
 // Dial opens a connection from inside the node's namespace.

@@ -6,11 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"runtime"
 	"strconv"
 	"strings"
 
-	"github.com/vishvananda/netns"
+	"vigil/internal/nsdo"
 )
 
 // procNet is where the network sysctls live. What it shows depends on the
@@ -18,32 +17,8 @@ import (
 const procNet = "/proc/sys/net/"
 
 // inNS runs fn on an OS thread switched into the Manager's namespace, so that
-// the /proc/sys/net files fn opens are that namespace's. The thread goes back
-// to its own namespace afterwards; if it cannot, it stays locked and the
-// runtime discards it when the goroutine ends, so no other goroutine ever
-// runs in the wrong namespace. fn must not start goroutines.
-func (m *Manager) inNS(fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			done <- fmt.Errorf("open the thread's network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(m.ns); err != nil {
-			done <- fmt.Errorf("enter network namespace %s: %w", m.ns, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err == nil {
-			runtime.UnlockOSThread()
-		}
-		done <- ferr
-	}()
-	return <-done
-}
+// the /proc/sys/net files fn opens are that namespace's.
+func (m *Manager) inNS(fn func() error) error { return nsdo.Do(m.ns, fn) }
 
 // readSysctl reads an integer sysctl; key is relative to /proc/sys/net.
 func readSysctl(key string) (int, error) {
