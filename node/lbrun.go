@@ -63,6 +63,11 @@ type balancer struct {
 	// known is the kernel table as vigil last left it (nil: unknown, read
 	// it); only the balancer's goroutine touches it.
 	known lb.Table
+	// rsUp is each real server's combined check state at the last pass,
+	// to count transitions; only the balancer's goroutine touches it.
+	rsUp map[rsID]bool
+	// stats reads the counters for /metrics (nil: not exported).
+	stats statsReader
 
 	kick   chan struct{}
 	resync time.Duration
@@ -86,7 +91,15 @@ func openBalancer(log *slog.Logger, feeds *vsFeeds, m *telemetry.LB) (*balancer,
 	if err != nil {
 		return nil, fmt.Errorf("lb: open IPVS: %w", err)
 	}
-	return newBalancer(log, h, feeds, m), nil
+	sh, err := ipvsnet.Open("")
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("lb: open IPVS for metrics: %w", err)
+	}
+	b := newBalancer(log, h, feeds, m)
+	b.stats = sh
+	m.SetIPVSSource(b.metricsSnapshot, log)
+	return b, nil
 }
 
 // set installs a config's virtual servers: checks of unchanged targets
@@ -174,6 +187,10 @@ func (b *balancer) run(ctx context.Context) error {
 		case <-ctx.Done():
 			b.clear()
 			b.stopSync()
+			b.metrics.SetIPVSSource(nil, nil) // waits for a scrape in flight
+			if b.stats != nil {
+				b.stats.Close()
+			}
 			b.kernel.Close()
 			return nil
 		case <-b.checks.Changes():
@@ -287,10 +304,9 @@ func (b *balancer) reconcile(full bool) {
 		b.known = nil
 		b.log.Warn("IPVS table model out of step; reading the kernel next time", "err", err)
 	}
-	for _, op := range ops {
-		b.log.Info("ipvs", "op", op.String())
-	}
+	b.logOps(ops, time.Since(start))
 
+	b.countTransitions(specs, b.checks.View())
 	b.mu.Lock()
 	b.quorum = quorum
 	// Services of earlier configs are gone from the kernel now.
@@ -311,6 +327,39 @@ func (b *balancer) reconcile(full bool) {
 			b.feeds.set(vs.Name, up, detail)
 		}
 		b.metrics.SetQuorum(up, vsMetricLabels(vs)...)
+	}
+}
+
+// opsLogged is how many IPVS changes a pass logs one by one at info; a
+// larger pass (a start or a reload of many services) logs one summary at
+// info and the changes at debug, so a cold start of 10,000 destinations
+// is not 10,000 log lines.
+const opsLogged = 32
+
+func (b *balancer) logOps(ops []lb.Op, took time.Duration) {
+	if len(ops) == 0 {
+		return
+	}
+	lvl := slog.LevelInfo
+	if len(ops) > opsLogged {
+		var n [lb.DelDest + 1]int
+		for _, op := range ops {
+			n[op.Kind]++
+		}
+		var parts []string
+		for k := lb.AddService; k <= lb.DelDest; k++ {
+			if n[k] > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d", k, n[k]))
+			}
+		}
+		b.log.Info("IPVS table changed", "ops", len(ops), "detail", strings.Join(parts, ", "), "took", took.Round(time.Microsecond))
+		lvl = slog.LevelDebug
+		if !b.log.Enabled(context.Background(), lvl) {
+			return
+		}
+	}
+	for _, op := range ops {
+		b.log.Log(context.Background(), lvl, "ipvs", "op", op.String())
 	}
 }
 

@@ -50,6 +50,22 @@ func (k *memKernel) Apply(ops []lb.Op) error {
 
 func (k *memKernel) Close() { k.mu.Lock(); k.closed = true; k.mu.Unlock() }
 
+// Stats gives every service and destination counters derived from its
+// port, so a test can tell them apart.
+func (k *memKernel) Stats() (lb.Table, lb.Stats, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	st := lb.Stats{Services: map[lb.ServiceKey]lb.Counters{}, Dests: map[lb.ServiceKey]map[lb.DestKey]lb.DestCounters{}}
+	for key, e := range k.t {
+		st.Services[key] = lb.Counters{Conns: uint64(key.Port), InBytes: 1000 * uint64(key.Port)}
+		st.Dests[key] = map[lb.DestKey]lb.DestCounters{}
+		for dk := range e.Dests {
+			st.Dests[key][dk] = lb.DestCounters{Counters: lb.Counters{Conns: uint64(dk.Port)}, ActiveConns: 3, InactConns: 4}
+		}
+	}
+	return k.t.Clone(), st, nil
+}
+
 func (k *memKernel) StartSyncDaemon(d ipvsnet.SyncDaemon) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,11 +16,18 @@ type LB struct {
 	Reconciles    *prometheus.CounterVec
 	Ops           prometheus.Counter
 	ReconcileTime prometheus.Histogram
+	// Transitions counts real servers going up or down (their checks'
+	// combined state).
+	Transitions *prometheus.CounterVec
+
+	ipvs *ipvsCollector
 }
 
 // vsLabels name a virtual server as node_exporter's ipvs collector does,
 // plus its configured name.
 var vsLabels = []string{"virtual_server", "local_address", "local_port", "proto", "local_mark"}
+
+var rsTransitionLabels = append(append([]string{}, rsLabels...), "to")
 
 // newLBMetrics registers the load-balancer families on r.
 func (r *Registry) newLBMetrics() *LB {
@@ -36,8 +44,11 @@ func (r *Registry) newLBMetrics() *LB {
 			Help: "IPVS changes made (service or destination added, updated or deleted)."}),
 		ReconcileTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_ipvs_reconcile_duration_seconds",
 			Help: "Time of one reconcile pass: desired table, kernel dump, diff and apply.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
+		Transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_real_server_transitions_total",
+			Help: "Real servers going up or down as their checks decide (to: up, down). A fast rise means a flapping backend."}, rsTransitionLabels),
+		ipvs: newIPVSCollector(),
 	}
-	r.Reg.MustRegister(m.CheckRuns, m.CheckDuration, m.QuorumUp, m.Reconciles, m.Ops, m.ReconcileTime)
+	r.Reg.MustRegister(m.CheckRuns, m.CheckDuration, m.QuorumUp, m.Reconciles, m.Ops, m.ReconcileTime, m.Transitions, m.ipvs)
 	return m
 }
 
@@ -75,4 +86,26 @@ func (m *LB) SetQuorum(up bool, labels ...string) {
 		v = 1
 	}
 	m.QuorumUp.WithLabelValues(labels...).Set(v)
+}
+
+// SetIPVSSource makes /metrics export the kernel's counters and the real
+// servers' health for the virtual servers src reports; nil stops it.
+func (m *LB) SetIPVSSource(src IPVSSource, log *slog.Logger) {
+	if m == nil {
+		return
+	}
+	m.ipvs.set(src, log)
+}
+
+// RealServerTransition counts a real server going up or down; labels are
+// the virtual server's labels then remote_address and remote_port.
+func (m *LB) RealServerTransition(up bool, labels ...string) {
+	if m == nil {
+		return
+	}
+	to := "down"
+	if up {
+		to = "up"
+	}
+	m.Transitions.WithLabelValues(append(append([]string{}, labels...), to)...).Inc()
 }

@@ -1,0 +1,124 @@
+package node
+
+import (
+	"fmt"
+	"strconv"
+
+	"vigil/lb"
+	"vigil/telemetry"
+)
+
+// statsReader reads the kernel's table with its counters for /metrics. It
+// is a second IPVS handle: a netlink socket serves one request at a time,
+// and scrapes must not interleave with the balancer's changes.
+type statsReader interface {
+	Stats() (lb.Table, lb.Stats, error)
+	Close()
+}
+
+// metricsSnapshot is the IPVS collector's source: the virtual servers of
+// the current config, their real servers' health and configured weight,
+// and the kernel's counters for what the kernel holds. A kernel that
+// cannot be read still yields the configured side, with the error.
+func (b *balancer) metricsSnapshot() (telemetry.IPVSSnapshot, error) {
+	b.mu.Lock()
+	specs := b.specs
+	b.mu.Unlock()
+	var tab lb.Table
+	var st lb.Stats
+	var err error
+	if b.stats != nil {
+		if tab, st, err = b.stats.Stats(); err != nil {
+			err = fmt.Errorf("lb: IPVS counters: %w", err)
+		}
+	}
+	h := b.checks.View()
+	snap := telemetry.IPVSSnapshot{VirtualServers: make([]telemetry.VSSnapshot, 0, len(specs))}
+	for _, vs := range specs {
+		svc := vs.Service.Normal()
+		e, inKernel := tab[svc.Key]
+		v := telemetry.VSSnapshot{
+			Labels: vsMetricLabels(vs), Scheduler: svc.Scheduler, Forwarding: forwarding(vs),
+			Persistent: svc.Persistence > 0, InKernel: inKernel, Stats: ipvsCounters(st.Services[svc.Key]),
+		}
+		seen := make(map[lb.DestKey]bool, len(vs.Reals)+1)
+		add := func(k lb.DestKey, r telemetry.RSSnapshot) {
+			seen[k] = true
+			r.Address, r.Port = k.Addr.String(), strconv.Itoa(int(k.Port))
+			if d, ok := e.Dests[k]; ok {
+				dc := st.Dests[svc.Key][k]
+				r.InKernel, r.Weight = true, d.Weight
+				r.Active, r.Inactive, r.Stats = dc.ActiveConns, dc.InactConns, ipvsCounters(dc.Counters)
+			}
+			v.RealServers = append(v.RealServers, r)
+		}
+		for _, rs := range vs.Reals {
+			k := rs.Dest.Normal().Key()
+			up, w, dyn := h.RealServer(vs.Name, rs.Key())
+			if !dyn {
+				w = rs.Weight
+			}
+			add(k, telemetry.RSSnapshot{Configured: true, ConfiguredWeight: w, Healthy: up})
+		}
+		if vs.Sorry != nil {
+			if k := vs.Sorry.Normal().Key(); !seen[k] {
+				add(k, telemetry.RSSnapshot{Sorry: true})
+			}
+		}
+		for _, d := range e.SortedDests() {
+			if !seen[d.Key()] {
+				add(d.Key(), telemetry.RSSnapshot{})
+			}
+		}
+		snap.VirtualServers = append(snap.VirtualServers, v)
+	}
+	return snap, err
+}
+
+// forwarding is the virtual server's forwarding method for its info
+// series: the real servers' one, or "mixed".
+func forwarding(vs lb.VirtualServer) string {
+	f := ""
+	for _, rs := range vs.Reals {
+		switch s := rs.Forward.String(); {
+		case f == "":
+			f = s
+		case f != s:
+			return "mixed"
+		}
+	}
+	return f
+}
+
+func ipvsCounters(c lb.Counters) telemetry.IPVSCounters {
+	return telemetry.IPVSCounters{Conns: c.Conns, InPkts: c.InPkts, OutPkts: c.OutPkts, InBytes: c.InBytes, OutBytes: c.OutBytes}
+}
+
+// countTransitions counts real servers whose combined check state changed
+// since the last pass (vigil_real_server_transitions_total). A real server
+// first seen is not a transition.
+func (b *balancer) countTransitions(specs []lb.VirtualServer, h lb.Health) {
+	next := make(map[rsID]bool, len(b.rsUp))
+	for _, vs := range specs {
+		var labels []string
+		for _, rs := range vs.Reals {
+			id := rsID{vs.Name, rs.Key()}
+			up, _, _ := h.RealServer(vs.Name, rs.Key())
+			next[id] = up
+			if was, ok := b.rsUp[id]; ok && was != up {
+				if labels == nil {
+					labels = vsMetricLabels(vs)
+				}
+				b.metrics.RealServerTransition(up, append(labels[:len(labels):len(labels)], rs.Addr.Unmap().String(), strconv.Itoa(int(rs.Port)))...)
+			}
+		}
+	}
+	b.rsUp = next
+}
+
+// rsID names a real server of a virtual server.
+type rsID struct {
+	vs string
+	rs lb.DestKey
+}
+
