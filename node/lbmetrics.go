@@ -121,4 +121,3 @@ type rsID struct {
 	vs string
 	rs lb.DestKey
 }
-
