@@ -28,7 +28,8 @@ lint:
 unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 
-# Network-namespace scenarios, keepalived interop and the IPVS VM: root only.
+# Network-namespace scenarios, keepalived interop, metrics scraped by a real Prometheus (test/prom)
+# and the IPVS VM: root only.
 netns: build
 	@if [ "$$(id -u)" != 0 ]; then echo "make netns: needs root (network namespaces)"; exit 1; fi
 	VIGIL_NETNS=1 VIGIL_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 25m ./test/...

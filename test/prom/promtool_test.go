@@ -1,0 +1,181 @@
+package prom
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"vigil/telemetry"
+	"vigil/test/netlab"
+)
+
+// promtool check metrics lints a live /metrics scrape of both a master and a backup, after a
+// reload, so the families that appear only once something happened (transitions, adverts
+// received, reloads) are in it too: counter names end in _total, units are base units, every family
+// has help text, no reserved or duplicate names. Any finding fails the test with promtool's output.
+func TestPromtoolCheckMetrics(t *testing.T) {
+	l := newLab(t, false)
+	l.startVigil("n1", 150)
+	l.waitVIP("n1")
+	l.startVigil("n2", 100)
+	// Once both serve /readyz (signal handlers installed), a reload (SIGHUP) on each, so that
+	// vigil_config_reloads_total has a series too.
+	for _, n := range []string{"n1", "n2"} {
+		l.eventually(n+" ready", func() (bool, string, error) {
+			_, err := l.get(n, "/readyz")
+			return err == nil, "", err
+		})
+		if err := l.procs[n].Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []string{"n1", "n2"} {
+		var body []byte
+		l.eventually(n+"'s /metrics showing its reload and transitions", func() (bool, string, error) {
+			var err error
+			body, err = l.get(n, "/metrics")
+			s := string(body)
+			return strings.Contains(s, "vigil_config_reloads_total{") && strings.Contains(s, "vigil_vrrp_transitions_total{"), "", err
+		})
+		out, err := lint(body)
+		if err != nil {
+			t.Errorf("%s: promtool check metrics reports problems in vigil's /metrics (%v):\n%s", n, err, out)
+			continue
+		}
+		t.Logf("%s: promtool check metrics: no problems (%d bytes, %d families)", n, len(body), strings.Count(string(body), "# TYPE "))
+		for _, p := range promlintProblems(t, body) {
+			t.Errorf("%s: %s", n, p)
+		}
+	}
+}
+
+// promlintProblems lints an exposition with client_golang's promlint: Debian's promtool is
+// Prometheus 2.42's linter, promlint in the client_golang vigil builds with has newer rules.
+func promlintProblems(t *testing.T, body []byte) []string {
+	t.Helper()
+	problems, err := promlint.New(bytes.NewReader(body)).Lint()
+	if err != nil {
+		t.Fatalf("promlint: %v", err)
+	}
+	var out []string
+	for _, p := range problems {
+		out = append(out, fmt.Sprintf("promlint (client_golang): %s %s", p.Metric, p.Text))
+	}
+	return out
+}
+
+// lint runs `promtool check metrics` on an exposition. It returns an error with promtool's output
+// when promtool reports anything, or fails to run.
+func lint(body []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "promtool", "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	out, err := cmd.CombinedOutput()
+	if err == nil && len(bytes.TrimSpace(out)) > 0 {
+		err = errors.New("promtool exited 0 but printed findings")
+	}
+	return out, err
+}
+
+// Families that a short scenario does not produce (health checks, IPVS reconciles, virtual-server
+// quorum, packet errors, ...) are linted too: every metric family vigil's telemetry package defines
+// gets one series with placeholder label values, and promtool checks the exposition the same
+// handler type serves. New fields in the telemetry structs are found by reflection.
+func TestPromtoolCheckAllFamilies(t *testing.T) {
+	if os.Getenv(netlab.EnvNetNS) != "1" {
+		t.Skip("set " + netlab.EnvNetNS + "=1 to run the Prometheus tier (test/prom)")
+	}
+	if _, err := exec.LookPath("promtool"); err != nil {
+		t.Fatalf("promtool not found (%v): run test/deps.sh", err)
+	}
+	r := telemetry.NewRegistry()
+	cfg := r.NewConfigMetrics("0123456789abcdef")
+	var names []string
+	for _, group := range []any{r.VRRP, r.LB, cfg} {
+		names = append(names, populate(t, group)...)
+	}
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(r.Reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.Bytes()
+	for _, n := range names {
+		if !bytes.Contains(body, []byte("# TYPE "+n+" ")) {
+			t.Errorf("family %s missing from the exposition", n)
+		}
+	}
+	out, err := lint(body)
+	if err != nil {
+		t.Fatalf("promtool check metrics reports problems in vigil's metric families (%v):\n%s", err, out)
+	}
+	t.Logf("promtool check metrics: no problems in %d vigil families (%d families in all)", len(names), bytes.Count(body, []byte("# TYPE ")))
+	for _, p := range promlintProblems(t, body) {
+		t.Error(p)
+	}
+}
+
+// populate gives every metric field of the struct *group one series and returns the families'
+// names.
+func populate(t *testing.T, group any) []string {
+	t.Helper()
+	v := reflect.ValueOf(group).Elem()
+	var names []string
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if !f.CanInterface() {
+			continue
+		}
+		c, ok := f.Interface().(prometheus.Collector)
+		if !ok || f.IsNil() {
+			continue
+		}
+		m := any(c)
+		if get := f.MethodByName("GetMetricWithLabelValues"); get.IsValid() {
+			// A vector: find its label count by trying, one placeholder value per label.
+			m = nil
+			for n := 0; n <= 16 && m == nil; n++ {
+				args := make([]reflect.Value, n)
+				for j := range args {
+					args[j] = reflect.ValueOf("x")
+				}
+				res := get.Call(args)
+				if res[1].IsNil() {
+					m = res[0].Interface()
+				}
+			}
+			if m == nil {
+				t.Fatalf("%s.%s: no label count up to 16 works", v.Type(), v.Type().Field(i).Name)
+			}
+		}
+		switch m := m.(type) {
+		case prometheus.Gauge:
+			m.Set(1)
+		case prometheus.Counter:
+			m.Inc()
+		case prometheus.Observer:
+			m.Observe(0.01)
+		default:
+			t.Fatalf("%s.%s: unknown metric type %T", v.Type(), v.Type().Field(i).Name, m)
+		}
+		descs := make(chan *prometheus.Desc, 1)
+		c.Describe(descs)
+		d := (<-descs).String()
+		if j := strings.Index(d, `fqName: "`); j >= 0 {
+			rest := d[j+len(`fqName: "`):]
+			names = append(names, rest[:strings.IndexByte(rest, '"')])
+		}
+	}
+	return names
+}
