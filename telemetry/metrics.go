@@ -80,7 +80,7 @@ func NewRegistry() *Registry {
 		BecomeMaster:   c("vigil_vrrp_become_master_total", "Transitions into Master."),
 		ReleaseMaster:  c("vigil_vrrp_release_master_total", "Transitions out of Master."),
 		Transitions: c("vigil_vrrp_transitions_total",
-			"State transitions by from, to and reason (startup, master_down_timer, priority_zero_received, preempted, higher_priority_advert, address_owner, shutdown).", "from", "to", "reason"),
+			"State transitions by from, to and reason (startup, address_owner, master_down_timer, priority_zero_received, preempted, higher_priority_advert, interface_down, tracker_fault, fault_cleared, sync_group, admin, config_reload, shutdown).", "from", "to", "reason"),
 		AdvertsReceived:  c("vigil_vrrp_adverts_received_total", "Adverts that passed every receive check."),
 		AdvertsSent:      c("vigil_vrrp_adverts_sent_total", "Adverts sent (each unicast peer counts once)."),
 		PrioZeroReceived: c("vigil_vrrp_priority_zero_received_total", "Priority-0 (master resigning) adverts received."),

@@ -31,9 +31,12 @@ func newRunCmd() *cobra.Command {
 		Long: `Run the vigil daemon in the foreground.
 
 Signals: SIGTERM and SIGINT stop gracefully (masters send a priority-0 advert
-and remove their virtual addresses).`,
+and remove their virtual addresses); SIGHUP reloads the configuration file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// SIGHUP's default action ends the process; until the reloader
+			// watches it, a HUP is dropped: the file is read after this.
+			signal.Ignore(syscall.SIGHUP)
 			cfg, err := config.Load(path)
 			if err != nil {
 				return &exitError{code: 1, msg: formatConfigError(path, err)}

@@ -172,3 +172,53 @@ func logTime(line string) time.Time {
 	ts, _ := time.Parse(time.RFC3339Nano, f[0])
 	return ts
 }
+
+// A SIGHUP that arrives while vigil is still starting is dropped instead
+// of ending the process (the default action); once running, SIGHUP
+// reloads.
+func TestHUPDuringStartup(t *testing.T) {
+	c := newCluster(t, 1)
+	cfg := filepath.Join(c.lab.Dir(), "n1-hup.yaml")
+	body := "node: { name: n1 }\ntelemetry: { listen: \"\" }\nvrrp:\n  instances:\n" +
+		"    - { name: web, interface: eth0, vrid: 51, priority: 150, advert_interval: 100ms, vips: [192.0.2.101/24] }\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.node("n1").Start(c.bin, "run", "--config", cfg, "--admin-socket", filepath.Join(c.lab.Dir(), "n1.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.procs["n1"] = p
+	// From the first log line (the config is read) until vigil reports
+	// running, send SIGHUP every millisecond.
+	hups := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.Log(), `msg="vigil running"`) {
+		if p.Exited() || time.Now().After(deadline) {
+			t.Fatalf("vigil exited or never ran after %d SIGHUPs during startup:\n%s", hups, p.Log())
+		}
+		if strings.Contains(p.Log(), `msg="starting vigil"`) {
+			if err := p.Signal(syscall.SIGHUP); err != nil {
+				t.Fatalf("SIGHUP: %v", err)
+			}
+			hups++
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if hups == 0 {
+		t.Log("vigil was running before a SIGHUP could be sent: this run checks only the reload")
+	}
+	c.waitHolder(netip.MustParseAddr("192.0.2.101"), "n1", 3*time.Second, 0)
+	reloads := strings.Count(p.Log(), `msg="configuration reloaded"`)
+	if err := p.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for strings.Count(p.Log(), `msg="configuration reloaded"`) == reloads {
+		if p.Exited() || time.Now().After(deadline) {
+			t.Fatalf("SIGHUP after startup did not reload:\n%s", p.Log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("%d SIGHUPs during startup dropped; a SIGHUP once running reloaded", hups)
+}

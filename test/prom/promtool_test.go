@@ -108,6 +108,18 @@ func TestPromtoolCheckAllFamilies(t *testing.T) {
 	for _, group := range []any{r.VRRP, r.LB, cfg} {
 		names = append(names, populate(t, group)...)
 	}
+	// The IPVS collector's families come from a snapshot read at scrape
+	// time: one virtual server with one real server in the kernel.
+	r.LB.SetIPVSSource(func() (telemetry.IPVSSnapshot, error) {
+		return telemetry.IPVSSnapshot{VirtualServers: []telemetry.VSSnapshot{{
+			Labels: []string{"web", "192.0.2.100", "80", "tcp", ""}, Scheduler: "wlc", Forwarding: "nat", InKernel: true,
+			RealServers: []telemetry.RSSnapshot{{Address: "198.51.100.11", Port: "8080", Configured: true, ConfiguredWeight: 1, Healthy: true, InKernel: true, Weight: 1}},
+		}}}, nil
+	}, nil)
+	names = append(names, "vigil_ipvs_scrape_success", "vigil_ipvs_virtual_server_info", "vigil_ipvs_virtual_server_connections_total",
+		"vigil_ipvs_virtual_server_incoming_bytes_total", "vigil_virtual_server_real_servers", "vigil_virtual_server_real_servers_up",
+		"vigil_ipvs_real_server_connections_total", "vigil_ipvs_real_server_outgoing_bytes_total", "vigil_ipvs_real_server_connections_active",
+		"vigil_ipvs_real_server_connections_inactive", "vigil_ipvs_real_server_weight", "vigil_real_server_configured_weight", "vigil_real_server_healthy")
 	rec := httptest.NewRecorder()
 	promhttp.HandlerFor(r.Reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.Bytes()
