@@ -580,3 +580,117 @@ func TestTCPTimeout(t *testing.T) {
 		t.Errorf("probe took %v", took)
 	}
 }
+
+func TestHTTPURLs(t *testing.T) {
+	// A body longer than the regex bound, with a marker across the bound:
+	// the searched part ends in "NEE".
+	big := strings.Repeat("x", maxRegexBody-3) + "NEEDLE" + strings.Repeat("y", 1000)
+	var mu sync.Mutex
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/a":
+			fmt.Fprint(w, "alpha healthy")
+		case "/b":
+			fmt.Fprint(w, "beta\nready")
+		case "/maint":
+			fmt.Fprint(w, "<p>maintenance mode</p>")
+		case "/err":
+			http.Error(w, "boom", http.StatusInternalServerError)
+		case "/big":
+			// Two chunks, so the client's reads do not line up with the
+			// bound.
+			fmt.Fprint(w, big[:1000])
+			w.(http.Flusher).Flush()
+			fmt.Fprint(w, big[1000:])
+		case "/slow":
+			time.Sleep(2 * time.Second)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	fetched := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		p := paths
+		paths = nil
+		return p
+	}
+	md5b := md5.Sum([]byte("beta\nready"))
+	shaBig := sha256.Sum256([]byte(big))
+	urls := func(u ...URL) Spec {
+		return Spec{Type: HTTP, Target: addrPort(t, srv.Listener.Addr()), URLs: u, Timeout: probeTimeout, Interval: probeTimeout}
+	}
+	single := func(path, re string, noMatch bool) Spec {
+		return Spec{Type: HTTP, Target: addrPort(t, srv.Listener.Addr()), Path: path, Regex: re, RegexNoMatch: noMatch, Timeout: probeTimeout, Interval: probeTimeout}
+	}
+	slow := urls(URL{Path: "/a"}, URL{Path: "/slow"})
+	slow.Timeout = 300 * time.Millisecond // one budget for both URLs
+	bigScope := fmt.Sprintf("in the first %d bytes of a longer body", maxRegexBody)
+	tests := []struct {
+		name    string
+		spec    Spec
+		want    Result
+		detail  string
+		fetched string // paths the server saw, in order
+	}{
+		{"all pass", urls(URL{Path: "/a"}, URL{Path: "/b", Regex: `bet.\nready$`}), Success,
+			"2 urls: urls[0] GET /a: status 200; urls[1] GET /b: status 200, regex matches", "/a /b"},
+		{"second status fails", urls(URL{Path: "/a"}, URL{Path: "/err"}), Failure,
+			"urls[1] GET /err: status 500 not in [200-299]", "/a /err"},
+		{"first failure stops", urls(URL{Path: "/err"}, URL{Path: "/a"}), Failure,
+			"urls[0] GET /err: status 500", "/err"},
+		{"per-url status", urls(URL{Path: "/err", Status: []StatusRange{{500, 503}}}, URL{Path: "/a"}), Success,
+			"urls[0] GET /err: status 500; urls[1] GET /a: status 200", "/err /a"},
+		{"regex does not match", urls(URL{Path: "/a"}, URL{Path: "/b", Regex: "^ready"}), Failure,
+			`urls[1] GET /b: body does not match regex "^ready"`, "/a /b"},
+		{"multiline flag", urls(URL{Path: "/a"}, URL{Path: "/b", Regex: "(?m)^ready"}), Success,
+			"urls[1] GET /b: status 200, regex matches", "/a /b"},
+		{"regex_no_match fails on a match", urls(URL{Path: "/a", Regex: "healthy"}, URL{Path: "/maint", Regex: "maint[a-z]+", RegexNoMatch: true}), Failure,
+			`urls[1] GET /maint: body matches regex "maint[a-z]+" (regex_no_match)`, "/a /maint"},
+		{"regex_no_match passes", urls(URL{Path: "/a", Regex: "maintenance", RegexNoMatch: true}, URL{Path: "/b"}), Success,
+			"urls[0] GET /a: status 200, regex does not match (regex_no_match)", "/a /b"},
+		{"digest and regex", urls(URL{Path: "/a"}, URL{Path: "/b", Digest: hex.EncodeToString(md5b[:]), Regex: "beta"}), Success,
+			"urls[1] GET /b: status 200, digest matches, regex matches", "/a /b"},
+		{"digest fails, regex would pass", urls(URL{Path: "/a"}, URL{Path: "/b", Digest: strings.Repeat("0", 64), Regex: "beta"}), Failure,
+			"urls[1] GET /b: body digest ", "/a /b"},
+		{"timeout in second url", slow, Timeout,
+			"urls[1] GET /slow: timeout", "/a /slow"},
+		{"single form regex", single("/a", "(?i)ALPHA", false), Success, "GET /a: status 200, regex matches", "/a"},
+		{"single form regex_no_match", single("/maint", "maintenance", true), Failure,
+			`GET /maint: body matches regex "maintenance" (regex_no_match)`, "/maint"},
+		// The regex searches the first maxRegexBody bytes only, and says so.
+		{"past the regex bound", single("/big", "NEEDLE", false), Failure,
+			`GET /big: body does not match regex "NEEDLE" ` + bigScope, "/big"},
+		{"within the regex bound", single("/big", "^xxx", false), Success, "regex matches " + bigScope, "/big"},
+		{"no_match past the bound", single("/big", "NEEDLE", true), Success, "regex does not match " + bigScope, "/big"},
+		// The digest still covers the whole body.
+		{"digest of a long body", urls(URL{Path: "/big", Digest: hex.EncodeToString(shaBig[:]), Regex: "^x+NEE$"}, URL{Path: "/a"}), Success,
+			"urls[0] GET /big: status 200, digest matches, regex matches " + bigScope, "/big /a"},
+	}
+	for _, tt := range tests {
+		fetched()
+		expect(t, tt.name, probeOnce(t, tt.spec), tt.want, tt.detail)
+		if got := strings.Join(fetched(), " "); got != tt.fetched {
+			t.Errorf("%s: server saw %q, want %q", tt.name, got, tt.fetched)
+		}
+	}
+}
+
+func TestHTTPSURLs(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "page "+r.URL.Path)
+	}))
+	defer srv.Close()
+	spec := func(u ...URL) Spec {
+		return Spec{Type: HTTPS, Target: addrPort(t, srv.Listener.Addr()), URLs: u, Timeout: probeTimeout, Interval: probeTimeout}
+	}
+	expect(t, "https urls", probeOnce(t, spec(URL{Path: "/x", Regex: "page /x"}, URL{Path: "/y", Regex: "page /x", RegexNoMatch: true})),
+		Success, "urls[1] GET /y: status 200, regex does not match")
+	expect(t, "https second url fails", probeOnce(t, spec(URL{Path: "/x", Regex: "page /x"}, URL{Path: "/y", Regex: "page /x"})),
+		Failure, `urls[1] GET /y: body does not match regex "page /x"`)
+}

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,6 +81,69 @@ func (r StatusRange) check() error {
 	return nil
 }
 
+// URL is one page an http or https check fetches (keepalived url block).
+type URL struct {
+	// Path is the request path (default "/"); it must start with /.
+	Path string
+	// Status lists the accepted status codes (default 200-299).
+	Status []StatusRange
+	// Digest, if set, is the hex digest the body must have: 32 hex digits
+	// are MD5 (keepalived digest), 64 SHA-256. The whole body is hashed; a
+	// body longer than 8 MiB fails.
+	Digest string
+	// Regex, if set, is a regular expression (Go regexp, RE2 syntax) the
+	// body must match somewhere (keepalived regex). Only the first 1 MiB
+	// of the body is searched; the result detail says when a body was
+	// longer. Flags go inline: (?i) caseless, (?s) dotall, (?m) multiline.
+	Regex string
+	// RegexNoMatch inverts Regex: the body must not match (keepalived
+	// regex_no_match). It needs Regex.
+	RegexNoMatch bool
+}
+
+// The bounds on what an http or https probe reads of a body.
+const (
+	maxBody      = 8 << 20 // for a digest: longer bodies fail
+	maxRegexBody = 1 << 20 // for a regex: the rest is not searched
+)
+
+// normalizeURL validates u and fills in its defaults; field names in
+// errors start with prefix ("" for the single-page form, "urls[i]." for
+// URLs).
+func normalizeURL(u URL, prefix string) (URL, error) {
+	bad := func(field string, v any, why string) (URL, error) {
+		return URL{}, fmt.Errorf("%s%s %v: %s", prefix, field, v, why)
+	}
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	if !strings.HasPrefix(u.Path, "/") {
+		return bad("path", strconv.Quote(u.Path), "must start with /")
+	}
+	if len(u.Status) == 0 {
+		u.Status = []StatusRange{{200, 299}}
+	}
+	for _, r := range u.Status {
+		if err := r.check(); err != nil {
+			return bad("status", r, err.Error())
+		}
+	}
+	if u.Digest != "" {
+		u.Digest = strings.ToLower(u.Digest)
+		if _, err := hex.DecodeString(u.Digest); err != nil || (len(u.Digest) != 32 && len(u.Digest) != 64) {
+			return bad("digest", strconv.Quote(u.Digest), "want 32 hex digits (md5) or 64 (sha256)")
+		}
+	}
+	if u.Regex != "" {
+		if _, err := regexp.Compile(u.Regex); err != nil {
+			return bad("regex", strconv.Quote(u.Regex), err.Error())
+		}
+	} else if u.RegexNoMatch {
+		return bad("regex_no_match", true, "needs a regex")
+	}
+	return u, nil
+}
+
 // Spec configures one health check. Zero values take the defaults named in
 // each field's comment, which follow keepalived's where it has one.
 //
@@ -103,7 +168,9 @@ type Spec struct {
 	// routing; 0 is none. tcp, http, https, udp and dns only.
 	FWMark uint32
 
-	// Path is the HTTP(S) request path (default "/").
+	// Path is the HTTP(S) request path (default "/"). Path, Status, Digest,
+	// Regex and RegexNoMatch describe the one page an http or https check
+	// fetches when URLs is empty; with URLs they must be unset.
 	Path string
 	// Host is the virtual host sent as the Host header (keepalived
 	// virtualhost); default the target address.
@@ -116,6 +183,15 @@ type Spec struct {
 	// Digest, if set, is the hex digest the response body must have: 32
 	// hex digits are MD5 (keepalived's digest, from genhash), 64 are SHA-256.
 	Digest string
+	// Regex and RegexNoMatch: see [URL].
+	Regex        string
+	RegexNoMatch bool
+	// URLs are the pages an http or https check fetches, as keepalived's
+	// url blocks: the check is up only when every one passes. They are
+	// fetched in order on fresh connections within one Timeout, and the
+	// first that fails decides the result. Empty: the one page is Path,
+	// Status, Digest, Regex and RegexNoMatch.
+	URLs []URL
 	// TLSVerify verifies the server's certificate chain and name for https
 	// (default off, as keepalived: a checker tests liveness, not identity).
 	TLSVerify bool
@@ -232,24 +308,21 @@ func (s Spec) Normalize() (Spec, error) {
 		if s, err = needTarget(def); err != nil {
 			return s, err
 		}
-		if s.Path == "" {
-			s.Path = "/"
-		}
-		if !strings.HasPrefix(s.Path, "/") {
-			return bad("path", strconv.Quote(s.Path), "must start with /")
-		}
-		if len(s.Status) == 0 {
-			s.Status = []StatusRange{{200, 299}}
-		}
-		for _, r := range s.Status {
-			if err := r.check(); err != nil {
-				return bad("status", r, err.Error())
+		if len(s.URLs) == 0 {
+			u, err := normalizeURL(URL{s.Path, s.Status, s.Digest, s.Regex, s.RegexNoMatch}, "")
+			if err != nil {
+				return Spec{}, fmt.Errorf("check %s: %w", s.Type, err)
 			}
-		}
-		if s.Digest != "" {
-			s.Digest = strings.ToLower(s.Digest)
-			if _, err := hex.DecodeString(s.Digest); err != nil || (len(s.Digest) != 32 && len(s.Digest) != 64) {
-				return bad("digest", strconv.Quote(s.Digest), "want 32 hex digits (md5) or 64 (sha256)")
+			s.Path, s.Status, s.Digest = u.Path, u.Status, u.Digest
+		} else {
+			if s.Path != "" || len(s.Status) > 0 || s.Digest != "" || s.Regex != "" || s.RegexNoMatch {
+				return bad("path/status/digest/regex", "with urls", "set them in each url instead")
+			}
+			s.URLs = slices.Clone(s.URLs)
+			for i := range s.URLs {
+				if s.URLs[i], err = normalizeURL(s.URLs[i], fmt.Sprintf("urls[%d].", i)); err != nil {
+					return Spec{}, fmt.Errorf("check %s: %w", s.Type, err)
+				}
 			}
 		}
 		if s.Type == HTTPS && s.SNI == "" && s.Host != "" {
@@ -365,6 +438,9 @@ func (s Spec) Normalize() (Spec, error) {
 		default:
 			s.Fall = 2 // keepalived retry 1
 		}
+	}
+	if (len(s.URLs) > 0 || s.Regex != "" || s.RegexNoMatch) && s.Type != HTTP && s.Type != HTTPS {
+		return bad("urls/regex", "(set)", "only for http and https")
 	}
 	if s.Dynamic && s.Type != Exec && s.Type != File {
 		return bad("dynamic", true, "only for exec and file")

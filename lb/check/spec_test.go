@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -289,5 +290,71 @@ func TestReplyMatches(t *testing.T) {
 	s, err := Spec{Type: UDP, Target: lo4, Reply: "01XX"}.Normalize()
 	if err != nil || s.Reply != "01xx" || !s.RequireReply {
 		t.Errorf("Reply normalized to %q, RequireReply %v, err %v", s.Reply, s.RequireReply, err)
+	}
+}
+
+func TestValidateURLs(t *testing.T) {
+	h := func(f func(*Spec)) Spec { s := Spec{Type: HTTP, Target: lo4}; f(&s); return s }
+	tests := []struct {
+		name string
+		in   Spec
+		want string // "" = valid
+	}{
+		{"urls", h(func(s *Spec) { s.URLs = []URL{{Path: "/a"}, {Path: "/b", Regex: "ok", RegexNoMatch: true}} }), ""},
+		{"single regex", h(func(s *Spec) { s.Regex = "(?i)ok" }), ""},
+		{"bad regex in urls", h(func(s *Spec) { s.URLs = []URL{{Path: "/a", Regex: "ok"}, {Path: "/b", Regex: "a("}} }),
+			`check http: urls[1].regex "a(": error parsing regexp: missing closing )`},
+		{"bad single regex", h(func(s *Spec) { s.Regex = "[z-a]" }), `check http: regex "[z-a]": error parsing regexp: invalid character class range`},
+		{"PCRE-only syntax", h(func(s *Spec) { s.URLs = []URL{{Regex: `(?<=a)b`}} }), `urls[0].regex "(?<=a)b": error parsing regexp`},
+		// keepalived ignores regex_no_match without a regex (with a log
+		// line); vigil refuses it.
+		{"no_match without regex in urls", h(func(s *Spec) { s.URLs = []URL{{Path: "/"}, {RegexNoMatch: true}} }), "urls[1].regex_no_match true: needs a regex"},
+		{"no_match without regex", h(func(s *Spec) { s.RegexNoMatch = true }), "regex_no_match true: needs a regex"},
+		{"bad path in urls", h(func(s *Spec) { s.URLs = []URL{{}, {}, {Path: "x"}} }), `urls[2].path "x": must start with /`},
+		{"bad status in urls", h(func(s *Spec) { s.URLs = []URL{{Status: []StatusRange{{200, 700}}}} }), "urls[0].status 200-700"},
+		{"bad digest in urls", h(func(s *Spec) { s.URLs = []URL{{Digest: "xyz"}} }), `urls[0].digest "xyz": want 32 hex digits`},
+		{"urls and path", h(func(s *Spec) { s.Path = "/"; s.URLs = []URL{{}} }), "path/status/digest/regex with urls: set them in each url instead"},
+		{"urls and status", h(func(s *Spec) { s.Status = []StatusRange{{200, 200}}; s.URLs = []URL{{}} }), "path/status/digest/regex with urls"},
+		{"urls and regex", h(func(s *Spec) { s.Regex = "ok"; s.URLs = []URL{{}} }), "path/status/digest/regex with urls"},
+		{"urls on tcp", Spec{Type: TCP, Target: lo4, URLs: []URL{{}}}, "check tcp: urls/regex (set): only for http and https"},
+		{"regex on dns", Spec{Type: DNS, Target: lo4, Regex: "x"}, "urls/regex (set): only for http and https"},
+	}
+	for _, tt := range tests {
+		err := tt.in.Validate()
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: Validate = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestNormalizeURLs(t *testing.T) {
+	in := Spec{Type: HTTPS, Target: lo4, URLs: []URL{{}, {Path: "/b", Status: []StatusRange{{200, 200}}, Digest: strings.Repeat("AB", 16), Regex: "ok"}}}
+	s, err := in.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []URL{
+		{Path: "/", Status: []StatusRange{{200, 299}}},
+		{Path: "/b", Status: []StatusRange{{200, 200}}, Digest: strings.Repeat("ab", 16), Regex: "ok"},
+	}
+	if fmt.Sprint(s.URLs) != fmt.Sprint(want) {
+		t.Errorf("normalized urls %v, want %v", s.URLs, want)
+	}
+	// The single-page fields stay unset: URLs say what is fetched.
+	if s.Path != "" || s.Status != nil {
+		t.Errorf("with urls, path %q status %v were defaulted", s.Path, s.Status)
+	}
+	// The caller's slice is not changed.
+	if in.URLs[0].Path != "" || in.URLs[1].Digest != strings.Repeat("AB", 16) {
+		t.Errorf("Normalize changed its input: %v", in.URLs)
+	}
+	// URLs are part of the dedup key; equal URLs share one probe.
+	again, _ := in.Key()
+	k, _ := Spec{Type: HTTPS, Target: lo4, URLs: []URL{{Path: "/"}, {Path: "/b", Status: []StatusRange{{200, 200}}, Digest: strings.Repeat("ab", 16), Regex: "ok"}}}.Key()
+	other := in
+	other.URLs = []URL{{}, {Path: "/b", Status: []StatusRange{{200, 200}}, Digest: strings.Repeat("ab", 16), Regex: "ok", RegexNoMatch: true}}
+	ko, _ := other.Key()
+	if again != k || k == ko {
+		t.Errorf("keys: same urls equal %v, different regex_no_match differs %v", again == k, k != ko)
 	}
 }
