@@ -1,8 +1,8 @@
 // Package check runs vigil's real-server health checks (keepalived's
-// checker child): tcp, http, https, udp, dns, ping, exec (MISC_CHECK) and
-// file (FILE_CHECK) probes, scheduled by one [Scheduler] on a drift-free
-// grid, deduplicated so identical checks probe once, with rise/fall
-// hysteresis. [View] turns the results into an [lb.Health].
+// checker child): tcp, http, https, udp, dns, ping, smtp (SMTP_CHECK), exec
+// (MISC_CHECK) and file (FILE_CHECK) probes, scheduled by one [Scheduler] on
+// a drift-free grid, deduplicated so identical checks probe once, with
+// rise/fall hysteresis. [View] turns the results into an [lb.Health].
 //
 // The package does not import telemetry: drivers observe probes through
 // [Observer] and state changes through [Scheduler.Changes].
@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -33,6 +34,7 @@ const (
 	HTTPS Type = "https" // SSL_GET
 	UDP   Type = "udp"   // UDP_CHECK
 	DNS   Type = "dns"   // DNS_CHECK
+	SMTP  Type = "smtp"  // SMTP_CHECK
 	Ping  Type = "ping"  // PING_CHECK
 	Exec  Type = "exec"  // MISC_CHECK
 	File  Type = "file"  // FILE_CHECK
@@ -158,14 +160,15 @@ type Spec struct {
 	// Type is the checker; required.
 	Type Type
 	// Target is the address probed (keepalived connect_ip/connect_port).
-	// Required for tcp, http, https, udp, dns (port defaults: http 80,
-	// https 443, dns 53) and ping (port ignored); unused by exec and file.
+	// Required for tcp, http, https, udp, dns, smtp (port defaults: http 80,
+	// https 443, dns 53, smtp 25) and ping (port ignored); unused by exec and
+	// file.
 	Target netip.AddrPort
 	// Source is the local address probes are sent from (keepalived bindto);
 	// default the kernel's choice. Same family as Target; network types only.
 	Source netip.Addr
 	// FWMark marks probe packets (SO_MARK, keepalived fwmark) for policy
-	// routing; 0 is none. tcp, http, https, udp and dns only.
+	// routing; 0 is none. tcp, http, https, udp, dns and smtp only.
 	FWMark uint32
 
 	// Path is the HTTP(S) request path (default "/"). Path, Status, Digest,
@@ -217,6 +220,11 @@ type Spec struct {
 	QType string
 	// QName is the DNS query name (default ".").
 	QName string
+
+	// HeloName is the name an smtp check sends in HELO (keepalived
+	// helo_name, default smtpchecker.keepalived.org); default this host's
+	// name, or "localhost" if that is not a usable name.
+	HeloName string
 
 	// Argv is the exec check's program and arguments, run without a shell
 	// (absolute path). Required for exec.
@@ -356,6 +364,16 @@ func (s Spec) Normalize() (Spec, error) {
 			return bad("qname", strconv.Quote(s.QName), "not a domain name")
 		}
 		s.QName = dns.Fqdn(s.QName)
+	case SMTP:
+		if s, err = needTarget(25); err != nil {
+			return s, err
+		}
+		if s.HeloName == "" {
+			s.HeloName = defaultHelo()
+		}
+		if !heloOK(s.HeloName) {
+			return bad("helo_name", strconv.Quote(s.HeloName), "want a host name or address literal (printable ASCII without spaces, at most 255)")
+		}
 	case Ping:
 		if !s.Target.Addr().IsValid() {
 			return bad("target", "(none)", "address required")
@@ -376,9 +394,9 @@ func (s Spec) Normalize() (Spec, error) {
 			return bad("file", strconv.Quote(s.FilePath), "path must be absolute")
 		}
 	case "":
-		return bad("type", `""`, "required (tcp, http, https, udp, dns, ping, exec or file)")
+		return bad("type", `""`, "required (tcp, http, https, udp, dns, ping, smtp, exec or file)")
 	default:
-		return bad("type", strconv.Quote(string(s.Type)), "unknown (tcp, http, https, udp, dns, ping, exec or file)")
+		return bad("type", strconv.Quote(string(s.Type)), "unknown (tcp, http, https, udp, dns, ping, smtp, exec or file)")
 	}
 	if err != nil {
 		return s, err
@@ -442,6 +460,9 @@ func (s Spec) Normalize() (Spec, error) {
 	if (len(s.URLs) > 0 || s.Regex != "" || s.RegexNoMatch) && s.Type != HTTP && s.Type != HTTPS {
 		return bad("urls/regex", "(set)", "only for http and https")
 	}
+	if s.HeloName != "" && s.Type != SMTP {
+		return bad("helo_name", strconv.Quote(s.HeloName), "only for smtp")
+	}
 	if s.Dynamic && s.Type != Exec && s.Type != File {
 		return bad("dynamic", true, "only for exec and file")
 	}
@@ -455,7 +476,7 @@ func (s Spec) Normalize() (Spec, error) {
 		}
 	}
 	if s.FWMark != 0 && (s.Type == Exec || s.Type == File || s.Type == Ping) {
-		return bad("fwmark", s.FWMark, "only for tcp, http, https, udp and dns")
+		return bad("fwmark", s.FWMark, "only for tcp, http, https, udp, dns and smtp")
 	}
 	return s, nil
 }
@@ -488,6 +509,30 @@ func (s Spec) Key() (Key, error) {
 		return "", err
 	}
 	return n.key(), nil
+}
+
+// defaultHelo is the HELO name of an smtp check without one: this host's
+// name if it is a usable one.
+func defaultHelo() string {
+	if h, err := os.Hostname(); err == nil && heloOK(h) {
+		return h
+	}
+	return "localhost"
+}
+
+// heloOK reports whether name can follow HELO on a command line: a host
+// name or an address literal ("[192.0.2.1]"), so printable ASCII without
+// spaces, and not so long a server would refuse the line.
+func heloOK(name string) bool {
+	if name == "" || len(name) > 255 {
+		return false
+	}
+	for i := range len(name) {
+		if name[i] <= ' ' || name[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 var errNoHost = errors.New("empty host")

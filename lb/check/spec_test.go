@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +60,7 @@ func TestValidateErrors(t *testing.T) {
 		want string // the error names the field and value
 	}{
 		{Spec{}, `type "": required`},
-		{Spec{Type: "smtp", Target: lo4}, `type "smtp": unknown`},
+		{Spec{Type: "ldap", Target: lo4}, `type "ldap": unknown`},
 		{Spec{Type: TCP}, "target (none): address required"},
 		{Spec{Type: TCP, Target: netip.AddrPortFrom(lo4.Addr(), 0)}, "target 127.0.0.1:0: port required"},
 		{Spec{Type: HTTP, Target: lo4, Path: "healthz"}, `path "healthz": must start with /`},
@@ -80,7 +81,7 @@ func TestValidateErrors(t *testing.T) {
 		{Spec{Type: UDP, Target: lo4, Reply: "012"}, `reply "012"`},
 		{Spec{Type: UDP, Target: lo4, MinReply: 10, MaxReply: 5}, "min/max_reply 10/5"},
 		{Spec{Type: Exec, Argv: []string{"/bin/true"}, Source: lo4.Addr()}, "source 127.0.0.1: only for network checks"},
-		{Spec{Type: Ping, Target: lo4, FWMark: 3}, "fwmark 3: only for tcp, http, https, udp and dns"},
+		{Spec{Type: Ping, Target: lo4, FWMark: 3}, "fwmark 3: only for tcp, http, https, udp, dns and smtp"},
 	}
 	for _, tt := range tests {
 		err := tt.in.Validate()
@@ -356,5 +357,36 @@ func TestNormalizeURLs(t *testing.T) {
 	ko, _ := other.Key()
 	if again != k || k == ko {
 		t.Errorf("keys: same urls equal %v, different regex_no_match differs %v", again == k, k != ko)
+	}
+}
+
+func TestSMTPSpec(t *testing.T) {
+	s, err := Spec{Type: SMTP, Target: netip.AddrPortFrom(lo4.Addr(), 0), FWMark: 5}.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Target.Port() != 25 || s.HeloName != defaultHelo() || s.HeloName == "" || s.Fall != 2 || s.RetryDelay != time.Second || s.Timeout != 5*time.Second {
+		t.Errorf("smtp defaults: port %d helo %q fall %d retry %v timeout %v", s.Target.Port(), s.HeloName, s.Fall, s.RetryDelay, s.Timeout)
+	}
+	if h, err := os.Hostname(); err == nil && heloOK(h) && defaultHelo() != h {
+		t.Errorf("default HELO name %q, want the host name %q", defaultHelo(), h)
+	}
+	for _, tt := range []struct {
+		in   Spec
+		want string // "" = valid
+	}{
+		{Spec{Type: SMTP, Target: lo4, HeloName: "lb1.example.org"}, ""},
+		{Spec{Type: SMTP, Target: lo4, HeloName: "[192.0.2.1]"}, ""},
+		{Spec{Type: SMTP}, "check smtp: target (none): address required"},
+		{Spec{Type: SMTP, Target: lo4, HeloName: "two words"}, `check smtp: helo_name "two words": want a host name or address literal`},
+		{Spec{Type: SMTP, Target: lo4, HeloName: "x\r\nMAIL FROM:<a@b>"}, `helo_name "x\r\nMAIL FROM:<a@b>": want a host name`},
+		{Spec{Type: SMTP, Target: lo4, HeloName: strings.Repeat("a", 256)}, "helo_name"},
+		{Spec{Type: TCP, Target: lo4, HeloName: "lb1"}, `check tcp: helo_name "lb1": only for smtp`},
+		{Spec{Type: SMTP, Target: lo4, URLs: []URL{{}}}, "urls/regex (set): only for http and https"},
+	} {
+		err := tt.in.Validate()
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("Validate(%+v) = %v, want %q", tt.in, err, tt.want)
+		}
 	}
 }
