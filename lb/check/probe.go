@@ -1,6 +1,7 @@
 package check
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/md5"
@@ -16,7 +17,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -101,6 +104,8 @@ func newProber(s Spec) (prober, error) {
 		return dnsProber{s}, nil
 	case Ping:
 		return &pingProber{s: s}, nil
+	case SMTP:
+		return smtpProber{s}, nil
 	case Exec:
 		return execProber{s}, nil
 	case File:
@@ -262,13 +267,17 @@ func (p tcpProber) probeNet(ctx context.Context) outcome {
 	return ok("connected")
 }
 
-// maxBody bounds how much of a response is read for a digest.
-const maxBody = 8 << 20
-
 type httpProber struct {
 	s      Spec
-	url    string
+	urls   []httpURL
 	client *http.Client
+}
+
+// httpURL is one page to fetch, ready to probe.
+type httpURL struct {
+	URL
+	url string         // absolute
+	re  *regexp.Regexp // nil without Regex
 }
 
 func newHTTPProber(s Spec) (*httpProber, error) {
@@ -299,22 +308,56 @@ func newHTTPProber(s Spec) (*httpProber, error) {
 		// Without SNI Go would send none for an IP target anyway; the name
 		// goes only where the spec asks.
 	}
-	return &httpProber{
-		s:   s,
-		url: string(s.Type) + "://" + s.Target.String() + s.Path,
+	urls := s.URLs
+	if len(urls) == 0 {
+		urls = []URL{{s.Path, s.Status, s.Digest, s.Regex, s.RegexNoMatch}}
+	}
+	p := &httpProber{
+		s: s,
 		client: &http.Client{
 			Transport: tr,
 			// A redirect is a status to judge, not to follow (keepalived
 			// does not follow either).
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-	}, nil
+	}
+	for i, u := range urls {
+		hu := httpURL{URL: u, url: string(s.Type) + "://" + s.Target.String() + u.Path}
+		if u.Regex != "" {
+			re, err := regexp.Compile(u.Regex)
+			if err != nil { // Normalize compiled it already
+				return nil, fmt.Errorf("check %s %s: urls[%d].regex %q: %w", s.Type, s.Target, i, u.Regex, err)
+			}
+			hu.re = re
+		}
+		p.urls = append(p.urls, hu)
+	}
+	return p, nil
 }
 
+// probe fetches the URLs in order and stops at the first that fails. With
+// several URLs each detail names the URL by its index in Spec.URLs.
 func (p *httpProber) probe(ctx context.Context) outcome {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
+	if len(p.urls) == 1 {
+		return p.get(ctx, &p.urls[0])
+	}
+	passed := make([]string, 0, len(p.urls))
+	for i := range p.urls {
+		o := p.get(ctx, &p.urls[i])
+		o.detail = fmt.Sprintf("urls[%d] %s", i, o.detail)
+		if o.result != Success {
+			return o
+		}
+		passed = append(passed, o.detail)
+	}
+	return ok("%d urls: %s", len(p.urls), strings.Join(passed, "; "))
+}
+
+// get fetches one URL and judges its status, digest and regex.
+func (p *httpProber) get(ctx context.Context, u *httpURL) outcome {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.url, nil)
 	if err != nil {
-		return fail(Error, "request %s: %v", p.url, err)
+		return fail(Error, "request %s: %v", u.url, err)
 	}
 	if p.s.Host != "" {
 		req.Host = p.s.Host
@@ -322,27 +365,73 @@ func (p *httpProber) probe(ctx context.Context) outcome {
 	req.Header.Set("User-Agent", "vigil-check")
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return classify(ctx, "GET "+p.s.Path, err)
+		return classify(ctx, "GET "+u.Path, err)
 	}
 	defer resp.Body.Close()
-	if !statusOK(p.s.Status, resp.StatusCode) {
-		return fail(Failure, "GET %s: status %d not in %v", p.s.Path, resp.StatusCode, p.s.Status)
+	if !statusOK(u.Status, resp.StatusCode) {
+		return fail(Failure, "GET %s: status %d not in %v", u.Path, resp.StatusCode, u.Status)
 	}
-	if p.s.Digest == "" {
-		return ok("GET %s: status %d", p.s.Path, resp.StatusCode)
+	if u.Digest == "" && u.re == nil {
+		return ok("GET %s: status %d", u.Path, resp.StatusCode)
 	}
-	h := newDigest(p.s.Digest)
-	n, err := io.Copy(h, io.LimitReader(resp.Body, maxBody+1))
+	// One pass over the body feeds the hash (all of it, up to maxBody) and
+	// keeps the start for the regex (up to maxRegexBody); without a digest
+	// no more than the regex needs is read.
+	sink := &bodySink{keep: u.re != nil}
+	limit := int64(maxRegexBody)
+	if u.Digest != "" {
+		sink.h = newDigest(u.Digest)
+		limit = maxBody
+	}
+	n, err := io.Copy(sink, io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return classify(ctx, "GET "+p.s.Path+": body", err)
+		return classify(ctx, "GET "+u.Path+": body", err)
 	}
-	if n > maxBody {
-		return fail(Failure, "GET %s: body longer than %d bytes", p.s.Path, maxBody)
+	var passed []string
+	if sink.h != nil {
+		if n > maxBody {
+			return fail(Failure, "GET %s: body longer than %d bytes", u.Path, maxBody)
+		}
+		if got := hex.EncodeToString(sink.h.Sum(nil)); got != u.Digest {
+			return fail(Failure, "GET %s: body digest %s, want %s", u.Path, got, u.Digest)
+		}
+		passed = append(passed, "digest matches")
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != p.s.Digest {
-		return fail(Failure, "GET %s: body digest %s, want %s", p.s.Path, got, p.s.Digest)
+	if u.re != nil {
+		var scope string
+		if n > maxRegexBody {
+			scope = fmt.Sprintf(" in the first %d bytes of a longer body", maxRegexBody)
+		}
+		switch matched := u.re.Match(sink.buf); {
+		case matched && u.RegexNoMatch:
+			return fail(Failure, "GET %s: body matches regex %q%s (regex_no_match)", u.Path, u.Regex, scope)
+		case !matched && !u.RegexNoMatch:
+			return fail(Failure, "GET %s: body does not match regex %q%s", u.Path, u.Regex, scope)
+		case matched:
+			passed = append(passed, "regex matches"+scope)
+		default:
+			passed = append(passed, "regex does not match"+scope+" (regex_no_match)")
+		}
 	}
-	return ok("GET %s: status %d, digest matches", p.s.Path, resp.StatusCode)
+	return ok("GET %s: status %d, %s", u.Path, resp.StatusCode, strings.Join(passed, ", "))
+}
+
+// bodySink hashes what is written to it (h, if set) and keeps the first
+// maxRegexBody bytes (if keep).
+type bodySink struct {
+	h    hash.Hash
+	keep bool
+	buf  []byte
+}
+
+func (b *bodySink) Write(p []byte) (int, error) {
+	if b.h != nil {
+		b.h.Write(p)
+	}
+	if room := maxRegexBody - len(b.buf); b.keep && room > 0 {
+		b.buf = append(b.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
 }
 
 // newDigest picks the hash by the digest's length: 32 hex digits are MD5
@@ -448,6 +537,133 @@ func (p dnsProber) probe(ctx context.Context) outcome {
 		}
 	}
 	return fail(Failure, "dns %s %s: no %s answer", p.s.QType, p.s.QName, p.s.QType)
+}
+
+// smtpProber is keepalived's SMTP_CHECK: connect, a 220 greeting, HELO
+// answered with 250, then QUIT. Replies may span lines ("220-...",
+// "220 ..."). The server has proved itself once HELO is accepted, so what
+// it answers to QUIT (or whether it answers before the timeout) is only
+// noted in the detail.
+type smtpProber struct{ s Spec }
+
+// maxSMTPReply bounds what an smtp probe reads from a server in all.
+const maxSMTPReply = 64 << 10
+
+var errReplyTooLong = fmt.Errorf("replies longer than %d bytes", maxSMTPReply)
+
+func (p smtpProber) probe(ctx context.Context) outcome {
+	c, err := dialerFor("tcp", p.s.Source, p.s.FWMark).DialContext(ctx, "tcp", p.s.Target.String())
+	if err != nil {
+		return classify(ctx, "connect", err)
+	}
+	defer c.Close()
+	if d, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(d)
+	}
+	// Cancellation ends a read or write in progress.
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	r := textproto.NewReader(bufio.NewReader(&cappedReader{c, maxSMTPReply}))
+	w := textproto.NewWriter(bufio.NewWriter(c))
+	if _, _, err := readReply(r, 220); err != nil {
+		return p.refused(ctx, w, "greeting", 220, err)
+	}
+	if err := w.PrintfLine("HELO %s", p.s.HeloName); err != nil {
+		return classify(ctx, "HELO", err)
+	}
+	code, msg, err := readReply(r, 250)
+	if err != nil {
+		return p.refused(ctx, w, "HELO "+p.s.HeloName, 250, err)
+	}
+	o := ok("HELO %s: %d %s", p.s.HeloName, code, firstLine(msg))
+	if err := w.PrintfLine("QUIT"); err != nil {
+		o.detail += "; " + classify(ctx, "QUIT", err).detail
+	} else if _, _, err := readReply(r, 221); err != nil {
+		o.detail += "; " + smtpReplyFailure(ctx, "QUIT", 221, err).detail
+	}
+	return o
+}
+
+// refused judges a failed reply to what (want expected) and, when the
+// server did answer with another code, says QUIT before closing, as RFC
+// 5321 asks of a client turned away.
+func (p smtpProber) refused(ctx context.Context, w *textproto.Writer, what string, want int, err error) outcome {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		_ = w.PrintfLine("QUIT")
+	}
+	return smtpReplyFailure(ctx, what, want, err)
+}
+
+// smtpReplyFailure describes a reply that was not the wanted one.
+func smtpReplyFailure(ctx context.Context, what string, want int, err error) outcome {
+	var te *textproto.Error
+	switch {
+	case errors.As(err, &te):
+		return fail(Failure, "%s: %d %s, want %d", what, te.Code, firstLine(te.Msg), want)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return fail(Failure, "%s: connection closed", what)
+	}
+	return classify(ctx, what, err)
+}
+
+// readReply reads one SMTP reply, one line or several ("250-a", "250 b"),
+// and returns its code and text (lines joined by \n). A code other than
+// want is a *textproto.Error. Unlike textproto's ReadResponse, a line that
+// is not a reply ends the read at once (a banner such as "SSH-2.0-..."
+// would have it wait for a last line until the timeout).
+func readReply(r *textproto.Reader, want int) (int, string, error) {
+	code := 0
+	var text []string
+	for {
+		line, err := r.ReadLine()
+		if err != nil {
+			return 0, "", err
+		}
+		c, convErr := strconv.Atoi(line[:min(3, len(line))])
+		if len(line) < 3 || convErr != nil || c < 200 || c > 599 || len(line) > 3 && line[3] != ' ' && line[3] != '-' {
+			return 0, "", textproto.ProtocolError(fmt.Sprintf("not an SMTP reply: %q", firstLine(line)))
+		}
+		if code != 0 && c != code {
+			return 0, "", textproto.ProtocolError(fmt.Sprintf("reply %d continued with code %d", code, c))
+		}
+		code = c
+		if len(line) > 4 {
+			text = append(text, line[4:])
+		}
+		if len(line) == 3 || line[3] == ' ' {
+			break
+		}
+	}
+	msg := strings.Join(text, "\n")
+	if code != want {
+		return code, msg, &textproto.Error{Code: code, Msg: msg}
+	}
+	return code, msg, nil
+}
+
+// firstLine is the first line of a reply's text, shortened for a detail.
+func firstLine(msg string) string {
+	line, _, _ := strings.Cut(msg, "\n")
+	if len(line) > 120 {
+		line = line[:120] + "..."
+	}
+	return line
+}
+
+// cappedReader reads at most n bytes, then fails with errReplyTooLong.
+type cappedReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		return 0, errReplyTooLong
+	}
+	n, err := c.r.Read(p[:min(len(p), c.n)])
+	c.n -= n
+	return n, err
 }
 
 type pingProber struct {

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"bufio"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
@@ -9,10 +10,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -578,5 +581,280 @@ func TestTCPTimeout(t *testing.T) {
 	// retry SYNs for minutes.
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("probe took %v", took)
+	}
+}
+
+func TestHTTPURLs(t *testing.T) {
+	// A body longer than the regex bound, with a marker across the bound:
+	// the searched part ends in "NEE".
+	big := strings.Repeat("x", maxRegexBody-3) + "NEEDLE" + strings.Repeat("y", 1000)
+	var mu sync.Mutex
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/a":
+			fmt.Fprint(w, "alpha healthy")
+		case "/b":
+			fmt.Fprint(w, "beta\nready")
+		case "/maint":
+			fmt.Fprint(w, "<p>maintenance mode</p>")
+		case "/err":
+			http.Error(w, "boom", http.StatusInternalServerError)
+		case "/big":
+			// Two chunks, so the client's reads do not line up with the
+			// bound.
+			fmt.Fprint(w, big[:1000])
+			w.(http.Flusher).Flush()
+			fmt.Fprint(w, big[1000:])
+		case "/slow":
+			time.Sleep(2 * time.Second)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	fetched := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		p := paths
+		paths = nil
+		return p
+	}
+	md5b := md5.Sum([]byte("beta\nready"))
+	shaBig := sha256.Sum256([]byte(big))
+	urls := func(u ...URL) Spec {
+		return Spec{Type: HTTP, Target: addrPort(t, srv.Listener.Addr()), URLs: u, Timeout: probeTimeout, Interval: probeTimeout}
+	}
+	single := func(path, re string, noMatch bool) Spec {
+		return Spec{Type: HTTP, Target: addrPort(t, srv.Listener.Addr()), Path: path, Regex: re, RegexNoMatch: noMatch, Timeout: probeTimeout, Interval: probeTimeout}
+	}
+	slow := urls(URL{Path: "/a"}, URL{Path: "/slow"})
+	slow.Timeout = 300 * time.Millisecond // one budget for both URLs
+	bigScope := fmt.Sprintf("in the first %d bytes of a longer body", maxRegexBody)
+	tests := []struct {
+		name    string
+		spec    Spec
+		want    Result
+		detail  string
+		fetched string // paths the server saw, in order
+	}{
+		{"all pass", urls(URL{Path: "/a"}, URL{Path: "/b", Regex: `bet.\nready$`}), Success,
+			"2 urls: urls[0] GET /a: status 200; urls[1] GET /b: status 200, regex matches", "/a /b"},
+		{"second status fails", urls(URL{Path: "/a"}, URL{Path: "/err"}), Failure,
+			"urls[1] GET /err: status 500 not in [200-299]", "/a /err"},
+		{"first failure stops", urls(URL{Path: "/err"}, URL{Path: "/a"}), Failure,
+			"urls[0] GET /err: status 500", "/err"},
+		{"per-url status", urls(URL{Path: "/err", Status: []StatusRange{{500, 503}}}, URL{Path: "/a"}), Success,
+			"urls[0] GET /err: status 500; urls[1] GET /a: status 200", "/err /a"},
+		{"regex does not match", urls(URL{Path: "/a"}, URL{Path: "/b", Regex: "^ready"}), Failure,
+			`urls[1] GET /b: body does not match regex "^ready"`, "/a /b"},
+		{"multiline flag", urls(URL{Path: "/a"}, URL{Path: "/b", Regex: "(?m)^ready"}), Success,
+			"urls[1] GET /b: status 200, regex matches", "/a /b"},
+		{"regex_no_match fails on a match", urls(URL{Path: "/a", Regex: "healthy"}, URL{Path: "/maint", Regex: "maint[a-z]+", RegexNoMatch: true}), Failure,
+			`urls[1] GET /maint: body matches regex "maint[a-z]+" (regex_no_match)`, "/a /maint"},
+		{"regex_no_match passes", urls(URL{Path: "/a", Regex: "maintenance", RegexNoMatch: true}, URL{Path: "/b"}), Success,
+			"urls[0] GET /a: status 200, regex does not match (regex_no_match)", "/a /b"},
+		{"digest and regex", urls(URL{Path: "/a"}, URL{Path: "/b", Digest: hex.EncodeToString(md5b[:]), Regex: "beta"}), Success,
+			"urls[1] GET /b: status 200, digest matches, regex matches", "/a /b"},
+		{"digest fails, regex would pass", urls(URL{Path: "/a"}, URL{Path: "/b", Digest: strings.Repeat("0", 64), Regex: "beta"}), Failure,
+			"urls[1] GET /b: body digest ", "/a /b"},
+		{"timeout in second url", slow, Timeout,
+			"urls[1] GET /slow: timeout", "/a /slow"},
+		{"single form regex", single("/a", "(?i)ALPHA", false), Success, "GET /a: status 200, regex matches", "/a"},
+		{"single form regex_no_match", single("/maint", "maintenance", true), Failure,
+			`GET /maint: body matches regex "maintenance" (regex_no_match)`, "/maint"},
+		// The regex searches the first maxRegexBody bytes only, and says so.
+		{"past the regex bound", single("/big", "NEEDLE", false), Failure,
+			`GET /big: body does not match regex "NEEDLE" ` + bigScope, "/big"},
+		{"within the regex bound", single("/big", "^xxx", false), Success, "regex matches " + bigScope, "/big"},
+		{"no_match past the bound", single("/big", "NEEDLE", true), Success, "regex does not match " + bigScope, "/big"},
+		// The digest still covers the whole body.
+		{"digest of a long body", urls(URL{Path: "/big", Digest: hex.EncodeToString(shaBig[:]), Regex: "^x+NEE$"}, URL{Path: "/a"}), Success,
+			"urls[0] GET /big: status 200, digest matches, regex matches " + bigScope, "/big /a"},
+	}
+	for _, tt := range tests {
+		fetched()
+		expect(t, tt.name, probeOnce(t, tt.spec), tt.want, tt.detail)
+		if got := strings.Join(fetched(), " "); got != tt.fetched {
+			t.Errorf("%s: server saw %q, want %q", tt.name, got, tt.fetched)
+		}
+	}
+}
+
+func TestHTTPSURLs(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "page "+r.URL.Path)
+	}))
+	defer srv.Close()
+	spec := func(u ...URL) Spec {
+		return Spec{Type: HTTPS, Target: addrPort(t, srv.Listener.Addr()), URLs: u, Timeout: probeTimeout, Interval: probeTimeout}
+	}
+	expect(t, "https urls", probeOnce(t, spec(URL{Path: "/x", Regex: "page /x"}, URL{Path: "/y", Regex: "page /x", RegexNoMatch: true})),
+		Success, "urls[1] GET /y: status 200, regex does not match")
+	expect(t, "https second url fails", probeOnce(t, spec(URL{Path: "/x", Regex: "page /x"}, URL{Path: "/y", Regex: "page /x"})),
+		Failure, `urls[1] GET /y: body does not match regex "page /x"`)
+}
+
+// smtpServer serves a scripted SMTP responder on loopback: greeting is
+// sent on connect ("" = say nothing, ever), helo answers HELO ("" = close
+// the connection instead), QUIT gets 221. Each connection's commands are
+// sent to the returned channel, joined by spaces, when it ends.
+func smtpServer(t *testing.T, greeting, helo string) (netip.AddrPort, <-chan string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	cmds := make(chan string, 16)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var seen []string
+				defer func() { cmds <- strings.Join(seen, " ") }()
+				_, _ = io.WriteString(c, greeting)
+				r := textproto.NewReader(bufio.NewReader(c))
+				for {
+					line, err := r.ReadLine()
+					if err != nil {
+						return
+					}
+					seen = append(seen, line)
+					switch verb, _, _ := strings.Cut(line, " "); verb {
+					case "HELO":
+						if helo == "" {
+							return
+						}
+						_, _ = io.WriteString(c, helo)
+					case "QUIT":
+						_, _ = io.WriteString(c, "221 2.0.0 bye\r\n")
+						return
+					default:
+						_, _ = io.WriteString(c, "502 5.5.2 what?\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	return addrPort(t, l.Addr()), cmds
+}
+
+func TestSMTP(t *testing.T) {
+	const helo = "checker.example.org"
+	tests := []struct {
+		name            string
+		greeting, reply string
+		timeout         time.Duration
+		want            Result
+		detail          string
+		cmds            string // what the server saw
+	}{
+		{"good server", "220 mx.example.org ESMTP\r\n", "250 mx.example.org\r\n", probeTimeout, Success,
+			"HELO checker.example.org: 250 mx.example.org", "HELO checker.example.org QUIT"},
+		{"multi-line replies", "220-mx.example.org ESMTP\r\n220-no UCE\r\n220 ready\r\n", "250-mx.example.org\r\n250-PIPELINING\r\n250 8BITMIME\r\n", probeTimeout, Success,
+			"HELO checker.example.org: 250 mx.example.org", "HELO checker.example.org QUIT"},
+		{"554 greeting", "554 5.3.2 no service here\r\n", "250 ok\r\n", probeTimeout, Failure,
+			"greeting: 554 5.3.2 no service here, want 220", "QUIT"},
+		{"multi-line 421 greeting", "421-mx.example.org busy\r\n421 try later\r\n", "250 ok\r\n", probeTimeout, Failure,
+			"greeting: 421 mx.example.org busy, want 220", "QUIT"},
+		{"HELO rejected", "220 mx.example.org\r\n", "550 5.7.1 not you\r\n", probeTimeout, Failure,
+			"HELO checker.example.org: 550 5.7.1 not you, want 250", "HELO checker.example.org QUIT"},
+		{"closed after HELO", "220 mx.example.org\r\n", "", probeTimeout, Failure,
+			"HELO checker.example.org: connection closed", "HELO checker.example.org"},
+		{"not SMTP", "SSH-2.0-OpenSSH_9.6\r\n", "250 ok\r\n", probeTimeout, Failure, `greeting: not an SMTP reply: "SSH-2.0-OpenSSH_9.6"`, ""},
+		{"silent server", "", "", 300 * time.Millisecond, Timeout, "greeting: timeout", ""},
+	}
+	for _, tt := range tests {
+		target, cmds := smtpServer(t, tt.greeting, tt.reply)
+		start := time.Now()
+		o := probeOnce(t, Spec{Type: SMTP, Target: target, HeloName: helo, Timeout: tt.timeout, Interval: probeTimeout})
+		expect(t, tt.name, o, tt.want, tt.detail)
+		if tt.want == Success && strings.Contains(o.detail, "QUIT") {
+			t.Errorf("%s: QUIT not answered: %s", tt.name, o.detail)
+		}
+		if took := time.Since(start); took > tt.timeout+time.Second {
+			t.Errorf("%s: probe took %v with timeout %v", tt.name, took, tt.timeout)
+		}
+		select {
+		case got := <-cmds:
+			if got != tt.cmds {
+				t.Errorf("%s: server saw %q, want %q", tt.name, got, tt.cmds)
+			}
+		case <-time.After(probeTimeout):
+			t.Errorf("%s: connection still open after the probe", tt.name)
+		}
+	}
+	o := probeOnce(t, Spec{Type: SMTP, Target: closedPort(t, "tcp"), Timeout: probeTimeout, Interval: probeTimeout})
+	expect(t, "connection refused", o, Failure, "connect: ")
+	expect(t, "connection refused", o, Failure, "refused")
+}
+
+func TestSMTPCancel(t *testing.T) {
+	// Stopping vigil cancels the context: a probe waiting on a silent
+	// server returns at once, not at its timeout.
+	target, _ := smtpServer(t, "", "")
+	n, err := Spec{Type: SMTP, Target: target, Timeout: time.Minute, Interval: time.Minute}.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newProber(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.Timeout)
+	defer cancel()
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	o := p.probe(ctx)
+	expect(t, "cancelled", o, Timeout, "greeting: timeout")
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("cancelled probe took %v", took)
+	}
+}
+
+func TestSMTPReplyBound(t *testing.T) {
+	// A server that never ends its greeting line cannot make the probe
+	// buffer without bound.
+	target, _ := smtpServer(t, "220-"+strings.Repeat("x", 2*maxSMTPReply), "250 ok\r\n")
+	o := probeOnce(t, Spec{Type: SMTP, Target: target, Timeout: probeTimeout, Interval: probeTimeout})
+	expect(t, "endless line", o, Failure, fmt.Sprintf("greeting: replies longer than %d bytes", maxSMTPReply))
+}
+
+func TestReadReply(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+		code int
+		text string
+		err  string // "" = none
+	}{
+		{"220 mx ready\r\n", 220, 220, "mx ready", ""},
+		{"220\r\n", 220, 220, "", ""},
+		{"220-a\r\n220-b\r\n220 c\r\nEXTRA\r\n", 220, 220, "a\nb\nc", ""},
+		{"554 go away\r\n", 220, 554, "go away", "go away"}, // a *textproto.Error
+		{"220-a\r\n554 b\r\n", 220, 0, "", "reply 220 continued with code 554"},
+		{"SSH-2.0-x\r\n", 220, 0, "", `not an SMTP reply: "SSH-2.0-x"`},
+		{"22\r\n", 220, 0, "", "not an SMTP reply"},
+		{"220x\r\n", 220, 0, "", "not an SMTP reply"},
+		{"099 odd\r\n", 220, 0, "", "not an SMTP reply"},
+		{"220-a\r\n", 220, 0, "", "EOF"},
+	}
+	for _, tt := range tests {
+		code, text, err := readReply(textproto.NewReader(bufio.NewReader(strings.NewReader(tt.in))), tt.want)
+		if code != tt.code || text != tt.text || (err == nil) != (tt.err == "") || err != nil && !strings.Contains(err.Error(), tt.err) {
+			t.Errorf("readReply(%q, %d) = %d %q %v, want %d %q %q", tt.in, tt.want, code, text, err, tt.code, tt.text, tt.err)
+		}
+		var te *textproto.Error
+		if isCode := errors.As(err, &te); isCode != (tt.code != 0 && tt.code != tt.want) || isCode && te.Code != tt.code {
+			t.Errorf("readReply(%q, %d): error %#v, want a *textproto.Error only for another code", tt.in, tt.want, err)
+		}
 	}
 }

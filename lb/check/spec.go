@@ -1,8 +1,8 @@
 // Package check runs vigil's real-server health checks (keepalived's
-// checker child): tcp, http, https, udp, dns, ping, exec (MISC_CHECK) and
-// file (FILE_CHECK) probes, scheduled by one [Scheduler] on a drift-free
-// grid, deduplicated so identical checks probe once, with rise/fall
-// hysteresis. [View] turns the results into an [lb.Health].
+// checker child): tcp, http, https, udp, dns, ping, smtp (SMTP_CHECK), exec
+// (MISC_CHECK) and file (FILE_CHECK) probes, scheduled by one [Scheduler] on
+// a drift-free grid, deduplicated so identical checks probe once, with
+// rise/fall hysteresis. [View] turns the results into an [lb.Health].
 //
 // The package does not import telemetry: drivers observe probes through
 // [Observer] and state changes through [Scheduler.Changes].
@@ -13,7 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +34,7 @@ const (
 	HTTPS Type = "https" // SSL_GET
 	UDP   Type = "udp"   // UDP_CHECK
 	DNS   Type = "dns"   // DNS_CHECK
+	SMTP  Type = "smtp"  // SMTP_CHECK
 	Ping  Type = "ping"  // PING_CHECK
 	Exec  Type = "exec"  // MISC_CHECK
 	File  Type = "file"  // FILE_CHECK
@@ -79,6 +83,69 @@ func (r StatusRange) check() error {
 	return nil
 }
 
+// URL is one page an http or https check fetches (keepalived url block).
+type URL struct {
+	// Path is the request path (default "/"); it must start with /.
+	Path string
+	// Status lists the accepted status codes (default 200-299).
+	Status []StatusRange
+	// Digest, if set, is the hex digest the body must have: 32 hex digits
+	// are MD5 (keepalived digest), 64 SHA-256. The whole body is hashed; a
+	// body longer than 8 MiB fails.
+	Digest string
+	// Regex, if set, is a regular expression (Go regexp, RE2 syntax) the
+	// body must match somewhere (keepalived regex). Only the first 1 MiB
+	// of the body is searched; the result detail says when a body was
+	// longer. Flags go inline: (?i) caseless, (?s) dotall, (?m) multiline.
+	Regex string
+	// RegexNoMatch inverts Regex: the body must not match (keepalived
+	// regex_no_match). It needs Regex.
+	RegexNoMatch bool
+}
+
+// The bounds on what an http or https probe reads of a body.
+const (
+	maxBody      = 8 << 20 // for a digest: longer bodies fail
+	maxRegexBody = 1 << 20 // for a regex: the rest is not searched
+)
+
+// normalizeURL validates u and fills in its defaults; field names in
+// errors start with prefix ("" for the single-page form, "urls[i]." for
+// URLs).
+func normalizeURL(u URL, prefix string) (URL, error) {
+	bad := func(field string, v any, why string) (URL, error) {
+		return URL{}, fmt.Errorf("%s%s %v: %s", prefix, field, v, why)
+	}
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	if !strings.HasPrefix(u.Path, "/") {
+		return bad("path", strconv.Quote(u.Path), "must start with /")
+	}
+	if len(u.Status) == 0 {
+		u.Status = []StatusRange{{200, 299}}
+	}
+	for _, r := range u.Status {
+		if err := r.check(); err != nil {
+			return bad("status", r, err.Error())
+		}
+	}
+	if u.Digest != "" {
+		u.Digest = strings.ToLower(u.Digest)
+		if _, err := hex.DecodeString(u.Digest); err != nil || (len(u.Digest) != 32 && len(u.Digest) != 64) {
+			return bad("digest", strconv.Quote(u.Digest), "want 32 hex digits (md5) or 64 (sha256)")
+		}
+	}
+	if u.Regex != "" {
+		if _, err := regexp.Compile(u.Regex); err != nil {
+			return bad("regex", strconv.Quote(u.Regex), err.Error())
+		}
+	} else if u.RegexNoMatch {
+		return bad("regex_no_match", true, "needs a regex")
+	}
+	return u, nil
+}
+
 // Spec configures one health check. Zero values take the defaults named in
 // each field's comment, which follow keepalived's where it has one.
 //
@@ -93,17 +160,20 @@ type Spec struct {
 	// Type is the checker; required.
 	Type Type
 	// Target is the address probed (keepalived connect_ip/connect_port).
-	// Required for tcp, http, https, udp, dns (port defaults: http 80,
-	// https 443, dns 53) and ping (port ignored); unused by exec and file.
+	// Required for tcp, http, https, udp, dns, smtp (port defaults: http 80,
+	// https 443, dns 53, smtp 25) and ping (port ignored); unused by exec and
+	// file.
 	Target netip.AddrPort
 	// Source is the local address probes are sent from (keepalived bindto);
 	// default the kernel's choice. Same family as Target; network types only.
 	Source netip.Addr
 	// FWMark marks probe packets (SO_MARK, keepalived fwmark) for policy
-	// routing; 0 is none. tcp, http, https, udp and dns only.
+	// routing; 0 is none. tcp, http, https, udp, dns and smtp only.
 	FWMark uint32
 
-	// Path is the HTTP(S) request path (default "/").
+	// Path is the HTTP(S) request path (default "/"). Path, Status, Digest,
+	// Regex and RegexNoMatch describe the one page an http or https check
+	// fetches when URLs is empty; with URLs they must be unset.
 	Path string
 	// Host is the virtual host sent as the Host header (keepalived
 	// virtualhost); default the target address.
@@ -116,6 +186,15 @@ type Spec struct {
 	// Digest, if set, is the hex digest the response body must have: 32
 	// hex digits are MD5 (keepalived's digest, from genhash), 64 are SHA-256.
 	Digest string
+	// Regex and RegexNoMatch: see [URL].
+	Regex        string
+	RegexNoMatch bool
+	// URLs are the pages an http or https check fetches, as keepalived's
+	// url blocks: the check is up only when every one passes. They are
+	// fetched in order on fresh connections within one Timeout, and the
+	// first that fails decides the result. Empty: the one page is Path,
+	// Status, Digest, Regex and RegexNoMatch.
+	URLs []URL
 	// TLSVerify verifies the server's certificate chain and name for https
 	// (default off, as keepalived: a checker tests liveness, not identity).
 	TLSVerify bool
@@ -141,6 +220,11 @@ type Spec struct {
 	QType string
 	// QName is the DNS query name (default ".").
 	QName string
+
+	// HeloName is the name an smtp check sends in HELO (keepalived
+	// helo_name, default smtpchecker.keepalived.org); default this host's
+	// name, or "localhost" if that is not a usable name.
+	HeloName string
 
 	// Argv is the exec check's program and arguments, run without a shell
 	// (absolute path). Required for exec.
@@ -232,24 +316,21 @@ func (s Spec) Normalize() (Spec, error) {
 		if s, err = needTarget(def); err != nil {
 			return s, err
 		}
-		if s.Path == "" {
-			s.Path = "/"
-		}
-		if !strings.HasPrefix(s.Path, "/") {
-			return bad("path", strconv.Quote(s.Path), "must start with /")
-		}
-		if len(s.Status) == 0 {
-			s.Status = []StatusRange{{200, 299}}
-		}
-		for _, r := range s.Status {
-			if err := r.check(); err != nil {
-				return bad("status", r, err.Error())
+		if len(s.URLs) == 0 {
+			u, err := normalizeURL(URL{s.Path, s.Status, s.Digest, s.Regex, s.RegexNoMatch}, "")
+			if err != nil {
+				return Spec{}, fmt.Errorf("check %s: %w", s.Type, err)
 			}
-		}
-		if s.Digest != "" {
-			s.Digest = strings.ToLower(s.Digest)
-			if _, err := hex.DecodeString(s.Digest); err != nil || (len(s.Digest) != 32 && len(s.Digest) != 64) {
-				return bad("digest", strconv.Quote(s.Digest), "want 32 hex digits (md5) or 64 (sha256)")
+			s.Path, s.Status, s.Digest = u.Path, u.Status, u.Digest
+		} else {
+			if s.Path != "" || len(s.Status) > 0 || s.Digest != "" || s.Regex != "" || s.RegexNoMatch {
+				return bad("path/status/digest/regex", "with urls", "set them in each url instead")
+			}
+			s.URLs = slices.Clone(s.URLs)
+			for i := range s.URLs {
+				if s.URLs[i], err = normalizeURL(s.URLs[i], fmt.Sprintf("urls[%d].", i)); err != nil {
+					return Spec{}, fmt.Errorf("check %s: %w", s.Type, err)
+				}
 			}
 		}
 		if s.Type == HTTPS && s.SNI == "" && s.Host != "" {
@@ -283,6 +364,16 @@ func (s Spec) Normalize() (Spec, error) {
 			return bad("qname", strconv.Quote(s.QName), "not a domain name")
 		}
 		s.QName = dns.Fqdn(s.QName)
+	case SMTP:
+		if s, err = needTarget(25); err != nil {
+			return s, err
+		}
+		if s.HeloName == "" {
+			s.HeloName = defaultHelo()
+		}
+		if !heloOK(s.HeloName) {
+			return bad("helo_name", strconv.Quote(s.HeloName), "want a host name or address literal (printable ASCII without spaces, at most 255)")
+		}
 	case Ping:
 		if !s.Target.Addr().IsValid() {
 			return bad("target", "(none)", "address required")
@@ -303,9 +394,9 @@ func (s Spec) Normalize() (Spec, error) {
 			return bad("file", strconv.Quote(s.FilePath), "path must be absolute")
 		}
 	case "":
-		return bad("type", `""`, "required (tcp, http, https, udp, dns, ping, exec or file)")
+		return bad("type", `""`, "required (tcp, http, https, udp, dns, ping, smtp, exec or file)")
 	default:
-		return bad("type", strconv.Quote(string(s.Type)), "unknown (tcp, http, https, udp, dns, ping, exec or file)")
+		return bad("type", strconv.Quote(string(s.Type)), "unknown (tcp, http, https, udp, dns, ping, smtp, exec or file)")
 	}
 	if err != nil {
 		return s, err
@@ -366,6 +457,12 @@ func (s Spec) Normalize() (Spec, error) {
 			s.Fall = 2 // keepalived retry 1
 		}
 	}
+	if (len(s.URLs) > 0 || s.Regex != "" || s.RegexNoMatch) && s.Type != HTTP && s.Type != HTTPS {
+		return bad("urls/regex", "(set)", "only for http and https")
+	}
+	if s.HeloName != "" && s.Type != SMTP {
+		return bad("helo_name", strconv.Quote(s.HeloName), "only for smtp")
+	}
 	if s.Dynamic && s.Type != Exec && s.Type != File {
 		return bad("dynamic", true, "only for exec and file")
 	}
@@ -379,7 +476,7 @@ func (s Spec) Normalize() (Spec, error) {
 		}
 	}
 	if s.FWMark != 0 && (s.Type == Exec || s.Type == File || s.Type == Ping) {
-		return bad("fwmark", s.FWMark, "only for tcp, http, https, udp and dns")
+		return bad("fwmark", s.FWMark, "only for tcp, http, https, udp, dns and smtp")
 	}
 	return s, nil
 }
@@ -412,6 +509,30 @@ func (s Spec) Key() (Key, error) {
 		return "", err
 	}
 	return n.key(), nil
+}
+
+// defaultHelo is the HELO name of an smtp check without one: this host's
+// name if it is a usable one.
+func defaultHelo() string {
+	if h, err := os.Hostname(); err == nil && heloOK(h) {
+		return h
+	}
+	return "localhost"
+}
+
+// heloOK reports whether name can follow HELO on a command line: a host
+// name or an address literal ("[192.0.2.1]"), so printable ASCII without
+// spaces, and not so long a server would refuse the line.
+func heloOK(name string) bool {
+	if name == "" || len(name) > 255 {
+		return false
+	}
+	for i := range len(name) {
+		if name[i] <= ' ' || name[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 var errNoHost = errors.New("empty host")

@@ -1,7 +1,9 @@
 package check
 
 import (
+	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +60,7 @@ func TestValidateErrors(t *testing.T) {
 		want string // the error names the field and value
 	}{
 		{Spec{}, `type "": required`},
-		{Spec{Type: "smtp", Target: lo4}, `type "smtp": unknown`},
+		{Spec{Type: "ldap", Target: lo4}, `type "ldap": unknown`},
 		{Spec{Type: TCP}, "target (none): address required"},
 		{Spec{Type: TCP, Target: netip.AddrPortFrom(lo4.Addr(), 0)}, "target 127.0.0.1:0: port required"},
 		{Spec{Type: HTTP, Target: lo4, Path: "healthz"}, `path "healthz": must start with /`},
@@ -79,7 +81,7 @@ func TestValidateErrors(t *testing.T) {
 		{Spec{Type: UDP, Target: lo4, Reply: "012"}, `reply "012"`},
 		{Spec{Type: UDP, Target: lo4, MinReply: 10, MaxReply: 5}, "min/max_reply 10/5"},
 		{Spec{Type: Exec, Argv: []string{"/bin/true"}, Source: lo4.Addr()}, "source 127.0.0.1: only for network checks"},
-		{Spec{Type: Ping, Target: lo4, FWMark: 3}, "fwmark 3: only for tcp, http, https, udp and dns"},
+		{Spec{Type: Ping, Target: lo4, FWMark: 3}, "fwmark 3: only for tcp, http, https, udp, dns and smtp"},
 	}
 	for _, tt := range tests {
 		err := tt.in.Validate()
@@ -289,5 +291,102 @@ func TestReplyMatches(t *testing.T) {
 	s, err := Spec{Type: UDP, Target: lo4, Reply: "01XX"}.Normalize()
 	if err != nil || s.Reply != "01xx" || !s.RequireReply {
 		t.Errorf("Reply normalized to %q, RequireReply %v, err %v", s.Reply, s.RequireReply, err)
+	}
+}
+
+func TestValidateURLs(t *testing.T) {
+	h := func(f func(*Spec)) Spec { s := Spec{Type: HTTP, Target: lo4}; f(&s); return s }
+	tests := []struct {
+		name string
+		in   Spec
+		want string // "" = valid
+	}{
+		{"urls", h(func(s *Spec) { s.URLs = []URL{{Path: "/a"}, {Path: "/b", Regex: "ok", RegexNoMatch: true}} }), ""},
+		{"single regex", h(func(s *Spec) { s.Regex = "(?i)ok" }), ""},
+		{"bad regex in urls", h(func(s *Spec) { s.URLs = []URL{{Path: "/a", Regex: "ok"}, {Path: "/b", Regex: "a("}} }),
+			`check http: urls[1].regex "a(": error parsing regexp: missing closing )`},
+		{"bad single regex", h(func(s *Spec) { s.Regex = "[z-a]" }), `check http: regex "[z-a]": error parsing regexp: invalid character class range`},
+		{"PCRE-only syntax", h(func(s *Spec) { s.URLs = []URL{{Regex: `(?<=a)b`}} }), `urls[0].regex "(?<=a)b": error parsing regexp`},
+		// keepalived ignores regex_no_match without a regex (with a log
+		// line); vigil refuses it.
+		{"no_match without regex in urls", h(func(s *Spec) { s.URLs = []URL{{Path: "/"}, {RegexNoMatch: true}} }), "urls[1].regex_no_match true: needs a regex"},
+		{"no_match without regex", h(func(s *Spec) { s.RegexNoMatch = true }), "regex_no_match true: needs a regex"},
+		{"bad path in urls", h(func(s *Spec) { s.URLs = []URL{{}, {}, {Path: "x"}} }), `urls[2].path "x": must start with /`},
+		{"bad status in urls", h(func(s *Spec) { s.URLs = []URL{{Status: []StatusRange{{200, 700}}}} }), "urls[0].status 200-700"},
+		{"bad digest in urls", h(func(s *Spec) { s.URLs = []URL{{Digest: "xyz"}} }), `urls[0].digest "xyz": want 32 hex digits`},
+		{"urls and path", h(func(s *Spec) { s.Path = "/"; s.URLs = []URL{{}} }), "path/status/digest/regex with urls: set them in each url instead"},
+		{"urls and status", h(func(s *Spec) { s.Status = []StatusRange{{200, 200}}; s.URLs = []URL{{}} }), "path/status/digest/regex with urls"},
+		{"urls and regex", h(func(s *Spec) { s.Regex = "ok"; s.URLs = []URL{{}} }), "path/status/digest/regex with urls"},
+		{"urls on tcp", Spec{Type: TCP, Target: lo4, URLs: []URL{{}}}, "check tcp: urls/regex (set): only for http and https"},
+		{"regex on dns", Spec{Type: DNS, Target: lo4, Regex: "x"}, "urls/regex (set): only for http and https"},
+	}
+	for _, tt := range tests {
+		err := tt.in.Validate()
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: Validate = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestNormalizeURLs(t *testing.T) {
+	in := Spec{Type: HTTPS, Target: lo4, URLs: []URL{{}, {Path: "/b", Status: []StatusRange{{200, 200}}, Digest: strings.Repeat("AB", 16), Regex: "ok"}}}
+	s, err := in.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []URL{
+		{Path: "/", Status: []StatusRange{{200, 299}}},
+		{Path: "/b", Status: []StatusRange{{200, 200}}, Digest: strings.Repeat("ab", 16), Regex: "ok"},
+	}
+	if fmt.Sprint(s.URLs) != fmt.Sprint(want) {
+		t.Errorf("normalized urls %v, want %v", s.URLs, want)
+	}
+	// The single-page fields stay unset: URLs say what is fetched.
+	if s.Path != "" || s.Status != nil {
+		t.Errorf("with urls, path %q status %v were defaulted", s.Path, s.Status)
+	}
+	// The caller's slice is not changed.
+	if in.URLs[0].Path != "" || in.URLs[1].Digest != strings.Repeat("AB", 16) {
+		t.Errorf("Normalize changed its input: %v", in.URLs)
+	}
+	// URLs are part of the dedup key; equal URLs share one probe.
+	again, _ := in.Key()
+	k, _ := Spec{Type: HTTPS, Target: lo4, URLs: []URL{{Path: "/"}, {Path: "/b", Status: []StatusRange{{200, 200}}, Digest: strings.Repeat("ab", 16), Regex: "ok"}}}.Key()
+	other := in
+	other.URLs = []URL{{}, {Path: "/b", Status: []StatusRange{{200, 200}}, Digest: strings.Repeat("ab", 16), Regex: "ok", RegexNoMatch: true}}
+	ko, _ := other.Key()
+	if again != k || k == ko {
+		t.Errorf("keys: same urls equal %v, different regex_no_match differs %v", again == k, k != ko)
+	}
+}
+
+func TestSMTPSpec(t *testing.T) {
+	s, err := Spec{Type: SMTP, Target: netip.AddrPortFrom(lo4.Addr(), 0), FWMark: 5}.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Target.Port() != 25 || s.HeloName != defaultHelo() || s.HeloName == "" || s.Fall != 2 || s.RetryDelay != time.Second || s.Timeout != 5*time.Second {
+		t.Errorf("smtp defaults: port %d helo %q fall %d retry %v timeout %v", s.Target.Port(), s.HeloName, s.Fall, s.RetryDelay, s.Timeout)
+	}
+	if h, err := os.Hostname(); err == nil && heloOK(h) && defaultHelo() != h {
+		t.Errorf("default HELO name %q, want the host name %q", defaultHelo(), h)
+	}
+	for _, tt := range []struct {
+		in   Spec
+		want string // "" = valid
+	}{
+		{Spec{Type: SMTP, Target: lo4, HeloName: "lb1.example.org"}, ""},
+		{Spec{Type: SMTP, Target: lo4, HeloName: "[192.0.2.1]"}, ""},
+		{Spec{Type: SMTP}, "check smtp: target (none): address required"},
+		{Spec{Type: SMTP, Target: lo4, HeloName: "two words"}, `check smtp: helo_name "two words": want a host name or address literal`},
+		{Spec{Type: SMTP, Target: lo4, HeloName: "x\r\nMAIL FROM:<a@b>"}, `helo_name "x\r\nMAIL FROM:<a@b>": want a host name`},
+		{Spec{Type: SMTP, Target: lo4, HeloName: strings.Repeat("a", 256)}, "helo_name"},
+		{Spec{Type: TCP, Target: lo4, HeloName: "lb1"}, `check tcp: helo_name "lb1": only for smtp`},
+		{Spec{Type: SMTP, Target: lo4, URLs: []URL{{}}}, "urls/regex (set): only for http and https"},
+	} {
+		err := tt.in.Validate()
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("Validate(%+v) = %v, want %q", tt.in, err, tt.want)
+		}
 	}
 }
