@@ -85,7 +85,7 @@ lb:
 	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, reg.LB)
 	b.stats = k
 	reg.LB.SetIPVSSource(b.metricsSnapshot, nil)
-	if err := b.set(c.LB.VirtualServers, nil); err != nil {
+	if err := b.set(c.LB); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

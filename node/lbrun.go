@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ type ipvsKernel interface {
 	Apply(ops []lb.Op) error
 	StartSyncDaemon(d ipvsnet.SyncDaemon) error
 	StopSyncDaemon(state ipvsnet.SyncState) error
+	SetTimeouts(t ipvsnet.Timeouts) error
 	Close()
 }
 
@@ -49,10 +51,21 @@ type balancer struct {
 	mu    sync.Mutex
 	specs []lb.VirtualServer
 	// managed are the services vigil answers for: those of the current
-	// config plus those of earlier configs not yet removed from the kernel.
-	// Everything else in the kernel is left alone.
+	// config plus those of earlier configs (or of an earlier run, from
+	// stateFile) not yet removed from the kernel. Everything else in the
+	// kernel is left alone, unless foreign is config.ForeignRemove.
 	managed map[lb.ServiceKey]bool
-	quorum  lb.QuorumState
+	// stateFile keeps managed across restarts ("" = not kept); saved is
+	// what it holds now.
+	stateFile string
+	saved     map[lb.ServiceKey]bool
+	// onStop and foreign are lb.on_stop and lb.foreign_services.
+	onStop, foreign string
+	// timeouts are the IPVS connection timeouts to set (zero: leave them);
+	// timeoutsApplied is what the kernel was last given.
+	timeouts        ipvsnet.Timeouts
+	timeoutsApplied ipvsnet.Timeouts
+	quorum          lb.QuorumState
 	// syncd is the connection-sync daemon's config (nil: none) and
 	// syncMaster whether its VRRP instance is master; syncApplied is what
 	// the kernel runs now.
@@ -74,7 +87,8 @@ type balancer struct {
 }
 
 func newBalancer(log *slog.Logger, kernel ipvsKernel, feeds *vsFeeds, m *telemetry.LB) *balancer {
-	b := &balancer{log: log, kernel: kernel, feeds: feeds, metrics: m, managed: map[lb.ServiceKey]bool{}, kick: make(chan struct{}, 1), resync: resync}
+	b := &balancer{log: log, kernel: kernel, feeds: feeds, metrics: m, managed: map[lb.ServiceKey]bool{}, saved: map[lb.ServiceKey]bool{},
+		onStop: config.OnStopRemove, foreign: config.ForeignKeep, kick: make(chan struct{}, 1), resync: resync}
 	b.checks = check.New(check.Config{Log: log.With("component", "checker"), Observer: check.ObserverFunc(func(t check.Type, r check.Result, took time.Duration) {
 		m.CheckProbed(string(t), r.String(), took)
 	})})
@@ -98,16 +112,49 @@ func openBalancer(log *slog.Logger, feeds *vsFeeds, m *telemetry.LB) (*balancer,
 	}
 	b := newBalancer(log, h, feeds, m)
 	b.stats = sh
+	b.remember(managedStateFile())
 	m.SetIPVSSource(b.metricsSnapshot, log)
 	return b, nil
 }
 
-// set installs a config's virtual servers: checks of unchanged targets
-// keep their state, and the next reconcile converges the table.
-func (b *balancer) set(vss []config.VirtualServer, syncd *config.SyncDaemon) error {
+// remember keeps the managed set in path across restarts, taking over the
+// services an earlier run recorded there: a service dropped from the
+// config while vigil was stopped is removed at the next start. An
+// unreadable file is logged and ignored (those services are then left
+// alone, as foreign ones).
+func (b *balancer) remember(path string) {
+	prev, err := loadManaged(path)
+	if err != nil {
+		b.log.Warn("ignoring the record of managed IPVS services", "err", err)
+		prev = map[lb.ServiceKey]bool{}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stateFile, b.saved = path, prev
+	maps.Copy(b.managed, prev)
+	if len(prev) > 0 {
+		b.log.Info("IPVS services of an earlier run", "services", len(prev), "file", path)
+	}
+}
+
+// saveManaged records the managed set when it changed; b.mu is held.
+func (b *balancer) saveManaged() {
+	if b.stateFile == "" || maps.Equal(b.managed, b.saved) {
+		return
+	}
+	if err := saveManaged(b.stateFile, b.managed); err != nil {
+		b.log.Warn("recording the managed IPVS services", "err", err)
+		return
+	}
+	b.saved = maps.Clone(b.managed)
+}
+
+// set installs a config's lb section: checks of unchanged targets keep
+// their state, and the next reconcile converges the table.
+func (b *balancer) set(c config.LB) error {
 	checks := map[check.ID]check.Check{}
-	specs := make([]lb.VirtualServer, 0, len(vss))
-	for _, vs := range vss {
+	specs := make([]lb.VirtualServer, 0, len(c.VirtualServers))
+	for _, vs := range c.VirtualServers {
 		specs = append(specs, vs.Spec)
 		for i, rs := range vs.Reals {
 			owner := check.Owner{VS: vs.Spec.Name, RS: vs.Spec.Reals[i].Key()}
@@ -122,10 +169,13 @@ func (b *balancer) set(vss []config.VirtualServer, syncd *config.SyncDaemon) err
 	}
 	b.mu.Lock()
 	b.specs = specs
-	b.syncd = syncd
+	b.syncd = c.SyncDaemon
+	b.onStop, b.foreign = cmp.Or(c.OnStop, config.OnStopRemove), cmp.Or(c.ForeignServices, config.ForeignKeep)
+	b.timeouts = ipvsnet.Timeouts{TCP: c.Timeouts.TCP, TCPFin: c.Timeouts.TCPFin, UDP: c.Timeouts.UDP}
 	for _, vs := range specs {
 		b.managed[vs.Service.Key.Normal()] = true
 	}
+	b.saveManaged()
 	b.mu.Unlock()
 	b.poke()
 	return nil
@@ -152,18 +202,31 @@ func checkSpec(c config.Check, alpha bool) check.Spec {
 	if s.Jitter == 0 {
 		s.Jitter = check.NoJitter
 	}
-	if _, hex, ok := strings.Cut(c.Digest, ":"); ok {
-		s.Digest = hex
+	page := checkURL(config.URL{Path: c.Path, Status: c.Status, Digest: c.Digest, Regex: c.Regex, RegexNoMatch: c.RegexNoMatch})
+	s.Path, s.Status, s.Digest, s.Regex, s.RegexNoMatch = page.Path, page.Status, page.Digest, page.Regex, page.RegexNoMatch
+	for _, u := range c.URLs {
+		s.URLs = append(s.URLs, checkURL(u))
 	}
-	for _, r := range c.Status {
-		s.Status = append(s.Status, check.StatusRange{Lo: r[0], Hi: r[1]})
-	}
+	s.HeloName = c.HeloName
 	if c.Shell {
 		s.Argv = []string{"/bin/sh", "-c", c.Command}
 	} else {
 		s.Argv = c.Argv
 	}
 	return s
+}
+
+// checkURL maps a configured page to lb/check's (the digest without its
+// "alg:" prefix: its length tells the algorithm).
+func checkURL(u config.URL) check.URL {
+	out := check.URL{Path: u.Path, Regex: u.Regex, RegexNoMatch: u.RegexNoMatch}
+	if _, hex, ok := strings.Cut(u.Digest, ":"); ok {
+		out.Digest = hex
+	}
+	for _, r := range u.Status {
+		out.Status = append(out.Status, check.StatusRange{Lo: r[0], Hi: r[1]})
+	}
+	return out
 }
 
 // run checks and reconciles until ctx ends, then removes what it manages
@@ -185,7 +248,14 @@ func (b *balancer) run(ctx context.Context) error {
 		full := false
 		select {
 		case <-ctx.Done():
-			b.clear()
+			b.mu.Lock()
+			keep := b.onStop == config.OnStopKeep
+			b.mu.Unlock()
+			if keep {
+				b.log.Info("leaving the IPVS table in place (lb.on_stop: keep)")
+			} else {
+				b.clear()
+			}
 			b.stopSync()
 			b.metrics.SetIPVSSource(nil, nil) // waits for a scrape in flight
 			if b.stats != nil {
@@ -272,9 +342,10 @@ func (b *balancer) stopSync() error {
 // back what someone else changed.
 func (b *balancer) reconcile(full bool) {
 	b.syncDaemons()
+	b.setTimeouts()
 	start := time.Now()
 	b.mu.Lock()
-	specs, managed, prev := b.specs, maps.Clone(b.managed), b.quorum
+	specs, prev, isManaged := b.specs, b.quorum, b.managedFunc()
 	b.mu.Unlock()
 
 	want, quorum := lb.Desired(specs, b.checks.View(), prev)
@@ -288,7 +359,7 @@ func (b *balancer) reconcile(full bool) {
 			return
 		}
 	}
-	ops := lb.Diff(want, cur, func(k lb.ServiceKey) bool { return managed[k.Normal()] })
+	ops := lb.Diff(want, cur, isManaged)
 	err := b.kernel.Apply(ops)
 	b.metrics.Reconciled(len(ops), err, time.Since(start))
 	if err != nil {
@@ -315,6 +386,7 @@ func (b *balancer) reconcile(full bool) {
 			delete(b.managed, k)
 		}
 	}
+	b.saveManaged()
 	b.mu.Unlock()
 	for _, vs := range specs {
 		up := quorum[vs.Name]
@@ -380,17 +452,29 @@ func (b *balancer) liveWeight(vs lb.VirtualServer) (live, total int) {
 	return live, total
 }
 
-// clear removes every service vigil manages from the kernel.
+// managedFunc is the Diff predicate for what vigil may change: the
+// managed services, or everything with lb.foreign_services: remove. b.mu
+// is held; the predicate works on a copy.
+func (b *balancer) managedFunc() func(lb.ServiceKey) bool {
+	if b.foreign == config.ForeignRemove {
+		return func(lb.ServiceKey) bool { return true }
+	}
+	managed := maps.Clone(b.managed)
+	return func(k lb.ServiceKey) bool { return managed[k.Normal()] }
+}
+
+// clear removes every service vigil manages from the kernel (every
+// service, with lb.foreign_services: remove) and then forgets them.
 func (b *balancer) clear() {
 	b.mu.Lock()
-	managed := maps.Clone(b.managed)
+	isManaged := b.managedFunc()
 	b.mu.Unlock()
 	cur, err := b.kernel.Dump()
 	if err != nil {
 		b.log.Error("reading the IPVS table at shutdown", "err", err)
 		return
 	}
-	ops := lb.Diff(lb.Table{}, cur, func(k lb.ServiceKey) bool { return managed[k.Normal()] })
+	ops := lb.Diff(lb.Table{}, cur, isManaged)
 	if err := b.kernel.Apply(ops); err != nil {
 		b.log.Error("removing virtual services at shutdown", "err", err)
 		return
@@ -398,6 +482,27 @@ func (b *balancer) clear() {
 	if len(ops) > 0 {
 		b.log.Info("removed the virtual services at shutdown", "ops", len(ops))
 	}
+	b.mu.Lock()
+	clear(b.managed)
+	b.saveManaged()
+	b.mu.Unlock()
+}
+
+// setTimeouts gives the kernel the configured connection timeouts when
+// they changed; a failure is logged and tried again at the next pass.
+func (b *balancer) setTimeouts() {
+	b.mu.Lock()
+	t := b.timeouts
+	b.mu.Unlock()
+	if t == (ipvsnet.Timeouts{}) || t == b.timeoutsApplied {
+		return
+	}
+	if err := b.kernel.SetTimeouts(t); err != nil {
+		b.log.Error("setting the IPVS connection timeouts", "err", err)
+		return
+	}
+	b.log.Info("IPVS connection timeouts set", "tcp", t.TCP, "tcp_fin", t.TCPFin, "udp", t.UDP)
+	b.timeoutsApplied = t
 }
 
 // vsMetricLabels are telemetry's virtual server labels for vs.
@@ -417,7 +522,7 @@ func vsMetricLabels(vs lb.VirtualServer) []string {
 // Reload with n.mu held.
 func (n *Node) setLB(cfg *config.Config) error {
 	if n.lb == nil {
-		if len(cfg.LB.VirtualServers) == 0 && cfg.LB.SyncDaemon == nil {
+		if !needsBalancer(cfg.LB) {
 			return nil
 		}
 		b, err := openBalancer(n.log.With("component", "lb"), &n.feeds, n.lbMetrics)
@@ -426,13 +531,26 @@ func (n *Node) setLB(cfg *config.Config) error {
 		}
 		n.lb = b
 	}
-	if err := n.lb.set(cfg.LB.VirtualServers, cfg.LB.SyncDaemon); err != nil {
+	if err := n.lb.set(cfg.LB); err != nil {
 		return err
 	}
 	if n.lbCtx != nil {
 		n.startLB()
 	}
 	return nil
+}
+
+// needsBalancer reports whether the lb section asks vigil to touch IPVS,
+// or an earlier run left services to clean up.
+func needsBalancer(c config.LB) bool {
+	if len(c.VirtualServers) > 0 || c.SyncDaemon != nil || c.ForeignServices == config.ForeignRemove || c.Timeouts != (config.Timeouts{}) {
+		return true
+	}
+	if ipvsnet.Available() != nil {
+		return false // nothing to clean up, and no reason to fail the start
+	}
+	prev, err := loadManaged(managedStateFile())
+	return err == nil && len(prev) > 0
 }
 
 // startLB runs the load balancer once Run has started; n.mu is held.

@@ -5,14 +5,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"vigil/lb"
+	"vigil/lb/check"
 	"vigil/lb/ipvsnet"
 	"vigil/node/config"
 	"vigil/node/track"
@@ -28,6 +32,8 @@ type memKernel struct {
 	dumps  int
 	closed bool
 	syncd  map[ipvsnet.SyncState]ipvsnet.SyncDaemon
+	// timeouts as last set (SetTimeouts)
+	timeouts ipvsnet.Timeouts
 }
 
 func (k *memKernel) Dump() (lb.Table, error) {
@@ -49,6 +55,13 @@ func (k *memKernel) Apply(ops []lb.Op) error {
 }
 
 func (k *memKernel) Close() { k.mu.Lock(); k.closed = true; k.mu.Unlock() }
+
+func (k *memKernel) SetTimeouts(t ipvsnet.Timeouts) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.timeouts = t
+	return nil
+}
 
 // Stats gives every service and destination counters derived from its
 // port, so a test can tell them apart.
@@ -160,7 +173,7 @@ lb:
 	var feeds vsFeeds
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b := newBalancer(log, k, &feeds, telemetry.NewRegistry().LB)
-	if err := b.set(doc(true).LB.VirtualServers, nil); err != nil {
+	if err := b.set(doc(true).LB); err != nil {
 		t.Fatal(err)
 	}
 	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
@@ -210,7 +223,7 @@ lb:
 	k.mu.Unlock()
 
 	// A reload without api removes it; the foreign service stays.
-	if err := b.set(doc(false).LB.VirtualServers, nil); err != nil {
+	if err := b.set(doc(false).LB); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "api removed", func() bool { return k.dests(api) == "absent" })
@@ -233,7 +246,7 @@ func TestBalancerSyncDaemon(t *testing.T) {
 	k := &memKernel{t: lb.Table{}}
 	var feeds vsFeeds
 	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
-	if err := b.set(nil, &config.SyncDaemon{Interface: "eth0", Instance: "vip", SyncID: 51}); err != nil {
+	if err := b.set(config.LB{SyncDaemon: &config.SyncDaemon{Interface: "eth0", Instance: "vip", SyncID: 51}}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -269,7 +282,7 @@ lb: {virtual_servers: [{name: web, address: "192.0.2.100:80", protocol: tcp, rea
 	var feeds vsFeeds
 	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
 	b.resync = 100 * time.Millisecond
-	if err := b.set(c.LB.VirtualServers, nil); err != nil {
+	if err := b.set(c.LB); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -311,5 +324,159 @@ func TestDiffVirtualServers(t *testing.T) {
 	got = diffVirtualServers(parse(a+","+b), parse(b))
 	if fmt.Sprint(got.Removed) != "[a]" || fmt.Sprint(got.Unchanged) != "[b]" {
 		t.Fatalf("removal: %+v", got)
+	}
+}
+
+// The managed set survives a restart: a run that keeps its table at stop
+// (lb.on_stop: keep) records its services, and the next run, whose config
+// dropped one of them, removes it and nothing else. A stop that removes
+// the services forgets them.
+func TestBalancerRemembersAcrossRestart(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "run", "ipvs-managed.json")
+	doc := func(extra string, withAPI bool) config.LB {
+		y := "node: {name: lb1}\nlb:\n" + extra + "  virtual_servers:\n" +
+			`    - {name: web, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: "198.51.100.11:8080"}]}` + "\n"
+		if withAPI {
+			y += `    - {name: api, address: "192.0.2.100:443", protocol: tcp, real_servers: [{address: "198.51.100.11:8443"}]}` + "\n"
+		}
+		c, err := config.Parse([]byte(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.LB
+	}
+	foreign := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.UDP, Addr: netip.MustParseAddr("203.0.113.7"), Port: 53}
+	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
+	api := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 443}
+	k := &memKernel{t: lb.Table{foreign: {Service: lb.Service{Key: foreign, Scheduler: "rr"}.Normal(), Dests: map[lb.DestKey]lb.Dest{}}}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	run := func(c config.LB, until func() bool, what string) {
+		t.Helper()
+		var feeds vsFeeds
+		b := newBalancer(log, k, &feeds, telemetry.NewRegistry().LB)
+		b.remember(state)
+		if err := b.set(c); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- b.run(ctx) }()
+		waitFor(t, what, until)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	recorded := func() []lb.ServiceKey {
+		t.Helper()
+		m, err := loadManaged(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.SortedFunc(maps.Keys(m), lb.CompareServiceKeys)
+	}
+
+	run(doc("  on_stop: keep\n", true), func() bool { return k.dests(api) != "absent" && k.dests(web) != "absent" }, "web and api")
+	if k.dests(web) == "absent" || k.dests(api) == "absent" {
+		t.Fatalf("on_stop keep removed services: web %q api %q", k.dests(web), k.dests(api))
+	}
+	if got := recorded(); fmt.Sprint(got) != fmt.Sprint([]lb.ServiceKey{web, api}) {
+		t.Fatalf("recorded %v, want web and api", got)
+	}
+
+	// Next run: api is no longer configured. It was vigil's: removed.
+	run(doc("  on_stop: keep\n", false), func() bool { return k.dests(api) == "absent" }, "api removed by the next run")
+	if k.dests(web) == "absent" || k.dests(foreign) != "" {
+		t.Fatalf("web %q, foreign %q: want both kept", k.dests(web), k.dests(foreign))
+	}
+	if got := recorded(); fmt.Sprint(got) != fmt.Sprint([]lb.ServiceKey{web}) {
+		t.Fatalf("recorded %v, want web only", got)
+	}
+
+	// A run that removes its services at stop leaves no record.
+	run(doc("", false), func() bool { return k.dests(web) != "absent" }, "web")
+	if k.dests(web) != "absent" || k.dests(foreign) != "" {
+		t.Fatalf("after stop: web %q, foreign %q", k.dests(web), k.dests(foreign))
+	}
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
+		t.Fatalf("state file after a removing stop: %v", err)
+	}
+}
+
+// lb.foreign_services: remove makes vigil own the whole table: a service
+// it never created goes at start and stays gone; stop empties the table.
+// lb.timeouts reach the kernel once.
+func TestBalancerForeignRemoveAndTimeouts(t *testing.T) {
+	c, err := config.Parse([]byte(`node: {name: lb1}
+lb:
+  foreign_services: remove
+  timeouts: {tcp: 900s, udp: 30s}
+  virtual_servers: [{name: web, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: "198.51.100.11:8080"}]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.UDP, Addr: netip.MustParseAddr("203.0.113.7"), Port: 53}
+	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
+	k := &memKernel{t: lb.Table{foreign: {Service: lb.Service{Key: foreign, Scheduler: "rr"}.Normal(), Dests: map[lb.DestKey]lb.Dest{}}}}
+	var feeds vsFeeds
+	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
+	if err := b.set(c.LB); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- b.run(ctx) }()
+	waitFor(t, "web in, foreign out", func() bool { return k.dests(web) != "absent" && k.dests(foreign) == "absent" })
+	k.mu.Lock()
+	if want := (ipvsnet.Timeouts{TCP: 900 * time.Second, UDP: 30 * time.Second}); k.timeouts != want {
+		t.Errorf("timeouts %+v, want %+v", k.timeouts, want)
+	}
+	k.mu.Unlock()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(k.t) != 0 {
+		t.Fatalf("table after stop: %v", k.t.Keys())
+	}
+}
+
+// Configured pages, regexes and HELO names reach lb/check's spec, which
+// accepts them.
+func TestCheckSpecPagesAndSMTP(t *testing.T) {
+	c, err := config.Parse([]byte(`node: {name: lb1}
+lb:
+  virtual_servers:
+    - name: web
+      address: 192.0.2.100:80
+      protocol: tcp
+      real_servers:
+        - address: 198.51.100.11:8080
+          check: {type: http, urls: [{path: /a, status: 204}, {path: /b, regex: up, regex_no_match: true, digest: "sha256:` + strings.Repeat("ab", 32) + `"}]}
+        - address: 198.51.100.12:8080
+          check: {type: https, path: /x, regex: "ok$"}
+        - address: 198.51.100.13:25
+          check: {type: smtp, helo_name: lb1.example.org}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := c.LB.VirtualServers[0].Reals
+	multi, single, smtp := checkSpec(rs[0].Checks[0], false), checkSpec(rs[1].Checks[0], false), checkSpec(rs[2].Checks[0], false)
+	if len(multi.URLs) != 2 || multi.URLs[0].Path != "/a" || !slices.Equal(multi.URLs[0].Status, []check.StatusRange{{Lo: 204, Hi: 204}}) ||
+		multi.URLs[1].Regex != "up" || !multi.URLs[1].RegexNoMatch || multi.URLs[1].Digest != strings.Repeat("ab", 32) || multi.Path != "" {
+		t.Errorf("urls: %+v", multi)
+	}
+	if single.Path != "/x" || single.Regex != "ok$" || len(single.URLs) != 0 {
+		t.Errorf("single page: %+v", single)
+	}
+	if smtp.Type != check.SMTP || smtp.HeloName != "lb1.example.org" || smtp.Target.Port() != 25 {
+		t.Errorf("smtp: %+v", smtp)
+	}
+	var feeds vsFeeds
+	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), &memKernel{t: lb.Table{}}, &feeds, telemetry.NewRegistry().LB)
+	if err := b.set(c.LB); err != nil {
+		t.Fatalf("lb/check refuses the mapped specs: %v", err)
 	}
 }

@@ -359,3 +359,27 @@ func parseInfo(line string) (version string, size int, err error) {
 	}
 	return v, n, nil
 }
+
+// Timeouts are the kernel's IPVS connection timeouts (ipvsadm --set TCP
+// TCPFIN UDP): established TCP, TCP after FIN, and UDP.
+type Timeouts struct {
+	TCP, TCPFin, UDP time.Duration
+}
+
+// Timeouts reads the namespace's IPVS connection timeouts.
+func (h *Handle) Timeouts() (Timeouts, error) {
+	c, err := h.h.GetConfig()
+	if err != nil {
+		return Timeouts{}, fmt.Errorf("ipvsnet: read timeouts: %w", err)
+	}
+	return Timeouts{TCP: c.TimeoutTCP, TCPFin: c.TimeoutTCPFin, UDP: c.TimeoutUDP}, nil
+}
+
+// SetTimeouts sets the namespace's IPVS connection timeouts, in whole
+// seconds; a zero leaves that timeout as it is (the kernel ignores 0).
+func (h *Handle) SetTimeouts(t Timeouts) error {
+	if err := h.h.SetConfig(&ipvs.Config{TimeoutTCP: t.TCP, TimeoutTCPFin: t.TCPFin, TimeoutUDP: t.UDP}); err != nil {
+		return fmt.Errorf("ipvsnet: set timeouts tcp %s tcp_fin %s udp %s: %w", t.TCP, t.TCPFin, t.UDP, err)
+	}
+	return nil
+}

@@ -154,6 +154,7 @@ func TestMinimalDefaults(t *testing.T) {
 				Notify:         Notify{Timeout: 10 * time.Second},
 			}},
 		},
+		LB:        LB{OnStop: OnStopRemove, ForeignServices: ForeignKeep},
 		Telemetry: Telemetry{Listen: "127.0.0.1:9730", LogLevel: "info", LogFormat: "text"},
 		Hash:      hex.EncodeToString(sum[:]),
 	}

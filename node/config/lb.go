@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +21,36 @@ type LB struct {
 	// lvs_sync_daemon): master while Instance is VRRP master, backup
 	// otherwise.
 	SyncDaemon *SyncDaemon
+	// OnStop is what happens to vigil's services when it stops: "remove"
+	// (the default, as keepalived) or "keep" (keepalived -I
+	// --dont-release-ipvs: traffic keeps flowing across a restart or an
+	// upgrade; the next start converges without touching unchanged
+	// entries).
+	OnStop string
+	// ForeignServices is what vigil does with services in the kernel that
+	// it did not create: "keep" (the default: left alone) or "remove"
+	// (vigil owns the namespace's whole table, at start, at every resync
+	// and, with OnStop remove, at stop: keepalived's lvs_flush and
+	// lvs_flush_on_stop).
+	ForeignServices string
+	// Timeouts are the kernel's IPVS connection timeouts (keepalived
+	// lvs_timeouts); zero leaves a timeout as the kernel has it.
+	Timeouts Timeouts
 }
+
+// Timeouts are IPVS connection timeouts (ipvsadm --set TCP TCPFIN UDP).
+type Timeouts struct {
+	TCP, TCPFin, UDP time.Duration
+}
+
+// The values of lb.on_stop and lb.foreign_services.
+const (
+	OnStopRemove   = "remove"
+	OnStopKeep     = "keep"
+	ForeignKeep    = "keep"
+	ForeignRemove  = "remove"
+	maxIPVSTimeout = 365 * 24 * time.Hour // the kernel keeps seconds in an int; a year is plenty
+)
 
 // SyncDaemon configures IPVS connection synchronisation.
 type SyncDaemon struct {
@@ -62,6 +92,17 @@ type Check struct {
 	Status    [][2]int // accepted status ranges; default 200-299
 	Digest    string   // "md5:HEX" or "sha256:HEX" of the body; "" = not checked
 	TLSVerify bool     // https: verify the certificate chain and name (default false, as keepalived)
+	// Regex (RE2) must match the body (its first MiB); with RegexNoMatch it
+	// must not (keepalived regex, regex_no_match).
+	Regex        string
+	RegexNoMatch bool
+	// URLs, when set, are the pages fetched instead of the single one
+	// above (whose fields are then empty): up only when every one passes
+	// (keepalived's several url {} blocks).
+	URLs []URL
+
+	// smtp
+	HeloName string // HELO argument; default this host's name
 
 	// udp
 	Payload      []byte // sent as is; default one zero byte
@@ -86,6 +127,15 @@ type Check struct {
 	RetryDelay time.Duration // after a failure, before the retry; default min(1s, Interval)
 	Warmup     time.Duration // random delay up to this before the first check; default Interval
 	Rise, Fall int           // consecutive successes to come up / failures to go down
+}
+
+// URL is one page an http or https check fetches.
+type URL struct {
+	Path         string   // default "/"
+	Status       [][2]int // default 200-299
+	Digest       string   // "md5:HEX" or "sha256:HEX"; "" = not checked
+	Regex        string
+	RegexNoMatch bool
 }
 
 // Check defaults (keepalived: delay_loop 60 s, connect_timeout 5 s, retry 1,
@@ -152,7 +202,7 @@ var checkHints = map[string]string{
 	"retry":              `use "fall" (keepalived retry N = fall N+1)`,
 	"status_code":        `the key is "status"`,
 	"virtualhost":        `the key is "host"`,
-	"url":                `use path, status and digest directly`,
+	"url":                `use urls: [{path: ..., status: ..., digest: ..., regex: ...}], or path, status and digest directly for one page`,
 	"misc_path":          `the key is "command"`,
 	"misc_dynamic":       `the key is "dynamic"`,
 	"connect_ip":         `the key is "address"`,
@@ -186,9 +236,33 @@ func (d *decoder) lbSection(o *object) LB {
 		so.unknown(nil, map[string]string{"syncid": `the key is "sync_id"`, "lvs_sync_daemon_interface": `the key is "interface"`})
 		out.SyncDaemon = sd
 	}
+	out.OnStop = d.choice(o, "on_stop", OnStopRemove, OnStopRemove, OnStopKeep)
+	out.ForeignServices = d.choice(o, "foreign_services", ForeignKeep, ForeignKeep, ForeignRemove)
+	if to, st := getObject(o, "timeouts"); st == good {
+		for _, k := range []struct {
+			key string
+			v   *time.Duration
+		}{{"tcp", &out.Timeouts.TCP}, {"tcp_fin", &out.Timeouts.TCPFin}, {"udp", &out.Timeouts.UDP}} {
+			f := getDuration(to, k.key)
+			switch {
+			case !f.ok():
+			case f.V < 0 || f.V > maxIPVSTimeout:
+				f.reject(d, "is out of range 0..%s", maxIPVSTimeout)
+			case f.V%time.Second != 0:
+				f.reject(d, "must be whole seconds (the kernel counts in seconds)")
+			default:
+				*k.v = f.V
+			}
+		}
+		to.unknown(nil, map[string]string{"tcpfin": `the key is "tcp_fin"`})
+	}
 	list, p, st := getList(o, "virtual_servers")
 	o.unknown(nil, map[string]string{"virtual_server": `the key is "virtual_servers", a list`,
-		"lvs_sync_daemon": `use sync_daemon: {interface: IFNAME, instance: VRRP_INSTANCE, sync_id: N}`})
+		"lvs_sync_daemon":   `use sync_daemon: {interface: IFNAME, instance: VRRP_INSTANCE, sync_id: N}`,
+		"lvs_flush":         `use foreign_services: remove`,
+		"lvs_flush_on_stop": `use foreign_services: remove (with on_stop: remove, the default)`,
+		"lvs_timeouts":      `use timeouts: {tcp: 900s, tcp_fin: 120s, udp: 300s}`,
+		"dont_release_ipvs": `use on_stop: keep`})
 	if st != good {
 		return out
 	}
@@ -576,7 +650,7 @@ func (d *decoder) realServer(o *object, def vsDefaults) (lb.RealServer, RealServ
 	return rs, conf, len(d.errs) == errs
 }
 
-var checkTypes = []string{"tcp", "http", "https", "udp", "dns", "ping", "exec", "file"}
+var checkTypes = []string{"tcp", "http", "https", "udp", "dns", "ping", "exec", "file", "smtp"}
 
 // check decodes one check. Its Target holds only the address and port it
 // overrides; target completes it per real server.
@@ -668,16 +742,19 @@ func (d *decoder) check(o *object) (Check, bool) {
 		}
 		return true
 	}
-	if only("path", "http", "https") {
-		if p := getString(o, "path"); p.ok() {
-			if !strings.HasPrefix(p.V, "/") {
-				p.reject(d, "must start with /")
-			}
-			c.Path = p.V
-		}
+	web := c.Type == "http" || c.Type == "https"
+	if only("urls", "http", "https") {
+		c.URLs = d.urls(o)
 	}
-	if c.Path == "" && (c.Type == "http" || c.Type == "https") {
-		c.Path = "/"
+	if len(c.URLs) == 0 {
+		var u URL
+		for _, k := range pageKeys {
+			only(k, "http", "https")
+		}
+		if web {
+			u = d.page(o)
+		}
+		c.Path, c.Status, c.Digest, c.Regex, c.RegexNoMatch = u.Path, u.Status, u.Digest, u.Regex, u.RegexNoMatch
 	}
 	if only("host", "http", "https") {
 		c.Host = getString(o, "host").or("")
@@ -688,18 +765,12 @@ func (d *decoder) check(o *object) (Check, bool) {
 	if only("tls_verify", "https") {
 		c.TLSVerify = getBool(o, "tls_verify").or(false)
 	}
-	if only("status", "http", "https") {
-		c.Status = d.statusRanges(o)
-	}
-	if len(c.Status) == 0 && (c.Type == "http" || c.Type == "https") {
-		c.Status = [][2]int{{200, 299}}
-	}
-	if only("digest", "http", "https") {
-		if g := getString(o, "digest"); g.ok() {
-			if norm, msg := parseDigest(g.V); msg != "" {
-				g.reject(d, "%s", msg)
+	if only("helo_name", "smtp") {
+		if h := getString(o, "helo_name"); h.ok() {
+			if h.V == "" || len(h.V) > 255 || strings.ContainsFunc(h.V, func(r rune) bool { return r <= ' ' || r > '~' }) {
+				h.reject(d, "is not a HELO name: 1..255 printable ASCII characters, no spaces")
 			} else {
-				c.Digest = norm
+				c.HeloName = h.V
 			}
 		}
 	}
@@ -775,6 +846,79 @@ func (d *decoder) check(o *object) (Check, bool) {
 	return c, len(d.errs) == errs
 }
 
+// pageKeys are the keys of one page of an http check; with urls they go
+// in each url.
+var pageKeys = []string{"path", "status", "digest", "regex", "regex_no_match"}
+
+// page reads one page's keys from o, with their defaults.
+func (d *decoder) page(o *object) URL {
+	var u URL
+	if p := getString(o, "path"); p.ok() {
+		if !strings.HasPrefix(p.V, "/") {
+			p.reject(d, "must start with /")
+		}
+		u.Path = p.V
+	}
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	if o.has("status") {
+		u.Status = d.statusRanges(o)
+	}
+	if len(u.Status) == 0 {
+		u.Status = [][2]int{{200, 299}}
+	}
+	if g := getString(o, "digest"); g.ok() {
+		if norm, msg := parseDigest(g.V); msg != "" {
+			g.reject(d, "%s", msg)
+		} else {
+			u.Digest = norm
+		}
+	}
+	if r := getString(o, "regex"); r.ok() {
+		if _, err := regexp.Compile(r.V); err != nil {
+			r.reject(d, "is not a regular expression (RE2 syntax: no lookaround or backreferences): %v", err)
+		} else {
+			u.Regex = r.V
+		}
+	}
+	if n := getBool(o, "regex_no_match"); n.ok() {
+		if !o.has("regex") {
+			n.reject(d, "needs regex: the pattern the body must not match")
+		}
+		u.RegexNoMatch = n.V
+	}
+	return u
+}
+
+// urls reads a check's urls: a list of pages, each with pageKeys.
+func (d *decoder) urls(o *object) []URL {
+	list, lp, st := getList(o, "urls")
+	if st != good {
+		return nil
+	}
+	for _, k := range pageKeys {
+		if o.has(k) {
+			d.fail(o.sub(k), "is set for the whole check and in urls: with urls, set it in each url")
+			o.get(k)
+		}
+	}
+	if len(list) == 0 {
+		d.fail(lp, "is empty: list the pages to fetch, or use path")
+		return nil
+	}
+	out := make([]URL, 0, len(list))
+	for i, raw := range list {
+		uo, ok := d.object(fmt.Sprintf("%s[%d]", lp, i), raw)
+		if !ok {
+			continue
+		}
+		out = append(out, d.page(uo))
+		uo.unknown(nil, map[string]string{"status_code": `the key is "status"`, "virtualhost": `set host on the check (one for every url)`})
+	}
+	return out
+}
+
 // target completes c's Target for real server rs: the real server's
 // address and port unless the check gave its own.
 func (d *decoder) target(c *Check, rs lb.RealServer, at string) bool {
@@ -786,7 +930,10 @@ func (d *decoder) target(c *Check, rs lb.RealServer, at string) bool {
 		port = rs.Port
 	}
 	switch c.Type {
-	case "tcp", "http", "https", "udp":
+	case "tcp", "http", "https", "udp", "smtp":
+		if port == 0 && c.Type == "smtp" {
+			port = 25
+		}
 		if port == 0 {
 			d.fail(at+".port", "required: the real server %s has no port (fwmark or port-0 service); give the port to check", rs.Addr)
 			return false
@@ -916,4 +1063,18 @@ func (d *decoder) syncDaemonInstance(cfg *Config) {
 		}
 	}
 	d.bad(sd.path+".instance", sd.Instance, "is not a VRRP instance: name one of vrrp.instances")
+}
+
+// choice reads an enumerated string key: def when absent, else one of
+// values.
+func (d *decoder) choice(o *object, key, def string, values ...string) string {
+	f := getString(o, key)
+	if !f.ok() {
+		return def
+	}
+	if !slices.Contains(values, f.V) {
+		f.reject(d, "is not one of %s", strings.Join(values, ", "))
+		return def
+	}
+	return f.V
 }

@@ -188,8 +188,8 @@ func TestLBInvalid(t *testing.T) {
 			vs + ".lb_kind", `"forward" here`},
 		{"keepalived TCP_CHECK", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, TCP_CHECK: {}}]}`,
 			rs + ".tcp_check", "use check: {type: tcp}"},
-		{"check type", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, check: {type: smtp}}]}`,
-			rs + ".check.type", `"smtp" is not a check type`},
+		{"check type", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, check: {type: ldap}}]}`,
+			rs + ".check.type", `"ldap" is not a check type`},
 		{"check no type", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, check: {path: /}}]}`,
 			rs + ".check.type", "required"},
 		{"check key of other type", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, check: {type: tcp, path: /x}}]}`,
@@ -264,4 +264,72 @@ func TestLBSyncDaemon(t *testing.T) {
 	ve := mustFail(t, strings.Replace(lbDoc(httpVS), "lb:\n", "lb:\n  sync_daemon: {interface: eth0, instance: nope, sync_id: 300}\n", 1)+one())
 	wantErr(t, ve, "lb.sync_daemon.instance", `"nope" is not a VRRP instance`)
 	wantErr(t, ve, "lb.sync_daemon.sync_id", "out of range 0..255")
+}
+
+// lb.on_stop, lb.foreign_services and lb.timeouts: keepalived's -I,
+// lvs_flush / lvs_flush_on_stop and lvs_timeouts, with their defaults.
+func TestLBTableOwnership(t *testing.T) {
+	with := func(extra string) string {
+		return strings.Replace(lbDoc(httpVS), "lb:\n", "lb:\n"+extra, 1) + one()
+	}
+	c := mustParse(t, with(""))
+	if c.LB.OnStop != OnStopRemove || c.LB.ForeignServices != ForeignKeep || c.LB.Timeouts != (Timeouts{}) {
+		t.Fatalf("defaults: on_stop %q, foreign_services %q, timeouts %+v", c.LB.OnStop, c.LB.ForeignServices, c.LB.Timeouts)
+	}
+	c = mustParse(t, with("  on_stop: keep\n  foreign_services: remove\n  timeouts: {tcp: 15m, tcp_fin: 120s, udp: 300s}\n"))
+	if c.LB.OnStop != OnStopKeep || c.LB.ForeignServices != ForeignRemove ||
+		c.LB.Timeouts != (Timeouts{TCP: 15 * time.Minute, TCPFin: 2 * time.Minute, UDP: 5 * time.Minute}) {
+		t.Fatalf("set: on_stop %q, foreign_services %q, timeouts %+v", c.LB.OnStop, c.LB.ForeignServices, c.LB.Timeouts)
+	}
+	ve := mustFail(t, with("  on_stop: flush\n  foreign_services: delete\n  timeouts: {tcp: 1500ms, udp: 5, tcpfin: 1s}\n  lvs_flush: true\n"))
+	wantErr(t, ve, "lb.on_stop", "is not one of remove, keep")
+	wantErr(t, ve, "lb.foreign_services", "is not one of keep, remove")
+	wantErr(t, ve, "lb.timeouts.tcp", "whole seconds")
+	wantErr(t, ve, "lb.timeouts.udp", "has no unit")
+	wantErr(t, ve, "lb.timeouts.tcpfin", `the key is "tcp_fin"`)
+	wantErr(t, ve, "lb.lvs_flush", "use foreign_services: remove")
+}
+
+// Several pages per http check (keepalived's url {} blocks), a body regex
+// and its inversion, and the smtp check with its HELO name and port 25 for
+// a portless real server.
+func TestLBCheckPagesAndSMTP(t *testing.T) {
+	c := mustParse(t, lbDoc(`{name: web, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: "198.51.100.11:8080", check: {type: http,
+      urls: [{path: /healthz, status: 204}, {path: /, regex: "(?i)welcome", digest: "md5:0123456789abcdef0123456789abcdef"}, {path: /maint, regex: maintenance, regex_no_match: true}]}}]}`,
+		`{name: one, address: "192.0.2.100:81", protocol: tcp, real_servers: [{address: "198.51.100.11:8080", check: {type: https, path: /x, regex: "ok$"}}]}`,
+		`{name: mail, fwmark: 25, persistence: 60s, real_servers: [{address: 198.51.100.12, check: {type: smtp, helo_name: lb1.example.org}}]}`))
+	ch := c.LB.VirtualServers[0].Reals[0].Checks[0]
+	want := []URL{
+		{Path: "/healthz", Status: [][2]int{{204, 204}}},
+		{Path: "/", Status: [][2]int{{200, 299}}, Digest: "md5:0123456789abcdef0123456789abcdef", Regex: "(?i)welcome"},
+		{Path: "/maint", Status: [][2]int{{200, 299}}, Regex: "maintenance", RegexNoMatch: true},
+	}
+	if !reflect.DeepEqual(ch.URLs, want) || ch.Path != "" || ch.Status != nil {
+		t.Errorf("urls: %+v (path %q status %v)", ch.URLs, ch.Path, ch.Status)
+	}
+	if one := c.LB.VirtualServers[1].Reals[0].Checks[0]; one.Path != "/x" || one.Regex != "ok$" || one.RegexNoMatch || one.URLs != nil {
+		t.Errorf("single page with regex: %+v", one)
+	}
+	if m := c.LB.VirtualServers[2].Reals[0].Checks[0]; m.Type != "smtp" || m.HeloName != "lb1.example.org" || m.Target != netip.MustParseAddrPort("198.51.100.12:25") {
+		t.Errorf("smtp: %+v", m)
+	}
+
+	vs := "lb.virtual_servers[0].real_servers[0].check"
+	bad := func(chk string) string {
+		return lbDoc(`{name: web, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: "198.51.100.11:8080", check: ` + chk + `}]}`)
+	}
+	ve := mustFail(t, bad(`{type: http, path: /a, urls: [{path: /b, regex: "a(", status_code: 200}, {regex_no_match: true}]}`))
+	wantErr(t, ve, vs+".path", "with urls, set it in each url")
+	wantErr(t, ve, vs+".urls[0].regex", "is not a regular expression")
+	wantErr(t, ve, vs+".urls[0].status_code", `the key is "status"`)
+	wantErr(t, ve, vs+".urls[1].regex_no_match", "needs regex")
+	ve = mustFail(t, bad(`{type: tcp, regex: x, urls: [{path: /}]}`))
+	wantErr(t, ve, vs+".regex", "is not used by a tcp check")
+	wantErr(t, ve, vs+".urls", "is not used by a tcp check")
+	ve = mustFail(t, bad(`{type: http, urls: []}`))
+	wantErr(t, ve, vs+".urls", "is empty")
+	ve = mustFail(t, bad(`{type: smtp, helo_name: "two words"}`))
+	wantErr(t, ve, vs+".helo_name", "is not a HELO name")
+	ve = mustFail(t, bad(`{type: http, helo_name: a}`))
+	wantErr(t, ve, vs+".helo_name", "is not used by a http check")
 }

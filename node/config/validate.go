@@ -79,6 +79,7 @@ func (d *decoder) config(root map[string]any) *Config {
 
 	cfg.VRRP.GARP = defaultGARP(false)
 	// lb first: instances may track its virtual servers.
+	cfg.LB = LB{OnStop: OnStopRemove, ForeignServices: ForeignKeep}
 	if o, st := getObject(top, "lb"); st == good {
 		cfg.LB = d.lbSection(o)
 	}
