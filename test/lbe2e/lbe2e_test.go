@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -263,8 +264,22 @@ func setup(t *testing.T) *fleet {
 
 func (f *fleet) startVigil(t *testing.T, n *netlab.Node, prio int, r2w string) {
 	t.Helper()
+	f.startVigilYAML(t, n, directorYAML(n.Name, prio, r2w))
+}
+
+// withoutDNS is a director's config without the dns virtual server.
+func withoutDNS(y string) string {
+	i, j := strings.Index(y, "    - name: dns\n"), strings.Index(y, "    - name: dr\n")
+	return y[:i] + y[j:]
+}
+
+// keepOnStop is a director's config with lb.on_stop: keep.
+func keepOnStop(y string) string { return strings.Replace(y, "lb:\n", "lb:\n  on_stop: keep\n", 1) }
+
+func (f *fleet) startVigilYAML(t *testing.T, n *netlab.Node, y string) {
+	t.Helper()
 	path := filepath.Join(f.lab.Dir(), n.Name+".yaml")
-	if err := os.WriteFile(path, []byte(directorYAML(n.Name, prio, r2w)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	f.cfgs[n.Name] = path
@@ -433,6 +448,38 @@ func TestFleet(t *testing.T) {
 		if got := f.seen(t, 82, 3); got["s1"] != 3 {
 			t.Errorf("below quorum, the sorry server should answer: %v", got)
 		}
+		// /metrics says the same: r2 unhealthy everywhere, gone from web's
+		// kernel series, weight 0 under inh, the sorry server counting.
+		m := scrape(t, f.d1)
+		r2 := `remote_address="198.51.100.12",remote_port="8080"`
+		for _, want := range []string{
+			`vigil_real_server_healthy{local_address="192.0.2.100",local_mark="",local_port="80",proto="tcp",` + r2 + `,virtual_server="web"} 0`,
+			`vigil_real_server_healthy{local_address="192.0.2.100",local_mark="",local_port="80",proto="tcp",remote_address="198.51.100.11",remote_port="8080",virtual_server="web"} 1`,
+			`vigil_ipvs_real_server_weight{local_address="192.0.2.100",local_mark="",local_port="81",proto="tcp",` + r2 + `,virtual_server="inh"} 0`,
+			`vigil_virtual_server_real_servers_up{local_address="192.0.2.100",local_mark="",local_port="80",proto="tcp",virtual_server="web"} 1`,
+			`vigil_virtual_server_quorum_up{local_address="192.0.2.100",local_mark="",local_port="82",proto="tcp",virtual_server="quo"} 0`,
+			`vigil_real_server_transitions_total{local_address="192.0.2.100",local_mark="",local_port="80",proto="tcp",` + r2 + `,to="down",virtual_server="web"} 1`,
+			`vigil_ipvs_scrape_success 1`,
+		} {
+			if !strings.Contains(m, want+"\n") {
+				t.Errorf("d1 /metrics lacks %s\n%s", want, grepLines(m, "198.51.100.12"))
+			}
+		}
+		if strings.Contains(m, `vigil_ipvs_real_server_weight{local_address="192.0.2.100",local_mark="",local_port="80",proto="tcp",`+r2) {
+			t.Errorf("a removed real server still has a kernel weight series")
+		}
+		// The kernel folds its per-CPU counters into what it reports every
+		// 2 s (the rate estimator's timer): poll.
+		sorryConns := `vigil_ipvs_real_server_connections_total{local_address="192.0.2.100",local_mark="",local_port="82",proto="tcp",remote_address="198.51.100.9",remote_port="8080",virtual_server="quo"}`
+		webConns := `vigil_ipvs_virtual_server_connections_total{local_address="192.0.2.100",local_mark="",local_port="80",proto="tcp",virtual_server="web"}`
+		var sorry, web float64
+		waitFor(t, "the kernel's connection counters in /metrics", settle, func() bool {
+			time.Sleep(1100 * time.Millisecond) // vigil reads the kernel at most once a second
+			m := scrape(t, f.d1)
+			sorry, web = metricValue(m, sorryConns), metricValue(m, webConns)
+			return sorry >= 3 && web >= 16
+		})
+		t.Logf("d1 counted %v connections to the sorry server (3 requests) and %v to web (16 requests)", sorry, web)
 		f.backends["r2"].start(t)
 		waitDests(t, f.d1, webKey, both, settle)
 		waitDests(t, f.d1, inhKey, both, settle)
@@ -601,6 +648,60 @@ func TestFleet(t *testing.T) {
 		}
 	})
 
+	// A service dropped from the config while vigil was down belonged to
+	// vigil (its record in /run/vigil says so): the next start removes it
+	// and touches nothing else.
+	t.Run("restart removes a service dropped while stopped", func(t *testing.T) {
+		before := dump(t, f.d2)
+		if err := f.procs["d2"].Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-f.procs["d2"].Done()
+		f.startVigilYAML(t, f.d2, withoutDNS(directorYAML("d2", 100, r2Weight)))
+		waitDests(t, f.d2, dnsKey, "absent", settle)
+		after := dump(t, f.d2)
+		delete(before, dnsKey)
+		if !after.Equal(before) {
+			t.Errorf("besides dns, the table changed:\nbefore %v\nafter  %v", before, after)
+		}
+		for _, line := range strings.Split(f.procs["d2"].Log(), "\n") {
+			if strings.Contains(line, "msg=ipvs ") && !strings.Contains(line, ":53") {
+				t.Errorf("the restart changed more than the dropped service: %s", line)
+			}
+		}
+	})
+
+	// lb.on_stop: keep leaves the table through a stop (keepalived -I); the
+	// next start converges on it without an operation.
+	t.Run("on_stop keep leaves the table for the next start", func(t *testing.T) {
+		f.procs["d2"].Stop(10 * time.Second)
+		f.startVigilYAML(t, f.d2, keepOnStop(withoutDNS(directorYAML("d2", 100, r2Weight))))
+		waitFor(t, "d2 running with on_stop keep", settle, func() bool {
+			out, err := f.d2.Run(context.Background(), f.bin, "status", "--socket", peer.VigilAdminSocket(f.d2), "-o", "json")
+			return err == nil && strings.Contains(string(out), `"quorum_up": true`)
+		})
+		before := dump(t, f.d2)
+		if err := f.procs["d2"].Stop(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if after := dump(t, f.d2); !after.Equal(before) || len(after) == 0 {
+			t.Fatalf("on_stop keep: the table changed at stop:\nbefore %v\nafter  %v", before, after)
+		}
+		f.startVigilYAML(t, f.d2, withoutDNS(directorYAML("d2", 100, r2Weight)))
+		waitFor(t, "d2's first reconcile after the restart", settle, func() bool {
+			out, err := f.d2.Run(context.Background(), f.bin, "status", "--socket", peer.VigilAdminSocket(f.d2), "-o", "json")
+			return err == nil && strings.Contains(string(out), `"quorum_up": true`)
+		})
+		if after := dump(t, f.d2); !after.Equal(before) {
+			t.Errorf("the restart changed the kept table:\nbefore %v\nafter  %v", before, after)
+		}
+		for _, line := range strings.Split(f.procs["d2"].Log(), "\n") {
+			if strings.Contains(line, "msg=ipvs ") || strings.Contains(line, `msg="IPVS table changed"`) {
+				t.Errorf("the restart changed IPVS: %s", line)
+			}
+		}
+	})
+
 	t.Run("stop removes the virtual services", func(t *testing.T) {
 		foreign := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.UDP, Addr: netip.MustParseAddr("203.0.113.7"), Port: 53}
 		h, err := ipvsnet.Open("/run/netns/" + f.d2.NS)
@@ -622,6 +723,42 @@ func TestFleet(t *testing.T) {
 			t.Errorf("the service vigil did not create was removed")
 		}
 	})
+}
+
+// scrape reads a director's /metrics.
+func scrape(t *testing.T, n *netlab.Node) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	body, err := n.HTTPGet(ctx, "http://127.0.0.1:9730/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s: %v", n.Name, err)
+	}
+	return string(body)
+}
+
+// metricValue is the value of the series written exactly as series (name
+// and labels), or -1.
+func metricValue(body, series string) float64 {
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+func grepLines(body, frag string) string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.Contains(l, frag) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // keptConn is one keep-alive HTTP connection from the client through the

@@ -285,3 +285,39 @@ func TestRenderMatchesIpvsadm(t *testing.T) {
 		})
 	}
 }
+
+// SetTimeouts reaches the kernel (keepalived lvs_timeouts, ipvsadm --set):
+// read back over netlink and as ipvsadm shows them; a zero leaves that
+// timeout alone.
+func TestTimeouts(t *testing.T) {
+	inVM(t)
+	const ns = "vigil-lb-timeouts"
+	h := director(t, ns)
+	orig, err := h.Timeouts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if orig.TCP == 0 || orig.UDP == 0 {
+		t.Fatalf("the kernel's default timeouts read as %+v", orig)
+	}
+	want := ipvsnet.Timeouts{TCP: 900 * time.Second, TCPFin: 30 * time.Second, UDP: 45 * time.Second}
+	if err := h.SetTimeouts(want); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := h.Timeouts(); err != nil || got != want {
+		t.Fatalf("timeouts after SetTimeouts(%+v): %+v, %v", want, got, err)
+	}
+	if err := h.SetTimeouts(ipvsnet.Timeouts{UDP: 60 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	want.UDP = 60 * time.Second
+	if got, err := h.Timeouts(); err != nil || got != want {
+		t.Fatalf("after setting only UDP: %+v (want %+v), %v", got, want, err)
+	}
+	if ipvsadm := os.Getenv("VIGIL_IPVSADM"); ipvsadm != "" {
+		out := run(t, ipCmd, "netns", "exec", ns, ipvsadm, "-L", "--timeout")
+		if !strings.Contains(out, "Timeout (tcp tcpfin udp): 900 30 60") {
+			t.Errorf("ipvsadm -L --timeout: %q", out)
+		}
+	}
+}
