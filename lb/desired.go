@@ -25,7 +25,10 @@ type QuorumState map[string]bool
 //     0 rather than deleting them), so the sorry server is the only
 //     destination that takes new connections. A sorry server with weight 0
 //     gets weight 1. When quorum returns, the sorry server goes and the
-//     real servers come back.
+//     real servers come back; with SorryInhibit (sorry_server_inhibit) the
+//     sorry server stays with weight 0 instead, so its connections drain
+//     (it is then in the table at weight 0 whenever quorum holds, unless a
+//     real server has its address).
 //   - Without a sorry server, losing quorum changes nothing in the table
 //     (keepalived then only runs quorum_down scripts).
 //
@@ -83,12 +86,19 @@ func Desired(vss []VirtualServer, h Health, prev QuorumState) (Table, QuorumStat
 				dests[v.d.Key()] = v.d
 			}
 		}
-		if sorry {
+		if vs.Sorry != nil {
 			s := vs.Sorry.Normal()
-			if s.Weight == 0 {
-				s.Weight = 1
+			_, taken := dests[s.Key()]
+			switch {
+			case sorry:
+				if s.Weight == 0 {
+					s.Weight = 1
+				}
+				dests[s.Key()] = s
+			case vs.SorryInhibit && !taken:
+				s.Weight = 0 // kept to drain, as an inhibited real server
+				dests[s.Key()] = s
 			}
-			dests[s.Key()] = s
 		}
 		t[svc.Key] = Entry{Service: svc, Dests: dests}
 	}

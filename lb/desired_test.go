@@ -46,6 +46,7 @@ func TestDesired(t *testing.T) {
 		quorum     int
 		hysteresis int
 		sorry      *Dest
+		sorryInh   bool
 		down       []string
 		dyn        map[string]int
 		prev       QuorumState
@@ -80,6 +81,13 @@ func TestDesired(t *testing.T) {
 		{name: "default quorum 1", sorry: sorry, down: []string{".11", ".12", ".13"}, want: "198.51.100.12=0 203.0.113.9=1", wantQuorum: false},
 		// A dynamic weight 0 of a live RS adds nothing to quorum.
 		{name: "dynamic zero counts nothing", quorum: 2, sorry: sorry, down: []string{".12", ".13"}, dyn: map[string]int{".11": 0}, want: "198.51.100.12=0 203.0.113.9=1", wantQuorum: false},
+		// sorry_server_inhibit: with quorum the sorry server stays at
+		// weight 0 (its connections drain when quorum returns) ...
+		{name: "sorry inhibited with quorum", sorry: sorry, sorryInh: true, prev: QuorumState{"http": false}, want: "198.51.100.11=1 198.51.100.12=2 198.51.100.13=3 203.0.113.9=0", wantQuorum: true},
+		// ... and serves as usual without.
+		{name: "sorry inhibited serving", quorum: 5, sorry: sorry, sorryInh: true, down: []string{".13"}, want: "198.51.100.12=0 203.0.113.9=1", wantQuorum: false},
+		// A real server at the sorry server's address keeps its own entry.
+		{name: "sorry inhibited is a real server", sorry: &Dest{Addr: netip.MustParseAddr("198.51.100.11"), Port: 8080}, sorryInh: true, want: "198.51.100.11=1 198.51.100.12=2 198.51.100.13=3", wantQuorum: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,7 +98,7 @@ func TestDesired(t *testing.T) {
 			for a, w := range tc.dyn {
 				h.dyn["http 198.51.100"+a+":8080"] = w
 			}
-			vs := VirtualServer{Name: "http", Service: web, Reals: three, Quorum: tc.quorum, Hysteresis: tc.hysteresis, Sorry: tc.sorry}
+			vs := VirtualServer{Name: "http", Service: web, Reals: three, Quorum: tc.quorum, Hysteresis: tc.hysteresis, Sorry: tc.sorry, SorryInhibit: tc.sorryInh}
 			prevCopy := QuorumState{}
 			for k, v := range tc.prev {
 				prevCopy[k] = v

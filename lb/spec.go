@@ -153,6 +153,10 @@ type VirtualServer struct {
 	Quorum, Hysteresis int
 	// Sorry, if set, replaces the live real servers while quorum is lost.
 	Sorry *Dest
+	// SorryInhibit keeps the sorry server in the table with weight 0 while
+	// quorum holds instead of removing it (keepalived
+	// sorry_server_inhibit), so its connections drain when quorum returns.
+	SorryInhibit bool
 }
 
 // Health is what the desired table needs to know about real servers: the

@@ -460,6 +460,12 @@ func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
 			spec.Sorry = &dst
 		}
 	}
+	if si := getBool(o, "sorry_server_inhibit"); si.ok() {
+		if si.V && !o.has("sorry_server") {
+			si.reject(d, "needs sorry_server")
+		}
+		spec.SorryInhibit = si.V
+	}
 
 	list, lp, st := getList(o, "real_servers")
 	if st == missing && spec.Sorry == nil {

@@ -333,3 +333,13 @@ func TestLBCheckPagesAndSMTP(t *testing.T) {
 	ve = mustFail(t, bad(`{type: http, helo_name: a}`))
 	wantErr(t, ve, vs+".helo_name", "is not used by a http check")
 }
+
+// sorry_server_inhibit (keepalived): only with a sorry server.
+func TestLBSorryInhibit(t *testing.T) {
+	c := mustParse(t, lbDoc(`{name: a, address: "192.0.2.100:80", protocol: tcp, sorry_server: "198.51.100.9:80", sorry_server_inhibit: true, real_servers: [{address: 198.51.100.11}]}`))
+	if vs := c.LB.VirtualServers[0].Spec; !vs.SorryInhibit || vs.Sorry == nil {
+		t.Fatalf("sorry inhibit: %+v", vs)
+	}
+	ve := mustFail(t, lbDoc(`{name: a, address: "192.0.2.100:80", protocol: tcp, sorry_server_inhibit: true, real_servers: [{address: 198.51.100.11}]}`))
+	wantErr(t, ve, "lb.virtual_servers[0].sorry_server_inhibit", "needs sorry_server")
+}
