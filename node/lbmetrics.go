@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"vigil/lb"
+	"vigil/node/events"
 	"vigil/telemetry"
 )
 
@@ -95,8 +96,10 @@ func ipvsCounters(c lb.Counters) telemetry.IPVSCounters {
 }
 
 // countTransitions counts real servers whose combined check state changed
-// since the last pass (vigil_real_server_transitions_total). A real server
-// first seen is not a transition.
+// since the last pass (vigil_real_server_transitions_total) and publishes
+// each change (notify_up/notify_down, the FIFO). A real server first seen
+// is not a transition (keepalived notifies at start only with
+// rs_init_notifies).
 func (b *balancer) countTransitions(specs []lb.VirtualServer, h lb.Health) {
 	next := make(map[rsID]bool, len(b.rsUp))
 	for _, vs := range specs {
@@ -110,6 +113,8 @@ func (b *balancer) countTransitions(specs []lb.VirtualServer, h lb.Health) {
 					labels = vsMetricLabels(vs)
 				}
 				b.metrics.RealServerTransition(up, append(labels[:len(labels):len(labels)], rs.Addr.Unmap().String(), strconv.Itoa(int(rs.Port)))...)
+				b.notify(events.Event{Kind: events.KindRealServer, Name: vs.Name, Service: kaService(vs.Service.Key),
+					RealServer: kaRealServer(vs, rs.Key()), From: upDown(was), To: upDown(up)})
 			}
 		}
 	}

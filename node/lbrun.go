@@ -18,6 +18,7 @@ import (
 	"vigil/lb/check"
 	"vigil/lb/ipvsnet"
 	"vigil/node/config"
+	"vigil/node/events"
 	"vigil/telemetry"
 	"vigil/vrrp"
 )
@@ -81,6 +82,9 @@ type balancer struct {
 	rsUp map[rsID]bool
 	// stats reads the counters for /metrics (nil: not exported).
 	stats statsReader
+	// publish sends virtual and real server changes to the node's event
+	// bus (notify scripts, the FIFO); nil drops them.
+	publish func(events.Event)
 
 	kick   chan struct{}
 	resync time.Duration
@@ -395,6 +399,8 @@ func (b *balancer) reconcile(full bool) {
 			detail := fmt.Sprintf("live weight %d of %d, quorum %d", live, total, max(vs.Quorum, 1))
 			if known {
 				b.log.Warn("virtual server quorum changed", "virtual_server", vs.Name, "up", up, "detail", detail)
+				b.notify(events.Event{Kind: events.KindVirtualServer, Name: vs.Name, Service: kaService(vs.Service.Key),
+					From: upDown(was), To: upDown(up), Reason: detail})
 			}
 			b.feeds.set(vs.Name, up, detail)
 		}
@@ -433,6 +439,41 @@ func (b *balancer) logOps(ops []lb.Op, took time.Duration) {
 	for _, op := range ops {
 		b.log.Log(context.Background(), lvl, "ipvs", "op", op.String())
 	}
+}
+
+func (b *balancer) notify(e events.Event) {
+	if b.publish != nil {
+		b.publish(e)
+	}
+}
+
+func upDown(up bool) string {
+	if up {
+		return events.StateUp
+	}
+	return events.StateDown
+}
+
+// kaService is a service in keepalived's notation: "[192.0.2.100]:tcp:80",
+// or "FWM 7" (its notify FIFO lines and scripts' environment).
+func kaService(k lb.ServiceKey) string {
+	if k.FWMark != 0 {
+		return "FWM " + strconv.FormatUint(uint64(k.FWMark), 10)
+	}
+	return kaAddr(k.Addr, k.Protocol, k.Port)
+}
+
+func kaAddr(a netip.Addr, p lb.Protocol, port uint16) string {
+	proto := p.String()
+	if proto == "" || p == 0 {
+		proto = "tcp" // a real server of a fwmark service: keepalived prints its default
+	}
+	return "[" + a.Unmap().String() + "]:" + proto + ":" + strconv.Itoa(int(port))
+}
+
+// kaRealServer is a real server of vs in keepalived's notation.
+func kaRealServer(vs lb.VirtualServer, d lb.DestKey) string {
+	return kaAddr(d.Addr, vs.Service.Key.Protocol, d.Port)
 }
 
 // liveWeight sums the weights of the up real servers of vs, for messages.
@@ -528,6 +569,12 @@ func (n *Node) setLB(cfg *config.Config) error {
 		b, err := openBalancer(n.log.With("component", "lb"), &n.feeds, n.lbMetrics)
 		if err != nil {
 			return err
+		}
+		// The bus exists before Run starts the balancer's goroutine.
+		b.publish = func(e events.Event) {
+			if n.bus != nil {
+				n.bus.Publish(e)
+			}
 		}
 		n.lb = b
 	}

@@ -19,6 +19,7 @@ import (
 	"vigil/lb/check"
 	"vigil/lb/ipvsnet"
 	"vigil/node/config"
+	"vigil/node/events"
 	"vigil/node/track"
 	"vigil/telemetry"
 )
@@ -478,5 +479,68 @@ lb:
 	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), &memKernel{t: lb.Table{}}, &feeds, telemetry.NewRegistry().LB)
 	if err := b.set(c.LB); err != nil {
 		t.Fatalf("lb/check refuses the mapped specs: %v", err)
+	}
+}
+
+// A real server going down and up, and the quorum it takes with it, reach
+// the event bus in keepalived's notation (notify scripts, the FIFO); the
+// configured notify commands reach the notifier by the same names.
+func TestBalancerPublishesLBEvents(t *testing.T) {
+	dir := t.TempDir()
+	r2 := filepath.Join(dir, "r2")
+	if err := os.WriteFile(r2, []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Parse([]byte(fmt.Sprintf(`node: {name: lb1}
+lb:
+  virtual_servers:
+    - name: web
+      address: 192.0.2.100:80
+      protocol: tcp
+      quorum: 2
+      notify: {quorum_up: /bin/true, quorum_down: [/bin/echo, down], timeout: 2s}
+      real_servers:
+        - {address: "198.51.100.11:8080"}
+        - {address: "198.51.100.12:8080", notify_down: /bin/true, check: {type: file, file: %q, interval: 20ms, warmup: 0s, fall: 1}}
+`, r2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := lbScripts(c.LB.VirtualServers)["web"]
+	if !slices.Equal(sc.QuorumUp, []string{"/bin/true"}) || !slices.Equal(sc.QuorumDown, []string{"/bin/echo", "down"}) || sc.Timeout != 2*time.Second ||
+		len(sc.RealServers) != 1 || !slices.Equal(sc.RealServers["[198.51.100.12]:tcp:8080"].Down, []string{"/bin/true"}) {
+		t.Fatalf("notify commands for the notifier: %+v", sc)
+	}
+
+	var mu sync.Mutex
+	var got []string
+	k := &memKernel{t: lb.Table{}}
+	var feeds vsFeeds
+	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
+	b.publish = func(e events.Event) {
+		line, _ := events.KeepalivedLine(e)
+		mu.Lock()
+		got = append(got, strings.TrimSpace(line))
+		mu.Unlock()
+	}
+	seen := func() string { mu.Lock(); defer mu.Unlock(); return strings.Join(got, "; ") }
+	if err := b.set(c.LB); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- b.run(ctx) }()
+	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
+	waitFor(t, "web", func() bool { return k.dests(web) == "198.51.100.11:8080/1 198.51.100.12:8080/1 " })
+	os.WriteFile(r2, []byte("1\n"), 0o644)
+	down := "RS [198.51.100.12]:tcp:8080 [192.0.2.100]:tcp:80 DOWN; VS [192.0.2.100]:tcp:80 DOWN"
+	waitFor(t, "down events", func() bool { return seen() == down })
+	os.WriteFile(r2, []byte("0\n"), 0o644)
+	waitFor(t, "up events", func() bool {
+		return seen() == down+"; RS [198.51.100.12]:tcp:8080 [192.0.2.100]:tcp:80 UP; VS [192.0.2.100]:tcp:80 UP"
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -382,6 +382,7 @@ func (n *Node) applyTracking(now time.Time) error {
 	for _, g := range n.groups {
 		nc.Groups[g.cfg.Name] = events.ScriptSpec(g.cfg.Notify)
 	}
+	nc.VirtualServers = lbScripts(n.cfg.LB.VirtualServers)
 	n.notifier.Update(nc)
 	if n.fifo == nil || n.fifo.Path() != v.NotifyFIFO {
 		if n.fifo != nil {
@@ -427,4 +428,21 @@ func (n *Node) setLinkState(in *instance) {
 		return
 	}
 	in.ifDown = !up
+}
+
+// lbScripts are the notify commands of the virtual servers and their real
+// servers, for the notifier.
+func lbScripts(vss []config.VirtualServer) map[string]events.LBScripts {
+	out := map[string]events.LBScripts{}
+	for _, vs := range vss {
+		sc := events.LBScripts{QuorumUp: vs.Notify.QuorumUp, QuorumDown: vs.Notify.QuorumDown,
+			User: vs.Notify.User, Timeout: vs.Notify.Timeout, RealServers: map[string]events.RSScripts{}}
+		for i, rs := range vs.Reals {
+			if len(rs.NotifyUp) > 0 || len(rs.NotifyDown) > 0 {
+				sc.RealServers[kaRealServer(vs.Spec, vs.Spec.Reals[i].Key())] = events.RSScripts{Up: rs.NotifyUp, Down: rs.NotifyDown}
+			}
+		}
+		out[vs.Spec.Name] = sc
+	}
+	return out
 }

@@ -65,8 +65,18 @@ type SyncDaemon struct {
 // desired-table core (package lb) works from; Reals holds, index by index
 // with Spec.Reals, what only the health checkers need.
 type VirtualServer struct {
-	Spec  lb.VirtualServer
-	Reals []RealServer
+	Spec   lb.VirtualServer
+	Reals  []RealServer
+	Notify LBNotify
+}
+
+// LBNotify are a virtual server's notify commands, run as given (no
+// arguments added) when it gains or loses quorum (keepalived quorum_up,
+// quorum_down); User and Timeout apply to its real servers' commands too.
+type LBNotify struct {
+	QuorumUp, QuorumDown []string
+	User                 string        // user[:group]; "" = the daemon's user
+	Timeout              time.Duration // default DefaultNotifyTimeout
 }
 
 // RealServer is the checker side of a real server.
@@ -75,6 +85,9 @@ type RealServer struct {
 	// (keepalived alpha); by default it starts up, as keepalived does.
 	Alpha  bool
 	Checks []Check
+	// NotifyUp and NotifyDown run when the real server's checks all pass
+	// again or one fails (keepalived notify_up, notify_down).
+	NotifyUp, NotifyDown []string
 }
 
 // Check is one health check of a real server.
@@ -164,6 +177,8 @@ var vsHints = map[string]string{
 	"inhibit":                 `the key is "inhibit_on_failure"`,
 	"sorry":                   `the key is "sorry_server"`,
 	"sorry_server_lvs_method": `use sorry_server: {address: ..., forward: ...}`,
+	"quorum_up":               `use notify: {quorum_up: COMMAND}`,
+	"quorum_down":             `use notify: {quorum_down: COMMAND}`,
 }
 
 var rsHints = map[string]string{
@@ -179,8 +194,6 @@ var rsHints = map[string]string{
 	"delay_before_retry":  `set check: {retry_delay: ...}`,
 	"checks":              `the key is "check": one check, or a list of them`,
 	"inhibit":             `the key is "inhibit_on_failure"`,
-	"notify_up":           "notify hooks for real servers are not supported yet",
-	"notify_down":         "notify hooks for real servers are not supported yet",
 	"weight_on_failure":   `use inhibit_on_failure: true (weight 0 while down)`,
 	"connect_port":        `set check: {port: ...}`,
 	"connect_ip":          `set check: {address: ...}`,
@@ -490,6 +503,27 @@ func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
 		spec.Reals = append(spec.Reals, rs)
 		vs.Reals = append(vs.Reals, conf)
 	}
+	vs.Notify = LBNotify{Timeout: DefaultNotifyTimeout}
+	if no, st := getObject(o, "notify"); st == good {
+		vs.Notify.QuorumUp, _ = d.command(no, "quorum_up", false, false)
+		vs.Notify.QuorumDown, _ = d.command(no, "quorum_down", false, false)
+		if u := getString(no, "user"); u.ok() && u.V != "" {
+			if msg := userProblem(u.V); msg != "" {
+				u.reject(d, "%s", msg)
+			} else {
+				vs.Notify.User = u.V
+			}
+		}
+		if t := getDuration(no, "timeout"); t.ok() {
+			if t.V < 10*time.Millisecond || t.V > time.Hour {
+				t.reject(d, "is out of range 10ms..1h")
+			} else {
+				vs.Notify.Timeout = t.V
+			}
+		}
+		no.unknown(nil, map[string]string{"up": `the key is "quorum_up"`, "down": `the key is "quorum_down"`,
+			"notify_up": "notify_up belongs to a real server", "notify_down": "notify_down belongs to a real server"})
+	}
 	o.unknown(nil, vsHints)
 	return vs, len(d.errs) == errs
 }
@@ -620,6 +654,8 @@ func (d *decoder) realServer(o *object, def vsDefaults) (lb.RealServer, RealServ
 	}
 	rs.Inhibit = getBool(o, "inhibit_on_failure").or(def.inhibit)
 	conf.Alpha = getBool(o, "alpha").or(def.alpha)
+	conf.NotifyUp, _ = d.command(o, "notify_up", false, false)
+	conf.NotifyDown, _ = d.command(o, "notify_down", false, false)
 
 	ok := len(d.errs) == errs
 	raw, has := o.get("check")

@@ -3,6 +3,7 @@ package config
 import (
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -342,4 +343,28 @@ func TestLBSorryInhibit(t *testing.T) {
 	}
 	ve := mustFail(t, lbDoc(`{name: a, address: "192.0.2.100:80", protocol: tcp, sorry_server_inhibit: true, real_servers: [{address: 198.51.100.11}]}`))
 	wantErr(t, ve, "lb.virtual_servers[0].sorry_server_inhibit", "needs sorry_server")
+}
+
+// notify: {quorum_up, quorum_down, user, timeout} on a virtual server and
+// notify_up / notify_down on a real server (keepalived's names).
+func TestLBNotify(t *testing.T) {
+	c := mustParse(t, lbDoc(`{name: a, address: "192.0.2.100:80", protocol: tcp, notify: {quorum_up: /bin/true, quorum_down: [/bin/echo, lost], timeout: 3s},
+      real_servers: [{address: 198.51.100.11, notify_up: /bin/true, notify_down: [/bin/echo, rs, down]}]}`))
+	vs := c.LB.VirtualServers[0]
+	if !slices.Equal(vs.Notify.QuorumUp, []string{"/bin/true"}) || !slices.Equal(vs.Notify.QuorumDown, []string{"/bin/echo", "lost"}) || vs.Notify.Timeout != 3*time.Second {
+		t.Errorf("virtual server notify: %+v", vs.Notify)
+	}
+	if rs := vs.Reals[0]; !slices.Equal(rs.NotifyUp, []string{"/bin/true"}) || !slices.Equal(rs.NotifyDown, []string{"/bin/echo", "rs", "down"}) {
+		t.Errorf("real server notify: %+v", rs)
+	}
+	if d := mustParse(t, lbDoc(httpVS)).LB.VirtualServers[0].Notify; d.Timeout != DefaultNotifyTimeout || d.QuorumUp != nil {
+		t.Errorf("default notify: %+v", d)
+	}
+	ve := mustFail(t, lbDoc(`{name: a, address: "192.0.2.100:80", protocol: tcp, quorum_up: /bin/true, notify: {up: /bin/true, quorum_down: "/bin/echo lost"},
+      real_servers: [{address: 198.51.100.11, notify_down: /nonexistent/script}]}`))
+	vp := "lb.virtual_servers[0]"
+	wantErr(t, ve, vp+".quorum_up", "use notify: {quorum_up: COMMAND}")
+	wantErr(t, ve, vp+".notify.up", `the key is "quorum_up"`)
+	wantErr(t, ve, vp+".notify.quorum_down", "has white space")
+	wantErr(t, ve, vp+".real_servers[0].notify_down", "does not exist")
 }

@@ -1,7 +1,9 @@
-// Package events carries VRRP state changes, in order, from the protocol
-// path to everything that wants to hear about them: keepalived-style notify
-// scripts, a notify FIFO (keepalived's notify_fifo line stream, or JSON
-// lines) and in-process subscribers (the admin API, tracing).
+// Package events carries VRRP state changes, and the load balancer's
+// virtual and real servers going up and down, in order, from where they
+// happen to everything that wants to hear about them: keepalived-style
+// notify scripts, a notify FIFO (keepalived's notify_fifo and
+// lvs_notify_fifo line stream, or JSON lines) and in-process subscribers
+// (the admin API, tracing).
 //
 // # The bus
 //

@@ -12,6 +12,12 @@ import (
 const (
 	KindInstance = "instance" // a VRRP instance changed state
 	KindGroup    = "group"    // a sync group changed state
+	// KindVirtualServer: a virtual server gained (To "up") or lost (To
+	// "down") quorum; Name is the virtual server.
+	KindVirtualServer = "virtual_server"
+	// KindRealServer: a real server's checks all passed again (To "up")
+	// or one failed (To "down"); Name is its virtual server.
+	KindRealServer = "real_server"
 	// KindDropped marks a gap in one subscriber's stream: Dropped events
 	// were discarded because it fell behind. Only the Time and Dropped
 	// fields are set; it never goes through Publish.
@@ -27,6 +33,9 @@ const (
 	StateMaster = "master"
 	StateFault  = "fault"
 	StateStop   = "stop"
+	// StateUp and StateDown are the states of virtual and real servers.
+	StateUp   = "up"
+	StateDown = "down"
 )
 
 // ReasonConfigReload is the reason for changes made by a configuration
@@ -50,6 +59,12 @@ type Event struct {
 	Interface string     `json:"interface,omitzero"`
 	Master    netip.Addr `json:"master,omitzero"` // the master we follow, when known
 
+	// For virtual and real servers: the service and the real server in
+	// keepalived's notation ("[192.0.2.100]:tcp:80", "FWM 7";
+	// "[198.51.100.11]:tcp:8080").
+	Service    string `json:"service,omitzero"`
+	RealServer string `json:"real_server,omitzero"`
+
 	// Dropped is set on KindDropped markers only.
 	Dropped uint64 `json:"dropped,omitzero"`
 }
@@ -68,6 +83,10 @@ func KeepalivedState(e Event) string {
 		return "FAULT"
 	case StateInit, StateStop:
 		return "STOP"
+	case StateUp:
+		return "UP"
+	case StateDown:
+		return "DOWN"
 	}
 	return ""
 }
@@ -102,24 +121,36 @@ func KeepalivedArgs(e Event) []string {
 //
 //	INSTANCE "VI_1" MASTER 100
 //	GROUP "edge" BACKUP 0
+//	VS [192.0.2.100]:tcp:80 DOWN
+//	RS [198.51.100.11]:tcp:8080 [192.0.2.100]:tcp:80 UP
 //
+// (the last two are keepalived's lvs_notify_fifo lines).
 // ok is false for events keepalived has no line for (markers, unknown
 // states). Control characters in the name are replaced by '?' so that one
 // event is always one line.
 func KeepalivedLine(e Event) (line string, ok bool) {
-	if e.Kind != KindInstance && e.Kind != KindGroup {
-		return "", false
-	}
 	st := KeepalivedState(e)
 	if st == "" {
 		return "", false
 	}
-	name := strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, e.Name)
+	clean := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f {
+				return '?'
+			}
+			return r
+		}, s)
+	}
+	switch e.Kind {
+	case KindInstance, KindGroup:
+	case KindVirtualServer:
+		return "VS " + clean(e.Service) + " " + st + "\n", true
+	case KindRealServer:
+		return "RS " + clean(e.RealServer) + " " + clean(e.Service) + " " + st + "\n", true
+	default:
+		return "", false
+	}
+	name := clean(e.Name)
 	return keepalivedType(e) + ` "` + name + `" ` + st + " " + strconv.Itoa(keepalivedPriority(e)) + "\n", true
 }
 

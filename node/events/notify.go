@@ -107,10 +107,28 @@ func CheckCommand(argv []string) error {
 	return nil
 }
 
+// LBScripts are the notify commands of a virtual server and its real
+// servers (keepalived quorum_up, quorum_down, notify_up, notify_down), run
+// as given, without arguments; the VIGIL_* environment says what changed.
+type LBScripts struct {
+	QuorumUp, QuorumDown []string
+	// RealServers are by real server, in keepalived's notation
+	// (Event.RealServer).
+	RealServers map[string]RSScripts
+	User        string        // as ScriptSpec.User
+	Timeout     time.Duration // as ScriptSpec.Timeout
+}
+
+// RSScripts are a real server's notify commands.
+type RSScripts struct {
+	Up, Down []string
+}
+
 // NotifyConfig is what the Notifier runs.
 type NotifyConfig struct {
-	Instances map[string]ScriptSpec // by instance name
-	Groups    map[string]ScriptSpec // by sync-group name
+	Instances      map[string]ScriptSpec // by instance name
+	Groups         map[string]ScriptSpec // by sync-group name
+	VirtualServers map[string]LBScripts  // by virtual server name
 	// Env is added to every script's environment ("KEY=value"), before the
 	// VIGIL_* variables, which win on a clash.
 	Env []string
@@ -232,6 +250,9 @@ func (n *Notifier) handle(e Event) {
 		spec, found = cfg.Instances[e.Name]
 	case KindGroup:
 		spec, found = cfg.Groups[e.Name]
+	case KindVirtualServer, KindRealServer:
+		n.handleLB(cfg, e)
+		return
 	}
 	if !found {
 		return
@@ -380,6 +401,30 @@ func killGroup(pgid int, done <-chan error, grace time.Duration) error {
 	return err
 }
 
+// handleLB runs a virtual or real server's script for e, if it has one.
+func (n *Notifier) handleLB(cfg NotifyConfig, e Event) {
+	vs, ok := cfg.VirtualServers[e.Name]
+	if !ok {
+		return
+	}
+	up := e.To == StateUp
+	var hook string
+	var argv []string
+	switch {
+	case e.Kind == KindVirtualServer && up:
+		hook, argv = "quorum_up", vs.QuorumUp
+	case e.Kind == KindVirtualServer:
+		hook, argv = "quorum_down", vs.QuorumDown
+	case up:
+		hook, argv = "notify_up", vs.RealServers[e.RealServer].Up
+	default:
+		hook, argv = "notify_down", vs.RealServers[e.RealServer].Down
+	}
+	if len(argv) > 0 {
+		n.runOne(cfg, ScriptSpec{User: vs.User, Timeout: vs.Timeout}, e, hook, argv)
+	}
+}
+
 func scriptEnv(e Event, hook string) []string {
 	env := []string{
 		"VIGIL_EVENT_SEQ=" + strconv.FormatUint(e.Seq, 10),
@@ -393,9 +438,15 @@ func scriptEnv(e Event, hook string) []string {
 		"VIGIL_PRIORITY=" + strconv.Itoa(e.Priority),
 		"VIGIL_HOOK=" + hook,
 	}
-	if e.Kind == KindGroup {
+	switch e.Kind {
+	case KindGroup:
 		env = append(env, "VIGIL_GROUP="+e.Name)
-	} else {
+	case KindVirtualServer, KindRealServer:
+		env = append(env, "VIGIL_VIRTUAL_SERVER="+e.Name, "VIGIL_SERVICE="+e.Service)
+		if e.RealServer != "" {
+			env = append(env, "VIGIL_REAL_SERVER="+e.RealServer)
+		}
+	default:
 		env = append(env, "VIGIL_INSTANCE="+e.Name)
 	}
 	if e.VRID != 0 {

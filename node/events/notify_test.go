@@ -497,3 +497,58 @@ func TestScriptSpecValidate(t *testing.T) {
 		}
 	}
 }
+
+// Virtual and real server changes run keepalived's quorum_up/quorum_down
+// and notify_up/notify_down commands, as given (no arguments added), with
+// the VIGIL_* environment naming the service and the real server; a real
+// server without commands runs nothing.
+func TestLBScripts(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	s := script(t, dir, "rec", `echo "$VIGIL_HOOK $VIGIL_KIND $VIGIL_VIRTUAL_SERVER $VIGIL_SERVICE $VIGIL_REAL_SERVER $VIGIL_STATE args=$#" >> `+out)
+	rec := make(recorder, 10)
+	b := NewBus(nil)
+	defer b.Close()
+	NewNotifier(b, nil, NotifyConfig{
+		VirtualServers: map[string]LBScripts{"web": {QuorumUp: []string{s}, QuorumDown: []string{s},
+			RealServers: map[string]RSScripts{"[198.51.100.11]:tcp:8080": {Up: []string{s}, Down: []string{s}}}}},
+		OnResult: rec.add,
+	})
+	svc := "[192.0.2.100]:tcp:80"
+	b.Publish(Event{Kind: KindRealServer, Name: "web", Service: svc, RealServer: "[198.51.100.12]:tcp:8080", From: StateUp, To: StateDown}) // no commands
+	b.Publish(Event{Kind: KindRealServer, Name: "web", Service: svc, RealServer: "[198.51.100.11]:tcp:8080", From: StateUp, To: StateDown})
+	b.Publish(Event{Kind: KindVirtualServer, Name: "web", Service: svc, From: StateUp, To: StateDown})
+	b.Publish(Event{Kind: KindRealServer, Name: "web", Service: svc, RealServer: "[198.51.100.11]:tcp:8080", From: StateDown, To: StateUp})
+	b.Publish(Event{Kind: KindVirtualServer, Name: "web", Service: svc, From: StateDown, To: StateUp})
+	for range 4 {
+		if r := rec.next(t); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	want := []string{
+		"notify_down real_server web [192.0.2.100]:tcp:80 [198.51.100.11]:tcp:8080 DOWN args=0",
+		"quorum_down virtual_server web [192.0.2.100]:tcp:80  DOWN args=0",
+		"notify_up real_server web [192.0.2.100]:tcp:80 [198.51.100.11]:tcp:8080 UP args=0",
+		"quorum_up virtual_server web [192.0.2.100]:tcp:80  UP args=0",
+	}
+	if got := lines(out); !slices.Equal(got, want) {
+		t.Fatalf("scripts ran:\n got %q\nwant %q", got, want)
+	}
+}
+
+// keepalived's lvs_notify_fifo lines for virtual and real servers.
+func TestKeepalivedLineLB(t *testing.T) {
+	for _, tc := range []struct {
+		e    Event
+		want string
+	}{
+		{Event{Kind: KindVirtualServer, Name: "web", Service: "[192.0.2.100]:tcp:80", To: StateDown}, "VS [192.0.2.100]:tcp:80 DOWN\n"},
+		{Event{Kind: KindVirtualServer, Name: "m", Service: "FWM 7", To: StateUp}, "VS FWM 7 UP\n"},
+		{Event{Kind: KindRealServer, Name: "web", Service: "[2001:db8::1]:udp:53", RealServer: "[2001:db8::11]:udp:5353", To: StateUp}, "RS [2001:db8::11]:udp:5353 [2001:db8::1]:udp:53 UP\n"},
+	} {
+		if got, ok := KeepalivedLine(tc.e); !ok || got != tc.want {
+			t.Errorf("KeepalivedLine(%+v) = %q, %v; want %q", tc.e, got, ok, tc.want)
+		}
+	}
+}
