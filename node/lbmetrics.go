@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"vigil/lb"
+	"vigil/lb/check"
 	"vigil/node/events"
 	"vigil/telemetry"
 )
@@ -34,6 +35,10 @@ func (b *balancer) metricsSnapshot() (telemetry.IPVSSnapshot, error) {
 		}
 	}
 	h := b.checks.View()
+	failures := map[check.Owner]int{}
+	for _, cs := range b.checks.Statuses() {
+		failures[cs.Owner] = max(failures[cs.Owner], cs.Failures)
+	}
 	snap := telemetry.IPVSSnapshot{VirtualServers: make([]telemetry.VSSnapshot, 0, len(specs))}
 	for _, vs := range specs {
 		svc := vs.Service.Normal()
@@ -59,7 +64,7 @@ func (b *balancer) metricsSnapshot() (telemetry.IPVSSnapshot, error) {
 			if !dyn {
 				w = rs.Weight
 			}
-			add(k, telemetry.RSSnapshot{Configured: true, ConfiguredWeight: w, Healthy: up})
+			add(k, telemetry.RSSnapshot{Configured: true, ConfiguredWeight: w, Healthy: up, CheckFailures: failures[check.Owner{VS: vs.Name, RS: rs.Key()}]})
 		}
 		if vs.Sorry != nil {
 			if k := vs.Sorry.Normal().Key(); !seen[k] {
@@ -104,18 +109,30 @@ func (b *balancer) countTransitions(specs []lb.VirtualServer, h lb.Health) {
 	next := make(map[rsID]bool, len(b.rsUp))
 	for _, vs := range specs {
 		var labels []string
+		rsLabels := func(rs lb.RealServer) []string {
+			if labels == nil {
+				labels = vsMetricLabels(vs)
+			}
+			return append(labels[:len(labels):len(labels)], rs.Addr.Unmap().String(), strconv.Itoa(int(rs.Port)))
+		}
 		for _, rs := range vs.Reals {
 			id := rsID{vs.Name, rs.Key()}
 			up, _, _ := h.RealServer(vs.Name, rs.Key())
 			next[id] = up
-			if was, ok := b.rsUp[id]; ok && was != up {
-				if labels == nil {
-					labels = vsMetricLabels(vs)
-				}
-				b.metrics.RealServerTransition(up, append(labels[:len(labels):len(labels)], rs.Addr.Unmap().String(), strconv.Itoa(int(rs.Port)))...)
+			was, ok := b.rsUp[id]
+			if !ok {
+				b.metrics.InitRealServer(rsLabels(rs)...)
+			}
+			if ok && was != up {
+				b.metrics.RealServerTransition(up, rsLabels(rs)...)
 				b.notify(events.Event{Kind: events.KindRealServer, Name: vs.Name, Service: kaService(vs.Service.Key),
 					RealServer: kaRealServer(vs, rs.Key()), From: upDown(was), To: upDown(up)})
 			}
+		}
+	}
+	for id := range b.rsUp {
+		if _, ok := next[id]; !ok {
+			b.metrics.ForgetRealServer(id.vs, id.rs.Addr.Unmap().String(), strconv.Itoa(int(id.rs.Port)))
 		}
 	}
 	b.rsUp = next

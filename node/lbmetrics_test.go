@@ -138,8 +138,37 @@ lb:
 	want["vigil_ipvs_real_server_weight"] = []string{r1l + " 3"}
 	want["vigil_real_server_healthy"] = []string{r1l + " 1", r2l + " 0"}
 	want["vigil_virtual_server_real_servers_up"] = []string{vs + " 1"}
-	want["vigil_real_server_transitions_total"] = []string{l(r2l, "to=down") + " 1"}
+	want["vigil_real_server_transitions_total"] = []string{l(r1l, "to=down") + " 0", l(r1l, "to=up") + " 0", l(r2l, "to=down") + " 1", l(r2l, "to=up") + " 0"}
 	check("r2 down")
+	var fails []string
+	for _, f := range series(t, reg, "vigil_real_server_check_failures") {
+		fails = append(fails, f[:strings.LastIndexByte(f, ' ')])
+		if strings.HasPrefix(f, r1l+" ") && f != r1l+" 0" || strings.HasPrefix(f, r2l+" ") && strings.HasSuffix(f, " 0") {
+			t.Errorf("check failures: %s (r1 has no checks; r2's check fails)", f)
+		}
+	}
+	if fmt.Sprint(fails) != fmt.Sprint([]string{r1l, r2l}) {
+		t.Errorf("check failure series: %v", fails)
+	}
+
+	// A reload without r2 drops its series; one without web drops web's.
+	reload := func(y string) {
+		t.Helper()
+		c, err := config.Parse([]byte("node: {name: lb1}\nlb:\n  virtual_servers:\n" + y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.set(c.LB); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload(`    - {name: web, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: "198.51.100.11:8080", weight: 3}]}` + "\n")
+	waitFor(t, "r2's transition series dropped", func() bool { return len(series(t, reg, "vigil_real_server_transitions_total")) == 2 })
+	reload(`    - {name: api, address: "192.0.2.100:443", protocol: tcp, real_servers: [{address: "198.51.100.11:8443"}]}` + "\n")
+	waitFor(t, "web's series dropped", func() bool {
+		q := series(t, reg, "vigil_virtual_server_quorum_up")
+		return len(q) == 1 && strings.Contains(q[0], "virtual_server=api") && len(series(t, reg, "vigil_real_server_transitions_total")) == 2
+	})
 
 	cancel()
 	if err := <-done; err != nil {

@@ -80,6 +80,9 @@ type balancer struct {
 	// rsUp is each real server's combined check state at the last pass,
 	// to count transitions; only the balancer's goroutine touches it.
 	rsUp map[rsID]bool
+	// exportedVS are the virtual servers with metric series, to drop those
+	// a reload removes; only the balancer's goroutine touches it.
+	exportedVS map[string]bool
 	// stats reads the counters for /metrics (nil: not exported).
 	stats statsReader
 	// publish sends virtual and real server changes to the node's event
@@ -392,7 +395,9 @@ func (b *balancer) reconcile(full bool) {
 	}
 	b.saveManaged()
 	b.mu.Unlock()
+	exported := make(map[string]bool, len(specs))
 	for _, vs := range specs {
+		exported[vs.Name] = true
 		up := quorum[vs.Name]
 		if was, known := prev[vs.Name]; !known || was != up {
 			live, total := b.liveWeight(vs)
@@ -406,6 +411,12 @@ func (b *balancer) reconcile(full bool) {
 		}
 		b.metrics.SetQuorum(up, vsMetricLabels(vs)...)
 	}
+	for name := range b.exportedVS {
+		if !exported[name] {
+			b.metrics.ForgetVirtualServer(name) // removed by a reload
+		}
+	}
+	b.exportedVS = exported
 }
 
 // opsLogged is how many IPVS changes a pass logs one by one at info; a

@@ -41,6 +41,7 @@ type RSSnapshot struct {
 	Configured       bool
 	ConfiguredWeight int
 	Healthy          bool
+	CheckFailures    int // the most probes failed in a row among its checks
 	// InKernel says whether the kernel has the destination now; the kernel
 	// fields are valid only then.
 	InKernel         bool
@@ -84,7 +85,7 @@ type ipvsCollector struct {
 	vsReals, vsRealsUp                                          *prometheus.Desc
 	rsConns, rsInPkts, rsOutPkts, rsInBytes, rsOutBytes         *prometheus.Desc
 	rsActive, rsInactive, rsWeight                              *prometheus.Desc
-	rsConfWeight, rsHealthy                                     *prometheus.Desc
+	rsConfWeight, rsHealthy, rsFailures                         *prometheus.Desc
 	up                                                          *prometheus.Desc
 }
 
@@ -112,6 +113,7 @@ func newIPVSCollector() *ipvsCollector {
 		rsWeight:     rs("vigil_ipvs_real_server_weight", "The real server's weight in the kernel now: 0 while inhibited or drained; absent while removed."),
 		rsConfWeight: rs("vigil_real_server_configured_weight", "The real server's weight in the config, or the dynamic weight its check set."),
 		rsHealthy:    rs("vigil_real_server_healthy", "1 while all the real server's checks pass."),
+		rsFailures:   rs("vigil_real_server_check_failures", "Probes of the real server's checks that failed in a row (the most among its checks); 0 after a success. Rising while healthy: about to go down."),
 		up:           prometheus.NewDesc("vigil_ipvs_scrape_success", "1 if this scrape could read the kernel's IPVS table; 0 means the kernel series are missing from it.", nil, nil),
 	}
 }
@@ -126,7 +128,7 @@ func (c *ipvsCollector) set(src IPVSSource, log *slog.Logger) {
 func (c *ipvsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.vsInfo, c.vsConns, c.vsInPkts, c.vsOutPkts, c.vsInBytes, c.vsOutBytes,
 		c.vsReals, c.vsRealsUp, c.rsConns, c.rsInPkts, c.rsOutPkts, c.rsInBytes, c.rsOutBytes,
-		c.rsActive, c.rsInactive, c.rsWeight, c.rsConfWeight, c.rsHealthy, c.up} {
+		c.rsActive, c.rsInactive, c.rsWeight, c.rsConfWeight, c.rsHealthy, c.rsFailures, c.up} {
 		ch <- d
 	}
 }
@@ -188,6 +190,7 @@ func (c *ipvsCollector) Collect(ch chan<- prometheus.Metric) {
 			if rs.Configured {
 				gauge(c.rsConfWeight, float64(rs.ConfiguredWeight), l)
 				gauge(c.rsHealthy, b2f(rs.Healthy), l)
+				gauge(c.rsFailures, float64(rs.CheckFailures), l)
 			}
 			if rs.InKernel {
 				counter(c.rsConns, rs.Stats.Conns, l)

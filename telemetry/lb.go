@@ -109,3 +109,33 @@ func (m *LB) RealServerTransition(up bool, labels ...string) {
 	}
 	m.Transitions.WithLabelValues(append(append([]string{}, labels...), to)...).Inc()
 }
+
+// InitRealServer creates a real server's transition series at 0, so that
+// increase() sees its first transition; labels as RealServerTransition.
+func (m *LB) InitRealServer(labels ...string) {
+	if m == nil {
+		return
+	}
+	for _, to := range []string{"up", "down"} {
+		m.Transitions.WithLabelValues(append(append([]string{}, labels...), to)...)
+	}
+}
+
+// ForgetRealServer drops a real server's series once the config no longer
+// has it.
+func (m *LB) ForgetRealServer(vs, addr, port string) {
+	if m == nil {
+		return
+	}
+	m.Transitions.DeletePartialMatch(prometheus.Labels{"virtual_server": vs, "remote_address": addr, "remote_port": port})
+}
+
+// ForgetVirtualServer drops a virtual server's series once the config no
+// longer has it.
+func (m *LB) ForgetVirtualServer(name string) {
+	if m == nil {
+		return
+	}
+	m.QuorumUp.DeletePartialMatch(prometheus.Labels{"virtual_server": name})
+	m.Transitions.DeletePartialMatch(prometheus.Labels{"virtual_server": name})
+}

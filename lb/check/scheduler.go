@@ -47,6 +47,10 @@ type Status struct {
 	// changed (or the check was added).
 	Detail string
 	Since  time.Time
+	// Failures counts the probes that failed in a row up to the last one
+	// (0 after a success): a check near its fall count, or one down for
+	// long, shows here.
+	Failures int
 }
 
 // Observer is told of every probe, for metrics (for example
@@ -367,6 +371,11 @@ func (s *Scheduler) record(p *probe, o outcome, at time.Time) {
 	was := p.st
 	p.st.Init = false
 	p.st.Detail = o.detail
+	if o.result == Success {
+		p.st.Failures = 0
+	} else {
+		p.st.Failures++
+	}
 	changed := p.observe(o.result == Success)
 	if changed {
 		p.st.Since = at

@@ -123,6 +123,9 @@ func TestRetryDelay(t *testing.T) {
 		if p.st.Up != wantUp {
 			t.Fatalf("after failure %d: up %v", i+1, p.st.Up)
 		}
+		if p.st.Failures != i+1 {
+			t.Fatalf("after failure %d: Failures %d", i+1, p.st.Failures)
+		}
 		if wantUp {
 			if want := now.Add(210 * time.Millisecond); !p.due.Equal(want) {
 				t.Fatalf("retry %d due %v, want %v", i+1, p.due.Sub(o), want.Sub(o))
@@ -133,6 +136,12 @@ func TestRetryDelay(t *testing.T) {
 	// Down now: back on the grid, no retries.
 	if want := o.Add(time.Second); !p.due.Equal(want) {
 		t.Fatalf("down: next due %v, want %v", p.due.Sub(o), want.Sub(o))
+	}
+	// A success ends the run of failures.
+	s.dispatch(p.due)
+	s.record(take(s)[0], outcome{result: Success, detail: "ok"}, p.due.Add(10*time.Millisecond))
+	if p.st.Failures != 0 {
+		t.Fatalf("after a success: Failures %d", p.st.Failures)
 	}
 }
 

@@ -119,7 +119,7 @@ func TestPromtoolCheckAllFamilies(t *testing.T) {
 	names = append(names, "vigil_ipvs_scrape_success", "vigil_ipvs_virtual_server_info", "vigil_ipvs_virtual_server_connections_total",
 		"vigil_ipvs_virtual_server_incoming_bytes_total", "vigil_virtual_server_real_servers", "vigil_virtual_server_real_servers_up",
 		"vigil_ipvs_real_server_connections_total", "vigil_ipvs_real_server_outgoing_bytes_total", "vigil_ipvs_real_server_connections_active",
-		"vigil_ipvs_real_server_connections_inactive", "vigil_ipvs_real_server_weight", "vigil_real_server_configured_weight", "vigil_real_server_healthy")
+		"vigil_ipvs_real_server_connections_inactive", "vigil_ipvs_real_server_weight", "vigil_real_server_configured_weight", "vigil_real_server_healthy", "vigil_real_server_check_failures")
 	rec := httptest.NewRecorder()
 	promhttp.HandlerFor(r.Reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.Bytes()
