@@ -1,5 +1,7 @@
 package lb
 
+import "maps"
+
 // QuorumState carries, per virtual server name, whether the service had
 // quorum after the last [Desired] call. Hysteresis needs it: between the
 // two thresholds the previous state holds. A nil or empty state is fine.
@@ -32,8 +34,10 @@ type QuorumState map[string]bool
 //   - Without a sorry server, losing quorum changes nothing in the table
 //     (keepalived then only runs quorum_down scripts).
 //
-// Virtual servers are expected to have distinct service keys (the config
-// validates that); if two share one, the later wins. prev is not modified.
+// A virtual server with a Group puts the same destinations under each of
+// its services. Virtual servers are expected to have distinct service keys
+// (the config validates that); if two share one, the later wins. prev is
+// not modified.
 func Desired(vss []VirtualServer, h Health, prev QuorumState) (Table, QuorumState) {
 	t := make(Table, len(vss))
 	next := make(QuorumState, len(vss))
@@ -101,6 +105,12 @@ func Desired(vss []VirtualServer, h Health, prev QuorumState) (Table, QuorumStat
 			}
 		}
 		t[svc.Key] = Entry{Service: svc, Dests: dests}
+		for _, k := range vs.Group {
+			// Each member its own map: tables are changed in place.
+			g := svc
+			g.Key = k.Normal()
+			t[g.Key] = Entry{Service: g, Dests: maps.Clone(dests)}
+		}
 	}
 	return t, next
 }

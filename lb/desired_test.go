@@ -222,3 +222,34 @@ func TestDesiredProperty(t *testing.T) {
 		}
 	}
 }
+
+// keepalived's virtual_server_group: one virtual server, several kernel
+// services, the same destinations (and one quorum) under each.
+func TestDesiredGroup(t *testing.T) {
+	other := ServiceKey{Protocol: TCP, Addr: netip.MustParseAddr("192.0.2.101"), Port: 80}
+	mark := ServiceKey{Family: IPv4, FWMark: 7}
+	vs := VirtualServer{Name: "http", Service: web, Reals: []RealServer{rs("198.51.100.11", 1, false), rs("198.51.100.12", 2, true)},
+		Group: []ServiceKey{other, mark}}
+	tab, q := Desired([]VirtualServer{vs}, health{down: map[string]bool{"http 198.51.100.12:8080": true}}, nil)
+	if len(tab) != 3 || !q["http"] {
+		t.Fatalf("%d services (want 3), quorum %v", len(tab), q["http"])
+	}
+	for _, k := range vs.Keys() {
+		e, ok := tab[k]
+		if !ok {
+			t.Fatalf("no entry for %s", k)
+		}
+		if got := weights(e); got != "198.51.100.11=1 198.51.100.12=0" {
+			t.Errorf("%s: dests %q", k, got)
+		}
+		if e.Service.Scheduler != "wrr" || e.Service.Key != k {
+			t.Errorf("%s: service %+v", k, e.Service)
+		}
+	}
+	// The members' destination maps are distinct: changing one table entry
+	// in place leaves the others alone.
+	delete(tab[web.Key.Normal()].Dests, DestKey{netip.MustParseAddr("198.51.100.11"), 8080})
+	if len(tab[other.Normal()].Dests) != 2 {
+		t.Errorf("group members share a destination map")
+	}
+}

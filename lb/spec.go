@@ -157,6 +157,21 @@ type VirtualServer struct {
 	// quorum holds instead of removing it (keepalived
 	// sorry_server_inhibit), so its connections drain when quorum returns.
 	SorryInhibit bool
+	// Group are further services with this one's settings, real servers,
+	// checks and quorum (keepalived's virtual_server_group): each is its
+	// own entry in the kernel, with the same destinations.
+	Group []ServiceKey
+}
+
+// Keys returns the kernel services the virtual server is: its own and
+// its group's, normalised.
+func (vs VirtualServer) Keys() []ServiceKey {
+	keys := make([]ServiceKey, 0, 1+len(vs.Group))
+	keys = append(keys, vs.Service.Key.Normal())
+	for _, k := range vs.Group {
+		keys = append(keys, k.Normal())
+	}
+	return keys
 }
 
 // Health is what the desired table needs to know about real servers: the

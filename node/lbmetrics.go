@@ -42,41 +42,43 @@ func (b *balancer) metricsSnapshot() (telemetry.IPVSSnapshot, error) {
 	snap := telemetry.IPVSSnapshot{VirtualServers: make([]telemetry.VSSnapshot, 0, len(specs))}
 	for _, vs := range specs {
 		svc := vs.Service.Normal()
-		e, inKernel := tab[svc.Key]
-		v := telemetry.VSSnapshot{
-			Labels: vsMetricLabels(vs), Scheduler: svc.Scheduler, Forwarding: forwarding(vs),
-			Persistent: svc.Persistence > 0, InKernel: inKernel, Stats: ipvsCounters(st.Services[svc.Key]),
-		}
-		seen := make(map[lb.DestKey]bool, len(vs.Reals)+1)
-		add := func(k lb.DestKey, r telemetry.RSSnapshot) {
-			seen[k] = true
-			r.Address, r.Port = k.Addr.String(), strconv.Itoa(int(k.Port))
-			if d, ok := e.Dests[k]; ok {
-				dc := st.Dests[svc.Key][k]
-				r.InKernel, r.Weight = true, d.Weight
-				r.Active, r.Inactive, r.Stats = dc.ActiveConns, dc.InactConns, ipvsCounters(dc.Counters)
+		for _, key := range vs.Keys() { // several for a group
+			e, inKernel := tab[key]
+			v := telemetry.VSSnapshot{
+				Labels: vsKeyLabels(vs.Name, key), Scheduler: svc.Scheduler, Forwarding: forwarding(vs),
+				Persistent: svc.Persistence > 0, InKernel: inKernel, Stats: ipvsCounters(st.Services[key]),
 			}
-			v.RealServers = append(v.RealServers, r)
-		}
-		for _, rs := range vs.Reals {
-			k := rs.Dest.Normal().Key()
-			up, w, dyn := h.RealServer(vs.Name, rs.Key())
-			if !dyn {
-				w = rs.Weight
+			seen := make(map[lb.DestKey]bool, len(vs.Reals)+1)
+			add := func(k lb.DestKey, r telemetry.RSSnapshot) {
+				seen[k] = true
+				r.Address, r.Port = k.Addr.String(), strconv.Itoa(int(k.Port))
+				if d, ok := e.Dests[k]; ok {
+					dc := st.Dests[key][k]
+					r.InKernel, r.Weight = true, d.Weight
+					r.Active, r.Inactive, r.Stats = dc.ActiveConns, dc.InactConns, ipvsCounters(dc.Counters)
+				}
+				v.RealServers = append(v.RealServers, r)
 			}
-			add(k, telemetry.RSSnapshot{Configured: true, ConfiguredWeight: w, Healthy: up, CheckFailures: failures[check.Owner{VS: vs.Name, RS: rs.Key()}]})
-		}
-		if vs.Sorry != nil {
-			if k := vs.Sorry.Normal().Key(); !seen[k] {
-				add(k, telemetry.RSSnapshot{Sorry: true})
+			for _, rs := range vs.Reals {
+				k := rs.Dest.Normal().Key()
+				up, w, dyn := h.RealServer(vs.Name, rs.Key())
+				if !dyn {
+					w = rs.Weight
+				}
+				add(k, telemetry.RSSnapshot{Configured: true, ConfiguredWeight: w, Healthy: up, CheckFailures: failures[check.Owner{VS: vs.Name, RS: rs.Key()}]})
 			}
-		}
-		for _, d := range e.SortedDests() {
-			if !seen[d.Key()] {
-				add(d.Key(), telemetry.RSSnapshot{})
+			if vs.Sorry != nil {
+				if k := vs.Sorry.Normal().Key(); !seen[k] {
+					add(k, telemetry.RSSnapshot{Sorry: true})
+				}
 			}
+			for _, d := range e.SortedDests() {
+				if !seen[d.Key()] {
+					add(d.Key(), telemetry.RSSnapshot{})
+				}
+			}
+			snap.VirtualServers = append(snap.VirtualServers, v)
 		}
-		snap.VirtualServers = append(snap.VirtualServers, v)
 	}
 	return snap, err
 }

@@ -82,7 +82,8 @@ type balancer struct {
 	rsUp map[rsID]bool
 	// exportedVS are the virtual servers with metric series, to drop those
 	// a reload removes; only the balancer's goroutine touches it.
-	exportedVS map[string]bool
+	exportedVS   map[string]bool
+	quorumSeries map[string][]string
 	// stats reads the counters for /metrics (nil: not exported).
 	stats statsReader
 	// publish sends virtual and real server changes to the node's event
@@ -180,7 +181,9 @@ func (b *balancer) set(c config.LB) error {
 	b.onStop, b.foreign = cmp.Or(c.OnStop, config.OnStopRemove), cmp.Or(c.ForeignServices, config.ForeignKeep)
 	b.timeouts = ipvsnet.Timeouts{TCP: c.Timeouts.TCP, TCPFin: c.Timeouts.TCPFin, UDP: c.Timeouts.UDP}
 	for _, vs := range specs {
-		b.managed[vs.Service.Key.Normal()] = true
+		for _, k := range vs.Keys() {
+			b.managed[k] = true
+		}
 	}
 	b.saveManaged()
 	b.mu.Unlock()
@@ -396,6 +399,7 @@ func (b *balancer) reconcile(full bool) {
 	b.saveManaged()
 	b.mu.Unlock()
 	exported := make(map[string]bool, len(specs))
+	quorumSeries := make(map[string][]string, len(specs))
 	for _, vs := range specs {
 		exported[vs.Name] = true
 		up := quorum[vs.Name]
@@ -409,14 +413,23 @@ func (b *balancer) reconcile(full bool) {
 			}
 			b.feeds.set(vs.Name, up, detail)
 		}
-		b.metrics.SetQuorum(up, vsMetricLabels(vs)...)
+		for _, k := range vs.Keys() {
+			l := vsKeyLabels(vs.Name, k)
+			b.metrics.SetQuorum(up, l...)
+			quorumSeries[strings.Join(l, "\x00")] = l
+		}
 	}
 	for name := range b.exportedVS {
 		if !exported[name] {
 			b.metrics.ForgetVirtualServer(name) // removed by a reload
 		}
 	}
-	b.exportedVS = exported
+	for id, l := range b.quorumSeries {
+		if _, ok := quorumSeries[id]; !ok && exported[l[0]] {
+			b.metrics.ForgetQuorum(l...) // a group member a reload removed
+		}
+	}
+	b.exportedVS, b.quorumSeries = exported, quorumSeries
 }
 
 // opsLogged is how many IPVS changes a pass logs one by one at info; a
@@ -557,16 +570,20 @@ func (b *balancer) setTimeouts() {
 	b.timeoutsApplied = t
 }
 
-// vsMetricLabels are telemetry's virtual server labels for vs.
-func vsMetricLabels(vs lb.VirtualServer) []string {
-	k := vs.Service.Key
+// vsMetricLabels are telemetry's virtual server labels for vs (its first
+// service, for a group).
+func vsMetricLabels(vs lb.VirtualServer) []string { return vsKeyLabels(vs.Name, vs.Service.Key) }
+
+// vsKeyLabels are telemetry's virtual server labels for service k of the
+// virtual server name.
+func vsKeyLabels(name string, k lb.ServiceKey) []string {
 	addr, port, mark := "", "", ""
 	if k.FWMark != 0 {
 		mark = strconv.FormatUint(uint64(k.FWMark), 10)
 	} else {
 		addr, port = k.Addr.String(), strconv.Itoa(int(k.Port))
 	}
-	return []string{vs.Name, addr, port, k.Protocol.String(), mark}
+	return []string{name, addr, port, k.Protocol.String(), mark}
 }
 
 // setLB gives the load balancer cfg's virtual servers, opening the kernel's
@@ -670,7 +687,11 @@ func (b *balancer) status() []VirtualServerStatus {
 	out := make([]VirtualServerStatus, 0, len(specs))
 	for _, vs := range specs {
 		live, _ := b.liveWeight(vs)
-		vst := VirtualServerStatus{Name: vs.Name, Service: vs.Service.Key.String(), Scheduler: vs.Service.Normal().Scheduler,
+		var svcs []string
+		for _, k := range vs.Keys() {
+			svcs = append(svcs, k.String())
+		}
+		vst := VirtualServerStatus{Name: vs.Name, Service: strings.Join(svcs, ", "), Scheduler: vs.Service.Normal().Scheduler,
 			Quorum: max(vs.Quorum, 1), QuorumUp: quorum[vs.Name], LiveWeight: live, Reals: []RealServerStatus{}}
 		if vs.Sorry != nil {
 			vst.Sorry = netip.AddrPortFrom(vs.Sorry.Addr, vs.Sorry.Port).String()

@@ -544,3 +544,71 @@ lb:
 		t.Fatal(err)
 	}
 }
+
+// A virtual server with addresses (keepalived's virtual_server_group) is
+// one kernel service per address, each with the same destinations; a real
+// server's failure changes all of them; a reload that shrinks the group
+// removes the dropped member; quorum is exported for every member.
+func TestBalancerGroup(t *testing.T) {
+	dir := t.TempDir()
+	r2 := filepath.Join(dir, "r2")
+	if err := os.WriteFile(r2, []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	doc := func(addrs string) config.LB {
+		c, err := config.Parse([]byte(fmt.Sprintf(`node: {name: lb1}
+lb:
+  virtual_servers:
+    - name: web
+      addresses: [%s]
+      protocol: tcp
+      real_servers:
+        - {address: "198.51.100.11:8080"}
+        - {address: "198.51.100.12:8080", check: {type: file, file: %q, interval: 20ms, warmup: 0s, fall: 1}}
+`, addrs, r2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.LB
+	}
+	reg := telemetry.NewRegistry()
+	k := &memKernel{t: lb.Table{}}
+	var feeds vsFeeds
+	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, reg.LB)
+	if err := b.set(doc(`"192.0.2.100-102:80"`)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- b.run(ctx) }()
+	key := func(last int) lb.ServiceKey {
+		return lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(last)}), Port: 80}
+	}
+	all := func(want string) func() bool {
+		return func() bool { return k.dests(key(100)) == want && k.dests(key(101)) == want && k.dests(key(102)) == want }
+	}
+	both := "198.51.100.11:8080/1 198.51.100.12:8080/1 "
+	waitFor(t, "three services with both real servers", all(both))
+	os.WriteFile(r2, []byte("1\n"), 0o644)
+	waitFor(t, "r2 gone from every member", all("198.51.100.11:8080/1 "))
+	os.WriteFile(r2, []byte("0\n"), 0o644)
+	waitFor(t, "r2 back in every member", all(both))
+	if q := series(t, reg, "vigil_virtual_server_quorum_up"); len(q) != 3 {
+		t.Errorf("quorum series: %v, want one per member", q)
+	}
+	if err := b.set(doc(`"192.0.2.100:80", "192.0.2.101:80"`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the dropped member removed", func() bool { return k.dests(key(102)) == "absent" })
+	if k.dests(key(100)) != both || k.dests(key(101)) != both {
+		t.Errorf("remaining members: %q %q", k.dests(key(100)), k.dests(key(101)))
+	}
+	waitFor(t, "the dropped member's quorum series gone", func() bool { return len(series(t, reg, "vigil_virtual_server_quorum_up")) == 2 })
+	if st := b.status(); len(st) != 1 || st[0].Service != "tcp 192.0.2.100:80, tcp 192.0.2.101:80" {
+		t.Errorf("status: %+v", st)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

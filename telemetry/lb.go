@@ -139,3 +139,12 @@ func (m *LB) ForgetVirtualServer(name string) {
 	m.QuorumUp.DeletePartialMatch(prometheus.Labels{"virtual_server": name})
 	m.Transitions.DeletePartialMatch(prometheus.Labels{"virtual_server": name})
 }
+
+// ForgetQuorum drops one quorum series (a group member a reload removed);
+// labels as SetQuorum.
+func (m *LB) ForgetQuorum(labels ...string) {
+	if m == nil {
+		return
+	}
+	m.QuorumUp.DeleteLabelValues(labels...)
+}

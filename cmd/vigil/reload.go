@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,6 +17,9 @@ import (
 	"vigil/node/config"
 	"vigil/telemetry"
 )
+
+// reloadGCPercent is the GC setting while a reload parses and applies.
+const reloadGCPercent = 400
 
 // reloader re-reads the configuration file and applies it (SIGHUP and
 // POST /v1/config/reload). Nothing is applied when the file is invalid:
@@ -33,6 +37,14 @@ func (r *reloader) reload(trigger string) (node.ReloadReport, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
+	// Parsing a large file allocates several times its live size; with
+	// the daemon's GC setting (see runDaemon) the collector would run
+	// through the old config and tables again and again while it does:
+	// about half the time of reloading 1,000 virtual servers x 10 real
+	// servers. Give it room until the reload is done.
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(reloadGCPercent))
+	}
 	cfg, err := config.Load(r.path)
 	if err != nil {
 		r.metrics.Reloaded(trigger, "rejected", time.Since(start))

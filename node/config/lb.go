@@ -296,14 +296,109 @@ func (d *decoder) lbSection(o *object) LB {
 			continue
 		}
 		names[vs.Spec.Name] = ep
-		if prev, dup := keys[vs.Spec.Service.Key]; dup {
-			d.fail(ep, "%s is already configured at %s", vs.Spec.Service.Key, prev)
+		dup := false
+		for _, k := range vs.Spec.Keys() {
+			if prev, taken := keys[k]; taken {
+				d.fail(ep, "%s is already configured at %s", k, prev)
+				dup = true
+			}
+		}
+		if dup {
 			continue
 		}
-		keys[vs.Spec.Service.Key] = ep
+		for _, k := range vs.Spec.Keys() {
+			keys[k] = ep
+		}
 		out.VirtualServers = append(out.VirtualServers, vs)
 	}
 	return out
+}
+
+// addresses reads a virtual server's addresses: (keepalived's
+// virtual_server_group): ADDR:PORT entries, an IPv4 entry may be a range
+// of its last byte ("192.0.2.100-103:80"). They share one family and one
+// port, which the real servers inherit; nil when the key is absent or
+// invalid (reported).
+func (d *decoder) addresses(o *object) []lb.ServiceKey {
+	list, lp, st := getList(o, "addresses")
+	if st != good {
+		return nil
+	}
+	if len(list) == 0 {
+		d.fail(lp, "is empty: list the ADDRESS:PORT services of the group")
+		return nil
+	}
+	var out []lb.ServiceKey
+	seen := map[netip.AddrPort]bool{}
+	ok := true
+	for i, raw := range list {
+		p := fmt.Sprintf("%s[%d]", lp, i)
+		str, isStr := raw.(string)
+		if !isStr {
+			d.bad(p, raw, "must be a string ADDRESS:PORT")
+			ok = false
+			continue
+		}
+		aps, msg := expandRange(str)
+		if msg != "" {
+			d.bad(p, raw, "%s", msg)
+			ok = false
+			continue
+		}
+		for _, ap := range aps {
+			k := lb.ServiceKey{Family: familyOfAddr(ap.Addr()), Addr: ap.Addr(), Port: ap.Port()}
+			switch {
+			case seen[ap]:
+				d.bad(p, raw, "lists %s again", ap)
+				ok = false
+			case len(out) > 0 && (k.Family != out[0].Family || k.Port != out[0].Port):
+				d.bad(p, raw, "must have the family and port of %s: the real servers inherit one port (use another virtual server for another port)",
+					netip.AddrPortFrom(out[0].Addr, out[0].Port))
+				ok = false
+			default:
+				seen[ap] = true
+				out = append(out, k)
+			}
+		}
+	}
+	if !ok {
+		return nil
+	}
+	if len(out) > 256 {
+		d.fail(lp, "has %d services; at most 256 per virtual server", len(out))
+		return nil
+	}
+	return out
+}
+
+// expandRange parses ADDR:PORT, or A.B.C.X-Y:PORT (keepalived's range of
+// the last byte).
+func expandRange(s string) ([]netip.AddrPort, string) {
+	s = strings.TrimSpace(s)
+	host, port, found := strings.Cut(s, "-")
+	if !found || strings.Contains(s, "[") {
+		ap, msg := parseAddrPort(s, true)
+		if msg != "" {
+			return nil, msg
+		}
+		return []netip.AddrPort{ap}, ""
+	}
+	first, err := netip.ParseAddr(host)
+	hi, p, hasPort := strings.Cut(port, ":")
+	last, err2 := strconv.Atoi(hi)
+	pn, err3 := strconv.Atoi(p)
+	if err != nil || !first.Is4() || !hasPort || err2 != nil || err3 != nil || pn < 1 || pn > 65535 {
+		return nil, "is not ADDRESS:PORT or an IPv4 range A.B.C.X-Y:PORT"
+	}
+	lo := int(first.As4()[3])
+	if last < lo || last > 255 {
+		return nil, fmt.Sprintf("range ends at %d, not in %d..255", last, lo)
+	}
+	var out []netip.AddrPort
+	for a, i := first, lo; i <= last; a, i = a.Next(), i+1 {
+		out = append(out, netip.AddrPortFrom(a, uint16(pn)))
+	}
+	return out, ""
 }
 
 // vsDefaults are a virtual server's settings its real servers inherit.
@@ -338,11 +433,16 @@ func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
 	key := &spec.Service.Key
 	addr := getString(o, "address")
 	mark := getInt(o, "fwmark")
+	group := d.addresses(o)
 	switch {
-	case addr.set() && mark.set():
-		d.fail(o.path, "give either address or fwmark, not both")
-	case !addr.set() && !mark.set():
-		d.fail(o.sub("address"), "required: ADDRESS:PORT (or fwmark: N)")
+	case addr.set() && mark.set(), addr.set() && group != nil, mark.set() && group != nil:
+		d.fail(o.path, "give one of address, addresses or fwmark")
+	case !addr.set() && !mark.set() && group == nil:
+		d.fail(o.sub("address"), "required: ADDRESS:PORT (or addresses: [...], or fwmark: N)")
+	case len(group) > 0:
+		*key = group[0]
+		spec.Group = group[1:]
+		addr.St = good // the group's addresses stand for it below
 	case addr.ok():
 		ap, msg := parseAddrPort(addr.V, true)
 		if msg != "" {
@@ -395,6 +495,9 @@ func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
 		}
 	}
 	def.proto = key.Protocol
+	for i := range spec.Group {
+		spec.Group[i].Protocol = key.Protocol
+	}
 
 	sched := getString(o, "scheduler")
 	spec.Service.Scheduler = DefaultScheduler

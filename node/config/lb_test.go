@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -150,9 +151,9 @@ func TestLBInvalid(t *testing.T) {
 		{"bad protocol", `{name: a, address: "192.0.2.100:80", protocol: icmp, real_servers: [{address: 198.51.100.11}]}`,
 			vs + ".protocol", `"icmp" is not a protocol`},
 		{"no address", `{name: a, protocol: tcp, real_servers: [{address: 198.51.100.11}]}`,
-			vs + ".address", "required: ADDRESS:PORT (or fwmark: N)"},
+			vs + ".address", "required: ADDRESS:PORT (or addresses: [...], or fwmark: N)"},
 		{"address and fwmark", `{name: a, address: "192.0.2.100:80", fwmark: 1, protocol: tcp, real_servers: [{address: 198.51.100.11}]}`,
-			vs, "either address or fwmark"},
+			vs, "give one of address, addresses or fwmark"},
 		{"no port", `{name: a, address: "192.0.2.100", protocol: tcp, real_servers: [{address: 198.51.100.11}]}`,
 			vs + ".address", "has no port"},
 		{"port 0 not persistent", `{name: a, address: "192.0.2.100:0", protocol: tcp, real_servers: [{address: 198.51.100.11}]}`,
@@ -367,4 +368,38 @@ func TestLBNotify(t *testing.T) {
 	wantErr(t, ve, vp+".notify.up", `the key is "quorum_up"`)
 	wantErr(t, ve, vp+".notify.quorum_down", "has white space")
 	wantErr(t, ve, vp+".real_servers[0].notify_down", "does not exist")
+}
+
+// addresses: keepalived's virtual_server_group: several services, one set
+// of real servers, checks and quorum; IPv4 ranges of the last byte.
+func TestLBAddressesGroup(t *testing.T) {
+	c := mustParse(t, lbDoc(`{name: g, addresses: ["192.0.2.100:80", "192.0.2.110-112:80"], protocol: tcp, real_servers: [{address: 198.51.100.11}]}`,
+		`{name: h, address: "192.0.2.100:81", protocol: udp, real_servers: [{address: 198.51.100.11}]}`))
+	g := c.LB.VirtualServers[0].Spec
+	var keys []string
+	for _, k := range g.Keys() {
+		keys = append(keys, k.String())
+	}
+	if want := "[tcp 192.0.2.100:80 tcp 192.0.2.110:80 tcp 192.0.2.111:80 tcp 192.0.2.112:80]"; fmt.Sprint(keys) != want {
+		t.Errorf("group keys %v, want %s", keys, want)
+	}
+	if g.Reals[0].Port != 80 {
+		t.Errorf("real server port %d, want the group's 80", g.Reals[0].Port)
+	}
+	vs := "lb.virtual_servers[0]"
+	for _, tc := range []struct{ y, path, frag string }{
+		{`{name: g, addresses: ["192.0.2.100:80", "192.0.2.101:81"], protocol: tcp, real_servers: [{address: 198.51.100.11}]}`, vs + ".addresses[1]", "must have the family and port of 192.0.2.100:80"},
+		{`{name: g, addresses: ["192.0.2.100:80", "[2001:db8::1]:80"], protocol: tcp, real_servers: [{address: 198.51.100.11}]}`, vs + ".addresses[1]", "must have the family and port"},
+		{`{name: g, addresses: ["192.0.2.100-99:80"], protocol: tcp, real_servers: [{address: 198.51.100.11}]}`, vs + ".addresses[0]", "range ends at 99"},
+		{`{name: g, addresses: ["192.0.2.100:80", "192.0.2.99-101:80"], protocol: tcp, real_servers: [{address: 198.51.100.11}]}`, vs + ".addresses[1]", "lists 192.0.2.100:80 again"},
+		{`{name: g, addresses: [], protocol: tcp, real_servers: [{address: 198.51.100.11}]}`, vs + ".addresses", "is empty"},
+		{`{name: g, addresses: ["192.0.2.100:80"], address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11}]}`, vs, "give one of address, addresses or fwmark"},
+		{`{name: g, addresses: ["192.0.2.100:80"], real_servers: [{address: 198.51.100.11}]}`, vs + ".protocol", "required"},
+	} {
+		wantErr(t, mustFail(t, lbDoc(tc.y)), tc.path, tc.frag)
+	}
+	// A group member may not be another virtual server's service.
+	ve := mustFail(t, lbDoc(`{name: a, address: "192.0.2.101:80", protocol: tcp, real_servers: [{address: 198.51.100.11}]}`,
+		`{name: g, addresses: ["192.0.2.100-101:80"], protocol: tcp, real_servers: [{address: 198.51.100.11}]}`))
+	wantErr(t, ve, "lb.virtual_servers[1]", "tcp 192.0.2.101:80 is already configured at lb.virtual_servers[0]")
 }
