@@ -585,7 +585,9 @@ lb:
 		return lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(last)}), Port: 80}
 	}
 	all := func(want string) func() bool {
-		return func() bool { return k.dests(key(100)) == want && k.dests(key(101)) == want && k.dests(key(102)) == want }
+		return func() bool {
+			return k.dests(key(100)) == want && k.dests(key(101)) == want && k.dests(key(102)) == want
+		}
 	}
 	both := "198.51.100.11:8080/1 198.51.100.12:8080/1 "
 	waitFor(t, "three services with both real servers", all(both))
