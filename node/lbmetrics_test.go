@@ -1,13 +1,11 @@
 package node
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -60,11 +58,7 @@ func value(m *dto.Metric) float64 {
 // the configured weight and health; a failing real server shows as
 // unhealthy, leaves the kernel's series (removed), and counts a transition.
 func TestIPVSMetrics(t *testing.T) {
-	dir := t.TempDir()
-	r2 := filepath.Join(dir, "r2")
-	if err := os.WriteFile(r2, []byte("0\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	r2 := flagFile(t, "r2")
 	c, err := config.Parse([]byte(fmt.Sprintf(`node: {name: lb1}
 lb:
   virtual_servers:
@@ -88,9 +82,7 @@ lb:
 	if err := b.set(c.LB); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- b.run(ctx) }()
+	stop := runBalancer(t, b)
 	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
 	waitFor(t, "both real servers", func() bool { return k.dests(web) == "198.51.100.11:8080/3 198.51.100.12:8081/1 " })
 
@@ -170,10 +162,7 @@ lb:
 		return len(q) == 1 && strings.Contains(q[0], "virtual_server=api") && len(series(t, reg, "vigil_real_server_transitions_total")) == 2
 	})
 
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if got := series(t, reg, "vigil_ipvs_scrape_success"); len(got) != 0 {
 		t.Errorf("after stop the IPVS collector still exports: %v", got)
 	}

@@ -124,6 +124,32 @@ func (k *memKernel) dests(key lb.ServiceKey) string {
 	return s
 }
 
+// runBalancer runs b until the returned stop is called; stop fails the
+// test if run returned an error.
+func runBalancer(t *testing.T, b *balancer) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- b.run(ctx) }()
+	return func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// flagFile is a file check's file holding "0" (up); write "1" to fail it.
+func flagFile(t *testing.T, name string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	// Checks run every 20 ms; 10 s only bounds a wait on a loaded machine.
@@ -141,13 +167,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // not create alone, removes a service a reload drops, and clears what it
 // manages on stop (keepalived's behaviour without -I).
 func TestBalancer(t *testing.T) {
-	dir := t.TempDir()
-	r1, r2 := filepath.Join(dir, "r1"), filepath.Join(dir, "r2")
-	for _, f := range []string{r1, r2} {
-		if err := os.WriteFile(f, []byte("0\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r1, r2 := flagFile(t, "r1"), flagFile(t, "r2")
 	doc := func(withAPI bool) *config.Config {
 		y := fmt.Sprintf(`node: {name: lb1}
 lb:
@@ -180,9 +200,7 @@ lb:
 	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
 	api := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 443}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- b.run(ctx) }()
+	stop := runBalancer(t, b)
 	feed := feeds.get("web")
 	states := make(chan track.Update, 16)
 	fctx, fcancel := context.WithCancel(context.Background())
@@ -232,10 +250,7 @@ lb:
 		t.Fatalf("foreign service touched: %q", k.dests(foreign))
 	}
 
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if k.dests(web) != "absent" || k.dests(foreign) != "" || !k.closed {
 		t.Fatalf("after stop: web %q, foreign %q, closed %v", k.dests(web), k.dests(foreign), k.closed)
 	}
@@ -250,9 +265,7 @@ func TestBalancerSyncDaemon(t *testing.T) {
 	if err := b.set(config.LB{SyncDaemon: &config.SyncDaemon{Interface: "eth0", Instance: "vip", SyncID: 51}}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- b.run(ctx) }()
+	stop := runBalancer(t, b)
 	is := func(want ...string) func() bool {
 		return func() bool { return fmt.Sprint(k.daemons()) == fmt.Sprint(want) }
 	}
@@ -261,10 +274,7 @@ func TestBalancerSyncDaemon(t *testing.T) {
 	waitFor(t, "master daemon once master", is("master eth0 51"))
 	b.setSyncRole(false)
 	waitFor(t, "backup daemon again", is("backup eth0 51"))
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if d := k.daemons(); len(d) != 0 {
 		t.Fatalf("daemons after stop: %v", d)
 	}
@@ -286,9 +296,7 @@ lb: {virtual_servers: [{name: web, address: "192.0.2.100:80", protocol: tcp, rea
 	if err := b.set(c.LB); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- b.run(ctx) }()
+	stop := runBalancer(t, b)
 	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
 	want := "198.51.100.11:8080/1 "
 	waitFor(t, "web", func() bool { return k.dests(web) == want })
@@ -296,10 +304,7 @@ lb: {virtual_servers: [{name: web, address: "192.0.2.100:80", protocol: tcp, rea
 	delete(k.t, web)
 	k.mu.Unlock()
 	waitFor(t, "web restored by the resync", func() bool { return k.dests(web) == want })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 }
 
 // A reload reports virtual servers by name: added, removed, changed (any
@@ -359,14 +364,9 @@ func TestBalancerRemembersAcrossRestart(t *testing.T) {
 		if err := b.set(c); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() { done <- b.run(ctx) }()
+		stop := runBalancer(t, b)
 		waitFor(t, what, until)
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		stop()
 	}
 	recorded := func() []lb.ServiceKey {
 		t.Helper()
@@ -425,19 +425,14 @@ lb:
 	if err := b.set(c.LB); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- b.run(ctx) }()
+	stop := runBalancer(t, b)
 	waitFor(t, "web in, foreign out", func() bool { return k.dests(web) != "absent" && k.dests(foreign) == "absent" })
 	k.mu.Lock()
 	if want := (ipvsnet.Timeouts{TCP: 900 * time.Second, UDP: 30 * time.Second}); k.timeouts != want {
 		t.Errorf("timeouts %+v, want %+v", k.timeouts, want)
 	}
 	k.mu.Unlock()
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if len(k.t) != 0 {
 		t.Fatalf("table after stop: %v", k.t.Keys())
 	}
@@ -486,11 +481,7 @@ lb:
 // the event bus in keepalived's notation (notify scripts, the FIFO); the
 // configured notify commands reach the notifier by the same names.
 func TestBalancerPublishesLBEvents(t *testing.T) {
-	dir := t.TempDir()
-	r2 := filepath.Join(dir, "r2")
-	if err := os.WriteFile(r2, []byte("0\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	r2 := flagFile(t, "r2")
 	c, err := config.Parse([]byte(fmt.Sprintf(`node: {name: lb1}
 lb:
   virtual_servers:
@@ -527,9 +518,7 @@ lb:
 	if err := b.set(c.LB); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- b.run(ctx) }()
+	stop := runBalancer(t, b)
 	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
 	waitFor(t, "web", func() bool { return k.dests(web) == "198.51.100.11:8080/1 198.51.100.12:8080/1 " })
 	os.WriteFile(r2, []byte("1\n"), 0o644)
@@ -539,10 +528,7 @@ lb:
 	waitFor(t, "up events", func() bool {
 		return seen() == down+"; RS [198.51.100.12]:tcp:8080 [192.0.2.100]:tcp:80 UP; VS [192.0.2.100]:tcp:80 UP"
 	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 }
 
 // A virtual server with addresses (keepalived's virtual_server_group) is
@@ -550,11 +536,7 @@ lb:
 // server's failure changes all of them; a reload that shrinks the group
 // removes the dropped member; quorum is exported for every member.
 func TestBalancerGroup(t *testing.T) {
-	dir := t.TempDir()
-	r2 := filepath.Join(dir, "r2")
-	if err := os.WriteFile(r2, []byte("0\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	r2 := flagFile(t, "r2")
 	doc := func(addrs string) config.LB {
 		c, err := config.Parse([]byte(fmt.Sprintf(`node: {name: lb1}
 lb:
@@ -578,9 +560,7 @@ lb:
 	if err := b.set(doc(`"192.0.2.100-102:80"`)); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- b.run(ctx) }()
+	stop := runBalancer(t, b)
 	key := func(last int) lb.ServiceKey {
 		return lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(last)}), Port: 80}
 	}
@@ -609,8 +589,5 @@ lb:
 	if st := b.status(); len(st) != 1 || st[0].Service != "tcp 192.0.2.100:80, tcp 192.0.2.101:80" {
 		t.Errorf("status: %+v", st)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 }
