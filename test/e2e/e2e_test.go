@@ -124,17 +124,9 @@ func (c *cluster) waitHolder(addr netip.Addr, want string, timeout, hold time.Du
 func (c *cluster) logs() string {
 	var b strings.Builder
 	for name, p := range c.procs {
-		fmt.Fprintf(&b, "--- vigil on %s ---\n%s\n", name, tail(p.Log(), 30))
+		fmt.Fprintf(&b, "--- vigil on %s ---\n%s\n", name, p.LogLines(30))
 	}
 	return b.String()
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // adverts returns the VRRP frames captured so far.
@@ -441,14 +433,14 @@ func TestInterfaceDownFault(t *testing.T) {
 	}
 	c.waitHolder(vip4.Addr(), "n2", mdi(3, 100, iv)+2*time.Second, 3*iv)
 	if !strings.Contains(c.procs["n1"].Log(), "to=fault reason=interface_down") {
-		t.Fatalf("n1 did not report FAULT:\n%s", tail(c.procs["n1"].Log(), 20))
+		t.Fatalf("n1 did not report FAULT:\n%s", c.procs["n1"].LogLines(20))
 	}
 	if err := c.node("n1").LinkUp(); err != nil {
 		t.Fatal(err)
 	}
 	c.waitHolder(vip4.Addr(), "n1", mdi(3, 150, iv)+2*time.Second, 3*iv)
 	if !strings.Contains(c.procs["n1"].Log(), "from=fault to=backup reason=fault_cleared") {
-		t.Fatalf("n1 did not leave FAULT as Backup:\n%s", tail(c.procs["n1"].Log(), 20))
+		t.Fatalf("n1 did not leave FAULT as Backup:\n%s", c.procs["n1"].LogLines(20))
 	}
 
 	// Down at start: FAULT from the beginning, nothing sent, no VIP.
@@ -462,6 +454,6 @@ func TestInterfaceDownFault(t *testing.T) {
 		t.Fatal("n1 took the VIP with its link down")
 	}
 	if !strings.Contains(c.procs["n1"].Log(), "to=fault reason=interface_down") {
-		t.Fatalf("n1 did not start in FAULT:\n%s", tail(c.procs["n1"].Log(), 20))
+		t.Fatalf("n1 did not start in FAULT:\n%s", c.procs["n1"].LogLines(20))
 	}
 }

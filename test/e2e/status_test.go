@@ -144,6 +144,6 @@ func TestStatusCLI(t *testing.T) {
 	}
 	c.waitHolder(vip4.Addr(), "n1", time.Second, 0)
 	if !strings.Contains(c.procs["n1"].Log(), "removed a stale admin socket") {
-		t.Fatalf("restart did not report the stale socket\n%s", tail(c.procs["n1"].Log(), 20))
+		t.Fatalf("restart did not report the stale socket\n%s", c.procs["n1"].LogLines(20))
 	}
 }

@@ -43,7 +43,7 @@ func waitLog(t *testing.T, c *cluster, node, substr string, timeout time.Duratio
 			return
 		}
 		if time.Since(start) > timeout {
-			t.Fatalf("%s never logged %q:\n%s", node, substr, tail(c.procs[node].Log(), 30))
+			t.Fatalf("%s never logged %q:\n%s", node, substr, c.procs[node].LogLines(30))
 		}
 	}
 }
@@ -315,7 +315,7 @@ vrrp:
 	startYAML(t, c, "n2", cfg("n2", 100))
 	vmacDev := "vrrp.51"
 	if err := c.node("n1").WaitAddr(vmacDev, vip4.Addr(), true, 3*time.Second); err != nil {
-		t.Fatalf("VIP not on %s: %v\n%s", vmacDev, err, tail(c.procs["n1"].Log(), 20))
+		t.Fatalf("VIP not on %s: %v\n%s", vmacDev, err, c.procs["n1"].LogLines(20))
 	}
 	mac, err := c.node("n1").MAC(vmacDev)
 	if err != nil || mac.String() != "00:00:5e:00:01:33" {

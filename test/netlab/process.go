@@ -198,6 +198,15 @@ func (p *Process) Log() string {
 	return string(b)
 }
 
+// LogLines returns the last n lines of the log (for failure messages).
+func (p *Process) LogLines(n int) string {
+	lines := strings.Split(strings.TrimRight(p.Log(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
 // logTail returns at most max bytes from the end of the log, starting at a line boundary.
 func (p *Process) logTail(max int) string {
 	s := p.Log()

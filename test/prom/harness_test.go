@@ -150,20 +150,12 @@ func (l *lab) logs() string {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(&b, "--- vigil on %s ---\n%s\n", n, tail(l.procs[n].Log(), 20))
+		fmt.Fprintf(&b, "--- vigil on %s ---\n%s\n", n, l.procs[n].LogLines(20))
 	}
 	if l.prom != nil {
-		fmt.Fprintf(&b, "--- prometheus ---\n%s\n", tail(l.prom.Log(), 20))
+		fmt.Fprintf(&b, "--- prometheus ---\n%s\n", l.prom.LogLines(20))
 	}
 	return b.String()
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // get fetches path (e.g. "/metrics") from a node's telemetry listener, from inside its namespace.
