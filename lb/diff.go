@@ -104,9 +104,27 @@ func (o Op) String() string {
 // deletion of whole services (which removes their destinations with them)
 // comes last.
 func Diff(desired, current Table, managed func(ServiceKey) bool) []Op {
-	desired, current = desired.normalIfNeeded(), current.normalIfNeeded()
+	return DiffNormal(desired.normalIfNeeded(), current.normalIfNeeded(), managed)
+}
+
+// DiffNormal is [Diff] for tables already in normal form ([Table.Normal]:
+// what [Desired] and a kernel dump return), without checking that they
+// are: on a 10,000-destination table the check costs as much as the
+// comparison.
+func DiffNormal(desired, current Table, managed func(ServiceKey) bool) []Op {
+	// Find the services that differ first and sort only those: on a
+	// reconcile most do not, and sorting every key would cost more than
+	// comparing them.
+	var changed []ServiceKey
+	for k, want := range desired {
+		have, exists := current[k]
+		if !exists || have.Service != want.Service || !sameDests(want.Dests, have.Dests) {
+			changed = append(changed, k)
+		}
+	}
+	slices.SortFunc(changed, CompareServiceKeys)
 	var ops []Op
-	for _, k := range desired.Keys() {
+	for _, k := range changed {
 		want := desired[k]
 		have, exists := current[k]
 		switch {
@@ -116,7 +134,7 @@ func Diff(desired, current Table, managed func(ServiceKey) bool) []Op {
 			ops = append(ops, Op{Kind: UpdateService, Service: want.Service})
 		}
 		if exists && sameDests(want.Dests, have.Dests) {
-			continue // the common case on a reconcile: nothing to sort
+			continue // only the service changed
 		}
 		var adds, updates, drains, dels []Op
 		for _, d := range want.SortedDests() {

@@ -107,8 +107,13 @@ func ipvsCounters(c lb.Counters) telemetry.IPVSCounters {
 // each change (notify_up/notify_down, the FIFO). A real server first seen
 // is not a transition (keepalived notifies at start only with
 // rs_init_notifies).
-func (b *balancer) countTransitions(specs []lb.VirtualServer, h lb.Health) {
-	next := make(map[rsID]bool, len(b.rsUp))
+func (b *balancer) countTransitions(specs []lb.VirtualServer, h lb.Health, same bool) {
+	// same: the specs of the last pass (no reload since): update in place;
+	// a new map and a sweep for removed real servers only after a reload.
+	next := b.rsUp
+	if !same {
+		next = make(map[rsID]bool, len(b.rsUp))
+	}
 	for _, vs := range specs {
 		var labels []string
 		rsLabels := func(rs lb.RealServer) []string {
@@ -120,8 +125,11 @@ func (b *balancer) countTransitions(specs []lb.VirtualServer, h lb.Health) {
 		for _, rs := range vs.Reals {
 			id := rsID{vs.Name, rs.Key()}
 			up, _, _ := h.RealServer(vs.Name, rs.Key())
-			next[id] = up
 			was, ok := b.rsUp[id]
+			if ok && was == up && same {
+				continue
+			}
+			next[id] = up
 			if !ok {
 				b.metrics.InitRealServer(rsLabels(rs)...)
 			}
@@ -132,9 +140,11 @@ func (b *balancer) countTransitions(specs []lb.VirtualServer, h lb.Health) {
 			}
 		}
 	}
-	for id := range b.rsUp {
-		if _, ok := next[id]; !ok {
-			b.metrics.ForgetRealServer(id.vs, id.rs.Addr.Unmap().String(), strconv.Itoa(int(id.rs.Port)))
+	if !same {
+		for id := range b.rsUp {
+			if _, ok := next[id]; !ok {
+				b.metrics.ForgetRealServer(id.vs, id.rs.Addr.Unmap().String(), strconv.Itoa(int(id.rs.Port)))
+			}
 		}
 	}
 	b.rsUp = next

@@ -80,6 +80,9 @@ type balancer struct {
 	// rsUp is each real server's combined check state at the last pass,
 	// to count transitions; only the balancer's goroutine touches it.
 	rsUp map[rsID]bool
+	// lastSpecs are the specs of the last pass: while they stay the same
+	// (no reload), the per-server bookkeeping only looks at changes.
+	lastSpecs []lb.VirtualServer
 	// exportedVS are the virtual servers with metric series, to drop those
 	// a reload removes; only the balancer's goroutine touches it.
 	exportedVS   map[string]bool
@@ -369,7 +372,7 @@ func (b *balancer) reconcile(full bool) {
 			return
 		}
 	}
-	ops := lb.Diff(want, cur, isManaged)
+	ops := lb.DiffNormal(want, cur, isManaged) // Desired and the dump are normal
 	err := b.kernel.Apply(ops)
 	b.metrics.Reconciled(len(ops), err, time.Since(start))
 	if err != nil {
@@ -387,7 +390,8 @@ func (b *balancer) reconcile(full bool) {
 	}
 	b.logOps(ops, time.Since(start))
 
-	b.countTransitions(specs, b.checks.View())
+	same := len(specs) > 0 && len(specs) == len(b.lastSpecs) && &specs[0] == &b.lastSpecs[0]
+	b.countTransitions(specs, b.checks.View(), same)
 	b.mu.Lock()
 	b.quorum = quorum
 	// Services of earlier configs are gone from the kernel now.
@@ -398,12 +402,10 @@ func (b *balancer) reconcile(full bool) {
 	}
 	b.saveManaged()
 	b.mu.Unlock()
-	exported := make(map[string]bool, len(specs))
-	quorumSeries := make(map[string][]string, len(specs))
 	for _, vs := range specs {
-		exported[vs.Name] = true
 		up := quorum[vs.Name]
-		if was, known := prev[vs.Name]; !known || was != up {
+		was, known := prev[vs.Name]
+		if !known || was != up {
 			live, total := b.liveWeight(vs)
 			detail := fmt.Sprintf("live weight %d of %d, quorum %d", live, total, max(vs.Quorum, 1))
 			if known {
@@ -413,20 +415,39 @@ func (b *balancer) reconcile(full bool) {
 			}
 			b.feeds.set(vs.Name, up, detail)
 		}
+		if same && known && was == up {
+			continue // its series hold this already
+		}
+		for _, k := range vs.Keys() {
+			b.metrics.SetQuorum(up, vsKeyLabels(vs.Name, k)...)
+		}
+	}
+	if !same {
+		b.sweepQuorumSeries(specs)
+	}
+	b.lastSpecs = specs
+}
+
+// sweepQuorumSeries drops the quorum and transition series of virtual
+// servers (and group members) a reload removed.
+func (b *balancer) sweepQuorumSeries(specs []lb.VirtualServer) {
+	exported := make(map[string]bool, len(specs))
+	quorumSeries := make(map[string][]string, len(specs))
+	for _, vs := range specs {
+		exported[vs.Name] = true
 		for _, k := range vs.Keys() {
 			l := vsKeyLabels(vs.Name, k)
-			b.metrics.SetQuorum(up, l...)
 			quorumSeries[strings.Join(l, "\x00")] = l
 		}
 	}
 	for name := range b.exportedVS {
 		if !exported[name] {
-			b.metrics.ForgetVirtualServer(name) // removed by a reload
+			b.metrics.ForgetVirtualServer(name)
 		}
 	}
 	for id, l := range b.quorumSeries {
 		if _, ok := quorumSeries[id]; !ok && exported[l[0]] {
-			b.metrics.ForgetQuorum(l...) // a group member a reload removed
+			b.metrics.ForgetQuorum(l...) // a group member
 		}
 	}
 	b.exportedVS, b.quorumSeries = exported, quorumSeries
