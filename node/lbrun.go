@@ -95,11 +95,16 @@ type balancer struct {
 
 	kick   chan struct{}
 	resync time.Duration
+
+	// settled is closed once a pass has brought the kernel to the desired
+	// table (the start's big apply is over).
+	settled     chan struct{}
+	settledOnce sync.Once
 }
 
 func newBalancer(log *slog.Logger, kernel ipvsKernel, feeds *vsFeeds, m *telemetry.LB) *balancer {
 	b := &balancer{log: log, kernel: kernel, feeds: feeds, metrics: m, managed: map[lb.ServiceKey]bool{}, saved: map[lb.ServiceKey]bool{},
-		onStop: config.OnStopRemove, foreign: config.ForeignKeep, kick: make(chan struct{}, 1), resync: resync}
+		onStop: config.OnStopRemove, foreign: config.ForeignKeep, kick: make(chan struct{}, 1), resync: resync, settled: make(chan struct{})}
 	b.checks = check.New(check.Config{Log: log.With("component", "checker"), Observer: check.ObserverFunc(func(t check.Type, r check.Result, took time.Duration) {
 		m.CheckProbed(string(t), r.String(), took)
 	})})
@@ -383,6 +388,7 @@ func (b *balancer) reconcile(full bool) {
 	if full || b.known == nil {
 		b.known = cur // a fresh dump: ours to change
 	}
+	b.settledOnce.Do(func() { close(b.settled) })
 	if err = b.known.ApplyInPlace(ops); err != nil {
 		// The kernel took what the model refuses: trust only a dump.
 		b.known = nil
@@ -634,6 +640,20 @@ func (n *Node) setLB(cfg *config.Config) error {
 		n.startLB()
 	}
 	return nil
+}
+
+// LBSettled is closed once the load balancer's first pass has applied the
+// configured IPVS table (at once when there is no load balancer): the end
+// of the start's work.
+func (n *Node) LBSettled() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.lb == nil {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return n.lb.settled
 }
 
 // needsBalancer reports whether the lb section asks vigil to touch IPVS,

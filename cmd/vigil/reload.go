@@ -46,6 +46,7 @@ func (r *reloader) reload(trigger string) (node.ReloadReport, error) {
 		defer debug.SetGCPercent(debug.SetGCPercent(reloadGCPercent))
 	}
 	cfg, err := config.Load(r.path)
+	parsed := time.Since(start)
 	if err != nil {
 		r.metrics.Reloaded(trigger, "rejected", time.Since(start))
 		var ve *config.ValidationError
@@ -78,7 +79,8 @@ func (r *reloader) reload(trigger string) (node.ReloadReport, error) {
 		"unchanged", len(rep.Unchanged),
 		"virtual_servers_added", strings.Join(rep.VirtualServers.Added, ","),
 		"virtual_servers_removed", strings.Join(rep.VirtualServers.Removed, ","),
-		"virtual_servers_changed", strings.Join(rep.VirtualServers.Changed, ","))
+		"virtual_servers_changed", strings.Join(rep.VirtualServers.Changed, ","),
+		"parse", parsed.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
 	return rep, nil
 }
 
