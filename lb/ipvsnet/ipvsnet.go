@@ -160,44 +160,10 @@ func counters(s ipvs.SvcStats) lb.Counters {
 	}
 }
 
-// Apply executes ops in order and stops at the first that fails, with an
-// error naming it; the ops before it stay applied (the caller re-dumps and
-// diffs again).
-func (h *Handle) Apply(ops []lb.Op) error {
-	for i, op := range ops {
-		if err := h.apply(op); err != nil {
-			return fmt.Errorf("ipvsnet: op %d of %d (%s): %w", i+1, len(ops), op, err)
-		}
-	}
-	return nil
-}
-
-func (h *Handle) apply(op lb.Op) error {
-	s, err := toService(op.Service)
-	if err != nil {
-		return err
-	}
-	switch op.Kind {
-	case lb.AddService:
-		return h.h.NewService(s)
-	case lb.UpdateService:
-		return h.h.UpdateService(s)
-	case lb.DelService:
-		return h.h.DelService(s)
-	}
-	d, err := toDest(op.Service.Key.Family, op.Dest)
-	if err != nil {
-		return err
-	}
-	switch op.Kind {
-	case lb.AddDest:
-		return h.h.NewDestination(s, d)
-	case lb.UpdateDest:
-		return h.h.UpdateDestination(s, d)
-	case lb.DelDest:
-		return h.h.DelDestination(s, d)
-	}
-	return fmt.Errorf("unknown op kind %d", op.Kind)
+// ipBytes is an address as the kernel takes it: 4 bytes for IPv4, 16 for
+// IPv6.
+func ipBytes(a netip.Addr) []byte {
+	return a.Unmap().AsSlice()
 }
 
 func afOf(f lb.Family) (uint16, error) {

@@ -231,7 +231,9 @@ func decodeDaemon(b []byte) (SyncDaemon, error) {
 // namespace.
 type genl struct {
 	c      *genetlink.Conn
+	nl     *netlink.Conn // c's socket, for batches (Apply)
 	family uint16
+	buf    []byte // Apply's receive buffer
 }
 
 // dialGenl opens the connection in the namespace at netnsPath ("" for the
@@ -247,16 +249,19 @@ func dialGenl(netnsPath string) (*genl, error) {
 		defer f.Close()
 		cfg.NetNS = int(f.Fd())
 	}
-	c, err := genetlink.Dial(cfg)
+	nc, err := netlink.Dial(unix.NETLINK_GENERIC, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("dial generic netlink: %w", err)
 	}
+	// Refusals in a batch are answered without the request's body.
+	_ = nc.SetOption(netlink.CapAcknowledge, true)
+	c := genetlink.NewConn(nc)
 	fam, err := c.GetFamily(genlName)
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("look up generic netlink family %s: %w", genlName, err)
 	}
-	return &genl{c: c, family: fam.ID}, nil
+	return &genl{c: c, nl: nc, family: fam.ID}, nil
 }
 
 func (g *genl) execute(cmd uint8, data []byte, flags netlink.HeaderFlags) ([]genetlink.Message, error) {

@@ -495,7 +495,7 @@ func TestFleet(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitDests(t, f.d1, webKey, "198.51.100.11:8080/1 198.51.100.12:8080/3", settle)
-		if log := f.procs["d1"].Log(); !strings.Contains(log, "virtual_servers_changed=web\n") {
+		if log := f.procs["d1"].Log(); !strings.Contains(log, "virtual_servers_changed=web ") {
 			t.Errorf("the reload log line does not name web as the changed virtual server:\n%s", log[max(0, len(log)-2000):])
 		}
 		after := dump(t, f.d1)

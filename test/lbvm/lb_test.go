@@ -206,7 +206,8 @@ func TestSchedulers(t *testing.T) {
 }
 
 // TestApplyStopsAtFirstError: a refused op stops Apply with an error that
-// names it; later ops are not executed.
+// names it and wraps the kernel's errno; the ops before it are applied, and
+// no later batch is sent (the kernel still runs the rest of its batch).
 func TestApplyStopsAtFirstError(t *testing.T) {
 	inVM(t)
 	h := director(t, "vigil-lb-err")
@@ -224,7 +225,21 @@ func TestApplyStopsAtFirstError(t *testing.T) {
 	if !errors.Is(err, syscall.ENOENT) {
 		t.Errorf("error does not wrap the kernel's ENOENT: %v", err)
 	}
-	checkDump(t, h, "after the failed op", table(entry(good)))
+	// The third op was in the failing op's batch: the kernel ran it.
+	checkDump(t, h, "after the failed op", table(entry(good, dst("198.51.100.11", 80, lb.NAT, 1))))
+	// A later batch is not sent: 200 ops, the refused one first.
+	var many []lb.Op
+	many = append(many, lb.Op{Kind: lb.AddService, Service: bad})
+	for i := range 199 {
+		many = append(many, lb.Op{Kind: lb.AddDest, Service: good, Dest: dst("198.51.100.12", uint16(1000+i), lb.NAT, 1)})
+	}
+	err = h.Apply(many)
+	if err == nil || !strings.Contains(err.Error(), "op 1 of 200 (add-service tcp 192.0.2.101:80 nosuchsched)") {
+		t.Fatalf("Apply of 200 = %v, want an error naming op 1", err)
+	}
+	if n := len(dump(t, h)[good.Key.Normal()].Dests); n != 1+127 {
+		t.Errorf("%d destinations after the failed batch, want 128 (the first batch's 127 and the earlier one)", n)
+	}
 	err = h.Apply([]lb.Op{{Kind: lb.UpdateDest, Service: good, Dest: dst("198.51.100.99", 80, lb.NAT, 1)}})
 	if err == nil || !strings.Contains(err.Error(), "update-dest") {
 		t.Fatalf("update of a missing dest: %v", err)

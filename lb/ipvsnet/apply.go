@@ -1,0 +1,230 @@
+package ipvsnet
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/mdlayher/genetlink"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"vigil/lb"
+)
+
+// Changes to the table go over the IPVS generic netlink family in batches:
+// many requests in one sendmsg, an acknowledgement asked only of the last,
+// so the kernel answers a batch with one message unless a request fails.
+// moby/ipvs, which reads the table here, sends one request per change and
+// waits for its answer, with a 64 KiB receive buffer allocated each time:
+// on 10,000 destinations that made vigil's start slower than keepalived's.
+// The numbers are from include/uapi/linux/ip_vs.h.
+const (
+	cmdNewService = 1 // IPVS_CMD_NEW_SERVICE
+	cmdSetService = 2 // IPVS_CMD_SET_SERVICE
+	cmdDelService = 3 // IPVS_CMD_DEL_SERVICE
+	cmdNewDest    = 5 // IPVS_CMD_NEW_DEST
+	cmdSetDest    = 6 // IPVS_CMD_SET_DEST
+	cmdDelDest    = 7 // IPVS_CMD_DEL_DEST
+
+	cmdAttrService = 1 // IPVS_CMD_ATTR_SERVICE (nested)
+	cmdAttrDest    = 2 // IPVS_CMD_ATTR_DEST (nested)
+
+	svcAttrAF        = 1 // u16
+	svcAttrProtocol  = 2 // u16
+	svcAttrAddr      = 3 // 4 or 16 bytes
+	svcAttrPort      = 4 // be16
+	svcAttrFWMark    = 5 // u32
+	svcAttrSchedName = 6 // string
+	svcAttrFlags     = 7 // struct ip_vs_flags {flags, mask u32}
+	svcAttrTimeout   = 8 // u32, seconds
+	svcAttrNetmask   = 9 // u32 (be32 for IPv4, a prefix length for IPv6)
+
+	destAttrAddr      = 1 // 4 or 16 bytes
+	destAttrPort      = 2 // be16
+	destAttrFwdMethod = 3 // u32
+	destAttrWeight    = 4 // u32
+	destAttrUThresh   = 5 // u32
+	destAttrLThresh   = 6 // u32
+)
+
+// applyBatch bounds a batch: a request the kernel refuses is answered even
+// without an acknowledgement asked for, and the receive buffer (about
+// 200 KiB by default) must hold the answers of a batch that all fail.
+const applyBatch = 128
+
+// applyWait bounds the wait for a batch's answers.
+const applyWait = 30 * time.Second
+
+// Apply executes ops in order and stops at the first batch with an op the
+// kernel refuses, with an error naming that op; the ops before it are
+// applied, and so may be those after it in its batch (at most applyBatch
+// - 1; the kernel goes on with a batch after a refusal). The caller
+// re-reads the table after an error.
+func (h *Handle) Apply(ops []lb.Op) error {
+	msgs := make([]netlink.Message, 0, min(len(ops), applyBatch))
+	for start := 0; start < len(ops); start += applyBatch {
+		batch := ops[start:min(len(ops), start+applyBatch)]
+		msgs = msgs[:0]
+		// An op that cannot be encoded ends the batch before it: the ops
+		// before it are sent, then its error is returned.
+		var encErr error
+		for i, op := range batch {
+			cmd, data, err := encodeOp(op)
+			if err == nil {
+				data, err = (&genetlink.Message{Header: genetlink.Header{Command: cmd, Version: genlVersion}, Data: data}).MarshalBinary()
+			}
+			if err != nil {
+				encErr = fmt.Errorf("ipvsnet: op %d of %d (%s): %w", start+i+1, len(ops), op, err)
+				batch = batch[:i]
+				break
+			}
+			msgs = append(msgs, netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(h.g.family), Flags: netlink.Request}, Data: data})
+		}
+		if len(msgs) == 0 {
+			return encErr
+		}
+		msgs[len(msgs)-1].Header.Flags |= netlink.Acknowledge
+		sent, err := h.g.nl.SendMessages(msgs)
+		if err != nil {
+			return fmt.Errorf("ipvsnet: send ops %d-%d of %d: %w", start+1, start+len(batch), len(ops), err)
+		}
+		first, last := sent[0].Header.Sequence, sent[len(sent)-1].Header.Sequence
+		seq, opErr, err := h.g.await(first, last)
+		switch {
+		case err != nil:
+			return fmt.Errorf("ipvsnet: answers to ops %d-%d of %d: %w", start+1, start+len(batch), len(ops), err)
+		case opErr != nil:
+			i := int(seq - first)
+			return fmt.Errorf("ipvsnet: op %d of %d (%s): %w", start+i+1, len(ops), batch[i], opErr)
+		case encErr != nil:
+			return encErr
+		}
+	}
+	return nil
+}
+
+// await reads the kernel's answers to the requests with sequence numbers
+// first..last until the acknowledgement of last, and returns the first
+// refusal among them. Answers to other sequence numbers (of an earlier
+// batch given up on) are skipped.
+func (g *genl) await(first, last uint32) (seq uint32, opErr, err error) {
+	rc, err := g.nl.SyscallConn()
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := g.nl.SetReadDeadline(time.Now().Add(applyWait)); err != nil {
+		return 0, nil, err
+	}
+	defer g.nl.SetReadDeadline(time.Time{})
+	if g.buf == nil {
+		g.buf = make([]byte, 16<<10)
+	}
+	for {
+		var n int
+		var rerr error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, _, rerr = unix.Recvfrom(int(fd), g.buf, 0)
+			return rerr != unix.EAGAIN
+		}); err != nil {
+			return 0, nil, err
+		}
+		if errors.Is(rerr, unix.ENOBUFS) {
+			return 0, nil, fmt.Errorf("the kernel's answers overflowed the receive buffer; the table must be read again: %w", rerr)
+		}
+		if rerr != nil {
+			return 0, nil, rerr
+		}
+		msgs, err := syscall.ParseNetlinkMessage(g.buf[:n])
+		if err != nil {
+			return 0, nil, fmt.Errorf("parse answer: %w", err)
+		}
+		for _, m := range msgs {
+			if m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4+unix.SizeofNlMsghdr {
+				continue
+			}
+			code := int32(binary.NativeEndian.Uint32(m.Data[:4]))
+			// The answer carries the request's header: its sequence number.
+			s := binary.NativeEndian.Uint32(m.Data[4+8 : 4+12])
+			if s-first > last-first { // outside first..last, wrapping included
+				continue
+			}
+			if code != 0 && opErr == nil {
+				seq, opErr = s, unix.Errno(-code)
+			}
+			if s == last {
+				return seq, opErr, nil
+			}
+		}
+	}
+}
+
+// encodeOp returns an op's command and attributes. New and updated
+// services carry every setting (the kernel requires them); destination
+// and delete requests name the service by its key only.
+func encodeOp(op lb.Op) (uint8, []byte, error) {
+	s, err := toService(op.Service)
+	if err != nil {
+		return 0, nil, err
+	}
+	var cmd uint8
+	full := false
+	switch op.Kind {
+	case lb.AddService:
+		cmd, full = cmdNewService, true
+	case lb.UpdateService:
+		cmd, full = cmdSetService, true
+	case lb.DelService:
+		cmd = cmdDelService
+	case lb.AddDest:
+		cmd = cmdNewDest
+	case lb.UpdateDest:
+		cmd = cmdSetDest
+	case lb.DelDest:
+		cmd = cmdDelDest
+	default:
+		return 0, nil, fmt.Errorf("unknown op kind %d", op.Kind)
+	}
+	ae := netlink.NewAttributeEncoder()
+	ae.Nested(cmdAttrService, func(n *netlink.AttributeEncoder) error {
+		n.Uint16(svcAttrAF, s.AddressFamily)
+		if s.FWMark != 0 {
+			n.Uint32(svcAttrFWMark, s.FWMark)
+		} else {
+			n.Uint16(svcAttrProtocol, s.Protocol)
+			n.Bytes(svcAttrAddr, ipBytes(op.Service.Key.Addr))
+			n.Bytes(svcAttrPort, binary.BigEndian.AppendUint16(nil, s.Port))
+		}
+		if full {
+			n.String(svcAttrSchedName, s.SchedName)
+			flags := make([]byte, 8)
+			binary.NativeEndian.PutUint32(flags, s.Flags)
+			binary.NativeEndian.PutUint32(flags[4:], ^uint32(0)) // every flag as given
+			n.Bytes(svcAttrFlags, flags)
+			n.Uint32(svcAttrTimeout, s.Timeout)
+			n.Uint32(svcAttrNetmask, s.Netmask) // toService put it in the kernel's byte order
+		}
+		return nil
+	})
+	if op.IsDest() {
+		d, err := toDest(op.Service.Key.Normal().Family, op.Dest)
+		if err != nil {
+			return 0, nil, err
+		}
+		ae.Nested(cmdAttrDest, func(n *netlink.AttributeEncoder) error {
+			n.Bytes(destAttrAddr, ipBytes(op.Dest.Addr))
+			n.Bytes(destAttrPort, binary.BigEndian.AppendUint16(nil, d.Port))
+			if op.Kind != lb.DelDest {
+				n.Uint32(destAttrFwdMethod, d.ConnectionFlags)
+				n.Uint32(destAttrWeight, uint32(d.Weight))
+				n.Uint32(destAttrUThresh, d.UpperThreshold)
+				n.Uint32(destAttrLThresh, d.LowerThreshold)
+			}
+			return nil
+		})
+	}
+	b, err := ae.Encode()
+	return cmd, b, err
+}
