@@ -115,14 +115,48 @@ func DiffNormal(desired, current Table, managed func(ServiceKey) bool) []Op {
 	// Find the services that differ first and sort only those: on a
 	// reconcile most do not, and sorting every key would cost more than
 	// comparing them.
-	var changed []ServiceKey
+	var changed, gone []ServiceKey
 	for k, want := range desired {
-		have, exists := current[k]
-		if !exists || have.Service != want.Service || !sameDests(want.Dests, have.Dests) {
+		if differs(want, current, k) {
 			changed = append(changed, k)
 		}
 	}
+	for k := range current {
+		if _, ok := desired[k]; !ok && managed != nil && managed(k) {
+			gone = append(gone, k)
+		}
+	}
+	return diffOps(desired, current, changed, gone)
+}
+
+// DiffKeys is [DiffNormal] restricted to the services keys: what a caller
+// that knows which services can have changed (a health check's real
+// server) needs to compare, at a cost independent of the table's size.
+// A key in neither table is ignored.
+func DiffKeys(desired, current Table, keys []ServiceKey, managed func(ServiceKey) bool) []Op {
+	var changed, gone []ServiceKey
+	for _, k := range keys {
+		if want, ok := desired[k]; ok {
+			if differs(want, current, k) {
+				changed = append(changed, k)
+			}
+		} else if _, ok := current[k]; ok && managed != nil && managed(k) {
+			gone = append(gone, k)
+		}
+	}
+	return diffOps(desired, current, changed, gone)
+}
+
+func differs(want Entry, current Table, k ServiceKey) bool {
+	have, exists := current[k]
+	return !exists || have.Service != want.Service || !sameDests(want.Dests, have.Dests)
+}
+
+// diffOps returns the ops that make current's services changed equal to
+// desired's and delete its services gone, in the documented order.
+func diffOps(desired, current Table, changed, gone []ServiceKey) []Op {
 	slices.SortFunc(changed, CompareServiceKeys)
+	changed = slices.Compact(changed) // DiffKeys may be given a key twice
 	var ops []Op
 	for _, k := range changed {
 		want := desired[k]
@@ -156,13 +190,8 @@ func DiffNormal(desired, current Table, managed func(ServiceKey) bool) []Op {
 		}
 		ops = append(append(append(append(ops, adds...), updates...), drains...), dels...)
 	}
-	var gone []ServiceKey
-	for k := range current {
-		if _, ok := desired[k]; !ok && managed != nil && managed(k) {
-			gone = append(gone, k)
-		}
-	}
 	slices.SortFunc(gone, CompareServiceKeys)
+	gone = slices.Compact(gone)
 	for _, k := range gone {
 		ops = append(ops, Op{Kind: DelService, Service: current[k].Service})
 	}

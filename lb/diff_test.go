@@ -231,3 +231,41 @@ func TestKeysOf(t *testing.T) {
 		t.Fatal("KeysOf does not match normalised keys exactly")
 	}
 }
+
+// DiffKeys over a subset of keys gives exactly the ops of a full diff that
+// concern those keys, in the same order; over every key it is DiffNormal.
+func TestDiffKeysProperty(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 2000; i++ {
+		desired, current := randTable(r).Normal(), randTable(r).Normal()
+		managedSet := map[ServiceKey]bool{}
+		for k := range current {
+			managedSet[k] = r.IntN(2) == 0
+		}
+		managed := func(k ServiceKey) bool { return managedSet[k] }
+		var all, some []ServiceKey
+		pick := map[ServiceKey]bool{}
+		for _, tb := range []Table{desired, current} {
+			for k := range tb {
+				all = append(all, k) // a key in both tables comes twice
+				if r.IntN(2) == 0 {
+					some = append(some, k)
+					pick[k] = true
+				}
+			}
+		}
+		full := DiffNormal(desired, current, managed)
+		if got := DiffKeys(desired, current, all, managed); opsString(got) != opsString(full) {
+			t.Fatalf("case %d: DiffKeys over every key:\n%s\nDiffNormal:\n%s", i, opsString(got), opsString(full))
+		}
+		var want []Op
+		for _, o := range full {
+			if pick[o.Service.Key] {
+				want = append(want, o)
+			}
+		}
+		if got := DiffKeys(desired, current, some, managed); opsString(got) != opsString(want) {
+			t.Fatalf("case %d: DiffKeys over %v:\n%s\nwant:\n%s", i, some, opsString(got), opsString(want))
+		}
+	}
+}

@@ -80,6 +80,10 @@ type balancer struct {
 	// rsUp is each real server's combined check state at the last pass,
 	// to count transitions; only the balancer's goroutine touches it.
 	rsUp map[rsID]bool
+	// byName indexes specs by name; reloaded says a set() came since the
+	// last pass, which then compares everything.
+	byName   map[string]int
+	reloaded bool
 	// lastSpecs are the specs of the last pass: while they stay the same
 	// (no reload), the per-server bookkeeping only looks at changes.
 	lastSpecs []lb.VirtualServer
@@ -185,6 +189,11 @@ func (b *balancer) set(c config.LB) error {
 	}
 	b.mu.Lock()
 	b.specs = specs
+	b.byName = make(map[string]int, len(specs))
+	for i, vs := range specs {
+		b.byName[vs.Name] = i
+	}
+	b.reloaded = true
 	b.syncd = c.SyncDaemon
 	b.onStop, b.foreign = cmp.Or(c.OnStop, config.OnStopRemove), cmp.Or(c.ForeignServices, config.ForeignKeep)
 	b.timeouts = ipvsnet.Timeouts{TCP: c.Timeouts.TCP, TCPFin: c.Timeouts.TCPFin, UDP: c.Timeouts.UDP}
@@ -362,9 +371,16 @@ func (b *balancer) reconcile(full bool) {
 	b.syncDaemons()
 	b.setTimeouts()
 	start := time.Now()
+	changed := b.checks.ChangedOwners()
 	b.mu.Lock()
-	specs, prev, isManaged := b.specs, b.quorum, b.managedFunc()
+	specs, byName, prev, isManaged := b.specs, b.byName, b.quorum, b.managedFunc()
+	whole := full || b.known == nil || b.reloaded
+	b.reloaded = false
 	b.mu.Unlock()
+	if !whole {
+		b.reconcileChanged(specs, byName, prev, isManaged, changed, start)
+		return
+	}
 
 	want, quorum := lb.Desired(specs, b.checks.View(), prev)
 	cur := b.known
@@ -408,6 +424,62 @@ func (b *balancer) reconcile(full bool) {
 	}
 	b.saveManaged()
 	b.mu.Unlock()
+	b.publishQuorum(specs, prev, quorum, same)
+	if !same {
+		b.sweepQuorumSeries(specs)
+	}
+	b.lastSpecs = specs
+}
+
+// reconcileChanged is a pass after health changes with the config
+// unchanged: only the virtual servers of the real servers whose checks
+// changed are computed and compared, against the table vigil last left,
+// so its cost does not grow with the table.
+func (b *balancer) reconcileChanged(specs []lb.VirtualServer, byName map[string]int, prev lb.QuorumState,
+	isManaged func(lb.ServiceKey) bool, changed []check.Owner, start time.Time) {
+	var sub []lb.VirtualServer
+	seen := map[string]bool{}
+	for _, o := range changed {
+		if i, ok := byName[o.VS]; ok && !seen[o.VS] {
+			seen[o.VS] = true
+			sub = append(sub, specs[i])
+		}
+	}
+	if len(sub) == 0 {
+		return
+	}
+	h := b.checks.View()
+	want, quorum := lb.Desired(sub, h, prev)
+	var keys []lb.ServiceKey
+	for _, vs := range sub {
+		keys = append(keys, vs.Keys()...)
+	}
+	ops := lb.DiffKeys(want, b.known, keys, isManaged)
+	err := b.kernel.Apply(ops)
+	b.metrics.Reconciled(len(ops), err, time.Since(start))
+	if err != nil {
+		b.known = nil // the next pass reads the kernel and compares everything
+		b.log.Error("changing the IPVS table", "err", err, "ops", len(ops))
+		return
+	}
+	if err = b.known.ApplyInPlace(ops); err != nil {
+		b.known = nil
+		b.log.Warn("IPVS table model out of step; reading the kernel next time", "err", err)
+	}
+	b.logOps(ops, time.Since(start))
+	b.countTransitions(sub, h, true)
+	b.mu.Lock()
+	merged := maps.Clone(b.quorum)
+	maps.Copy(merged, quorum)
+	b.quorum = merged
+	b.mu.Unlock()
+	b.publishQuorum(sub, prev, quorum, true)
+}
+
+// publishQuorum reports the quorum of specs that changed since prev (log,
+// notify, the VRRP feeds) and keeps the quorum series; same says the
+// config is the one of the last pass, so unchanged series need no write.
+func (b *balancer) publishQuorum(specs []lb.VirtualServer, prev, quorum lb.QuorumState, same bool) {
 	for _, vs := range specs {
 		up := quorum[vs.Name]
 		was, known := prev[vs.Name]
@@ -428,10 +500,6 @@ func (b *balancer) reconcile(full bool) {
 			b.metrics.SetQuorum(up, vsKeyLabels(vs.Name, k)...)
 		}
 	}
-	if !same {
-		b.sweepQuorumSeries(specs)
-	}
-	b.lastSpecs = specs
 }
 
 // sweepQuorumSeries drops the quorum and transition series of virtual

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -590,4 +591,63 @@ lb:
 		t.Errorf("status: %+v", st)
 	}
 	stop()
+}
+
+// Health changes are reconciled incrementally (only the virtual servers of
+// the real servers whose checks changed, against the table vigil last
+// left): after rounds of random failures and recoveries across many
+// virtual servers, the kernel equals the full desired table, and the
+// kernel was never read.
+func TestBalancerIncrementalMatchesFull(t *testing.T) {
+	const nVS, nRS = 12, 3
+	flags := map[string]string{}
+	var y strings.Builder
+	y.WriteString("node: {name: lb1}\nlb:\n  virtual_servers:\n")
+	for i := range nVS {
+		fmt.Fprintf(&y, "    - name: vs%d\n      address: 192.0.2.%d:80\n      protocol: tcp\n      inhibit_on_failure: %v\n      real_servers:\n", i, 10+i, i%2 == 0)
+		for j := range nRS {
+			f := flagFile(t, fmt.Sprintf("vs%d-rs%d", i, j))
+			flags[fmt.Sprintf("%d/%d", i, j)] = f
+			fmt.Fprintf(&y, "        - {address: \"198.51.100.%d:8080\", check: {type: file, file: %q, interval: 20ms, warmup: 0s, fall: 1}}\n", 11+j, f)
+		}
+	}
+	c, err := config.Parse([]byte(y.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &memKernel{t: lb.Table{}}
+	var feeds vsFeeds
+	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
+	if err := b.set(c.LB); err != nil {
+		t.Fatal(err)
+	}
+	stop := runBalancer(t, b)
+	defer stop()
+	matches := func() bool {
+		b.mu.Lock()
+		specs := b.specs
+		b.mu.Unlock()
+		want, _ := lb.Desired(specs, b.checks.View(), nil)
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		return k.t.Normal().Equal(want)
+	}
+	waitFor(t, "the first full pass", matches)
+	k.mu.Lock()
+	dumps := k.dumps
+	k.mu.Unlock()
+	r := rand.New(rand.NewPCG(5, 6))
+	for round := range 8 {
+		for range 6 {
+			f := flags[fmt.Sprintf("%d/%d", r.IntN(nVS), r.IntN(nRS))]
+			os.WriteFile(f, []byte(fmt.Sprintf("%d\n", r.IntN(2))), 0o644)
+		}
+		time.Sleep(60 * time.Millisecond) // a few probe intervals
+		waitFor(t, fmt.Sprintf("round %d converged", round), matches)
+	}
+	k.mu.Lock()
+	if k.dumps != dumps {
+		t.Errorf("%d kernel dumps during health changes, want none", k.dumps-dumps)
+	}
+	k.mu.Unlock()
 }

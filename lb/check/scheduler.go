@@ -100,7 +100,12 @@ type Scheduler struct {
 	checks map[ID]Check // normalized
 	keys   map[ID]Key
 	owners map[Owner][]ID
-	due    probeHeap
+	// keyOwners are the owners of each probe's checks, and dirty the
+	// owners whose combined state may have changed since ChangedOwners
+	// was last called.
+	keyOwners map[Key][]Owner
+	dirty     map[Owner]struct{}
+	due       probeHeap
 	// skipped counts ticks skipped because a probe was still running or the
 	// queue was full.
 	skipped uint64
@@ -142,6 +147,8 @@ func New(cfg Config) *Scheduler {
 		checks:    map[ID]Check{},
 		keys:      map[ID]Key{},
 		owners:    map[Owner][]ID{},
+		keyOwners: map[Key][]Owner{},
+		dirty:     map[Owner]struct{}{},
 	}
 }
 
@@ -149,6 +156,20 @@ func New(cfg Config) *Scheduler {
 // and after Set; several changes between reads coalesce into one, so a
 // reader recomputes the IPVS table once per burst.
 func (s *Scheduler) Changes() <-chan struct{} { return s.changes }
+
+// ChangedOwners returns, and forgets, the owners whose checks changed
+// state or dynamic weight (or were set) since the last call: with
+// Changes, a consumer can look at those real servers only.
+func (s *Scheduler) ChangedOwners() []Owner {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Owner, 0, len(s.dirty))
+	for o := range s.dirty {
+		out = append(out, o)
+	}
+	clear(s.dirty)
+	return out
+}
 
 func (s *Scheduler) notify() {
 	select {
@@ -240,9 +261,12 @@ func (s *Scheduler) Set(checks map[ID]Check) error {
 	}
 	s.checks, s.keys = norm, keys
 	s.owners = map[Owner][]ID{}
+	s.keyOwners = map[Key][]Owner{}
 	for _, id := range slices.Sorted(maps.Keys(norm)) {
 		o := norm[id].Owner
 		s.owners[o] = append(s.owners[o], id)
+		s.keyOwners[keys[id]] = append(s.keyOwners[keys[id]], o)
+		s.dirty[o] = struct{}{}
 	}
 	s.log.Info("checks set", "checks", len(norm), "probes", len(s.probes), "new", len(fresh))
 	s.mu.Unlock()
@@ -391,6 +415,11 @@ func (s *Scheduler) record(p *probe, o outcome, at time.Time) {
 			p.due = r
 			heap.Fix(&s.due, p.idx)
 			defer s.wake()
+		}
+	}
+	if changed {
+		for _, o := range s.keyOwners[p.key] {
+			s.dirty[o] = struct{}{}
 		}
 	}
 	st := p.st

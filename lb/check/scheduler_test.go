@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -506,5 +507,40 @@ func TestChangesCoalesce(t *testing.T) {
 	}
 	if st := s.Statuses()["a"]; st.Up || st.Init {
 		t.Errorf("status %+v", st)
+	}
+}
+
+// ChangedOwners names every owner of a probe whose state changed, once;
+// Set reports all owners of the new checks.
+func TestChangedOwners(t *testing.T) {
+	s := manual(t)
+	spec := tcpSpec(1)
+	spec.Fall = 1
+	a, b, c := Owner{"web", rs(1)}, Owner{"api", rs(1)}, Owner{"web", rs(2)}
+	other := tcpSpec(2)
+	if err := s.Set(map[ID]Check{"a": {a, spec}, "b": {b, spec}, "c": {c, other}}); err != nil {
+		t.Fatal(err)
+	}
+	owners := func() string {
+		got := s.ChangedOwners()
+		slices.SortFunc(got, func(x, y Owner) int { return strings.Compare(fmt.Sprint(x), fmt.Sprint(y)) })
+		return fmt.Sprint(got)
+	}
+	if got := owners(); got != fmt.Sprint([]Owner{b, a, c}) {
+		t.Fatalf("after Set: %s", got)
+	}
+	if got := owners(); got != "[]" {
+		t.Fatalf("asked again: %s", got)
+	}
+	p := s.probes[mustKey(t, spec)]
+	s.dispatch(p.due)
+	s.record(take(s)[0], fail(Failure, "refused"), p.due)
+	if got := owners(); got != fmt.Sprint([]Owner{b, a}) {
+		t.Fatalf("after the shared probe went down: %s", got)
+	}
+	s.dispatch(p.due)
+	s.record(take(s)[0], fail(Failure, "refused"), p.due)
+	if got := owners(); got != "[]" {
+		t.Fatalf("a failure that changes nothing: %s", got)
 	}
 }

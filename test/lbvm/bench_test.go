@@ -64,11 +64,19 @@ func TestBenchReconcile(t *testing.T) {
 	type figures struct{ dump, cold, coldDiff, one, oneDiff, remove []time.Duration }
 	var f figures
 	var h *ipvsnet.Handle
-	// timed runs Diff and Apply, recording Diff's share and the total.
-	timed := func(want, cur lb.Table, total, diff *[]time.Duration) []lb.Op {
+	// timed runs the diff and Apply, recording the diff's share and the
+	// total. keys, if set, are the services that can have changed: the
+	// balancer knows them after a health check changed (DiffKeys); a
+	// start, a reload or a resync compares everything (DiffNormal).
+	timed := func(want, cur lb.Table, keys []lb.ServiceKey, total, diff *[]time.Duration) []lb.Op {
 		t.Helper()
 		t0 := time.Now()
-		ops := lb.DiffNormal(want, cur, managed) // as the balancer does
+		var ops []lb.Op
+		if keys != nil {
+			ops = lb.DiffKeys(want, cur, keys, managed)
+		} else {
+			ops = lb.DiffNormal(want, cur, managed)
+		}
 		*diff = append(*diff, since(t0))
 		if err := h.Apply(ops); err != nil {
 			t.Fatal(err)
@@ -86,7 +94,7 @@ func TestBenchReconcile(t *testing.T) {
 		t0 := time.Now()
 		cur := dump(t, h)
 		f.dump = append(f.dump, since(t0))
-		ops := timed(desired, cur, &f.cold, &f.coldDiff)
+		ops := timed(desired, cur, nil, &f.cold, &f.coldDiff)
 		if len(ops) != 11000 {
 			t.Fatalf("cold apply: %d ops, want 11000", len(ops))
 		}
@@ -96,7 +104,7 @@ func TestBenchReconcile(t *testing.T) {
 		if !cur.Equal(desired) {
 			t.Fatal("kernel table after cold apply differs from desired")
 		}
-		ops = timed(changed, cur, &f.one, &f.oneDiff)
+		ops = timed(changed, cur, []lb.ServiceKey{k0}, &f.one, &f.oneDiff)
 		if len(ops) != 1 {
 			t.Fatalf("one change: %d ops:\n%s", len(ops), opsString(ops))
 		}
@@ -104,7 +112,7 @@ func TestBenchReconcile(t *testing.T) {
 		if !cur.Equal(changed) {
 			t.Fatal("kernel table after one change differs")
 		}
-		timed(lb.Table{}, cur, &f.remove, &removeDiff)
+		timed(lb.Table{}, cur, nil, &f.remove, &removeDiff)
 		if got := dump(t, h); len(got) != 0 {
 			t.Fatalf("%d services left after removal", len(got))
 		}
@@ -154,7 +162,7 @@ func TestBenchReconcile(t *testing.T) {
 	t.Logf("BENCH 1000 VS x 10 RS, qemu TCG guest, 1 vCPU")
 	t.Logf("BENCH vigil dump (1+1000 netlink dumps): %s", med(f.dump))
 	t.Logf("BENCH vigil cold apply Diff+Apply (11000 ops): %s; Diff alone %s", med(f.cold), med(f.coldDiff))
-	t.Logf("BENCH vigil one RS weight change Diff+Apply (1 op): %s; Diff alone %s", med(f.one), med(f.oneDiff))
+	t.Logf("BENCH vigil one RS weight change by its check, DiffKeys+Apply (1 op): %s; diff alone %s", med(f.one), med(f.oneDiff))
 	t.Logf("BENCH vigil remove all Diff+Apply (1000 ops): %s; Diff alone %s", med(f.remove), med(removeDiff))
 	t.Logf("BENCH ipvsadm -R cold (same table): %s", med(ra))
 	t.Logf("BENCH ipvsadm -e one RS (process start incl.): %s", med(re))
