@@ -83,6 +83,21 @@ func diffVirtualServers(old, next []config.VirtualServer) VSChanges {
 	return c
 }
 
+// Unchanged is the report of a reload that finds the running
+// configuration's file as it was (same hash): everything unchanged.
+func (n *Node) Unchanged() ReloadReport {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	rep := ReloadReport{Hash: n.cfg.Hash}
+	for _, in := range n.insts {
+		rep.Unchanged = append(rep.Unchanged, in.cfg.Name)
+	}
+	for _, vs := range n.cfg.LB.VirtualServers {
+		rep.VirtualServers.Unchanged = append(rep.VirtualServers.Unchanged, vs.Spec.Name)
+	}
+	return rep
+}
+
 // Reload applies a new configuration. Instances are matched by (interface,
 // VRID, family), not by name. One whose settings did not change keeps its
 // state and timers (no advert gap, no election); one whose VIPs, name,

@@ -175,7 +175,7 @@ func logTime(line string) time.Time {
 
 // A SIGHUP that arrives while vigil is still starting is dropped instead
 // of ending the process (the default action); once running, SIGHUP
-// reloads.
+// reloads a changed file and does nothing for an unchanged one.
 func TestHUPDuringStartup(t *testing.T) {
 	c := newCluster(t, 1)
 	cfg := filepath.Join(c.lab.Dir(), "n1-hup.yaml")
@@ -209,6 +209,21 @@ func TestHUPDuringStartup(t *testing.T) {
 		t.Log("vigil was running before a SIGHUP could be sent: this run checks only the reload")
 	}
 	c.waitHolder(netip.MustParseAddr("192.0.2.101"), "n1", 3*time.Second, 0)
+	// A HUP with the file as it was is answered without a reload.
+	if err := p.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.Log(), `msg="configuration unchanged; nothing to do"`) {
+		if p.Exited() || time.Now().After(deadline) {
+			t.Fatalf("SIGHUP with an unchanged file was not answered:\n%s", p.Log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A changed file is reloaded.
+	if err := os.WriteFile(cfg, []byte(body+"# changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	reloads := strings.Count(p.Log(), `msg="configuration reloaded"`)
 	if err := p.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -220,5 +235,5 @@ func TestHUPDuringStartup(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Logf("%d SIGHUPs during startup dropped; a SIGHUP once running reloaded", hups)
+	t.Logf("%d SIGHUPs during startup dropped; once running, a SIGHUP with the file unchanged did nothing and one after a change reloaded", hups)
 }
