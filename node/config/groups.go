@@ -36,7 +36,7 @@ func (d *decoder) syncGroups(o *object, c *vrrpCtx, metas []instMeta) map[string
 	seen := map[string]string{}
 	list, lp, _ := getList(o, "sync_groups")
 	for gi, raw := range list {
-		go_, ok := d.object(fmt.Sprintf("%s[%d]", lp, gi), raw)
+		go_, ok := d.object(index(lp, gi), raw)
 		if !ok {
 			continue
 		}
@@ -55,7 +55,7 @@ func (d *decoder) syncGroups(o *object, c *vrrpCtx, metas []instMeta) map[string
 		}
 		inGroup := map[string]string{}
 		for j, mraw := range members {
-			p := fmt.Sprintf("%s[%d]", mp, j)
+			p := index(mp, j)
 			s, isStr := mraw.(string)
 			if !isStr {
 				d.bad(p, mraw, "must be an instance name, not %s", kind(mraw))
@@ -140,7 +140,7 @@ func (d *decoder) strictInstance(in *Instance, m *instMeta, f strictFields) {
 		d.fail(f.unicastPath, strictConflict+"VRRP sends its adverts by multicast (RFC 5798); remove unicast, or strict")
 	}
 	if f.auth.ok() && in.AuthType != vrrp.AuthNone && in.Version == 2 {
-		d.fail(f.auth.Path, strictConflict+"authentication is not part of RFC 3768 or RFC 5798; remove auth, or strict")
+		d.fail(f.auth.path(), strictConflict+"authentication is not part of RFC 3768 or RFC 5798; remove auth, or strict")
 	}
 	if f.delay.ok() && f.delay.V != 0 {
 		f.delay.reject(d, strictConflict+"preempt_delay is not part of RFC 5798; remove it, or strict")

@@ -230,7 +230,7 @@ func (d *decoder) lbSection(o *object) LB {
 	if so, st := getObject(o, "sync_daemon"); st == good {
 		sd := &SyncDaemon{path: so.path}
 		iface := getString(so, "interface")
-		d.required(iface.St, iface.Path, "the interface the sync messages use")
+		d.required(iface.St, iface.path(), "the interface the sync messages use")
 		if iface.ok() {
 			if msg := ifnameProblem(iface.V); msg != "" {
 				iface.reject(d, "%s", msg)
@@ -238,7 +238,7 @@ func (d *decoder) lbSection(o *object) LB {
 			sd.Interface = iface.V
 		}
 		inst := getString(so, "instance")
-		d.required(inst.St, inst.Path, "the VRRP instance whose state the daemon follows")
+		d.required(inst.St, inst.path(), "the VRRP instance whose state the daemon follows")
 		sd.Instance = inst.V
 		if id := getInt(so, "sync_id"); id.ok() {
 			if id.V < 0 || id.V > 255 {
@@ -282,7 +282,7 @@ func (d *decoder) lbSection(o *object) LB {
 	names := map[string]string{}
 	keys := map[lb.ServiceKey]string{}
 	for i, raw := range list {
-		ep := fmt.Sprintf("%s[%d]", p, i)
+		ep := index(p, i)
 		vo, ok := d.object(ep, raw)
 		if !ok {
 			continue
@@ -332,7 +332,7 @@ func (d *decoder) addresses(o *object) []lb.ServiceKey {
 	seen := map[netip.AddrPort]bool{}
 	ok := true
 	for i, raw := range list {
-		p := fmt.Sprintf("%s[%d]", lp, i)
+		p := index(lp, i)
 		str, isStr := raw.(string)
 		if !isStr {
 			d.bad(p, raw, "must be a string ADDRESS:PORT")
@@ -420,7 +420,7 @@ func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
 	spec := &vs.Spec
 
 	name := getString(o, "name")
-	d.required(name.St, name.Path, "")
+	d.required(name.St, name.path(), "")
 	if name.ok() && !instanceNameRE.MatchString(name.V) {
 		name.reject(d, "is not a valid name: use 1..64 of A-Z a-z 0-9 _ . -")
 	}
@@ -471,7 +471,7 @@ func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
 	}
 	if !def.fwmark {
 		if fam := getString(o, "family"); fam.set() {
-			d.fail(fam.Path, "is only for fwmark services (the address gives the family)")
+			d.fail(fam.path(), "is only for fwmark services (the address gives the family)")
 		}
 	}
 	def.family, def.port = key.Family, key.Port
@@ -479,9 +479,9 @@ func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
 	proto := getString(o, "protocol")
 	switch {
 	case def.fwmark && proto.set():
-		d.fail(proto.Path, "is not used by a fwmark service (the mark selects the packets)")
+		d.fail(proto.path(), "is not used by a fwmark service (the mark selects the packets)")
 	case !def.fwmark && !proto.set() && addr.ok():
-		d.fail(proto.Path, "required: tcp, udp or sctp (vigil has no silent UDP default, unlike keepalived)")
+		d.fail(proto.path(), "required: tcp, udp or sctp (vigil has no silent UDP default, unlike keepalived)")
 	case proto.ok():
 		switch strings.ToLower(proto.V) {
 		case "tcp":
@@ -589,7 +589,7 @@ func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
 	}
 	seen := map[lb.DestKey]string{}
 	for i, raw := range list {
-		rp := fmt.Sprintf("%s[%d]", lp, i)
+		rp := index(lp, i)
 		ro, ok := d.object(rp, raw)
 		if !ok {
 			continue
@@ -644,7 +644,7 @@ func (d *decoder) schedFlags(o *object, sched string) uint32 {
 	}
 	var flags uint32
 	for i, raw := range list {
-		ep := fmt.Sprintf("%s[%d]", p, i)
+		ep := index(p, i)
 		s, ok := raw.(string)
 		f, known := schedFlagNames[s]
 		switch {
@@ -681,14 +681,14 @@ func (d *decoder) sorry(p string, raw any, def vsDefaults) (lb.Dest, bool) {
 	var addr field[string]
 	switch raw.(type) {
 	case string:
-		addr = field[string]{V: raw.(string), Raw: raw, Path: p, St: good}
+		addr = field[string]{V: raw.(string), Raw: raw, p: p, St: good}
 	default:
 		o, ok := d.object(p, raw)
 		if !ok {
 			return dst, false
 		}
 		addr = getString(o, "address")
-		d.required(addr.St, addr.Path, "ADDRESS[:PORT]")
+		d.required(addr.St, addr.path(), "ADDRESS[:PORT]")
 		dst.Forward = d.forward(o, def.forward)
 		o.unknown(nil, nil)
 	}
@@ -728,7 +728,7 @@ func (d *decoder) realServer(o *object, def vsDefaults) (lb.RealServer, RealServ
 	var conf RealServer
 	rs.Forward = d.forward(o, def.forward)
 	addr := getString(o, "address")
-	d.required(addr.St, addr.Path, "ADDRESS[:PORT]")
+	d.required(addr.St, addr.path(), "ADDRESS[:PORT]")
 	if addr.ok() {
 		ap, ok := d.destAddr(addr, def, rs.Forward)
 		if ok {
@@ -772,7 +772,7 @@ func (d *decoder) realServer(o *object, def vsDefaults) (lb.RealServer, RealServ
 		for i, it := range items {
 			ip := p
 			if isList {
-				ip = fmt.Sprintf("%s[%d]", p, i)
+				ip = index(p, i)
 			}
 			co, ok := d.object(ip, it)
 			if !ok {
@@ -803,7 +803,7 @@ func (d *decoder) check(o *object) (Check, bool) {
 	errs := len(d.errs)
 	var c Check
 	typ := getString(o, "type")
-	d.required(typ.St, typ.Path, strings.Join(checkTypes, ", "))
+	d.required(typ.St, typ.path(), strings.Join(checkTypes, ", "))
 	if typ.ok() {
 		if slices.Contains(checkTypes, typ.V) {
 			c.Type = typ.V
@@ -1054,7 +1054,7 @@ func (d *decoder) urls(o *object) []URL {
 	}
 	out := make([]URL, 0, len(list))
 	for i, raw := range list {
-		uo, ok := d.object(fmt.Sprintf("%s[%d]", lp, i), raw)
+		uo, ok := d.object(index(lp, i), raw)
 		if !ok {
 			continue
 		}
@@ -1106,7 +1106,7 @@ func (d *decoder) statusRanges(o *object) [][2]int {
 	for i, it := range items {
 		ip := p
 		if isList {
-			ip = fmt.Sprintf("%s[%d]", p, i)
+			ip = index(p, i)
 		}
 		r, ok := parseStatus(it)
 		if !ok {

@@ -118,7 +118,7 @@ func (d *decoder) command(o *object, key string, shell, required bool) ([]string
 		argv := make([]string, len(v))
 		ok := true
 		for i, a := range v {
-			ep := fmt.Sprintf("%s[%d]", p, i)
+			ep := index(p, i)
 			switch s := a.(type) {
 			case string:
 				argv[i] = s

@@ -87,7 +87,7 @@ func (d *decoder) weight(o *object, def int) (int, field[int64]) {
 // registers it when it is valid and unique; it reports whether it did.
 func (d *decoder) defName(o *object, what string, seen map[string]string) (string, bool) {
 	name := getString(o, "name")
-	d.required(name.St, name.Path, "")
+	d.required(name.St, name.path(), "")
 	if name.ok() && !instanceNameRE.MatchString(name.V) {
 		name.reject(d, "is not a valid %s name: use 1..64 of A-Z a-z 0-9 _ . -", what)
 	}
@@ -109,7 +109,7 @@ func (d *decoder) defList(o *object, c *vrrpCtx, kind trackKind) ([]*object, map
 	c.defs[kind] = reg
 	var objs []*object
 	for i, raw := range list {
-		if so, ok := d.object(fmt.Sprintf("%s[%d]", p, i), raw); ok {
+		if so, ok := d.object(index(p, i), raw); ok {
 			objs = append(objs, so)
 		}
 	}
@@ -193,7 +193,7 @@ func (d *decoder) files(o *object, c *vrrpCtx) {
 		name, nameOK := d.defName(fo, "file", seen)
 		f.Name = name
 		path := getString(fo, "path")
-		d.required(path.St, path.Path, "the absolute path of the file")
+		d.required(path.St, path.path(), "the absolute path of the file")
 		if path.ok() {
 			switch {
 			case !filepath.IsAbs(path.V):
@@ -241,7 +241,7 @@ func (d *decoder) processes(o *object, c *vrrpCtx) {
 		name, nameOK := d.defName(po, "process", seen)
 		p.Name = name
 		proc := getString(po, "process")
-		d.required(proc.St, proc.Path, "the process name, as in /proc/PID/comm")
+		d.required(proc.St, proc.path(), "the process name, as in /proc/PID/comm")
 		if proc.ok() {
 			switch {
 			case proc.V == "":
@@ -309,7 +309,7 @@ func (d *decoder) trackRefs(to *object, tk trackKind, c *vrrpCtx, m *instMeta) [
 	var refs []TrackRef
 	seen := map[string]string{}
 	for j, raw := range list {
-		p := fmt.Sprintf("%s[%d]", lp, j)
+		p := index(lp, j)
 		var (
 			r        TrackRef
 			revSet   bool
@@ -321,7 +321,7 @@ func (d *decoder) trackRefs(to *object, tk trackKind, c *vrrpCtx, m *instMeta) [
 		case map[string]any, map[any]any:
 			ro, _ := d.object(p, raw)
 			name := getString(ro, "name")
-			d.required(name.St, name.Path, "")
+			d.required(name.St, name.path(), "")
 			var wf field[int64]
 			r.Weight, wf = d.weight(ro, 0)
 			r.WeightSet = wf.ok()

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
 	"regexp"
@@ -111,7 +110,7 @@ func (d *decoder) required(f got, path, msg string) {
 
 func (d *decoder) node(o *object) Node {
 	name := getString(o, "name")
-	d.required(name.St, name.Path, "set it, or give the host a hostname")
+	d.required(name.St, name.path(), "set it, or give the host a hostname")
 	if name.ok() && !nodeNameRE.MatchString(name.V) {
 		name.reject(d, "is not a valid node name: use 1..253 of A-Z a-z 0-9 _ . -")
 	}
@@ -346,7 +345,7 @@ func (d *decoder) vrrp(o *object) VRRP {
 	list, p, _ := getList(o, "instances")
 	metas := make([]instMeta, 0, len(list))
 	for i, raw := range list {
-		io, ok := d.object(fmt.Sprintf("%s[%d]", p, i), raw)
+		io, ok := d.object(index(p, i), raw)
 		if !ok {
 			continue
 		}
@@ -440,14 +439,14 @@ func (d *decoder) instance(o *object, c *vrrpCtx) (Instance, instMeta) {
 	in := Instance{GARP: c.garp}
 
 	name := getString(o, "name")
-	d.required(name.St, name.Path, "")
+	d.required(name.St, name.path(), "")
 	if name.ok() && !instanceNameRE.MatchString(name.V) {
 		name.reject(d, "is not a valid instance name: use 1..64 of A-Z a-z 0-9 _ . -")
 	}
 	in.Name, m.nameOK = name.V, name.ok()
 
 	iface := getString(o, "interface")
-	d.required(iface.St, iface.Path, "")
+	d.required(iface.St, iface.path(), "")
 	if iface.ok() {
 		if msg := ifnameProblem(iface.V); msg != "" {
 			iface.reject(d, "%s", msg)
@@ -456,7 +455,7 @@ func (d *decoder) instance(o *object, c *vrrpCtx) (Instance, instMeta) {
 	in.Interface, m.ifOK = iface.V, iface.ok()
 
 	vrid := getInt(o, "vrid")
-	d.required(vrid.St, vrid.Path, "1..255")
+	d.required(vrid.St, vrid.path(), "1..255")
 	if vrid.ok() && (vrid.V < 1 || vrid.V > 255) {
 		vrid.reject(d, "is out of range 1..255")
 	}
@@ -527,7 +526,7 @@ func (d *decoder) instance(o *object, c *vrrpCtx) (Instance, instMeta) {
 	}
 	seen := map[netip.Addr]string{}
 	for j, raw := range list {
-		p := fmt.Sprintf("%s[%d]", vp, j)
+		p := index(vp, j)
 		vip, labelPath, ok := d.vip(p, raw, in.Interface)
 		if !ok {
 			continue
@@ -590,14 +589,14 @@ func (d *decoder) instance(o *object, c *vrrpCtx) (Instance, instMeta) {
 			checksum.reject(d, "applies to VRRPv3 over IPv4 only; remove it for version 2")
 		}
 		if auth.set() && in.Version == 3 && in.AuthType != vrrp.AuthNone {
-			d.fail(auth.Path, "authentication is VRRPv2 only (RFC 5798 removed it): remove auth or set version: 2")
+			d.fail(auth.path(), "authentication is VRRPv2 only (RFC 5798 removed it): remove auth or set version: 2")
 		}
 	}
 	if checksum.ok() && m.family == 6 {
 		checksum.reject(d, "applies to VRRPv3 over IPv4 only; IPv6 always includes the pseudo-header")
 	}
 	if delay.set() && preempt.ok() && !preempt.V {
-		d.bad(delay.Path, delay.Raw, "is set but preempt is false: remove one of them")
+		d.bad(delay.path(), delay.Raw, "is set but preempt is false: remove one of them")
 	}
 	if uni.u != nil {
 		in.Unicast = uni.u
@@ -633,13 +632,13 @@ func (d *decoder) instance(o *object, c *vrrpCtx) (Instance, instMeta) {
 	// keepalived-style warnings.
 	if in.Priority == vrrp.OwnerPriority {
 		if preempt.ok() && !preempt.V {
-			d.warn(preempt.Path, "ignored for the address owner (priority 255), which always preempts")
+			d.warn(preempt.path(), "ignored for the address owner (priority 255), which always preempts")
 		}
 		if delay.ok() && delay.V > 0 {
-			d.warn(delay.Path, "ignored for the address owner (priority 255), which takes over at once")
+			d.warn(delay.path(), "ignored for the address owner (priority 255), which takes over at once")
 		}
 		if accept.ok() && !accept.V {
-			d.warn(accept.Path, "false is ignored for the address owner (priority 255), which always accepts")
+			d.warn(accept.path(), "false is ignored for the address owner (priority 255), which always accepts")
 		}
 	}
 	if m.family == 6 && m.firstVIPValid && len(in.VIPs) > 0 && !in.VIPs[0].Prefix.Addr().IsLinkLocalUnicast() && !c.strict {
@@ -648,7 +647,7 @@ func (d *decoder) instance(o *object, c *vrrpCtx) (Instance, instMeta) {
 	if in.Unicast != nil && in.Unicast.Source.IsValid() && in.Priority != vrrp.OwnerPriority {
 		for k, v := range in.VIPs {
 			if v.Prefix.Addr() == in.Unicast.Source {
-				d.warn(uni.src.Path, "%s is also %s; a backup does not hold it, so use the node's own address", in.Unicast.Source, m.vipPaths[k])
+				d.warn(uni.src.path(), "%s is also %s; a backup does not hold it, so use the node's own address", in.Unicast.Source, m.vipPaths[k])
 			}
 		}
 	}
@@ -693,7 +692,7 @@ func (d *decoder) unicast(o *object) unicastResult {
 	}
 	seen := map[netip.Addr]string{}
 	for j, raw := range list {
-		p := fmt.Sprintf("%s[%d]", pp, j)
+		p := index(pp, j)
 		s, ok := raw.(string)
 		if !ok {
 			d.bad(p, raw, "must be an IP address, not %s", kind(raw))
@@ -719,14 +718,14 @@ func (d *decoder) unicast(o *object) unicastResult {
 
 // auth decodes auth: into in; it returns a field for the mapping itself.
 func (d *decoder) auth(o *object, in *Instance) field[bool] {
-	f := field[bool]{Path: o.sub("auth")}
+	f := field[bool]{p: o.sub("auth")}
 	ao, st := getObject(o, "auth")
 	f.St = st
 	if st != good {
 		return f
 	}
 	typ := getString(ao, "type")
-	d.required(typ.St, typ.Path, "none or pass")
+	d.required(typ.St, typ.path(), "none or pass")
 	pw, pwSet := ao.get("password")
 	pwPath := ao.sub("password")
 	if typ.ok() {
@@ -776,7 +775,7 @@ func (d *decoder) vip(p string, raw any, iface string) (VIP, string, bool) {
 		vip := VIP{Dev: iface}
 		ok := true
 		addr := getString(o, "address")
-		d.required(addr.St, addr.Path, "ADDRESS[/LENGTH]")
+		d.required(addr.St, addr.path(), "ADDRESS[/LENGTH]")
 		if addr.ok() {
 			pfx, msg := parsePrefix(addr.V)
 			if msg != "" {
@@ -810,7 +809,7 @@ func (d *decoder) vip(p string, raw any, iface string) (VIP, string, bool) {
 		}
 		ok = ok && label.St != invalid
 		o.unknown(nil, map[string]string{"addr": `the key is "address"`, "ip": `the key is "address"`})
-		return vip, label.Path, ok
+		return vip, label.path(), ok
 	}
 	d.bad(p, raw, "must be an address (\"192.0.2.100/24\") or a mapping {address, dev, label}, not %s", kind(raw))
 	return VIP{}, "", false
