@@ -476,6 +476,33 @@ func (b *balancer) reconcileChanged(specs []lb.VirtualServer, byName map[string]
 	b.publishQuorum(sub, prev, quorum, true)
 }
 
+// omega publishes, for the virtual servers whose config asks for it
+// (keepalived omega), their live real servers and their quorum going down
+// as vigil stops, so notify_down and quorum_down run and the FIFO says so.
+// Called before the event bus drains; safe from any goroutine.
+func (b *balancer) omega(specs []config.VirtualServer) {
+	b.mu.Lock()
+	quorum := b.quorum
+	b.mu.Unlock()
+	h := b.checks.View()
+	for _, vs := range specs {
+		if !vs.Notify.Omega {
+			continue
+		}
+		spec := vs.Spec
+		for _, rs := range spec.Reals {
+			if up, _, _ := h.RealServer(spec.Name, rs.Key()); up {
+				b.notify(events.Event{Kind: events.KindRealServer, Name: spec.Name, Service: kaService(spec.Service.Key),
+					RealServer: kaRealServer(spec, rs.Key()), From: events.StateUp, To: events.StateDown, Reason: "shutdown"})
+			}
+		}
+		if quorum[spec.Name] {
+			b.notify(events.Event{Kind: events.KindVirtualServer, Name: spec.Name, Service: kaService(spec.Service.Key),
+				From: events.StateUp, To: events.StateDown, Reason: "shutdown"})
+		}
+	}
+}
+
 // publishQuorum reports the quorum of specs that changed since prev (log,
 // notify, the VRRP feeds) and keeps the quorum series; same says the
 // config is the one of the last pass, so unchanged series need no write.

@@ -651,3 +651,57 @@ func TestBalancerIncrementalMatchesFull(t *testing.T) {
 	}
 	k.mu.Unlock()
 }
+
+// notify: {omega: true} (keepalived omega): at stop, the virtual server's
+// live real servers and its quorum are reported down; one without omega,
+// and a real server already down, are not.
+func TestBalancerOmega(t *testing.T) {
+	r2 := flagFile(t, "r2")
+	os.WriteFile(r2, []byte("1\n"), 0o644) // r2 starts failing
+	c, err := config.Parse([]byte(fmt.Sprintf(`node: {name: lb1}
+lb:
+  virtual_servers:
+    - name: web
+      address: 192.0.2.100:80
+      protocol: tcp
+      notify: {omega: true}
+      real_servers:
+        - {address: "198.51.100.11:8080"}
+        - {address: "198.51.100.12:8080", check: {type: file, file: %q, interval: 20ms, warmup: 0s, fall: 1}}
+    - {name: api, address: "192.0.2.100:443", protocol: tcp, real_servers: [{address: "198.51.100.11:8443"}]}
+`, r2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.LB.VirtualServers[0].Notify.Omega || c.LB.VirtualServers[1].Notify.Omega {
+		t.Fatalf("omega parsed as %v, %v", c.LB.VirtualServers[0].Notify.Omega, c.LB.VirtualServers[1].Notify.Omega)
+	}
+	var mu sync.Mutex
+	var got []string
+	k := &memKernel{t: lb.Table{}}
+	var feeds vsFeeds
+	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
+	b.publish = func(e events.Event) {
+		line, _ := events.KeepalivedLine(e)
+		mu.Lock()
+		got = append(got, strings.TrimSpace(line))
+		mu.Unlock()
+	}
+	if err := b.set(c.LB); err != nil {
+		t.Fatal(err)
+	}
+	stop := runBalancer(t, b)
+	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
+	waitFor(t, "web without r2", func() bool { return k.dests(web) == "198.51.100.11:8080/1 " })
+	mu.Lock()
+	got = nil
+	mu.Unlock()
+	b.omega(c.LB.VirtualServers)
+	stop()
+	want := "RS [198.51.100.11]:tcp:8080 [192.0.2.100]:tcp:80 DOWN; VS [192.0.2.100]:tcp:80 DOWN"
+	mu.Lock()
+	defer mu.Unlock()
+	if s := strings.Join(got, "; "); s != want {
+		t.Fatalf("at stop: %q, want %q", s, want)
+	}
+}

@@ -633,6 +633,14 @@ func (n *Node) shutdown() {
 			}
 		}
 	}
+	// Virtual servers with omega report themselves down, before the bus
+	// drains.
+	n.mu.Lock()
+	bal, vss := n.lb, n.cfg.LB.VirtualServers
+	n.mu.Unlock()
+	if bal != nil {
+		bal.omega(vss)
+	}
 	// Let the stop notifications (scripts, FIFO) go out.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -77,6 +77,10 @@ type LBNotify struct {
 	QuorumUp, QuorumDown []string
 	User                 string        // user[:group]; "" = the daemon's user
 	Timeout              time.Duration // default DefaultNotifyTimeout
+	// Omega also reports the virtual server and its real servers down when
+	// vigil stops (keepalived omega): quorum_down and notify_down run, and
+	// the FIFO gets the DOWN lines.
+	Omega bool
 }
 
 // RealServer is the checker side of a real server.
@@ -178,6 +182,7 @@ var vsHints = map[string]string{
 	"sorry":                   `the key is "sorry_server"`,
 	"sorry_server_lvs_method": `use sorry_server: {address: ..., forward: ...}`,
 	"quorum_up":               `use notify: {quorum_up: COMMAND}`,
+	"omega":                   `use notify: {omega: true}`,
 	"quorum_down":             `use notify: {quorum_down: COMMAND}`,
 }
 
@@ -610,6 +615,7 @@ func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
 	if no, st := getObject(o, "notify"); st == good {
 		vs.Notify.QuorumUp, _ = d.command(no, "quorum_up", false, false)
 		vs.Notify.QuorumDown, _ = d.command(no, "quorum_down", false, false)
+		vs.Notify.Omega = getBool(no, "omega").or(false)
 		if u := getString(no, "user"); u.ok() && u.V != "" {
 			if msg := userProblem(u.V); msg != "" {
 				u.reject(d, "%s", msg)
