@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,7 +72,8 @@ lb:
       protocol: tcp
       scheduler: rr
       check: {type: http, path: /health, interval: 1s, timeout: 900ms, retry_delay: 200ms, fall: 3, warmup: 0s}
-      real_servers: [{address: "198.51.100.11:8080"}, {address: "198.51.100.12:8080", weight: %[3]s}]
+      real_servers: [{address: "198.51.100.11:8080"}, {address: "198.51.100.12:8080", weight: %[3]s,
+                      notify_down: [/bin/sh, -c, "echo RSDOWN $VIGIL_REAL_SERVER >> /tmp/lbnotify-%[1]s"]}]
     - name: inh
       address: 192.0.2.100:81
       protocol: tcp
@@ -83,6 +85,8 @@ lb:
       protocol: tcp
       quorum: 2
       sorry_server: 198.51.100.9:8080
+      notify: {quorum_down: [/bin/sh, -c, "echo DOWN $VIGIL_SERVICE >> /tmp/lbnotify-%[1]s"],
+               quorum_up: [/bin/sh, -c, "echo UP $VIGIL_SERVICE >> /tmp/lbnotify-%[1]s"]}
       check: {type: tcp, interval: 1s, timeout: 900ms, retry_delay: 200ms, fall: 3, warmup: 0s}
       real_servers: [{address: "198.51.100.11:8080"}, {address: "198.51.100.12:8080"}]
     - name: dns
@@ -484,6 +488,16 @@ func TestFleet(t *testing.T) {
 		waitDests(t, f.d1, webKey, both, settle)
 		waitDests(t, f.d1, inhKey, both, settle)
 		waitDests(t, f.d1, quoKey, both, settle)
+		// The notify commands ran: r2 down (web's notify_down; its http
+		// check and quo's tcp check fail at their own times), and quo
+		// below quorum then back (its quorum_down, then quorum_up).
+		var got []string
+		waitFor(t, "d1's notify commands", settle, func() bool {
+			b, _ := os.ReadFile("/tmp/lbnotify-d1")
+			got = strings.Split(strings.TrimSpace(string(b)), "\n")
+			down, up := slices.Index(got, "DOWN [192.0.2.100]:tcp:82"), slices.Index(got, "UP [192.0.2.100]:tcp:82")
+			return len(got) == 3 && slices.Contains(got, "RSDOWN [198.51.100.12]:tcp:8080") && down >= 0 && down < up
+		})
 	})
 
 	t.Run("reload changes one real server only", func(t *testing.T) {
