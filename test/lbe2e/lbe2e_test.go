@@ -35,18 +35,24 @@ import (
 //	gw VIP 198.51.100.1        r1, r2 198.51.100.11/.12 :8080 (NAT), s1 .9 (sorry)
 //	                           r3, r4 192.0.2.21/.22 :8090 with the VIP on lo (DR)
 var (
-	vip      = netip.MustParseAddr("192.0.2.100")
-	gwVIP    = netip.MustParseAddr("198.51.100.1")
-	r1Addr   = netip.MustParseAddrPort("198.51.100.11:8080")
-	r2Addr   = netip.MustParseAddrPort("198.51.100.12:8080")
-	s1Addr   = netip.MustParseAddrPort("198.51.100.9:8080")
-	r3Addr   = netip.MustParseAddrPort("192.0.2.21:8090")
-	r4Addr   = netip.MustParseAddrPort("192.0.2.22:8090")
-	webKey   = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 80}
-	inhKey   = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 81}
-	quoKey   = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 82}
-	drKey    = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 8090}
-	dnsKey   = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.UDP, Addr: vip, Port: 53}
+	vip    = netip.MustParseAddr("192.0.2.100")
+	gwVIP  = netip.MustParseAddr("198.51.100.1")
+	r1Addr = netip.MustParseAddrPort("198.51.100.11:8080")
+	r2Addr = netip.MustParseAddrPort("198.51.100.12:8080")
+	s1Addr = netip.MustParseAddrPort("198.51.100.9:8080")
+	r3Addr = netip.MustParseAddrPort("192.0.2.21:8090")
+	r4Addr = netip.MustParseAddrPort("192.0.2.22:8090")
+	webKey = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 80}
+	inhKey = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 81}
+	quoKey = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 82}
+	drKey  = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 8090}
+	dnsKey = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.UDP, Addr: vip, Port: 53}
+	// grp is a virtual server group: two kernel services, one set of real
+	// servers.
+	grpKeys = []lb.ServiceKey{
+		{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.101"), Port: 80},
+		{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.102"), Port: 80},
+	}
 	r2Weight = "1"
 )
 
@@ -66,6 +72,7 @@ vrrp:
   sync_groups: [{name: edge, instances: [vip, gw]}]
 lb:
   sync_daemon: {interface: eth0, instance: vip}
+  timeouts: {tcp: 901s, udp: 61s}
   virtual_servers:
     - name: web
       address: 192.0.2.100:80
@@ -102,6 +109,11 @@ lb:
       forward: dr
       check: {type: tcp, interval: 1s, timeout: 900ms, retry_delay: 200ms, fall: 3, warmup: 0s}
       real_servers: [{address: 192.0.2.21}, {address: 192.0.2.22}]
+    - name: grp
+      addresses: ["192.0.2.101-102:80"]
+      protocol: tcp
+      check: {type: tcp, interval: 1s, timeout: 900ms, retry_delay: 200ms, fall: 3, warmup: 0s}
+      real_servers: [{address: "198.51.100.11:8080"}, {address: "198.51.100.12:8080"}]
 `, name, prio, r2w)
 }
 
@@ -372,6 +384,9 @@ func TestFleet(t *testing.T) {
 		waitDests(t, d, quoKey, both, settle)
 		waitDests(t, d, drKey, "192.0.2.21:8090/1 192.0.2.22:8090/1", settle)
 		waitDests(t, d, dnsKey, "198.51.100.11:5353/1 198.51.100.12:5353/1", settle)
+		for _, k := range grpKeys {
+			waitDests(t, d, k, both, settle)
+		}
 	}
 
 	t.Run("nat traffic through the VIP", func(t *testing.T) {
@@ -424,10 +439,20 @@ func TestFleet(t *testing.T) {
 		if err := json.Unmarshal(out, &st); err != nil {
 			t.Fatalf("status JSON: %v\n%s", err, out)
 		}
-		if len(st.VirtualServers) != 5 || st.VirtualServers[0].Name != "web" || !st.VirtualServers[0].QuorumUp ||
+		if len(st.VirtualServers) != 6 || st.VirtualServers[0].Name != "web" || !st.VirtualServers[0].QuorumUp ||
 			len(st.VirtualServers[0].Reals) != 2 || !st.VirtualServers[0].Reals[1].Up ||
 			len(st.VirtualServers[0].Reals[1].Checks) != 1 || st.VirtualServers[0].Reals[1].Checks[0].Type != "http" {
 			t.Errorf("status virtual servers: %+v", st.VirtualServers)
+		}
+		// lb.timeouts reached the kernel (tcp_fin keeps the kernel's 120 s).
+		h, err := ipvsnet.Open("/run/netns/" + f.d1.NS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to, err := h.Timeouts()
+		h.Close()
+		if want := (ipvsnet.Timeouts{TCP: 901 * time.Second, TCPFin: 120 * time.Second, UDP: 61 * time.Second}); err != nil || to != want {
+			t.Errorf("IPVS timeouts %+v, %v; want %+v", to, err, want)
 		}
 		out, err = f.d1.Run(ctx, f.bin, "ipvs", "list")
 		if err != nil {
@@ -446,6 +471,9 @@ func TestFleet(t *testing.T) {
 		waitDests(t, f.d1, webKey, "198.51.100.11:8080/1", settle)                      // removed
 		waitDests(t, f.d1, inhKey, "198.51.100.11:8080/1 198.51.100.12:8080/0", settle) // inhibit_on_failure: weight 0
 		waitDests(t, f.d1, quoKey, "198.51.100.9:8080/1", settle)                       // below quorum 2: sorry server only
+		for _, k := range grpKeys {
+			waitDests(t, f.d1, k, "198.51.100.11:8080/1", settle) // every member of the group
+		}
 		if got := f.seen(t, 80, 6); got["r1"] != 6 {
 			t.Errorf("with r2 down, every answer should come from r1: %v", got)
 		}
@@ -488,6 +516,9 @@ func TestFleet(t *testing.T) {
 		waitDests(t, f.d1, webKey, both, settle)
 		waitDests(t, f.d1, inhKey, both, settle)
 		waitDests(t, f.d1, quoKey, both, settle)
+		for _, k := range grpKeys {
+			waitDests(t, f.d1, k, both, settle)
+		}
 		// The notify commands ran: r2 down (web's notify_down; its http
 		// check and quo's tcp check fail at their own times), and quo
 		// below quorum then back (its quorum_down, then quorum_up).
