@@ -785,7 +785,7 @@ func (d *decoder) realServer(o *object, def vsDefaults) (lb.RealServer, RealServ
 				continue
 			}
 			if c, cok := d.check(co); cok && ok {
-				if d.target(&c, rs, ip) {
+				if d.target(&c, rs, func() string { return ip }) {
 					conf.Checks = append(conf.Checks, c)
 				}
 			}
@@ -793,7 +793,7 @@ func (d *decoder) realServer(o *object, def vsDefaults) (lb.RealServer, RealServ
 		}
 	case def.check != nil && ok:
 		c := *def.check
-		if d.target(&c, rs, def.checkAt+" (for "+o.path+")") {
+		if d.target(&c, rs, func() string { return def.checkAt + " (for " + o.path + ")" }) {
 			conf.Checks = append(conf.Checks, c)
 		}
 	}
@@ -1071,8 +1071,9 @@ func (d *decoder) urls(o *object) []URL {
 }
 
 // target completes c's Target for real server rs: the real server's
-// address and port unless the check gave its own.
-func (d *decoder) target(c *Check, rs lb.RealServer, at string) bool {
+// address and port unless the check gave its own. at names the check in a
+// message (built only then).
+func (d *decoder) target(c *Check, rs lb.RealServer, at func() string) bool {
 	ip, port := c.Target.Addr(), c.Target.Port()
 	if !ip.IsValid() {
 		ip = rs.Addr
@@ -1086,7 +1087,7 @@ func (d *decoder) target(c *Check, rs lb.RealServer, at string) bool {
 			port = 25
 		}
 		if port == 0 {
-			d.fail(at+".port", "required: the real server %s has no port (fwmark or port-0 service); give the port to check", rs.Addr)
+			d.fail(at()+".port", "required: the real server %s has no port (fwmark or port-0 service); give the port to check", rs.Addr)
 			return false
 		}
 	case "dns":

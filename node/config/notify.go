@@ -73,13 +73,13 @@ func (d *decoder) notify(no *object, c *vrrpCtx) Notify {
 // key must be present.
 func (d *decoder) command(o *object, key string, shell, required bool) ([]string, string) {
 	raw, present := o.get(key)
-	p := o.sub(key)
 	if !present {
 		if required {
-			d.fail(p, "required: a list [/path/to/program, ARG, ...], or a string with shell: true")
+			d.fail(o.sub(key), "required: a list [/path/to/program, ARG, ...], or a string with shell: true")
 		}
 		return nil, ""
 	}
+	p := o.sub(key)
 	switch v := raw.(type) {
 	case nil:
 		d.fail(p, "has no value; give one or remove the key")
