@@ -123,15 +123,22 @@ func (n *Node) Reload(next *config.Config) (ReloadReport, error) {
 	}
 
 	// Stop what goes away or restarts, before anything is added: a
-	// restarted instance re-uses its VRID on its socket.
-	var restart []*config.Instance
+	// restarted instance re-uses its VRID on its socket. An instance of
+	// the running config that does not run (an earlier reload failed
+	// before starting it) is started now, whatever the diff says of it.
+	var restart, missing []*config.Instance
 	for _, c := range ch.Removed {
-		n.removeInstance(byID[c.ID], now)
+		if in := byID[c.ID]; in != nil {
+			n.removeInstance(in, now)
+		}
 		rep.Removed = append(rep.Removed, c.Old.Name)
 	}
 	for _, c := range ch.Changed {
-		if !c.Change.InPlace() {
-			n.removeInstance(byID[c.ID], now)
+		switch in := byID[c.ID]; {
+		case in == nil:
+			missing = append(missing, c.New)
+		case !c.Change.InPlace():
+			n.removeInstance(in, now)
 			restart = append(restart, c.New)
 			rep.Restarted = append(rep.Restarted, c.New.Name)
 		}
@@ -139,11 +146,16 @@ func (n *Node) Reload(next *config.Config) (ReloadReport, error) {
 	prevLB := n.cfg.LB.VirtualServers
 	n.cfg = next
 	for _, c := range ch.Unchanged {
-		byID[c.ID].cfg = c.New
+		in := byID[c.ID]
+		if in == nil {
+			missing = append(missing, c.New)
+			continue
+		}
+		in.cfg = c.New
 		rep.Unchanged = append(rep.Unchanged, c.New.Name)
 	}
 	for _, c := range ch.Changed {
-		if c.Change.InPlace() {
+		if c.Change.InPlace() && byID[c.ID] != nil {
 			if err := n.updateInstance(byID[c.ID], c.New, c.Change, now); err != nil {
 				return rep, err
 			}
@@ -168,6 +180,12 @@ func (n *Node) Reload(next *config.Config) (ReloadReport, error) {
 			return rep, err
 		}
 		rep.Added = append(rep.Added, c.New.Name)
+	}
+	for _, ic := range missing {
+		if err := add(ic); err != nil {
+			return rep, err
+		}
+		rep.Added = append(rep.Added, ic.Name)
 	}
 	for _, ic := range restart {
 		if err := add(ic); err != nil {

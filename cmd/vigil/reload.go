@@ -33,6 +33,10 @@ type reloader struct {
 	n       *node.Node
 	log     *slog.Logger
 	metrics *telemetry.Config
+	// applied is the hash of the file the node last applied in full; a
+	// reload that failed part-way clears it, so the same file is tried
+	// again.
+	applied string
 }
 
 func (r *reloader) reload(trigger string) (node.ReloadReport, error) {
@@ -49,10 +53,10 @@ func (r *reloader) reload(trigger string) (node.ReloadReport, error) {
 	// takes a while). The environment cannot have changed either.
 	if data, err := os.ReadFile(r.path); err == nil {
 		sum := sha256.Sum256(data)
-		if cur := r.n.Unchanged(); cur.Hash == hex.EncodeToString(sum[:]) {
+		if h := hex.EncodeToString(sum[:]); h == r.applied {
 			r.metrics.Reloaded(trigger, "success", time.Since(start))
-			r.log.Info("configuration unchanged; nothing to do", "trigger", trigger, "config_hash", shortHash(cur.Hash))
-			return cur, nil
+			r.log.Info("configuration unchanged; nothing to do", "trigger", trigger, "config_hash", shortHash(h))
+			return r.n.Unchanged(), nil
 		}
 	}
 	if os.Getenv("GOGC") == "" {
@@ -79,11 +83,13 @@ func (r *reloader) reload(trigger string) (node.ReloadReport, error) {
 		r.log.Warn("configuration warning", "detail", w)
 	}
 	rep, err := r.n.Reload(cfg)
+	r.applied = ""
 	if err != nil {
 		r.metrics.Reloaded(trigger, "failure", time.Since(start))
 		r.log.Error("configuration reload could not be fully applied", "trigger", trigger, "err", err)
 		return rep, err
 	}
+	r.applied = cfg.Hash
 	r.metrics.Reloaded(trigger, "success", time.Since(start))
 	r.metrics.SetHash(cfg.Hash)
 	r.log.Info("configuration reloaded", "trigger", trigger, "config_hash", shortHash(cfg.Hash),

@@ -100,7 +100,7 @@ func runDaemon(parent context.Context, cfg *config.Config, log *slog.Logger, adm
 	if err != nil {
 		return fmt.Errorf("starting node: %w", err)
 	}
-	rl := &reloader{path: cfg.Path, n: n, log: log, metrics: reg.NewConfigMetrics(cfg.Hash)}
+	rl := &reloader{path: cfg.Path, n: n, log: log, metrics: reg.NewConfigMetrics(cfg.Hash), applied: cfg.Hash}
 	rl.watchHUP(ctx)
 	admin.serve(n, rl.handler)
 	var srv *telemetry.Server

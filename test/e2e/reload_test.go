@@ -239,3 +239,54 @@ func TestHUPDuringStartup(t *testing.T) {
 	}
 	t.Logf("%d SIGHUPs during startup dropped; once running, a SIGHUP with the file unchanged did nothing and one after a change reloaded", hups)
 }
+
+// A reload that fails part-way (an interface that does not exist yet) is
+// tried again by the next HUP of the same file: only a file applied in
+// full counts as unchanged.
+func TestReloadRetriedAfterPartialFailure(t *testing.T) {
+	c := newCluster(t, 1)
+	cfg := filepath.Join(c.lab.Dir(), "n1-retry.yaml")
+	head := "node: { name: n1 }\ntelemetry: { listen: \"\" }\nvrrp:\n  instances:\n" +
+		"    - { name: web, interface: eth0, vrid: 51, priority: 150, advert_interval: 100ms, vips: [192.0.2.101/24] }\n"
+	if err := os.WriteFile(cfg, []byte(head), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.node("n1").Start(c.bin, "run", "--config", cfg, "--admin-socket", filepath.Join(c.lab.Dir(), "n1.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.procs["n1"] = p
+	c.waitHolder(netip.MustParseAddr("192.0.2.101"), "n1", 3*time.Second, 0)
+	next := head + "    - { name: side, interface: side0, vrid: 52, priority: 150, advert_interval: 100ms, vips: [198.51.100.101/24] }\n"
+	if err := os.WriteFile(cfg, []byte(next), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hupUntil := func(what string, before int) {
+		t.Helper()
+		if err := p.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for strings.Count(p.Log(), what) == before {
+			if p.Exited() || time.Now().After(deadline) {
+				t.Fatalf("no %s after SIGHUP:\n%s", what, p.LogLines(20))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	failed := `msg="configuration reload could not be fully applied"`
+	hupUntil(failed, strings.Count(p.Log(), failed))
+	if _, err := c.node("n1").IP("link", "add", "side0", "type", "veth", "peer", "name", "side1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"addr", "add", "198.51.100.2/24", "dev", "side0"}, {"link", "set", "side1", "up"}, {"link", "set", "side0", "up"}} {
+		if _, err := c.node("n1").IP(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reloaded := `msg="configuration reloaded"`
+	hupUntil(reloaded, strings.Count(p.Log(), reloaded))
+	if err := c.node("n1").WaitAddr("side0", netip.MustParseAddr("198.51.100.101"), true, 5*time.Second); err != nil {
+		t.Fatalf("the retried reload did not start the instance on side0: %v\n%s", err, p.LogLines(20))
+	}
+}
