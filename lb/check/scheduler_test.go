@@ -533,13 +533,31 @@ func TestChangedOwners(t *testing.T) {
 		t.Fatalf("asked again: %s", got)
 	}
 	p := s.probes[mustKey(t, spec)]
-	s.dispatch(p.due)
-	s.record(take(s)[0], fail(Failure, "refused"), p.due)
+	// fail runs p's next probe as a failure (the other probe may be due
+	// at the same time: it is put back untouched).
+	failP := func() {
+		t.Helper()
+		s.dispatch(p.due)
+		found := false
+		for _, q := range take(s) {
+			if q == p {
+				s.record(q, fail(Failure, "refused"), p.due)
+				found = true
+			} else {
+				s.mu.Lock()
+				q.running = false
+				s.mu.Unlock()
+			}
+		}
+		if !found {
+			t.Fatal("the shared probe was not dispatched")
+		}
+	}
+	failP()
 	if got := owners(); got != fmt.Sprint([]Owner{b, a}) {
 		t.Fatalf("after the shared probe went down: %s", got)
 	}
-	s.dispatch(p.due)
-	s.record(take(s)[0], fail(Failure, "refused"), p.due)
+	failP()
 	if got := owners(); got != "[]" {
 		t.Fatalf("a failure that changes nothing: %s", got)
 	}
