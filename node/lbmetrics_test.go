@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -111,12 +112,28 @@ lb:
 		"vigil_virtual_server_real_servers_up":           {vs + " 2"},
 		"vigil_ipvs_scrape_success":                      {" 1"},
 	}
+	// check waits (bounded) for every family to read as wanted: the
+	// kernel table changes a moment before the pass that changed it
+	// counts the transition.
 	check := func(when string) {
 		t.Helper()
-		for name, w := range want {
-			if got := series(t, reg, name); fmt.Sprint(got) != fmt.Sprint(w) {
-				t.Errorf("%s: %s:\n got %q\nwant %q", when, name, got, w)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var bad []string
+			for name, w := range want {
+				if got := series(t, reg, name); fmt.Sprint(got) != fmt.Sprint(w) {
+					bad = append(bad, fmt.Sprintf("%s: %s:\n got %q\nwant %q", when, name, got, w))
+				}
 			}
+			if len(bad) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Error(strings.Join(bad, "\n"))
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+			b.metrics.SetIPVSSource(b.metricsSnapshot, nil) // past the 1 s cache
 		}
 	}
 	check("both up")
