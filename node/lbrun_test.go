@@ -504,18 +504,11 @@ lb:
 		t.Fatalf("notify commands for the notifier: %+v", sc)
 	}
 
-	var mu sync.Mutex
-	var got []string
 	k := &memKernel{t: lb.Table{}}
 	var feeds vsFeeds
 	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
-	b.publish = func(e events.Event) {
-		line, _ := events.KeepalivedLine(e)
-		mu.Lock()
-		got = append(got, strings.TrimSpace(line))
-		mu.Unlock()
-	}
-	seen := func() string { mu.Lock(); defer mu.Unlock(); return strings.Join(got, "; ") }
+	ev := recordEvents(b)
+	seen := ev.lines
 	if err := b.set(c.LB); err != nil {
 		t.Fatal(err)
 	}
@@ -676,32 +669,52 @@ lb:
 	if !c.LB.VirtualServers[0].Notify.Omega || c.LB.VirtualServers[1].Notify.Omega {
 		t.Fatalf("omega parsed as %v, %v", c.LB.VirtualServers[0].Notify.Omega, c.LB.VirtualServers[1].Notify.Omega)
 	}
-	var mu sync.Mutex
-	var got []string
 	k := &memKernel{t: lb.Table{}}
 	var feeds vsFeeds
 	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
-	b.publish = func(e events.Event) {
-		line, _ := events.KeepalivedLine(e)
-		mu.Lock()
-		got = append(got, strings.TrimSpace(line))
-		mu.Unlock()
-	}
+	ev := recordEvents(b)
 	if err := b.set(c.LB); err != nil {
 		t.Fatal(err)
 	}
 	stop := runBalancer(t, b)
 	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
 	waitFor(t, "web without r2", func() bool { return k.dests(web) == "198.51.100.11:8080/1 " })
-	mu.Lock()
-	got = nil
-	mu.Unlock()
+	ev.reset()
 	b.omega(c.LB.VirtualServers)
 	stop()
 	want := "RS [198.51.100.11]:tcp:8080 [192.0.2.100]:tcp:80 DOWN; VS [192.0.2.100]:tcp:80 DOWN"
-	mu.Lock()
-	defer mu.Unlock()
-	if s := strings.Join(got, "; "); s != want {
+	if s := ev.lines(); s != want {
 		t.Fatalf("at stop: %q, want %q", s, want)
 	}
+}
+
+// eventRecorder keeps the balancer's published events as keepalived's
+// FIFO lines.
+type eventRecorder struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func recordEvents(b *balancer) *eventRecorder {
+	r := &eventRecorder{}
+	b.publish = func(e events.Event) {
+		line, _ := events.KeepalivedLine(e)
+		r.mu.Lock()
+		r.got = append(r.got, strings.TrimSpace(line))
+		r.mu.Unlock()
+	}
+	return r
+}
+
+// lines joins the lines so far with "; ".
+func (r *eventRecorder) lines() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.got, "; ")
+}
+
+func (r *eventRecorder) reset() {
+	r.mu.Lock()
+	r.got = nil
+	r.mu.Unlock()
 }
