@@ -768,6 +768,25 @@ func TestFleet(t *testing.T) {
 			t.Errorf("the service vigil did not create was removed")
 		}
 	})
+
+	// lb.foreign_services: remove (keepalived's lvs_flush and
+	// lvs_flush_on_stop): vigil owns the whole table, so the service the
+	// previous step left is removed at start, and stop empties the table.
+	t.Run("foreign_services remove owns the whole table", func(t *testing.T) {
+		foreign := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.UDP, Addr: netip.MustParseAddr("203.0.113.7"), Port: 53}
+		if _, ok := dump(t, f.d2)[foreign]; !ok {
+			t.Fatal("the foreign service of the previous step is not there")
+		}
+		f.startVigilYAML(t, f.d2, strings.Replace(directorYAML("d2", 100, r2Weight), "lb:\n", "lb:\n  foreign_services: remove\n", 1))
+		waitDests(t, f.d2, foreign, "absent", settle)
+		waitDests(t, f.d2, webKey, "198.51.100.11:8080/1 198.51.100.12:8080/1", settle)
+		if err := f.procs["d2"].Stop(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if tb := dump(t, f.d2); len(tb) != 0 {
+			t.Errorf("after stop d2 has %d services, want none: %v", len(tb), tb.Keys())
+		}
+	})
 }
 
 // scrape reads a director's /metrics.
