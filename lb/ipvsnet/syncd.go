@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
@@ -264,11 +265,23 @@ func dialGenl(netnsPath string) (*genl, error) {
 	return &genl{c: c, nl: nc, family: fam.ID}, nil
 }
 
+// execute sends one request and reads its answer. The wait is bounded: a
+// daemon must not hang on an answer that does not come (seen once in the
+// TCG test VM, stopping a backup sync daemon under load); the error says
+// so, and the caller tries again at its next pass.
 func (g *genl) execute(cmd uint8, data []byte, flags netlink.HeaderFlags) ([]genetlink.Message, error) {
-	return g.c.Execute(genetlink.Message{
+	if err := g.nl.SetReadDeadline(time.Now().Add(applyWait)); err != nil {
+		return nil, err
+	}
+	defer g.nl.SetReadDeadline(time.Time{})
+	msgs, err := g.c.Execute(genetlink.Message{
 		Header: genetlink.Header{Command: cmd, Version: genlVersion},
 		Data:   data,
 	}, g.family, flags)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, fmt.Errorf("no answer from the kernel in %s: %w", applyWait, err)
+	}
+	return msgs, err
 }
 
 // SyncDaemons returns the sync daemons running in the handle's namespace.
