@@ -51,8 +51,9 @@ const (
 )
 
 // applyBatch bounds a batch: a request the kernel refuses is answered even
-// without an acknowledgement asked for, and the receive buffer (about
-// 200 KiB by default) must hold the answers of a batch that all fail.
+// without an acknowledgement asked for (with the request echoed, about
+// 1 KiB of buffer each), and the receive buffer (about 200 KiB by default)
+// must hold the answers of a batch that all fail.
 const applyBatch = 128
 
 // applyWait bounds the wait for a batch's answers.

@@ -254,8 +254,6 @@ func dialGenl(netnsPath string) (*genl, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial generic netlink: %w", err)
 	}
-	// Refusals in a batch are answered without the request's body.
-	_ = nc.SetOption(netlink.CapAcknowledge, true)
 	c := genetlink.NewConn(nc)
 	fam, err := c.GetFamily(genlName)
 	if err != nil {
