@@ -87,9 +87,9 @@ type balancer struct {
 	// lastSpecs are the specs of the last pass: while they stay the same
 	// (no reload), the per-server bookkeeping only looks at changes.
 	lastSpecs []lb.VirtualServer
-	// exportedVS are the virtual servers with metric series, to drop those
-	// a reload removes; only the balancer's goroutine touches it.
-	exportedVS   map[string]bool
+	// quorumSeries are the quorum series exported (by their joined labels),
+	// to drop those a reload removes; only the balancer's goroutine
+	// touches it.
 	quorumSeries map[string][]string
 	// stats reads the counters for /metrics (nil: not exported).
 	stats statsReader
@@ -541,17 +541,16 @@ func (b *balancer) sweepQuorumSeries(specs []lb.VirtualServer) {
 			quorumSeries[strings.Join(l, "\x00")] = l
 		}
 	}
-	for name := range b.exportedVS {
-		if !exported[name] {
-			b.metrics.ForgetVirtualServer(name)
-		}
-	}
 	for id, l := range b.quorumSeries {
-		if _, ok := quorumSeries[id]; !ok && exported[l[0]] {
+		switch _, kept := quorumSeries[id]; {
+		case kept:
+		case exported[l[0]]:
 			b.metrics.ForgetQuorum(l...) // a group member
+		default:
+			b.metrics.ForgetVirtualServer(l[0]) // its transition series too
 		}
 	}
-	b.exportedVS, b.quorumSeries = exported, quorumSeries
+	b.quorumSeries = quorumSeries
 }
 
 // opsLogged is how many IPVS changes a pass logs one by one at info; a
