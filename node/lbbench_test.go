@@ -2,8 +2,6 @@ package node
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -55,8 +53,7 @@ func BenchmarkReconcileOneChange(b *testing.B) {
 	}
 	c1, c5 := parse(1), parse(5)
 	k := &nullKernel{}
-	var feeds vsFeeds
-	bal := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
+	bal := testBalancer(k, telemetry.NewRegistry().LB)
 	if err := bal.set(c1); err != nil {
 		b.Fatal(err)
 	}

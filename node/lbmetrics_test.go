@@ -2,8 +2,6 @@ package node
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"sort"
@@ -76,8 +74,7 @@ lb:
 	}
 	reg := telemetry.NewRegistry()
 	k := &memKernel{t: lb.Table{}}
-	var feeds vsFeeds
-	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, reg.LB)
+	b := testBalancer(k, reg.LB)
 	b.stats = k
 	reg.LB.SetIPVSSource(b.metricsSnapshot, nil)
 	if err := b.set(c.LB); err != nil {

@@ -125,6 +125,11 @@ func (k *memKernel) dests(key lb.ServiceKey) string {
 	return s
 }
 
+// testBalancer is a balancer on kernel k with metrics m, logging nowhere.
+func testBalancer(k ipvsKernel, m *telemetry.LB) *balancer {
+	return newBalancer(slog.New(slog.DiscardHandler), k, &vsFeeds{}, m)
+}
+
 // runBalancer runs b until the returned stop is called; stop fails the
 // test if run returned an error.
 func runBalancer(t *testing.T, b *balancer) (stop func()) {
@@ -261,8 +266,7 @@ lb:
 // backup otherwise, never both; stop ends it.
 func TestBalancerSyncDaemon(t *testing.T) {
 	k := &memKernel{t: lb.Table{}}
-	var feeds vsFeeds
-	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
+	b := testBalancer(k, telemetry.NewRegistry().LB)
 	if err := b.set(config.LB{SyncDaemon: &config.SyncDaemon{Interface: "eth0", Instance: "vip", SyncID: 51}}); err != nil {
 		t.Fatal(err)
 	}
@@ -291,8 +295,7 @@ lb: {virtual_servers: [{name: web, address: "192.0.2.100:80", protocol: tcp, rea
 		t.Fatal(err)
 	}
 	k := &memKernel{t: lb.Table{}}
-	var feeds vsFeeds
-	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
+	b := testBalancer(k, telemetry.NewRegistry().LB)
 	b.resync = 100 * time.Millisecond
 	if err := b.set(c.LB); err != nil {
 		t.Fatal(err)
@@ -421,8 +424,7 @@ lb:
 	foreign := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.UDP, Addr: netip.MustParseAddr("203.0.113.7"), Port: 53}
 	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
 	k := &memKernel{t: lb.Table{foreign: {Service: lb.Service{Key: foreign, Scheduler: "rr"}.Normal(), Dests: map[lb.DestKey]lb.Dest{}}}}
-	var feeds vsFeeds
-	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
+	b := testBalancer(k, telemetry.NewRegistry().LB)
 	if err := b.set(c.LB); err != nil {
 		t.Fatal(err)
 	}
@@ -471,8 +473,7 @@ lb:
 	if smtp.Type != check.SMTP || smtp.HeloName != "lb1.example.org" || smtp.Target.Port() != 25 {
 		t.Errorf("smtp: %+v", smtp)
 	}
-	var feeds vsFeeds
-	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), &memKernel{t: lb.Table{}}, &feeds, telemetry.NewRegistry().LB)
+	b := testBalancer(&memKernel{t: lb.Table{}}, telemetry.NewRegistry().LB)
 	if err := b.set(c.LB); err != nil {
 		t.Fatalf("lb/check refuses the mapped specs: %v", err)
 	}
@@ -505,8 +506,7 @@ lb:
 	}
 
 	k := &memKernel{t: lb.Table{}}
-	var feeds vsFeeds
-	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
+	b := testBalancer(k, telemetry.NewRegistry().LB)
 	ev := recordEvents(b)
 	seen := ev.lines
 	if err := b.set(c.LB); err != nil {
@@ -549,8 +549,7 @@ lb:
 	}
 	reg := telemetry.NewRegistry()
 	k := &memKernel{t: lb.Table{}}
-	var feeds vsFeeds
-	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, reg.LB)
+	b := testBalancer(k, reg.LB)
 	if err := b.set(doc(`"192.0.2.100-102:80"`)); err != nil {
 		t.Fatal(err)
 	}
@@ -609,8 +608,7 @@ func TestBalancerIncrementalMatchesFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := &memKernel{t: lb.Table{}}
-	var feeds vsFeeds
-	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
+	b := testBalancer(k, telemetry.NewRegistry().LB)
 	if err := b.set(c.LB); err != nil {
 		t.Fatal(err)
 	}
@@ -670,8 +668,7 @@ lb:
 		t.Fatalf("omega parsed as %v, %v", c.LB.VirtualServers[0].Notify.Omega, c.LB.VirtualServers[1].Notify.Omega)
 	}
 	k := &memKernel{t: lb.Table{}}
-	var feeds vsFeeds
-	b := newBalancer(slog.New(slog.NewTextHandler(io.Discard, nil)), k, &feeds, telemetry.NewRegistry().LB)
+	b := testBalancer(k, telemetry.NewRegistry().LB)
 	ev := recordEvents(b)
 	if err := b.set(c.LB); err != nil {
 		t.Fatal(err)
