@@ -30,6 +30,7 @@ const reloadGCPercent = 400
 type reloader struct {
 	mu      sync.Mutex
 	path    string
+	loader  *config.Loader
 	n       *node.Node
 	log     *slog.Logger
 	metrics *telemetry.Config
@@ -62,7 +63,7 @@ func (r *reloader) reload(trigger string) (node.ReloadReport, error) {
 	if os.Getenv("GOGC") == "" {
 		defer debug.SetGCPercent(debug.SetGCPercent(reloadGCPercent))
 	}
-	cfg, err := config.Load(r.path)
+	cfg, err := r.loader.Load(r.path)
 	parsed := time.Since(start)
 	if err != nil {
 		r.metrics.Reloaded(trigger, "rejected", time.Since(start))
@@ -99,6 +100,7 @@ func (r *reloader) reload(trigger string) (node.ReloadReport, error) {
 		"virtual_servers_added", strings.Join(rep.VirtualServers.Added, ","),
 		"virtual_servers_removed", strings.Join(rep.VirtualServers.Removed, ","),
 		"virtual_servers_changed", strings.Join(rep.VirtualServers.Changed, ","),
+		"virtual_servers_reused", r.loader.Reused(),
 		"parse", parsed.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
 	return rep, nil
 }

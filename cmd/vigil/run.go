@@ -38,7 +38,15 @@ and remove their virtual addresses); SIGHUP reloads the configuration file.`,
 			// SIGHUP's default action ends the process; until the reloader
 			// watches it, a HUP is dropped: the file is read after this.
 			signal.Ignore(syscall.SIGHUP)
-			cfg, err := config.Load(path)
+			// The loader remembers the file's virtual servers, so a reload
+			// that changes a few of many parses only those.
+			loader := &config.Loader{}
+			if os.Getenv("GOGC") == "" {
+				// Parsing a large file allocates many times its size: give
+				// the collector room from the start (runDaemon explains).
+				debug.SetGCPercent(reloadGCPercent)
+			}
+			cfg, err := loader.Load(path)
 			if err != nil {
 				return &exitError{code: 1, msg: formatConfigError(path, err)}
 			}
@@ -55,7 +63,7 @@ and remove their virtual addresses); SIGHUP reloads the configuration file.`,
 			for _, w := range cfg.Warnings {
 				log.Warn("configuration warning", "detail", w)
 			}
-			return runDaemon(cmd.Context(), cfg, log, adminSocket)
+			return runDaemon(cmd.Context(), loader, cfg, log, adminSocket)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", defaultConfigPath, "configuration file (YAML)")
@@ -65,7 +73,7 @@ and remove their virtual addresses); SIGHUP reloads the configuration file.`,
 	return cmd
 }
 
-func runDaemon(parent context.Context, cfg *config.Config, log *slog.Logger, adminSocket string) error {
+func runDaemon(parent context.Context, loader *config.Loader, cfg *config.Config, log *slog.Logger, adminSocket string) error {
 	if parent == nil {
 		parent = context.Background()
 	}
@@ -100,7 +108,7 @@ func runDaemon(parent context.Context, cfg *config.Config, log *slog.Logger, adm
 	if err != nil {
 		return fmt.Errorf("starting node: %w", err)
 	}
-	rl := &reloader{path: cfg.Path, n: n, log: log, metrics: reg.NewConfigMetrics(cfg.Hash), applied: cfg.Hash}
+	rl := &reloader{path: cfg.Path, loader: loader, n: n, log: log, metrics: reg.NewConfigMetrics(cfg.Hash), applied: cfg.Hash}
 	rl.watchHUP(ctx)
 	admin.serve(n, rl.handler)
 	var srv *telemetry.Server

@@ -254,20 +254,27 @@ func Parse(data []byte) (*Config, error) {
 }
 
 func parse(data []byte, file string) (*Config, error) {
-	root, env, errs := read(data)
+	cfg, _, err := decode(data, file, &decoder{}, data)
+	return cfg, err
+}
+
+// decode parses text with d; the Config's hash is that of orig, the file
+// (text differs from it when a Loader stands in placeholders).
+func decode(text []byte, file string, d *decoder, orig []byte) (*Config, *decoder, error) {
+	root, env, errs := read(text)
 	if errs != nil {
-		return nil, &ValidationError{File: file, Errors: errs}
+		return nil, d, &ValidationError{File: file, Errors: errs}
 	}
-	d := &decoder{env: env}
+	d.env = env
 	cfg := d.config(root)
 	if len(d.errs) > 0 {
-		return nil, &ValidationError{File: file, Errors: d.errs, Warnings: d.warns}
+		return nil, d, &ValidationError{File: file, Errors: d.errs, Warnings: d.warns}
 	}
-	sum := sha256.Sum256(data)
+	sum := sha256.Sum256(orig)
 	cfg.Path = file
 	cfg.Hash = hex.EncodeToString(sum[:])
 	cfg.Warnings = d.warns
-	return cfg, nil
+	return cfg, d, nil
 }
 
 // Family returns 4 or 6, the address family of the instance's VIPs.

@@ -219,6 +219,17 @@ type decoder struct {
 	errs    []FieldError
 	warns   []string
 	env     map[string]string // key path -> environment variable it came from
+
+	// items has one entry per element of lb.virtual_servers: the index of
+	// its virtual server in LB.VirtualServers when it decoded without an
+	// error or warning, else -1 (a Loader reuses only those).
+	items []int
+	// reuse holds virtual servers a Loader decoded before; the list stands
+	// for reuse[n] with the placeholder {reuseKey: n}, in order.
+	reuseKey string
+	reuse    []VirtualServer
+	reusedN  int  // placeholders taken
+	reuseBad bool // a placeholder was out of order or malformed
 }
 
 func (d *decoder) fail(path, msg string, args ...any) {

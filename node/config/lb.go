@@ -284,21 +284,20 @@ func (d *decoder) lbSection(o *object) LB {
 	if st != good {
 		return out
 	}
-	names := map[string]string{}
-	keys := map[lb.ServiceKey]string{}
-	for i, raw := range list {
+	n := len(list) + len(d.reuse) // enough, with placeholders standing for runs
+	names := make(map[string]string, n)
+	keys := make(map[lb.ServiceKey]string, n)
+	if n > 0 {
+		out.VirtualServers = make([]VirtualServer, 0, n)
+	}
+	d.items = make([]int, 0, n)
+	// add takes the virtual server of list element i unless its name or
+	// an address is taken already.
+	add := func(i int, vs VirtualServer, errs, warns int) {
 		ep := index(p, i)
-		vo, ok := d.object(ep, raw)
-		if !ok {
-			continue
-		}
-		vs, ok := d.virtualServer(vo)
-		if !ok {
-			continue
-		}
 		if prev, dup := names[vs.Spec.Name]; dup {
 			d.fail(ep+".name", "%q is already the name of %s", vs.Spec.Name, prev)
-			continue
+			return
 		}
 		names[vs.Spec.Name] = ep
 		dup := false
@@ -309,12 +308,36 @@ func (d *decoder) lbSection(o *object) LB {
 			}
 		}
 		if dup {
-			continue
+			return
 		}
 		for _, k := range vs.Spec.Keys() {
 			keys[k] = ep
 		}
+		if len(d.errs) == errs && len(d.warns) == warns {
+			d.items[i] = len(out.VirtualServers)
+		}
 		out.VirtualServers = append(out.VirtualServers, vs)
+	}
+	// i counts the file's list elements: a placeholder of a Loader stands
+	// for a run of them.
+	i := 0
+	for _, raw := range list {
+		if run, ok := d.reused(raw); ok {
+			for _, vs := range run {
+				d.items = append(d.items, -1)
+				add(i, vs, len(d.errs), len(d.warns))
+				i++
+			}
+			continue
+		}
+		errs, warns := len(d.errs), len(d.warns)
+		d.items = append(d.items, -1)
+		if vo, ok := d.object(index(p, i), raw); ok {
+			if vs, ok := d.virtualServer(vo); ok {
+				add(i, vs, errs, warns)
+			}
+		}
+		i++
 	}
 	return out
 }
