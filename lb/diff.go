@@ -157,7 +157,17 @@ func differs(want Entry, current Table, k ServiceKey) bool {
 func diffOps(desired, current Table, changed, gone []ServiceKey) []Op {
 	slices.SortFunc(changed, CompareServiceKeys)
 	changed = slices.Compact(changed) // DiffKeys may be given a key twice
-	var ops []Op
+	// Room for every op of a cold start (the largest case: each service
+	// and all its destinations added), so the slice is not copied again
+	// and again as it grows.
+	n := len(gone)
+	for _, k := range changed {
+		n += 1 + len(desired[k].Dests)
+	}
+	if n == 0 {
+		return nil
+	}
+	ops := make([]Op, 0, n)
 	for _, k := range changed {
 		want := desired[k]
 		have, exists := current[k]

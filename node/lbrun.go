@@ -27,6 +27,9 @@ import (
 // (lb/ipvsnet; a fake in unit tests).
 type ipvsKernel interface {
 	Dump() (lb.Table, error)
+	// Services is Dump without destinations (cheaper by a request per
+	// service).
+	Services() (lb.Table, error)
 	Apply(ops []lb.Op) error
 	StartSyncDaemon(d ipvsnet.SyncDaemon) error
 	StopSyncDaemon(state ipvsnet.SyncState) error
@@ -77,9 +80,11 @@ type balancer struct {
 	// known is the kernel table as vigil last left it (nil: unknown, read
 	// it); only the balancer's goroutine touches it.
 	known lb.Table
-	// rsUp is each real server's combined check state at the last pass,
-	// to count transitions; only the balancer's goroutine touches it.
-	rsUp map[rsID]bool
+	// rsUp is each real server's combined check state at the last pass
+	// and its transitions; the balancer's goroutine changes it, scrapes
+	// read it, under rsMu.
+	rsMu sync.Mutex
+	rsUp map[rsID]rsTrack
 	// byName indexes specs by name; reloaded says a set() came since the
 	// last pass, which then compares everything.
 	byName   map[string]int
@@ -547,7 +552,7 @@ func (b *balancer) sweepQuorumSeries(specs []lb.VirtualServer) {
 		case exported[l[0]]:
 			b.metrics.ForgetQuorum(l...) // a group member
 		default:
-			b.metrics.ForgetVirtualServer(l[0]) // its transition series too
+			b.metrics.ForgetVirtualServer(l[0])
 		}
 	}
 	b.quorumSeries = quorumSeries
@@ -655,7 +660,10 @@ func (b *balancer) clear() {
 	b.mu.Lock()
 	isManaged := b.managedFunc()
 	b.mu.Unlock()
-	cur, err := b.kernel.Dump()
+	// Deleting a service deletes its destinations: the services are all
+	// there is to read (a dump of 10,000 destinations took seconds of a
+	// slow VM's stop).
+	cur, err := b.kernel.Services()
 	if err != nil {
 		b.log.Error("reading the IPVS table at shutdown", "err", err)
 		return

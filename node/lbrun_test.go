@@ -45,6 +45,16 @@ func (k *memKernel) Dump() (lb.Table, error) {
 	return k.t.Clone(), nil
 }
 
+func (k *memKernel) Services() (lb.Table, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	t := make(lb.Table, len(k.t))
+	for key, e := range k.t {
+		t[key] = lb.Entry{Service: e.Service}
+	}
+	return t, nil
+}
+
 func (k *memKernel) Apply(ops []lb.Op) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()

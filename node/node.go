@@ -527,6 +527,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if lbDone != nil {
 		<-lbDone
 	}
+	n.log.Info("vigil stopped")
 	return nil
 }
 
@@ -647,7 +648,6 @@ func (n *Node) shutdown() {
 	if err := n.bus.Shutdown(ctx); err != nil {
 		n.log.Warn("notify scripts still running at exit", "err", err)
 	}
-	n.log.Info("vigil stopped")
 }
 
 func (n *Node) close() {

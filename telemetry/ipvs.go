@@ -42,6 +42,9 @@ type RSSnapshot struct {
 	ConfiguredWeight int
 	Healthy          bool
 	CheckFailures    int // the most probes failed in a row among its checks
+	// Transitions, when set, are its transitions counted so far (given
+	// once per real server: under its virtual server's first address).
+	Transitions *RSTransitions
 	// InKernel says whether the kernel has the destination now; the kernel
 	// fields are valid only then.
 	InKernel         bool
@@ -49,6 +52,10 @@ type RSSnapshot struct {
 	Active, Inactive uint32
 	Stats            IPVSCounters
 }
+
+// RSTransitions count a real server going up and down as its checks
+// decide, since the config first named it.
+type RSTransitions struct{ Up, Down uint64 }
 
 // IPVSCounters are the kernel's cumulative counters of a service or
 // destination.
@@ -85,7 +92,7 @@ type ipvsCollector struct {
 	vsReals, vsRealsUp                                          *prometheus.Desc
 	rsConns, rsInPkts, rsOutPkts, rsInBytes, rsOutBytes         *prometheus.Desc
 	rsActive, rsInactive, rsWeight                              *prometheus.Desc
-	rsConfWeight, rsHealthy, rsFailures                         *prometheus.Desc
+	rsConfWeight, rsHealthy, rsFailures, rsTransitions          *prometheus.Desc
 	up                                                          *prometheus.Desc
 }
 
@@ -114,7 +121,10 @@ func newIPVSCollector() *ipvsCollector {
 		rsConfWeight: rs("vigil_real_server_configured_weight", "The real server's weight in the config, or the dynamic weight its check set."),
 		rsHealthy:    rs("vigil_real_server_healthy", "1 while all the real server's checks pass."),
 		rsFailures:   rs("vigil_real_server_check_failures", "Probes of the real server's checks that failed in a row (the most among its checks); 0 after a success. Rising while healthy: about to go down."),
-		up:           prometheus.NewDesc("vigil_ipvs_scrape_success", "1 if this scrape could read the kernel's IPVS table; 0 means the kernel series are missing from it.", nil, nil),
+		rsTransitions: prometheus.NewDesc("vigil_real_server_transitions_total",
+			"Real servers going up or down as their checks decide (to: up, down). A fast rise means a flapping backend.",
+			append(append([]string{}, rsLabels...), "to"), nil),
+		up: prometheus.NewDesc("vigil_ipvs_scrape_success", "1 if this scrape could read the kernel's IPVS table; 0 means the kernel series are missing from it.", nil, nil),
 	}
 }
 
@@ -128,7 +138,7 @@ func (c *ipvsCollector) set(src IPVSSource, log *slog.Logger) {
 func (c *ipvsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.vsInfo, c.vsConns, c.vsInPkts, c.vsOutPkts, c.vsInBytes, c.vsOutBytes,
 		c.vsReals, c.vsRealsUp, c.rsConns, c.rsInPkts, c.rsOutPkts, c.rsInBytes, c.rsOutBytes,
-		c.rsActive, c.rsInactive, c.rsWeight, c.rsConfWeight, c.rsHealthy, c.rsFailures, c.up} {
+		c.rsActive, c.rsInactive, c.rsWeight, c.rsConfWeight, c.rsHealthy, c.rsFailures, c.rsTransitions, c.up} {
 		ch <- d
 	}
 }
@@ -191,6 +201,10 @@ func (c *ipvsCollector) Collect(ch chan<- prometheus.Metric) {
 				gauge(c.rsConfWeight, float64(rs.ConfiguredWeight), l)
 				gauge(c.rsHealthy, b2f(rs.Healthy), l)
 				gauge(c.rsFailures, float64(rs.CheckFailures), l)
+			}
+			if t := rs.Transitions; t != nil {
+				counter(c.rsTransitions, t.Up, append(l[:len(l):len(l)], "up"))
+				counter(c.rsTransitions, t.Down, append(l[:len(l):len(l)], "down"))
 			}
 			if rs.InKernel {
 				counter(c.rsConns, rs.Stats.Conns, l)

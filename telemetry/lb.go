@@ -16,18 +16,12 @@ type LB struct {
 	Reconciles    *prometheus.CounterVec
 	Ops           prometheus.Counter
 	ReconcileTime prometheus.Histogram
-	// Transitions counts real servers going up or down (their checks'
-	// combined state).
-	Transitions *prometheus.CounterVec
-
-	ipvs *ipvsCollector
+	ipvs          *ipvsCollector
 }
 
 // vsLabels name a virtual server as node_exporter's ipvs collector does,
 // plus its configured name.
 var vsLabels = []string{"virtual_server", "local_address", "local_port", "proto", "local_mark"}
-
-var rsTransitionLabels = append(append([]string{}, rsLabels...), "to")
 
 // newLBMetrics registers the load-balancer families on r.
 func (r *Registry) newLBMetrics() *LB {
@@ -44,11 +38,9 @@ func (r *Registry) newLBMetrics() *LB {
 			Help: "IPVS changes made (service or destination added, updated or deleted)."}),
 		ReconcileTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_ipvs_reconcile_duration_seconds",
 			Help: "Time of one reconcile pass: desired table, kernel dump, diff and apply.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
-		Transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_real_server_transitions_total",
-			Help: "Real servers going up or down as their checks decide (to: up, down). A fast rise means a flapping backend."}, rsTransitionLabels),
 		ipvs: newIPVSCollector(),
 	}
-	r.Reg.MustRegister(m.CheckRuns, m.CheckDuration, m.QuorumUp, m.Reconciles, m.Ops, m.ReconcileTime, m.Transitions, m.ipvs)
+	r.Reg.MustRegister(m.CheckRuns, m.CheckDuration, m.QuorumUp, m.Reconciles, m.Ops, m.ReconcileTime, m.ipvs)
 	return m
 }
 
@@ -97,47 +89,14 @@ func (m *LB) SetIPVSSource(src IPVSSource, log *slog.Logger) {
 	m.ipvs.set(src, log)
 }
 
-// RealServerTransition counts a real server going up or down; labels are
-// the virtual server's labels then remote_address and remote_port.
-func (m *LB) RealServerTransition(up bool, labels ...string) {
-	if m == nil {
-		return
-	}
-	to := "down"
-	if up {
-		to = "up"
-	}
-	m.Transitions.WithLabelValues(append(append([]string{}, labels...), to)...).Inc()
-}
-
-// InitRealServer creates a real server's transition series at 0, so that
-// increase() sees its first transition; labels as RealServerTransition.
-func (m *LB) InitRealServer(labels ...string) {
-	if m == nil {
-		return
-	}
-	for _, to := range []string{"up", "down"} {
-		m.Transitions.WithLabelValues(append(append([]string{}, labels...), to)...)
-	}
-}
-
-// ForgetRealServer drops a real server's series once the config no longer
-// has it.
-func (m *LB) ForgetRealServer(vs, addr, port string) {
-	if m == nil {
-		return
-	}
-	m.Transitions.DeletePartialMatch(prometheus.Labels{"virtual_server": vs, "remote_address": addr, "remote_port": port})
-}
-
-// ForgetVirtualServer drops a virtual server's series once the config no
-// longer has it.
+// ForgetVirtualServer drops a virtual server's quorum series once the
+// config no longer has it. (Its real servers' series are made at scrape
+// time from the current config, so they go by themselves.)
 func (m *LB) ForgetVirtualServer(name string) {
 	if m == nil {
 		return
 	}
 	m.QuorumUp.DeletePartialMatch(prometheus.Labels{"virtual_server": name})
-	m.Transitions.DeletePartialMatch(prometheus.Labels{"virtual_server": name})
 }
 
 // ForgetQuorum drops one quorum series (a group member a reload removed);

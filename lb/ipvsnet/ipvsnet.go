@@ -101,6 +101,25 @@ func (h *Handle) Dump() (lb.Table, error) {
 	return t, err
 }
 
+// Services returns the kernel's services without their destinations: one
+// dump, where Dump makes one more per service (enough to remove them all:
+// deleting a service deletes its destinations).
+func (h *Handle) Services() (lb.Table, error) {
+	svcs, err := h.h.GetServices()
+	if err != nil {
+		return nil, fmt.Errorf("ipvsnet: dump services: %w", err)
+	}
+	t := make(lb.Table, len(svcs))
+	for _, ks := range svcs {
+		s, err := fromService(ks)
+		if err != nil {
+			return nil, err
+		}
+		t[s.Key] = lb.Entry{Service: s}
+	}
+	return t, nil
+}
+
 // Stats returns the table together with its counters, from one dump.
 func (h *Handle) Stats() (lb.Table, lb.Stats, error) {
 	return h.dump(true)
