@@ -74,6 +74,19 @@ func TestReconcileRoundTrip(t *testing.T) {
 		all[k] = e
 	}
 	checkDump(t, h, "after cold apply", all)
+	// Services (what the stop reads) is the dump without destinations.
+	svcs, err := h.Services()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svcs) != len(all) {
+		t.Errorf("Services: %d services, want %d", len(svcs), len(all))
+	}
+	for k, e := range all.Normal() {
+		if got, ok := svcs[k]; !ok || got.Service != e.Service || len(got.Dests) != 0 {
+			t.Errorf("Services[%s] = %+v, %v; want %+v without destinations", k, got, ok, e.Service)
+		}
+	}
 	if again := reconcile(t, h, desired, managed); len(again) != 0 {
 		t.Fatalf("second reconcile not empty:\n%s", opsString(again))
 	}
