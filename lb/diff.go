@@ -72,13 +72,23 @@ func (o Op) String() string {
 		if s.OnePacket {
 			b.WriteString(" ops")
 		}
+		if s.PE != "" {
+			fmt.Fprintf(&b, " pe %s", s.PE)
+		}
 	default:
 		d := o.Dest
 		fmt.Fprintf(&b, " -> %s", netip.AddrPortFrom(d.Addr, d.Port))
 		if o.Kind == DelDest {
 			break
 		}
-		fmt.Fprintf(&b, " %s weight %d", d.Forward, d.Weight)
+		fmt.Fprintf(&b, " %s", d.Forward)
+		switch n := d.Normal(); {
+		case n.TunType == GUE:
+			fmt.Fprintf(&b, " gue port %d %s", n.TunPort, n.TunCsum)
+		case n.TunType == GRE:
+			fmt.Fprintf(&b, " gre %s", n.TunCsum)
+		}
+		fmt.Fprintf(&b, " weight %d", d.Weight)
 		if d.Upper != 0 || d.Lower != 0 {
 			fmt.Fprintf(&b, " thresholds %d/%d", d.Upper, d.Lower)
 		}

@@ -63,6 +63,52 @@ func (f Forward) String() string {
 	return fmt.Sprintf("forward-%d", uint8(f))
 }
 
+// TunnelType is a Tunnel destination's encapsulation (the kernel's
+// IP_VS_CONN_F_TUNNEL_TYPE_*; gue needs Linux 5.2, gre 5.3).
+type TunnelType uint8
+
+// Tunnel encapsulations.
+const (
+	IPIP TunnelType = iota // IP-in-IP, the default
+	GUE                    // Generic UDP Encapsulation, to TunnelPort
+	GRE                    // GRE
+)
+
+func (t TunnelType) String() string {
+	switch t {
+	case IPIP:
+		return "ipip"
+	case GUE:
+		return "gue"
+	case GRE:
+		return "gre"
+	}
+	return fmt.Sprintf("tunnel-%d", uint8(t))
+}
+
+// TunnelCsum is the checksum option of a gue or gre tunnel (the kernel's
+// IP_VS_TUNNEL_ENCAP_FLAG_*; keepalived's nocsum, csum, remcsum).
+type TunnelCsum uint16
+
+// Tunnel checksum options.
+const (
+	NoCsum  TunnelCsum = 0
+	Csum    TunnelCsum = 1
+	RemCsum TunnelCsum = 2 // remote checksum offload (gue only)
+)
+
+func (c TunnelCsum) String() string {
+	switch c {
+	case NoCsum:
+		return "nocsum"
+	case Csum:
+		return "csum"
+	case RemCsum:
+		return "remcsum"
+	}
+	return fmt.Sprintf("csum-%d", uint16(c))
+}
+
 // Family is the address family of a service, needed for fwmark services
 // (which have no address) and otherwise taken from the address.
 type Family uint8
@@ -111,6 +157,8 @@ type Service struct {
 	PersistenceMask int
 	// OnePacket is one-packet scheduling (IP_VS_SVC_F_ONEPACKET, UDP only).
 	OnePacket bool
+	// PE is the persistence engine ("sip"); "" for none.
+	PE string
 }
 
 // Dest is the kernel-visible part of a real server (an IPVS destination).
@@ -121,6 +169,13 @@ type Dest struct {
 	Weight  int
 	// Upper and Lower are the connection thresholds (0 = none).
 	Upper, Lower uint32
+	// TunType, TunPort and TunCsum are a Tunnel destination's
+	// encapsulation; TunPort is gue's UDP port. Zero for other methods.
+	// A Tunnel destination may be of the other address family than its
+	// service (IPv4 in IPv6 and the reverse).
+	TunType TunnelType
+	TunPort uint16
+	TunCsum TunnelCsum
 }
 
 // DestKey identifies a destination within its service.

@@ -84,6 +84,16 @@ func (d Dest) Normal() Dest {
 	if d.Weight < 0 {
 		d.Weight = 0
 	}
+	// Only a tunnel has an encapsulation, only gue a port, and ipip no
+	// checksum option.
+	switch {
+	case d.Forward != Tunnel:
+		d.TunType, d.TunPort, d.TunCsum = IPIP, 0, NoCsum
+	case d.TunType == IPIP:
+		d.TunPort, d.TunCsum = 0, NoCsum
+	case d.TunType == GRE:
+		d.TunPort = 0
+	}
 	return d
 }
 

@@ -251,7 +251,7 @@ func checkSpec(c config.Check, alpha bool) check.Spec {
 // checkURL maps a configured page to lb/check's (the digest without its
 // "alg:" prefix: its length tells the algorithm).
 func checkURL(u config.URL) check.URL {
-	out := check.URL{Path: u.Path, Regex: u.Regex, RegexNoMatch: u.RegexNoMatch}
+	out := check.URL{Path: u.Path, Regex: u.Regex, RegexNoMatch: u.RegexNoMatch, Host: u.Host}
 	if _, hex, ok := strings.Cut(u.Digest, ":"); ok {
 		out.Digest = hex
 	}

@@ -98,18 +98,24 @@ type ipvsServiceJSON struct {
 	PersistenceSec  uint32         `json:"persistence_seconds,omitempty"`
 	PersistenceMask int            `json:"persistence_mask,omitempty"`
 	OnePacket       bool           `json:"one_packet,omitempty"`
+	PE              string         `json:"persistence_engine,omitempty"`
 	Stats           countersJSON   `json:"stats"`
 	Destinations    []ipvsDestJSON `json:"destinations"`
 }
 
 type ipvsDestJSON struct {
-	Address string       `json:"address"`
-	Port    uint16       `json:"port"`
-	Forward string       `json:"forward"`
-	Weight  int          `json:"weight"`
-	Upper   uint32       `json:"upper_threshold,omitempty"`
-	Lower   uint32       `json:"lower_threshold,omitempty"`
-	Stats   countersJSON `json:"stats"`
+	Address string `json:"address"`
+	Port    uint16 `json:"port"`
+	Forward string `json:"forward"`
+	Weight  int    `json:"weight"`
+	Upper   uint32 `json:"upper_threshold,omitempty"`
+	Lower   uint32 `json:"lower_threshold,omitempty"`
+	// A tunnel's encapsulation (ipip, gue, gre), gue's port, and the
+	// checksum option (nocsum, csum, remcsum); tunnels only.
+	Tunnel         string       `json:"tunnel_type,omitempty"`
+	TunnelPort     uint16       `json:"tunnel_port,omitempty"`
+	TunnelChecksum string       `json:"tunnel_checksum,omitempty"`
+	Stats          countersJSON `json:"stats"`
 }
 
 func writeIPVSJSON(w io.Writer, t lb.Table, st lb.Stats) error {
@@ -121,16 +127,20 @@ func writeIPVSJSON(w io.Writer, t lb.Table, st lb.Stats) error {
 			FWMark: k.FWMark, Family: "ipv" + strconv.Itoa(int(k.Family)),
 			Scheduler: s.Scheduler, SchedFlags: s.SchedFlags,
 			PersistenceSec: uint32(s.Persistence.Seconds()), PersistenceMask: s.PersistenceMask,
-			OnePacket: s.OnePacket, Stats: toCountersJSON(st.Services[k], nil, nil), Destinations: []ipvsDestJSON{},
+			OnePacket: s.OnePacket, PE: s.PE, Stats: toCountersJSON(st.Services[k], nil, nil), Destinations: []ipvsDestJSON{},
 		}
 		if k.FWMark == 0 {
 			sj.Protocol, sj.Address, sj.Port = k.Protocol.String(), k.Addr.String(), k.Port
 		}
 		for _, d := range e.SortedDests() {
-			sj.Destinations = append(sj.Destinations, ipvsDestJSON{
+			dj := ipvsDestJSON{
 				Address: d.Addr.String(), Port: d.Port, Forward: d.Forward.String(), Weight: d.Weight,
 				Upper: d.Upper, Lower: d.Lower, Stats: destCountersJSON(st.Dests[k][d.Key()]),
-			})
+			}
+			if d.Forward == lb.Tunnel {
+				dj.Tunnel, dj.TunnelPort, dj.TunnelChecksum = d.TunType.String(), d.TunPort, d.TunCsum.String()
+			}
+			sj.Destinations = append(sj.Destinations, dj)
 		}
 		out.Services = append(out.Services, sj)
 	}

@@ -3,6 +3,7 @@ package check
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
@@ -310,7 +311,7 @@ func newHTTPProber(s Spec) (*httpProber, error) {
 	}
 	urls := s.URLs
 	if len(urls) == 0 {
-		urls = []URL{{s.Path, s.Status, s.Digest, s.Regex, s.RegexNoMatch}}
+		urls = []URL{{Path: s.Path, Status: s.Status, Digest: s.Digest, Regex: s.Regex, RegexNoMatch: s.RegexNoMatch}}
 	}
 	p := &httpProber{
 		s: s,
@@ -359,8 +360,8 @@ func (p *httpProber) get(ctx context.Context, u *httpURL) outcome {
 	if err != nil {
 		return fail(Error, "request %s: %v", u.url, err)
 	}
-	if p.s.Host != "" {
-		req.Host = p.s.Host
+	if h := cmp.Or(u.Host, p.s.Host); h != "" {
+		req.Host = h
 	}
 	req.Header.Set("User-Agent", "vigil-check")
 	resp, err := p.client.Do(req)

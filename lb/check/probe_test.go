@@ -113,6 +113,10 @@ func TestHTTP(t *testing.T) {
 			fmt.Fprint(w, "healthy")
 		case "/moved":
 			http.Redirect(w, r, "/ok", http.StatusFound)
+		case "/vh": // a virtual host of its own
+			if r.Host != "www.example.com" {
+				http.Error(w, "unknown host "+r.Host, http.StatusNotFound)
+			}
 		case "/slow":
 			time.Sleep(2 * time.Second)
 		default:
@@ -609,6 +613,10 @@ func TestHTTPURLs(t *testing.T) {
 			fmt.Fprint(w, big[:1000])
 			w.(http.Flusher).Flush()
 			fmt.Fprint(w, big[1000:])
+		case "/vh": // a virtual host of its own
+			if r.Host != "www.example.com" {
+				http.Error(w, "unknown host "+r.Host, http.StatusNotFound)
+			}
 		case "/slow":
 			time.Sleep(2 * time.Second)
 		default:
@@ -661,6 +669,18 @@ func TestHTTPURLs(t *testing.T) {
 			"urls[1] GET /b: status 200, digest matches, regex matches", "/a /b"},
 		{"digest fails, regex would pass", urls(URL{Path: "/a"}, URL{Path: "/b", Digest: strings.Repeat("0", 64), Regex: "beta"}), Failure,
 			"urls[1] GET /b: body digest ", "/a /b"},
+		// keepalived's per-url virtualhost: the page's Host replaces the
+		// check's, for that page only.
+		{"per-url host", func() Spec {
+			sp := urls(URL{Path: "/a"}, URL{Path: "/vh", Host: "www.example.com"})
+			sp.Host = "other.example.com"
+			return sp
+		}(), Success, "urls[1] GET /vh: status 200", "/a /vh"},
+		{"check host without the page's", func() Spec {
+			sp := urls(URL{Path: "/vh"})
+			sp.Host = "other.example.com"
+			return sp
+		}(), Failure, "GET /vh: status 404", "/vh"},
 		{"timeout in second url", slow, Timeout,
 			"urls[1] GET /slow: timeout", "/a /slow"},
 		{"single form regex", single("/a", "(?i)ALPHA", false), Success, "GET /a: status 200, regex matches", "/a"},

@@ -101,6 +101,9 @@ type URL struct {
 	// RegexNoMatch inverts Regex: the body must not match (keepalived
 	// regex_no_match). It needs Regex.
 	RegexNoMatch bool
+	// Host, if set, is this page's Host header in place of the check's
+	// (keepalived's per-url virtualhost).
+	Host string
 }
 
 // The bounds on what an http or https probe reads of a body.
@@ -142,6 +145,11 @@ func normalizeURL(u URL, prefix string) (URL, error) {
 		}
 	} else if u.RegexNoMatch {
 		return bad("regex_no_match", true, "needs a regex")
+	}
+	if u.Host != "" {
+		if _, _, err := splitHost(u.Host); err != nil {
+			return bad("host", strconv.Quote(u.Host), err.Error())
+		}
 	}
 	return u, nil
 }
@@ -317,7 +325,7 @@ func (s Spec) Normalize() (Spec, error) {
 			return s, err
 		}
 		if len(s.URLs) == 0 {
-			u, err := normalizeURL(URL{s.Path, s.Status, s.Digest, s.Regex, s.RegexNoMatch}, "")
+			u, err := normalizeURL(URL{Path: s.Path, Status: s.Status, Digest: s.Digest, Regex: s.Regex, RegexNoMatch: s.RegexNoMatch}, "")
 			if err != nil {
 				return Spec{}, fmt.Errorf("check %s: %w", s.Type, err)
 			}

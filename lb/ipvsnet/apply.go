@@ -48,6 +48,12 @@ const (
 	destAttrWeight    = 4 // u32
 	destAttrUThresh   = 5 // u32
 	destAttrLThresh   = 6 // u32
+
+	svcAttrPEName      = 11 // string
+	destAttrAddrFamily = 11 // u16, when it differs from the service's
+	destAttrTunType    = 13 // u8
+	destAttrTunPort    = 14 // be16
+	destAttrTunFlags   = 15 // u16
 )
 
 // applyBatch bounds a batch: a request the kernel refuses is answered even
@@ -206,22 +212,36 @@ func encodeOp(op lb.Op) (uint8, []byte, error) {
 			n.Bytes(svcAttrFlags, flags)
 			n.Uint32(svcAttrTimeout, s.Timeout)
 			n.Uint32(svcAttrNetmask, s.Netmask) // toService put it in the kernel's byte order
+			if pe := op.Service.PE; pe != "" {
+				n.String(svcAttrPEName, pe)
+			}
 		}
 		return nil
 	})
 	if op.IsDest() {
-		d, err := toDest(op.Service.Key.Normal().Family, op.Dest)
+		d, err := toDest(op.Dest)
 		if err != nil {
 			return 0, nil, err
 		}
+		dest := op.Dest.Normal()
 		ae.Nested(cmdAttrDest, func(n *netlink.AttributeEncoder) error {
-			n.Bytes(destAttrAddr, ipBytes(op.Dest.Addr))
+			n.Bytes(destAttrAddr, ipBytes(dest.Addr))
 			n.Bytes(destAttrPort, binary.BigEndian.AppendUint16(nil, d.Port))
+			if d.AddressFamily != s.AddressFamily {
+				// A tunnelled destination of the other family; the
+				// kernel takes the service's unless told.
+				n.Uint16(destAttrAddrFamily, d.AddressFamily)
+			}
 			if op.Kind != lb.DelDest {
 				n.Uint32(destAttrFwdMethod, d.ConnectionFlags)
 				n.Uint32(destAttrWeight, uint32(d.Weight))
 				n.Uint32(destAttrUThresh, d.UpperThreshold)
 				n.Uint32(destAttrLThresh, d.LowerThreshold)
+				if dest.TunType != lb.IPIP { // ipip is the kernel's zero
+					n.Uint8(destAttrTunType, uint8(dest.TunType))
+					n.Bytes(destAttrTunPort, binary.BigEndian.AppendUint16(nil, dest.TunPort))
+					n.Uint16(destAttrTunFlags, uint16(dest.TunCsum))
+				}
 			}
 			return nil
 		})

@@ -50,6 +50,9 @@ func TestEncodeOp(t *testing.T) {
 	v6 := lb.Service{Key: lb.ServiceKey{Family: lb.IPv6, FWMark: 7}, Scheduler: "sh", SchedFlags: lb.SchedFlag2}
 	d := lb.Dest{Addr: netip.MustParseAddr("198.51.100.11"), Port: 8080, Forward: lb.DR, Weight: 3, Upper: 100, Lower: 50}
 	d6 := lb.Dest{Addr: netip.MustParseAddr("2001:db8::11"), Port: 443, Forward: lb.Tunnel, Weight: 1}
+	sip := lb.Service{Key: lb.ServiceKey{Family: lb.IPv4, Protocol: lb.UDP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 5060},
+		Scheduler: "rr", Persistence: time.Minute, PE: "sip"}
+	gue := lb.Dest{Addr: netip.MustParseAddr("198.51.100.11"), Port: 8080, Forward: lb.Tunnel, Weight: 1, TunType: lb.GUE, TunPort: 6080, TunCsum: lb.RemCsum}
 	for _, tc := range []struct {
 		op   lb.Op
 		cmd  uint8
@@ -67,6 +70,17 @@ func TestEncodeOp(t *testing.T) {
 			"1{1=0a00 5=07000000} 2{1=20010db8000000000000000000000011 2=01bb 3=02000000 4=01000000 5=00000000 6=00000000}"},
 		{lb.Op{Kind: lb.DelDest, Service: v4, Dest: d}, cmdDelDest,
 			"1{1=0200 2=0600 3=c0000264 4=0050} 2{1=c633640b 2=1f90}"},
+		// PE_NAME (11) "sip\0" after the netmask.
+		{lb.Op{Kind: lb.AddService, Service: sip}, cmdNewService,
+			"1{1=0200 2=1100 3=c0000264 4=13c4 6=727200 7=01000000ffffffff 8=3c000000 9=ffffffff 11=73697000}"},
+		// gue: TUN_TYPE (13) 1, TUN_PORT (14) 6080 big-endian, TUN_FLAGS
+		// (15) remcsum 2.
+		{lb.Op{Kind: lb.AddDest, Service: v4, Dest: gue}, cmdNewDest,
+			"1{1=0200 2=0600 3=c0000264 4=0050} 2{1=c633640b 2=1f90 3=02000000 4=01000000 5=00000000 6=00000000 13=01 14=17c0 15=0200}"},
+		// An IPv6 destination of an IPv4 service: ADDR_FAMILY (11)
+		// AF_INET6, on a delete too (the kernel looks it up by family).
+		{lb.Op{Kind: lb.DelDest, Service: v4, Dest: d6}, cmdDelDest,
+			"1{1=0200 2=0600 3=c0000264 4=0050} 2{1=20010db8000000000000000000000011 2=01bb 11=0a00}"},
 	} {
 		cmd, b, err := encodeOp(tc.op)
 		if err != nil {

@@ -1,24 +1,25 @@
 // Package ipvsnet is the thin driver between the pure lb package and the
 // kernel's IPVS table: it dumps the table into an [lb.Table] (normalised,
 // so lb.Diff compares like with like), executes [lb.Op]s in order, and
-// reads counters. It speaks generic netlink through github.com/moby/ipvs,
-// and directly (mdlayher/genetlink) for the connection synchronisation
-// daemons moby/ipvs does not cover (syncd.go).
+// reads counters. The table is read and written over the IPVS generic
+// netlink family directly (mdlayher/genetlink; dump.go, apply.go): moby/ipvs
+// neither reads a destination's tunnel encapsulation nor a service's
+// persistence engine, and sends one request per change. moby/ipvs still
+// reads and sets the connection timeouts. The sync daemons are in
+// syncd.go.
 //
-// moby/ipvs quirks handled here: dumps carry the kernel's HASHED service
-// flag (dropped), IPv4 addresses come back in 4-byte form (normalised to
-// netip), the IPv4 persistence netmask travels in the attribute's native
-// byte order while the kernel reads it as big-endian (converted both ways),
-// weights are read back as 16 bits (so Apply refuses weights above 65535,
-// as ipvsadm does), and counters are the kernel's 32-bit legacy stats for
-// connections and packets.
+// Kernel encodings handled here: dumps carry the kernel's HASHED service
+// flag (dropped) and addresses in 16 bytes (an IPv4 address in the first
+// 4), the IPv4 persistence netmask is a big-endian mask and the IPv6 one a
+// prefix length in host order, a tunnelled destination of the other family
+// than its service names its family, and weights above 65535 are refused,
+// as ipvsadm does.
 package ipvsnet
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"net"
 	"net/netip"
 	"os"
@@ -41,8 +42,7 @@ const (
 	svcSchedMask  = lb.SchedFlag1 | lb.SchedFlag2 | lb.SchedFlag3
 )
 
-// maxWeight is the largest weight a dump reports faithfully (moby/ipvs
-// reads it as 16 bits) and ipvsadm accepts.
+// maxWeight is the largest weight ipvsadm accepts (and keepalived).
 const maxWeight = 65535
 
 // ErrNoIPVS is returned (wrapped) when the kernel has no IPVS.
@@ -105,17 +105,13 @@ func (h *Handle) Dump() (lb.Table, error) {
 // dump, where Dump makes one more per service (enough to remove them all:
 // deleting a service deletes its destinations).
 func (h *Handle) Services() (lb.Table, error) {
-	svcs, err := h.h.GetServices()
+	svcs, err := h.services()
 	if err != nil {
-		return nil, fmt.Errorf("ipvsnet: dump services: %w", err)
+		return nil, err
 	}
 	t := make(lb.Table, len(svcs))
 	for _, ks := range svcs {
-		s, err := fromService(ks)
-		if err != nil {
-			return nil, err
-		}
-		t[s.Key] = lb.Entry{Service: s}
+		t[ks.svc.Key] = lb.Entry{Service: ks.svc}
 	}
 	return t, nil
 }
@@ -125,58 +121,12 @@ func (h *Handle) Stats() (lb.Table, lb.Stats, error) {
 	return h.dump(true)
 }
 
-func (h *Handle) dump(withStats bool) (lb.Table, lb.Stats, error) {
-	svcs, err := h.h.GetServices()
-	if err != nil {
-		return nil, lb.Stats{}, fmt.Errorf("ipvsnet: dump services: %w", err)
+// addrFamily is a's family.
+func addrFamily(a netip.Addr) lb.Family {
+	if a.Unmap().Is4() {
+		return lb.IPv4
 	}
-	t := make(lb.Table, len(svcs))
-	var st lb.Stats
-	if withStats {
-		st = lb.Stats{Services: map[lb.ServiceKey]lb.Counters{}, Dests: map[lb.ServiceKey]map[lb.DestKey]lb.DestCounters{}}
-	}
-	for _, ks := range svcs {
-		s, err := fromService(ks)
-		if err != nil {
-			return nil, lb.Stats{}, err
-		}
-		kds, err := h.h.GetDestinations(ks)
-		if err != nil {
-			return nil, lb.Stats{}, fmt.Errorf("ipvsnet: dump destinations of %s: %w", s.Key, err)
-		}
-		e := lb.Entry{Service: s, Dests: make(map[lb.DestKey]lb.Dest, len(kds))}
-		var dc map[lb.DestKey]lb.DestCounters
-		if withStats {
-			st.Services[s.Key] = counters(ipvs.SvcStats(ks.Stats))
-			dc = make(map[lb.DestKey]lb.DestCounters, len(kds))
-			st.Dests[s.Key] = dc
-		}
-		for _, kd := range kds {
-			d, err := fromDest(kd)
-			if err != nil {
-				return nil, lb.Stats{}, fmt.Errorf("ipvsnet: destination of %s: %w", s.Key, err)
-			}
-			e.Dests[d.Key()] = d
-			if withStats {
-				dc[d.Key()] = lb.DestCounters{
-					Counters:    counters(ipvs.SvcStats(kd.Stats)),
-					ActiveConns: uint32(kd.ActiveConnections),
-					InactConns:  uint32(kd.InactiveConnections),
-				}
-			}
-		}
-		t[s.Key] = e
-	}
-	return t, st, nil
-}
-
-func counters(s ipvs.SvcStats) lb.Counters {
-	return lb.Counters{
-		Conns: uint64(s.Connections), InPkts: uint64(s.PacketsIn), OutPkts: uint64(s.PacketsOut),
-		InBytes: s.BytesIn, OutBytes: s.BytesOut,
-		CPS: uint64(s.CPS), InPPS: uint64(s.PPSIn), OutPPS: uint64(s.PPSOut),
-		InBPS: uint64(s.BPSIn), OutBPS: uint64(s.BPSOut),
-	}
+	return lb.IPv6
 }
 
 // ipBytes is an address as the kernel takes it: 4 bytes for IPv4, 16 for
@@ -240,40 +190,6 @@ func toService(s lb.Service) (*ipvs.Service, error) {
 	return ks, nil
 }
 
-func fromService(ks *ipvs.Service) (lb.Service, error) {
-	var s lb.Service
-	switch ks.AddressFamily {
-	case syscall.AF_INET:
-		s.Key.Family = lb.IPv4
-	case syscall.AF_INET6:
-		s.Key.Family = lb.IPv6
-	default:
-		return s, fmt.Errorf("ipvsnet: dumped service with address family %d", ks.AddressFamily)
-	}
-	s.Key.FWMark = ks.FWMark
-	if ks.FWMark == 0 {
-		a, ok := netip.AddrFromSlice(ks.Address)
-		if !ok {
-			return s, fmt.Errorf("ipvsnet: dumped service with address %v", ks.Address)
-		}
-		s.Key.Addr, s.Key.Protocol, s.Key.Port = a.Unmap(), lb.Protocol(ks.Protocol), ks.Port
-	}
-	s.Scheduler = ks.SchedName
-	s.SchedFlags = ks.Flags & svcSchedMask
-	s.OnePacket = ks.Flags&svcOnePacket != 0
-	if ks.Flags&svcPersistent != 0 {
-		s.Persistence = time.Duration(ks.Timeout) * time.Second
-		if s.Key.Family == lb.IPv6 {
-			s.PersistenceMask = int(ks.Netmask)
-		} else {
-			var b [4]byte
-			binary.NativeEndian.PutUint32(b[:], ks.Netmask)
-			s.PersistenceMask = bits.LeadingZeros32(^binary.BigEndian.Uint32(b[:]))
-		}
-	}
-	return s.Normal(), nil
-}
-
 // kernelForward maps forwarding methods to the kernel's IP_VS_CONN_F_*.
 var kernelForward = map[lb.Forward]uint32{
 	lb.NAT:    ipvs.ConnectionFlagMasq,
@@ -282,12 +198,14 @@ var kernelForward = map[lb.Forward]uint32{
 	lb.Local:  ipvs.ConnectionFlagLocalNode,
 }
 
-func toDest(fam lb.Family, d lb.Dest) (*ipvs.Destination, error) {
+// toDest converts d; its address family is its own (a tunnelled
+// destination may differ from its service's).
+func toDest(d lb.Dest) (*ipvs.Destination, error) {
 	d = d.Normal()
 	if d.Weight > maxWeight {
 		return nil, fmt.Errorf("weight %d of %s above %d", d.Weight, netip.AddrPortFrom(d.Addr, d.Port), maxWeight)
 	}
-	af, err := afOf(fam)
+	af, err := afOf(addrFamily(d.Addr))
 	if err != nil {
 		return nil, err
 	}
@@ -305,20 +223,6 @@ func toDest(fam lb.Family, d lb.Dest) (*ipvs.Destination, error) {
 	}
 	kd.ConnectionFlags = f
 	return kd, nil
-}
-
-func fromDest(kd *ipvs.Destination) (lb.Dest, error) {
-	a, ok := netip.AddrFromSlice(kd.Address)
-	if !ok {
-		return lb.Dest{}, fmt.Errorf("address %v", kd.Address)
-	}
-	d := lb.Dest{Addr: a.Unmap(), Port: kd.Port, Weight: kd.Weight, Upper: kd.UpperThreshold, Lower: kd.LowerThreshold}
-	for f, k := range kernelForward {
-		if k == kd.ConnectionFlags&ipvs.ConnectionFlagFwdMask {
-			d.Forward = f
-		}
-	}
-	return d, nil
 }
 
 // Info returns the kernel's IPVS version and connection table size, as

@@ -3,13 +3,12 @@ package ipvsnet
 import (
 	"encoding/binary"
 	"errors"
-	"net"
 	"net/netip"
 	"os"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mdlayher/netlink"
 	"github.com/moby/ipvs"
 
 	"vigil/lb"
@@ -31,87 +30,155 @@ func TestAvailableWithoutIPVS(t *testing.T) {
 	t.Logf("error as reported: %v", err)
 }
 
-// TestServiceConversion round-trips services through the kernel form and
-// pins the encodings the kernel and moby/ipvs disagree on.
-func TestServiceConversion(t *testing.T) {
+// kernelForm turns the attributes of a request into those of the
+// kernel's dump of the same entry (ip_vs_genl_fill_service/_dest):
+// addresses in 16 bytes, the HASHED flag set, the destination's family,
+// tunnel settings and connection counts always present, and 64-bit
+// counters with their pad attribute.
+func kernelForm(t *testing.T, b []byte, c lb.Counters) []byte {
+	t.Helper()
+	ad, err := netlink.NewAttributeDecoder(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ae := netlink.NewAttributeEncoder()
+	stats := func(n *netlink.AttributeEncoder) {
+		n.Nested(svcAttrStats64, func(sn *netlink.AttributeEncoder) error {
+			for i, v := range []uint64{c.Conns, c.InPkts, c.OutPkts, c.InBytes, c.OutBytes, c.CPS, c.InPPS, c.OutPPS, c.InBPS, c.OutBPS} {
+				sn.Uint64(uint16(i+1), v)
+			}
+			sn.Bytes(11, nil) // IPVS_STATS_ATTR_PAD
+			return nil
+		})
+	}
+	for ad.Next() {
+		typ := ad.Type()
+		inner := ad.Bytes()
+		ae.Nested(typ, func(n *netlink.AttributeEncoder) error {
+			id, err := netlink.NewAttributeDecoder(inner)
+			if err != nil {
+				return err
+			}
+			tun := false
+			for id.Next() {
+				v := id.Bytes()
+				switch {
+				case typ == cmdAttrService && id.Type() == svcAttrAddr, typ == cmdAttrDest && id.Type() == destAttrAddr:
+					v = append(append([]byte{}, v...), make([]byte, 16-len(v))...)
+				case typ == cmdAttrService && id.Type() == svcAttrFlags:
+					v = append([]byte{}, v...)
+					binary.NativeEndian.PutUint32(v, binary.NativeEndian.Uint32(v)|svcHashed)
+				case typ == cmdAttrDest && id.Type() == destAttrTunType:
+					tun = true
+				}
+				n.Bytes(id.Type(), v)
+			}
+			if typ == cmdAttrDest {
+				n.Uint32(destAttrActiveConns, 7)
+				n.Uint32(destAttrInactConns, 3)
+				if !tun {
+					n.Uint8(destAttrTunType, 0)
+					n.Bytes(destAttrTunPort, []byte{0, 0})
+					n.Uint16(destAttrTunFlags, 0)
+				}
+			}
+			stats(n)
+			return id.Err()
+		})
+	}
+	if err := ad.Err(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := ae.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestServiceRoundTrip writes services as Apply does and reads them back
+// from the kernel's form of the same attributes as a dump does.
+func TestServiceRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
-		name        string
-		s           lb.Service
-		wantFlags   uint32
-		wantNetmask [4]byte // as moby/ipvs will put it on the wire
-		wantTimeout uint32
+		name string
+		s    lb.Service
 	}{
-		{"plain", lb.Service{Key: lb.ServiceKey{Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.1"), Port: 80}, Scheduler: "rr"},
-			0, [4]byte{255, 255, 255, 255}, 0},
+		{"plain", lb.Service{Key: lb.ServiceKey{Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.1"), Port: 80}, Scheduler: "rr"}},
 		{"persistent /24, one-packet, sh flags", lb.Service{Key: lb.ServiceKey{Protocol: lb.UDP, Addr: netip.MustParseAddr("192.0.2.1"), Port: 53},
-			Scheduler: "sh", SchedFlags: lb.SchedFlag1 | lb.SchedFlag2, Persistence: 300 * time.Second, PersistenceMask: 24, OnePacket: true},
-			0x1 | 0x4 | 0x8 | 0x10, [4]byte{255, 255, 255, 0}, 300},
+			Scheduler: "sh", SchedFlags: lb.SchedFlag1 | lb.SchedFlag2, Persistence: 300 * time.Second, PersistenceMask: 24, OnePacket: true}},
 		{"ipv6 persistent /64", lb.Service{Key: lb.ServiceKey{Protocol: lb.TCP, Addr: netip.MustParseAddr("2001:db8::1"), Port: 443},
-			Scheduler: "wlc", Persistence: time.Minute, PersistenceMask: 64}, 0x1, [4]byte{}, 60},
-		{"fwmark ipv6", lb.Service{Key: lb.ServiceKey{Family: lb.IPv6, FWMark: 9}, Scheduler: "mh", SchedFlags: lb.SchedFlag2}, 0x10, [4]byte{}, 0},
+			Scheduler: "wlc", Persistence: time.Minute, PersistenceMask: 64}},
+		{"fwmark ipv6", lb.Service{Key: lb.ServiceKey{Family: lb.IPv6, FWMark: 9}, Scheduler: "mh", SchedFlags: lb.SchedFlag2}},
+		{"sip persistence engine", lb.Service{Key: lb.ServiceKey{Protocol: lb.UDP, Addr: netip.MustParseAddr("192.0.2.1"), Port: 5060},
+			Scheduler: "rr", Persistence: time.Minute, PE: "sip"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ks, err := toService(tc.s)
+			_, b, err := encodeOp(lb.Op{Kind: lb.AddService, Service: tc.s})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ks.Flags != tc.wantFlags || ks.Timeout != tc.wantTimeout {
-				t.Errorf("flags %#x timeout %d, want %#x %d", ks.Flags, ks.Timeout, tc.wantFlags, tc.wantTimeout)
-			}
-			if tc.s.Key.Family == lb.IPv6 || tc.s.Key.Addr.Is6() {
-				want := uint32(128)
-				if tc.s.PersistenceMask != 0 {
-					want = uint32(tc.s.PersistenceMask)
-				}
-				if ks.Netmask != want {
-					t.Errorf("IPv6 netmask %d, want prefix length %d", ks.Netmask, want)
-				}
-			} else {
-				var wire [4]byte
-				// moby/ipvs writes Netmask in native byte order.
-				binary.NativeEndian.PutUint32(wire[:], ks.Netmask)
-				if wire != tc.wantNetmask {
-					t.Errorf("netmask on the wire %v, want %v", wire, tc.wantNetmask)
-				}
-			}
-			// The kernel adds HASHED and returns IPv4 in 4 bytes.
-			dumped := *ks
-			dumped.Flags |= svcHashed
-			if dumped.Address != nil {
-				dumped.Address = net.IP(dumped.Address).To16()
-			}
-			back, err := fromService(&dumped)
+			c := lb.Counters{Conns: 1 << 33, InPkts: 2, OutPkts: 3, InBytes: 4, OutBytes: 5, CPS: 6, InPPS: 7, OutPPS: 8, InBPS: 9, OutBPS: 10}
+			back, bc, err := decodeService(kernelForm(t, b, c))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if back != tc.s.Normal() {
 				t.Errorf("round trip:\n got  %+v\n want %+v", back, tc.s.Normal())
 			}
+			if bc != c {
+				t.Errorf("counters %+v, want %+v", bc, c)
+			}
 		})
+	}
+	if _, _, err := decodeService(nil); err == nil {
+		t.Error("a message without a service decoded")
 	}
 }
 
-func TestDestConversion(t *testing.T) {
-	for _, f := range []lb.Forward{lb.NAT, lb.DR, lb.Tunnel, lb.Local} {
-		d := lb.Dest{Addr: netip.MustParseAddr("198.51.100.1"), Port: 8080, Forward: f, Weight: 65535, Upper: 100, Lower: 10}
-		kd, err := toDest(lb.IPv4, d)
+// TestDestRoundTrip is TestServiceRoundTrip for destinations: every
+// forwarding method, tunnel encapsulations, and a tunnelled destination
+// of the other family than its service.
+func TestDestRoundTrip(t *testing.T) {
+	v4 := lb.Service{Key: lb.ServiceKey{Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.1"), Port: 80}}
+	a4, a6 := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("2001:db8::1")
+	dests := []lb.Dest{
+		{Addr: a4, Port: 8080, Forward: lb.NAT, Weight: 65535, Upper: 100, Lower: 10},
+		{Addr: a4, Port: 8080, Forward: lb.DR, Weight: 1},
+		{Addr: a4, Port: 8080, Forward: lb.Local, Weight: 1},
+		{Addr: a4, Port: 8080, Forward: lb.Tunnel, Weight: 1},
+		{Addr: a4, Port: 8080, Forward: lb.Tunnel, Weight: 1, TunType: lb.GUE, TunPort: 6080, TunCsum: lb.RemCsum},
+		{Addr: a4, Port: 8080, Forward: lb.Tunnel, Weight: 1, TunType: lb.GRE, TunCsum: lb.Csum},
+		{Addr: a6, Port: 8080, Forward: lb.Tunnel, Weight: 2},
+	}
+	for _, d := range dests {
+		_, b, err := encodeOp(lb.Op{Kind: lb.AddDest, Service: v4, Dest: d})
 		if err != nil {
 			t.Fatal(err)
 		}
-		kd.Address = kd.Address.To16()
-		back, err := fromDest(kd)
+		// A GET_DEST answer holds the destination alone.
+		full := kernelForm(t, b, lb.Counters{Conns: 5})
+		ad, _ := netlink.NewAttributeDecoder(full)
+		var destOnly []byte
+		for ad.Next() {
+			if ad.Type() == cmdAttrDest {
+				ae := netlink.NewAttributeEncoder()
+				ae.Bytes(cmdAttrDest, ad.Bytes())
+				destOnly, _ = ae.Encode()
+			}
+		}
+		back, c, err := decodeDest(destOnly, lb.IPv4)
 		if err != nil || back != d {
-			t.Errorf("%s: round trip %+v, %v; want %+v", f, back, err, d)
+			t.Errorf("%+v: round trip %+v, %v", d, back, err)
+		}
+		if c.ActiveConns != 7 || c.InactConns != 3 || c.Conns != 5 {
+			t.Errorf("%+v: counters %+v", d, c)
 		}
 	}
-	if _, err := toDest(lb.IPv4, lb.Dest{Addr: netip.MustParseAddr("198.51.100.1"), Weight: 65536}); err == nil {
-		t.Error("weight 65536 accepted; a dump would read it back as 0")
+	if _, err := toDest(lb.Dest{Addr: a4, Weight: 65536}); err == nil {
+		t.Error("weight 65536 accepted (above what ipvsadm accepts)")
 	}
-	if kd, _ := toDest(lb.IPv4, lb.Dest{Addr: netip.MustParseAddr("198.51.100.1"), Forward: lb.DR}); kd.ConnectionFlags != ipvs.ConnectionFlagDirectRoute {
+	if kd, _ := toDest(lb.Dest{Addr: a4, Forward: lb.DR}); kd.ConnectionFlags != ipvs.ConnectionFlagDirectRoute {
 		t.Errorf("DR as %#x", kd.ConnectionFlags)
-	}
-	if _, err := fromService(&ipvs.Service{AddressFamily: syscall.AF_UNIX}); err == nil {
-		t.Error("a service of family AF_UNIX was accepted")
 	}
 }
 

@@ -176,51 +176,37 @@ func encodeDaemon(d SyncDaemon, stateOnly bool) ([]byte, error) {
 // dump message.
 func decodeDaemon(b []byte) (SyncDaemon, error) {
 	var d SyncDaemon
-	var seen bool
-	ad, err := netlink.NewAttributeDecoder(b)
-	if err != nil {
-		return d, err
-	}
-	for ad.Next() {
-		if ad.Type() != cmdAttrDaemon {
-			continue
-		}
-		seen = true
-		ad.Nested(func(n *netlink.AttributeDecoder) error {
-			for n.Next() {
-				switch n.Type() {
-				case daemonAttrState:
-					d.State = SyncState(n.Uint32())
-				case daemonAttrMcastIfn:
-					d.Interface = n.String()
-				case daemonAttrSyncID:
-					id := n.Uint32()
-					if id > 0xff {
-						return fmt.Errorf("sync id %d above 255", id)
-					}
-					d.SyncID = uint8(id)
-				case daemonAttrSyncMaxLen:
-					d.MaxLen = n.Uint16()
-				case daemonAttrMcastGroup, daemonAttrMcastGroup6:
-					a, ok := netip.AddrFromSlice(n.Bytes())
-					if !ok {
-						return fmt.Errorf("multicast group of %d bytes", len(n.Bytes()))
-					}
-					d.Group = a
-				case daemonAttrMcastPort:
-					d.Port = n.Uint16()
-				case daemonAttrMcastTTL:
-					d.TTL = n.Uint8()
+	err := nested(b, cmdAttrDaemon, "IPVS_CMD_ATTR_DAEMON", func(n *netlink.AttributeDecoder) error {
+		for n.Next() {
+			switch n.Type() {
+			case daemonAttrState:
+				d.State = SyncState(n.Uint32())
+			case daemonAttrMcastIfn:
+				d.Interface = n.String()
+			case daemonAttrSyncID:
+				id := n.Uint32()
+				if id > 0xff {
+					return fmt.Errorf("sync id %d above 255", id)
 				}
+				d.SyncID = uint8(id)
+			case daemonAttrSyncMaxLen:
+				d.MaxLen = n.Uint16()
+			case daemonAttrMcastGroup, daemonAttrMcastGroup6:
+				a, ok := netip.AddrFromSlice(n.Bytes())
+				if !ok {
+					return fmt.Errorf("multicast group of %d bytes", len(n.Bytes()))
+				}
+				d.Group = a
+			case daemonAttrMcastPort:
+				d.Port = n.Uint16()
+			case daemonAttrMcastTTL:
+				d.TTL = n.Uint8()
 			}
-			return nil
-		})
-	}
-	if err := ad.Err(); err != nil {
-		return d, fmt.Errorf("decode sync daemon attributes: %w", err)
-	}
-	if !seen {
-		return d, errors.New("sync daemon message without IPVS_CMD_ATTR_DAEMON")
+		}
+		return nil
+	})
+	if err != nil {
+		return d, fmt.Errorf("sync daemon: %w", err)
 	}
 	if d.State != SyncMaster && d.State != SyncBackup {
 		return d, fmt.Errorf("sync daemon with state %d", uint32(d.State))

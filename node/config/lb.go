@@ -153,6 +153,7 @@ type URL struct {
 	Digest       string   // "md5:HEX" or "sha256:HEX"; "" = not checked
 	Regex        string
 	RegexNoMatch bool
+	Host         string // this page's Host header (keepalived url virtualhost); "" = the check's
 }
 
 // Check defaults (keepalived: delay_loop 60 s, connect_timeout 5 s, retry 1,
@@ -435,6 +436,7 @@ type vsDefaults struct {
 	port    uint16
 	fwmark  bool
 	forward lb.Forward
+	tunnel  tunnel // with forward tun
 	inhibit bool
 	alpha   bool
 	check   *Check // template check for real servers without their own
@@ -574,6 +576,17 @@ func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
 	}
 
 	def.forward = d.forward(o, lb.NAT)
+	def.tunnel = d.tunnel(o, def.forward, tunnel{})
+	if pe := getString(o, "persistence_engine"); pe.ok() {
+		switch {
+		case pe.V != "sip":
+			pe.reject(d, "is not a persistence engine: the kernel has sip")
+		case spec.Service.Persistence == 0:
+			pe.reject(d, "needs persistence (a timeout)")
+		default:
+			spec.Service.PE = pe.V
+		}
+	}
 	def.inhibit = getBool(o, "inhibit_on_failure").or(false)
 	def.alpha = getBool(o, "alpha").or(false)
 	if co, st := getObject(o, "check"); st == good {
@@ -705,8 +718,71 @@ func (d *decoder) forward(o *object, def lb.Forward) lb.Forward {
 	return def
 }
 
+// tunnel is a tunnelled destination's encapsulation.
+type tunnel struct {
+	typ  lb.TunnelType
+	port uint16
+	csum lb.TunnelCsum
+}
+
+func (t tunnel) apply(d *lb.Dest) { d.TunType, d.TunPort, d.TunCsum = t.typ, t.port, t.csum }
+
+// tunnel reads tunnel: {type: ipip|gue|gre, port: N, checksum:
+// none|csum|remcsum} (keepalived's "lvs_method TUN type gue port N csum")
+// for a destination forwarded by fwd; def when absent.
+func (d *decoder) tunnel(o *object, fwd lb.Forward, def tunnel) tunnel {
+	to, st := getObject(o, "tunnel")
+	if st != good {
+		if fwd != lb.Tunnel {
+			return tunnel{}
+		}
+		return def
+	}
+	if fwd != lb.Tunnel {
+		d.fail(to.path, "needs forward: tun")
+		return tunnel{}
+	}
+	var t tunnel
+	switch typ := d.choice(to, "type", "ipip", "ipip", "gue", "gre"); typ {
+	case "gue":
+		t.typ = lb.GUE
+	case "gre":
+		t.typ = lb.GRE
+	}
+	port := getInt(to, "port")
+	switch {
+	case !port.set():
+		if t.typ == lb.GUE {
+			d.fail(to.sub("port"), "required for gue: the UDP port the real server decapsulates on")
+		}
+	case t.typ != lb.GUE:
+		port.reject(d, "is for gue tunnels only")
+	case port.ok() && (port.V < 1 || port.V > 65535):
+		port.reject(d, "is out of range 1..65535")
+	case port.ok():
+		t.port = uint16(port.V)
+	}
+	switch cs := d.choice(to, "checksum", "none", "none", "csum", "remcsum"); {
+	case cs == "none":
+	case t.typ == lb.IPIP:
+		d.fail(to.sub("checksum"), "is for gue and gre tunnels (ipip has none)")
+	case cs == "remcsum" && t.typ != lb.GUE:
+		d.fail(to.sub("checksum"), "remcsum is for gue tunnels only")
+	case cs == "csum":
+		t.csum = lb.Csum
+	default:
+		t.csum = lb.RemCsum
+	}
+	to.unknown(nil, map[string]string{"tun_type": `the key is "type"`, "tun_port": `the key is "port"`,
+		"csum": `use checksum: csum`, "nocsum": `use checksum: none`, "remcsum": `use checksum: remcsum`})
+	return t
+}
+
 func (d *decoder) sorry(p string, raw any, def vsDefaults) (lb.Dest, bool) {
 	dst := lb.Dest{Forward: def.forward, Weight: 1}
+	if def.forward == lb.Tunnel {
+		def.tunnel.apply(&dst)
+	}
 	var addr field[string]
 	switch raw.(type) {
 	case string:
@@ -719,6 +795,7 @@ func (d *decoder) sorry(p string, raw any, def vsDefaults) (lb.Dest, bool) {
 		addr = getString(o, "address")
 		d.required(addr.St, addr.path(), "ADDRESS[:PORT]")
 		dst.Forward = d.forward(o, def.forward)
+		d.tunnel(o, dst.Forward, def.tunnel).apply(&dst)
 		o.unknown(nil, nil)
 	}
 	if !addr.ok() {
@@ -756,6 +833,7 @@ func (d *decoder) realServer(o *object, def vsDefaults) (lb.RealServer, RealServ
 	var rs lb.RealServer
 	var conf RealServer
 	rs.Forward = d.forward(o, def.forward)
+	d.tunnel(o, rs.Forward, def.tunnel).apply(&rs.Dest)
 	addr := getString(o, "address")
 	d.required(addr.St, addr.path(), "ADDRESS[:PORT]")
 	if addr.ok() {
@@ -1087,8 +1165,15 @@ func (d *decoder) urls(o *object) []URL {
 		if !ok {
 			continue
 		}
-		out = append(out, d.page(uo))
-		uo.unknown(nil, map[string]string{"status_code": `the key is "status"`, "virtualhost": `set host on the check (one for every url)`})
+		u := d.page(uo)
+		if h := getString(uo, "host"); h.ok() {
+			if h.V == "" {
+				h.reject(d, "is empty: leave it out to send the check's host")
+			}
+			u.Host = h.V
+		}
+		out = append(out, u)
+		uo.unknown(nil, map[string]string{"status_code": `the key is "status"`, "virtualhost": `the key is "host"`})
 	}
 	return out
 }

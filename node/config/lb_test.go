@@ -210,6 +210,22 @@ func TestLBInvalid(t *testing.T) {
 			rs + ".check.retry", "keepalived retry N = fall N+1"},
 		{"check tcp without port", `{name: a, fwmark: 1, real_servers: [{address: 198.51.100.11, check: {type: tcp}}]}`,
 			rs + ".check.port", "has no port"},
+		{"tunnel without tun", `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11, tunnel: {type: gre}}]}`,
+			rs + ".tunnel", "needs forward: tun"},
+		{"gue without port", `{name: a, address: "192.0.2.100:80", protocol: tcp, forward: tun, tunnel: {type: gue}, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".tunnel.port", "required for gue"},
+		{"port on gre", `{name: a, address: "192.0.2.100:80", protocol: tcp, forward: tun, real_servers: [{address: 198.51.100.11, tunnel: {type: gre, port: 5}}]}`,
+			rs + ".tunnel.port", "for gue tunnels only"},
+		{"remcsum on gre", `{name: a, address: "192.0.2.100:80", protocol: tcp, forward: tun, real_servers: [{address: 198.51.100.11, tunnel: {type: gre, checksum: remcsum}}]}`,
+			rs + ".tunnel.checksum", "gue tunnels only"},
+		{"checksum on ipip", `{name: a, address: "192.0.2.100:80", protocol: tcp, forward: tun, real_servers: [{address: 198.51.100.11, tunnel: {checksum: csum}}]}`,
+			rs + ".tunnel.checksum", "ipip has none"},
+		{"tunnel type", `{name: a, address: "192.0.2.100:80", protocol: tcp, forward: tun, real_servers: [{address: 198.51.100.11, tunnel: {type: vxlan}}]}`,
+			rs + ".tunnel.type", "is not one of ipip, gue, gre"},
+		{"persistence engine alone", `{name: a, address: "192.0.2.100:5060", protocol: udp, persistence_engine: sip, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".persistence_engine", "needs persistence"},
+		{"persistence engine name", `{name: a, address: "192.0.2.100:5060", protocol: udp, persistence: 60s, persistence_engine: h323, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".persistence_engine", "the kernel has sip"},
 		{"template check unknown key once", `{name: a, address: "192.0.2.100:80", protocol: tcp, check: {type: tcp, bogus: 1}, real_servers: [{address: 198.51.100.11}, {address: 198.51.100.12}]}`,
 			vs + ".check.bogus", "unknown key"},
 	}
@@ -297,13 +313,13 @@ func TestLBTableOwnership(t *testing.T) {
 // a portless real server.
 func TestLBCheckPagesAndSMTP(t *testing.T) {
 	c := mustParse(t, lbDoc(`{name: web, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: "198.51.100.11:8080", check: {type: http,
-      urls: [{path: /healthz, status: 204}, {path: /, regex: "(?i)welcome", digest: "md5:0123456789abcdef0123456789abcdef"}, {path: /maint, regex: maintenance, regex_no_match: true}]}}]}`,
+      urls: [{path: /healthz, status: 204}, {path: /, regex: "(?i)welcome", digest: "md5:0123456789abcdef0123456789abcdef", host: www.example.com}, {path: /maint, regex: maintenance, regex_no_match: true}]}}]}`,
 		`{name: one, address: "192.0.2.100:81", protocol: tcp, real_servers: [{address: "198.51.100.11:8080", check: {type: https, path: /x, regex: "ok$"}}]}`,
 		`{name: mail, fwmark: 25, persistence: 60s, real_servers: [{address: 198.51.100.12, check: {type: smtp, helo_name: lb1.example.org}}]}`))
 	ch := c.LB.VirtualServers[0].Reals[0].Checks[0]
 	want := []URL{
 		{Path: "/healthz", Status: [][2]int{{204, 204}}},
-		{Path: "/", Status: [][2]int{{200, 299}}, Digest: "md5:0123456789abcdef0123456789abcdef", Regex: "(?i)welcome"},
+		{Path: "/", Status: [][2]int{{200, 299}}, Digest: "md5:0123456789abcdef0123456789abcdef", Regex: "(?i)welcome", Host: "www.example.com"},
 		{Path: "/maint", Status: [][2]int{{200, 299}}, Regex: "maintenance", RegexNoMatch: true},
 	}
 	if !reflect.DeepEqual(ch.URLs, want) || ch.Path != "" || ch.Status != nil {
@@ -337,6 +353,35 @@ func TestLBCheckPagesAndSMTP(t *testing.T) {
 }
 
 // sorry_server_inhibit (keepalived): only with a sorry server.
+// Tunnel encapsulations (keepalived "lvs_method TUN type gue port N
+// csum"): a virtual server's applies to its tunnelled real servers and
+// sorry server unless one gives its own; a tunnelled real server may be of
+// the other family. persistence_engine sets the service's PE.
+func TestLBTunnelsAndPE(t *testing.T) {
+	c := mustParse(t, lbDoc(`{name: a, address: "192.0.2.100:5060", protocol: udp, persistence: 60s, persistence_engine: sip,
+		forward: tun, tunnel: {type: gue, port: 6080, checksum: remcsum}, sorry_server: "198.51.100.9",
+		real_servers: [{address: 198.51.100.11}, {address: "2001:db8::12", tunnel: {type: gre, checksum: csum}},
+		  {address: 198.51.100.13, tunnel: {}}, {address: 198.51.100.14, forward: nat}]}`))
+	vs := c.LB.VirtualServers[0].Spec
+	if vs.Service.PE != "sip" {
+		t.Errorf("PE %q, want sip", vs.Service.PE)
+	}
+	want := []lb.Dest{
+		{Addr: netip.MustParseAddr("198.51.100.11"), Port: 5060, Forward: lb.Tunnel, Weight: 1, TunType: lb.GUE, TunPort: 6080, TunCsum: lb.RemCsum},
+		{Addr: netip.MustParseAddr("2001:db8::12"), Port: 5060, Forward: lb.Tunnel, Weight: 1, TunType: lb.GRE, TunCsum: lb.Csum},
+		{Addr: netip.MustParseAddr("198.51.100.13"), Port: 5060, Forward: lb.Tunnel, Weight: 1}, // tunnel: {} is ipip
+		{Addr: netip.MustParseAddr("198.51.100.14"), Port: 5060, Forward: lb.NAT, Weight: 1},
+	}
+	for i, w := range want {
+		if got := vs.Reals[i].Dest; got != w {
+			t.Errorf("real server %d: %+v, want %+v", i, got, w)
+		}
+	}
+	if s := *vs.Sorry; s.TunType != lb.GUE || s.TunPort != 6080 || s.Forward != lb.Tunnel {
+		t.Errorf("sorry server %+v, want the virtual server's gue tunnel", s)
+	}
+}
+
 func TestLBSorryInhibit(t *testing.T) {
 	c := mustParse(t, lbDoc(`{name: a, address: "192.0.2.100:80", protocol: tcp, sorry_server: "198.51.100.9:80", sorry_server_inhibit: true, real_servers: [{address: 198.51.100.11}]}`))
 	if vs := c.LB.VirtualServers[0].Spec; !vs.SorryInhibit || vs.Sorry == nil {

@@ -349,3 +349,47 @@ func TestTimeouts(t *testing.T) {
 		}
 	}
 }
+
+// Tunnel encapsulations (gue with its port and remote checksum, gre with
+// checksum, ipip), an IPv6 destination behind an IPv4 service, and the sip
+// persistence engine reach the kernel and read back the same: a second
+// pass changes nothing (a reader that lost a field would rewrite the entry
+// on every pass), and changing only the gue port is one update.
+func TestTunnelsAndPE(t *testing.T) {
+	inVM(t)
+	h := director(t, "vigil-lb-tun")
+	gue := lb.Dest{Addr: mustAddr("198.51.100.21"), Port: 80, Forward: lb.Tunnel, Weight: 1, TunType: lb.GUE, TunPort: 6080, TunCsum: lb.RemCsum}
+	gre := lb.Dest{Addr: mustAddr("198.51.100.22"), Port: 80, Forward: lb.Tunnel, Weight: 2, TunType: lb.GRE, TunCsum: lb.Csum}
+	desired := table(entry(tcp("203.0.113.30", 80, "wrr"), gue, gre,
+		dst("198.51.100.23", 80, lb.Tunnel, 3),
+		dst("2001:db8::24", 80, lb.Tunnel, 4), // IPv4 in IPv6
+		dst("198.51.100.25", 80, lb.NAT, 5)))
+	if out, err := exec.Command("modprobe", "ip_vs_pe_sip").CombinedOutput(); err != nil {
+		t.Logf("no sip persistence engine in this kernel, not tested (modprobe ip_vs_pe_sip: %v %s)", err, out)
+	} else {
+		sip := lb.Service{Key: lb.ServiceKey{Protocol: lb.UDP, Addr: mustAddr("203.0.113.30"), Port: 5060}, Scheduler: "rr",
+			Persistence: time.Minute, PE: "sip"}
+		desired[sip.Key] = entry(sip, dst("198.51.100.21", 5060, lb.NAT, 1))
+	}
+	managed := keysOf(desired)
+	reconcile(t, h, desired, managed)
+	checkDump(t, h, "after apply", desired)
+	if again := reconcile(t, h, desired, managed); len(again) != 0 {
+		t.Fatalf("second pass not empty (a field does not read back):\n%s", opsString(again))
+	}
+	gue.TunPort = 6081
+	desired[tcp("203.0.113.30", 80, "wrr").Key].Dests[gue.Key()] = gue
+	ops := reconcile(t, h, desired, managed)
+	if len(ops) != 1 || ops[0].Kind != lb.UpdateDest {
+		t.Fatalf("changing the gue port: want one update-dest, got\n%s", opsString(ops))
+	}
+	t.Logf("the change: %s", ops[0])
+	checkDump(t, h, "after the port change", desired)
+	// Removal of the IPv6 destination names its family (the kernel looks
+	// it up by family).
+	delete(desired[tcp("203.0.113.30", 80, "wrr").Key].Dests, lb.DestKey{Addr: mustAddr("2001:db8::24"), Port: 80})
+	if ops := reconcile(t, h, desired, managed); len(ops) != 1 || ops[0].Kind != lb.DelDest {
+		t.Fatalf("removing the IPv6 destination: want one del-dest, got\n%s", opsString(ops))
+	}
+	checkDump(t, h, "after removing the IPv6 destination", desired)
+}
