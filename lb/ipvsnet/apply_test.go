@@ -13,10 +13,10 @@ import (
 	"vigil/lb"
 )
 
-// attrs renders encoded attributes as "type=hex" with nested ones in
+// showAttrs renders encoded attributes as "type=hex" with nested ones in
 // braces, for comparing the wire form with what include/uapi/linux/ip_vs.h
 // and the kernel's parser (ip_vs_genl_parse_service/_dest) expect.
-func attrs(t *testing.T, b []byte) string { return attrsAt(t, b, true) }
+func showAttrs(t *testing.T, b []byte) string { return attrsAt(t, b, true) }
 
 func attrsAt(t *testing.T, b []byte, top bool) string {
 	t.Helper()
@@ -86,7 +86,7 @@ func TestEncodeOp(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.op, err)
 		}
-		if got := attrs(t, b); cmd != tc.cmd || got != tc.want {
+		if got := showAttrs(t, b); cmd != tc.cmd || got != tc.want {
 			t.Errorf("%s:\n got cmd %d %s\nwant cmd %d %s", tc.op, cmd, got, tc.cmd, tc.want)
 		}
 	}

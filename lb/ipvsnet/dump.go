@@ -1,14 +1,19 @@
 package ipvsnet
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/bits"
 	"net/netip"
+	"os"
 	"syscall"
 	"time"
 
+	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"vigil/lb"
 )
@@ -58,26 +63,26 @@ func (h *Handle) dump(withStats bool) (lb.Table, lb.Stats, error) {
 		if err != nil {
 			return nil, lb.Stats{}, err
 		}
-		msgs, err := h.g.execute(cmdGetDest, id, netlink.Request|netlink.Dump)
-		if err != nil {
-			return nil, lb.Stats{}, fmt.Errorf("ipvsnet: dump destinations of %s: %w", ks.svc.Key, err)
-		}
-		e := lb.Entry{Service: ks.svc, Dests: make(map[lb.DestKey]lb.Dest, len(msgs))}
+		e := lb.Entry{Service: ks.svc, Dests: map[lb.DestKey]lb.Dest{}}
 		var dc map[lb.DestKey]lb.DestCounters
 		if withStats {
 			st.Services[ks.svc.Key] = ks.stats
-			dc = make(map[lb.DestKey]lb.DestCounters, len(msgs))
+			dc = map[lb.DestKey]lb.DestCounters{}
 			st.Dests[ks.svc.Key] = dc
 		}
-		for _, m := range msgs {
-			d, c, err := decodeDest(m.Data, ks.svc.Key.Family)
+		err = h.g.dump(cmdGetDest, id, func(b []byte) error {
+			d, c, err := decodeDest(b, ks.svc.Key.Family)
 			if err != nil {
-				return nil, lb.Stats{}, fmt.Errorf("ipvsnet: destination of %s: %w", ks.svc.Key, err)
+				return err
 			}
 			e.Dests[d.Key()] = d
 			if withStats {
 				dc[d.Key()] = c
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, lb.Stats{}, fmt.Errorf("ipvsnet: dump destinations of %s: %w", ks.svc.Key, err)
 		}
 		t[ks.svc.Key] = e
 	}
@@ -91,19 +96,98 @@ type dumpedService struct {
 
 // services reads the services, one dump.
 func (h *Handle) services() ([]dumpedService, error) {
-	msgs, err := h.g.execute(cmdGetService, nil, netlink.Request|netlink.Dump)
+	var out []dumpedService
+	err := h.g.dump(cmdGetService, nil, func(b []byte) error {
+		s, c, err := decodeService(b)
+		if err != nil {
+			return err
+		}
+		out = append(out, dumpedService{s, c})
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("ipvsnet: dump services: %w", err)
 	}
-	out := make([]dumpedService, 0, len(msgs))
-	for _, m := range msgs {
-		s, c, err := decodeService(m.Data)
-		if err != nil {
-			return nil, fmt.Errorf("ipvsnet: dump services: %w", err)
-		}
-		out = append(out, dumpedService{s, c})
-	}
 	return out, nil
+}
+
+// dumpBuf is the dump's receive buffer: the kernel sizes a dump's messages
+// to the largest read it has seen, capped at 32 KiB, so a larger buffer is
+// never short.
+const dumpBuf = 64 << 10
+
+// dump sends one dump request and calls each with every answer's
+// attributes (valid only during the call). The answers are read straight
+// into one reused buffer (mdlayher/netlink's Receive peeks at each
+// answer's size, then allocates for it). With genetlink's Execute and
+// AttributeDecoder, a dump of 1,000 x 10 took 1.0-1.3 s in the test VM,
+// slower than moby/ipvs (0.7-1.0 s for the fetch alone); with this and
+// attrs, 0.71-0.81 s, decoded into the table (moby 0.75-0.88 s).
+func (g *genl) dump(cmd uint8, data []byte, each func([]byte) error) error {
+	req, err := (&genetlink.Message{Header: genetlink.Header{Command: cmd, Version: genlVersion}, Data: data}).MarshalBinary()
+	if err != nil {
+		return err
+	}
+	sent, err := g.nl.Send(netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(g.family), Flags: netlink.Request | netlink.Dump}, Data: req})
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	rc, err := g.nl.SyscallConn()
+	if err != nil {
+		return err
+	}
+	if err := g.nl.SetReadDeadline(time.Now().Add(applyWait)); err != nil {
+		return err
+	}
+	defer g.nl.SetReadDeadline(time.Time{})
+	if len(g.dbuf) == 0 {
+		g.dbuf = make([]byte, dumpBuf)
+	}
+	for {
+		var n, flags int
+		var rerr error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, _, flags, _, rerr = unix.Recvmsg(int(fd), g.dbuf, nil, 0)
+			return rerr != unix.EAGAIN
+		}); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("no answer from the kernel in %s: %w", applyWait, err)
+			}
+			return err
+		}
+		if rerr != nil {
+			return rerr
+		}
+		if flags&unix.MSG_TRUNC != 0 {
+			return errors.New("answer larger than the receive buffer")
+		}
+		msgs, err := syscall.ParseNetlinkMessage(g.dbuf[:n])
+		if err != nil {
+			return fmt.Errorf("parse answer: %w", err)
+		}
+		for _, m := range msgs {
+			if m.Header.Seq != sent.Header.Sequence {
+				continue // an answer to an earlier request given up on
+			}
+			switch m.Header.Type {
+			case unix.NLMSG_DONE:
+				return nil
+			case unix.NLMSG_ERROR:
+				if len(m.Data) >= 4 {
+					if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 {
+						return unix.Errno(-code)
+					}
+				}
+				return nil
+			}
+			if len(m.Data) < 4 { // the generic netlink header
+				return fmt.Errorf("answer of %d bytes", len(m.Data))
+			}
+			if err := each(m.Data[4:]); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // serviceID encodes the attributes that name s (what a delete sends).
@@ -150,39 +234,40 @@ func decodeService(b []byte) (lb.Service, lb.Counters, error) {
 	var af uint16
 	var addr, netmask []byte
 	var flags, timeout uint32
-	err := nested(b, cmdAttrService, "IPVS_CMD_ATTR_SERVICE", func(n *netlink.AttributeDecoder) error {
-		for n.Next() {
-			switch n.Type() {
-			case svcAttrAF:
-				af = n.Uint16()
-			case svcAttrProtocol:
-				s.Key.Protocol = lb.Protocol(n.Uint16())
-			case svcAttrAddr:
-				addr = n.Bytes()
-			case svcAttrPort:
-				s.Key.Port = be16(n.Bytes())
-			case svcAttrFWMark:
-				s.Key.FWMark = n.Uint32()
-			case svcAttrSchedName:
-				s.Scheduler = n.String()
-			case svcAttrFlags:
-				if f := n.Bytes(); len(f) >= 4 {
-					flags = binary.NativeEndian.Uint32(f)
-				}
-			case svcAttrTimeout:
-				timeout = n.Uint32()
-			case svcAttrNetmask:
-				netmask = n.Bytes()
-			case svcAttrPEName:
-				s.PE = n.String()
-			case svcAttrStats64:
-				n.Nested(func(sn *netlink.AttributeDecoder) error { c = decodeStats(sn); return nil })
-			}
-		}
-		return nil
-	})
+	n, err := nested(b, cmdAttrService, "IPVS_CMD_ATTR_SERVICE")
 	if err != nil {
 		return s, c, fmt.Errorf("service: %w", err)
+	}
+	for n.Next() {
+		switch n.Type() {
+		case svcAttrAF:
+			af = n.Uint16()
+		case svcAttrProtocol:
+			s.Key.Protocol = lb.Protocol(n.Uint16())
+		case svcAttrAddr:
+			addr = n.Bytes()
+		case svcAttrPort:
+			s.Key.Port = be16(n.Bytes())
+		case svcAttrFWMark:
+			s.Key.FWMark = n.Uint32()
+		case svcAttrSchedName:
+			s.Scheduler = n.String()
+		case svcAttrFlags:
+			if f := n.Bytes(); len(f) >= 4 {
+				flags = binary.NativeEndian.Uint32(f)
+			}
+		case svcAttrTimeout:
+			timeout = n.Uint32()
+		case svcAttrNetmask:
+			netmask = n.Bytes()
+		case svcAttrPEName:
+			s.PE = n.String()
+		case svcAttrStats64:
+			c = nestedStats(n)
+		}
+	}
+	if err := n.Err(); err != nil {
+		return s, c, fmt.Errorf("service attributes: %w", err)
 	}
 	if s.Key.Family, err = familyOfAF(af); err != nil {
 		return s, c, fmt.Errorf("service with %w", err)
@@ -217,43 +302,44 @@ func decodeDest(b []byte, svcFam lb.Family) (lb.Dest, lb.DestCounters, error) {
 	var addr []byte
 	var fwd uint32
 	fam := svcFam
-	err := nested(b, cmdAttrDest, "IPVS_CMD_ATTR_DEST", func(n *netlink.AttributeDecoder) error {
-		for n.Next() {
-			switch n.Type() {
-			case destAttrAddr:
-				addr = n.Bytes()
-			case destAttrPort:
-				d.Port = be16(n.Bytes())
-			case destAttrFwdMethod:
-				fwd = n.Uint32()
-			case destAttrWeight:
-				d.Weight = int(int32(n.Uint32()))
-			case destAttrUThresh:
-				d.Upper = n.Uint32()
-			case destAttrLThresh:
-				d.Lower = n.Uint32()
-			case destAttrActiveConns:
-				c.ActiveConns = n.Uint32()
-			case destAttrInactConns:
-				c.InactConns = n.Uint32()
-			case destAttrAddrFamily:
-				if f, err := familyOfAF(n.Uint16()); err == nil {
-					fam = f
-				}
-			case destAttrTunType:
-				d.TunType = lb.TunnelType(n.Uint8())
-			case destAttrTunPort:
-				d.TunPort = be16(n.Bytes())
-			case destAttrTunFlags:
-				d.TunCsum = lb.TunnelCsum(n.Uint16())
-			case destAttrStats64:
-				n.Nested(func(sn *netlink.AttributeDecoder) error { c.Counters = decodeStats(sn); return nil })
-			}
-		}
-		return nil
-	})
+	n, err := nested(b, cmdAttrDest, "IPVS_CMD_ATTR_DEST")
 	if err != nil {
 		return d, c, fmt.Errorf("destination: %w", err)
+	}
+	for n.Next() {
+		switch n.Type() {
+		case destAttrAddr:
+			addr = n.Bytes()
+		case destAttrPort:
+			d.Port = be16(n.Bytes())
+		case destAttrFwdMethod:
+			fwd = n.Uint32()
+		case destAttrWeight:
+			d.Weight = int(int32(n.Uint32()))
+		case destAttrUThresh:
+			d.Upper = n.Uint32()
+		case destAttrLThresh:
+			d.Lower = n.Uint32()
+		case destAttrActiveConns:
+			c.ActiveConns = n.Uint32()
+		case destAttrInactConns:
+			c.InactConns = n.Uint32()
+		case destAttrAddrFamily:
+			if f, err := familyOfAF(n.Uint16()); err == nil {
+				fam = f
+			}
+		case destAttrTunType:
+			d.TunType = lb.TunnelType(n.Uint8())
+		case destAttrTunPort:
+			d.TunPort = be16(n.Bytes())
+		case destAttrTunFlags:
+			d.TunCsum = lb.TunnelCsum(n.Uint16())
+		case destAttrStats64:
+			c.Counters = nestedStats(n)
+		}
+	}
+	if err := n.Err(); err != nil {
+		return d, c, fmt.Errorf("destination attributes: %w", err)
 	}
 	if d.Addr, err = attrAddr(addr, fam); err != nil {
 		return d, c, fmt.Errorf("destination address: %w", err)
@@ -266,27 +352,80 @@ func decodeDest(b []byte, svcFam lb.Family) (lb.Dest, lb.DestCounters, error) {
 	return d.Normal(), c, nil
 }
 
-// nested calls f with the attributes nested in b's attribute typ (the
-// one an IPVS dump message carries), which is called name in errors.
-func nested(b []byte, typ uint16, name string, f func(*netlink.AttributeDecoder) error) error {
-	ad, err := netlink.NewAttributeDecoder(b)
-	if err != nil {
-		return err
+// attrs reads netlink attributes in place. mdlayher/netlink's
+// AttributeDecoder copies every value it reads (29 allocations for one
+// destination), and a dump of 10,000 destinations runs every 30 s and for
+// every /metrics scrape; this reads the same TLV layout (struct nlattr:
+// length, type, value padded to 4 bytes) without a copy. Values are valid
+// as long as the buffer is.
+type attrs struct {
+	b   []byte
+	typ uint16
+	val []byte
+	err error
+}
+
+// nlaTypeMask drops NLA_F_NESTED and NLA_F_NET_BYTEORDER from a type.
+const nlaTypeMask = 0x3fff
+
+func (a *attrs) Next() bool {
+	if a.err != nil || len(a.b) == 0 {
+		return false
 	}
-	seen := false
-	for ad.Next() {
-		if ad.Type() == typ {
-			seen = true
-			ad.Nested(f)
+	if len(a.b) < 4 {
+		a.err = fmt.Errorf("attribute header of %d bytes", len(a.b))
+		return false
+	}
+	l := int(binary.NativeEndian.Uint16(a.b))
+	if l < 4 || l > len(a.b) {
+		a.err = fmt.Errorf("attribute length %d of %d bytes left", l, len(a.b))
+		return false
+	}
+	a.typ, a.val = binary.NativeEndian.Uint16(a.b[2:])&nlaTypeMask, a.b[4:l]
+	a.b = a.b[min(len(a.b), (l+3)&^3):]
+	return true
+}
+
+func (a *attrs) Type() uint16  { return a.typ }
+func (a *attrs) Bytes() []byte { return a.val }
+func (a *attrs) Err() error    { return a.err }
+
+// String is a NUL-terminated string value.
+func (a *attrs) String() string { return string(bytes.TrimRight(a.val, "\x00")) }
+
+func (a *attrs) fixed(n int) []byte {
+	if len(a.val) != n {
+		if a.err == nil {
+			a.err = fmt.Errorf("attribute %d has %d bytes, want %d", a.typ, len(a.val), n)
+		}
+		return make([]byte, n)
+	}
+	return a.val
+}
+
+func (a *attrs) Uint8() uint8   { return a.fixed(1)[0] }
+func (a *attrs) Uint16() uint16 { return binary.NativeEndian.Uint16(a.fixed(2)) }
+func (a *attrs) Uint32() uint32 { return binary.NativeEndian.Uint32(a.fixed(4)) }
+func (a *attrs) Uint64() uint64 { return binary.NativeEndian.Uint64(a.fixed(8)) }
+
+// nested returns the attributes nested in b's attribute typ (the one an
+// IPVS message carries), which is called name in errors.
+func nested(b []byte, typ uint16, name string) (*attrs, error) {
+	top := attrs{b: b}
+	for top.Next() {
+		if top.Type() == typ {
+			return &attrs{b: top.Bytes()}, nil
 		}
 	}
-	if err := ad.Err(); err != nil {
-		return fmt.Errorf("decode attributes: %w", err)
+	if err := top.Err(); err != nil {
+		return nil, fmt.Errorf("decode attributes: %w", err)
 	}
-	if !seen {
-		return fmt.Errorf("message without %s", name)
-	}
-	return nil
+	return nil, fmt.Errorf("message without %s", name)
+}
+
+// nestedStats reads the counters nested in the current attribute.
+func nestedStats(n *attrs) lb.Counters {
+	return decodeStats(&attrs{b: n.Bytes()})
 }
 
 // connFwdMask is IP_VS_CONN_F_FWD_MASK.
@@ -294,7 +433,7 @@ const connFwdMask = 0x0007
 
 // decodeStats reads IPVS_*_ATTR_STATS64 (every counter 64 bits; its pad
 // attribute is skipped).
-func decodeStats(n *netlink.AttributeDecoder) lb.Counters {
+func decodeStats(n *attrs) lb.Counters {
 	var c lb.Counters
 	// Indexed by IPVS_STATS_ATTR_*.
 	fields := [...]*uint64{statsConns: &c.Conns, statsInPkts: &c.InPkts, statsOutPkts: &c.OutPkts,

@@ -3,8 +3,10 @@ package ipvsnet
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,5 +191,62 @@ func TestParseInfo(t *testing.T) {
 	}
 	if _, _, err := parseInfo("garbage"); err == nil {
 		t.Error("garbage parsed")
+	}
+}
+
+// attrs reads what mdlayher/netlink's encoder writes (padding, a nested
+// attribute with NLA_F_NESTED), and refuses truncated or overlong input
+// and values of the wrong size.
+func TestAttrs(t *testing.T) {
+	ae := netlink.NewAttributeEncoder()
+	ae.Uint8(1, 7)
+	ae.String(2, "wrr") // 4 bytes with the NUL, then no padding; "sh" would pad
+	ae.Bytes(3, []byte{1, 2, 3, 4, 5})
+	ae.Nested(4, func(n *netlink.AttributeEncoder) error { n.Uint64(1, 1<<40); return nil })
+	ae.Uint16(5, 9)
+	b, err := ae.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := attrs{b: b}
+	var got []string
+	for a.Next() {
+		switch a.Type() {
+		case 1:
+			got = append(got, fmt.Sprint(a.Uint8()))
+		case 2:
+			got = append(got, a.String())
+		case 3:
+			got = append(got, fmt.Sprint(a.Bytes()))
+		case 4:
+			in := attrs{b: a.Bytes()}
+			for in.Next() {
+				got = append(got, fmt.Sprint(in.Type(), "=", in.Uint64()))
+			}
+		case 5:
+			got = append(got, fmt.Sprint(a.Uint16()))
+		}
+	}
+	if err := a.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "7 wrr [1 2 3 4 5] 1=1099511627776 9"; strings.Join(got, " ") != want {
+		t.Errorf("read %q, want %q", strings.Join(got, " "), want)
+	}
+	for name, bad := range map[string][]byte{
+		"short header":    {8, 0},
+		"length below 4":  {2, 0, 1, 0},
+		"length too long": {12, 0, 1, 0, 0, 0, 0, 0},
+	} {
+		a := attrs{b: bad}
+		for a.Next() {
+		}
+		if a.Err() == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	wrong := attrs{b: []byte{6, 0, 1, 0, 1, 2, 0, 0}}
+	if wrong.Next() && wrong.Uint32() == 0 && wrong.Err() == nil {
+		t.Error("a 2-byte value read as uint32 without an error")
 	}
 }

@@ -176,37 +176,38 @@ func encodeDaemon(d SyncDaemon, stateOnly bool) ([]byte, error) {
 // dump message.
 func decodeDaemon(b []byte) (SyncDaemon, error) {
 	var d SyncDaemon
-	err := nested(b, cmdAttrDaemon, "IPVS_CMD_ATTR_DAEMON", func(n *netlink.AttributeDecoder) error {
-		for n.Next() {
-			switch n.Type() {
-			case daemonAttrState:
-				d.State = SyncState(n.Uint32())
-			case daemonAttrMcastIfn:
-				d.Interface = n.String()
-			case daemonAttrSyncID:
-				id := n.Uint32()
-				if id > 0xff {
-					return fmt.Errorf("sync id %d above 255", id)
-				}
-				d.SyncID = uint8(id)
-			case daemonAttrSyncMaxLen:
-				d.MaxLen = n.Uint16()
-			case daemonAttrMcastGroup, daemonAttrMcastGroup6:
-				a, ok := netip.AddrFromSlice(n.Bytes())
-				if !ok {
-					return fmt.Errorf("multicast group of %d bytes", len(n.Bytes()))
-				}
-				d.Group = a
-			case daemonAttrMcastPort:
-				d.Port = n.Uint16()
-			case daemonAttrMcastTTL:
-				d.TTL = n.Uint8()
-			}
-		}
-		return nil
-	})
+	n, err := nested(b, cmdAttrDaemon, "IPVS_CMD_ATTR_DAEMON")
 	if err != nil {
 		return d, fmt.Errorf("sync daemon: %w", err)
+	}
+	for n.Next() {
+		switch n.Type() {
+		case daemonAttrState:
+			d.State = SyncState(n.Uint32())
+		case daemonAttrMcastIfn:
+			d.Interface = n.String()
+		case daemonAttrSyncID:
+			id := n.Uint32()
+			if id > 0xff {
+				return d, fmt.Errorf("sync daemon: sync id %d above 255", id)
+			}
+			d.SyncID = uint8(id)
+		case daemonAttrSyncMaxLen:
+			d.MaxLen = n.Uint16()
+		case daemonAttrMcastGroup, daemonAttrMcastGroup6:
+			a, ok := netip.AddrFromSlice(n.Bytes())
+			if !ok {
+				return d, fmt.Errorf("sync daemon: multicast group of %d bytes", len(n.Bytes()))
+			}
+			d.Group = a
+		case daemonAttrMcastPort:
+			d.Port = n.Uint16()
+		case daemonAttrMcastTTL:
+			d.TTL = n.Uint8()
+		}
+	}
+	if err := n.Err(); err != nil {
+		return d, fmt.Errorf("sync daemon attributes: %w", err)
 	}
 	if d.State != SyncMaster && d.State != SyncBackup {
 		return d, fmt.Errorf("sync daemon with state %d", uint32(d.State))
@@ -221,6 +222,7 @@ type genl struct {
 	nl     *netlink.Conn // c's socket, for batches (Apply)
 	family uint16
 	buf    []byte // Apply's receive buffer
+	dbuf   []byte // dump's
 }
 
 // dialGenl opens the connection in the namespace at netnsPath ("" for the
