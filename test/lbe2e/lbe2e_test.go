@@ -45,6 +45,9 @@ var (
 	webKey = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 80}
 	inhKey = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 81}
 	quoKey = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 82}
+	// qin is quo with sorry_server_inhibit: the sorry server stays at
+	// weight 0 while quorum holds.
+	qinKey = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 83}
 	drKey  = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 8090}
 	dnsKey = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.UDP, Addr: vip, Port: 53}
 	// grp is a virtual server group: two kernel services, one set of real
@@ -94,6 +97,14 @@ lb:
       sorry_server: 198.51.100.9:8080
       notify: {quorum_down: [/bin/sh, -c, "echo DOWN $VIGIL_SERVICE >> /tmp/lbnotify-%[1]s"],
                quorum_up: [/bin/sh, -c, "echo UP $VIGIL_SERVICE >> /tmp/lbnotify-%[1]s"]}
+      check: {type: tcp, interval: 1s, timeout: 900ms, retry_delay: 200ms, fall: 3, warmup: 0s}
+      real_servers: [{address: "198.51.100.11:8080"}, {address: "198.51.100.12:8080"}]
+    - name: qin
+      address: 192.0.2.100:83
+      protocol: tcp
+      quorum: 2
+      sorry_server: 198.51.100.9:8080
+      sorry_server_inhibit: true
       check: {type: tcp, interval: 1s, timeout: 900ms, retry_delay: 200ms, fall: 3, warmup: 0s}
       real_servers: [{address: "198.51.100.11:8080"}, {address: "198.51.100.12:8080"}]
     - name: dns
@@ -378,10 +389,12 @@ func TestFleet(t *testing.T) {
 		t.Fatalf("d1 (priority 150) never held the VIP: %v", err)
 	}
 	both := "198.51.100.11:8080/1 198.51.100.12:8080/1"
+	bothInhibitedSorry := "198.51.100.9:8080/0 " + both
 	for _, d := range []*netlab.Node{f.d1, f.d2} {
 		waitDests(t, d, webKey, both, settle)
 		waitDests(t, d, inhKey, both, settle)
 		waitDests(t, d, quoKey, both, settle)
+		waitDests(t, d, qinKey, bothInhibitedSorry, settle)
 		waitDests(t, d, drKey, "192.0.2.21:8090/1 192.0.2.22:8090/1", settle)
 		waitDests(t, d, dnsKey, "198.51.100.11:5353/1 198.51.100.12:5353/1", settle)
 		for _, k := range grpKeys {
@@ -439,7 +452,7 @@ func TestFleet(t *testing.T) {
 		if err := json.Unmarshal(out, &st); err != nil {
 			t.Fatalf("status JSON: %v\n%s", err, out)
 		}
-		if len(st.VirtualServers) != 6 || st.VirtualServers[0].Name != "web" || !st.VirtualServers[0].QuorumUp ||
+		if len(st.VirtualServers) != 7 || st.VirtualServers[0].Name != "web" || !st.VirtualServers[0].QuorumUp ||
 			len(st.VirtualServers[0].Reals) != 2 || !st.VirtualServers[0].Reals[1].Up ||
 			len(st.VirtualServers[0].Reals[1].Checks) != 1 || st.VirtualServers[0].Reals[1].Checks[0].Type != "http" {
 			t.Errorf("status virtual servers: %+v", st.VirtualServers)
@@ -471,6 +484,7 @@ func TestFleet(t *testing.T) {
 		waitDests(t, f.d1, webKey, "198.51.100.11:8080/1", settle)                      // removed
 		waitDests(t, f.d1, inhKey, "198.51.100.11:8080/1 198.51.100.12:8080/0", settle) // inhibit_on_failure: weight 0
 		waitDests(t, f.d1, quoKey, "198.51.100.9:8080/1", settle)                       // below quorum 2: sorry server only
+		waitDests(t, f.d1, qinKey, "198.51.100.9:8080/1", settle)                       // the inhibited sorry server serves
 		for _, k := range grpKeys {
 			waitDests(t, f.d1, k, "198.51.100.11:8080/1", settle) // every member of the group
 		}
@@ -479,6 +493,9 @@ func TestFleet(t *testing.T) {
 		}
 		if got := f.seen(t, 82, 3); got["s1"] != 3 {
 			t.Errorf("below quorum, the sorry server should answer: %v", got)
+		}
+		if got := f.seen(t, 83, 3); got["s1"] != 3 {
+			t.Errorf("below quorum, the inhibited sorry server should answer: %v", got)
 		}
 		// /metrics says the same: r2 unhealthy everywhere, gone from web's
 		// kernel series, weight 0 under inh, the sorry server counting.
@@ -516,6 +533,7 @@ func TestFleet(t *testing.T) {
 		waitDests(t, f.d1, webKey, both, settle)
 		waitDests(t, f.d1, inhKey, both, settle)
 		waitDests(t, f.d1, quoKey, both, settle)
+		waitDests(t, f.d1, qinKey, bothInhibitedSorry, settle) // back to weight 0, draining
 		for _, k := range grpKeys {
 			waitDests(t, f.d1, k, both, settle)
 		}
