@@ -40,6 +40,8 @@ func (b *balancer) metricsSnapshot() (telemetry.IPVSSnapshot, error) {
 		failures[cs.Owner] = max(failures[cs.Owner], cs.Failures)
 	}
 	snap := telemetry.IPVSSnapshot{VirtualServers: make([]telemetry.VSSnapshot, 0, len(specs))}
+	b.rsMu.Lock() // the transition counts
+	defer b.rsMu.Unlock()
 	for _, vs := range specs {
 		svc := vs.Service.Normal()
 		for _, key := range vs.Keys() { // several for a group
@@ -67,11 +69,9 @@ func (b *balancer) metricsSnapshot() (telemetry.IPVSSnapshot, error) {
 				}
 				r := telemetry.RSSnapshot{Configured: true, ConfiguredWeight: w, Healthy: up, CheckFailures: failures[check.Owner{VS: vs.Name, RS: rs.Key()}]}
 				if key == vs.Service.Key {
-					b.rsMu.Lock()
 					if tr, ok := b.rsUp[rsID{vs.Name, rs.Key()}]; ok {
 						r.Transitions = &telemetry.RSTransitions{Up: tr.toUp, Down: tr.toDown}
 					}
-					b.rsMu.Unlock()
 				}
 				add(k, r)
 			}
