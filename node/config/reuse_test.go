@@ -180,3 +180,27 @@ func BenchmarkLoaderOneChange(b *testing.B) {
 		b.Fatalf("reused %d, want 999", l.Reused())
 	}
 }
+
+// FuzzLoaderMatchesParse parses a, then b, with one Loader: b's result or
+// error must be exactly Parse's, whatever of a's virtual servers the
+// Loader takes over (make fuzz).
+func FuzzLoaderMatchesParse(f *testing.F) {
+	base := reuseConfig([]int{1, 2, 3, 4, 5, 6})
+	f.Add(base, reuseConfig([]int{1, 2, 9, 4, 5, 6}))
+	f.Add(base, reuseConfig([]int{4, 5, 6, 1, 2, 3}))
+	f.Add(base, strings.Replace(base, "protocol: udp", "protocol: \"udp\n    - x\"", 1))
+	f.Add(base, strings.Replace(base, "  virtual_servers:\n", "  virtual_servers:\n    - &a {name: z}\n", 1))
+	f.Add(base, "lb:\n  virtual_servers:\n  - {name: vs0}\n")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		var l Loader
+		_, _ = l.Parse([]byte(a))
+		want, wantErr := Parse([]byte(b))
+		got, gotErr := l.Parse([]byte(b))
+		if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+			t.Fatalf("error\n%v\nwant\n%v", gotErr, wantErr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("the Loader's config differs from Parse's")
+		}
+	})
+}
