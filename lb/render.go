@@ -30,12 +30,14 @@ type Stats struct {
 // RenderFormat selects one of ipvsadm's list formats.
 type RenderFormat uint8
 
-// The list formats: ipvsadm -Ln, -Ln --stats, -Ln --rate, -Ln --thresholds.
+// The list formats: ipvsadm -Ln, -Ln --stats, -Ln --rate, -Ln --thresholds,
+// -Ln --tun-info.
 const (
 	FormatList RenderFormat = iota
 	FormatStats
 	FormatRate
 	FormatThresholds
+	FormatTunInfo
 )
 
 // RenderOptions says what the header shows and which format to print.
@@ -50,7 +52,7 @@ type RenderOptions struct {
 }
 
 // Render writes t as `ipvsadm -Ln --sort` prints it (or its --stats,
-// --rate or --thresholds variant): services and destinations in sorted
+// --rate, --thresholds or --tun-info variant): services and destinations in sorted
 // order, numeric addresses, counters from opts.Stats.
 func Render(w io.Writer, t Table, opts RenderOptions) error {
 	var b strings.Builder
@@ -73,6 +75,8 @@ func Render(w io.Writer, t Table, opts RenderOptions) error {
 		// Sic: ipvsadm prints the threshold columns on the service line
 		// of the header, with a trailing space.
 		b.WriteString("Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn \n  -> RemoteAddress:Port\n")
+	case FormatTunInfo:
+		b.WriteString("Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n")
 	default:
 		b.WriteString("Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n")
 	}
@@ -104,6 +108,8 @@ func Render(w io.Writer, t Table, opts RenderOptions) error {
 					largeNum(dc.InBPS), largeNum(dc.OutBPS))
 			case FormatThresholds:
 				fmt.Fprintf(&b, "  -> %-28s %-10d %-10d %-10d %-10d\n", dname, d.Upper, d.Lower, dc.ActiveConns, dc.InactConns)
+			case FormatTunInfo:
+				fmt.Fprintf(&b, "  -> %-28s %-7s %-13s %-6d %-10d %-10d\n", dname, forwardName(d.Forward), tunInfo(d), d.Weight, dc.ActiveConns, dc.InactConns)
 			default:
 				fmt.Fprintf(&b, "  -> %-28s %-7s %-6d %-10d %-10d\n", dname, forwardName(d.Forward), d.Weight, dc.ActiveConns, dc.InactConns)
 			}
@@ -170,7 +176,27 @@ func serviceFlags(s Service) string {
 	if s.OnePacket {
 		b.WriteString(" ops")
 	}
+	if s.PE != "" {
+		fmt.Fprintf(&b, " pe %s", s.PE)
+	}
 	return b.String()
+}
+
+// tunInfo is ipvsadm's TunnelInfo column: "n/a" but for a tunnel, then
+// its encapsulation, gue's port, and the checksum option as ipvsadm
+// abbreviates it (-c none, +c csum, r+c remcsum).
+func tunInfo(d Dest) string {
+	if d.Forward != Tunnel {
+		return "n/a"
+	}
+	csum := map[TunnelCsum]string{NoCsum: "-c", Csum: "+c", RemCsum: "r+c"}[d.TunCsum]
+	switch d.TunType {
+	case GUE:
+		return fmt.Sprintf("gue:%d:%s", d.TunPort, csum)
+	case GRE:
+		return "gre:" + csum
+	}
+	return d.TunType.String()
 }
 
 // mask4 is the IPv4 netmask with the given prefix length.

@@ -11,7 +11,7 @@ import (
 // printf formats: "  -> %-28s %-7s %-6d %-10u %-10u", the protocol padded
 // to four columns, FWM services after address services). The VM test
 // (test/lbvm TestRenderMatchesIpvsadm) compares Render with the real
-// ipvsadm 1.31 byte for byte in all four formats; these goldens keep the
+// ipvsadm 1.31 byte for byte in all five formats; these goldens keep the
 // layout pinned on machines without the VM.
 func TestRenderList(t *testing.T) {
 	web := svc("192.0.2.100", 80, "wrr")
@@ -65,5 +65,41 @@ TCP  192.0.2.100:80                      3  123456K        9    5000M        1
 `
 	if got := b.String(); got != want {
 		t.Errorf("Render --stats:\n%q\nwant:\n%q", got, want)
+	}
+}
+
+// TestRenderTunInfo pins ipvsadm 1.31's --tun-info column ("n/a" for other
+// methods; gue's port; -c, +c, r+c for the checksum options) and the " pe"
+// flag, as the VM test saw ipvsadm print them.
+func TestRenderTunInfo(t *testing.T) {
+	web := svc("203.0.113.60", 80, "wrr")
+	sip := Service{Key: ServiceKey{Protocol: UDP, Addr: netip.MustParseAddr("203.0.113.60"), Port: 5060}, Scheduler: "rr",
+		Persistence: time.Minute, PE: "sip"}
+	tun := func(a string, typ TunnelType, port uint16, c TunnelCsum) Dest {
+		return Dest{Addr: netip.MustParseAddr(a), Port: 80, Forward: Tunnel, Weight: 1, TunType: typ, TunPort: port, TunCsum: c}
+	}
+	tab := table(
+		entry(web, tun("198.51.100.61", GUE, 6080, RemCsum), tun("198.51.100.62", GUE, 6081, NoCsum),
+			tun("198.51.100.63", GRE, 0, Csum), tun("198.51.100.64", IPIP, 0, NoCsum), dest("198.51.100.66", 80, 5)),
+		entry(sip, dest("198.51.100.61", 5060, 1)),
+	)
+	var b strings.Builder
+	if err := Render(&b, tab, RenderOptions{Format: FormatTunInfo}); err != nil {
+		t.Fatal(err)
+	}
+	want := `IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn
+TCP  203.0.113.60:80 wrr
+  -> 198.51.100.61:80             Tunnel  gue:6080:r+c  1      0          0         
+  -> 198.51.100.62:80             Tunnel  gue:6081:-c   1      0          0         
+  -> 198.51.100.63:80             Tunnel  gre:+c        1      0          0         
+  -> 198.51.100.64:80             Tunnel  ipip          1      0          0         
+  -> 198.51.100.66:80             Masq    n/a           5      0          0         
+UDP  203.0.113.60:5060 rr persistent 60 pe sip
+  -> 198.51.100.61:5060           Masq    n/a           1      0          0         
+`
+	if got := b.String(); got != want {
+		t.Errorf("Render:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -143,7 +143,7 @@ func TestIPVSListUsage(t *testing.T) {
 		code int
 		frag string
 	}{
-		{[]string{"ipvs", "list", "--stats", "--rate"}, 2, "at most one of --stats, --rate and --thresholds"},
+		{[]string{"ipvs", "list", "--stats", "--rate"}, 2, "at most one of --stats, --rate, --thresholds and --tun-info"},
 		{[]string{"ipvs", "list", "-o", "yaml"}, 2, `unknown output format "yaml"`},
 	} {
 		_, code, msg := run(t, tc.args...)

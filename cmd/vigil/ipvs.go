@@ -23,14 +23,15 @@ func newIPVSCmd() *cobra.Command {
 
 func newIPVSListCmd() *cobra.Command {
 	var (
-		output                  string
-		stats, rate, thresholds bool
+		output                           string
+		stats, rate, thresholds, tunInfo bool
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "Print the kernel's IPVS table as ipvsadm -Ln does (needs root)",
 		Long: `Print the kernel's IPVS table, read over netlink, in the format of ipvsadm -Ln
-(with --stats, --rate or --thresholds as ipvsadm's options of the same name), or
+(with --stats, --rate, --thresholds or --tun-info as ipvsadm's options of the
+same name), or
 as JSON with -o json (services, destinations and all counters). It reads the
 kernel directly: it works without a running vigil and shows entries vigil did
 not create too.`,
@@ -41,13 +42,13 @@ not create too.`,
 			for _, f := range []struct {
 				on  bool
 				fmt lb.RenderFormat
-			}{{stats, lb.FormatStats}, {rate, lb.FormatRate}, {thresholds, lb.FormatThresholds}} {
+			}{{stats, lb.FormatStats}, {rate, lb.FormatRate}, {thresholds, lb.FormatThresholds}, {tunInfo, lb.FormatTunInfo}} {
 				if f.on {
 					format, n = f.fmt, n+1
 				}
 			}
 			if n > 1 {
-				return &exitError{code: 2, msg: "vigil ipvs list: give at most one of --stats, --rate and --thresholds"}
+				return &exitError{code: 2, msg: "vigil ipvs list: give at most one of --stats, --rate, --thresholds and --tun-info"}
 			}
 			if output != "text" && output != "json" {
 				return &exitError{code: 2, msg: fmt.Sprintf("vigil ipvs list: unknown output format %q (want text or json)", output)}
@@ -78,6 +79,7 @@ not create too.`,
 	cmd.Flags().BoolVar(&stats, "stats", false, "with counters (ipvsadm --stats)")
 	cmd.Flags().BoolVar(&rate, "rate", false, "with rates (ipvsadm --rate)")
 	cmd.Flags().BoolVar(&thresholds, "thresholds", false, "with connection thresholds (ipvsadm --thresholds)")
+	cmd.Flags().BoolVar(&tunInfo, "tun-info", false, "with tunnel encapsulations (ipvsadm --tun-info)")
 	return cmd
 }
 

@@ -263,6 +263,24 @@ func TestApplyStopsAtFirstError(t *testing.T) {
 	}
 }
 
+// tunnelTable has every tunnel encapsulation, an IPv6 destination behind
+// an IPv4 service, and (when the kernel has the module) a sip service.
+func tunnelTable(t *testing.T) lb.Table {
+	gue := lb.Dest{Addr: mustAddr("198.51.100.61"), Port: 80, Forward: lb.Tunnel, Weight: 1, TunType: lb.GUE, TunPort: 6080, TunCsum: lb.RemCsum}
+	gue2 := lb.Dest{Addr: mustAddr("198.51.100.62"), Port: 80, Forward: lb.Tunnel, Weight: 1, TunType: lb.GUE, TunPort: 6081}
+	gre := lb.Dest{Addr: mustAddr("198.51.100.63"), Port: 80, Forward: lb.Tunnel, Weight: 2, TunType: lb.GRE, TunCsum: lb.Csum}
+	tab := table(entry(tcp("203.0.113.60", 80, "wrr"), gue, gue2, gre,
+		dst("198.51.100.64", 80, lb.Tunnel, 3), dst("2001:db8::65", 80, lb.Tunnel, 4), dst("198.51.100.66", 80, lb.NAT, 5)))
+	if out, err := exec.Command("modprobe", "ip_vs_pe_sip").CombinedOutput(); err != nil {
+		t.Logf("no sip persistence engine in this kernel, not rendered (modprobe ip_vs_pe_sip: %v %s)", err, out)
+	} else {
+		sip := lb.Service{Key: lb.ServiceKey{Protocol: lb.UDP, Addr: mustAddr("203.0.113.60"), Port: 5060}, Scheduler: "rr",
+			Persistence: time.Minute, PE: "sip"}
+		tab[sip.Key] = entry(sip, dst("198.51.100.61", 5060, lb.NAT, 1))
+	}
+	return tab.Normal()
+}
+
 // TestRenderMatchesIpvsadm compares Render with the real ipvsadm on the
 // same kernel table, in every list format, byte for byte.
 func TestRenderMatchesIpvsadm(t *testing.T) {
@@ -271,15 +289,11 @@ func TestRenderMatchesIpvsadm(t *testing.T) {
 	if ipvsadm == "" {
 		t.Skip("VIGIL_IPVSADM (the guest path of ipvsadm) is not set; the host launcher copies it in")
 	}
-	const ns = "vigil-lb-render"
-	h := director(t, ns)
-	desired := richTable()
-	reconcile(t, h, desired, keysOf(desired))
 	version, size, err := ipvsnet.Info()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []struct {
+	formats := []struct {
 		name   string
 		format lb.RenderFormat
 		args   []string
@@ -288,29 +302,41 @@ func TestRenderMatchesIpvsadm(t *testing.T) {
 		{"stats", lb.FormatStats, []string{"--stats"}},
 		{"rate", lb.FormatRate, []string{"--rate"}},
 		{"thresholds", lb.FormatThresholds, []string{"--thresholds"}},
+		{"tun-info", lb.FormatTunInfo, []string{"--tun-info"}},
+	}
+	for _, tb := range []struct {
+		name, ns string
+		tab      lb.Table
+	}{
+		{"rich", "vigil-lb-render", richTable()},
+		{"tunnels", "vigil-lb-render-tun", tunnelTable(t)},
 	} {
-		t.Run(f.name, func(t *testing.T) {
-			args := append([]string{ipCmd, "netns", "exec", ns, ipvsadm, "-Ln", "--sort"}, f.args...)
-			want := run(t, args...)
-			tab, st, err := h.Stats()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var b strings.Builder
-			if err := lb.Render(&b, tab, lb.RenderOptions{Format: f.format, Version: version, Size: size, Stats: st}); err != nil {
-				t.Fatal(err)
-			}
-			if got := b.String(); got != want {
-				t.Errorf("Render differs from %s:\n--- ipvsadm\n%s--- Render\n%s", strings.Join(args[4:], " "), want, got)
-				gl, wl := strings.Split(got, "\n"), strings.Split(want, "\n")
-				for i := range min(len(gl), len(wl)) {
-					if gl[i] != wl[i] {
-						t.Errorf("first difference, line %d:\n ipvsadm %q\n Render  %q", i+1, wl[i], gl[i])
-						break
+		h := director(t, tb.ns)
+		reconcile(t, h, tb.tab, keysOf(tb.tab))
+		for _, f := range formats {
+			t.Run(tb.name+"/"+f.name, func(t *testing.T) {
+				args := append([]string{ipCmd, "netns", "exec", tb.ns, ipvsadm, "-Ln", "--sort"}, f.args...)
+				want := run(t, args...)
+				tab, st, err := h.Stats()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var b strings.Builder
+				if err := lb.Render(&b, tab, lb.RenderOptions{Format: f.format, Version: version, Size: size, Stats: st}); err != nil {
+					t.Fatal(err)
+				}
+				if got := b.String(); got != want {
+					t.Errorf("Render differs from %s:\n--- ipvsadm\n%s--- Render\n%s", strings.Join(args[4:], " "), want, got)
+					gl, wl := strings.Split(got, "\n"), strings.Split(want, "\n")
+					for i := range min(len(gl), len(wl)) {
+						if gl[i] != wl[i] {
+							t.Errorf("first difference, line %d:\n ipvsadm %q\n Render  %q", i+1, wl[i], gl[i])
+							break
+						}
 					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
