@@ -143,6 +143,7 @@ func (g *genl) dump(cmd uint8, data []byte, each func([]byte) error) error {
 	if len(g.dbuf) == 0 {
 		g.dbuf = make([]byte, dumpBuf)
 	}
+	var eachErr error
 	for {
 		var n, flags int
 		var rerr error
@@ -165,29 +166,41 @@ func (g *genl) dump(cmd uint8, data []byte, each func([]byte) error) error {
 		if err != nil {
 			return fmt.Errorf("parse answer: %w", err)
 		}
-		for _, m := range msgs {
-			if m.Header.Seq != sent.Header.Sequence {
-				continue // an answer to an earlier request given up on
-			}
-			switch m.Header.Type {
-			case unix.NLMSG_DONE:
-				return nil
-			case unix.NLMSG_ERROR:
-				if len(m.Data) >= 4 {
-					if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 {
-						return unix.Errno(-code)
-					}
-				}
-				return nil
-			}
-			if len(m.Data) < 4 { // the generic netlink header
-				return fmt.Errorf("answer of %d bytes", len(m.Data))
-			}
-			if err := each(m.Data[4:]); err != nil {
-				return err
-			}
+		if done, err := dumpAnswers(msgs, sent.Header.Sequence, each, &eachErr); done {
+			return err
 		}
 	}
+}
+
+// dumpAnswers hands the answers to the dump request seq to each, and says
+// whether the dump ended (NLMSG_DONE, or NLMSG_ERROR: both carry an errno)
+// and with what error. An answer each refuses ends the calls, not the
+// reading (*eachErr keeps the first refusal): the dump is read to its end,
+// or the kernel would still be dumping when the next request comes
+// (EBUSY). Answers to other requests (one given up on) are skipped.
+func dumpAnswers(msgs []syscall.NetlinkMessage, seq uint32, each func([]byte) error, eachErr *error) (bool, error) {
+	for _, m := range msgs {
+		if m.Header.Seq != seq {
+			continue
+		}
+		switch m.Header.Type {
+		case unix.NLMSG_DONE, unix.NLMSG_ERROR:
+			if len(m.Data) >= 4 {
+				if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code < 0 {
+					return true, unix.Errno(-code)
+				}
+			}
+			return true, *eachErr
+		}
+		switch {
+		case *eachErr != nil:
+		case len(m.Data) < 4: // the generic netlink header
+			*eachErr = fmt.Errorf("answer of %d bytes", len(m.Data))
+		default:
+			*eachErr = each(m.Data[4:])
+		}
+	}
+	return false, nil
 }
 
 // serviceID encodes the attributes that name s (what a delete sends).

@@ -7,11 +7,13 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mdlayher/netlink"
 	"github.com/moby/ipvs"
+	"golang.org/x/sys/unix"
 
 	"vigil/lb"
 )
@@ -274,5 +276,56 @@ func BenchmarkDecodeDest(b *testing.B) {
 		if _, _, err := decodeDest(msg, lb.IPv4); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// dumpAnswers passes this dump's answers on, skips other requests', ends at
+// NLMSG_DONE or NLMSG_ERROR with their errno, and after an answer the
+// caller refuses keeps reading to the end (the kernel would otherwise still
+// be dumping when the next request comes).
+func TestDumpAnswers(t *testing.T) {
+	msg := func(seq uint32, typ uint16, data ...byte) syscall.NetlinkMessage {
+		return syscall.NetlinkMessage{Header: syscall.NlMsghdr{Seq: seq, Type: typ}, Data: data}
+	}
+	errno := func(e int32) []byte { return binary.NativeEndian.AppendUint32(nil, uint32(e)) }
+	genl := func(payload byte) []byte { return []byte{0, 0, 0, 0, payload} } // genl header + one byte
+	const data = 0x10                                                        // any family type
+	var got []byte
+	each := func(b []byte) error {
+		got = append(got, b...)
+		if b[0] == 9 {
+			return errors.New("refused")
+		}
+		return nil
+	}
+	for _, tc := range []struct {
+		name    string
+		batches [][]syscall.NetlinkMessage
+		want    string // the payloads passed on
+		err     string
+	}{
+		{"two answers then done", [][]syscall.NetlinkMessage{{msg(7, data, genl(1)...), msg(7, data, genl(2)...)}, {msg(7, unix.NLMSG_DONE, errno(0)...)}}, "\x01\x02", ""},
+		{"another request's answers skipped", [][]syscall.NetlinkMessage{{msg(6, data, genl(5)...), msg(6, unix.NLMSG_DONE, errno(0)...), msg(7, data, genl(1)...), msg(7, unix.NLMSG_DONE, errno(0)...)}}, "\x01", ""},
+		{"refused", [][]syscall.NetlinkMessage{{msg(7, unix.NLMSG_ERROR, errno(-int32(unix.ESRCH))...)}}, "", "no such process"},
+		{"dump failed at its end", [][]syscall.NetlinkMessage{{msg(7, data, genl(1)...), msg(7, unix.NLMSG_DONE, errno(-int32(unix.EMSGSIZE))...)}}, "\x01", "message too long"},
+		{"caller refuses, reading goes on", [][]syscall.NetlinkMessage{{msg(7, data, genl(9)...), msg(7, data, genl(2)...)}, {msg(7, unix.NLMSG_DONE, errno(0)...)}}, "\x09", "refused"},
+		{"short answer", [][]syscall.NetlinkMessage{{msg(7, data, 1, 2)}, {msg(7, unix.NLMSG_DONE, errno(0)...)}}, "", "answer of 2 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got = nil
+			var eachErr, err error
+			done := false
+			for i, b := range tc.batches {
+				if done, err = dumpAnswers(b, 7, each, &eachErr); done != (i == len(tc.batches)-1) {
+					t.Fatalf("batch %d: done %v", i, done)
+				}
+			}
+			if string(got) != tc.want {
+				t.Errorf("passed on %q, want %q", got, tc.want)
+			}
+			if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+				t.Errorf("error %v, want %q", err, tc.err)
+			}
+		})
 	}
 }
