@@ -113,10 +113,13 @@ func ipvsCounters(c lb.Counters) telemetry.IPVSCounters {
 // countTransitions counts real servers whose combined check state changed
 // since the last pass (vigil_real_server_transitions_total) and publishes
 // each change (notify_up/notify_down, the FIFO). A real server first seen
-// is not a transition (keepalived notifies at start only with
-// rs_init_notifies).
+// is not a transition; with lb.rs_init_notifies one first seen up is
+// published all the same, as keepalived's rs_init_notifies does.
 func (b *balancer) countTransitions(specs []lb.VirtualServer, h lb.Health, same bool) {
 	var evs []events.Event
+	b.mu.Lock()
+	initNotifies := b.initNotifies
+	b.mu.Unlock()
 	b.rsMu.Lock()
 	// same: the specs of the last pass (no reload since): update in place;
 	// after a reload a new map, which leaves removed real servers out.
@@ -131,6 +134,12 @@ func (b *balancer) countTransitions(specs []lb.VirtualServer, h lb.Health, same 
 			tr, ok := b.rsUp[id]
 			if ok && tr.up == up && same {
 				continue
+			}
+			if !ok && up && initNotifies {
+				// Not a transition (nothing counted), but reported as
+				// keepalived's rs_init_notifies does.
+				evs = append(evs, events.Event{Kind: events.KindRealServer, Name: vs.Name, Service: kaService(vs.Service.Key),
+					RealServer: kaRealServer(vs, rs.Key()), From: events.StateInit, To: events.StateUp, Reason: "first check state"})
 			}
 			if ok && tr.up != up {
 				if up {

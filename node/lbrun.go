@@ -85,6 +85,9 @@ type balancer struct {
 	// read it, under rsMu.
 	rsMu sync.Mutex
 	rsUp map[rsID]rsTrack
+	// initNotifies: real servers first seen up are reported too (lb
+	// rs_init_notifies); b.mu.
+	initNotifies bool
 	// byName indexes specs by name; reloaded says a set() came since the
 	// last pass, which then compares everything.
 	byName   map[string]int
@@ -201,6 +204,7 @@ func (b *balancer) set(c config.LB) error {
 	b.reloaded = true
 	b.syncd = c.SyncDaemon
 	b.onStop, b.foreign = cmp.Or(c.OnStop, config.OnStopRemove), cmp.Or(c.ForeignServices, config.ForeignKeep)
+	b.initNotifies = c.RSInitNotifies
 	b.timeouts = ipvsnet.Timeouts{TCP: c.Timeouts.TCP, TCPFin: c.Timeouts.TCPFin, UDP: c.Timeouts.UDP}
 	for _, vs := range specs {
 		for _, k := range vs.Keys() {

@@ -695,6 +695,67 @@ lb:
 	}
 }
 
+// lb.rs_init_notifies (keepalived's): real servers that start up are
+// reported UP once, at the first pass and when a reload adds one; an alpha
+// real server (down until checked) is not, and without the option nothing
+// is reported until a real change.
+func TestBalancerRSInitNotifies(t *testing.T) {
+	doc := func(init bool, extra string) config.LB {
+		c, err := config.Parse([]byte(fmt.Sprintf(`node: {name: lb1}
+lb:
+  rs_init_notifies: %v
+  virtual_servers:
+    - name: web
+      address: 192.0.2.100:80
+      protocol: tcp
+      real_servers:
+        - {address: "198.51.100.11:8080"}
+        - {address: "198.51.100.12:8080", alpha: true, check: {type: tcp, interval: 1h, warmup: 1h}}%s
+`, init, extra)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.LB
+	}
+	for _, init := range []bool{true, false} {
+		t.Run(fmt.Sprint("rs_init_notifies ", init), func(t *testing.T) {
+			k := &memKernel{t: lb.Table{}}
+			b := testBalancer(k, telemetry.NewRegistry().LB)
+			ev := recordEvents(b)
+			if err := b.set(doc(init, "")); err != nil {
+				t.Fatal(err)
+			}
+			b.reconcile(true)
+			b.reconcile(false) // a second pass reports nothing again
+			want := ""
+			if init {
+				want = "RS [198.51.100.11]:tcp:8080 [192.0.2.100]:tcp:80 UP"
+			}
+			if got := ev.lines(); got != want {
+				t.Errorf("at start: %q, want %q", got, want)
+			}
+			ev.reset()
+			if err := b.set(doc(init, "\n        - {address: \"198.51.100.13:8080\"}")); err != nil {
+				t.Fatal(err)
+			}
+			b.reconcile(false)
+			if want != "" {
+				want = "RS [198.51.100.13]:tcp:8080 [192.0.2.100]:tcp:80 UP"
+			}
+			if got := ev.lines(); got != want {
+				t.Errorf("after the reload that adds r3: %q, want %q", got, want)
+			}
+			b.rsMu.Lock()
+			for id, tr := range b.rsUp {
+				if tr.toUp != 0 || tr.toDown != 0 {
+					t.Errorf("%v: a first report counted as a transition: %+v", id, tr)
+				}
+			}
+			b.rsMu.Unlock()
+		})
+	}
+}
+
 // eventRecorder keeps the balancer's published events as keepalived's
 // FIFO lines.
 type eventRecorder struct {

@@ -36,6 +36,11 @@ type LB struct {
 	// Timeouts are the kernel's IPVS connection timeouts (keepalived
 	// lvs_timeouts); zero leaves a timeout as the kernel has it.
 	Timeouts Timeouts
+	// RSInitNotifies also reports the real servers that start up (at start
+	// and when a reload adds them): their notify_up runs and the FIFO gets
+	// their UP line (keepalived rs_init_notifies). By default only later
+	// changes are reported.
+	RSInitNotifies bool
 }
 
 // Timeouts are IPVS connection timeouts (ipvsadm --set TCP TCPFIN UDP).
@@ -257,6 +262,7 @@ func (d *decoder) lbSection(o *object) LB {
 	}
 	out.OnStop = d.choice(o, "on_stop", OnStopRemove, OnStopRemove, OnStopKeep)
 	out.ForeignServices = d.choice(o, "foreign_services", ForeignKeep, ForeignKeep, ForeignRemove)
+	out.RSInitNotifies = getBool(o, "rs_init_notifies").or(false)
 	if to, st := getObject(o, "timeouts"); st == good {
 		for _, k := range []struct {
 			key string

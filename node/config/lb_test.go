@@ -294,12 +294,19 @@ func TestLBTableOwnership(t *testing.T) {
 	if c.LB.OnStop != OnStopRemove || c.LB.ForeignServices != ForeignKeep || c.LB.Timeouts != (Timeouts{}) {
 		t.Fatalf("defaults: on_stop %q, foreign_services %q, timeouts %+v", c.LB.OnStop, c.LB.ForeignServices, c.LB.Timeouts)
 	}
-	c = mustParse(t, with("  on_stop: keep\n  foreign_services: remove\n  timeouts: {tcp: 15m, tcp_fin: 120s, udp: 300s}\n"))
+	if c.LB.RSInitNotifies {
+		t.Fatal("rs_init_notifies on by default")
+	}
+	c = mustParse(t, with("  on_stop: keep\n  foreign_services: remove\n  timeouts: {tcp: 15m, tcp_fin: 120s, udp: 300s}\n  rs_init_notifies: true\n"))
+	if !c.LB.RSInitNotifies {
+		t.Fatal("rs_init_notifies: true not taken")
+	}
 	if c.LB.OnStop != OnStopKeep || c.LB.ForeignServices != ForeignRemove ||
 		c.LB.Timeouts != (Timeouts{TCP: 15 * time.Minute, TCPFin: 2 * time.Minute, UDP: 5 * time.Minute}) {
 		t.Fatalf("set: on_stop %q, foreign_services %q, timeouts %+v", c.LB.OnStop, c.LB.ForeignServices, c.LB.Timeouts)
 	}
-	ve := mustFail(t, with("  on_stop: flush\n  foreign_services: delete\n  timeouts: {tcp: 1500ms, udp: 5, tcpfin: 1s}\n  lvs_flush: true\n"))
+	ve := mustFail(t, with("  on_stop: flush\n  foreign_services: delete\n  timeouts: {tcp: 1500ms, udp: 5, tcpfin: 1s}\n  lvs_flush: true\n  rs_init_notifies: sometimes\n"))
+	wantErr(t, ve, "lb.rs_init_notifies", "")
 	wantErr(t, ve, "lb.on_stop", "is not one of remove, keep")
 	wantErr(t, ve, "lb.foreign_services", "is not one of keep, remove")
 	wantErr(t, ve, "lb.timeouts.tcp", "whole seconds")
