@@ -112,11 +112,19 @@ type balancer struct {
 	// table (the start's big apply is over).
 	settled     chan struct{}
 	settledOnce sync.Once
+
+	// ha_suspend (lbsuspend.go), under mu: the addresses of each virtual
+	// server that asks for it, the host's addresses, and the virtual
+	// servers whose checks are suspended now.
+	haSuspend map[string][]netip.Addr
+	local     map[localAddr]bool
+	suspended map[string]bool
 }
 
 func newBalancer(log *slog.Logger, kernel ipvsKernel, feeds *vsFeeds, m *telemetry.LB) *balancer {
 	b := &balancer{log: log, kernel: kernel, feeds: feeds, metrics: m, managed: map[lb.ServiceKey]bool{}, saved: map[lb.ServiceKey]bool{},
-		onStop: config.OnStopRemove, foreign: config.ForeignKeep, kick: make(chan struct{}, 1), resync: resync, settled: make(chan struct{})}
+		onStop: config.OnStopRemove, foreign: config.ForeignKeep, kick: make(chan struct{}, 1), resync: resync, settled: make(chan struct{}),
+		local: map[localAddr]bool{}}
 	b.checks = check.New(check.Config{Log: log.With("component", "checker"), Observer: check.ObserverFunc(func(t check.Type, r check.Result, took time.Duration) {
 		m.CheckProbed(string(t), r.String(), took)
 	})})
@@ -182,8 +190,12 @@ func (b *balancer) saveManaged() {
 func (b *balancer) set(c config.LB) error {
 	checks := map[check.ID]check.Check{}
 	specs := make([]lb.VirtualServer, 0, len(c.VirtualServers))
+	haSuspend := map[string]bool{}
 	for _, vs := range c.VirtualServers {
 		specs = append(specs, vs.Spec)
+		if vs.HASuspend {
+			haSuspend[vs.Spec.Name] = true
+		}
 		for i, rs := range vs.Reals {
 			owner := check.Owner{VS: vs.Spec.Name, RS: vs.Spec.Reals[i].Key()}
 			for j, c := range rs.Checks {
@@ -212,6 +224,8 @@ func (b *balancer) set(c config.LB) error {
 		}
 	}
 	b.saveManaged()
+	b.haSuspend = haSuspendAddrs(specs, haSuspend)
+	b.applySuspended()
 	b.mu.Unlock()
 	b.poke()
 	return nil
@@ -275,6 +289,11 @@ func (b *balancer) run(ctx context.Context) error {
 		if err := b.checks.Run(ctx); err != nil {
 			b.log.Error("health checks stopped", "err", err)
 		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b.watchAddrs(ctx)
 	}()
 	defer wg.Wait()
 	tick := time.NewTicker(b.resync)
@@ -814,12 +833,15 @@ type RealServerStatus struct {
 
 // CheckStatus is one health check of a real server.
 type CheckStatus struct {
-	Type   string    `json:"type"`
-	Target string    `json:"target,omitempty"`
-	Up     bool      `json:"up"`
-	Init   bool      `json:"init,omitempty"` // no result yet: Up is the start state
-	Detail string    `json:"detail,omitempty"`
-	Since  time.Time `json:"since,omitzero"`
+	Type   string `json:"type"`
+	Target string `json:"target,omitempty"`
+	Up     bool   `json:"up"`
+	Init   bool   `json:"init,omitempty"` // no result yet: Up is the start state
+	// Suspended: not probed now (ha_suspend, none of the virtual server's
+	// addresses on this host); Up is its last state.
+	Suspended bool      `json:"suspended,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	Since     time.Time `json:"since,omitzero"`
 }
 
 func (b *balancer) status() []VirtualServerStatus {
@@ -856,7 +878,8 @@ func (b *balancer) status() []VirtualServerStatus {
 				if cs.Spec.Target.IsValid() {
 					target = cs.Spec.Target.String()
 				}
-				rst.Checks = append(rst.Checks, CheckStatus{Type: string(cs.Spec.Type), Target: target, Up: cs.Up, Init: cs.Init, Detail: cs.Detail, Since: cs.Since})
+				rst.Checks = append(rst.Checks, CheckStatus{Type: string(cs.Spec.Type), Target: target, Up: cs.Up, Init: cs.Init,
+					Suspended: cs.Suspended, Detail: cs.Detail, Since: cs.Since})
 			}
 			vst.Reals = append(vst.Reals, rst)
 		}

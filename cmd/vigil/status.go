@@ -270,7 +270,10 @@ func printVirtualServers(w io.Writer, st *node.Status) error {
 				if !c.Up {
 					cs = c.Type + " down"
 				}
-				if c.Init {
+				switch {
+				case c.Suspended:
+					cs += " (suspended: ha_suspend)"
+				case c.Init:
 					cs += " (not checked yet)"
 				}
 				if i == 0 {

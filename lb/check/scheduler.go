@@ -109,6 +109,10 @@ type Scheduler struct {
 	// skipped counts ticks skipped because a probe was still running or the
 	// queue was full.
 	skipped uint64
+	// suspended are the virtual servers whose checks do not run now
+	// (keepalived ha_suspend): a probe runs while any of its owners'
+	// virtual servers is not suspended.
+	suspended map[string]bool
 }
 
 // probe is one deduplicated check: its prober, grid and state.
@@ -311,6 +315,12 @@ func (s *Scheduler) dispatch(now time.Time) time.Duration {
 	defer s.mu.Unlock()
 	for len(s.due) > 0 && !s.due[0].due.After(now) {
 		p := s.due[0]
+		if s.isSuspended(p.key) {
+			// Not probed, not a skipped tick: its state stays as it was.
+			p.due = nextTick(p.origin, p.spec.Interval, now)
+			heap.Fix(&s.due, 0)
+			continue
+		}
 		if p.running {
 			s.skipped++
 			s.log.Debug("previous probe still running; tick skipped", "check", p.spec.Type, "target", p.spec.Target)
@@ -465,6 +475,8 @@ type CheckStatus struct {
 	Check
 	Key Key
 	Status
+	// Suspended: the check does not run now (see SetSuspended).
+	Suspended bool
 }
 
 // Statuses returns every check's state, for status output and for a
@@ -475,9 +487,34 @@ func (s *Scheduler) Statuses() map[ID]CheckStatus {
 	out := make(map[ID]CheckStatus, len(s.checks))
 	for id, c := range s.checks {
 		k := s.keys[id]
-		out[id] = CheckStatus{Check: c, Key: k, Status: s.probes[k].st}
+		out[id] = CheckStatus{Check: c, Key: k, Status: s.probes[k].st, Suspended: s.isSuspended(k)}
 	}
 	return out
+}
+
+// SetSuspended sets the virtual servers whose checks do not run
+// (keepalived's ha_suspend, while none of the virtual server's addresses
+// is on this host); their real servers keep the state they have. A probe
+// shared with a virtual server not suspended still runs.
+func (s *Scheduler) SetSuspended(vss map[string]bool) {
+	s.mu.Lock()
+	s.suspended = maps.Clone(vss)
+	s.mu.Unlock()
+	s.wake()
+}
+
+// isSuspended reports whether every owner of the probe k is suspended;
+// s.mu is held.
+func (s *Scheduler) isSuspended(k Key) bool {
+	if len(s.suspended) == 0 {
+		return false
+	}
+	for _, o := range s.keyOwners[k] {
+		if !s.suspended[o.VS] {
+			return false
+		}
+	}
+	return len(s.keyOwners[k]) > 0
 }
 
 // Skipped returns how many ticks were skipped because the previous probe

@@ -562,3 +562,44 @@ func TestChangedOwners(t *testing.T) {
 		t.Fatalf("a failure that changes nothing: %s", got)
 	}
 }
+
+// keepalived's ha_suspend: the checks of a suspended virtual server are not
+// probed (no skipped tick either) and keep their state; a probe shared
+// with a virtual server that is not suspended still runs; lifting the
+// suspension resumes on the grid.
+func TestSuspended(t *testing.T) {
+	s := manual(t)
+	web, shared := tcpSpec(1), tcpSpec(2)
+	web.Fall = 1
+	if err := s.Set(map[ID]Check{
+		"w":  {Owner{"web", rs(1)}, web},
+		"ws": {Owner{"web", rs(2)}, shared},
+		"as": {Owner{"api", rs(2)}, shared},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pw, ps := s.probes[mustKey(t, web)], s.probes[mustKey(t, shared)]
+	o := pw.origin
+	s.SetSuspended(map[string]bool{"web": true})
+	for k := range 3 { // three ticks
+		now := o.Add(time.Duration(k) * time.Second)
+		s.dispatch(now)
+		got := take(s)
+		if len(got) != 1 || got[0] != ps {
+			t.Fatalf("tick %d with web suspended: %d probes dispatched (want only the one api shares)", k, len(got))
+		}
+		s.record(got[0], ok(""), now)
+	}
+	if s.Skipped() != 0 {
+		t.Errorf("suspended ticks counted as skipped: %d", s.Skipped())
+	}
+	st := s.Statuses()
+	if !st["w"].Suspended || st["ws"].Suspended || st["as"].Suspended || !st["w"].Up || !st["w"].Init {
+		t.Errorf("statuses: w %+v, ws suspended %v, as suspended %v", st["w"], st["ws"].Suspended, st["as"].Suspended)
+	}
+	s.SetSuspended(nil)
+	s.dispatch(pw.due)
+	if got := take(s); len(got) == 0 || !slices.Contains(got, pw) {
+		t.Fatalf("after the suspension is lifted, web's probe did not run")
+	}
+}

@@ -73,6 +73,10 @@ type VirtualServer struct {
 	Spec   lb.VirtualServer
 	Reals  []RealServer
 	Notify LBNotify
+	// HASuspend runs its checks only while one of its addresses is on
+	// this host (keepalived ha_suspend): on the director that holds the
+	// VIP. The others keep their real servers' last state.
+	HASuspend bool
 }
 
 // LBNotify are a virtual server's notify commands, run as given (no
@@ -581,6 +585,12 @@ func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
 		addr.reject(d, "has port 0, which IPVS allows only for persistent services: give a port or set persistence")
 	}
 
+	if hs := getBool(o, "ha_suspend"); hs.ok() && hs.V {
+		if def.fwmark {
+			hs.reject(d, "needs an address to watch (a fwmark service has none)")
+		}
+		vs.HASuspend = true
+	}
 	def.forward = d.forward(o, lb.NAT)
 	def.tunnel = d.tunnel(o, def.forward, tunnel{})
 	if pe := getString(o, "persistence_engine"); pe.ok() {

@@ -226,6 +226,8 @@ func TestLBInvalid(t *testing.T) {
 			vs + ".persistence_engine", "needs persistence"},
 		{"persistence engine name", `{name: a, address: "192.0.2.100:5060", protocol: udp, persistence: 60s, persistence_engine: h323, real_servers: [{address: 198.51.100.11}]}`,
 			vs + ".persistence_engine", "the kernel has sip"},
+		{"ha_suspend fwmark", `{name: a, fwmark: 3, ha_suspend: true, real_servers: [{address: 198.51.100.11}]}`,
+			vs + ".ha_suspend", "needs an address to watch"},
 		{"template check unknown key once", `{name: a, address: "192.0.2.100:80", protocol: tcp, check: {type: tcp, bogus: 1}, real_servers: [{address: 198.51.100.11}, {address: 198.51.100.12}]}`,
 			vs + ".check.bogus", "unknown key"},
 	}
@@ -264,6 +266,15 @@ func TestTrackVirtualServer(t *testing.T) {
 	want := []TrackRef{{Name: "http"}, {Name: "http2", Weight: -20, WeightSet: true}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("track refs %+v, want %+v", got, want)
+	}
+	if len(c.Warnings) != 0 {
+		t.Errorf("warnings: %q", c.Warnings)
+	}
+	// Tracking a virtual server with ha_suspend would never recover: a
+	// warning says so.
+	c = mustParse(t, lbDoc(strings.Replace(httpVS, "protocol: tcp", "protocol: tcp, ha_suspend: true", 1))+one("track: {virtual_servers: [http]}"))
+	if w := strings.Join(c.Warnings, "\n"); !strings.Contains(w, `vrrp.instances[0].track.virtual_servers: "http" has ha_suspend`) {
+		t.Errorf("warnings: %q", c.Warnings)
 	}
 }
 
@@ -386,6 +397,14 @@ func TestLBTunnelsAndPE(t *testing.T) {
 	}
 	if s := *vs.Sorry; s.TunType != lb.GUE || s.TunPort != 6080 || s.Forward != lb.Tunnel {
 		t.Errorf("sorry server %+v, want the virtual server's gue tunnel", s)
+	}
+}
+
+func TestLBHASuspend(t *testing.T) {
+	c := mustParse(t, lbDoc(`{name: a, address: "192.0.2.100:80", protocol: tcp, ha_suspend: true, real_servers: [{address: 198.51.100.11}]}`,
+		`{name: b, address: "192.0.2.100:81", protocol: tcp, real_servers: [{address: 198.51.100.11}]}`))
+	if !c.LB.VirtualServers[0].HASuspend || c.LB.VirtualServers[1].HASuspend {
+		t.Fatalf("ha_suspend: %v, %v", c.LB.VirtualServers[0].HASuspend, c.LB.VirtualServers[1].HASuspend)
 	}
 }
 

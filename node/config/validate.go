@@ -86,6 +86,7 @@ func (d *decoder) config(root map[string]any) *Config {
 		cfg.VRRP = d.vrrp(o)
 	}
 	d.syncDaemonInstance(cfg)
+	d.haSuspendTracked(cfg)
 	if len(cfg.VRRP.Instances) == 0 {
 		d.warn("vrrp.instances", "no VRRP instances are configured")
 	}
@@ -898,4 +899,22 @@ func ifnameProblem(s string) string {
 		return "is not a valid interface name: it contains white space"
 	}
 	return ""
+}
+
+// haSuspendTracked warns about an instance tracking a virtual server with
+// ha_suspend: once the instance gives up its VIP because the service
+// failed, the checks stop and the service never comes back up there.
+func (d *decoder) haSuspendTracked(cfg *Config) {
+	suspends := map[string]bool{}
+	for _, vs := range cfg.LB.VirtualServers {
+		suspends[vs.Spec.Name] = vs.HASuspend
+	}
+	for i, in := range cfg.VRRP.Instances {
+		for _, ref := range in.Track.VirtualServers {
+			if suspends[ref.Name] {
+				d.warn(index("vrrp.instances", i)+".track.virtual_servers", "%q has ha_suspend: after %s gives up its VIP because the service failed, the service is no longer checked here and %s will not take the VIP back; drop one of them",
+					ref.Name, in.Name, in.Name)
+			}
+		}
+	}
 }

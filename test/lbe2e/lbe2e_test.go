@@ -111,6 +111,7 @@ lb:
       address: 192.0.2.100:53
       protocol: udp
       scheduler: rr
+      ha_suspend: true
       check: {type: udp, payload: "00", require_reply: true, interval: 1s, timeout: 900ms, retry_delay: 200ms, fall: 3, warmup: 0s}
       real_servers: [{address: "198.51.100.11:5353"}, {address: "198.51.100.12:5353"}]
     - name: dr
@@ -457,6 +458,15 @@ func TestFleet(t *testing.T) {
 			len(st.VirtualServers[0].Reals[1].Checks) != 1 || st.VirtualServers[0].Reals[1].Checks[0].Type != "http" {
 			t.Errorf("status virtual servers: %+v", st.VirtualServers)
 		}
+		// ha_suspend on dns: its checks run only on the director with the
+		// VIP (d1); d2 keeps them suspended, and web's run on both.
+		if got := f.suspendedChecks(t, f.d1); got["dns"] != 0 || got["web"] != 0 {
+			t.Errorf("d1 (with the VIP) has suspended checks: %v", got)
+		}
+		waitFor(t, "d2's dns checks suspended", settle, func() bool {
+			got := f.suspendedChecks(t, f.d2)
+			return got["dns"] == 2 && got["web"] == 0
+		})
 		// lb.timeouts reached the kernel (tcp_fin keeps the kernel's 120 s).
 		h, err := ipvsnet.Open("/run/netns/" + f.d1.NS)
 		if err != nil {
@@ -661,6 +671,8 @@ func TestFleet(t *testing.T) {
 		if err := f.d2.WaitAddr("eth0", vip, true, settle); err != nil {
 			t.Fatalf("d2 never took the VIP: %v", err)
 		}
+		// ha_suspend: with the VIP, d2 checks dns's real servers.
+		waitFor(t, "d2's dns checks resumed", settle, func() bool { return f.suspendedChecks(t, f.d2)["dns"] == 0 })
 		// After the takeover, requests go through d2: count a run of
 		// successes from here.
 		okAt := ok.Load()
@@ -808,6 +820,40 @@ func TestFleet(t *testing.T) {
 }
 
 // scrape reads a director's /metrics.
+// suspendedChecks counts each virtual server's suspended checks in the
+// node's vigil status.
+func (f *fleet) suspendedChecks(t *testing.T, n *netlab.Node) map[string]int {
+	t.Helper()
+	out, err := n.Run(context.Background(), f.bin, "status", "--socket", peer.VigilAdminSocket(n), "-o", "json")
+	if err != nil {
+		t.Fatalf("vigil status on %s: %v\n%s", n.Name, err, out)
+	}
+	var st struct {
+		VirtualServers []struct {
+			Name  string `json:"name"`
+			Reals []struct {
+				Checks []struct {
+					Suspended bool `json:"suspended"`
+				} `json:"checks"`
+			} `json:"real_servers"`
+		} `json:"virtual_servers"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("status JSON of %s: %v\n%s", n.Name, err, out)
+	}
+	got := map[string]int{}
+	for _, vs := range st.VirtualServers {
+		for _, rs := range vs.Reals {
+			for _, c := range rs.Checks {
+				if c.Suspended {
+					got[vs.Name]++
+				}
+			}
+		}
+	}
+	return got
+}
+
 func scrape(t *testing.T, n *netlab.Node) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

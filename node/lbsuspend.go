@@ -1,0 +1,122 @@
+package node
+
+import (
+	"context"
+	"maps"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+
+	"vigil/lb"
+)
+
+// ha_suspend (keepalived): the checks of a virtual server that asks for it
+// run only while one of its addresses is on this host, so the directors
+// without the VIP do not probe the real servers. The host's addresses are
+// followed through netlink, as keepalived does.
+
+// localAddr is an address on one interface: the same address on two
+// interfaces counts twice, so removing one leaves it local.
+type localAddr struct {
+	addr  netip.Addr
+	index int
+}
+
+// suspendedVSs are the virtual servers with ha_suspend none of whose
+// addresses is in local.
+func suspendedVSs(haSuspend map[string][]netip.Addr, local map[localAddr]bool) map[string]bool {
+	have := make(map[netip.Addr]bool, len(local))
+	for la := range local {
+		have[la.addr] = true
+	}
+	out := map[string]bool{}
+	for name, addrs := range haSuspend {
+		up := false
+		for _, a := range addrs {
+			up = up || have[a]
+		}
+		if !up {
+			out[name] = true
+		}
+	}
+	return out
+}
+
+// haSuspendAddrs are the addresses of the virtual servers with ha_suspend.
+func haSuspendAddrs(specs []lb.VirtualServer, on map[string]bool) map[string][]netip.Addr {
+	out := map[string][]netip.Addr{}
+	for _, vs := range specs {
+		if !on[vs.Name] {
+			continue
+		}
+		for _, k := range vs.Keys() {
+			out[vs.Name] = append(out[vs.Name], k.Addr.Unmap())
+		}
+	}
+	return out
+}
+
+// applySuspended gives the scheduler the virtual servers to suspend now,
+// logging each change; b.mu is held.
+func (b *balancer) applySuspended() {
+	next := suspendedVSs(b.haSuspend, b.local)
+	if maps.Equal(next, b.suspended) {
+		return
+	}
+	for name := range next {
+		if !b.suspended[name] {
+			b.log.Info("suspending health checks: none of the virtual server's addresses is on this host (ha_suspend)", "virtual_server", name)
+		}
+	}
+	for name := range b.suspended {
+		if !next[name] {
+			if _, still := b.haSuspend[name]; still {
+				b.log.Info("resuming health checks: the virtual server's address is on this host (ha_suspend)", "virtual_server", name)
+			}
+		}
+	}
+	b.suspended = next
+	b.checks.SetSuspended(next)
+}
+
+// watchAddrs follows the host's addresses until ctx ends. Without the
+// netlink subscription every ha_suspend virtual server stays suspended,
+// which the log says.
+func (b *balancer) watchAddrs(ctx context.Context) {
+	updates := make(chan netlink.AddrUpdate, 64)
+	done := make(chan struct{})
+	defer close(done)
+	err := netlink.AddrSubscribeWithOptions(updates, done, netlink.AddrSubscribeOptions{
+		ListExisting: true,
+		ErrorCallback: func(err error) {
+			b.log.Warn("following the host's addresses (ha_suspend)", "err", err)
+		},
+	})
+	if err != nil {
+		b.log.Error("cannot follow the host's addresses; ha_suspend virtual servers stay suspended", "err", err)
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case u, ok := <-updates:
+			if !ok {
+				return
+			}
+			a, ok := netip.AddrFromSlice(u.LinkAddress.IP)
+			if !ok {
+				continue
+			}
+			la := localAddr{a.Unmap(), u.LinkIndex}
+			b.mu.Lock()
+			if u.NewAddr {
+				b.local[la] = true
+			} else {
+				delete(b.local, la)
+			}
+			b.applySuspended()
+			b.mu.Unlock()
+		}
+	}
+}
