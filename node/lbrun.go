@@ -242,7 +242,7 @@ func (b *balancer) poke() {
 func checkSpec(c config.Check, alpha bool) check.Spec {
 	s := check.Spec{
 		Type: check.Type(c.Type), Target: c.Target,
-		Path: c.Path, Host: c.Host, SNI: c.SNI, TLSVerify: c.TLSVerify,
+		Path: c.Path, Host: c.Host, SNI: c.SNI, TLSVerify: c.TLSVerify, HTTPVersion: c.HTTPVersion,
 		Payload: string(c.Payload), RequireReply: c.RequireReply,
 		QType: c.QueryType, QName: c.QueryName,
 		User: c.User, Dynamic: c.Dynamic, FilePath: c.File,

@@ -272,6 +272,10 @@ type httpProber struct {
 	s      Spec
 	urls   []httpURL
 	client *http.Client
+	// For HTTP/1.0 requests, which net/http does not send: how the client
+	// dials and its TLS settings.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	tls  *tls.Config
 }
 
 // httpURL is one page to fetch, ready to probe.
@@ -314,7 +318,7 @@ func newHTTPProber(s Spec) (*httpProber, error) {
 		urls = []URL{{Path: s.Path, Status: s.Status, Digest: s.Digest, Regex: s.Regex, RegexNoMatch: s.RegexNoMatch}}
 	}
 	p := &httpProber{
-		s: s,
+		s: s, dial: tr.DialContext, tls: tr.TLSClientConfig,
 		client: &http.Client{
 			Transport: tr,
 			// A redirect is a status to judge, not to follow (keepalived
@@ -364,7 +368,12 @@ func (p *httpProber) get(ctx context.Context, u *httpURL) outcome {
 		req.Host = h
 	}
 	req.Header.Set("User-Agent", "vigil-check")
-	resp, err := p.client.Do(req)
+	var resp *http.Response
+	if p.s.HTTPVersion == "1.0" || p.s.HTTPVersion == "1.0C" {
+		resp, err = p.get10(ctx, req)
+	} else {
+		resp, err = p.client.Do(req)
+	}
 	if err != nil {
 		return classify(ctx, "GET "+u.Path, err)
 	}
@@ -415,6 +424,58 @@ func (p *httpProber) get(ctx context.Context, u *httpURL) outcome {
 		}
 	}
 	return ok("GET %s: status %d, %s", u.Path, resp.StatusCode, strings.Join(passed, ", "))
+}
+
+// get10 sends req as HTTP/1.0 (keepalived's http_protocol 1.0, or 1.0C
+// with Connection: close) on a fresh connection and reads the answer; the
+// body's Close closes the connection.
+func (p *httpProber) get10(ctx context.Context, req *http.Request) (*http.Response, error) {
+	conn, err := p.dial(ctx, "tcp", p.s.Target.String())
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(d)
+	}
+	if p.s.Type == HTTPS {
+		tc := tls.Client(conn, p.tls.Clone())
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: %s\r\n", req.URL.RequestURI(), cmp.Or(req.Host, req.URL.Host), req.Header.Get("User-Agent"))
+	if p.s.HTTPVersion == "1.0C" {
+		b.WriteString("Connection: close\r\n")
+	}
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(conn, b.String()); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	resp.Body = connBody{resp.Body, conn}
+	return resp, nil
+}
+
+// connBody closes its connection with the body.
+type connBody struct {
+	io.ReadCloser
+	conn net.Conn
+}
+
+func (c connBody) Close() error {
+	err := c.ReadCloser.Close()
+	if cerr := c.conn.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // bodySink hashes what is written to it (h, if set) and keeps the first

@@ -878,3 +878,58 @@ func TestReadReply(t *testing.T) {
 		}
 	}
 }
+
+// keepalived's http_protocol: 1.0 sends HTTP/1.0 (keepalived's default),
+// 1.0C adds Connection: close, 1.1 (vigil's default) is net/http's HTTP/1.1
+// with Connection: close; each sends Host and is judged the same way
+// (status, digest, regex), over TLS too.
+func TestHTTPProtocol(t *testing.T) {
+	type seen struct{ proto, conn, host string }
+	var mu sync.Mutex
+	var last seen
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		last = seen{r.Proto, r.Header.Get("Connection"), r.Host}
+		mu.Unlock()
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, "legacy ok")
+	})
+	srv, tsrv := httptest.NewServer(h), httptest.NewTLSServer(h)
+	defer srv.Close()
+	defer tsrv.Close()
+	sum := md5.Sum([]byte("legacy ok"))
+	for _, tc := range []struct {
+		version, path string
+		tls           bool
+		want          Result
+		seen          seen
+	}{
+		{"1.0", "/", false, Success, seen{"HTTP/1.0", "", "www.example.com"}},
+		{"1.0C", "/", false, Success, seen{"HTTP/1.0", "close", "www.example.com"}},
+		{"", "/", false, Success, seen{"HTTP/1.1", "close", "www.example.com"}},
+		{"1.0", "/missing", false, Failure, seen{"HTTP/1.0", "", "www.example.com"}},
+		{"1.0C", "/", true, Success, seen{"HTTP/1.0", "close", "www.example.com"}},
+	} {
+		name := fmt.Sprintf("%q %s tls %v", tc.version, tc.path, tc.tls)
+		s := Spec{Type: HTTP, Target: addrPort(t, srv.Listener.Addr()), Path: tc.path, Host: "www.example.com",
+			Digest: hex.EncodeToString(sum[:]), HTTPVersion: tc.version, Timeout: probeTimeout, Interval: probeTimeout}
+		if tc.tls {
+			s.Type, s.Target = HTTPS, addrPort(t, tsrv.Listener.Addr())
+		}
+		o := probeOnce(t, s)
+		if o.result != tc.want {
+			t.Errorf("%s: %v %q, want %v", name, o.result, o.detail, tc.want)
+		}
+		mu.Lock()
+		if last != tc.seen {
+			t.Errorf("%s: the server saw %+v, want %+v", name, last, tc.seen)
+		}
+		mu.Unlock()
+	}
+	if _, err := (Spec{Type: HTTP, Target: addrPort(t, srv.Listener.Addr()), HTTPVersion: "2"}).Normalize(); err == nil {
+		t.Error("http_protocol 2 accepted")
+	}
+}

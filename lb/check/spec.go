@@ -208,6 +208,11 @@ type Spec struct {
 	TLSVerify bool
 	// CAFile is a PEM file of roots for TLSVerify (default the system's).
 	CAFile string
+	// HTTPVersion is the request's protocol (keepalived http_protocol):
+	// "1.1" (the default) or "" sends HTTP/1.1 with Connection: close;
+	// "1.0" sends HTTP/1.0 (keepalived's default) and "1.0C" HTTP/1.0 with
+	// Connection: close. Each sends Host.
+	HTTPVersion string
 
 	// Payload is what a udp check sends (default empty datagram).
 	Payload string
@@ -353,6 +358,13 @@ func (s Spec) Normalize() (Spec, error) {
 		}
 		if s.CAFile != "" && !filepath.IsAbs(s.CAFile) {
 			return bad("ca", strconv.Quote(s.CAFile), "path must be absolute")
+		}
+		switch s.HTTPVersion {
+		case "", "1.1":
+			s.HTTPVersion = "1.1"
+		case "1.0", "1.0C":
+		default:
+			return bad("http_protocol", strconv.Quote(s.HTTPVersion), "want 1.0, 1.0C or 1.1")
 		}
 	case DNS:
 		if s, err = needTarget(53); err != nil {

@@ -118,6 +118,10 @@ type Check struct {
 	Status    [][2]int // accepted status ranges; default 200-299
 	Digest    string   // "md5:HEX" or "sha256:HEX" of the body; "" = not checked
 	TLSVerify bool     // https: verify the certificate chain and name (default false, as keepalived)
+	// HTTPVersion is the request's protocol (keepalived http_protocol):
+	// "1.1" (vigil's default), "1.0" (keepalived's) or "1.0C" (1.0 with
+	// Connection: close); "" means 1.1.
+	HTTPVersion string
 	// Regex (RE2) must match the body (its first MiB); with RegexNoMatch it
 	// must not (keepalived regex, regex_no_match).
 	Regex        string
@@ -1032,6 +1036,20 @@ func (d *decoder) check(o *object) (Check, bool) {
 	}
 	if only("tls_verify", "https") {
 		c.TLSVerify = getBool(o, "tls_verify").or(false)
+	}
+	if only("http_protocol", "http", "https") {
+		raw, _ := o.get("http_protocol")
+		// YAML reads 1.0 and 1.1 as numbers.
+		switch v := fmt.Sprint(raw); v {
+		case "1", "1.0":
+			c.HTTPVersion = "1.0"
+		case "1.0C", "1.0c":
+			c.HTTPVersion = "1.0C"
+		case "1.1":
+			c.HTTPVersion = "1.1"
+		default:
+			d.bad(o.sub("http_protocol"), raw, "is not an HTTP protocol: use 1.0 (keepalived's default), 1.0C (1.0 with Connection: close) or 1.1 (the default)")
+		}
 	}
 	if only("helo_name", "smtp") {
 		if h := getString(o, "helo_name"); h.ok() {

@@ -474,3 +474,24 @@ func TestLBAddressesGroup(t *testing.T) {
 		`{name: g, addresses: ["192.0.2.100-101:80"], protocol: tcp, real_servers: [{address: 198.51.100.11}]}`))
 	wantErr(t, ve, "lb.virtual_servers[1]", "tcp 192.0.2.101:80 is already configured at lb.virtual_servers[0]")
 }
+
+// http_protocol (keepalived's): YAML reads 1.0 and 1.1 as numbers; 1.0C
+// is 1.0 with Connection: close; only http and https checks take it.
+func TestLBCheckHTTPProtocol(t *testing.T) {
+	check := func(c string) string {
+		return lbDoc(`{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: "198.51.100.11:8080", check: ` + c + `}]}`)
+	}
+	for in, want := range map[string]string{"1.0": "1.0", `"1.0"`: "1.0", "1.0C": "1.0C", "1.1": "1.1", "": ""} {
+		c := `{type: http}`
+		if in != "" {
+			c = `{type: http, http_protocol: ` + in + `}`
+		}
+		got := mustParse(t, check(c)).LB.VirtualServers[0].Reals[0].Checks[0].HTTPVersion
+		if got != want {
+			t.Errorf("http_protocol %s: %q, want %q", in, got, want)
+		}
+	}
+	rs := "lb.virtual_servers[0].real_servers[0].check.http_protocol"
+	wantErr(t, mustFail(t, check(`{type: http, http_protocol: 2}`)), rs, "is not an HTTP protocol")
+	wantErr(t, mustFail(t, check(`{type: tcp, http_protocol: 1.0}`)), rs, "is not used by a tcp check")
+}
