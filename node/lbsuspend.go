@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -79,10 +80,23 @@ func (b *balancer) applySuspended() {
 	b.checks.SetSuspended(next)
 }
 
-// watchAddrs follows the host's addresses until ctx ends. Without the
-// netlink subscription every ha_suspend virtual server stays suspended,
-// which the log says.
+// watchAddrs follows the host's addresses until ctx ends. A subscription
+// that fails or ends is made again a second later, listing the addresses
+// afresh (events may have been missed meanwhile).
 func (b *balancer) watchAddrs(ctx context.Context) {
+	for {
+		b.followAddrs(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// followAddrs is one netlink address subscription, until it ends or ctx
+// does.
+func (b *balancer) followAddrs(ctx context.Context) {
 	updates := make(chan netlink.AddrUpdate, 64)
 	done := make(chan struct{})
 	defer close(done)
@@ -93,15 +107,19 @@ func (b *balancer) watchAddrs(ctx context.Context) {
 		},
 	})
 	if err != nil {
-		b.log.Error("cannot follow the host's addresses; ha_suspend virtual servers stay suspended", "err", err)
+		b.log.Error("cannot follow the host's addresses; ha_suspend virtual servers keep their state", "err", err)
 		return
 	}
+	b.mu.Lock()
+	clear(b.local) // the subscription lists them all again
+	b.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case u, ok := <-updates:
 			if !ok {
+				b.log.Warn("the host's address events ended; following them again (ha_suspend)")
 				return
 			}
 			a, ok := netip.AddrFromSlice(u.LinkAddress.IP)
