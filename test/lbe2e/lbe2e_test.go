@@ -10,6 +10,7 @@ import (
 	"net/http/httptrace"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -120,7 +121,7 @@ lb:
       scheduler: rr
       forward: dr
       check: {type: tcp, interval: 1s, timeout: 900ms, retry_delay: 200ms, fall: 3, warmup: 0s}
-      real_servers: [{address: 192.0.2.21}, {address: 192.0.2.22}]
+      real_servers: [{address: 192.0.2.21}, {address: 192.0.2.22, forward: tun, tunnel: {type: gue, port: 6080}}]
     - name: grp
       addresses: ["192.0.2.101-102:80"]
       protocol: tcp
@@ -269,6 +270,24 @@ func setup(t *testing.T) *fleet {
 				run(n, "sysctl", "-w", "net.ipv4.conf."+k+".arp_ignore=1")
 				run(n, "sysctl", "-w", "net.ipv4.conf."+k+".arp_announce=2")
 			}
+			if r.name == "r4" {
+				// r4 is reached through a gue tunnel (IPIP in UDP 6080):
+				// fou decapsulates, tunl0 takes the inner packet.
+				for _, m := range []string{"fou", "ipip"} {
+					if out, err := exec.Command("modprobe", m).CombinedOutput(); err != nil {
+						t.Fatalf("modprobe %s: %v\n%s", m, err, out)
+					}
+				}
+				if out, err := n.IP("fou", "add", "port", "6080", "gue"); err != nil {
+					t.Fatalf("%v\n%s", err, out)
+				}
+				if out, err := n.IP("link", "set", "tunl0", "up"); err != nil {
+					t.Fatalf("%v\n%s", err, out)
+				}
+				for _, k := range []string{"all", "tunl0"} {
+					run(n, "sysctl", "-w", "net.ipv4.conf."+k+".rp_filter=0")
+				}
+			}
 		} else if out, err := n.IP("route", "add", "default", "via", gwVIP.String()); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
@@ -409,10 +428,18 @@ func TestFleet(t *testing.T) {
 			t.Fatalf("round robin over r1 and r2 expected, answers %v", got)
 		}
 	})
+	// r4 of the dr virtual server is forwarded through a gue tunnel: its
+	// answers prove the tunnel carries traffic.
 	t.Run("dr traffic through the VIP", func(t *testing.T) {
+		before := tunnelRx(t, f.backends["r4"].node)
 		got := f.seen(t, 8090, 10)
 		if got["r3"] == 0 || got["r4"] == 0 || got["r3"]+got["r4"] != 10 {
 			t.Fatalf("round robin over r3 and r4 expected, answers %v", got)
+		}
+		// r4 would answer by direct routing too (the VIP is on its lo):
+		// its tunl0 must have taken the packets out of the gue tunnel.
+		if after := tunnelRx(t, f.backends["r4"].node); after < before+uint64(got["r4"]) {
+			t.Errorf("r4's tunl0 received %d packets for %d answers: not through the gue tunnel", after-before, got["r4"])
 		}
 	})
 
@@ -820,6 +847,20 @@ func TestFleet(t *testing.T) {
 }
 
 // scrape reads a director's /metrics.
+// tunnelRx is the count of packets the node's tunl0 took out of tunnels.
+func tunnelRx(t *testing.T, n *netlab.Node) uint64 {
+	t.Helper()
+	out, err := n.Run(context.Background(), "cat", "/sys/class/net/tunl0/statistics/rx_packets")
+	if err != nil {
+		t.Fatalf("tunl0 counters of %s: %v\n%s", n.Name, err, out)
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil {
+		t.Fatalf("tunl0 rx_packets of %s: %q", n.Name, out)
+	}
+	return v
+}
+
 // suspendedChecks counts each virtual server's suspended checks in the
 // node's vigil status.
 func (f *fleet) suspendedChecks(t *testing.T, n *netlab.Node) map[string]int {
