@@ -41,6 +41,12 @@ func (l *Loader) Load(path string) (*Config, error) {
 	return l.parse(data, path)
 }
 
+// ParseFile is Load for a file already read: data is its content, path
+// names it in messages.
+func (l *Loader) ParseFile(data []byte, path string) (*Config, error) {
+	return l.parse(data, path)
+}
+
 // Parse is Load for YAML in memory.
 func (l *Loader) Parse(data []byte) (*Config, error) {
 	return l.parse(data, "")
