@@ -178,6 +178,10 @@ func diffOps(desired, current Table, changed, gone []ServiceKey) []Op {
 		return nil
 	}
 	ops := make([]Op, 0, n)
+	// Scratch reused from service to service: the sorted destinations and
+	// the ops that follow a service's additions.
+	var sorted []Dest
+	var updates, drains, dels []Op
 	for _, k := range changed {
 		want := desired[k]
 		have, exists := current[k]
@@ -190,12 +194,13 @@ func diffOps(desired, current Table, changed, gone []ServiceKey) []Op {
 		if exists && sameDests(want.Dests, have.Dests) {
 			continue // only the service changed
 		}
-		var adds, updates, drains, dels []Op
-		for _, d := range want.SortedDests() {
+		updates, drains, dels = updates[:0], drains[:0], dels[:0]
+		sorted = appendSortedDests(sorted[:0], want.Dests)
+		for _, d := range sorted {
 			h, ok := have.Dests[d.Key()]
 			switch {
 			case !ok:
-				adds = append(adds, Op{Kind: AddDest, Service: want.Service, Dest: d})
+				ops = append(ops, Op{Kind: AddDest, Service: want.Service, Dest: d}) // additions come first
 			case h == d:
 			case d.Weight == 0 && h.Weight != 0:
 				drains = append(drains, Op{Kind: UpdateDest, Service: want.Service, Dest: d})
@@ -203,12 +208,15 @@ func diffOps(desired, current Table, changed, gone []ServiceKey) []Op {
 				updates = append(updates, Op{Kind: UpdateDest, Service: want.Service, Dest: d})
 			}
 		}
-		for _, h := range have.SortedDests() {
-			if _, ok := want.Dests[h.Key()]; !ok {
-				dels = append(dels, Op{Kind: DelDest, Service: want.Service, Dest: h})
+		if exists {
+			sorted = appendSortedDests(sorted[:0], have.Dests)
+			for _, h := range sorted {
+				if _, ok := want.Dests[h.Key()]; !ok {
+					dels = append(dels, Op{Kind: DelDest, Service: want.Service, Dest: h})
+				}
 			}
 		}
-		ops = append(append(append(append(ops, adds...), updates...), drains...), dels...)
+		ops = append(append(append(ops, updates...), drains...), dels...)
 	}
 	slices.SortFunc(gone, CompareServiceKeys)
 	gone = slices.Compact(gone)
@@ -262,7 +270,14 @@ func (t Table) ApplyInPlace(ops []Op) error {
 				err = ErrExists
 				break
 			}
-			out[k] = Entry{Service: op.Service, Dests: map[DestKey]Dest{}}
+			n := 0 // the additions that follow, to size the map
+			for _, next := range ops[i+1:] {
+				if next.Kind != AddDest || next.Service.Key != k {
+					break
+				}
+				n++
+			}
+			out[k] = Entry{Service: op.Service, Dests: make(map[DestKey]Dest, n)}
 		case UpdateService:
 			if !ok {
 				err = ErrNotFound

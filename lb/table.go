@@ -174,11 +174,16 @@ func (t Table) Keys() []ServiceKey {
 
 // SortedDests returns the entry's destinations in ipvsadm's --sort order.
 func (e Entry) SortedDests() []Dest {
-	ds := make([]Dest, 0, len(e.Dests))
-	for _, d := range e.Dests {
+	return appendSortedDests(make([]Dest, 0, len(e.Dests)), e.Dests)
+}
+
+// appendSortedDests appends the destinations of m to ds in key order.
+func appendSortedDests(ds []Dest, m map[DestKey]Dest) []Dest {
+	from := len(ds)
+	for _, d := range m {
 		ds = append(ds, d)
 	}
-	slices.SortFunc(ds, func(a, b Dest) int { return CompareDestKeys(a.Key(), b.Key()) })
+	slices.SortFunc(ds[from:], func(a, b Dest) int { return CompareDestKeys(a.Key(), b.Key()) })
 	return ds
 }
 

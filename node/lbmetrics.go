@@ -125,7 +125,11 @@ func (b *balancer) countTransitions(specs []lb.VirtualServer, h lb.Health, same 
 	// after a reload a new map, which leaves removed real servers out.
 	next := b.rsUp
 	if !same {
-		next = make(map[rsID]rsTrack, len(b.rsUp))
+		n := 0
+		for _, vs := range specs {
+			n += len(vs.Reals)
+		}
+		next = make(map[rsID]rsTrack, n) // sized: a start adds thousands
 	}
 	for _, vs := range specs {
 		for _, rs := range vs.Reals {

@@ -7,7 +7,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
@@ -72,23 +71,37 @@ const applyWait = 30 * time.Second
 // re-reads the table after an error.
 func (h *Handle) Apply(ops []lb.Op) error {
 	msgs := make([]netlink.Message, 0, min(len(ops), applyBatch))
+	ends := make([]int, 0, min(len(ops), applyBatch))
 	for start := 0; start < len(ops); start += applyBatch {
 		batch := ops[start:min(len(ops), start+applyBatch)]
-		msgs = msgs[:0]
+		// The batch's requests (generic netlink header and attributes) go
+		// one after another into one buffer, reused from batch to batch.
+		buf, ends := h.g.ebuf[:0], ends[:0]
 		// An op that cannot be encoded ends the batch before it: the ops
 		// before it are sent, then its error is returned.
 		var encErr error
 		for i, op := range batch {
-			cmd, data, err := encodeOp(op)
-			if err == nil {
-				data, err = (&genetlink.Message{Header: genetlink.Header{Command: cmd, Version: genlVersion}, Data: data}).MarshalBinary()
-			}
+			at := len(buf)
+			buf = append(buf, 0, genlVersion, 0, 0) // struct genlmsghdr
+			cmd, out, err := encodeOp(buf, op)
 			if err != nil {
 				encErr = fmt.Errorf("ipvsnet: op %d of %d (%s): %w", start+i+1, len(ops), op, err)
 				batch = batch[:i]
+				buf = buf[:at]
 				break
 			}
-			msgs = append(msgs, netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(h.g.family), Flags: netlink.Request}, Data: data})
+			buf = out
+			buf[at] = cmd
+			ends = append(ends, len(buf))
+		}
+		h.g.ebuf = buf
+		msgs = msgs[:0]
+		for i, end := range ends {
+			from := 0
+			if i > 0 {
+				from = ends[i-1]
+			}
+			msgs = append(msgs, netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(h.g.family), Flags: netlink.Request}, Data: buf[from:end]})
 		}
 		if len(msgs) == 0 {
 			return encErr
@@ -168,14 +181,16 @@ func (g *genl) await(first, last uint32) (seq uint32, opErr, err error) {
 	}
 }
 
-// encodeOp returns an op's command and attributes. New and updated
-// services carry every setting (the kernel requires them); destination
-// and delete requests name the service by its key only.
-func encodeOp(op lb.Op) (uint8, []byte, error) {
-	s, err := toService(op.Service)
-	if err != nil {
-		return 0, nil, err
-	}
+// encodeOp appends an op's attributes to b and returns its command. New
+// and updated services carry every setting (the kernel requires them);
+// destination and delete requests name the service by its key only. On an
+// error, b may have grown; the caller cuts it back.
+//
+// It appends in place (attr.go) rather than through netlink's
+// AttributeEncoder, which allocates for every attribute and closure: on a
+// cold start of 11,000 requests in the 1-vCPU test VM that was 0.33 s of
+// the 0.6 s Apply took.
+func encodeOp(b []byte, op lb.Op) (uint8, []byte, error) {
 	var cmd uint8
 	full := false
 	switch op.Kind {
@@ -192,60 +207,60 @@ func encodeOp(op lb.Op) (uint8, []byte, error) {
 	case lb.DelDest:
 		cmd = cmdDelDest
 	default:
-		return 0, nil, fmt.Errorf("unknown op kind %d", op.Kind)
+		return 0, b, fmt.Errorf("unknown op kind %d", op.Kind)
 	}
-	ae := netlink.NewAttributeEncoder()
-	ae.Nested(cmdAttrService, func(n *netlink.AttributeEncoder) error {
-		n.Uint16(svcAttrAF, s.AddressFamily)
-		if s.FWMark != 0 {
-			n.Uint32(svcAttrFWMark, s.FWMark)
-		} else {
-			n.Uint16(svcAttrProtocol, s.Protocol)
-			n.Bytes(svcAttrAddr, ipBytes(op.Service.Key.Addr))
-			n.Bytes(svcAttrPort, binary.BigEndian.AppendUint16(nil, s.Port))
-		}
-		if full {
-			n.String(svcAttrSchedName, s.SchedName)
-			flags := make([]byte, 8)
-			binary.NativeEndian.PutUint32(flags, s.Flags)
-			binary.NativeEndian.PutUint32(flags[4:], ^uint32(0)) // every flag as given
-			n.Bytes(svcAttrFlags, flags)
-			n.Uint32(svcAttrTimeout, s.Timeout)
-			n.Uint32(svcAttrNetmask, s.Netmask) // toService put it in the kernel's byte order
-			if pe := op.Service.PE; pe != "" {
-				n.String(svcAttrPEName, pe)
-			}
-		}
-		return nil
-	})
+	s, err := kernelService(op.Service)
+	if err != nil {
+		return 0, b, err
+	}
+	var d kdest
 	if op.IsDest() {
-		d, err := toDest(op.Dest)
-		if err != nil {
-			return 0, nil, err
+		if d, err = kernelDest(op.Dest); err != nil {
+			return 0, b, err
 		}
-		dest := op.Dest.Normal()
-		ae.Nested(cmdAttrDest, func(n *netlink.AttributeEncoder) error {
-			n.Bytes(destAttrAddr, ipBytes(dest.Addr))
-			n.Bytes(destAttrPort, binary.BigEndian.AppendUint16(nil, d.Port))
-			if d.AddressFamily != s.AddressFamily {
-				// A tunnelled destination of the other family; the
-				// kernel takes the service's unless told.
-				n.Uint16(destAttrAddrFamily, d.AddressFamily)
-			}
-			if op.Kind != lb.DelDest {
-				n.Uint32(destAttrFwdMethod, d.ConnectionFlags)
-				n.Uint32(destAttrWeight, uint32(d.Weight))
-				n.Uint32(destAttrUThresh, d.UpperThreshold)
-				n.Uint32(destAttrLThresh, d.LowerThreshold)
-				if dest.TunType != lb.IPIP { // ipip is the kernel's zero
-					n.Uint8(destAttrTunType, uint8(dest.TunType))
-					n.Bytes(destAttrTunPort, binary.BigEndian.AppendUint16(nil, dest.TunPort))
-					n.Uint16(destAttrTunFlags, uint16(dest.TunCsum))
-				}
-			}
-			return nil
-		})
 	}
-	b, err := ae.Encode()
-	return cmd, b, err
+	at := len(b)
+	b = nestStart(b)
+	b = attrU16(b, svcAttrAF, s.af)
+	if s.key.FWMark != 0 {
+		b = attrU32(b, svcAttrFWMark, s.key.FWMark)
+	} else {
+		b = attrU16(b, svcAttrProtocol, uint16(s.key.Protocol))
+		b = appendAddr(b, svcAttrAddr, s.key.Addr)
+		b = attrBE16(b, svcAttrPort, s.key.Port)
+	}
+	if full {
+		b = attrString(b, svcAttrSchedName, s.sched)
+		b = attrU32Pair(b, svcAttrFlags, s.flags, ^uint32(0)) // every flag as given
+		b = attrU32(b, svcAttrTimeout, s.timeout)
+		b = attrU32(b, svcAttrNetmask, s.netmask)
+		if s.pe != "" {
+			b = attrString(b, svcAttrPEName, s.pe)
+		}
+	}
+	b = nestEnd(b, at, cmdAttrService)
+	if !op.IsDest() {
+		return cmd, b, nil
+	}
+	at = len(b)
+	b = nestStart(b)
+	b = appendAddr(b, destAttrAddr, d.d.Addr)
+	b = attrBE16(b, destAttrPort, d.d.Port)
+	if d.af != s.af {
+		// A tunnelled destination of the other family; the kernel takes
+		// the service's unless told.
+		b = attrU16(b, destAttrAddrFamily, d.af)
+	}
+	if op.Kind != lb.DelDest {
+		b = attrU32(b, destAttrFwdMethod, d.fwd)
+		b = attrU32(b, destAttrWeight, uint32(d.d.Weight))
+		b = attrU32(b, destAttrUThresh, d.d.Upper)
+		b = attrU32(b, destAttrLThresh, d.d.Lower)
+		if d.d.TunType != lb.IPIP { // ipip is the kernel's zero
+			b = attrU8(b, destAttrTunType, uint8(d.d.TunType))
+			b = attrBE16(b, destAttrTunPort, d.d.TunPort)
+			b = attrU16(b, destAttrTunFlags, uint16(d.d.TunCsum))
+		}
+	}
+	return cmd, nestEnd(b, at, cmdAttrDest), nil
 }

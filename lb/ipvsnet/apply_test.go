@@ -1,6 +1,7 @@
 package ipvsnet
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -82,15 +83,44 @@ func TestEncodeOp(t *testing.T) {
 		{lb.Op{Kind: lb.DelDest, Service: v4, Dest: d6}, cmdDelDest,
 			"1{1=0200 2=0600 3=c0000264 4=0050} 2{1=20010db8000000000000000000000011 2=01bb 11=0a00}"},
 	} {
-		cmd, b, err := encodeOp(tc.op)
+		cmd, b, err := encodeOp(nil, tc.op)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.op, err)
 		}
 		if got := showAttrs(t, b); cmd != tc.cmd || got != tc.want {
 			t.Errorf("%s:\n got cmd %d %s\nwant cmd %d %s", tc.op, cmd, got, tc.cmd, tc.want)
 		}
+		// The service and destination are nested attributes, flagged
+		// NLA_F_NESTED as the kernel's strict validation expects.
+		for at := 0; at+4 <= len(b); {
+			n, typ := binary.NativeEndian.Uint16(b[at:]), binary.NativeEndian.Uint16(b[at+2:])
+			if typ&nlaNested == 0 {
+				t.Errorf("%s: top-level attribute %d not flagged nested", tc.op, typ)
+			}
+			at += (int(n) + 3) &^ 3
+		}
+		// Appending keeps what the buffer held.
+		if _, b2, _ := encodeOp([]byte("pre"), tc.op); string(b2[:3]) != "pre" || string(b2[3:]) != string(b) {
+			t.Errorf("%s: appended to a buffer, the result differs", tc.op)
+		}
 	}
-	if _, _, err := encodeOp(lb.Op{Kind: lb.AddDest, Service: v4, Dest: lb.Dest{Addr: d.Addr, Port: 1, Weight: 70000}}); err == nil {
+	if _, _, err := encodeOp(nil, lb.Op{Kind: lb.AddDest, Service: v4, Dest: lb.Dest{Addr: d.Addr, Port: 1, Weight: 70000}}); err == nil {
 		t.Error("weight 70000 encoded")
+	}
+}
+
+// BenchmarkEncodeAddDest is the encoding of one add-dest request, of which
+// a cold start of 1,000 × 10 sends 10,000.
+func BenchmarkEncodeAddDest(b *testing.B) {
+	op := lb.Op{Kind: lb.AddDest,
+		Service: lb.Service{Key: lb.ServiceKey{Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.1"), Port: 80}, Scheduler: "wrr"},
+		Dest:    lb.Dest{Addr: netip.MustParseAddr("198.51.100.1"), Port: 8080, Forward: lb.NAT, Weight: 3}}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if _, buf, err = encodeOp(buf[:0], op); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -205,7 +205,7 @@ func dumpAnswers(msgs []syscall.NetlinkMessage, seq uint32, each func([]byte) er
 
 // serviceID encodes the attributes that name s (what a delete sends).
 func serviceID(s lb.Service) ([]byte, error) {
-	_, b, err := encodeOp(lb.Op{Kind: lb.DelService, Service: s})
+	_, b, err := encodeOp(nil, lb.Op{Kind: lb.DelService, Service: s})
 	return b, err
 }
 

@@ -20,7 +20,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -129,12 +128,6 @@ func addrFamily(a netip.Addr) lb.Family {
 	return lb.IPv6
 }
 
-// ipBytes is an address as the kernel takes it: 4 bytes for IPv4, 16 for
-// IPv6.
-func ipBytes(a netip.Addr) []byte {
-	return a.Unmap().AsSlice()
-}
-
 func afOf(f lb.Family) (uint16, error) {
 	switch f {
 	case lb.IPv4:
@@ -145,30 +138,31 @@ func afOf(f lb.Family) (uint16, error) {
 	return 0, fmt.Errorf("address family %d is neither IPv4 nor IPv6", f)
 }
 
-func toService(s lb.Service) (*ipvs.Service, error) {
+// ksvc is a service with its settings in the kernel's terms.
+type ksvc struct {
+	key     lb.ServiceKey
+	af      uint16
+	sched   string
+	flags   uint32 // IP_VS_SVC_F_*
+	timeout uint32 // persistence, seconds
+	netmask uint32 // as the kernel reads it (see kernelService)
+	pe      string
+}
+
+func kernelService(s lb.Service) (ksvc, error) {
 	s = s.Normal()
 	af, err := afOf(s.Key.Family)
 	if err != nil {
-		return nil, err
+		return ksvc{}, err
 	}
-	ks := &ipvs.Service{
-		AddressFamily: af,
-		Protocol:      uint16(s.Key.Protocol),
-		Port:          s.Key.Port,
-		FWMark:        s.Key.FWMark,
-		SchedName:     s.Scheduler,
-		Flags:         s.SchedFlags & svcSchedMask,
-	}
-	if s.Key.FWMark == 0 {
-		ks.Address = net.IP(s.Key.Addr.AsSlice())
-	}
+	ks := ksvc{key: s.Key, af: af, sched: s.Scheduler, flags: s.SchedFlags & svcSchedMask, pe: s.PE}
 	if s.OnePacket {
-		ks.Flags |= svcOnePacket
+		ks.flags |= svcOnePacket
 	}
 	mask := 0 // the full length unless persistent with a coarser mask
 	if s.Persistence > 0 {
-		ks.Flags |= svcPersistent
-		ks.Timeout = uint32(s.Persistence / time.Second)
+		ks.flags |= svcPersistent
+		ks.timeout = uint32(s.Persistence / time.Second)
 		mask = s.PersistenceMask
 	}
 	if s.Key.Family == lb.IPv6 {
@@ -176,16 +170,16 @@ func toService(s lb.Service) (*ipvs.Service, error) {
 		if mask == 0 {
 			mask = 128
 		}
-		ks.Netmask = uint32(mask)
+		ks.netmask = uint32(mask)
 	} else {
 		if mask == 0 {
 			mask = 32
 		}
-		// The kernel reads a big-endian mask; moby/ipvs writes the value
-		// in native byte order, so hand it the mask's bytes as native.
+		// The kernel reads a big-endian mask from the u32 attribute, which
+		// is written in native byte order: hand it the mask's bytes.
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], ^uint32(0)<<(32-mask))
-		ks.Netmask = binary.NativeEndian.Uint32(b[:])
+		ks.netmask = binary.NativeEndian.Uint32(b[:])
 	}
 	return ks, nil
 }
@@ -198,31 +192,29 @@ var kernelForward = map[lb.Forward]uint32{
 	lb.Local:  ipvs.ConnectionFlagLocalNode,
 }
 
-// toDest converts d; its address family is its own (a tunnelled
-// destination may differ from its service's).
-func toDest(d lb.Dest) (*ipvs.Destination, error) {
+// kdest is a destination with its family and forwarding method in the
+// kernel's terms; its family is its own (a tunnelled destination may
+// differ from its service's).
+type kdest struct {
+	d   lb.Dest // normal
+	af  uint16
+	fwd uint32 // IP_VS_CONN_F_*
+}
+
+func kernelDest(d lb.Dest) (kdest, error) {
 	d = d.Normal()
 	if d.Weight > maxWeight {
-		return nil, fmt.Errorf("weight %d of %s above %d", d.Weight, netip.AddrPortFrom(d.Addr, d.Port), maxWeight)
+		return kdest{}, fmt.Errorf("weight %d of %s above %d", d.Weight, netip.AddrPortFrom(d.Addr, d.Port), maxWeight)
 	}
 	af, err := afOf(addrFamily(d.Addr))
 	if err != nil {
-		return nil, err
-	}
-	kd := &ipvs.Destination{
-		Address:        net.IP(d.Addr.AsSlice()),
-		Port:           d.Port,
-		Weight:         d.Weight,
-		AddressFamily:  af,
-		UpperThreshold: d.Upper,
-		LowerThreshold: d.Lower,
+		return kdest{}, err
 	}
 	f, ok := kernelForward[d.Forward]
 	if !ok {
-		return nil, fmt.Errorf("forwarding method %s of %s", d.Forward, netip.AddrPortFrom(d.Addr, d.Port))
+		return kdest{}, fmt.Errorf("forwarding method %s of %s", d.Forward, netip.AddrPortFrom(d.Addr, d.Port))
 	}
-	kd.ConnectionFlags = f
-	return kd, nil
+	return kdest{d: d, af: af, fwd: f}, nil
 }
 
 // Info returns the kernel's IPVS version and connection table size, as

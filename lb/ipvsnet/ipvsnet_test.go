@@ -117,7 +117,7 @@ func TestServiceRoundTrip(t *testing.T) {
 			Scheduler: "rr", Persistence: time.Minute, PE: "sip"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, b, err := encodeOp(lb.Op{Kind: lb.AddService, Service: tc.s})
+			_, b, err := encodeOp(nil, lb.Op{Kind: lb.AddService, Service: tc.s})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,7 +155,7 @@ func TestDestRoundTrip(t *testing.T) {
 		{Addr: a6, Port: 8080, Forward: lb.Tunnel, Weight: 2},
 	}
 	for _, d := range dests {
-		_, b, err := encodeOp(lb.Op{Kind: lb.AddDest, Service: v4, Dest: d})
+		_, b, err := encodeOp(nil, lb.Op{Kind: lb.AddDest, Service: v4, Dest: d})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,11 +178,11 @@ func TestDestRoundTrip(t *testing.T) {
 			t.Errorf("%+v: counters %+v", d, c)
 		}
 	}
-	if _, err := toDest(lb.Dest{Addr: a4, Weight: 65536}); err == nil {
+	if _, err := kernelDest(lb.Dest{Addr: a4, Weight: 65536}); err == nil {
 		t.Error("weight 65536 accepted (above what ipvsadm accepts)")
 	}
-	if kd, _ := toDest(lb.Dest{Addr: a4, Forward: lb.DR}); kd.ConnectionFlags != ipvs.ConnectionFlagDirectRoute {
-		t.Errorf("DR as %#x", kd.ConnectionFlags)
+	if kd, _ := kernelDest(lb.Dest{Addr: a4, Forward: lb.DR}); kd.fwd != ipvs.ConnectionFlagDirectRoute {
+		t.Errorf("DR as %#x", kd.fwd)
 	}
 }
 
@@ -259,7 +259,7 @@ func TestAttrs(t *testing.T) {
 func BenchmarkDecodeDest(b *testing.B) {
 	v4 := lb.Service{Key: lb.ServiceKey{Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.1"), Port: 80}}
 	d := lb.Dest{Addr: netip.MustParseAddr("198.51.100.1"), Port: 8080, Forward: lb.NAT, Weight: 3}
-	_, raw, err := encodeOp(lb.Op{Kind: lb.AddDest, Service: v4, Dest: d})
+	_, raw, err := encodeOp(nil, lb.Op{Kind: lb.AddDest, Service: v4, Dest: d})
 	if err != nil {
 		b.Fatal(err)
 	}

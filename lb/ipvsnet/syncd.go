@@ -222,6 +222,7 @@ type genl struct {
 	nl     *netlink.Conn // c's socket, for batches (Apply)
 	family uint16
 	buf    []byte // Apply's receive buffer
+	ebuf   []byte // Apply's requests
 	dbuf   []byte // dump's
 }
 
