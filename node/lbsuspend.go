@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -99,10 +100,16 @@ func (b *balancer) watchAddrs(ctx context.Context) {
 func (b *balancer) followAddrs(ctx context.Context) {
 	updates := make(chan netlink.AddrUpdate, 64)
 	done := make(chan struct{})
-	defer close(done)
+	end := sync.OnceFunc(func() { close(done) }) // closes the subscription's socket
+	defer end()
 	err := netlink.AddrSubscribeWithOptions(updates, done, netlink.AddrSubscribeOptions{
 		ListExisting: true,
 		ErrorCallback: func(err error) {
+			select {
+			case <-done:
+				return // closing the socket at the end fails its read: expected
+			default:
+			}
 			b.log.Warn("following the host's addresses (ha_suspend)", "err", err)
 		},
 	})
@@ -116,6 +123,11 @@ func (b *balancer) followAddrs(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			// The receiver ends once the socket is closed; wait for it,
+			// so nothing of it outlives the balancer.
+			end()
+			for range updates {
+			}
 			return
 		case u, ok := <-updates:
 			if !ok {

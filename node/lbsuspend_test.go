@@ -1,10 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"vigil/lb"
 	"vigil/node/config"
@@ -57,6 +61,8 @@ lb:
 		t.Fatal(err)
 	}
 	b := testBalancer(&memKernel{t: lb.Table{}}, telemetry.NewRegistry().LB)
+	var logs syncBuffer
+	b.log = slog.New(slog.NewTextHandler(&logs, nil))
 	if err := b.set(c.LB); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +80,7 @@ lb:
 	if got := suspended(); got != "away=true plain=false" {
 		t.Fatalf("before the address list: %s", got)
 	}
-	stop := runBalancer(t, b)
+	stop := sync.OnceFunc(runBalancer(t, b))
 	defer stop()
 	loopback := localAddr{netip.MustParseAddr("127.0.0.1"), 1}
 	waitFor(t, "the host's addresses listed", func() bool {
@@ -85,4 +91,31 @@ lb:
 	if got := suspended(); got != "away=true plain=false" {
 		t.Fatalf("with the host's addresses: %s", got)
 	}
+	// Stopping ends the subscription without a warning (closing its
+	// socket fails its read, which is expected then). The subscription's
+	// receiver has ended when stop returns; the pause gives one that did
+	// not the time to say something.
+	stop()
+	time.Sleep(100 * time.Millisecond)
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("warning at stop:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
