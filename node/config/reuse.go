@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
+	"runtime"
 	"sync"
 )
 
@@ -30,6 +32,27 @@ type Loader struct {
 	// fellBack: the last parse tried placeholders and had to parse the
 	// whole file instead.
 	fellBack bool
+	// par overrides the parallel decoding's limits (tests; zero fields
+	// mean the defaults), apart counts the items it decoded last time.
+	par   parallelism
+	apart int
+}
+
+// parallelism bounds decodeItems: up to procs goroutines, each given unit
+// items at least, and none below min items to decode.
+type parallelism struct{ procs, min, unit int }
+
+func (p parallelism) orDefaults() parallelism {
+	if p.procs <= 0 {
+		p.procs = runtime.GOMAXPROCS(0)
+	}
+	if p.min <= 0 {
+		p.min = 64
+	}
+	if p.unit <= 0 {
+		p.unit = 32
+	}
+	return p
 }
 
 // Load reads and parses the file at path (see the package Load).
@@ -71,6 +94,17 @@ func (l *Loader) parse(data []byte, file string) (*Config, error) {
 	d := &decoder{}
 	text := data
 	l.fellBack = false
+	fresh := decodeItems(data, items, l.known, l.par.orDefaults())
+	l.apart = len(fresh)
+	if len(fresh) > 0 {
+		// The items no parse has seen, decoded on several cores, are
+		// then placeholders like those known from the last parse.
+		if l.known == nil {
+			l.known = fresh
+		} else {
+			maps.Copy(l.known, fresh)
+		}
+	}
 	if len(l.known) > 0 {
 		if l.key == "" {
 			var b [8]byte
@@ -91,7 +125,10 @@ func (l *Loader) parse(data []byte, file string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.reused = d.reusedN
+	l.reused = 0
+	if !l.fellBack {
+		l.reused = d.reusedN - len(fresh) // those known from the last parse
+	}
 	l.known = make(map[string]VirtualServer, len(items))
 	if len(d.items) == len(items) {
 		for i, it := range items {
@@ -101,6 +138,88 @@ func (l *Loader) parse(data []byte, file string) (*Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// Parallel decoding of the items a parse has not seen before (a start, or
+// a reload that changes most of a large file): YAML parsing is most of a
+// large start's time, and each item of the list means the same on its own
+// (see vsItems).
+// decodeItems decodes the items not in known in up to p.procs goroutines,
+// each parsing a run of consecutive items as a document of its own, and
+// returns those that decoded without an error or a warning, keyed by their
+// text. Anything else is left to the parse of the whole file (with
+// placeholders for these), which reports it with its place in the file.
+func decodeItems(data []byte, items [][2]int, known map[string]VirtualServer, p parallelism) map[string]VirtualServer {
+	var todo [][2]int // runs of unknown items, as indices into items
+	n := 0
+	for i, it := range items {
+		if _, ok := known[string(data[it[0]:it[1]])]; ok {
+			continue
+		}
+		n++
+		if k := len(todo); k > 0 && todo[k-1][1] == i {
+			todo[k-1][1] = i + 1
+		} else {
+			todo = append(todo, [2]int{i, i + 1})
+		}
+	}
+	workers := min(p.procs, n/p.unit)
+	if n < p.min || workers < 2 {
+		return nil
+	}
+	// Cut the runs into chunks of about a quarter of a worker's share, so
+	// that a slow chunk does not leave the other workers idle.
+	per := max(p.unit, (n+4*workers-1)/(4*workers))
+	var chunks [][2]int
+	for _, r := range todo {
+		for a := r[0]; a < r[1]; a += per {
+			chunks = append(chunks, [2]int{a, min(r[1], a+per)})
+		}
+	}
+	out := make(map[string]VirtualServer, n)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	next := make(chan [2]int, len(chunks))
+	for _, c := range chunks {
+		next <- c
+	}
+	close(next)
+	for range workers {
+		wg.Go(func() {
+			for c := range next {
+				got := decodeChunk(data, items[c[0]:c[1]])
+				mu.Lock()
+				maps.Copy(out, got)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// decodeChunk parses consecutive items as the list of a document of their
+// own and decodes each; see decodeItems.
+func decodeChunk(data []byte, items [][2]int) map[string]VirtualServer {
+	const key = "items"
+	doc := append([]byte(key+":\n"), data[items[0][0]:items[len(items)-1][1]]...)
+	root, _, errs := read(doc)
+	list, ok := root[key].([]any)
+	if errs != nil || !ok || len(list) != len(items) {
+		return nil // the whole parse will say why
+	}
+	out := make(map[string]VirtualServer, len(items))
+	for i, raw := range list {
+		d := &decoder{}
+		o, ok := d.object(key, raw)
+		if !ok {
+			continue
+		}
+		if vs, ok := d.virtualServer(o); ok && len(d.errs) == 0 && len(d.warns) == 0 {
+			out[string(data[items[i][0]:items[i][1]])] = vs
+		}
+	}
+	return out
 }
 
 // skeleton returns data with every run of items already known replaced by

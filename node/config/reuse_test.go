@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -80,13 +81,27 @@ func reuseConfig(vals []int) string {
 // between parses: whatever a Loader takes over from its last parse, its
 // result (or error) must be exactly Parse's.
 func TestLoaderReuseMatchesParse(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		par  parallelism
+	}{
+		{"one core", parallelism{procs: 1}},
+		// Every parse with two or more new items decodes them apart, in
+		// chunks as small as one item.
+		{"new items decoded apart", parallelism{procs: 4, min: 2, unit: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { loaderRounds(t, tc.par) })
+	}
+}
+
+func loaderRounds(t *testing.T, par parallelism) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	vals := make([]int, 40)
 	for i := range vals {
 		vals[i] = rng.IntN(100)
 	}
-	var l Loader
-	reusedSome := false
+	l := Loader{par: par}
+	reusedSome, apart := false, 0
 	for round := range 60 {
 		for range 1 + rng.IntN(3) {
 			i := rng.IntN(len(vals))
@@ -116,9 +131,44 @@ func TestLoaderReuseMatchesParse(t *testing.T) {
 		if wantErr == nil && l.Reused() > 0 {
 			reusedSome = true
 		}
+		if round == 0 && l.Reused() != 0 {
+			t.Fatalf("first parse reused %d: nothing was known before it", l.Reused())
+		}
+		apart += l.apart
 	}
 	if !reusedSome {
 		t.Fatal("no parse reused a virtual server: the test checks nothing")
+	}
+	if par.procs > 1 && apart < 40 {
+		t.Fatalf("%d items decoded apart in all rounds: the parallel path was not taken", apart)
+	}
+	if par.procs == 1 && apart != 0 {
+		t.Fatalf("%d items decoded apart on one core", apart)
+	}
+}
+
+// A cold parse of a large file on several cores decodes its items apart
+// and reuses none (nothing was known before), and gives Parse's result.
+func TestLoaderColdParallel(t *testing.T) {
+	data := largeLB(200, 3)
+	want, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Loader{par: parallelism{procs: 2}}
+	got, err := l.Parse(data)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("parallel parse differs from Parse (err %v)", err)
+	}
+	if l.apart != 200 || l.Reused() != 0 || l.fellBack {
+		t.Errorf("decoded apart %d, reused %d, fell back %v; want 200, 0, false", l.apart, l.Reused(), l.fellBack)
+	}
+	// An invalid item is left to the whole parse, which names its place.
+	bad := []byte(strings.Replace(string(data), "name: vs150,", "name: vs150, wieght: 2,", 1))
+	_, wantErr := Parse(bad)
+	_, gotErr := (&Loader{par: parallelism{procs: 2}}).Parse(bad)
+	if wantErr == nil || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+		t.Errorf("error\n%v\nwant\n%v", gotErr, wantErr)
 	}
 }
 
@@ -181,6 +231,23 @@ func BenchmarkLoaderOneChange(b *testing.B) {
 	}
 }
 
+// BenchmarkLoaderCold is a start's parse of 1,000 virtual servers: the
+// items decoded apart on every core (compare BenchmarkParseLarge, one).
+func BenchmarkLoaderCold(b *testing.B) {
+	data := largeLB(1000, 10)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var l Loader
+		if _, err := l.Parse(data); err != nil {
+			b.Fatal(err)
+		}
+		if l.apart != 1000 && runtime.GOMAXPROCS(0) > 1 {
+			b.Fatalf("decoded apart %d, want 1000", l.apart)
+		}
+	}
+}
+
 // FuzzLoaderMatchesParse parses a, then b, with one Loader: b's result or
 // error must be exactly Parse's, whatever of a's virtual servers the
 // Loader takes over (make fuzz).
@@ -192,15 +259,18 @@ func FuzzLoaderMatchesParse(f *testing.F) {
 	f.Add(base, strings.Replace(base, "  virtual_servers:\n", "  virtual_servers:\n    - &a {name: z}\n", 1))
 	f.Add(base, "lb:\n  virtual_servers:\n  - {name: vs0}\n")
 	f.Fuzz(func(t *testing.T, a, b string) {
-		var l Loader
-		_, _ = l.Parse([]byte(a))
 		want, wantErr := Parse([]byte(b))
-		got, gotErr := l.Parse([]byte(b))
-		if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
-			t.Fatalf("error\n%v\nwant\n%v", gotErr, wantErr)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("the Loader's config differs from Parse's")
+		// One core, and several with every two new items decoded apart.
+		for _, par := range []parallelism{{procs: 1}, {procs: 3, min: 2, unit: 1}} {
+			l := Loader{par: par}
+			_, _ = l.Parse([]byte(a))
+			got, gotErr := l.Parse([]byte(b))
+			if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+				t.Fatalf("procs %d: error\n%v\nwant\n%v", par.procs, gotErr, wantErr)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("procs %d: the Loader's config differs from Parse's", par.procs)
+			}
 		}
 	})
 }
