@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -159,7 +160,7 @@ func TestBenchReconcile(t *testing.T) {
 		}
 		return fmt.Sprintf("median %v (rounds %s)", s[len(s)/2].Round(time.Millisecond/10), strings.Join(rs, ", "))
 	}
-	t.Logf("BENCH 1000 VS x 10 RS, qemu TCG guest, 1 vCPU")
+	t.Logf("BENCH 1000 VS x 10 RS, qemu TCG guest, %d vCPU", runtime.NumCPU())
 	t.Logf("BENCH vigil dump (1+1000 netlink dumps): %s", med(f.dump))
 	t.Logf("BENCH vigil cold apply Diff+Apply (11000 ops): %s; Diff alone %s", med(f.cold), med(f.coldDiff))
 	t.Logf("BENCH vigil one RS weight change by its check, DiffKeys+Apply (1 op): %s; diff alone %s", med(f.one), med(f.oneDiff))
