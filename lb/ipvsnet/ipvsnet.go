@@ -64,8 +64,8 @@ func Available() error {
 // Handle is an IPVS netlink handle in one network namespace. It is not
 // safe for concurrent use.
 type Handle struct {
-	h     *ipvs.Handle
-	g     *genl // for what moby/ipvs lacks (sync daemons)
+	h     *ipvs.Handle // opened on first use (timeouts); see mobyHandle
+	g     *genl        // the table, the sync daemons
 	netns string
 }
 
@@ -75,21 +75,33 @@ func Open(netnsPath string) (*Handle, error) {
 	if err := Available(); err != nil {
 		return nil, err
 	}
-	h, err := ipvs.New(netnsPath)
-	if err != nil {
-		return nil, fmt.Errorf("ipvsnet: open IPVS netlink socket in netns %q: %w", netnsPath, err)
-	}
 	g, err := dialGenl(netnsPath)
 	if err != nil {
-		h.Close()
 		return nil, fmt.Errorf("ipvsnet: open IPVS generic netlink socket in netns %q: %w", netnsPath, err)
 	}
-	return &Handle{h: h, g: g, netns: netnsPath}, nil
+	return &Handle{g: g, netns: netnsPath}, nil
+}
+
+// mobyHandle opens the moby/ipvs handle the timeouts use, the first time
+// they are read or set. Not at Open: moby/ipvs runs modprobe the first
+// time (a process started at every start, for nothing when the kernel
+// has IPVS, which Open has checked).
+func (h *Handle) mobyHandle() (*ipvs.Handle, error) {
+	if h.h == nil {
+		mh, err := ipvs.New(h.netns)
+		if err != nil {
+			return nil, fmt.Errorf("ipvsnet: open IPVS netlink socket in netns %q: %w", h.netns, err)
+		}
+		h.h = mh
+	}
+	return h.h, nil
 }
 
 // Close releases the netlink sockets.
 func (h *Handle) Close() {
-	h.h.Close()
+	if h.h != nil {
+		h.h.Close()
+	}
 	h.g.c.Close()
 }
 
@@ -249,7 +261,11 @@ type Timeouts struct {
 
 // Timeouts reads the namespace's IPVS connection timeouts.
 func (h *Handle) Timeouts() (Timeouts, error) {
-	c, err := h.h.GetConfig()
+	mh, err := h.mobyHandle()
+	if err != nil {
+		return Timeouts{}, err
+	}
+	c, err := mh.GetConfig()
 	if err != nil {
 		return Timeouts{}, fmt.Errorf("ipvsnet: read timeouts: %w", err)
 	}
@@ -259,7 +275,11 @@ func (h *Handle) Timeouts() (Timeouts, error) {
 // SetTimeouts sets the namespace's IPVS connection timeouts, in whole
 // seconds; a zero leaves that timeout as it is (the kernel ignores 0).
 func (h *Handle) SetTimeouts(t Timeouts) error {
-	if err := h.h.SetConfig(&ipvs.Config{TimeoutTCP: t.TCP, TimeoutTCPFin: t.TCPFin, TimeoutUDP: t.UDP}); err != nil {
+	mh, err := h.mobyHandle()
+	if err != nil {
+		return err
+	}
+	if err := mh.SetConfig(&ipvs.Config{TimeoutTCP: t.TCP, TimeoutTCPFin: t.TCPFin, TimeoutUDP: t.UDP}); err != nil {
 		return fmt.Errorf("ipvsnet: set timeouts tcp %s tcp_fin %s udp %s: %w", t.TCP, t.TCPFin, t.UDP, err)
 	}
 	return nil
