@@ -264,13 +264,17 @@ type object struct {
 
 // object returns raw as a mapping at path; null is an empty mapping.
 func (d *decoder) object(path string, raw any) (*object, bool) {
-	o := &object{d: d, path: path, m: map[string]any{}}
+	o := &object{d: d, path: path}
 	switch m := raw.(type) {
 	case nil:
+		o.m = map[string]any{}
 	case map[string]any:
 		o.m = m
-		o.known = make([]string, 0, len(m)+4) // the keys read, usually about the keys given
+		// The keys read, present or not: a real server of a large file
+		// reads 11, room for them at once.
+		o.known = make([]string, 0, max(len(m)+4, 12))
 	case map[any]any:
+		o.m = make(map[string]any, len(m))
 		for k, v := range m {
 			o.m[strings.ToLower(fmt.Sprint(k))] = v
 		}

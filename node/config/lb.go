@@ -648,7 +648,11 @@ func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
 	if st == missing && spec.Sorry == nil {
 		d.fail(lp, "required: at least one real server (or a sorry_server)")
 	}
-	seen := map[lb.DestKey]string{}
+	seen := make(map[lb.DestKey]string, len(list))
+	if len(list) > 0 {
+		spec.Reals = make([]lb.RealServer, 0, len(list))
+		vs.Reals = make([]RealServer, 0, len(list))
+	}
 	for i, raw := range list {
 		rp := index(lp, i)
 		ro, ok := d.object(rp, raw)
@@ -870,7 +874,11 @@ func (d *decoder) realServer(o *object, def vsDefaults) (lb.RealServer, RealServ
 			rs.Weight = int(w.V)
 		}
 	}
-	for key, dst := range map[string]*uint32{"upper_threshold": &rs.Upper, "lower_threshold": &rs.Lower} {
+	for _, k := range [...]struct {
+		key string
+		dst *uint32
+	}{{"upper_threshold", &rs.Upper}, {"lower_threshold", &rs.Lower}} {
+		key, dst := k.key, k.dst
 		if t := getInt(o, key); t.ok() {
 			if t.V < 0 || t.V > 0xffffffff {
 				t.reject(d, "is out of range 0..4294967295")
