@@ -43,6 +43,7 @@ var (
 	s1Addr = netip.MustParseAddrPort("198.51.100.9:8080")
 	r3Addr = netip.MustParseAddrPort("192.0.2.21:8090")
 	r4Addr = netip.MustParseAddrPort("192.0.2.22:8090")
+	r5Addr = netip.MustParseAddrPort("192.0.2.23:8090")
 	webKey = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 80}
 	inhKey = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 81}
 	quoKey = lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: vip, Port: 82}
@@ -121,7 +122,8 @@ lb:
       scheduler: rr
       forward: dr
       check: {type: tcp, interval: 1s, timeout: 900ms, retry_delay: 200ms, fall: 3, warmup: 0s}
-      real_servers: [{address: 192.0.2.21}, {address: 192.0.2.22, forward: tun, tunnel: {type: gue, port: 6080}}]
+      real_servers: [{address: 192.0.2.21}, {address: 192.0.2.22, forward: tun, tunnel: {type: gue, port: 6080}},
+                     {address: 192.0.2.23, forward: tun, tunnel: {type: gre, checksum: csum}}]
     - name: grp
       addresses: ["192.0.2.101-102:80"]
       protocol: tcp
@@ -259,7 +261,7 @@ func setup(t *testing.T) *fleet {
 		name string
 		addr netip.AddrPort
 		dr   bool
-	}{{"r1", r1Addr, false}, {"r2", r2Addr, false}, {"s1", s1Addr, false}, {"r3", r3Addr, true}, {"r4", r4Addr, true}} {
+	}{{"r1", r1Addr, false}, {"r2", r2Addr, false}, {"s1", s1Addr, false}, {"r3", r3Addr, true}, {"r4", r4Addr, true}, {"r5", r5Addr, true}} {
 		n := add(r.name, netip.PrefixFrom(r.addr.Addr(), 24).String())
 		if r.dr {
 			// Direct routing: the VIP on lo, never answered for in ARP.
@@ -285,6 +287,25 @@ func setup(t *testing.T) *fleet {
 					t.Fatalf("%v\n%s", err, out)
 				}
 				for _, k := range []string{"all", "tunl0"} {
+					run(n, "sysctl", "-w", "net.ipv4.conf."+k+".rp_filter=0")
+				}
+			}
+			if r.name == "r5" {
+				// r5 is reached through a gre tunnel with checksums: gre1
+				// takes GRE packets to r5 from anywhere. It must expect
+				// checksums (icsum): the kernel drops GRE packets whose
+				// checksum flag differs from the tunnel's, so the fallback
+				// device gre0 would count them as errors.
+				if out, err := exec.Command("modprobe", "ip_gre").CombinedOutput(); err != nil {
+					t.Fatalf("modprobe ip_gre: %v\n%s", err, out)
+				}
+				if out, err := n.IP("link", "add", "gre1", "type", "gre", "local", r.addr.Addr().String(), "icsum"); err != nil {
+					t.Fatalf("%v\n%s", err, out)
+				}
+				if out, err := n.IP("link", "set", "gre1", "up"); err != nil {
+					t.Fatalf("%v\n%s", err, out)
+				}
+				for _, k := range []string{"all", "gre1"} {
 					run(n, "sysctl", "-w", "net.ipv4.conf."+k+".rp_filter=0")
 				}
 			}
@@ -415,7 +436,7 @@ func TestFleet(t *testing.T) {
 		waitDests(t, d, inhKey, both, settle)
 		waitDests(t, d, quoKey, both, settle)
 		waitDests(t, d, qinKey, bothInhibitedSorry, settle)
-		waitDests(t, d, drKey, "192.0.2.21:8090/1 192.0.2.22:8090/1", settle)
+		waitDests(t, d, drKey, "192.0.2.21:8090/1 192.0.2.22:8090/1 192.0.2.23:8090/1", settle)
 		waitDests(t, d, dnsKey, "198.51.100.11:5353/1 198.51.100.12:5353/1", settle)
 		for _, k := range grpKeys {
 			waitDests(t, d, k, both, settle)
@@ -428,18 +449,23 @@ func TestFleet(t *testing.T) {
 			t.Fatalf("round robin over r1 and r2 expected, answers %v", got)
 		}
 	})
-	// r4 of the dr virtual server is forwarded through a gue tunnel: its
-	// answers prove the tunnel carries traffic.
+	// r4 and r5 of the dr virtual server are forwarded through gue and gre
+	// tunnels: their answers prove the tunnels carry traffic.
 	t.Run("dr traffic through the VIP", func(t *testing.T) {
-		before := tunnelRx(t, f.backends["r4"].node)
-		got := f.seen(t, 8090, 10)
-		if got["r3"] == 0 || got["r4"] == 0 || got["r3"]+got["r4"] != 10 {
-			t.Fatalf("round robin over r3 and r4 expected, answers %v", got)
+		before4 := tunnelRx(t, f.backends["r4"].node, "tunl0")
+		before5 := tunnelRx(t, f.backends["r5"].node, "gre1")
+		got := f.seen(t, 8090, 12)
+		if got["r3"] == 0 || got["r4"] == 0 || got["r5"] == 0 || got["r3"]+got["r4"]+got["r5"] != 12 {
+			t.Fatalf("round robin over r3, r4 and r5 expected, answers %v", got)
 		}
-		// r4 would answer by direct routing too (the VIP is on its lo):
-		// its tunl0 must have taken the packets out of the gue tunnel.
-		if after := tunnelRx(t, f.backends["r4"].node); after < before+uint64(got["r4"]) {
-			t.Errorf("r4's tunl0 received %d packets for %d answers: not through the gue tunnel", after-before, got["r4"])
+		// r4 and r5 would answer by direct routing too (the VIP is on
+		// their lo): their tunnel devices must have taken the packets out
+		// of the tunnels.
+		if after := tunnelRx(t, f.backends["r4"].node, "tunl0"); after < before4+uint64(got["r4"]) {
+			t.Errorf("r4's tunl0 received %d packets for %d answers: not through the gue tunnel", after-before4, got["r4"])
+		}
+		if after := tunnelRx(t, f.backends["r5"].node, "gre1"); after < before5+uint64(got["r5"]) {
+			t.Errorf("r5's gre1 received %d packets for %d answers: not through the gre tunnel", after-before5, got["r5"])
 		}
 	})
 
@@ -847,16 +873,17 @@ func TestFleet(t *testing.T) {
 }
 
 // scrape reads a director's /metrics.
-// tunnelRx is the count of packets the node's tunl0 took out of tunnels.
-func tunnelRx(t *testing.T, n *netlab.Node) uint64 {
+// tunnelRx is the count of packets the node's tunnel device dev took out
+// of tunnels.
+func tunnelRx(t *testing.T, n *netlab.Node, dev string) uint64 {
 	t.Helper()
-	out, err := n.Run(context.Background(), "cat", "/sys/class/net/tunl0/statistics/rx_packets")
+	out, err := n.Run(context.Background(), "cat", "/sys/class/net/"+dev+"/statistics/rx_packets")
 	if err != nil {
-		t.Fatalf("tunl0 counters of %s: %v\n%s", n.Name, err, out)
+		t.Fatalf("%s counters of %s: %v\n%s", dev, n.Name, err, out)
 	}
 	v, err := strconv.ParseUint(strings.TrimSpace(string(out)), 10, 64)
 	if err != nil {
-		t.Fatalf("tunl0 rx_packets of %s: %q", n.Name, out)
+		t.Fatalf("%s rx_packets of %s: %q", dev, n.Name, out)
 	}
 	return v
 }
