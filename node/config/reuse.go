@@ -9,6 +9,8 @@ import (
 	"os"
 	"runtime"
 	"sync"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Loader parses configuration files like Load and remembers the virtual
@@ -140,15 +142,18 @@ func (l *Loader) parse(data []byte, file string) (*Config, error) {
 	return cfg, nil
 }
 
-// Parallel decoding of the items a parse has not seen before (a start, or
-// a reload that changes most of a large file): YAML parsing is most of a
-// large start's time, and each item of the list means the same on its own
-// (see vsItems).
-// decodeItems decodes the items not in known in up to p.procs goroutines,
-// each parsing a run of consecutive items as a document of its own, and
-// returns those that decoded without an error or a warning, keyed by their
-// text. Anything else is left to the parse of the whole file (with
-// placeholders for these), which reports it with its place in the file.
+// decodeItems decodes the items not in known apart from the file, each run
+// of consecutive items as a document of its own, in up to p.procs
+// goroutines, and returns those that decoded without an error or a
+// warning, keyed by their text. Anything else is left to the parse of the
+// whole file (with placeholders for these), which reports it with its
+// place in the file.
+//
+// This is for a start, or a reload that changes most of a large file:
+// YAML parsing is most of a large start's time. Apart, items are parsed to
+// yaml.v3 nodes and converted directly (nodeValue), which is faster even
+// on one core, and several cores share them. Each item of the list means
+// the same on its own (see vsItems).
 func decodeItems(data []byte, items [][2]int, known map[string]VirtualServer, p parallelism) map[string]VirtualServer {
 	var todo [][2]int // runs of unknown items, as indices into items
 	n := 0
@@ -163,10 +168,10 @@ func decodeItems(data []byte, items [][2]int, known map[string]VirtualServer, p 
 			todo = append(todo, [2]int{i, i + 1})
 		}
 	}
-	workers := min(p.procs, n/p.unit)
-	if n < p.min || workers < 2 {
+	if n < p.min {
 		return nil
 	}
+	workers := max(1, min(p.procs, n/p.unit))
 	// Cut the runs into chunks of about a quarter of a worker's share, so
 	// that a slow chunk does not leave the other workers idle.
 	per := max(p.unit, (n+4*workers-1)/(4*workers))
@@ -175,6 +180,13 @@ func decodeItems(data []byte, items [][2]int, known map[string]VirtualServer, p 
 		for a := r[0]; a < r[1]; a += per {
 			chunks = append(chunks, [2]int{a, min(r[1], a+per)})
 		}
+	}
+	if workers == 1 {
+		out := make(map[string]VirtualServer, n)
+		for _, r := range todo {
+			maps.Copy(out, decodeChunk(data, items[r[0]:r[1]]))
+		}
+		return out
 	}
 	out := make(map[string]VirtualServer, n)
 	var mu sync.Mutex
@@ -199,17 +211,32 @@ func decodeItems(data []byte, items [][2]int, known map[string]VirtualServer, p 
 }
 
 // decodeChunk parses consecutive items as the list of a document of their
-// own and decodes each; see decodeItems.
+// own and decodes each; see decodeItems. The document goes through yaml.v3
+// to nodes, which nodeValue converts (the whole parse goes through viper).
 func decodeChunk(data []byte, items [][2]int) map[string]VirtualServer {
 	const key = "items"
 	doc := append([]byte(key+":\n"), data[items[0][0]:items[len(items)-1][1]]...)
-	root, _, errs := read(doc)
-	list, ok := root[key].([]any)
-	if errs != nil || !ok || len(list) != len(items) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(doc, &root); err != nil {
 		return nil // the whole parse will say why
 	}
+	if root.Kind != yaml.DocumentNode || len(root.Content) != 1 {
+		return nil
+	}
+	m := root.Content[0]
+	if m.Kind != yaml.MappingNode || len(m.Content) != 2 || m.Content[1].Kind != yaml.SequenceNode {
+		return nil
+	}
+	list := m.Content[1].Content
+	if len(list) != len(items) {
+		return nil
+	}
 	out := make(map[string]VirtualServer, len(items))
-	for i, raw := range list {
+	for i, n := range list {
+		raw, ok := nodeValue(n)
+		if !ok {
+			continue
+		}
 		d := &decoder{}
 		o, ok := d.object(key, raw)
 		if !ok {
