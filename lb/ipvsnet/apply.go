@@ -7,7 +7,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"vigil/lb"
@@ -70,19 +69,20 @@ const applyWait = 30 * time.Second
 // - 1; the kernel goes on with a batch after a refusal). The caller
 // re-reads the table after an error.
 func (h *Handle) Apply(ops []lb.Op) error {
-	msgs := make([]netlink.Message, 0, min(len(ops), applyBatch))
-	ends := make([]int, 0, min(len(ops), applyBatch))
 	for start := 0; start < len(ops); start += applyBatch {
 		batch := ops[start:min(len(ops), start+applyBatch)]
-		// The batch's requests (generic netlink header and attributes) go
-		// one after another into one buffer, reused from batch to batch.
-		buf, ends := h.g.ebuf[:0], ends[:0]
+		// The batch's requests go one after another into one buffer,
+		// reused from batch to batch, and to the kernel in one write.
+		buf := h.g.ebuf[:0]
+		first := h.g.seq + 1
+		lastAt := 0 // where the last request starts
 		// An op that cannot be encoded ends the batch before it: the ops
 		// before it are sent, then its error is returned.
 		var encErr error
 		for i, op := range batch {
 			at := len(buf)
-			buf = append(buf, 0, genlVersion, 0, 0) // struct genlmsghdr
+			buf = append(buf, make([]byte, unix.SizeofNlMsghdr)...) // filled in below
+			buf = append(buf, 0, genlVersion, 0, 0)                 // struct genlmsghdr
 			cmd, out, err := encodeOp(buf, op)
 			if err != nil {
 				encErr = fmt.Errorf("ipvsnet: op %d of %d (%s): %w", start+i+1, len(ops), op, err)
@@ -91,27 +91,22 @@ func (h *Handle) Apply(ops []lb.Op) error {
 				break
 			}
 			buf = out
-			buf[at] = cmd
-			ends = append(ends, len(buf))
+			buf[at+unix.SizeofNlMsghdr] = cmd
+			h.g.seq++
+			putNlMsghdr(buf[at:], len(buf)-at, h.g.family, unix.NLM_F_REQUEST, h.g.seq)
+			lastAt = at
 		}
 		h.g.ebuf = buf
-		msgs = msgs[:0]
-		for i, end := range ends {
-			from := 0
-			if i > 0 {
-				from = ends[i-1]
-			}
-			msgs = append(msgs, netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(h.g.family), Flags: netlink.Request}, Data: buf[from:end]})
-		}
-		if len(msgs) == 0 {
+		if len(batch) == 0 {
 			return encErr
 		}
-		msgs[len(msgs)-1].Header.Flags |= netlink.Acknowledge
-		sent, err := h.g.nl.SendMessages(msgs)
-		if err != nil {
+		last := h.g.seq
+		// Only the last request asks for an acknowledgement.
+		flags := binary.NativeEndian.Uint16(buf[lastAt+6:])
+		binary.NativeEndian.PutUint16(buf[lastAt+6:], flags|unix.NLM_F_ACK)
+		if err := h.g.send(buf); err != nil {
 			return fmt.Errorf("ipvsnet: send ops %d-%d of %d: %w", start+1, start+len(batch), len(ops), err)
 		}
-		first, last := sent[0].Header.Sequence, sent[len(sent)-1].Header.Sequence
 		seq, opErr, err := h.g.await(first, last)
 		switch {
 		case err != nil:
@@ -124,6 +119,33 @@ func (h *Handle) Apply(ops []lb.Op) error {
 		}
 	}
 	return nil
+}
+
+// putNlMsghdr writes a struct nlmsghdr at the start of b.
+func putNlMsghdr(b []byte, length int, typ, flags uint16, seq uint32) {
+	binary.NativeEndian.PutUint32(b[0:], uint32(length))
+	binary.NativeEndian.PutUint16(b[4:], typ)
+	binary.NativeEndian.PutUint16(b[6:], flags)
+	binary.NativeEndian.PutUint32(b[8:], seq)
+	binary.NativeEndian.PutUint32(b[12:], 0) // the port id: the kernel knows the socket
+}
+
+// send writes requests already framed (putNlMsghdr) to the kernel in one
+// sendmsg, through the socket netlink.Conn holds (netlink.Conn would copy
+// each message again into a buffer of its own).
+func (g *genl) send(b []byte) error {
+	rc, err := g.nl.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendto(int(fd), b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		return serr != unix.EAGAIN
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 // await reads the kernel's answers to the requests with sequence numbers

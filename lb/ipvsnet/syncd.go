@@ -3,6 +3,7 @@ package ipvsnet
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"time"
@@ -223,7 +224,10 @@ type genl struct {
 	family uint16
 	buf    []byte // Apply's receive buffer
 	ebuf   []byte // Apply's requests
-	dbuf   []byte // dump's
+	// seq numbers Apply's requests; it starts at a random value, apart
+	// from the numbers netlink.Conn gives the other requests.
+	seq  uint32
+	dbuf []byte // dump's
 }
 
 // dialGenl opens the connection in the namespace at netnsPath ("" for the
@@ -249,7 +253,7 @@ func dialGenl(netnsPath string) (*genl, error) {
 		c.Close()
 		return nil, fmt.Errorf("look up generic netlink family %s: %w", genlName, err)
 	}
-	return &genl{c: c, nl: nc, family: fam.ID}, nil
+	return &genl{c: c, nl: nc, family: fam.ID, seq: rand.Uint32()}, nil
 }
 
 // execute sends one request and reads its answer. The wait is bounded: a
