@@ -429,15 +429,24 @@ func (b *balancer) reconcile(full bool) {
 		b.log.Error("changing the IPVS table", "err", err, "ops", len(ops))
 		return
 	}
-	if full || b.known == nil {
-		b.known = cur // a fresh dump: ours to change
+	switch {
+	case len(cur) == 0:
+		// From an empty table (a start), the ops made the kernel's table
+		// exactly the desired one, which is nobody else's: take it rather
+		// than build it again op by op (10,000 map insertions at a large
+		// start).
+		b.known = want
+	default:
+		if full || b.known == nil {
+			b.known = cur // a fresh dump: ours to change
+		}
+		if err = b.known.ApplyInPlace(ops); err != nil {
+			// The kernel took what the model refuses: trust only a dump.
+			b.known = nil
+			b.log.Warn("IPVS table model out of step; reading the kernel next time", "err", err)
+		}
 	}
 	b.settledOnce.Do(func() { close(b.settled) })
-	if err = b.known.ApplyInPlace(ops); err != nil {
-		// The kernel took what the model refuses: trust only a dump.
-		b.known = nil
-		b.log.Warn("IPVS table model out of step; reading the kernel next time", "err", err)
-	}
 	b.logOps(ops, time.Since(start))
 
 	same := len(specs) > 0 && len(specs) == len(b.lastSpecs) && &specs[0] == &b.lastSpecs[0]
