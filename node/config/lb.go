@@ -1367,6 +1367,38 @@ func (d *decoder) syncDaemonInstance(cfg *Config) {
 	d.bad(sd.path+".instance", sd.Instance, "is not a VRRP instance: name one of vrrp.instances")
 }
 
+// syncDaemonMixedFamily refuses a sync daemon together with a real server
+// (or sorry server) of the other address family than its virtual server:
+// the kernel refuses to add such a destination while a sync daemon runs
+// (its protocol cannot carry the connections; ip_vs_ctl.c answers
+// EINVAL), so the table would never be complete.
+func (d *decoder) syncDaemonMixedFamily(cfg *Config) {
+	sd := cfg.LB.SyncDaemon
+	if sd == nil {
+		return
+	}
+	for _, vs := range cfg.LB.VirtualServers {
+		spec := vs.Spec
+		if spec.Service.Key.FWMark != 0 {
+			continue // a mark's family is the destinations' (checked elsewhere)
+		}
+		dests := make([]lb.Dest, 0, len(spec.Reals)+1)
+		for _, rs := range spec.Reals {
+			dests = append(dests, rs.Dest)
+		}
+		if spec.Sorry != nil {
+			dests = append(dests, *spec.Sorry)
+		}
+		for _, dst := range dests {
+			if familyOfAddr(dst.Addr) != spec.Service.Key.Family {
+				d.fail(sd.path, "cannot run with virtual server %q: its real server %s is not of the service's address family, and the kernel refuses such a destination while a sync daemon runs (its protocol does not carry them)",
+					spec.Name, netip.AddrPortFrom(dst.Addr, dst.Port))
+				break
+			}
+		}
+	}
+}
+
 // choice reads an enumerated string key: def when absent, else one of
 // values.
 func (d *decoder) choice(o *object, key, def string, values ...string) string {

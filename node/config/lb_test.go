@@ -293,6 +293,13 @@ func TestLBSyncDaemon(t *testing.T) {
 	ve := mustFail(t, strings.Replace(lbDoc(httpVS), "lb:\n", "lb:\n  sync_daemon: {interface: eth0, instance: nope, sync_id: 300}\n", 1)+one())
 	wantErr(t, ve, "lb.sync_daemon.instance", `"nope" is not a VRRP instance`)
 	wantErr(t, ve, "lb.sync_daemon.sync_id", "out of range 0..255")
+
+	// A tunnelled real server of the other family is fine alone, refused
+	// with a sync daemon: the kernel would refuse it (EINVAL).
+	mixed := `{name: mixed, address: "192.0.2.100:81", protocol: tcp, forward: tun, real_servers: [{address: "[2001:db8::24]:8090"}]}`
+	mustParse(t, lbDoc(httpVS, mixed)+one())
+	ve = mustFail(t, strings.Replace(lbDoc(httpVS, mixed), "lb:\n", "lb:\n  sync_daemon: {interface: eth0, instance: i0}\n", 1)+one())
+	wantErr(t, ve, "lb.sync_daemon", `virtual server "mixed": its real server [2001:db8::24]:8090 is not of the service's address family`)
 }
 
 // lb.on_stop, lb.foreign_services and lb.timeouts: keepalived's -I,

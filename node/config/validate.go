@@ -86,6 +86,7 @@ func (d *decoder) config(root map[string]any) *Config {
 		cfg.VRRP = d.vrrp(o)
 	}
 	d.syncDaemonInstance(cfg)
+	d.syncDaemonMixedFamily(cfg)
 	d.haSuspendTracked(cfg)
 	if len(cfg.VRRP.Instances) == 0 {
 		d.warn("vrrp.instances", "no VRRP instances are configured")
