@@ -1,10 +1,15 @@
 package lbvm
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,6 +17,7 @@ import (
 
 	"vigil/lb"
 	"vigil/lb/ipvsnet"
+	"vigil/test/netlab"
 )
 
 // richTable covers what the applier must round-trip: every forwarding
@@ -418,4 +424,120 @@ func TestTunnelsAndPE(t *testing.T) {
 		t.Fatalf("removing the IPv6 destination: want one del-dest, got\n%s", opsString(ops))
 	}
 	checkDump(t, h, "after removing the IPv6 destination", desired)
+}
+
+// TestTunnelIPv4InIPv6Traffic sends real traffic to an IPv4 virtual
+// service whose real server is IPv6, through an IPv4-in-IPv6 tunnel (a
+// mixed-family destination: IPVS_DEST_ATTR_ADDR_FAMILY). The real server
+// takes the packets out of its ip6tnl device (the fallback ip6tnl0 carries
+// IPv6 in IPv6 only) and answers the client directly.
+func TestTunnelIPv4InIPv6Traffic(t *testing.T) {
+	inVM(t)
+	lab := netlab.NewForTest(t, "vg46")
+	add := func(name string, addrs ...string) *netlab.Node {
+		var ps []netip.Prefix
+		for _, a := range addrs {
+			ps = append(ps, netip.MustParsePrefix(a))
+		}
+		n, err := lab.AddNode(name, ps...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const vip = "192.0.2.100"
+	client := add("c", "192.0.2.50/24")
+	dir := add("d", "192.0.2.11/24", "2001:db8::11/64")
+	real := add("r", "192.0.2.24/24", "2001:db8::24/64")
+	ctx := context.Background()
+	run := func(n *netlab.Node, args ...string) {
+		t.Helper()
+		if out, err := n.Run(ctx, args[0], args[1:]...); err != nil {
+			t.Fatalf("%s: %v: %v\n%s", n.Name, args, err, out)
+		}
+	}
+	// The client reaches the VIP through the director, which has it.
+	if out, err := client.IP("route", "add", vip+"/32", "via", "192.0.2.11"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if out, err := dir.IP("addr", "add", vip+"/32", "dev", "lo"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if out, err := exec.Command("modprobe", "ip6_tunnel").CombinedOutput(); err != nil {
+		t.Fatalf("modprobe ip6_tunnel: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{
+		{"addr", "add", vip + "/32", "dev", "lo"},
+		{"link", "add", "ip6tnl1", "type", "ip6tnl", "mode", "ipip6", "local", "2001:db8::24", "remote", "any"},
+		{"link", "set", "ip6tnl1", "up"},
+	} {
+		if out, err := real.IP(args...); err != nil {
+			t.Fatalf("%s: ip %v: %v\n%s", real.Name, args, err, out)
+		}
+	}
+	for _, k := range []string{"all", "ip6tnl1"} {
+		run(real, "sysctl", "-w", "net.ipv4.conf."+k+".rp_filter=0")
+	}
+	for _, k := range []string{"all", "eth0"} {
+		run(real, "sysctl", "-w", "net.ipv4.conf."+k+".arp_ignore=1")
+		run(real, "sysctl", "-w", "net.ipv4.conf."+k+".arp_announce=2")
+	}
+	var ln net.Listener
+	if err := real.Do(func() (err error) { ln, err = net.Listen("tcp", vip+":80"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+
+	h, err := ipvsnet.Open("/run/netns/" + dir.NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	svc := entry(tcp(vip, 80, "rr"), dst("2001:db8::24", 80, lb.Tunnel, 1))
+	if err := h.Apply(lb.Diff(table(svc), lb.Table{}, nil)); err != nil {
+		t.Fatal(err)
+	}
+	checkDump(t, h, "after apply", table(svc))
+
+	rx := func() string {
+		out, err := real.Run(ctx, "cat", "/sys/class/net/ip6tnl1/statistics/rx_packets")
+		if err != nil {
+			t.Fatalf("ip6tnl1 counters: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	before := rx()
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := client.Dial(dctx, "tcp", vip+":80")
+	if err != nil {
+		t.Fatalf("connect through the virtual service: %v (ip6tnl1 rx %s)", err, rx())
+	}
+	defer conn.Close()
+	buf := make([]byte, 5)
+	for i := range 3 {
+		msg := fmt.Sprintf("ping%d", i)
+		if _, err := conn.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != msg {
+			t.Fatalf("echo %d through the IPv4-in-IPv6 tunnel: %q, %v", i, buf, err)
+		}
+	}
+	after := rx()
+	b, _ := strconv.Atoi(before)
+	a, _ := strconv.Atoi(after)
+	if a-b < 4 { // the handshake's ACK and three messages at least
+		t.Errorf("ip6tnl1 took %d packets out of the tunnel (%s -> %s), want 4 or more", a-b, before, after)
+	}
 }
