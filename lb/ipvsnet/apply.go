@@ -208,7 +208,7 @@ func (g *genl) await(first, last uint32) (seq uint32, opErr, err error) {
 // destination and delete requests name the service by its key only. On an
 // error, b may have grown; the caller cuts it back.
 //
-// It appends in place (attr.go) rather than through netlink's
+// It appends in place (nlattr.go) rather than through netlink's
 // AttributeEncoder, which allocates for every attribute and closure: on a
 // cold start of 11,000 requests in the 1-vCPU test VM that was 0.33 s of
 // the 0.6 s Apply took.

@@ -99,8 +99,8 @@ func (l *Loader) parse(data []byte, file string) (*Config, error) {
 	fresh := decodeItems(data, items, l.known, l.par.orDefaults())
 	l.apart = len(fresh)
 	if len(fresh) > 0 {
-		// The items no parse has seen, decoded on several cores, are
-		// then placeholders like those known from the last parse.
+		// The items no parse has seen, decoded apart, are then
+		// placeholders like those known from the last parse.
 		if l.known == nil {
 			l.known = fresh
 		} else {
@@ -171,7 +171,14 @@ func decodeItems(data []byte, items [][2]int, known map[string]VirtualServer, p 
 	if n < p.min {
 		return nil
 	}
+	out := make(map[string]VirtualServer, n)
 	workers := max(1, min(p.procs, n/p.unit))
+	if workers == 1 {
+		for _, r := range todo {
+			maps.Copy(out, decodeChunk(data, items[r[0]:r[1]]))
+		}
+		return out
+	}
 	// Cut the runs into chunks of about a quarter of a worker's share, so
 	// that a slow chunk does not leave the other workers idle.
 	per := max(p.unit, (n+4*workers-1)/(4*workers))
@@ -181,14 +188,6 @@ func decodeItems(data []byte, items [][2]int, known map[string]VirtualServer, p 
 			chunks = append(chunks, [2]int{a, min(r[1], a+per)})
 		}
 	}
-	if workers == 1 {
-		out := make(map[string]VirtualServer, n)
-		for _, r := range todo {
-			maps.Copy(out, decodeChunk(data, items[r[0]:r[1]]))
-		}
-		return out
-	}
-	out := make(map[string]VirtualServer, n)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	next := make(chan [2]int, len(chunks))
