@@ -247,7 +247,16 @@ func TestLBCrossChecks(t *testing.T) {
 	ve := mustFail(t, lbDoc(httpVS, httpVS,
 		`{name: other, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: 198.51.100.11}, {address: "198.51.100.11:80"}]}`))
 	wantErr(t, ve, "lb.virtual_servers[1].name", `"http" is already the name of lb.virtual_servers[0]`)
-	wantErr(t, ve, "lb.virtual_servers[2].real_servers[1].address", "already a real server")
+	wantErr(t, ve, "lb.virtual_servers[2].real_servers[1].address", "198.51.100.11:80 is already a real server at lb.virtual_servers[2].real_servers[0]")
+	// In a long list too (found by a map there), naming the first one.
+	var rs []string
+	for i := range 40 {
+		rs = append(rs, fmt.Sprintf("{address: \"198.51.100.%d:80\"}", 1+i))
+	}
+	rs = append(rs, `{address: "198.51.100.3:80"}`, `{address: "198.51.100.40:80"}`)
+	ve = mustFail(t, lbDoc(`{name: long, address: "192.0.2.100:80", protocol: tcp, real_servers: [`+strings.Join(rs, ", ")+`]}`))
+	wantErr(t, ve, "lb.virtual_servers[0].real_servers[40].address", "198.51.100.3:80 is already a real server at lb.virtual_servers[0].real_servers[2]")
+	wantErr(t, ve, "lb.virtual_servers[0].real_servers[41].address", "198.51.100.40:80 is already a real server at lb.virtual_servers[0].real_servers[39]")
 	// The same service under two names.
 	ve = mustFail(t, lbDoc(httpVS, strings.Replace(httpVS, "name: http", "name: http2", 1)))
 	wantErr(t, ve, "lb.virtual_servers[1]", "tcp 192.0.2.100:80 is already configured at lb.virtual_servers[0]")
