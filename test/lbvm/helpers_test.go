@@ -10,6 +10,7 @@ import (
 
 	"vigil/lb"
 	"vigil/lb/ipvsnet"
+	"vigil/test/netlab"
 )
 
 // ipCmd is iproute2's ip in the VM image (busybox's applet has no netns).
@@ -29,6 +30,20 @@ func run(t testing.TB, args ...string) string {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// labNode adds a node with the given addresses to lab.
+func labNode(t testing.TB, lab *netlab.Lab, name string, addrs ...string) *netlab.Node {
+	t.Helper()
+	var ps []netip.Prefix
+	for _, a := range addrs {
+		ps = append(ps, netip.MustParsePrefix(a))
+	}
+	n, err := lab.AddNode(name, ps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // director creates network namespace name and returns an ipvsnet handle on

@@ -434,17 +434,7 @@ func TestTunnelsAndPE(t *testing.T) {
 func TestTunnelIPv4InIPv6Traffic(t *testing.T) {
 	inVM(t)
 	lab := netlab.NewForTest(t, "vg46")
-	add := func(name string, addrs ...string) *netlab.Node {
-		var ps []netip.Prefix
-		for _, a := range addrs {
-			ps = append(ps, netip.MustParsePrefix(a))
-		}
-		n, err := lab.AddNode(name, ps...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	add := func(name string, addrs ...string) *netlab.Node { return labNode(t, lab, name, addrs...) }
 	const vip = "192.0.2.100"
 	client := add("c", "192.0.2.50/24")
 	dir := add("d", "192.0.2.11/24", "2001:db8::11/64")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -199,17 +198,7 @@ func TestSyncDaemonLifecycle(t *testing.T) {
 func TestSyncReplicatesConnections(t *testing.T) {
 	inVM(t)
 	lab := netlab.NewForTest(t, "vgsy")
-	add := func(name string, addrs ...string) *netlab.Node {
-		var ps []netip.Prefix
-		for _, a := range addrs {
-			ps = append(ps, netip.MustParsePrefix(a))
-		}
-		n, err := lab.AddNode(name, ps...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	add := func(name string, addrs ...string) *netlab.Node { return labNode(t, lab, name, addrs...) }
 	client := add("c", "192.0.2.50/24")
 	dA := add("a", "192.0.2.11/24", "198.51.100.2/24")
 	dB := add("b", "192.0.2.12/24", "198.51.100.3/24")
