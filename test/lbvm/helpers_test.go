@@ -1,6 +1,9 @@
 package lbvm
 
 import (
+	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -44,6 +47,43 @@ func labNode(t testing.TB, lab *netlab.Lab, name string, addrs ...string) *netla
 		t.Fatal(err)
 	}
 	return n
+}
+
+// echoServer echoes every TCP connection to addr in n's namespace until
+// the test ends.
+func echoServer(t testing.TB, n *netlab.Node, addr string) {
+	t.Helper()
+	var ln net.Listener
+	if err := n.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+}
+
+// echoThrough sends three messages on conn and reads each back; what
+// names the path in a failure.
+func echoThrough(t testing.TB, conn net.Conn, what string) {
+	t.Helper()
+	buf := make([]byte, 5)
+	for i := range 3 {
+		msg := fmt.Sprintf("ping%d", i)
+		if _, err := conn.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != msg {
+			t.Fatalf("echo %d through %s: %q, %v", i, what, buf, err)
+		}
+	}
 }
 
 // director creates network namespace name and returns an ipvsnet handle on

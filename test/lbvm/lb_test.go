@@ -3,9 +3,6 @@ package lbvm
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -472,20 +469,7 @@ func TestTunnelIPv4InIPv6Traffic(t *testing.T) {
 		run(real, "sysctl", "-w", "net.ipv4.conf."+k+".arp_ignore=1")
 		run(real, "sysctl", "-w", "net.ipv4.conf."+k+".arp_announce=2")
 	}
-	var ln net.Listener
-	if err := real.Do(func() (err error) { ln, err = net.Listen("tcp", vip+":80"); return err }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
+	echoServer(t, real, vip+":80")
 
 	h, err := ipvsnet.Open("/run/netns/" + dir.NS)
 	if err != nil {
@@ -513,17 +497,7 @@ func TestTunnelIPv4InIPv6Traffic(t *testing.T) {
 		t.Fatalf("connect through the virtual service: %v (ip6tnl1 rx %s)", err, rx())
 	}
 	defer conn.Close()
-	buf := make([]byte, 5)
-	for i := range 3 {
-		msg := fmt.Sprintf("ping%d", i)
-		if _, err := conn.Write([]byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != msg {
-			t.Fatalf("echo %d through the IPv4-in-IPv6 tunnel: %q, %v", i, buf, err)
-		}
-	}
+	echoThrough(t, conn, "the IPv4-in-IPv6 tunnel")
 	after := rx()
 	b, _ := strconv.Atoi(before)
 	a, _ := strconv.Atoi(after)

@@ -3,9 +3,6 @@ package lbvm
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -212,20 +209,7 @@ func TestSyncReplicatesConnections(t *testing.T) {
 	}
 
 	// The real server echoes.
-	var ln net.Listener
-	if err := real.Do(func() (err error) { ln, err = net.Listen("tcp", "198.51.100.11:8080"); return err }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
+	echoServer(t, real, "198.51.100.11:8080")
 
 	svc := entry(tcp("192.0.2.11", 80, "rr"), dst("198.51.100.11", 8080, lb.NAT, 1))
 	for _, d := range []struct {
@@ -269,17 +253,7 @@ func TestSyncReplicatesConnections(t *testing.T) {
 		t.Fatalf("connect through the virtual service: %v", err)
 	}
 	defer conn.Close()
-	buf := make([]byte, 5)
-	for i := range 3 {
-		msg := fmt.Sprintf("ping%d", i)
-		if _, err := conn.Write([]byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != msg {
-			t.Fatalf("echo %d through the virtual service: %q, %v", i, buf, err)
-		}
-	}
+	echoThrough(t, conn, "the virtual service")
 
 	// /proc/net/ip_vs_conn in hex: client 192.0.2.50, virtual 192.0.2.11:80,
 	// real 198.51.100.11:8080.
