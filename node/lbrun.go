@@ -731,10 +731,6 @@ func (b *balancer) setTimeouts() {
 	b.timeoutsApplied = t
 }
 
-// vsMetricLabels are telemetry's virtual server labels for vs (its first
-// service, for a group).
-func vsMetricLabels(vs lb.VirtualServer) []string { return vsKeyLabels(vs.Name, vs.Service.Key) }
-
 // vsKeyLabels are telemetry's virtual server labels for service k of the
 // virtual server name.
 func vsKeyLabels(name string, k lb.ServiceKey) []string {

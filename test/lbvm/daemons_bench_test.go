@@ -260,10 +260,3 @@ func TestBenchDaemons(t *testing.T) {
 		t.Errorf("vigil missed a phase or left destinations behind: %v, left %v", results["vigil"], left["vigil"])
 	}
 }
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
