@@ -59,6 +59,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./vrrp/
 	$(GO) test -run '^$$' -fuzz FuzzLoaderMatchesParse -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/config/
 	$(GO) test -run '^$$' -fuzz FuzzNodeValue -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/config/
+	$(GO) test -run '^$$' -fuzz FuzzQuickItem -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/config/
 
 clean:
 	rm -rf bin bench.out

@@ -209,43 +209,66 @@ func decodeItems(data []byte, items [][2]int, known map[string]VirtualServer, p 
 	return out
 }
 
-// decodeChunk parses consecutive items as the list of a document of their
-// own and decodes each; see decodeItems. The document goes through yaml.v3
-// to nodes, which nodeValue converts (the whole parse goes through viper).
+// decodeChunk decodes consecutive items apart and returns those that
+// decoded cleanly, keyed by their text; see decodeItems. Each item is read
+// by quickItem, or when it cannot, with the others it cannot as the list of
+// a document of their own through yaml.v3 to nodes, which nodeValue
+// converts (the whole parse goes through viper).
 func decodeChunk(data []byte, items [][2]int) map[string]VirtualServer {
+	out := make(map[string]VirtualServer, len(items))
+	var slow [][2]int
+	for _, it := range items {
+		if raw, ok := quickItem(data[it[0]:it[1]]); ok {
+			decodeItem(out, data[it[0]:it[1]], raw)
+		} else {
+			slow = append(slow, it)
+		}
+	}
+	if len(slow) == 0 {
+		return out
+	}
 	const key = "items"
-	doc := append([]byte(key+":\n"), data[items[0][0]:items[len(items)-1][1]]...)
+	doc := []byte(key + ":\n")
+	for _, it := range slow {
+		doc = append(doc, data[it[0]:it[1]]...)
+		if doc[len(doc)-1] != '\n' {
+			doc = append(doc, '\n') // the last item of a file without a final newline
+		}
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(doc, &root); err != nil {
-		return nil // the whole parse will say why
+		return out // the whole parse will say why
 	}
 	if root.Kind != yaml.DocumentNode || len(root.Content) != 1 {
-		return nil
+		return out
 	}
 	m := root.Content[0]
 	if m.Kind != yaml.MappingNode || len(m.Content) != 2 || m.Content[1].Kind != yaml.SequenceNode {
-		return nil
+		return out
 	}
 	list := m.Content[1].Content
-	if len(list) != len(items) {
-		return nil
+	if len(list) != len(slow) {
+		return out
 	}
-	out := make(map[string]VirtualServer, len(items))
 	for i, n := range list {
-		raw, ok := nodeValue(n)
-		if !ok {
-			continue
-		}
-		d := &decoder{}
-		o, ok := d.object(key, raw)
-		if !ok {
-			continue
-		}
-		if vs, ok := d.virtualServer(o); ok && len(d.errs) == 0 && len(d.warns) == 0 {
-			out[string(data[items[i][0]:items[i][1]])] = vs
+		if raw, ok := nodeValue(n); ok {
+			decodeItem(out, data[slow[i][0]:slow[i][1]], raw)
 		}
 	}
 	return out
+}
+
+// decodeItem decodes the value raw of the item text into out when it
+// decodes without an error or a warning.
+func decodeItem(out map[string]VirtualServer, text []byte, raw any) {
+	d := &decoder{}
+	o, ok := d.object("items", raw)
+	if !ok {
+		return
+	}
+	if vs, ok := d.virtualServer(o); ok && len(d.errs) == 0 && len(d.warns) == 0 {
+		out[string(text)] = vs
+	}
 }
 
 // skeleton returns data with every run of items already known replaced by

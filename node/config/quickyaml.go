@@ -1,0 +1,483 @@
+package config
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+)
+
+// quickItem reads the text of one item of a block sequence ("- " line
+// first, as vsItems cuts them) in the plain layout configs are written in,
+// and returns the value the whole parse gives it (as nodeValue would).
+// It reports false for anything outside that layout, and the item then goes
+// through yaml.v3.
+//
+// It exists for speed alone: yaml.v3's scanner and parser are most of the
+// time a start with a large table takes (about 60 % of a 1,000-virtual-
+// server file on one core), and the items of such files use a small part
+// of YAML. What it reads:
+//   - block mappings with keys of letters, digits, '_' and '-', and block
+//     sequences, nested by indentation (a sequence may stand at its key's
+//     indentation), with "- key: value" starting a mapping inside an entry;
+//   - flow mappings and sequences within one line;
+//   - scalars within one line: plain ones of printable ASCII (resolved as
+//     yaml.v3 resolves them, see plainValue), single-quoted ones, and
+//     double-quoted ones without escapes;
+//   - comments after a space, comment lines and blank lines.
+//
+// Everything else it leaves to yaml.v3: multi-line scalars, block scalars,
+// escapes, tags, anchors and aliases, complex keys, duplicate keys (also
+// those equal once lower-cased, as nodeValue), non-ASCII text, trailing
+// commas, values it is not sure how yaml.v3 resolves. Tests compare what it
+// accepts with the whole parse's value (TestQuickItem, FuzzQuickItem).
+func quickItem(text []byte) (any, bool) {
+	p := quickParser{}
+	if !p.split(text) || len(p.lines) == 0 {
+		return nil, false
+	}
+	first := p.lines[0]
+	if !seqEntry(first.text) {
+		return nil, false
+	}
+	list, ok := p.seq(first.indent)
+	if !ok || len(list) != 1 || p.at != len(p.lines) {
+		return nil, false
+	}
+	return list[0], true
+}
+
+type quickLine struct {
+	indent int
+	text   []byte // from the first non-space to the last
+}
+
+type quickParser struct {
+	lines []quickLine // without blank and comment lines
+	at    int         // the next line to read
+}
+
+// split cuts text into lines, dropping blank and comment lines; false for
+// bytes outside printable ASCII.
+func (p *quickParser) split(text []byte) bool {
+	p.lines = make([]quickLine, 0, bytes.Count(text, []byte{'\n'})+1)
+	for len(text) > 0 {
+		line := text
+		if i := bytes.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i], text[i+1:]
+		} else {
+			text = nil
+		}
+		indent := 0
+		for indent < len(line) && line[indent] == ' ' {
+			indent++
+		}
+		end := len(line)
+		for end > indent && line[end-1] == ' ' {
+			end--
+		}
+		body := line[indent:end]
+		for _, c := range body {
+			if c < 0x20 || c > 0x7e {
+				return false
+			}
+		}
+		if len(body) == 0 || body[0] == '#' {
+			continue
+		}
+		p.lines = append(p.lines, quickLine{indent, body})
+	}
+	return true
+}
+
+// seqEntry reports whether a line's text is a block sequence entry.
+func seqEntry(text []byte) bool {
+	return text[0] == '-' && (len(text) == 1 || text[1] == ' ')
+}
+
+// node reads the block node starting at the current line, whose
+// indentation is its column.
+func (p *quickParser) node() (any, bool) {
+	l := p.lines[p.at]
+	if seqEntry(l.text) {
+		list, ok := p.seq(l.indent)
+		return list, ok
+	}
+	if keyLen(l.text) > 0 {
+		m, ok := p.mapping(l.indent)
+		return m, ok
+	}
+	v, ok := p.lineValue(l.text)
+	if !ok {
+		return nil, false
+	}
+	p.at++
+	// A more indented line would continue a plain scalar.
+	return v, !p.deeper(l.indent - 1)
+}
+
+// deeper reports whether the current line is indented more than indent.
+func (p *quickParser) deeper(indent int) bool {
+	return p.at < len(p.lines) && p.lines[p.at].indent > indent
+}
+
+// seq reads the block sequence at indent.
+func (p *quickParser) seq(indent int) ([]any, bool) {
+	list := []any{}
+	for p.at < len(p.lines) && p.lines[p.at].indent == indent && seqEntry(p.lines[p.at].text) {
+		l := p.lines[p.at]
+		rest := l.text[1:]
+		n := 0
+		for n < len(rest) && rest[n] == ' ' {
+			n++
+		}
+		rest = rest[n:]
+		var v any
+		ok := true
+		switch {
+		case len(rest) == 0 || rest[0] == '#':
+			// The entry's node is on the lines below, or it is null.
+			p.at++
+			if p.deeper(indent) {
+				v, ok = p.node()
+			}
+		case seqEntry(rest):
+			return nil, false // "- - x"
+		default:
+			// What follows "- " is a node at its own column ("- key: v"
+			// starts a mapping whose keys line up with key).
+			p.lines[p.at] = quickLine{indent + 1 + n, rest}
+			v, ok = p.node()
+		}
+		if !ok {
+			return nil, false
+		}
+		list = append(list, v)
+	}
+	return list, true
+}
+
+// mapping reads the block mapping at indent.
+func (p *quickParser) mapping(indent int) (map[string]any, bool) {
+	m := make(map[string]any, 8)
+	for p.at < len(p.lines) && p.lines[p.at].indent == indent {
+		l := p.lines[p.at]
+		k := keyLen(l.text)
+		if k == 0 {
+			return nil, false
+		}
+		key, ok := quickKey(l.text[:k], m)
+		if !ok {
+			return nil, false
+		}
+		rest := bytes.TrimLeft(l.text[k+1:], " ")
+		p.at++
+		var v any
+		if len(rest) == 0 || rest[0] == '#' {
+			// The value is on the lines below (a sequence may stand at the
+			// key's indentation), or it is null.
+			if p.deeper(indent) || p.at < len(p.lines) && p.lines[p.at].indent == indent && seqEntry(p.lines[p.at].text) {
+				if v, ok = p.node(); !ok {
+					return nil, false
+				}
+			}
+		} else {
+			if v, ok = p.lineValue(rest); !ok || p.deeper(indent) {
+				return nil, false
+			}
+		}
+		m[key] = v
+	}
+	return m, true
+}
+
+// keyLen returns the length of the plain key a line's text starts with
+// when ": " or ":" and the end of the line follow it, else 0. Keys are at
+// most 256 bytes long (yaml.v3 refuses keys over 1,024).
+func keyLen(text []byte) int {
+	n := 0
+	for n < len(text) && isKeyByte(text[n], n == 0) {
+		n++
+	}
+	if n == 0 || n > 256 || n == len(text) || text[n] != ':' || n+1 < len(text) && text[n+1] != ' ' {
+		return 0
+	}
+	return n
+}
+
+func isKeyByte(c byte, first bool) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
+		return true
+	case c >= '0' && c <= '9', c == '-':
+		return !first
+	}
+	return false
+}
+
+// quickKey returns a key as nodeValue keeps it (lower-cased); false when it
+// would not be a string to yaml.v3 (true, null, ...) or m has it already.
+func quickKey(raw []byte, m map[string]any) (string, bool) {
+	key := internKey(raw)
+	if v, ok := plainValue(key); !ok || v != key {
+		return "", false
+	}
+	key = strings.ToLower(key)
+	if _, dup := m[key]; dup {
+		return "", false
+	}
+	return key, true
+}
+
+// internKey returns the config's own keys without allocating.
+func internKey(b []byte) string {
+	switch string(b) {
+	case "name":
+		return "name"
+	case "address":
+		return "address"
+	case "weight":
+		return "weight"
+	case "protocol":
+		return "protocol"
+	case "scheduler":
+		return "scheduler"
+	case "real_servers":
+		return "real_servers"
+	case "port":
+		return "port"
+	case "checks":
+		return "checks"
+	case "type":
+		return "type"
+	case "forwarding":
+		return "forwarding"
+	}
+	return string(b)
+}
+
+// lineValue reads the rest of a line after "key: " or "- " as a flow
+// collection or a scalar, a comment at most following it.
+func (p *quickParser) lineValue(text []byte) (any, bool) {
+	v, rest, ok := flowValue(text, false)
+	return v, ok && lineEnd(rest)
+}
+
+// lineEnd reports whether nothing but spaces and a comment after a space
+// is left of a line.
+func lineEnd(rest []byte) bool {
+	t := bytes.TrimLeft(rest, " ")
+	return len(t) == 0 || t[0] == '#' && len(t) < len(rest)
+}
+
+// flowValue reads a value at the start of text: a flow collection, a quoted
+// scalar or a plain scalar (as one inside a flow collection when inFlow),
+// and returns it with the text after it.
+func flowValue(text []byte, inFlow bool) (any, []byte, bool) {
+	if len(text) == 0 {
+		return nil, nil, false
+	}
+	switch text[0] {
+	case '{':
+		return flowMapping(text[1:])
+	case '[':
+		return flowSeq(text[1:])
+	case '"':
+		end := bytes.IndexByte(text[1:], '"')
+		if end < 0 || bytes.IndexByte(text[1:1+end], '\\') >= 0 {
+			return nil, nil, false
+		}
+		return string(text[1 : 1+end]), text[2+end:], true
+	case '\'':
+		var b []byte
+		for i := 1; i < len(text); i++ {
+			if text[i] != '\'' {
+				b = append(b, text[i])
+				continue
+			}
+			if i+1 < len(text) && text[i+1] == '\'' {
+				b = append(b, '\'')
+				i++
+				continue
+			}
+			return string(b), text[i+1:], true
+		}
+		return nil, nil, false
+	}
+	n := plainLen(text, inFlow)
+	if n == 0 {
+		return nil, nil, false
+	}
+	v, ok := plainValue(string(bytes.TrimRight(text[:n], " ")))
+	return v, text[n:], ok
+}
+
+// plainLen returns the length of the plain scalar text starts with: up to
+// a comment, ": ", the end of the line, or in a flow collection a flow
+// indicator. 0 when it does not start one, or holds characters it is not
+// sure yaml.v3 reads the same way.
+func plainLen(text []byte, inFlow bool) int {
+	c := text[0]
+	switch {
+	case isAlnum(c), c == '/', c == '.', c == '_', c == '~', c == '$', c == '+':
+	case c == '-':
+		if len(text) == 1 || text[1] == ' ' || inFlow && isFlowIndicator(text[1]) {
+			return 0
+		}
+	default:
+		return 0
+	}
+	for i := 1; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case isAlnum(c), strings.IndexByte("-._/~+=@%$()^;<>!?*&|`'\"\\", c) >= 0:
+			if inFlow && c == '?' {
+				return 0
+			}
+		case c == ' ':
+			if i+1 < len(text) && text[i+1] == '#' {
+				return i
+			}
+		case c == ':':
+			if i+1 == len(text) || text[i+1] == ' ' {
+				return i
+			}
+			if !isAlnum(text[i+1]) && text[i+1] != ':' && text[i+1] != '/' && text[i+1] != '.' {
+				return 0
+			}
+		case inFlow && isFlowIndicator(c):
+			return i
+		case c == ',' || c == '[' || c == ']' || c == '{' || c == '}':
+			// in block context these are part of the scalar
+		default:
+			return 0 // '#' without a space before it, and the rest
+		}
+	}
+	return len(text)
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+func isFlowIndicator(c byte) bool {
+	return c == ',' || c == '[' || c == ']' || c == '{' || c == '}'
+}
+
+// flowMapping reads a flow mapping after its '{' on one line.
+func flowMapping(text []byte) (any, []byte, bool) {
+	m := make(map[string]any, 8)
+	text = bytes.TrimLeft(text, " ")
+	if len(text) > 0 && text[0] == '}' {
+		return m, text[1:], true
+	}
+	for {
+		k := keyLen(text)
+		if k == 0 || k+1 == len(text) {
+			return nil, nil, false
+		}
+		key, ok := quickKey(text[:k], m)
+		if !ok {
+			return nil, nil, false
+		}
+		var v any
+		v, text, ok = flowValue(bytes.TrimLeft(text[k+1:], " "), true)
+		if !ok {
+			return nil, nil, false
+		}
+		m[key] = v
+		text = bytes.TrimLeft(text, " ")
+		if len(text) == 0 {
+			return nil, nil, false
+		}
+		switch text[0] {
+		case '}':
+			return m, text[1:], true
+		case ',':
+			text = bytes.TrimLeft(text[1:], " ")
+			if len(text) == 0 || text[0] == '}' || text[0] == ',' {
+				return nil, nil, false // a trailing comma or an empty entry
+			}
+		default:
+			return nil, nil, false
+		}
+	}
+}
+
+// flowSeq reads a flow sequence after its '[' on one line.
+func flowSeq(text []byte) (any, []byte, bool) {
+	list := []any{}
+	text = bytes.TrimLeft(text, " ")
+	if len(text) > 0 && text[0] == ']' {
+		return list, text[1:], true
+	}
+	for {
+		if keyLen(text) > 0 {
+			return nil, nil, false // a single-pair mapping
+		}
+		v, rest, ok := flowValue(text, true)
+		if !ok {
+			return nil, nil, false
+		}
+		list = append(list, v)
+		text = bytes.TrimLeft(rest, " ")
+		if len(text) == 0 {
+			return nil, nil, false
+		}
+		switch text[0] {
+		case ']':
+			return list, text[1:], true
+		case ',':
+			text = bytes.TrimLeft(text[1:], " ")
+			if len(text) == 0 || text[0] == ']' || text[0] == ',' {
+				return nil, nil, false
+			}
+		default:
+			return nil, nil, false
+		}
+	}
+}
+
+// plainValue resolves a plain scalar as yaml.v3 does (resolve) and as
+// scalarValue converts it; false where it is not sure: integers and floats
+// other than plain decimals, special floats, timestamps, merge keys, and
+// anything starting with a digit, a sign or a point that is not clearly
+// text.
+func plainValue(s string) (any, bool) {
+	switch s {
+	case "~", "null", "Null", "NULL":
+		return nil, true
+	case "true", "True", "TRUE":
+		return true, true
+	case "false", "False", "FALSE":
+		return false, true
+	}
+	switch c := s[0]; {
+	case c >= '0' && c <= '9', c == '+', c == '-', c == '.':
+		if plainDecimal(s, false) {
+			v, err := strconv.Atoi(s)
+			return v, err == nil
+		}
+		if plainDecimal(s, true) {
+			v, err := strconv.ParseFloat(s, 64)
+			return v, err == nil
+		}
+		if c >= '0' && c <= '9' && textNotNumber(s) {
+			return s, true
+		}
+		return nil, false
+	case c == '<':
+		return nil, false
+	}
+	return s, true
+}
+
+// textNotNumber reports whether s, which starts with a digit, is text to
+// yaml.v3: no timestamp (those start with four digits and '-'), and a
+// ':' or '/' or two points, which no integer or float has (addresses like
+// 192.0.2.1 and 192.0.2.1:80).
+func textNotNumber(s string) bool {
+	if len(s) > 4 && s[4] == '-' && digits(s[:4], 4) {
+		return false
+	}
+	return strings.ContainsAny(s, ":/") || strings.Count(s, ".") >= 2
+}
