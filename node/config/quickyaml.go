@@ -355,6 +355,8 @@ func plainLen(text []byte, inFlow bool) int {
 	return len(text)
 }
 
+func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+
 func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
@@ -451,33 +453,47 @@ func plainValue(s string) (any, bool) {
 	case "false", "False", "FALSE":
 		return false, true
 	}
-	switch c := s[0]; {
-	case c >= '0' && c <= '9', c == '+', c == '-', c == '.':
-		if plainDecimal(s, false) {
-			v, err := strconv.Atoi(s)
-			return v, err == nil
-		}
-		if plainDecimal(s, true) {
-			v, err := strconv.ParseFloat(s, 64)
-			return v, err == nil
-		}
-		if c >= '0' && c <= '9' && textNotNumber(s) {
-			return s, true
-		}
-		return nil, false
-	case c == '<':
-		return nil, false
+	c := s[0]
+	if c != '+' && c != '-' && c != '.' && (c < '0' || c > '9') {
+		return s, c != '<' // "<<" merges
 	}
-	return s, true
+	if plainDecimal(s, false) {
+		v, err := strconv.Atoi(s)
+		return v, err == nil
+	}
+	if plainDecimal(s, true) {
+		v, err := strconv.ParseFloat(s, 64)
+		return v, err == nil
+	}
+	if c >= '0' && c <= '9' {
+		return s, textNotNumber(s)
+	}
+	// A sign or a point, then a letter: no number yaml.v3 reads (-f,
+	// .hidden), but for .inf and .nan.
+	if len(s) > 1 && isLetter(s[1]) && !strings.EqualFold(s, ".inf") && !strings.EqualFold(s, ".nan") {
+		return s, true
+	}
+	return nil, false
 }
 
 // textNotNumber reports whether s, which starts with a digit, is text to
 // yaml.v3: no timestamp (those start with four digits and '-'), and a
-// ':' or '/' or two points, which no integer or float has (addresses like
-// 192.0.2.1 and 192.0.2.1:80).
+// character no integer or float yaml.v3 reads has: ':' or '/', a second
+// point, or a letter other than the hexadecimal digits and the x, o, b and
+// e of prefixes and exponents (addresses like 192.0.2.1 and 192.0.2.1:80,
+// durations like 10s).
 func textNotNumber(s string) bool {
 	if len(s) > 4 && s[4] == '-' && digits(s[:4], 4) {
 		return false
 	}
-	return strings.ContainsAny(s, ":/") || strings.Count(s, ".") >= 2
+	if strings.ContainsAny(s, ":/") || strings.Count(s, ".") >= 2 {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i] | 0x20 // lower case, for letters
+		if c >= 'a' && c <= 'z' && (c > 'f' && c != 'x' && c != 'o') {
+			return true
+		}
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"reflect"
 	"testing"
 )
@@ -85,9 +86,29 @@ func TestQuickItem(t *testing.T) {
 		{"- {v: 1}\n  w: 2\n", false}, // a line after a flow mapping
 		{"- v: \"x\"#c\n", false},     // a comment without a space
 		{"- {v: [a, {w: 1}], x: [1, 2.5]}\n", true},
+		// Text that starts like a number: durations, options, dot-files.
+		{"- {a: 10s, b: 1m30s, c: 500ms, d: [/bin/test, -f, /x], e: .hidden, f: -x, g: +y}\n", true},
+		{"- {v: -.inf}\n", false},
+		{"- {v: .NaN}\n", false},
+		{"- {v: 1d}\n", false}, // a hexadecimal digit: not sure
 	} {
 		if got := checkQuickItem(t, tc.item); got != tc.read {
 			t.Errorf("%q: read %v, want %v", tc.item, got, tc.read)
+		}
+	}
+	// The example configuration's virtual servers (block style, comments
+	// everywhere, durations, nested checks): read.
+	example, err := os.ReadFile("../../deploy/examples/vigil.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, ok := vsItems(example)
+	if !ok || len(ex) == 0 {
+		t.Fatalf("vsItems of the example: %d items, %v", len(ex), ok)
+	}
+	for _, it := range ex {
+		if !checkQuickItem(t, string(example[it[0]:it[1]])) {
+			t.Errorf("the example's item not read: %q", example[it[0]:it[1]])
 		}
 	}
 	// A large file's items: every one read.
@@ -109,6 +130,7 @@ func FuzzQuickItem(f *testing.F) {
 	f.Add("    - name: web   # the site\n      address: 203.0.113.10:443\n\n      real_servers:\n      - address: 198.51.100.1:443\n        checks:\n          -   type: http\n              status: [200, 204]\n      -\n        address: x\n      quorum:\n")
 	f.Add(`- {a: true, b: False, c: NULL, e: ~, f: -3, g: +4, i: 1.25, j: 192.0.2.1, k: 2001:db8::1, n: 'it''s', O: x, p: a b, q: [], r: {}}` + "\n")
 	f.Add("- v: a:b\n  w: /bin/x --p=1 %h\n  y: it's a [test], {x}\n")
+	f.Add("- {a: 10s, b: 1m30s, d: [/bin/test, -f, /x], e: .hidden, f: -x, g: +y, h: 0x1f, i: 1e3, j: 2001-12-14, k: .inf}\n")
 	f.Fuzz(func(t *testing.T, item string) {
 		checkQuickItem(t, item)
 	})
