@@ -106,7 +106,7 @@ func (p *quickParser) node() (any, bool) {
 		m, ok := p.mapping(l.indent)
 		return m, ok
 	}
-	v, ok := p.lineValue(l.text)
+	v, ok := lineValue(l.text)
 	if !ok {
 		return nil, false
 	}
@@ -181,7 +181,7 @@ func (p *quickParser) mapping(indent int) (map[string]any, bool) {
 				}
 			}
 		} else {
-			if v, ok = p.lineValue(rest); !ok || p.deeper(indent) {
+			if v, ok = lineValue(rest); !ok || p.deeper(indent) {
 				return nil, false
 			}
 		}
@@ -243,21 +243,23 @@ func internKey(b []byte) string {
 		return "scheduler"
 	case "real_servers":
 		return "real_servers"
-	case "port":
-		return "port"
-	case "checks":
-		return "checks"
+	case "check":
+		return "check"
 	case "type":
 		return "type"
-	case "forwarding":
-		return "forwarding"
+	case "forward":
+		return "forward"
+	case "interval":
+		return "interval"
+	case "timeout":
+		return "timeout"
 	}
 	return string(b)
 }
 
 // lineValue reads the rest of a line after "key: " or "- " as a flow
 // collection or a scalar, a comment at most following it.
-func (p *quickParser) lineValue(text []byte) (any, bool) {
+func lineValue(text []byte) (any, bool) {
 	v, rest, ok := flowValue(text, false)
 	return v, ok && lineEnd(rest)
 }
