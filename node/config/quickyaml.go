@@ -260,7 +260,7 @@ func internKey(b []byte) string {
 // lineValue reads the rest of a line after "key: " or "- " as a flow
 // collection or a scalar, a comment at most following it.
 func lineValue(text []byte) (any, bool) {
-	v, rest, ok := flowValue(text, false)
+	v, rest, ok := flowValue(text, 0)
 	return v, ok && lineEnd(rest)
 }
 
@@ -271,18 +271,22 @@ func lineEnd(rest []byte) bool {
 	return len(t) == 0 || t[0] == '#' && len(t) < len(rest)
 }
 
+// maxFlowDepth bounds the nesting of flow collections quickItem reads (a
+// config needs a few levels; yaml.v3 refuses over 10,000).
+const maxFlowDepth = 32
+
 // flowValue reads a value at the start of text: a flow collection, a quoted
-// scalar or a plain scalar (as one inside a flow collection when inFlow),
-// and returns it with the text after it.
-func flowValue(text []byte, inFlow bool) (any, []byte, bool) {
-	if len(text) == 0 {
+// scalar or a plain scalar, and returns it with the text after it. depth
+// is the number of flow collections around it (0: in block context).
+func flowValue(text []byte, depth int) (any, []byte, bool) {
+	if len(text) == 0 || depth == maxFlowDepth && (text[0] == '{' || text[0] == '[') {
 		return nil, nil, false
 	}
 	switch text[0] {
 	case '{':
-		return flowMapping(text[1:])
+		return flowMapping(text[1:], depth+1)
 	case '[':
-		return flowSeq(text[1:])
+		return flowSeq(text[1:], depth+1)
 	case '"':
 		end := bytes.IndexByte(text[1:], '"')
 		if end < 0 || bytes.IndexByte(text[1:1+end], '\\') >= 0 {
@@ -305,7 +309,7 @@ func flowValue(text []byte, inFlow bool) (any, []byte, bool) {
 		}
 		return nil, nil, false
 	}
-	n := plainLen(text, inFlow)
+	n := plainLen(text, depth > 0)
 	if n == 0 {
 		return nil, nil, false
 	}
@@ -367,8 +371,9 @@ func isFlowIndicator(c byte) bool {
 	return c == ',' || c == '[' || c == ']' || c == '{' || c == '}'
 }
 
-// flowMapping reads a flow mapping after its '{' on one line.
-func flowMapping(text []byte) (any, []byte, bool) {
+// flowMapping reads a flow mapping after its '{' on one line, depth
+// collections deep.
+func flowMapping(text []byte, depth int) (any, []byte, bool) {
 	m := make(map[string]any, 8)
 	text = bytes.TrimLeft(text, " ")
 	if len(text) > 0 && text[0] == '}' {
@@ -384,7 +389,7 @@ func flowMapping(text []byte) (any, []byte, bool) {
 			return nil, nil, false
 		}
 		var v any
-		v, text, ok = flowValue(bytes.TrimLeft(text[k+1:], " "), true)
+		v, text, ok = flowValue(bytes.TrimLeft(text[k+1:], " "), depth)
 		if !ok {
 			return nil, nil, false
 		}
@@ -407,8 +412,9 @@ func flowMapping(text []byte) (any, []byte, bool) {
 	}
 }
 
-// flowSeq reads a flow sequence after its '[' on one line.
-func flowSeq(text []byte) (any, []byte, bool) {
+// flowSeq reads a flow sequence after its '[' on one line, depth
+// collections deep.
+func flowSeq(text []byte, depth int) (any, []byte, bool) {
 	list := []any{}
 	text = bytes.TrimLeft(text, " ")
 	if len(text) > 0 && text[0] == ']' {
@@ -418,7 +424,7 @@ func flowSeq(text []byte) (any, []byte, bool) {
 		if keyLen(text) > 0 {
 			return nil, nil, false // a single-pair mapping
 		}
-		v, rest, ok := flowValue(text, true)
+		v, rest, ok := flowValue(text, depth)
 		if !ok {
 			return nil, nil, false
 		}

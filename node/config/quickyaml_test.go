@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -91,6 +92,8 @@ func TestQuickItem(t *testing.T) {
 		{"- {v: -.inf}\n", false},
 		{"- {v: .NaN}\n", false},
 		{"- {v: 1d}\n", false}, // a hexadecimal digit: not sure
+		{"- " + strings.Repeat("[", 32) + strings.Repeat("]", 32) + "\n", true},
+		{"- " + strings.Repeat("[", 33) + strings.Repeat("]", 33) + "\n", false}, // nested deeper than maxFlowDepth
 	} {
 		if got := checkQuickItem(t, tc.item); got != tc.read {
 			t.Errorf("%q: read %v, want %v", tc.item, got, tc.read)
