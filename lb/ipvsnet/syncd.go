@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
-	"time"
 
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
@@ -256,38 +255,48 @@ func dialGenl(netnsPath string) (*genl, error) {
 	return &genl{c: c, nl: nc, family: fam.ID, seq: rand.Uint32()}, nil
 }
 
-// execute sends one request and reads its answer. The wait is bounded: a
-// daemon must not hang on an answer that does not come (seen once in the
-// TCG test VM, stopping a backup sync daemon under load); the error says
-// so, and the caller tries again at its next pass.
-func (g *genl) execute(cmd uint8, data []byte, flags netlink.HeaderFlags) ([]genetlink.Message, error) {
-	if err := g.nl.SetReadDeadline(time.Now().Add(applyWait)); err != nil {
-		return nil, err
+// request sends one request that changes something and waits for its
+// acknowledgement (the kernel's refusal is returned as its errno). It
+// frames the request and reads the answers as Apply does, not through
+// genetlink's Execute, for two reasons seen once in the TCG test VM, where
+// stopping a backup sync daemon took the kernel over 30 s: the wait for
+// the answer starts only once the kernel has taken the request (Execute's
+// deadline also ran while the kernel still worked in sendmsg), and an
+// answer to a request given up on is skipped, where Execute fails on it,
+// and then on every request after, each finding the previous one's answer.
+func (g *genl) request(cmd uint8, attrs []byte) error {
+	buf := append(g.ebuf[:0], make([]byte, unix.SizeofNlMsghdr)...)
+	buf = append(buf, cmd, genlVersion, 0, 0) // struct genlmsghdr
+	buf = append(buf, attrs...)
+	g.seq++
+	putNlMsghdr(buf, len(buf), g.family, unix.NLM_F_REQUEST|unix.NLM_F_ACK, g.seq)
+	g.ebuf = buf
+	if err := g.send(buf); err != nil {
+		return fmt.Errorf("send: %w", err)
 	}
-	defer g.nl.SetReadDeadline(time.Time{})
-	msgs, err := g.c.Execute(genetlink.Message{
-		Header: genetlink.Header{Command: cmd, Version: genlVersion},
-		Data:   data,
-	}, g.family, flags)
+	_, opErr, err := g.await(g.seq, g.seq)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return nil, fmt.Errorf("no answer from the kernel in %s: %w", applyWait, err)
+		return fmt.Errorf("no answer from the kernel in %s: %w", applyWait, err)
 	}
-	return msgs, err
+	if err != nil {
+		return err
+	}
+	return opErr
 }
 
 // SyncDaemons returns the sync daemons running in the handle's namespace.
 func (h *Handle) SyncDaemons() ([]SyncDaemon, error) {
-	msgs, err := h.g.execute(cmdGetDaemon, nil, netlink.Request|netlink.Dump)
-	if err != nil {
-		return nil, fmt.Errorf("ipvsnet: dump sync daemons: %w", err)
-	}
-	ds := make([]SyncDaemon, 0, len(msgs))
-	for _, m := range msgs {
-		d, err := decodeDaemon(m.Data)
+	var ds []SyncDaemon
+	err := h.g.dump(cmdGetDaemon, nil, func(b []byte) error {
+		d, err := decodeDaemon(b)
 		if err != nil {
-			return nil, fmt.Errorf("ipvsnet: dump sync daemons: %w", err)
+			return err
 		}
 		ds = append(ds, d)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ipvsnet: dump sync daemons: %w", err)
 	}
 	return ds, nil
 }
@@ -337,8 +346,7 @@ func (h *Handle) newDaemon(d SyncDaemon) error {
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	_, err = h.g.execute(cmdNewDaemon, b, netlink.Request|netlink.Acknowledge)
-	return err
+	return h.g.request(cmdNewDaemon, b)
 }
 
 // StopSyncDaemon stops the daemon of the given state; one that is not
@@ -351,7 +359,7 @@ func (h *Handle) StopSyncDaemon(state SyncState) error {
 	if err != nil {
 		return fmt.Errorf("ipvsnet: encode stop of %s sync daemon: %w", state, err)
 	}
-	if _, err := h.g.execute(cmdDelDaemon, b, netlink.Request|netlink.Acknowledge); err != nil {
+	if err := h.g.request(cmdDelDaemon, b); err != nil {
 		// The kernel answers ESRCH when no daemon of that state runs.
 		if errors.Is(err, unix.ESRCH) {
 			return nil

@@ -3,11 +3,14 @@ package ipvsnet
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // nestedDaemon unpacks encodeDaemon's output: exactly one top-level
@@ -220,5 +223,42 @@ func TestSyncDaemonString(t *testing.T) {
 		if got := d.String(); got != want {
 			t.Errorf("String() = %q, want %q", got, want)
 		}
+	}
+}
+
+// TestRequestSkipsStaleAnswers runs request against the kernel's generic
+// netlink controller (present without IPVS): an answer left unread by a
+// request given up on is skipped, not taken for the next request's (as
+// netlink's Execute did: it failed on it, and on every request after); a
+// refusal comes back as its errno; data answers before the
+// acknowledgement are passed over.
+func TestRequestSkipsStaleAnswers(t *testing.T) {
+	nc, err := netlink.Dial(unix.NETLINK_GENERIC, nil)
+	if err != nil {
+		t.Skipf("no generic netlink here: %v", err)
+	}
+	g := &genl{c: genetlink.NewConn(nc), nl: nc, family: unix.GENL_ID_CTRL, seq: 1000}
+	defer g.c.Close()
+	family := func(name string) []byte { return attrString(nil, unix.CTRL_ATTR_FAMILY_NAME, name) }
+
+	// A request whose answers nobody reads: a refusal, then a family.
+	for _, name := range []string{"vigil-nofamily", "nlctrl"} {
+		b := append(make([]byte, unix.SizeofNlMsghdr), unix.CTRL_CMD_GETFAMILY, 1, 0, 0)
+		b = append(b, family(name)...)
+		g.seq++
+		putNlMsghdr(b, len(b), g.family, unix.NLM_F_REQUEST|unix.NLM_F_ACK, g.seq)
+		if err := g.send(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The controller answers GETFAMILY with the family, then the ack.
+	if err := g.request(unix.CTRL_CMD_GETFAMILY, family("nlctrl")); err != nil {
+		t.Fatalf("request after unread answers: %v", err)
+	}
+	if err := g.request(unix.CTRL_CMD_GETFAMILY, family("vigil-nofamily")); !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("request for a missing family: %v, want ENOENT", err)
+	}
+	if err := g.request(unix.CTRL_CMD_GETFAMILY, family("nlctrl")); err != nil {
+		t.Fatalf("request after a refusal: %v", err)
 	}
 }
