@@ -60,6 +60,7 @@ and remove their virtual addresses); SIGHUP reloads the configuration file.`,
 			if err != nil {
 				return &exitError{code: 2, msg: "vigil run: " + err.Error()}
 			}
+			telemetry.RouteLogrus(log)
 			for _, w := range cfg.Warnings {
 				log.Warn("configuration warning", "detail", w)
 			}
