@@ -22,6 +22,21 @@ func largeLB(nSvc, nRS int) []byte {
 	return []byte(b.String())
 }
 
+// largeLBBlock is largeLB in block style, with comments, as people write
+// files by hand.
+func largeLBBlock(nSvc, nRS int) []byte {
+	var b strings.Builder
+	b.WriteString("node:\n  name: bench\ntelemetry:\n  listen: \"\"\nlb:\n  virtual_servers:\n")
+	for i := 0; i < nSvc; i++ {
+		fmt.Fprintf(&b, "    - name: vs%d   # service %d\n      address: 203.0.113.%d:%d\n      protocol: tcp\n      scheduler: wrr\n      real_servers:\n",
+			i, i, 1+i%250, 1000+i)
+		for j := 0; j < nRS; j++ {
+			fmt.Fprintf(&b, "        - address: 198.51.100.%d:%d\n          weight: %d\n", 1+j, 8000+i, 1+j%5)
+		}
+	}
+	return []byte(b.String())
+}
+
 // BenchmarkParseLarge times parsing, decoding and validating a 1,000 × 10
 // virtual-server config: the work a reload of such a file costs.
 func BenchmarkParseLarge(b *testing.B) {

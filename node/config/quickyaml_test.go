@@ -114,15 +114,16 @@ func TestQuickItem(t *testing.T) {
 			t.Errorf("the example's item not read: %q", example[it[0]:it[1]])
 		}
 	}
-	// A large file's items: every one read.
-	data := string(largeLB(20, 4))
-	items, ok := vsItems([]byte(data))
-	if !ok || len(items) != 20 {
-		t.Fatalf("vsItems: %d items, %v", len(items), ok)
-	}
-	for _, it := range items {
-		if !checkQuickItem(t, data[it[0]:it[1]]) {
-			t.Errorf("not read: %q", data[it[0]:it[1]])
+	// The benchmarks' files, in flow and block style: every item read.
+	for _, data := range []string{string(largeLB(20, 4)), string(largeLBBlock(20, 4))} {
+		items, ok := vsItems([]byte(data))
+		if !ok || len(items) != 20 {
+			t.Fatalf("vsItems: %d items, %v", len(items), ok)
+		}
+		for _, it := range items {
+			if !checkQuickItem(t, data[it[0]:it[1]]) {
+				t.Errorf("not read: %q", data[it[0]:it[1]])
+			}
 		}
 	}
 }

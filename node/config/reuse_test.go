@@ -233,19 +233,26 @@ func BenchmarkLoaderOneChange(b *testing.B) {
 
 // BenchmarkLoaderCold is a start's parse of 1,000 virtual servers: the
 // items decoded apart, on every core (compare BenchmarkParseLarge, the
-// whole parse; -cpu 1 for one core).
+// whole parse; -cpu 1 for one core), in flow style (one line each) and in
+// block style.
 func BenchmarkLoaderCold(b *testing.B) {
-	data := largeLB(1000, 10)
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		var l Loader
-		if _, err := l.Parse(data); err != nil {
-			b.Fatal(err)
-		}
-		if l.apart != 1000 {
-			b.Fatalf("decoded apart %d, want 1000", l.apart)
-		}
+	for _, c := range []struct {
+		name string
+		data []byte
+	}{{"flow", largeLB(1000, 10)}, {"block", largeLBBlock(1000, 10)}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var l Loader
+				if _, err := l.Parse(c.data); err != nil {
+					b.Fatal(err)
+				}
+				if l.apart != 1000 {
+					b.Fatalf("decoded apart %d, want 1000", l.apart)
+				}
+			}
+		})
 	}
 }
 
