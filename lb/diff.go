@@ -112,7 +112,8 @@ func (o Op) String() string {
 // (drains to weight 0 after the other updates), then deletions, so a
 // replaced real server is never missing before its successor is in; the
 // deletion of whole services (which removes their destinations with them)
-// comes last.
+// comes last, in the reverse order, so that a restart right after a stop
+// that removed the table adds it back fast (see diffOps).
 func Diff(desired, current Table, managed func(ServiceKey) bool) []Op {
 	return DiffNormal(desired.normalIfNeeded(), current.normalIfNeeded(), managed)
 }
@@ -218,7 +219,14 @@ func diffOps(desired, current Table, changed, gone []ServiceKey) []Op {
 		}
 		ops = append(append(append(ops, updates...), drains...), dels...)
 	}
-	slices.SortFunc(gone, CompareServiceKeys)
+	// Deleted services go last to first. The kernel keeps deleted
+	// destinations in a trash list for a minute or two, newest first,
+	// and every destination added walks it for one to revive: in this
+	// order, adding the same table again (a restart after a stop) finds
+	// each at the head, where first to last it walked most of the list
+	// each time. A service's destinations leave its own list newest
+	// first, so the first-added ends nearest the head.
+	slices.SortFunc(gone, func(a, b ServiceKey) int { return CompareServiceKeys(b, a) })
 	gone = slices.Compact(gone)
 	for _, k := range gone {
 		ops = append(ops, Op{Kind: DelService, Service: current[k].Service})

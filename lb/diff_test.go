@@ -83,8 +83,11 @@ del-dest tcp 192.0.2.1:80 -> 198.51.100.4:80`},
 add-dest tcp 192.0.2.2:443 -> 198.51.100.1:80 nat weight 1
 del-service tcp 192.0.2.1:80`},
 		{name: "nil managed deletes nothing", desired: Table{}, current: table(entry(a, d1))},
+		// Last to first: the kernel's trash of deleted destinations then
+		// holds the first service's first destination at its head, where
+		// adding the table again looks first.
 		{name: "remove all", desired: Table{}, current: table(entry(a, d1), entry(b, d2), entry(foreign)), managed: mine,
-			want: "del-service tcp 192.0.2.1:80\ndel-service tcp 192.0.2.2:443"},
+			want: "del-service tcp 192.0.2.2:443\ndel-service tcp 192.0.2.1:80"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
