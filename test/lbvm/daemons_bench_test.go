@@ -87,7 +87,8 @@ func destWeight(t testing.TB, h *ipvs.Handle, s lb.ServiceKey, d lb.DestKey) int
 // TestBenchDaemons times the two daemons loading the same 1,000 × 10 table
 // from their configuration files: start until the kernel holds every
 // destination, a reload that changes one real server's weight until the
-// kernel shows it, and a stop until the table is empty. The table is
+// kernel shows it, a stop until the process exits (the table empty), and
+// a start again right after it in the same namespace (a restart). The table is
 // polled from the test process itself, never by starting a program: a
 // reload's one change by a netlink request every 50 ms; the start by a
 // netlink request for the last service's destinations every 100 ms, and
@@ -134,10 +135,10 @@ func TestBenchDaemons(t *testing.T) {
 	// took 0.4 s more than its second, keepalived's did not). It is
 	// reported apart.
 	const rounds = 3
-	results := map[string][3][]time.Duration{}
+	results := map[string][4][]time.Duration{}
 	left := map[string][]int{}
 	for _, impl := range []string{"vigil", "keepalived"} {
-		var start, change, stop []time.Duration
+		var start, change, stop, restart []time.Duration
 		for r := 0; r < rounds; r++ {
 			ns := fmt.Sprintf("d-%s%d", impl, r)
 			director(t, ns)
@@ -162,12 +163,6 @@ func TestBenchDaemons(t *testing.T) {
 				args = []string{"netns", "exec", ns, bins["keepalived"], "--dont-fork", "--log-console", "--no-syslog", "--check",
 					"--use-file=" + cfg, "--pid=" + filepath.Join(dir, ns+".pid"), "--checkers_pid=" + filepath.Join(dir, ns+"-c.pid")}
 			}
-			logf, err := os.Create(filepath.Join(dir, ns+".log"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(ipCmd, args...)
-			cmd.Stdout, cmd.Stderr = logf, logf
 			// wait polls cond every poll (a poll costs real CPU in a 1-vCPU
 			// TCG guest, so the long phases poll slowly); it returns the
 			// time taken, or -1 after 120 s.
@@ -183,24 +178,56 @@ func TestBenchDaemons(t *testing.T) {
 				}
 				return time.Since(t0)
 			}
-			t0 := time.Now()
-			t.Logf("%s round %d: started at %s", impl, r, t0.UTC().Format("15:04:05.000"))
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
+			// launch starts the daemon and times it until the kernel holds
+			// every destination (-1: not in 120 s), logging to name.log.
+			launch := func(name string) (*exec.Cmd, time.Duration) {
+				t.Helper()
+				logf, err := os.Create(filepath.Join(dir, name+".log"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { logf.Close() })
+				cmd := exec.Command(ipCmd, args...)
+				cmd.Stdout, cmd.Stderr = logf, logf
+				t0 := time.Now()
+				t.Logf("%s round %d: %s started at %s", impl, r, name, t0.UTC().Format("15:04:05.000"))
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				pid := cmd.Process.Pid // ip netns exec execs the daemon: same process
+				// Both daemons add the services in the file's order, each
+				// with its destinations: until the last service is complete
+				// (one netlink request to see) the whole table is not read,
+				// which costs tens of ms of the vCPU the daemon is using.
+				last := desired.Keys()[len(desired)-1]
+				if wait("10,000 destinations", 100*time.Millisecond, func() bool {
+					return len(destsOf(nh, last)) == len(desired[last].Dests) && destCount(t, ns, pid) == 10000
+				}) < 0 {
+					return cmd, -1
+				}
+				return cmd, time.Since(t0)
 			}
-			pid := cmd.Process.Pid // ip netns exec execs the daemon: same process
-			// Both daemons add the services in the file's order, each with
-			// its destinations: until the last service is complete (one
-			// netlink request to see) the whole table is not read, which
-			// costs tens of ms of the vCPU the daemon is using.
-			last := desired.Keys()[len(desired)-1]
-			if wait("10,000 destinations", 100*time.Millisecond, func() bool {
-				return len(destsOf(nh, last)) == len(desired[last].Dests) && destCount(t, ns, pid) == 10000
-			}) < 0 {
-				start = append(start, -1)
-			} else {
-				start = append(start, time.Since(t0))
+			// term stops the daemon (both remove what they created) and
+			// returns the time from SIGTERM to its exit and what it left in
+			// the kernel.
+			term := func(cmd *exec.Cmd) (time.Duration, int) {
+				t.Helper()
+				done := make(chan struct{})
+				go func() { cmd.Wait(); close(done) }()
+				t1 := time.Now()
+				cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case <-done:
+				case <-time.After(120 * time.Second):
+					cmd.Process.Kill()
+					<-done
+					t.Errorf("%s did not exit within 120 s of SIGTERM", impl)
+				}
+				return time.Since(t1), destCount(t, ns, 0)
 			}
+
+			cmd, took := launch(ns)
+			start = append(start, took)
 
 			vcfg, kcfg = daemonConfigs(desired, d0, k0, 5)
 			body = vcfg
@@ -212,51 +239,50 @@ func TestBenchDaemons(t *testing.T) {
 			}
 			cmd.Process.Signal(syscall.SIGHUP)
 			change = append(change, wait("weight 5 after the reload", 50*time.Millisecond, func() bool { return destWeight(t, nh, k0, d0) == 5 }))
-			nh.Close()
-			if n := destCount(t, ns, pid); n != 10000 {
+			if n := destCount(t, ns, cmd.Process.Pid); n != 10000 {
 				t.Logf("%s round %d: %d destinations after the reload", impl, r, n)
 			}
 
-			// Stop: both remove what they created; the time is SIGTERM →
-			// process exit, and what is left in the kernel is reported.
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			t1 := time.Now()
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(120 * time.Second):
-				cmd.Process.Kill()
-				<-done
-				t.Errorf("%s did not exit within 120 s of SIGTERM", impl)
-			}
-			stop = append(stop, time.Since(t1))
-			n := destCount(t, ns, 0)
+			took, n := term(cmd)
+			stop = append(stop, took)
 			left[impl] = append(left[impl], n)
-			logf.Close()
+
+			// A restart right after the stop, in the same namespace: the
+			// kernel still holds the destinations just removed in its
+			// trash, and searches it on every add.
+			cmd, took = launch(ns + "-again")
+			restart = append(restart, took)
+			_, n = term(cmd)
+			left[impl] = append(left[impl], n)
+			nh.Close()
 			if impl == "vigil" {
 				// Where vigil's time went, from its own log: when it was
 				// running, what each IPVS pass took, when a reload was parsed.
-				if b, err := os.ReadFile(logf.Name()); err == nil {
+				for _, name := range []string{ns, ns + "-again"} {
+					b, err := os.ReadFile(filepath.Join(dir, name+".log"))
+					if err != nil {
+						continue
+					}
 					for _, l := range strings.Split(string(b), "\n") {
 						if strings.Contains(l, `msg="vigil running"`) || strings.Contains(l, `msg="IPVS table changed"`) ||
 							strings.Contains(l, `msg="configuration reloaded"`) || strings.Contains(l, "msg=ipvs ") {
-							t.Logf("vigil round %d log: %s", r, l)
+							t.Logf("vigil round %d %s log: %s", r, name, l)
 						}
 					}
 				}
 			}
 		}
-		results[impl] = [3][]time.Duration{start, change, stop}
+		results[impl] = [4][]time.Duration{start, change, stop, restart}
 	}
 	for _, impl := range []string{"vigil", "keepalived"} {
 		r := results[impl]
-		t.Logf("BENCH daemon %s, 1000 VS x 10 RS from its config file, %d vCPU: start→all destinations %v; reload changing one RS→visible %v; SIGTERM→exit %v, destinations left (every round) %v; warm-up round: start %v, reload %v, stop %v",
-			impl, runtime.NumCPU(), r[0][1:], r[1][1:], r[2][1:], left[impl], r[0][0], r[1][0], r[2][0])
+		t.Logf("BENCH daemon %s, 1000 VS x 10 RS from its config file, %d vCPU: start→all destinations %v; reload changing one RS→visible %v; SIGTERM→exit %v; restart right after the stop→all destinations %v; destinations left (every stop) %v; warm-up round: start %v, reload %v, stop %v, restart %v",
+			impl, runtime.NumCPU(), r[0][1:], r[1][1:], r[2][1:], r[3][1:], left[impl], r[0][0], r[1][0], r[2][0], r[3][0])
 	}
 	// vigil itself must get every figure and clean up; keepalived's are
 	// reported as they come (-1: not reached in 120 s).
-	if fmt.Sprint(left["vigil"]) != fmt.Sprint(make([]int, rounds)) || slices.Contains(results["vigil"][0], -1) || slices.Contains(results["vigil"][1], -1) {
+	if fmt.Sprint(left["vigil"]) != fmt.Sprint(make([]int, 2*rounds)) || slices.Contains(results["vigil"][0], -1) ||
+		slices.Contains(results["vigil"][1], -1) || slices.Contains(results["vigil"][3], -1) {
 		t.Errorf("vigil missed a phase or left destinations behind: %v, left %v", results["vigil"], left["vigil"])
 	}
 }
