@@ -394,22 +394,29 @@ func flowMapping(text []byte, depth int) (any, []byte, bool) {
 			return nil, nil, false
 		}
 		m[key] = v
-		text = bytes.TrimLeft(text, " ")
-		if len(text) == 0 {
-			return nil, nil, false
-		}
-		switch text[0] {
-		case '}':
-			return m, text[1:], true
-		case ',':
-			text = bytes.TrimLeft(text[1:], " ")
-			if len(text) == 0 || text[0] == '}' || text[0] == ',' {
-				return nil, nil, false // a trailing comma or an empty entry
-			}
-		default:
-			return nil, nil, false
+		var done bool
+		if text, done, ok = flowNext(text, '}'); !ok || done {
+			return m, text, ok
 		}
 	}
+}
+
+// flowNext reads what follows an entry of a flow collection that end
+// closes: end (done), or a comma and spaces before the next entry; false
+// for anything else, a trailing comma or an empty entry included.
+func flowNext(text []byte, end byte) (rest []byte, done, ok bool) {
+	text = bytes.TrimLeft(text, " ")
+	switch {
+	case len(text) == 0:
+	case text[0] == end:
+		return text[1:], true, true
+	case text[0] == ',':
+		text = bytes.TrimLeft(text[1:], " ")
+		if len(text) > 0 && text[0] != end && text[0] != ',' {
+			return text, false, true
+		}
+	}
+	return nil, false, false
 }
 
 // flowSeq reads a flow sequence after its '[' on one line, depth
@@ -429,20 +436,9 @@ func flowSeq(text []byte, depth int) (any, []byte, bool) {
 			return nil, nil, false
 		}
 		list = append(list, v)
-		text = bytes.TrimLeft(rest, " ")
-		if len(text) == 0 {
-			return nil, nil, false
-		}
-		switch text[0] {
-		case ']':
-			return list, text[1:], true
-		case ',':
-			text = bytes.TrimLeft(text[1:], " ")
-			if len(text) == 0 || text[0] == ']' || text[0] == ',' {
-				return nil, nil, false
-			}
-		default:
-			return nil, nil, false
+		var done bool
+		if text, done, ok = flowNext(rest, ']'); !ok || done {
+			return list, text, ok
 		}
 	}
 }
