@@ -150,10 +150,11 @@ func (l *Loader) parse(data []byte, file string) (*Config, error) {
 // place in the file.
 //
 // This is for a start, or a reload that changes most of a large file:
-// YAML parsing is most of a large start's time. Apart, items are parsed to
-// yaml.v3 nodes and converted directly (nodeValue), which is faster even
-// on one core, and several cores share them. Each item of the list means
-// the same on its own (see vsItems).
+// YAML parsing is most of a large start's time. Apart, items are read by
+// quickItem, or parsed to yaml.v3 nodes and converted directly (nodeValue),
+// both faster than the whole parse even on one core, and several cores
+// share them. Each item of the list means the same on its own (see
+// vsItems).
 func decodeItems(data []byte, items [][2]int, known map[string]VirtualServer, p parallelism) map[string]VirtualServer {
 	var todo [][2]int // runs of unknown items, as indices into items
 	n := 0
