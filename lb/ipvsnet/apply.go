@@ -81,9 +81,7 @@ func (h *Handle) Apply(ops []lb.Op) error {
 		var encErr error
 		for i, op := range batch {
 			at := len(buf)
-			buf = append(buf, make([]byte, unix.SizeofNlMsghdr)...) // filled in below
-			buf = append(buf, 0, genlVersion, 0, 0)                 // struct genlmsghdr
-			cmd, out, err := encodeOp(buf, op)
+			cmd, out, err := encodeOp(beginMsg(buf), op)
 			if err != nil {
 				encErr = fmt.Errorf("ipvsnet: op %d of %d (%s): %w", start+i+1, len(ops), op, err)
 				batch = batch[:i]
@@ -91,9 +89,7 @@ func (h *Handle) Apply(ops []lb.Op) error {
 				break
 			}
 			buf = out
-			buf[at+unix.SizeofNlMsghdr] = cmd
-			h.g.seq++
-			putNlMsghdr(buf[at:], len(buf)-at, h.g.family, unix.NLM_F_REQUEST, h.g.seq)
+			h.g.endMsg(buf, at, cmd, unix.NLM_F_REQUEST)
 			lastAt = at
 		}
 		h.g.ebuf = buf
@@ -119,6 +115,22 @@ func (h *Handle) Apply(ops []lb.Op) error {
 		}
 	}
 	return nil
+}
+
+// beginMsg appends the headers of a request to b, for endMsg to fill in
+// once its attributes follow.
+func beginMsg(b []byte) []byte {
+	b = append(b, make([]byte, unix.SizeofNlMsghdr)...)
+	return append(b, 0, genlVersion, 0, 0) // struct genlmsghdr
+}
+
+// endMsg completes the request that starts at b[at:] (beginMsg) as
+// command cmd with the next sequence number, which it returns.
+func (g *genl) endMsg(b []byte, at int, cmd uint8, flags uint16) uint32 {
+	b[at+unix.SizeofNlMsghdr] = cmd
+	g.seq++
+	putNlMsghdr(b[at:], len(b)-at, g.family, flags, g.seq)
+	return g.seq
 }
 
 // putNlMsghdr writes a struct nlmsghdr at the start of b.

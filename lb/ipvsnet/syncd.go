@@ -265,16 +265,13 @@ func dialGenl(netnsPath string) (*genl, error) {
 // answer to a request given up on is skipped, where Execute fails on it,
 // and then on every request after, each finding the previous one's answer.
 func (g *genl) request(cmd uint8, attrs []byte) error {
-	buf := append(g.ebuf[:0], make([]byte, unix.SizeofNlMsghdr)...)
-	buf = append(buf, cmd, genlVersion, 0, 0) // struct genlmsghdr
-	buf = append(buf, attrs...)
-	g.seq++
-	putNlMsghdr(buf, len(buf), g.family, unix.NLM_F_REQUEST|unix.NLM_F_ACK, g.seq)
+	buf := append(beginMsg(g.ebuf[:0]), attrs...)
+	seq := g.endMsg(buf, 0, cmd, unix.NLM_F_REQUEST|unix.NLM_F_ACK)
 	g.ebuf = buf
 	if err := g.send(buf); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
-	_, opErr, err := g.await(g.seq, g.seq)
+	_, opErr, err := g.await(seq, seq)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("no answer from the kernel in %s: %w", applyWait, err)
 	}

@@ -243,10 +243,8 @@ func TestRequestSkipsStaleAnswers(t *testing.T) {
 
 	// A request whose answers nobody reads: a refusal, then a family.
 	for _, name := range []string{"vigil-nofamily", "nlctrl"} {
-		b := append(make([]byte, unix.SizeofNlMsghdr), unix.CTRL_CMD_GETFAMILY, 1, 0, 0)
-		b = append(b, family(name)...)
-		g.seq++
-		putNlMsghdr(b, len(b), g.family, unix.NLM_F_REQUEST|unix.NLM_F_ACK, g.seq)
+		b := append(beginMsg(nil), family(name)...)
+		g.endMsg(b, 0, unix.CTRL_CMD_GETFAMILY, unix.NLM_F_REQUEST|unix.NLM_F_ACK)
 		if err := g.send(b); err != nil {
 			t.Fatal(err)
 		}
