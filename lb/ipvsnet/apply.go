@@ -103,7 +103,7 @@ func (h *Handle) Apply(ops []lb.Op) error {
 		if err := h.g.send(buf); err != nil {
 			return fmt.Errorf("ipvsnet: send ops %d-%d of %d: %w", start+1, start+len(batch), len(ops), err)
 		}
-		seq, opErr, err := h.g.await(first, last)
+		seq, opErr, _, err := h.g.await(first, last)
 		switch {
 		case err != nil:
 			return fmt.Errorf("ipvsnet: answers to ops %d-%d of %d: %w", start+1, start+len(batch), len(ops), err)
@@ -162,15 +162,15 @@ func (g *genl) send(b []byte) error {
 
 // await reads the kernel's answers to the requests with sequence numbers
 // first..last until the acknowledgement of last, and returns the first
-// refusal among them. Answers to other sequence numbers (of an earlier
-// batch given up on) are skipped.
-func (g *genl) await(first, last uint32) (seq uint32, opErr, err error) {
+// refusal among them and how many of the requests were answered. Answers
+// to other sequence numbers (of an earlier batch given up on) are skipped.
+func (g *genl) await(first, last uint32) (seq uint32, opErr error, answered int, err error) {
 	rc, err := g.nl.SyscallConn()
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	if err := g.nl.SetReadDeadline(time.Now().Add(applyWait)); err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	defer g.nl.SetReadDeadline(time.Time{})
 	if g.buf == nil {
@@ -183,17 +183,17 @@ func (g *genl) await(first, last uint32) (seq uint32, opErr, err error) {
 			n, _, rerr = unix.Recvfrom(int(fd), g.buf, 0)
 			return rerr != unix.EAGAIN
 		}); err != nil {
-			return 0, nil, err
+			return 0, nil, 0, err
 		}
 		if errors.Is(rerr, unix.ENOBUFS) {
-			return 0, nil, fmt.Errorf("the kernel's answers overflowed the receive buffer; the table must be read again: %w", rerr)
+			return 0, nil, 0, fmt.Errorf("the kernel's answers overflowed the receive buffer; the table must be read again: %w", rerr)
 		}
 		if rerr != nil {
-			return 0, nil, rerr
+			return 0, nil, 0, rerr
 		}
 		msgs, err := syscall.ParseNetlinkMessage(g.buf[:n])
 		if err != nil {
-			return 0, nil, fmt.Errorf("parse answer: %w", err)
+			return 0, nil, 0, fmt.Errorf("parse answer: %w", err)
 		}
 		for _, m := range msgs {
 			if m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4+unix.SizeofNlMsghdr {
@@ -205,11 +205,12 @@ func (g *genl) await(first, last uint32) (seq uint32, opErr, err error) {
 			if s-first > last-first { // outside first..last, wrapping included
 				continue
 			}
+			answered++
 			if code != 0 && opErr == nil {
 				seq, opErr = s, unix.Errno(-code)
 			}
 			if s == last {
-				return seq, opErr, nil
+				return seq, opErr, answered, nil
 			}
 		}
 	}

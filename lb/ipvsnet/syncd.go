@@ -22,6 +22,7 @@ const (
 	cmdNewDaemon = 9  // IPVS_CMD_NEW_DAEMON
 	cmdDelDaemon = 10 // IPVS_CMD_DEL_DAEMON
 	cmdGetDaemon = 11 // IPVS_CMD_GET_DAEMON
+	cmdGetInfo   = 15 // IPVS_CMD_GET_INFO
 
 	cmdAttrDaemon = 3 // IPVS_CMD_ATTR_DAEMON (nested)
 
@@ -227,6 +228,15 @@ type genl struct {
 	// from the numbers netlink.Conn gives the other requests.
 	seq  uint32
 	dbuf []byte // dump's
+	// barrier is a request without effect that request sends after its
+	// own (IPVS_CMD_GET_INFO).
+	barrier genlRequest
+}
+
+// genlRequest is a request of the family: its command and attributes.
+type genlRequest struct {
+	cmd   uint8
+	attrs []byte
 }
 
 // dialGenl opens the connection in the namespace at netnsPath ("" for the
@@ -252,33 +262,48 @@ func dialGenl(netnsPath string) (*genl, error) {
 		c.Close()
 		return nil, fmt.Errorf("look up generic netlink family %s: %w", genlName, err)
 	}
-	return &genl{c: c, nl: nc, family: fam.ID, seq: rand.Uint32()}, nil
+	return &genl{c: c, nl: nc, family: fam.ID, seq: rand.Uint32(), barrier: genlRequest{cmd: cmdGetInfo}}, nil
 }
 
 // request sends one request that changes something and waits for its
-// acknowledgement (the kernel's refusal is returned as its errno). It
-// frames the request and reads the answers as Apply does, not through
-// genetlink's Execute, for two reasons seen once in the TCG test VM, where
-// stopping a backup sync daemon took the kernel over 30 s: the wait for
-// the answer starts only once the kernel has taken the request (Execute's
-// deadline also ran while the kernel still worked in sendmsg), and an
-// answer to a request given up on is skipped, where Execute fails on it,
-// and then on every request after, each finding the previous one's answer.
+// acknowledgement (the kernel's refusal is returned as its errno).
+//
+// A request the kernel's handler answers with EINTR gets no answer at all
+// (netlink_rcv_skb skips the acknowledgement then), so a harmless
+// IPVS_CMD_GET_INFO follows it in the same write: once that one is
+// answered, a request left unanswered returns EINTR instead of waiting in
+// vain. The kernel does that when a sync daemon is stopped before its
+// thread first ran (kthread_stop's -EINTR): seen in the TCG test VM, in
+// about one of ten restarts of a backup daemon under load.
+//
+// The requests are framed and read as Apply's: the wait starts once the
+// kernel has taken them, and answers to requests given up on are skipped
+// (genetlink's Execute fails on them, and then on every request after).
 func (g *genl) request(cmd uint8, attrs []byte) error {
 	buf := append(beginMsg(g.ebuf[:0]), attrs...)
 	seq := g.endMsg(buf, 0, cmd, unix.NLM_F_REQUEST|unix.NLM_F_ACK)
+	at := len(buf)
+	buf = beginMsg(buf)
+	buf = append(buf, g.barrier.attrs...)
+	barrier := g.endMsg(buf, at, g.barrier.cmd, unix.NLM_F_REQUEST|unix.NLM_F_ACK)
 	g.ebuf = buf
 	if err := g.send(buf); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
-	_, opErr, err := g.await(seq, seq)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	refused, opErr, answered, err := g.await(seq, barrier)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		return fmt.Errorf("no answer from the kernel in %s: %w", applyWait, err)
-	}
-	if err != nil {
+	case err != nil:
 		return err
+	case opErr != nil && refused == barrier:
+		return fmt.Errorf("the IPVS info request after it: %w", opErr)
+	case opErr != nil:
+		return opErr
+	case answered < 2:
+		return unix.EINTR
 	}
-	return opErr
+	return nil
 }
 
 // SyncDaemons returns the sync daemons running in the handle's namespace.
@@ -356,11 +381,24 @@ func (h *Handle) StopSyncDaemon(state SyncState) error {
 	if err != nil {
 		return fmt.Errorf("ipvsnet: encode stop of %s sync daemon: %w", state, err)
 	}
-	if err := h.g.request(cmdDelDaemon, b); err != nil {
-		// The kernel answers ESRCH when no daemon of that state runs.
-		if errors.Is(err, unix.ESRCH) {
-			return nil
+	err = h.g.request(cmdDelDaemon, b)
+	switch {
+	case errors.Is(err, unix.ESRCH):
+		return nil // no daemon of that state runs
+	case errors.Is(err, unix.EINTR):
+		// Its thread was stopped before it first ran (see request); the
+		// kernel forgets the daemon before stopping its threads. Make sure.
+		running, derr := h.SyncDaemons()
+		if derr != nil {
+			return fmt.Errorf("ipvsnet: stop %s sync daemon: %w; reading the daemons after it: %w", state, err, derr)
 		}
+		for _, d := range running {
+			if d.State == state {
+				return fmt.Errorf("ipvsnet: stop %s sync daemon: %w, and it still runs", state, err)
+			}
+		}
+		return nil
+	case err != nil:
 		return fmt.Errorf("ipvsnet: stop %s sync daemon: %w", state, err)
 	}
 	return nil

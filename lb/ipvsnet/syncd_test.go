@@ -237,9 +237,10 @@ func TestRequestSkipsStaleAnswers(t *testing.T) {
 	if err != nil {
 		t.Skipf("no generic netlink here: %v", err)
 	}
-	g := &genl{c: genetlink.NewConn(nc), nl: nc, family: unix.GENL_ID_CTRL, seq: 1000}
-	defer g.c.Close()
 	family := func(name string) []byte { return attrString(nil, unix.CTRL_ATTR_FAMILY_NAME, name) }
+	g := &genl{c: genetlink.NewConn(nc), nl: nc, family: unix.GENL_ID_CTRL, seq: 1000,
+		barrier: genlRequest{unix.CTRL_CMD_GETFAMILY, family("nlctrl")}}
+	defer g.c.Close()
 
 	// A request whose answers nobody reads: a refusal, then a family.
 	for _, name := range []string{"vigil-nofamily", "nlctrl"} {
@@ -258,5 +259,36 @@ func TestRequestSkipsStaleAnswers(t *testing.T) {
 	}
 	if err := g.request(unix.CTRL_CMD_GETFAMILY, family("nlctrl")); err != nil {
 		t.Fatalf("request after a refusal: %v", err)
+	}
+}
+
+// A request the kernel does not answer (as when its handler returns
+// EINTR) is told from one answered by the barrier request after it: await
+// counts the answers. Here the unanswered one is a request that asks for
+// no acknowledgement.
+func TestAwaitCountsAnswers(t *testing.T) {
+	nc, err := netlink.Dial(unix.NETLINK_GENERIC, nil)
+	if err != nil {
+		t.Skipf("no generic netlink here: %v", err)
+	}
+	g := &genl{c: genetlink.NewConn(nc), nl: nc, family: unix.GENL_ID_CTRL, seq: 1000}
+	defer g.c.Close()
+	name := attrString(nil, unix.CTRL_ATTR_FAMILY_NAME, "nlctrl")
+	for _, c := range []struct {
+		flags uint16
+		want  int
+	}{{unix.NLM_F_REQUEST | unix.NLM_F_ACK, 2}, {unix.NLM_F_REQUEST, 1}} {
+		b := append(beginMsg(nil), name...)
+		first := g.endMsg(b, 0, unix.CTRL_CMD_GETFAMILY, c.flags)
+		at := len(b)
+		b = append(beginMsg(b), name...)
+		last := g.endMsg(b, at, unix.CTRL_CMD_GETFAMILY, unix.NLM_F_REQUEST|unix.NLM_F_ACK)
+		if err := g.send(b); err != nil {
+			t.Fatal(err)
+		}
+		_, opErr, answered, err := g.await(first, last)
+		if err != nil || opErr != nil || answered != c.want {
+			t.Errorf("flags %#x: answered %d (%v, %v), want %d", c.flags, answered, opErr, err, c.want)
+		}
 	}
 }

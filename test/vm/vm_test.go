@@ -102,7 +102,7 @@ func TestLBInVM(t *testing.T) {
 	}
 	for _, name := range []string{"TestAvailable", "TestReconcileRoundTrip", "TestReconcileChanges",
 		"TestSchedulers", "TestApplyStopsAtFirstError", "TestRenderMatchesIpvsadm",
-		"TestSyncDaemonLifecycle", "TestSyncReplicatesConnections", "TestTunnelsAndPE", "TestTunnelIPv4InIPv6Traffic"} {
+		"TestSyncDaemonLifecycle", "TestSyncDaemonQuickStop", "TestSyncReplicatesConnections", "TestTunnelsAndPE", "TestTunnelIPv4InIPv6Traffic"} {
 		if !strings.Contains(res.Output, "\n--- PASS: "+name+" ") {
 			t.Errorf("%s did not pass in the VM", name)
 		}
