@@ -57,7 +57,7 @@ func NewRegistry() *Registry {
 		Name: "vigil_build_info", Help: "Build identity of the running vigil; always 1.",
 	}, []string{"version", "revision", "goversion"})
 	info.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
-	reg.MustRegister(info)
+	reg.MustRegister(info, newPanicCollector())
 
 	g := func(name, help string, extra ...string) *prometheus.GaugeVec {
 		v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, append(append([]string{}, instLabels...), extra...))
