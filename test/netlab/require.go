@@ -7,6 +7,11 @@ import (
 // EnvNetNS is the environment variable that turns on the root-only network-namespace tests.
 const EnvNetNS = "VIGIL_NETNS"
 
+// EnvLabTag, when set to one lowercase letter, is put in front of every NewForTest prefix, so
+// two checkouts can run the same namespace tests at the same time without removing each other's
+// labs (Cleanup goes by prefix).
+const EnvLabTag = "VIGIL_LAB_TAG"
+
 // TB is the part of testing.TB the test helpers use (a *testing.T or *testing.B fits); it keeps
 // the package free of the testing package, so `vigil demo` can import it.
 type TB interface {
@@ -44,6 +49,13 @@ func Require(t TB) {
 func NewForTest(t TB, prefix string) *Lab {
 	t.Helper()
 	Require(t)
+	if tag := os.Getenv(EnvLabTag); tag != "" {
+		if len(tag) != 1 || tag[0] < 'a' || tag[0] > 'z' {
+			t.Fatalf("netlab: %s=%q: want one lowercase letter", EnvLabTag, tag)
+			return nil
+		}
+		prefix = tag + prefix
+	}
 	if err := Cleanup(prefix); err != nil {
 		t.Fatalf("netlab: remove leftovers of an earlier run: %v", err)
 		return nil
