@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -54,6 +55,10 @@ const (
 	CauseSyncGroup      Cause = "sync_group"     // moved with the other members of its sync group
 	CauseAdmin          Cause = "admin"          // an operator asked
 	CauseConfigReload   Cause = "config_reload"  // stopped (removed or restarted) by a configuration reload
+	// CauseNoSource: → Fault while the interface has no usable address to
+	// send adverts from (an IPv6 link-local address still tentative after
+	// the link came up, or none at all).
+	CauseNoSource Cause = "no_source_address"
 )
 
 // Config is one virtual router as the core sees it. Drivers fill Primary
@@ -78,6 +83,9 @@ type Config struct {
 	// VIPs are IPvX_Addresses: the advertised addresses, one family.
 	VIPs []netip.Addr
 	// Primary is our source address; the tie-break compares it (§6.4.3).
+	// The zero Addr means "not known yet" (an interface whose IPv6
+	// link-local address is still tentative): the instance then stays in
+	// FAULT, sending nothing, until SetPrimary gives it one.
 	Primary netip.Addr
 	// Unicast instances send to Peers and accept adverts only from them.
 	Unicast bool
@@ -94,6 +102,11 @@ type Config struct {
 	// LowerPrioNoAdvert restores pre-RFC 9568 behaviour: a master that hears a
 	// lower priority does not re-advertise at once.
 	LowerPrioNoAdvert bool
+	// UnicastMinTTL is the lowest TTL / hop limit accepted on a unicast
+	// advert (0 means 255, as for multicast: a packet that crossed a router
+	// cannot have it, RFC 9568 §7.1 step 1). keepalived's per-peer min_ttl,
+	// for peers reached through routers.
+	UnicastMinTTL uint8
 }
 
 // Owner reports whether this router owns the addresses (priority 255).
@@ -138,7 +151,7 @@ func (c *Config) Validate() error {
 	if fam == 6 && c.Version == 2 {
 		add("VRRPv2 carries IPv4 only; IPv6 instances need version 3")
 	}
-	if !c.Primary.IsValid() || c.Primary.Is6() != (fam == 6) {
+	if c.Primary.IsValid() && c.Primary.Is6() != (fam == 6) {
 		add("primary address %s is not of the instance's address family", c.Primary)
 	}
 	if c.Unicast && len(c.Peers) == 0 {
@@ -217,6 +230,10 @@ type Instance struct {
 	sawResign      bool // the down timer was cut to Skew_Time by a priority-0 advert
 	sawLower       bool // we are discarding a lower-priority master's adverts
 	lastChange     time.Time
+	// lastLowerAnswer is when a master last answered a lower-priority
+	// advert (advert and announcement); it answers at most once per
+	// Advertisement_Interval.
+	lastLowerAnswer time.Time
 	// faulted is set by SetFault; it holds the instance in StateFault, and
 	// decides where Start goes.
 	faulted    bool
@@ -315,6 +332,10 @@ func (i *Instance) Start(now time.Time) []Action {
 	if i.state != StateInit {
 		return nil
 	}
+	if !i.faulted && !i.cfg.Primary.IsValid() {
+		// No address to send from: only a fault lets the instance run.
+		i.faulted, i.faultCause = true, CauseNoSource
+	}
 	if i.faulted {
 		return []Action{i.change(now, StateFault, i.faultCause)}
 	}
@@ -335,6 +356,7 @@ func (i *Instance) Start(now time.Time) []Action {
 func (i *Instance) becomeMaster(now time.Time, cause Cause) []Action {
 	i.downTimer = time.Time{}
 	i.preemptUntil = time.Time{}
+	i.lastLowerAnswer = time.Time{}
 	i.adverTimer = now.Add(i.cfg.AdvertInterval)
 	sc := i.change(now, StateMaster, cause)
 	return []Action{
@@ -382,6 +404,24 @@ func (i *Instance) SetVIPs(vips []netip.Addr) error {
 // Rename changes the instance's name (a reload renaming it keeps its state).
 func (i *Instance) Rename(name string) { i.cfg.Name = name }
 
+// SetPrimary gives the instance the address it sends from (the driver
+// follows the interface's addresses; see Config.Primary). It is only
+// allowed while the instance sends nothing (Init or Fault): the tie-break
+// of §6.4.3 compares this address, so it must not change under a running
+// election. The zero Addr takes it away again.
+func (i *Instance) SetPrimary(a netip.Addr) error {
+	if i.state != StateInit && i.state != StateFault {
+		return fmt.Errorf("vrrp instance %q: the source address can only change in init or fault, not in %s", i.cfg.Name, i.state)
+	}
+	c := i.cfg
+	c.Primary = a
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("vrrp instance %q: %w", c.Name, err)
+	}
+	i.cfg = c
+	return nil
+}
+
 // SetFault puts the instance into FAULT (fault true) or lets it out again
 // (keepalived semantics; RFC 5798 has no FAULT state). On the way in a
 // master removes its addresses and, for a tracker fault, resigns like a
@@ -396,6 +436,11 @@ func (i *Instance) Rename(name string) { i.cfg.Name = name }
 // Start, SetFault only records where Start will go.
 func (i *Instance) SetFault(now time.Time, fault bool, cause Cause) []Action {
 	if fault == i.faulted {
+		return nil
+	}
+	if !fault && !i.cfg.Primary.IsValid() {
+		// Never leave FAULT without an address to send from (SetPrimary).
+		i.faultCause = CauseNoSource
 		return nil
 	}
 	i.faulted, i.faultCause = fault, cause
@@ -524,6 +569,11 @@ func (i *Instance) Check(d Decoded, rx RxInfo) ([]Notice, error) {
 	if c.Unicast {
 		if rx.Dst.IsMulticast() {
 			return nil, rxErr(ReasonMode, "multicast advert to %s for a unicast instance", rx.Dst)
+		}
+		// §7.1 step 1 for unicast too (Decode checks only the group):
+		// anybody off the link could send a unicast advert otherwise.
+		if floor := cmp.Or(c.UnicastMinTTL, RequiredTTL); rx.TTL < int(floor) {
+			return nil, rxErr(ReasonTTL, "unicast TTL/hop limit %d, want at least %d", rx.TTL, floor)
 		}
 		if !slices.Contains(c.Peers, rx.Src) {
 			return nil, rxErr(ReasonUnknownPeer, "%s is not a configured peer", rx.Src)
@@ -669,7 +719,15 @@ func (i *Instance) masterReceive(now time.Time, a *Advert, src netip.Addr) []Act
 	// RFC 9568 §6.4.3: a master that hears a lower priority sends an
 	// advertisement at once, ending a dual-master window quickly; and, as
 	// keepalived does, re-announces its addresses so that hosts which
-	// followed the other master come back.
+	// followed the other master come back. At most once per
+	// Advertisement_Interval: VRRPv3 has no authentication, and answering
+	// every one of a flood of valid lower-priority adverts would turn each
+	// into an advert and a GARP burst (the other master hears the first
+	// answer anyway, and our regular adverts follow).
+	if !i.lastLowerAnswer.IsZero() && now.Sub(i.lastLowerAnswer) < i.cfg.AdvertInterval {
+		return nil
+	}
+	i.lastLowerAnswer = now
 	i.adverTimer = now.Add(i.cfg.AdvertInterval)
 	return []Action{SendAdvert{Advert: i.Advert(i.priority)}, Announce{LowerPrio: true}}
 }

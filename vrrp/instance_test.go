@@ -667,3 +667,84 @@ func TestSetVIPsRenameStop(t *testing.T) {
 	}
 	wantKinds(t, i.Stop(now, vrrp.CauseConfigReload), "send(0) remove init:config_reload")
 }
+
+// RFC 9568 §6.4.3 answers a lower priority with an advert at once; vigil
+// answers at most once per Advertisement_Interval, so a flood of valid
+// lower-priority adverts (VRRPv3 has no authentication) cannot be
+// amplified into adverts and GARP bursts (issue 11 item 2).
+func TestMasterLowerPriorityAnsweredOncePerInterval(t *testing.T) {
+	i, now := masterAt(t, nil)
+	wantKinds(t, recv(t, i, now.Add(time.Millisecond), 50, peer), "send(100) announce-lower")
+	for k := 2; k < 1000; k++ { // 1,000 adverts/s for the rest of the interval
+		wantKinds(t, recv(t, i, now.Add(time.Duration(k)*time.Millisecond), 50, peer), "")
+	}
+	// One interval after the first answer, the next lower advert is
+	// answered again.
+	wantKinds(t, recv(t, i, now.Add(time.Second+time.Millisecond), 50, peer), "send(100) announce-lower")
+	// Higher priority still wins at once, whatever the answer budget.
+	wantKinds(t, recv(t, i, now.Add(time.Second+2*time.Millisecond), 250, peer), "remove backup:higher_priority_advert")
+	// A new mastership starts with a fresh budget.
+	wantKinds(t, i.GoMaster(now.Add(2*time.Second), vrrp.CauseAdmin), "send(100) add announce master:admin")
+	wantKinds(t, recv(t, i, now.Add(2*time.Second+time.Millisecond), 50, peer), "send(100) announce-lower")
+}
+
+// RFC 9568 §7.1 step 1 requires TTL 255 on every advert; Decode checks it
+// for the group, Check for unicast, where a configured floor admits peers
+// behind routers (keepalived's per-peer min_ttl).
+func TestUnicastTTL(t *testing.T) {
+	uni := func(c *vrrp.Config) { c.Unicast, c.Peers = true, []netip.Addr{peer} }
+	i := newInst(t, uni)
+	i.Start(t0)
+	d, rx := advert(i, 100, peer)
+	rx.TTL = 254
+	if _, err := i.Receive(t0, d, rx); !isReason(err, vrrp.ReasonTTL) {
+		t.Fatalf("unicast TTL 254: err = %v, want reason ttl", err)
+	}
+	rx.TTL = 255
+	if _, err := i.Receive(t0, d, rx); err != nil {
+		t.Fatalf("unicast TTL 255: %v", err)
+	}
+	j := newInst(t, func(c *vrrp.Config) { uni(c); c.UnicastMinTTL = 64 })
+	j.Start(t0)
+	d, rx = advert(j, 100, peer)
+	rx.TTL = 64
+	if _, err := j.Receive(t0, d, rx); err != nil {
+		t.Fatalf("TTL 64 with floor 64: %v", err)
+	}
+	rx.TTL = 63
+	if _, err := j.Receive(t0, d, rx); !isReason(err, vrrp.ReasonTTL) {
+		t.Fatalf("TTL 63 with floor 64: err = %v, want reason ttl", err)
+	}
+}
+
+func isReason(err error, r vrrp.Reason) bool {
+	var rxe *vrrp.RxError
+	return errors.As(err, &rxe) && rxe.Reason == r
+}
+
+// An instance whose interface has no usable address yet (an IPv6
+// link-local address still tentative) waits in FAULT, sends nothing, and
+// starts as Backup once the driver gives it the address (issue 11 item 3;
+// keepalived does the same).
+func TestNoPrimaryWaitsInFault(t *testing.T) {
+	i := newInst(t, func(c *vrrp.Config) { c.Primary = netip.Addr{} })
+	wantKinds(t, i.Start(t0), "fault:no_source_address")
+	if !i.NextDeadline().IsZero() {
+		t.Fatal("a timer runs without a source address")
+	}
+	// Clearing other faults does not let it out without an address.
+	wantKinds(t, i.SetFault(t0, false, ""), "")
+	if i.State() != vrrp.StateFault {
+		t.Fatalf("state %s, want fault", i.State())
+	}
+	if err := i.SetPrimary(netip.MustParseAddr("2001:db8::1")); err == nil {
+		t.Fatal("SetPrimary accepted an address of the other family")
+	}
+	if err := i.SetPrimary(us); err != nil {
+		t.Fatal(err)
+	}
+	wantKinds(t, i.SetFault(t0.Add(time.Second), false, ""), "backup:fault_cleared")
+	if err := i.SetPrimary(peer); err == nil {
+		t.Fatal("SetPrimary changed the address of a running backup")
+	}
+}

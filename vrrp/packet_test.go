@@ -355,9 +355,10 @@ func TestReservedBitsIgnored(t *testing.T) {
 	}
 }
 
-// Unicast adverts are not TTL-checked (keepalived; the TTL rule is for the
-// multicast group, RFC 5798 §7.1 and the reference's receive-check notes).
-func TestUnicastTTLNotChecked(t *testing.T) {
+// Decode checks the TTL of multicast adverts only: a unicast advert's TTL is
+// checked by Instance.Check against the instance's unicast floor
+// (TestUnicastTTL), since keepalived peers may be configured to send lower.
+func TestUnicastTTLNotCheckedByDecode(t *testing.T) {
 	b := mustHex(t, "3158c60100649c190ac34ce3")
 	_, err := vrrp.Decode(b, vrrp.RxInfo{Src: a4("10.1.0.3"), Dst: a4("10.1.0.1"), TTL: 63}, vrrp.ChecksumPseudoHeader)
 	if err != nil {
