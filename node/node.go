@@ -112,6 +112,10 @@ type instance struct {
 	lastCause vrrp.Cause
 	// Counters on the per-advert path, resolved once.
 	sent, received, zeroSent, zeroReceived prometheus.Counter
+	// garp is vigil_vrrp_gratuitous_sent_total's counter (a
+	// prometheus.Counter): the announcers count every message through it,
+	// delayed bursts included, from their own goroutines.
+	garp atomic.Value
 }
 
 // devAnnouncer announces the VIPs an instance keeps on one interface (a VIP
@@ -139,7 +143,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if reg == nil {
 		reg = telemetry.NewRegistry()
 	}
-	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, done: make(chan struct{}), links: map[string]*announce.Link{}, socks: map[string]*sock{}, limiter: newLogLimiter(10 * time.Second), bursts: newBurstMemory()}
+	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, done: make(chan struct{}), links: map[string]*announce.Link{}, socks: map[string]*sock{}, limiter: newLogLimiter(log, 10*time.Second), bursts: newBurstMemory()}
 	vm, err := vip.New()
 	if err != nil {
 		return nil, err
@@ -305,6 +309,11 @@ func (n *Node) buildAnnouncers(in *instance) error {
 			if err != nil {
 				return err
 			}
+			ann.OnSent(func() {
+				if c, ok := in.garp.Load().(prometheus.Counter); ok {
+					c.Inc()
+				}
+			})
 			i = len(in.anns)
 			byDev[v.Dev] = i
 			in.anns = append(in.anns, devAnnouncer{ann: ann})
@@ -391,6 +400,7 @@ func (n *Node) initMetrics(in *instance) {
 	in.sent = m.AdvertsSent.WithLabelValues(l...)
 	in.zeroReceived = m.PrioZeroReceived.WithLabelValues(l...)
 	in.zeroSent = m.PrioZeroSent.WithLabelValues(l...)
+	in.garp.Store(m.Gratuitous.WithLabelValues(l...))
 	for _, a := range in.addrs {
 		m.VIPOwned.WithLabelValues(append(slices.Clone(l), a.String())...).Set(0)
 	}
@@ -454,7 +464,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer timer.Close()
 	n.timer = timer
 	for _, in := range n.insts {
-		in.work = newWorker(n.bursts)
+		in.work = n.newWorker()
 	}
 	n.mu.Lock()
 	n.started = time.Now()
@@ -529,6 +539,13 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.log.Info("vigil stopped")
 	return nil
+}
+
+// newWorker returns an instance's worker.
+func (n *Node) newWorker() *worker {
+	w := newWorker(n.bursts)
+	w.log = n.log
+	return w
 }
 
 // startReader runs the socket's reader. Called with n.mu held.
@@ -653,6 +670,7 @@ func (n *Node) shutdown() {
 func (n *Node) close() {
 	n.stopOnce.Do(func() {
 		n.bursts.stop()
+		n.limiter.stop()
 		if n.lb != nil && n.lbDone == nil { // built but never run
 			n.lb.kernel.Close()
 		}
@@ -773,7 +791,7 @@ func (n *Node) rxError(in *instance, s *sock, err error, rx vrrp.RxInfo) {
 	}
 	n.metrics.PacketErrors.WithLabelValues(append(labels, reason)...).Inc()
 	// RFC 9568 §7.1: log discards, rate-limited.
-	if n.limiter.allow(s.ifname + reason + rx.Src.String()) {
+	if n.limiter.allow("discarded VRRP packet", s.ifname+" "+reason+" "+rx.Src.String()) {
 		n.log.Warn("discarded VRRP packet", "device", s.ifname, "from", rx.Src, "reason", reason, "err", err)
 	}
 }
@@ -785,17 +803,26 @@ func (n *Node) do(in *instance, acts []vrrp.Action) {
 		case vrrp.SendAdvert:
 			n.send(in, a.Advert)
 		case vrrp.AddVIPs:
-			in.work.push(func() { n.addVIPs(in) })
+			in.work.pushJob(jobMaster, func() { n.addVIPs(in) })
 		case vrrp.RemoveVIPs:
-			in.work.push(func() { n.removeVIPs(in) })
+			// Stop announcing now, from here: a burst in progress on the
+			// worker ends at its next message, and the removal is the
+			// worker's next job.
+			for _, da := range in.anns {
+				da.ann.Cancel()
+			}
+			in.work.pushJob(jobRelease, func() { n.removeVIPs(in) })
 		case vrrp.Announce:
-			lower := a.LowerPrio
-			in.work.push(func() { n.announce(in, lower) })
+			if a.LowerPrio {
+				in.work.pushJob(jobLowerPrio, func() { n.announce(in, true) })
+			} else {
+				in.work.pushJob(jobMaster, func() { n.announce(in, false) })
+			}
 		case vrrp.StateChange:
 			n.stateChange(in, a)
 		case vrrp.Notice:
 			n.metrics.Notices.WithLabelValues(append(slices.Clone(in.labels), a.Reason.String())...).Inc()
-			if n.limiter.allow(in.cfg.Name + a.Reason.String() + a.From.String()) {
+			if n.limiter.allow("advert differs from local configuration", in.cfg.Name+" "+a.Reason.String()+" "+a.From.String()) {
 				n.log.Warn("advert differs from local configuration", "vrrp_instance", in.cfg.Name,
 					"from", a.From, "reason", a.Reason.String(), "detail", a.Detail)
 			}
@@ -811,7 +838,7 @@ func (n *Node) send(in *instance, adv vrrp.Advert) {
 		}
 		if err != nil {
 			n.metrics.SendErrors.WithLabelValues(in.labels...).Inc()
-			if n.limiter.allow(in.cfg.Name + "send" + dst.String()) {
+			if n.limiter.allow("sending advert failed", in.cfg.Name+" "+dst.String()) {
 				n.log.Error("sending advert failed", "vrrp_instance", in.cfg.Name, "to", dst, "err", err)
 			}
 			continue
@@ -853,11 +880,10 @@ func (n *Node) announce(in *instance, lowerPrio bool) {
 		if lowerPrio {
 			burst = da.ann.BurstLowerPrio
 		}
-		sent, err := burst(da.addrs)
-		if err != nil {
+		// Every message is counted by the announcer's OnSent.
+		if _, err := burst(da.addrs); err != nil {
 			n.log.Error("gratuitous ARP / neighbour advertisement failed", "vrrp_instance", in.cfg.Name, "err", err)
 		}
-		n.metrics.Gratuitous.WithLabelValues(in.labels...).Add(float64(sent))
 	}
 }
 

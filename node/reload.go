@@ -170,7 +170,7 @@ func (n *Node) Reload(next *config.Config) (ReloadReport, error) {
 		if err != nil {
 			return err
 		}
-		in.work = newWorker(n.bursts)
+		in.work = n.newWorker()
 		n.insts = append(n.insts, in)
 		started = append(started, in)
 		return nil
@@ -279,10 +279,14 @@ func (n *Node) updateInstance(in *instance, ic *config.Instance, c config.Change
 		}
 		if in.core.State() == vrrp.StateMaster {
 			gone, added := vipDelta(oldVIPs, in.vips)
+			// The removal always runs; the addition belongs to this
+			// mastership and is dropped if it ends first.
 			in.work.push(func() {
 				if err := n.vips.Remove(gone); err != nil {
 					n.log.Error("removing virtual addresses", "vrrp_instance", in.cfg.Name, "err", err)
 				}
+			})
+			in.work.pushJob(jobMaster, func() {
 				if err := n.vips.Add(added); err != nil {
 					n.log.Error("adding virtual addresses", "vrrp_instance", in.cfg.Name, "err", err)
 				}
@@ -305,7 +309,7 @@ func (n *Node) updateInstance(in *instance, ic *config.Instance, c config.Change
 			return fmt.Errorf("instance %q: %w", ic.Name, err)
 		}
 		if in.core.State() == vrrp.StateMaster {
-			in.work.push(func() { n.announce(in, false) })
+			in.work.pushJob(jobMaster, func() { n.announce(in, false) })
 		}
 	}
 	return nil

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,12 +42,6 @@ func TestWorkerOrderAndDrain(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 }
 
-func TestLogLimiter(t *testing.T) {
-	l := newLogLimiter(time.Hour)
-	if !l.allow("a") || l.allow("a") || !l.allow("b") {
-		t.Fatal("limiter must allow the first line per key and drop repeats within the period")
-	}
-}
 
 // An idle worker holds no goroutine, and close on an idle worker is
 // immediately done.
@@ -111,4 +107,72 @@ func TestBurstMemoryReleasesAfterBurst(t *testing.T) {
 		t.Fatalf("runs = %d after release, want 0", runs)
 	}
 	b.stop()
+}
+
+// blockedWorker returns a worker busy in a job until release is closed.
+func blockedWorker(t *testing.T) (w *worker, release chan struct{}) {
+	t.Helper()
+	w = newWorker(nil)
+	release = make(chan struct{})
+	started := make(chan struct{})
+	w.push(func() { close(started); <-release })
+	<-started
+	return w, release
+}
+
+// A flood of lower-priority re-announcements queues one, however many
+// arrive while the worker is busy (issue 11 item 2).
+func TestWorkerCoalescesLowerPrio(t *testing.T) {
+	w, release := blockedWorker(t)
+	var mu sync.Mutex
+	ran := 0
+	for range 2000 {
+		w.pushJob(jobLowerPrio, func() { mu.Lock(); ran++; mu.Unlock() })
+	}
+	if n := w.pending(); n != 1 {
+		t.Fatalf("%d jobs queued after 2,000 lower-priority answers, want 1", n)
+	}
+	close(release)
+	w.close()
+	<-w.done
+	if ran != 1 {
+		t.Fatalf("%d re-announcements ran, want 1", ran)
+	}
+}
+
+// Leaving master drops the queued work of the mastership (its VIP addition
+// and announcements) and runs the release next, ahead of anything else
+// queued; work that is not the mastership's still runs, after it.
+func TestWorkerReleaseGoesFirst(t *testing.T) {
+	w, release := blockedWorker(t)
+	var mu sync.Mutex
+	var got []string
+	rec := func(s string) func() { return func() { mu.Lock(); got = append(got, s); mu.Unlock() } }
+	w.pushJob(jobMaster, rec("add"))
+	w.pushJob(jobMaster, rec("announce"))
+	w.pushJob(jobLowerPrio, rec("announce-lower"))
+	w.push(rec("remove-gone"))
+	w.pushJob(jobRelease, rec("release"))
+	w.pushJob(jobMaster, rec("add-next-term"))
+	close(release)
+	w.close()
+	<-w.done
+	want := "release remove-gone add-next-term"
+	if s := strings.Join(got, " "); s != want {
+		t.Fatalf("ran %q, want %q", s, want)
+	}
+}
+
+// A panicking job is logged and counted; the worker goes on with the next.
+func TestWorkerSurvivesPanic(t *testing.T) {
+	w := newWorker(nil)
+	w.log = slog.New(slog.DiscardHandler)
+	ran := make(chan struct{})
+	w.push(func() { panic("netlink library bug") })
+	w.push(func() { close(ran) })
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the job after a panic did not run")
+	}
 }

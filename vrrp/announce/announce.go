@@ -198,6 +198,9 @@ type Announcer struct {
 
 	sentARP atomic.Uint64
 	sentNA  atomic.Uint64
+	// onSent, if set, is called after every message sent (immediate,
+	// delayed and refresh bursts alike), under mu.
+	onSent func()
 }
 
 // New returns an Announcer with a Link of its own for the interface ifname
@@ -234,6 +237,17 @@ func (l *Link) Announcer(cfg Config) (*Announcer, error) {
 // vigil_vrrp_gratuitous_sent_total{family="ipv4"|"ipv6"}.
 func (a *Announcer) Sent() (arp, na uint64) {
 	return a.sentARP.Load(), a.sentNA.Load()
+}
+
+// OnSent makes fn be called after every message this Announcer sends,
+// including those of the delayed bursts and refreshes that run on timer
+// goroutines (the caller's count of Burst's return value misses those).
+// fn must be quick; it runs while the Announcer's lock is held. Set it
+// before the first Burst.
+func (a *Announcer) OnSent(fn func()) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.onSent = fn
 }
 
 // Burst sends Repeat messages for every address now (GARP for IPv4, NA for
@@ -452,13 +466,22 @@ func (a *Announcer) sendOne(gen uint64, ip netip.Addr) (ok bool, err error) {
 			return true, fmt.Errorf("announce: gratuitous ARP for %s on %s: %w", ip, a.link.ifname, err)
 		}
 		a.sentARP.Add(1)
+		a.notifySent()
 		return true, nil
 	}
 	if err := a.link.sendNA(ip, a.cfg.Router); err != nil {
 		return true, fmt.Errorf("announce: unsolicited NA for %s on %s: %w", ip, a.link.ifname, err)
 	}
 	a.sentNA.Add(1)
+	a.notifySent()
 	return true, nil
+}
+
+// notifySent calls onSent; a.mu is held.
+func (a *Announcer) notifySent() {
+	if a.onSent != nil {
+		a.onSent()
+	}
 }
 
 // ErrLinkClosed is returned for a send on a closed Link.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -249,6 +250,8 @@ func TestDelayedBurst(t *testing.T) {
 	l := setup(t)
 	const delay = 300 * time.Millisecond
 	a := l.newAnnouncer(t, Config{Repeat: 2, Delay: delay})
+	var observed atomic.Int64 // OnSent sees the delayed burst too (vigil_vrrp_gratuitous_sent_total)
+	a.OnSent(func() { observed.Add(1) })
 	start := time.Now()
 	if n, err := a.Burst([]netip.Addr{vip4a, vip6}); err != nil || n != 4 {
 		t.Fatalf("Burst = %d, %v; want 4, nil", n, err)
@@ -279,6 +282,9 @@ func TestDelayedBurst(t *testing.T) {
 	}
 	if arpN != 4 || naN != 4 {
 		t.Errorf("Sent() = %d, %d; want 4, 4", arpN, naN)
+	}
+	if n := observed.Load(); n != 8 {
+		t.Errorf("OnSent called %d times, want 8 (both bursts)", n)
 	}
 }
 
