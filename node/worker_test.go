@@ -42,7 +42,6 @@ func TestWorkerOrderAndDrain(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 }
 
-
 // An idle worker holds no goroutine, and close on an idle worker is
 // immediately done.
 func TestWorkerIdle(t *testing.T) {
