@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"vigil/internal/safe"
 	"vigil/lb"
 	"vigil/lb/check"
 	"vigil/lb/ipvsnet"
@@ -298,7 +299,7 @@ func (b *balancer) run(ctx context.Context) error {
 	defer wg.Wait()
 	tick := time.NewTicker(b.resync)
 	defer tick.Stop()
-	b.reconcile(true)
+	b.reconcileSafe(true)
 	for {
 		full := false
 		select {
@@ -323,7 +324,16 @@ func (b *balancer) run(ctx context.Context) error {
 		case <-tick.C:
 			full = true
 		}
-		b.reconcile(full)
+		b.reconcileSafe(full)
+	}
+}
+
+// reconcileSafe is reconcile with a recovered panic logged and counted;
+// the next pass reads the kernel again, so the table converges whatever
+// the panic left half done.
+func (b *balancer) reconcileSafe(full bool) {
+	if err := safe.Call(b.log, "ipvs_reconcile", func() { b.reconcile(full) }); err != nil {
+		b.known = nil
 	}
 }
 

@@ -20,14 +20,39 @@ import (
 const StateDir = "/run/vigil"
 
 // managedStateFile is where the balancer records the services it manages.
-// The IPVS table is per network namespace, so the file is too: named by
-// the namespace's inode.
-func managedStateFile() string {
+func managedStateFile() string { return stateFile("ipvs-managed") }
+
+// stateFile names a record in StateDir. What vigil records (IPVS services,
+// addresses, interfaces) is per network namespace, so the file is too:
+// named by the namespace's inode.
+func stateFile(kind string) string {
 	var st syscall.Stat_t
 	if err := syscall.Stat("/proc/self/ns/net", &st); err != nil {
-		return filepath.Join(StateDir, "ipvs-managed.json")
+		return filepath.Join(StateDir, kind+".json")
 	}
-	return filepath.Join(StateDir, fmt.Sprintf("ipvs-managed-netns%d.json", st.Ino))
+	return filepath.Join(StateDir, fmt.Sprintf("%s-netns%d.json", kind, st.Ino))
+}
+
+// writeStateFile writes data to path atomically (a crash leaves the old
+// file or the new one); nil data removes the file.
+func writeStateFile(path string, data []byte) error {
+	if data == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", path, err)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s: %w", tmp, err)
+	}
+	return nil
 }
 
 // managedRecord is the file's format.
@@ -70,14 +95,10 @@ func loadManaged(path string) (map[lb.ServiceKey]bool, error) {
 	return out, nil
 }
 
-// saveManaged writes the set atomically (a crash leaves the old file or
-// the new one); an empty set removes the file.
+// saveManaged writes the set atomically; an empty set removes the file.
 func saveManaged(path string, set map[lb.ServiceKey]bool) error {
 	if len(set) == 0 {
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove %s: %w", path, err)
-		}
-		return nil
+		return writeStateFile(path, nil)
 	}
 	keys := slices.SortedFunc(maps.Keys(set), lb.CompareServiceKeys)
 	rec := managedRecord{Version: 1, Services: make([]managedKey, 0, len(keys))}
@@ -88,15 +109,5 @@ func saveManaged(path string, set map[lb.ServiceKey]bool) error {
 	if err != nil {
 		return fmt.Errorf("encode managed services: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s: %w", tmp, err)
-	}
-	return nil
+	return writeStateFile(path, append(data, '\n'))
 }

@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vishvananda/netlink"
 
+	"vigil/internal/safe"
 	"vigil/node/config"
 	"vigil/node/events"
 	"vigil/node/track"
@@ -69,8 +71,16 @@ type Node struct {
 	started  time.Time
 	limiter  *logLimiter
 	stopOnce sync.Once
+	// failed is closed when the node must stop because its state can no
+	// longer be trusted (a panic on the protocol path); failErr says why.
+	failed   chan struct{}
+	failOnce sync.Once
+	failErr  error
 	bursts   *burstMemory
 	feeds    vsFeeds
+	// record lists the VIPs and virtual MAC interfaces vigil put on the
+	// host (record.go).
+	record *hostRecord
 
 	// The load balancer: nil until a config has virtual servers. It runs
 	// under lbCtx, which ends after VRRP has shut down.
@@ -101,6 +111,9 @@ type instance struct {
 	work   *worker
 	labels []string // vrrp_instance, vrid, device, family
 	ifDown bool     // the instance interface is down: FAULT
+	noSrc  bool     // no address to send adverts from yet: FAULT (src is invalid)
+	// faultCause is why the instance is in FAULT now ("" when it is not).
+	faultCause vrrp.Cause
 	// Tracking (tracking.go): the objects tracked, the fault they cause,
 	// and the sync group.
 	tracks       []trackRef
@@ -143,7 +156,9 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if reg == nil {
 		reg = telemetry.NewRegistry()
 	}
-	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, done: make(chan struct{}), links: map[string]*announce.Link{}, socks: map[string]*sock{}, limiter: newLogLimiter(log, 10*time.Second), bursts: newBurstMemory()}
+	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, done: make(chan struct{}), links: map[string]*announce.Link{}, socks: map[string]*sock{},
+		limiter: newLogLimiter(log, 10*time.Second), bursts: newBurstMemory(), record: openRecord(stateFile("vrrp"), log),
+		failed: make(chan struct{})}
 	vm, err := vip.New()
 	if err != nil {
 		return nil, err
@@ -151,26 +166,29 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	n.vips = vm
 	n.lbMetrics = reg.LB
 	if err := n.build(); err != nil {
-		n.close()
+		n.Abandon()
 		return nil, err
 	}
 	if err := n.setLB(cfg); err != nil {
-		n.close()
+		n.Abandon()
 		return nil, err
 	}
 	return n, nil
 }
 
 func (n *Node) build() error {
-	allVIPs := allVIPs(n.cfg)
+	all := allVIPs(n.cfg)
 	primaries := map[string]netip.Addr{} // one address dump per interface and family, not per instance
+	p := newPending()
 	for i := range n.cfg.VRRP.Instances {
-		in, err := n.newInstance(&n.cfg.VRRP.Instances[i], allVIPs, primaries)
+		in, err := n.prepareInstance(&n.cfg.VRRP.Instances[i], all, primaries, p, nil)
 		if err != nil {
+			p.abort(n)
 			return err
 		}
-		n.insts = append(n.insts, in)
+		p.insts = append(p.insts, in)
 	}
+	n.commitPending(p)
 	if err := n.buildTracking(); err != nil {
 		return err
 	}
@@ -192,87 +210,6 @@ func allVIPs(cfg *config.Config) []netip.Addr {
 	return out
 }
 
-// newInstance prepares one instance: its virtual MAC interface if any, its
-// socket (shared by the instances of an interface and family), its source
-// address, state machine, announcers and metrics. It is registered on its
-// socket but not started.
-func (n *Node) newInstance(ic *config.Instance, allVIPs []netip.Addr, primaries map[string]netip.Addr) (*instance, error) {
-	fam := ic.Family()
-	dev := ic.Interface // where adverts and VIPs go: the interface, or its vmac
-	if ic.VMAC != "" {
-		if err := n.ensureVMAC(ic); err != nil {
-			return nil, fmt.Errorf("instance %q: %w", ic.Name, err)
-		}
-		dev = ic.VMAC
-	}
-	key := dev + "/" + strconv.Itoa(fam)
-	s := n.socks[key]
-	if s == nil {
-		conn, err := vrrpnet.Listen(dev, fam, true)
-		if err != nil {
-			return nil, fmt.Errorf("instance %q: %w", ic.Name, err)
-		}
-		s = &sock{conn: conn, ifname: dev, family: fam, byVRID: map[uint8]*instance{}}
-		n.socks[key] = s
-		n.conns = append(n.conns, s)
-		if n.running {
-			n.startReader(s)
-		}
-	}
-	if prev := s.byVRID[ic.VRID]; prev != nil {
-		// config validation rejects this; keep the driver safe regardless.
-		return nil, fmt.Errorf("instances %q and %q both use VRID %d on %s", prev.cfg.Name, ic.Name, ic.VRID, key)
-	}
-	in := &instance{cfg: ic, sock: s}
-	// The IPv4 source is the parent's primary address even with a vmac
-	// (the vmac holds only VIPs); IPv6 sends from the vmac's own random
-	// link-local address.
-	srcDev := ic.Interface
-	if fam == 6 {
-		srcDev = dev
-	}
-	pkey := srcDev + "/" + strconv.Itoa(fam)
-	switch {
-	case ic.Unicast != nil && ic.Unicast.Source.IsValid():
-		in.src = ic.Unicast.Source
-		if ok, err := vrrpnet.HasAddr(ic.Interface, in.src); err != nil {
-			return nil, fmt.Errorf("instance %q: %w", ic.Name, err)
-		} else if !ok {
-			n.log.Warn("unicast source address is not on the interface; adverts will still carry it",
-				"vrrp_instance", ic.Name, "device", ic.Interface, "source", in.src)
-		}
-	case primaries[pkey].IsValid():
-		in.src = primaries[pkey]
-	default:
-		src, err := vrrpnet.PrimaryAddr(srcDev, fam, allVIPs)
-		if err != nil {
-			return nil, fmt.Errorf("instance %q: %w", ic.Name, err)
-		}
-		in.src, primaries[pkey] = src, src
-	}
-	switch {
-	case ic.Unicast != nil:
-		in.dsts = ic.Unicast.Peers
-	case fam == 6:
-		in.dsts = []netip.Addr{vrrp.GroupIPv6}
-	default:
-		in.dsts = []netip.Addr{vrrp.GroupIPv4}
-	}
-	core, err := vrrp.NewInstance(ic.VRRP(in.src))
-	if err != nil {
-		return nil, err
-	}
-	in.core = core
-	n.setVIPs(in, ic)
-	if err := n.buildAnnouncers(in); err != nil {
-		return nil, fmt.Errorf("instance %q: %w", ic.Name, err)
-	}
-	in.labels = []string{ic.Name, strconv.Itoa(int(ic.VRID)), ic.Interface, "ipv" + strconv.Itoa(fam)}
-	s.byVRID[ic.VRID] = in
-	n.initMetrics(in)
-	return in, nil
-}
-
 // setVIPs fills the instance's VIP lists from its config; with a vmac, VIPs
 // on the instance interface go on the vmac.
 func (n *Node) setVIPs(in *instance, ic *config.Instance) {
@@ -287,40 +224,57 @@ func (n *Node) setVIPs(in *instance, ic *config.Instance) {
 	}
 }
 
-// buildAnnouncers gives the instance one announcer per interface its VIPs
-// are on, sharing each interface's sockets with the other instances.
-func (n *Node) buildAnnouncers(in *instance) error {
-	g := in.cfg.GARP
+// buildAnnouncers returns the announcers of an instance with VIPs vips
+// and GARP settings g: one per interface the VIPs are on, sharing each
+// interface's sockets with the other instances. A link it has to open goes
+// into p until the caller commits it. On error nothing stays open but
+// those links (p's to close). The announcers count what they send into
+// in's counter.
+func (n *Node) buildAnnouncers(in *instance, vips []vip.VIP, g config.GARP, p *pending) (anns []devAnnouncer, err error) {
+	defer func() {
+		if err != nil {
+			closeAnnouncers(anns)
+			anns = nil
+		}
+	}()
 	cfg := announce.Config{Repeat: g.Repeat, Delay: g.Delay, Interval: g.Interval, Refresh: g.Refresh,
 		RefreshRepeat: g.RefreshRepeat, LowerPrioRepeat: g.LowerPrioRepeat, LowerPrioDelay: g.LowerPrioDelay}
 	byDev := map[string]int{}
-	for _, v := range in.vips {
+	for _, v := range vips {
 		i, ok := byDev[v.Dev]
 		if !ok {
 			link := n.links[v.Dev]
 			if link == nil {
-				var err error
+				link = p.links[v.Dev]
+			}
+			if link == nil {
 				if link, err = announce.NewLink(v.Dev, n.log); err != nil {
-					return err
+					return anns, err
 				}
-				n.links[v.Dev] = link
+				p.links[v.Dev] = link
 			}
 			ann, err := link.Announcer(cfg)
 			if err != nil {
-				return err
+				return anns, err
 			}
 			ann.OnSent(func() {
 				if c, ok := in.garp.Load().(prometheus.Counter); ok {
 					c.Inc()
 				}
 			})
-			i = len(in.anns)
+			i = len(anns)
 			byDev[v.Dev] = i
-			in.anns = append(in.anns, devAnnouncer{ann: ann})
+			anns = append(anns, devAnnouncer{ann: ann})
 		}
-		in.anns[i].addrs = append(in.anns[i].addrs, v.Prefix.Addr())
+		anns[i].addrs = append(anns[i].addrs, v.Prefix.Addr())
 	}
-	return nil
+	return anns, nil
+}
+
+func closeAnnouncers(anns []devAnnouncer) {
+	for _, da := range anns {
+		da.ann.Close()
+	}
 }
 
 // blockNonAccepting enforces Accept_Mode False (RFC 5798 §6.4.3: a non-owner
@@ -350,37 +304,72 @@ func (n *Node) blockNonAccepting() error {
 	return nil
 }
 
-// reconcileStale removes VIPs of non-owner instances that are already on the
-// interfaces: a crashed run (no graceful stop) leaves them behind, and a node
-// that starts as Backup must not hold them. Owners keep theirs. One address
-// dump covers every instance.
+// reconcileStale removes what a crashed run (no graceful stop) left on
+// the host: the VIPs of non-owner instances of this configuration, which a
+// node starting as Backup must not hold, and whatever the record lists
+// that this configuration no longer has (VIPs, virtual MAC interfaces).
+// Owners keep theirs. One address dump per interface covers every
+// instance.
 func (n *Node) reconcileStale() error {
 	var all []vip.VIP
-	owner := map[netip.Addr]string{}
+	who := map[vip.VIP]string{}
+	ownerKeeps := map[vip.VIP]bool{}
 	for _, in := range n.insts {
-		if in.core.Config().Owner() {
+		for _, v := range in.vips {
+			if in.core.Config().Owner() {
+				ownerKeeps[v] = true
+				continue
+			}
+			all = append(all, v)
+			who[v] = "vrrp_instance " + in.cfg.Name
+		}
+	}
+	recorded := n.record.VIPs()
+	for _, v := range recorded {
+		if _, ok := who[v]; !ok && !ownerKeeps[v] {
+			all = append(all, v)
+			who[v] = "no longer in the configuration"
+		}
+	}
+	if len(all) > 0 {
+		present, err := n.vips.Present(all)
+		if err != nil {
+			return fmt.Errorf("reading interface addresses: %w", err)
+		}
+		for _, v := range present {
+			n.log.Warn("removing a virtual address left by an earlier run", "vip", v.String(), "of", who[v])
+		}
+		if len(present) > 0 {
+			if err := n.vips.Remove(present); err != nil {
+				return fmt.Errorf("removing stale VIPs: %w", err)
+			}
+		}
+	}
+	// Every recorded address is now gone, or an owner's that stays.
+	var forget []vip.VIP
+	for _, v := range recorded {
+		if !ownerKeeps[v] {
+			forget = append(forget, v)
+		}
+	}
+	n.record.setVIPs(forget, false)
+	used := map[string]bool{}
+	for _, in := range n.insts {
+		used[in.cfg.VMAC] = true
+	}
+	for _, name := range n.record.VMACs() {
+		if used[name] {
 			continue
 		}
-		all = append(all, in.vips...)
-		for _, a := range in.addrs {
-			owner[a] = in.cfg.Name
+		if _, err := netlink.LinkByName(name); err != nil {
+			n.record.setVMAC(name, false) // already gone
+			continue
 		}
-	}
-	if len(all) == 0 {
-		return nil
-	}
-	present, err := n.vips.Present(all)
-	if err != nil {
-		return fmt.Errorf("reading interface addresses: %w", err)
-	}
-	if len(present) == 0 {
-		return nil
-	}
-	for _, v := range present {
-		n.log.Warn("removing a virtual address left by an earlier run", "vrrp_instance", owner[v.Prefix.Addr()], "vip", v.String())
-	}
-	if err := n.vips.Remove(present); err != nil {
-		return fmt.Errorf("removing stale VIPs: %w", err)
+		if err := n.openVMACs(); err != nil {
+			return err
+		}
+		n.log.Warn("removing a virtual MAC interface left by an earlier run", "device", name)
+		n.removeVMAC(name)
 	}
 	return nil
 }
@@ -459,23 +448,28 @@ func (n *Node) Run(ctx context.Context) error {
 	defer n.close()
 	timer, err := newDeadlineTimer()
 	if err != nil {
+		n.undoStart()
 		return err
 	}
 	defer timer.Close()
 	n.timer = timer
-	for _, in := range n.insts {
-		in.work = n.newWorker()
-	}
 	n.mu.Lock()
 	n.started = time.Now()
 	// Subscribe before reading the current state, so no change falls
-	// between the two (the watcher waits for the lock).
+	// between the two (the watchers wait for the lock).
 	if err := n.watchLinks(); err != nil {
 		n.mu.Unlock()
+		n.undoStart()
+		return err
+	}
+	if err := n.watchAddrs(); err != nil {
+		n.mu.Unlock()
+		n.undoStart()
 		return err
 	}
 	if err := n.initLinks(); err != nil {
 		n.mu.Unlock()
+		n.undoStart()
 		return err
 	}
 	now := time.Now()
@@ -487,6 +481,8 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.rearm()
 	n.mu.Unlock()
+	// An address that came between New reading it and the subscription.
+	go n.recheckSources()
 	trackCtx, stopTracking := context.WithCancel(ctx)
 	defer stopTracking()
 	n.runTracking(trackCtx)
@@ -517,7 +513,11 @@ func (n *Node) Run(ctx context.Context) error {
 	}()
 	n.log.Info("vigil running", "instances", len(n.insts), "sockets", len(n.conns))
 
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-n.failed:
+		n.log.Error("stopping: a state machine's state can no longer be trusted; resigning and removing the virtual addresses", "err", n.failErr)
+	}
 	n.mu.Lock()
 	n.stopping = true
 	n.mu.Unlock()
@@ -538,7 +538,19 @@ func (n *Node) Run(ctx context.Context) error {
 		<-lbDone
 	}
 	n.log.Info("vigil stopped")
-	return nil
+	return n.failErr
+}
+
+// fail asks Run to stop the node gracefully (masters resign, VIPs are
+// removed) and to return an error: a panic was recovered on the protocol
+// path, where a state machine may have been left half-changed (issue 11
+// item 7: an unrecovered panic ended the process with the VIPs held). It
+// is the after-function of safe.Recover there.
+func (n *Node) fail(v any) {
+	n.failOnce.Do(func() {
+		n.failErr = fmt.Errorf("stopped after a panic: %v", v)
+		close(n.failed)
+	})
 }
 
 // newWorker returns an instance's worker.
@@ -596,28 +608,33 @@ func (n *Node) rearm() {
 // releasing the lock between checks so that an advert arriving meanwhile
 // still resets the timer.
 func (n *Node) onTimer() {
-	for {
-		n.mu.Lock()
-		if n.stopping {
-			n.mu.Unlock()
-			return
-		}
-		n.armed = time.Time{} // the timerfd has expired
-		now := time.Now()
-		for _, in := range n.insts {
-			if dl := in.core.NextDeadline(); !dl.IsZero() && !now.Before(dl) {
-				n.do(in, in.core.Tick(now))
-			}
-		}
-		next, down := n.nextDeadline()
-		if !down || next.IsZero() || next.Sub(time.Now()) > spinLead {
-			n.rearm()
-			n.mu.Unlock()
-			return
-		}
-		n.mu.Unlock()
+	for n.tick() {
 		runtime.Gosched()
 	}
+}
+
+// tick fires the due timers once; it reports whether to spin for a
+// Master_Down_Timer that is about to expire.
+func (n *Node) tick() (spin bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	defer safe.Recover(n.log, "vrrp_timer", n.fail)
+	if n.stopping {
+		return false
+	}
+	n.armed = time.Time{} // the timerfd has expired
+	now := time.Now()
+	for _, in := range n.insts {
+		if dl := in.core.NextDeadline(); !dl.IsZero() && !now.Before(dl) {
+			n.do(in, in.core.Tick(now))
+		}
+	}
+	next, down := n.nextDeadline()
+	if !down || next.IsZero() || next.Sub(time.Now()) > spinLead {
+		n.rearm()
+		return false
+	}
+	return true
 }
 
 // shutdown stops every instance (priority 0 from masters, addresses removed)
@@ -645,10 +662,8 @@ func (n *Node) shutdown() {
 	// Remove the virtual MAC interfaces (their VIPs are gone): a stopped
 	// node must not keep answering for, or announcing, the virtual MAC.
 	for _, in := range n.insts {
-		if in.cfg.VMAC != "" && n.vmacs != nil {
-			if err := n.vmacs.Remove(in.cfg.VMAC); err != nil {
-				n.log.Error("removing the virtual MAC interface", "device", in.cfg.VMAC, "err", err)
-			}
+		if in.cfg.VMAC != "" {
+			n.removeVMAC(in.cfg.VMAC)
 		}
 	}
 	// Virtual servers with omega report themselves down, before the bus
@@ -665,6 +680,25 @@ func (n *Node) shutdown() {
 	if err := n.bus.Shutdown(ctx); err != nil {
 		n.log.Warn("notify scripts still running at exit", "err", err)
 	}
+}
+
+// undoStart removes what New put on the host when the node will not run
+// (a start that fails after New): the virtual MAC interfaces. The nftables
+// table goes with close. Nothing else was added yet: VIPs come with
+// mastership, IPVS services with Run.
+func (n *Node) undoStart() {
+	for _, in := range n.insts {
+		if in.cfg.VMAC != "" {
+			n.removeVMAC(in.cfg.VMAC)
+		}
+	}
+}
+
+// Abandon undoes New for a node that will not Run (its caller failed to
+// start something else) and releases everything it holds.
+func (n *Node) Abandon() {
+	n.undoStart()
+	n.close()
 }
 
 func (n *Node) close() {
@@ -733,16 +767,24 @@ func (n *Node) readLoop(s *sock) {
 			time.Sleep(10 * time.Millisecond) // never spin on a persistent error
 			continue
 		}
-		// The instance table changes on a reload: look up, decode and run
-		// the state machine under the lock.
-		n.mu.Lock()
-		if n.stopping {
-			n.mu.Unlock()
+		if !n.handle(s, &d, p) {
 			return
 		}
-		n.receive(s, &d, p)
-		n.mu.Unlock()
 	}
+}
+
+// handle runs one packet through its instance. The instance table changes
+// on a reload: look up, decode and run the state machine under the lock.
+// It reports false once the node stops.
+func (n *Node) handle(s *sock, d *vrrp.Decoded, p vrrpnet.Packet) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	defer safe.Recover(n.log, "vrrp_receive", n.fail)
+	if n.stopping {
+		return false
+	}
+	n.receive(s, d, p)
+	return true
 }
 
 // receive handles one packet from socket s. Called with n.mu held.
@@ -851,9 +893,7 @@ func (n *Node) send(in *instance, adv vrrp.Advert) {
 }
 
 func (n *Node) addVIPs(in *instance) {
-	if err := n.vips.Add(in.vips); err != nil {
-		n.log.Error("adding virtual addresses failed", "vrrp_instance", in.cfg.Name, "err", err)
-	}
+	n.addVIPList(in, in.vips)
 	for _, a := range in.addrs {
 		n.metrics.VIPOwned.WithLabelValues(append(slices.Clone(in.labels), a.String())...).Set(1)
 	}
@@ -863,9 +903,7 @@ func (n *Node) removeVIPs(in *instance) {
 	for _, da := range in.anns {
 		da.ann.Cancel()
 	}
-	if err := n.vips.Remove(in.vips); err != nil {
-		n.log.Error("removing virtual addresses failed", "vrrp_instance", in.cfg.Name, "err", err)
-	}
+	n.removeVIPList(in, in.vips)
 	for _, a := range in.addrs {
 		n.metrics.VIPOwned.WithLabelValues(append(slices.Clone(in.labels), a.String())...).Set(0)
 	}
@@ -889,6 +927,10 @@ func (n *Node) announce(in *instance, lowerPrio bool) {
 
 func (n *Node) stateChange(in *instance, sc vrrp.StateChange) {
 	in.lastCause = sc.Cause
+	in.faultCause = ""
+	if sc.To == vrrp.StateFault {
+		in.faultCause = sc.Cause
+	}
 	m, l := n.metrics, in.labels
 	for _, st := range telemetry.VRRPStates {
 		m.State.WithLabelValues(append(slices.Clone(l), st)...).Set(b2f(st == sc.To.String()))

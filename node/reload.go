@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -14,25 +15,49 @@ import (
 	"vigil/vrrp"
 	"vigil/vrrp/vip"
 	"vigil/vrrp/vmac"
+
+	"github.com/vishvananda/netlink"
 )
 
 // ensureVMAC creates (or adopts after a crash) the instance's macvlan with
-// the virtual MAC (keepalived use_vmac).
-func (n *Node) ensureVMAC(ic *config.Instance) error {
-	if n.vmacs == nil {
-		m, err := vmac.New()
-		if err != nil {
-			return err
-		}
-		m.SetLogger(n.log)
-		n.vmacs = m
+// the virtual MAC (keepalived use_vmac); created says it did not exist.
+func (n *Node) ensureVMAC(ic *config.Instance) (created bool, err error) {
+	if err := n.openVMACs(); err != nil {
+		return false, err
 	}
+	_, lerr := netlink.LinkByName(ic.VMAC)
+	n.record.setVMAC(ic.VMAC, true)
 	if _, err := n.vmacs.Ensure(ic.VMAC, ic.Interface, vmac.MAC(ic.VRID, ic.Family())); err != nil {
-		return err
+		return false, err
 	}
 	n.log.Info("virtual MAC interface ready", "vrrp_instance", ic.Name, "device", ic.VMAC, "parent", ic.Interface,
 		"mac", vmac.MAC(ic.VRID, ic.Family()).String())
+	return lerr != nil, nil
+}
+
+func (n *Node) openVMACs() error {
+	if n.vmacs != nil {
+		return nil
+	}
+	m, err := vmac.New()
+	if err != nil {
+		return err
+	}
+	m.SetLogger(n.log)
+	n.vmacs = m
 	return nil
+}
+
+// removeVMAC deletes a virtual MAC interface, logging a failure.
+func (n *Node) removeVMAC(name string) {
+	if n.vmacs == nil {
+		return
+	}
+	if err := n.vmacs.Remove(name); err != nil {
+		n.log.Error("removing the virtual MAC interface", "device", name, "err", err)
+		return
+	}
+	n.record.setVMAC(name, false)
 }
 
 // ReloadReport says what a reload did, by instance name.
@@ -105,109 +130,181 @@ func (n *Node) Unchanged() ReloadReport {
 // (a master adds and removes the VIP difference); one whose protocol
 // settings changed is stopped (priority 0 from a master) and started again;
 // removed ones stop, added ones start. The new configuration must already
-// be validated (config.Load). If something cannot be applied (an interface
-// is missing), the instances processed so far keep their new settings and
-// the error says which instance failed.
+// be validated (config.Load).
+//
+// A reload is all or nothing: everything that can fail (interfaces,
+// sockets, addresses, virtual MACs, announcers, trackers, the FIFO, the
+// load balancer's checks) is prepared before any running instance is
+// touched, and a failure there leaves the node exactly as it was, running
+// the previous configuration. Should something still fail while the change
+// is applied, the previous configuration is applied again.
 func (n *Node) Reload(next *config.Config) (ReloadReport, error) {
-	ch := config.Diff(n.cfg, next)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	rep := ReloadReport{Hash: next.Hash}
 	if n.stopping {
-		return rep, fmt.Errorf("vigil is stopping")
+		return ReloadReport{Hash: next.Hash}, fmt.Errorf("vigil is stopping")
 	}
+	prev := n.cfg
+	rep, committed, err := n.reload(next)
+	if err == nil || !committed {
+		return rep, err
+	}
+	n.log.Error("configuration reload failed while being applied; applying the previous configuration again", "err", err)
+	if _, _, rerr := n.reload(prev); rerr != nil {
+		return rep, errors.Join(err, fmt.Errorf("restoring the previous configuration: %w", rerr))
+	}
+	return rep, fmt.Errorf("%w (the previous configuration was restored)", err)
+}
+
+// planned is a running instance that stays, with its new configuration.
+type planned struct {
+	in  *instance
+	cfg *config.Instance
+}
+
+// inPlace is an in-place update, with what it needs prepared.
+type inPlace struct {
+	in     *instance
+	cfg    *config.Instance
+	change config.Change
+	// With VIP or GARP changes: the new VIP lists and announcers.
+	vips  []vip.VIP
+	addrs []netip.Addr
+	anns  []devAnnouncer
+}
+
+// reload prepares next and, if that worked, applies it; committed says the
+// running node was changed. Called with n.mu held.
+func (n *Node) reload(next *config.Config) (rep ReloadReport, committed bool, err error) {
+	prev := n.cfg
+	ch := config.Diff(prev, next)
+	rep = ReloadReport{Hash: next.Hash}
 	now := time.Now()
 	byID := map[config.Identity]*instance{}
 	for _, in := range n.insts {
 		byID[in.cfg.Identity()] = in
 	}
 
-	// Stop what goes away or restarts, before anything is added: a
-	// restarted instance re-uses its VRID on its socket. An instance of
-	// the running config that does not run (an earlier reload failed
-	// before starting it) is started now, whatever the diff says of it.
-	var restart, missing []*config.Instance
+	// What goes, what stays, what is new. An instance of the running
+	// config that does not run (a restore that failed) is started now,
+	// whatever the diff says of it.
+	leaving := map[*instance]bool{}
+	var fresh []*config.Instance
+	var stay []planned
+	var updates []*inPlace
+	var added, missing []string
 	for _, c := range ch.Removed {
 		if in := byID[c.ID]; in != nil {
-			n.removeInstance(in, now)
+			leaving[in] = true
 		}
 		rep.Removed = append(rep.Removed, c.Old.Name)
 	}
 	for _, c := range ch.Changed {
 		switch in := byID[c.ID]; {
 		case in == nil:
-			missing = append(missing, c.New)
+			fresh = append(fresh, c.New)
+			missing = append(missing, c.New.Name)
 		case !c.Change.InPlace():
-			n.removeInstance(in, now)
-			restart = append(restart, c.New)
+			leaving[in] = true
+			fresh = append(fresh, c.New)
 			rep.Restarted = append(rep.Restarted, c.New.Name)
-		}
-	}
-	prevLB := n.cfg.LB.VirtualServers
-	n.cfg = next
-	for _, c := range ch.Unchanged {
-		in := byID[c.ID]
-		if in == nil {
-			missing = append(missing, c.New)
-			continue
-		}
-		in.cfg = c.New
-		rep.Unchanged = append(rep.Unchanged, c.New.Name)
-	}
-	for _, c := range ch.Changed {
-		if c.Change.InPlace() && byID[c.ID] != nil {
-			if err := n.updateInstance(byID[c.ID], c.New, c.Change, now); err != nil {
-				return rep, err
-			}
+		default:
+			updates = append(updates, &inPlace{in: in, cfg: c.New, change: c.Change})
+			stay = append(stay, planned{in, c.New})
 			rep.Updated = append(rep.Updated, c.New.Name)
 		}
 	}
-	allVIPs := allVIPs(next)
-	primaries := map[string]netip.Addr{}
-	var started []*instance
-	add := func(ic *config.Instance) error {
-		in, err := n.newInstance(ic, allVIPs, primaries)
-		if err != nil {
-			return err
+	for _, c := range ch.Unchanged {
+		if in := byID[c.ID]; in != nil {
+			stay = append(stay, planned{in, c.New})
+			rep.Unchanged = append(rep.Unchanged, c.New.Name)
+		} else {
+			fresh = append(fresh, c.New)
+			missing = append(missing, c.New.Name)
 		}
-		in.work = n.newWorker()
-		n.insts = append(n.insts, in)
-		started = append(started, in)
-		return nil
 	}
 	for _, c := range ch.Added {
-		if err := add(c.New); err != nil {
-			return rep, err
-		}
-		rep.Added = append(rep.Added, c.New.Name)
+		fresh = append(fresh, c.New)
+		added = append(added, c.New.Name)
 	}
-	for _, ic := range missing {
-		if err := add(ic); err != nil {
-			return rep, err
+	rep.Added = append(added, missing...)
+
+	// Prepare, changing nothing that runs.
+	p := newPending()
+	abort := func(err error) (ReloadReport, bool, error) {
+		for _, u := range updates {
+			closeAnnouncers(u.anns)
 		}
-		rep.Added = append(rep.Added, ic.Name)
+		p.abort(n)
+		return rep, false, err
 	}
-	for _, ic := range restart {
-		if err := add(ic); err != nil {
-			return rep, err
+	all := allVIPs(next)
+	primaries := map[string]netip.Addr{}
+	for _, ic := range fresh {
+		in, err := n.prepareInstance(ic, all, primaries, p, leaving)
+		if err != nil {
+			return abort(err)
+		}
+		p.insts = append(p.insts, in)
+	}
+	for _, u := range updates {
+		if err := n.prepareUpdate(u, p); err != nil {
+			return abort(err)
 		}
 	}
+	future := slices.Clone(stay)
+	for _, in := range p.insts {
+		future = append(future, planned{in, in.cfg})
+	}
+	tp, err := n.prepareTracking(next, future)
+	if err != nil {
+		return abort(err)
+	}
+	// The load balancer's change is all or nothing by itself (its checks
+	// are built before anything is replaced): the last thing that may
+	// refuse the configuration.
+	if err := n.setLB(next); err != nil {
+		tp.abort()
+		return abort(err)
+	}
+
+	// Apply. Nothing below refuses the configuration.
+	keep := kept{socks: map[*sock]bool{}, vmacs: map[string]bool{}} // what the new instances use
+	for _, in := range p.insts {
+		keep.socks[in.sock] = true
+		if in.cfg.VMAC != "" {
+			keep.vmacs[in.cfg.VMAC] = true
+		}
+	}
+	for _, x := range stay {
+		if x.cfg.VMAC != "" {
+			keep.vmacs[x.cfg.VMAC] = true
+		}
+	}
+	for _, in := range slices.Clone(n.insts) {
+		if leaving[in] {
+			n.removeInstance(in, now, keep)
+		}
+	}
+	n.cfg = next
+	for _, x := range stay {
+		x.in.cfg = x.cfg
+	}
+	for _, u := range updates {
+		n.commitUpdate(u)
+	}
+	started := slices.Clone(p.insts)
+	n.commitPending(p)
 	// Keep the instance list in the configuration's order (status output).
 	order := map[*config.Instance]int{}
 	for i := range next.VRRP.Instances {
 		order[&next.VRRP.Instances[i]] = i
 	}
 	slices.SortFunc(n.insts, func(a, b *instance) int { return order[a.cfg] - order[b.cfg] })
-
-	rep.VirtualServers = diffVirtualServers(prevLB, next.LB.VirtualServers)
-	if err := n.setLB(next); err != nil {
-		return rep, err
-	}
-	if err := n.applyTracking(now); err != nil {
-		return rep, err
-	}
+	rep.VirtualServers = diffVirtualServers(prev.LB.VirtualServers, next.LB.VirtualServers)
+	n.commitTracking(tp, now)
 	if err := n.blockNonAccepting(); err != nil {
-		return rep, err
+		return rep, true, err
 	}
 	for _, in := range started {
 		n.setLinkState(in)
@@ -215,23 +312,28 @@ func (n *Node) Reload(next *config.Config) (ReloadReport, error) {
 		n.do(in, in.core.Start(now))
 	}
 	n.rearm()
-	return rep, nil
+	return rep, true, nil
+}
+
+// kept is what instances of the new configuration use: a removed
+// instance's socket and virtual MAC interface stay when listed.
+type kept struct {
+	socks map[*sock]bool
+	vmacs map[string]bool
 }
 
 // removeInstance stops an instance (a master sends priority 0 and removes
 // its VIPs) and releases what only it used. Called with n.mu held.
-func (n *Node) removeInstance(in *instance, now time.Time) {
+func (n *Node) removeInstance(in *instance, now time.Time, keep kept) {
 	n.do(in, in.core.Stop(now, vrrp.CauseConfigReload))
 	in.work.close()
-	for _, da := range in.anns {
-		da.ann.Close()
-	}
+	closeAnnouncers(in.anns)
 	if n.accept != nil {
 		n.accept.Unblock(in.cfg.Name)
 	}
 	s := in.sock
 	delete(s.byVRID, in.cfg.VRID)
-	if len(s.byVRID) == 0 {
+	if len(s.byVRID) == 0 && !keep.socks[s] {
 		s.closed.Store(true)
 		s.conn.Close()
 		for k, v := range n.socks {
@@ -241,24 +343,46 @@ func (n *Node) removeInstance(in *instance, now time.Time) {
 		}
 		n.conns = slices.DeleteFunc(n.conns, func(x *sock) bool { return x == s })
 	}
-	if in.cfg.VMAC != "" && n.vmacs != nil {
+	if in.cfg.VMAC != "" && !keep.vmacs[in.cfg.VMAC] {
 		name := in.cfg.VMAC
 		// After the worker has removed the VIPs from it.
 		go func() {
 			<-in.work.done
-			if err := n.vmacs.Remove(name); err != nil {
-				n.log.Error("removing the virtual MAC interface", "device", name, "err", err)
-			}
+			n.removeVMAC(name)
 		}()
 	}
 	n.deleteMetrics(in)
 	n.insts = slices.DeleteFunc(n.insts, func(x *instance) bool { return x == in })
 }
 
-// updateInstance applies in-place changes: name, VIPs, announcements,
-// trackers, notify, sync group. The state machine keeps its state and
-// timers. Called with n.mu held.
-func (n *Node) updateInstance(in *instance, ic *config.Instance, c config.Change, now time.Time) error {
+// prepareUpdate builds what an in-place update needs that can fail: the
+// new VIP list, checked against the protocol's limits, and new announcers
+// when the VIPs or the announcement settings change.
+func (n *Node) prepareUpdate(u *inPlace, p *pending) error {
+	if u.change&(config.ChangeVIPs|config.ChangeGARP) == 0 {
+		return nil
+	}
+	tmp := &instance{}
+	n.setVIPs(tmp, u.cfg)
+	u.vips, u.addrs = tmp.vips, tmp.addrs
+	c := u.in.core.Config()
+	c.VIPs = u.addrs
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("instance %q: %w", u.cfg.Name, err)
+	}
+	anns, err := n.buildAnnouncers(u.in, u.vips, u.cfg.GARP, p)
+	if err != nil {
+		return fmt.Errorf("instance %q: %w", u.cfg.Name, err)
+	}
+	u.anns = anns
+	return nil
+}
+
+// commitUpdate applies an in-place update prepared by prepareUpdate: name,
+// VIPs, announcements, trackers, notify, sync group. The state machine
+// keeps its state and timers. Called with n.mu held.
+func (n *Node) commitUpdate(u *inPlace) {
+	in, ic, c := u.in, u.cfg, u.change
 	old := in.cfg
 	in.cfg = ic
 	if c&config.ChangeName != 0 {
@@ -273,24 +397,17 @@ func (n *Node) updateInstance(in *instance, ic *config.Instance, c config.Change
 	}
 	if c&config.ChangeVIPs != 0 {
 		oldVIPs := in.vips
-		n.setVIPs(in, ic)
+		in.vips, in.addrs = u.vips, u.addrs
 		if err := in.core.SetVIPs(in.addrs); err != nil {
-			return err
+			// prepareUpdate checked the list: cannot happen.
+			n.log.Error("changing the advertised addresses", "vrrp_instance", ic.Name, "err", err)
 		}
 		if in.core.State() == vrrp.StateMaster {
 			gone, added := vipDelta(oldVIPs, in.vips)
 			// The removal always runs; the addition belongs to this
 			// mastership and is dropped if it ends first.
-			in.work.push(func() {
-				if err := n.vips.Remove(gone); err != nil {
-					n.log.Error("removing virtual addresses", "vrrp_instance", in.cfg.Name, "err", err)
-				}
-			})
-			in.work.pushJob(jobMaster, func() {
-				if err := n.vips.Add(added); err != nil {
-					n.log.Error("adding virtual addresses", "vrrp_instance", in.cfg.Name, "err", err)
-				}
-			})
+			in.work.push(func() { n.removeVIPList(in, gone) })
+			in.work.pushJob(jobMaster, func() { n.addVIPList(in, added) })
 			n.log.Info("virtual addresses changed in place", "vrrp_instance", ic.Name, "added", fmt.Sprint(added), "removed", fmt.Sprint(gone))
 		}
 		for _, a := range vipAddrs(oldVIPs) {
@@ -301,18 +418,12 @@ func (n *Node) updateInstance(in *instance, ic *config.Instance, c config.Change
 		}
 	}
 	if c&(config.ChangeVIPs|config.ChangeGARP) != 0 {
-		for _, da := range in.anns {
-			da.ann.Close()
-		}
-		in.anns = nil
-		if err := n.buildAnnouncers(in); err != nil {
-			return fmt.Errorf("instance %q: %w", ic.Name, err)
-		}
+		closeAnnouncers(in.anns)
+		in.anns = u.anns
 		if in.core.State() == vrrp.StateMaster {
 			in.work.pushJob(jobMaster, func() { n.announce(in, false) })
 		}
 	}
-	return nil
 }
 
 func vipDelta(old, cur []vip.VIP) (gone, added []vip.VIP) {
@@ -337,11 +448,29 @@ func vipAddrs(vs []vip.VIP) []netip.Addr {
 	return out
 }
 
-// applyTracking makes the trackers, sync groups and notify sinks match the
-// configuration: at start, and on a reload (where only trackers whose spec
-// changed restart). Called with n.mu held, or before Run.
-func (n *Node) applyTracking(now time.Time) error {
-	v := &n.cfg.VRRP
+// trackPlan is what a configuration asks of the trackers, sync groups and
+// notify sinks, built (and checked) before anything changes.
+type trackPlan struct {
+	cfg     *config.Config
+	tracks  map[*instance][]trackRef
+	add     map[track.Key]track.Tracker // new trackers, or ones whose spec changed
+	remove  []track.Key                 // running trackers not wanted as they are
+	fifo    *events.FIFO                // opened for a new notify_fifo path
+	newFIFO bool                        // the FIFO changes (fifo nil: goes away)
+}
+
+// abort closes what the plan opened.
+func (tp *trackPlan) abort() {
+	if tp.fifo != nil {
+		tp.fifo.Close()
+	}
+}
+
+// prepareTracking builds the trackers of cfg for the instances that will
+// run (each with its new configuration) and opens a new notify FIFO.
+// Called with n.mu held, or before Run.
+func (n *Node) prepareTracking(cfg *config.Config, insts []planned) (*trackPlan, error) {
+	v := &cfg.VRRP
 	scripts := map[string]*config.Script{}
 	for i := range v.Scripts {
 		scripts[v.Scripts[i].Name] = &v.Scripts[i]
@@ -354,47 +483,75 @@ func (n *Node) applyTracking(now time.Time) error {
 	for i := range v.Processes {
 		procs[v.Processes[i].Name] = &v.Processes[i]
 	}
+	tp := &trackPlan{cfg: cfg, tracks: map[*instance][]trackRef{}, add: map[track.Key]track.Tracker{}}
 	want := map[track.Key]track.Tracker{}
-	for _, in := range n.insts {
-		in.tracks = nil
-		tr := in.cfg.Track
-		for _, x := range []struct {
+	for _, x := range insts {
+		tr := x.cfg.Track
+		var refs []trackRef
+		for _, kind := range []struct {
 			kind string
 			refs []config.TrackRef
 		}{{"interface", tr.Interfaces}, {"script", tr.Scripts}, {"file", tr.Files}, {"process", tr.Processes},
 			{string(policy.KindVirtualServer), tr.VirtualServers}} {
-			for _, r := range x.refs {
-				k := trackKey(x.kind, r.Name)
-				in.tracks = append(in.tracks, trackRef{key: k, weight: r.Weight, reverse: r.Reverse})
+			for _, r := range kind.refs {
+				k := trackKey(kind.kind, r.Name)
+				refs = append(refs, trackRef{key: k, weight: r.Weight, reverse: r.Reverse})
 				if _, ok := want[k]; ok {
 					continue
 				}
 				t, err := n.newTracker(k, scripts, files, procs)
 				if err != nil {
-					return fmt.Errorf("instance %q: %w", in.cfg.Name, err)
+					return nil, fmt.Errorf("instance %q: %w", x.cfg.Name, err)
 				}
 				want[k] = t
 			}
 		}
+		tp.tracks[x.in] = refs
 	}
-	// Remove trackers no longer wanted or whose spec changed; add new ones.
+	// Keep running trackers whose spec is the same (and their state);
+	// replace the others.
 	for _, u := range n.tracker.States() {
 		k := track.Key{Kind: u.Kind, Name: u.Name}
-		t, ok := want[k]
-		if ok && n.sameTracker(k, t) {
-			delete(want, k) // keep the running one and its state
+		if t, ok := want[k]; ok && n.sameTracker(k, t) {
+			delete(want, k)
 			continue
 		}
+		tp.remove = append(tp.remove, k)
+	}
+	tp.add = want
+	if n.fifo == nil || n.fifo.Path() != v.NotifyFIFO {
+		tp.newFIFO = true
+		if v.NotifyFIFO != "" {
+			f, err := events.OpenFIFO(n.bus, n.log, events.FIFOConfig{Path: v.NotifyFIFO})
+			if err != nil {
+				return nil, err
+			}
+			tp.fifo = f
+		}
+	}
+	return tp, nil
+}
+
+// commitTracking makes the trackers, sync groups and notify sinks what tp
+// says, and re-evaluates the running instances. Called with n.mu held, or
+// before Run.
+func (n *Node) commitTracking(tp *trackPlan, now time.Time) {
+	v := &tp.cfg.VRRP
+	for _, in := range n.insts {
+		in.tracks = tp.tracks[in]
+	}
+	for _, k := range tp.remove {
 		n.tracker.Remove(k.Kind, k.Name)
 		delete(n.states, k)
 	}
-	for k, t := range want {
+	for k, t := range tp.add {
 		if err := n.tracker.Add(t); err != nil {
-			return err
+			// Only a duplicate can fail here, which the plan rules out.
+			n.log.Error("adding a tracker", "tracker", k.String(), "err", err)
+			continue
 		}
 		n.states[k] = t.Initial()
 	}
-
 	for _, in := range n.insts {
 		in.group = nil
 		in.groupFault, in.lastOwnFault = false, false
@@ -419,27 +576,19 @@ func (n *Node) applyTracking(now time.Time) error {
 	for _, g := range n.groups {
 		nc.Groups[g.cfg.Name] = events.ScriptSpec(g.cfg.Notify)
 	}
-	nc.VirtualServers = lbScripts(n.cfg.LB.VirtualServers)
+	nc.VirtualServers = lbScripts(tp.cfg.LB.VirtualServers)
 	n.notifier.Update(nc)
-	if n.fifo == nil || n.fifo.Path() != v.NotifyFIFO {
+	if tp.newFIFO {
 		if n.fifo != nil {
 			n.fifo.Close()
-			n.fifo = nil
 		}
-		if v.NotifyFIFO != "" {
-			f, err := events.OpenFIFO(n.bus, n.log, events.FIFOConfig{Path: v.NotifyFIFO})
-			if err != nil {
-				return err
-			}
-			n.fifo = f
-		}
+		n.fifo = tp.fifo
 	}
 	for _, in := range n.insts {
 		if in.core.State() != vrrp.StateInit {
 			n.evaluate(in, now)
 		}
 	}
-	return nil
 }
 
 // sameTracker reports whether the running tracker k has t's spec.

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"net/netip"
 	"time"
 
@@ -32,8 +33,8 @@ type InstanceStatus struct {
 	Version           uint8    `json:"version"`
 	Mode              string   `json:"mode"` // multicast or unicast
 	Peers             []string `json:"peers,omitempty"`
-	Source            string   `json:"source"` // our advert source address
-	State             string   `json:"state"`  // init, backup, master, fault
+	Source            string   `json:"source,omitempty"` // our advert source address; empty while there is none
+	State             string   `json:"state"`            // init, backup, master, fault
 	Fault             string   `json:"fault,omitempty"`
 	BasePriority      uint8    `json:"base_priority"`
 	EffectivePriority uint8    `json:"effective_priority"`
@@ -98,19 +99,22 @@ func (n *Node) Status() Status {
 		s := in.core.Status()
 		is := InstanceStatus{
 			Name: c.Name, Interface: in.cfg.Interface, VRID: c.VRID, Family: in.labels[3], Version: c.Version,
-			Mode: "multicast", Source: in.src.String(), State: s.State.String(),
+			Mode: "multicast", State: s.State.String(),
 			BasePriority: c.Priority, EffectivePriority: s.Priority,
 			AdvertInterval: c.AdvertInterval.Seconds(), MasterAdvertInterval: s.MasterAdverInterval.Seconds(),
 			MasterDownInterval: s.MasterDownInterval.Seconds(),
 			Preempt:            c.Preempt, Accept: c.Accept || c.Owner(),
 			LastTransition: s.LastTransition, LastReason: string(in.lastCause),
 		}
+		if in.src.IsValid() { // none yet: waiting in FAULT for an address
+			is.Source = in.src.String()
+		}
 		if c.Unicast {
 			is.Mode = "unicast"
 			is.Peers = addrStrings(c.Peers)
 		}
 		if s.State == vrrp.StateFault {
-			is.Fault = string(in.lastCause)
+			is.Fault = string(cmp.Or(in.faultCause, in.lastCause))
 		}
 		if s.Master.IsValid() {
 			is.Master, is.MasterPriority = s.Master.String(), s.MasterPriority

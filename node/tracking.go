@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"vigil/internal/safe"
 	"vigil/node/config"
 	"vigil/node/events"
 	"vigil/node/policy"
@@ -47,7 +48,16 @@ func (n *Node) buildTracking() error {
 	n.tracker = m
 	n.bus = events.NewBus(n.log)
 	n.notifier = events.NewNotifier(n.bus, n.log, events.NotifyConfig{})
-	return n.applyTracking(time.Now())
+	future := make([]planned, len(n.insts))
+	for i, in := range n.insts {
+		future[i] = planned{in, in.cfg}
+	}
+	tp, err := n.prepareTracking(n.cfg, future)
+	if err != nil {
+		return err
+	}
+	n.commitTracking(tp, time.Now())
+	return nil
 }
 
 func (n *Node) newTracker(k track.Key, scripts map[string]*config.Script, files map[string]*config.File, procs map[string]*config.Process) (track.Tracker, error) {
@@ -130,31 +140,39 @@ func (n *Node) runTracking(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case u := <-updates:
-				n.mu.Lock()
-				if n.stopping {
-					n.mu.Unlock()
+				if !n.trackerChanged(u) {
 					return
 				}
-				key := track.Key{Kind: u.Kind, Name: u.Name}
-				prev, had := n.states[key]
-				n.states[key] = u
-				if !had || prev.Up != u.Up || prev.Value != u.Value {
-					n.log.Info("tracker changed", "tracker", key.String(), "up", u.Up, "value", u.Value, "detail", u.Detail)
-				}
-				now := time.Now()
-				for _, in := range n.insts {
-					for _, r := range in.tracks {
-						if r.key == key {
-							n.evaluate(in, now)
-							break
-						}
-					}
-				}
-				n.rearm()
-				n.mu.Unlock()
 			}
 		}
 	}()
+}
+
+// trackerChanged applies one tracker update; false once the node stops.
+func (n *Node) trackerChanged(u track.Update) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	defer safe.Recover(n.log, "tracking", n.fail)
+	if n.stopping {
+		return false
+	}
+	key := track.Key{Kind: u.Kind, Name: u.Name}
+	prev, had := n.states[key]
+	n.states[key] = u
+	if !had || prev.Up != u.Up || prev.Value != u.Value {
+		n.log.Info("tracker changed", "tracker", key.String(), "up", u.Up, "value", u.Value, "detail", u.Detail)
+	}
+	now := time.Now()
+	for _, in := range n.insts {
+		for _, r := range in.tracks {
+			if r.key == key {
+				n.evaluate(in, now)
+				break
+			}
+		}
+	}
+	n.rearm()
+	return true
 }
 
 // evaluate recomputes the instance's effective priority and tracker fault
@@ -192,6 +210,8 @@ func (in *instance) ownFault() vrrp.Cause {
 	switch {
 	case in.ifDown:
 		return vrrp.CauseInterfaceDown
+	case in.noSrc:
+		return vrrp.CauseNoSource
 	case in.trackFault != "":
 		return vrrp.CauseTrackerFault
 	}
@@ -207,6 +227,13 @@ func (n *Node) applyFault(in *instance, now time.Time) {
 		cause = vrrp.CauseSyncGroup
 	}
 	n.do(in, in.core.SetFault(now, cause != "", cause))
+	if in.core.State() == vrrp.StateFault && cause != "" && in.faultCause != "" && cause != in.faultCause {
+		// Still in FAULT, for another reason now (the link came back but
+		// its address is not usable yet, say): status shows the current
+		// reason, the log says when it changed.
+		n.log.Info("vrrp instance still in fault", "vrrp_instance", in.cfg.Name, "reason", string(cause), "previous_reason", string(in.faultCause))
+		in.faultCause = cause
+	}
 	if in.group != nil && (own != "") != in.lastOwnFault {
 		in.lastOwnFault = own != ""
 		n.syncGroup(in.group, in, "", "", now)

@@ -69,3 +69,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Close closes the listener; for a Server whose Serve never ran (a start
+// that failed after binding). After Serve it changes nothing.
+func (s *Server) Close() { _ = s.ln.Close() }

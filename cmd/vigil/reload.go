@@ -91,11 +91,14 @@ func (r *reloader) reload(trigger string) (node.ReloadReport, error) {
 		r.log.Warn("configuration warning", "detail", w)
 	}
 	rep, err := r.n.Reload(cfg)
-	r.applied = ""
 	if err != nil {
+		// Nothing of the file was applied (node.Reload is all or
+		// nothing); the same file is tried again at the next reload.
+		r.applied = ""
 		r.metrics.Reloaded(trigger, "failure", time.Since(start))
-		r.log.Error("configuration reload could not be fully applied", "trigger", trigger, "err", err)
-		return rep, err
+		r.log.Error("configuration reload failed; the running configuration is unchanged", "trigger", trigger, "err", err)
+		return rep, &api.Error{Status: 422, Code: "apply_failed",
+			Message: "the configuration could not be applied; the running configuration is unchanged", Details: []string{err.Error()}}
 	}
 	r.applied = cfg.Hash
 	r.metrics.Reloaded(trigger, "success", time.Since(start))

@@ -105,6 +105,18 @@ func runDaemon(parent context.Context, loader *config.Loader, cfg *config.Config
 		return err
 	}
 	defer admin.close()
+	// Every listener is bound before the kernel is touched (node.New
+	// creates virtual MAC interfaces, nftables tables, sets sysctls): a
+	// port already taken must fail the start with nothing to undo (issue
+	// 11 item 6).
+	var srv *telemetry.Server
+	if cfg.Telemetry.Listen != "" {
+		srv, err = telemetry.Listen(cfg.Telemetry.Listen, reg, log, cfg.Telemetry.Pprof)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
 	n, err := node.New(cfg, node.Options{Logger: log, Metrics: reg})
 	if err != nil {
 		return fmt.Errorf("starting node: %w", err)
@@ -112,12 +124,7 @@ func runDaemon(parent context.Context, loader *config.Loader, cfg *config.Config
 	rl := &reloader{path: cfg.Path, loader: loader, n: n, log: log, metrics: reg.NewConfigMetrics(cfg.Hash), applied: cfg.Hash}
 	rl.watchHUP(ctx)
 	admin.serve(n, rl.handler)
-	var srv *telemetry.Server
-	if cfg.Telemetry.Listen != "" {
-		srv, err = telemetry.Listen(cfg.Telemetry.Listen, reg, log, cfg.Telemetry.Pprof)
-		if err != nil {
-			return err
-		}
+	if srv != nil {
 		go func() {
 			if err := srv.Serve(ctx); err != nil {
 				log.Error("telemetry server stopped", "err", err)

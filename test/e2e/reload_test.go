@@ -240,9 +240,9 @@ func TestHUPDuringStartup(t *testing.T) {
 	t.Logf("%d SIGHUPs during startup dropped; once running, a SIGHUP with the file unchanged did nothing and one after a change reloaded", hups)
 }
 
-// A reload that fails part-way (an interface that does not exist yet) is
-// tried again by the next HUP of the same file: only a file applied in
-// full counts as unchanged.
+// A reload that fails (an interface that does not exist yet) is tried
+// again by the next HUP of the same file: only a file applied counts as
+// unchanged.
 func TestReloadRetriedAfterPartialFailure(t *testing.T) {
 	c := newCluster(t, 1)
 	cfg := filepath.Join(c.lab.Dir(), "n1-retry.yaml")
@@ -274,7 +274,7 @@ func TestReloadRetriedAfterPartialFailure(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	failed := `msg="configuration reload could not be fully applied"`
+	failed := `msg="configuration reload failed; the running configuration is unchanged"`
 	hupUntil(failed, strings.Count(p.Log(), failed))
 	if _, err := c.node("n1").IP("link", "add", "side0", "type", "veth", "peer", "name", "side1"); err != nil {
 		t.Fatal(err)

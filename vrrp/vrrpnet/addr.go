@@ -1,6 +1,7 @@
 package vrrpnet
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -8,6 +9,11 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
+
+// ErrNoAddress is wrapped by PrimaryAddr's error when the interface exists
+// but has no usable address of the family (yet: an IPv6 link-local address
+// is tentative for the first second or so after the link comes up).
+var ErrNoAddress = errors.New("no usable address")
 
 // PrimaryAddr returns the address VRRP adverts on ifname are sent from: the
 // interface's primary IPv4 address (RFC 5798 §5.1.1.1; the first
@@ -38,14 +44,14 @@ func PrimaryAddr(ifname string, family int, exclude []netip.Addr) (netip.Addr, e
 		if family == 4 && a.Flags&unix.IFA_F_SECONDARY == 0 {
 			return ip, nil
 		}
-		if family == 6 && ip.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_TENTATIVE == 0 {
+		if family == 6 && ip.IsLinkLocalUnicast() && a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0 {
 			return ip, nil
 		}
 	}
 	if family == 6 {
-		return netip.Addr{}, fmt.Errorf("interface %q has no usable IPv6 link-local address to send VRRPv3 adverts from (RFC 5798 §5.1.2.1)", ifname)
+		return netip.Addr{}, fmt.Errorf("interface %q has no usable IPv6 link-local address to send VRRPv3 adverts from (RFC 5798 §5.1.2.1): %w", ifname, ErrNoAddress)
 	}
-	return netip.Addr{}, fmt.Errorf("interface %q has no IPv4 address to send VRRP adverts from; add one or configure unicast.source", ifname)
+	return netip.Addr{}, fmt.Errorf("interface %q has no IPv4 address to send VRRP adverts from; add one or configure unicast.source: %w", ifname, ErrNoAddress)
 }
 
 // HasAddr reports whether a is configured on ifname.

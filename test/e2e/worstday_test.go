@@ -1,0 +1,339 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"vigil/node"
+	"vigil/test/netlab"
+)
+
+// Issue 11's worst-day defects of the node itself: each test failed on
+// main at 3d72256.
+
+// writeConfig writes a config file for a node in the lab directory.
+func writeConfig(t *testing.T, c *cluster, name, yaml string) string {
+	t.Helper()
+	path := filepath.Join(c.lab.Dir(), name+"-worstday.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func adminSock(c *cluster, name string) string { return filepath.Join(c.lab.Dir(), name+"-admin.sock") }
+
+// startConfig starts vigil on node name with the config file at path.
+func startConfig(t *testing.T, c *cluster, name, path string) *netlab.Process {
+	t.Helper()
+	p, err := c.node(name).Start(c.bin, "run", "--config", path, "--admin-socket", adminSock(c, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.procs[name] = p
+	return p
+}
+
+// statusAt reads `vigil status -o json` over an admin socket.
+func statusAt(t *testing.T, c *cluster, sock string) node.Status {
+	t.Helper()
+	out, errOut, code := vigilStatus(t, c.bin, sock, "-o", "json")
+	if code != 0 {
+		t.Fatalf("vigil status: exit %d: %s\n%s", code, errOut, c.logs())
+	}
+	var st node.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("vigil status -o json: %v\n%s", err, out)
+	}
+	return st
+}
+
+// Item 1: a reload that changes a running master's priority and VIPs and
+// also adds an instance on an interface that does not exist is refused as
+// a whole: the master keeps its state, priority and VIPs (no transition,
+// no gap in its adverts), status keeps the old file's hash, and a
+// corrected file then applies.
+func TestReloadAllOrNothing(t *testing.T) {
+	c := newCluster(t, 2)
+	cfgOf := func(name string, prio int, vips, extra string) string {
+		return fmt.Sprintf(`node: { name: %s }
+telemetry: { listen: "" }
+vrrp:
+  instances:
+    - { name: web, interface: eth0, vrid: 51, priority: %d, advert_interval: 100ms, vips: [%s] }
+%s`, name, prio, vips, extra)
+	}
+	path := writeConfig(t, c, "n1", cfgOf("n1", 150, "192.0.2.100/24", ""))
+	p := startConfig(t, c, "n1", path)
+	startConfig(t, c, "n2", writeConfig(t, c, "n2", cfgOf("n2", 100, "192.0.2.100/24", "")))
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 3*iv)
+	before := statusAt(t, c, adminSock(c, "n1"))
+
+	bad := cfgOf("n1", 160, "192.0.2.100/24, 192.0.2.101/24",
+		"    - { name: side, interface: nosuch0, vrid: 52, priority: 150, advert_interval: 100ms, vips: [198.51.100.101/24] }\n")
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mark := time.Now()
+	out, err := exec.Command(c.bin, "config", "reload", "--socket", adminSock(c, "n1")).CombinedOutput()
+	if err == nil {
+		t.Fatalf("vigil config reload accepted a file with an instance on a missing interface:\n%s", out)
+	}
+	if !strings.Contains(string(out), "nosuch0") {
+		t.Errorf("the reload error does not name the missing interface:\n%s", out)
+	}
+	time.Sleep(5 * iv)
+	after := statusAt(t, c, adminSock(c, "n1"))
+	if after.ConfigHash != before.ConfigHash {
+		t.Errorf("status shows config %s after a refused reload, want the running %s", after.ConfigHash, before.ConfigHash)
+	}
+	if len(after.Instances) != 1 || after.Instances[0].State != "master" || after.Instances[0].EffectivePriority != 150 ||
+		len(after.Instances[0].VIPs) != 1 {
+		t.Fatalf("after a refused reload the instance is %+v, want the running master at 150 with one VIP", after.Instances)
+	}
+	if !after.Instances[0].LastTransition.Equal(before.Instances[0].LastTransition) {
+		t.Errorf("the master changed state during a refused reload: last transition %v, was %v", after.Instances[0].LastTransition, before.Instances[0].LastTransition)
+	}
+	if ok, _ := c.node("n1").HasAddr("eth0", netip.MustParseAddr("192.0.2.101")); ok {
+		t.Error("a VIP of the refused file was added")
+	}
+	if holders := c.holders(vip4.Addr()); len(holders) != 1 || holders[0] != "n1" {
+		t.Errorf("VIP holders %v after the refused reload, want [n1]", holders)
+	}
+	// On the wire: n1's adverts at 150, without a gap and without a
+	// priority-0 or 160 advert.
+	var last time.Time
+	for _, f := range c.adverts() {
+		if f.VRID != 51 || f.Time.Before(mark.Add(-time.Second)) {
+			continue
+		}
+		if f.Src != netip.MustParseAddr("192.0.2.11") || f.Priority != 150 {
+			t.Fatalf("VRID 51 advert from %s at priority %d around the refused reload", f.Src, f.Priority)
+		}
+		if !last.IsZero() && f.Time.Sub(last) > iv*3/2 {
+			t.Fatalf("advert gap of %s around the refused reload", f.Time.Sub(last))
+		}
+		last = f.Time
+	}
+	if strings.Contains(p.Log(), "reason=config_reload") {
+		t.Fatalf("an instance was stopped by the refused reload:\n%s", p.LogLines(20))
+	}
+
+	// The corrected file applies: priority and the second VIP in place.
+	good := cfgOf("n1", 160, "192.0.2.100/24, 192.0.2.101/24", "")
+	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(c.bin, "config", "reload", "--socket", adminSock(c, "n1")).CombinedOutput(); err != nil {
+		t.Fatalf("reload of the corrected file: %v\n%s", err, out)
+	}
+	if err := c.node("n1").WaitAddr("eth0", netip.MustParseAddr("192.0.2.101"), true, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if st := statusAt(t, c, adminSock(c, "n1")); st.ConfigHash == before.ConfigHash {
+		t.Error("status still shows the old hash after a successful reload")
+	}
+}
+
+// Item 3: an IPv6 instance starts while its interface is down and while
+// its link-local address is still tentative (duplicate address detection
+// on): it waits in FAULT (no_source_address, interface_down) and becomes
+// master once the address is usable, advertising from it. It used to exit
+// at start: "interface has no usable IPv6 link-local address".
+func TestIPv6WaitsForLinkLocal(t *testing.T) {
+	c := newCluster(t, 1)
+	n1 := c.node("n1")
+	// DAD on, with a second-long probe, then the link down: at start the
+	// interface has no link-local address at all.
+	for _, kv := range []string{"net.ipv6.conf.eth0.accept_dad=1", "net.ipv6.conf.eth0.dad_transmits=2"} {
+		if out, err := n1.Run(context.Background(), "sysctl", "-w", kv); err != nil {
+			t.Fatalf("sysctl %s: %v\n%s", kv, err, out)
+		}
+	}
+	if _, err := n1.IP("link", "set", "eth0", "down"); err != nil {
+		t.Fatal(err)
+	}
+	path := writeConfig(t, c, "n1", `node: { name: n1 }
+telemetry: { listen: "" }
+vrrp:
+  instances:
+    - { name: v6, interface: eth0, vrid: 61, priority: 150, advert_interval: 100ms, vips: ["fe80::61", "2001:db8::161/64"] }
+`)
+	p := startConfig(t, c, "n1", path)
+	time.Sleep(time.Second)
+	if p.Exited() {
+		t.Fatalf("vigil exited with its IPv6 interface down:\n%s", p.LogLines(20))
+	}
+	st := statusAt(t, c, adminSock(c, "n1"))
+	if st.Instances[0].State != "fault" {
+		t.Fatalf("instance is %s with its interface down, want fault", st.Instances[0].State)
+	}
+	up := time.Now()
+	if _, err := n1.IP("link", "set", "eth0", "up"); err != nil {
+		t.Fatal(err)
+	}
+	// While the address is tentative: still FAULT, nothing sent.
+	time.Sleep(300 * time.Millisecond)
+	if st := statusAt(t, c, adminSock(c, "n1")); st.Instances[0].State != "fault" || st.Instances[0].Fault != "no_source_address" {
+		t.Fatalf("while the link-local address is tentative the instance is %s (%s), want fault (no_source_address)",
+			st.Instances[0].State, st.Instances[0].Fault)
+	}
+	c.waitHolder(netip.MustParseAddr("2001:db8::161"), "n1", 10*time.Second, 0)
+	src := statusAt(t, c, adminSock(c, "n1")).Instances[0].Source
+	ll, err := netip.ParseAddr(src)
+	if err != nil || !ll.IsLinkLocalUnicast() || ll == netip.MustParseAddr("fe80::61") {
+		t.Fatalf("source address %q, want the interface's own link-local address", src)
+	}
+	var first time.Time
+	for _, f := range c.adverts() {
+		if f.VRID != 61 || f.Time.Before(up) {
+			continue
+		}
+		if f.Src != ll {
+			t.Fatalf("advert from %s, want the link-local address %s", f.Src, ll)
+		}
+		if first.IsZero() {
+			first = f.Time
+		}
+	}
+	if first.IsZero() {
+		t.Fatal("no advert after the link-local address became usable")
+	}
+	for _, want := range []string{`msg="vrrp instance still in fault" vrrp_instance=v6 reason=no_source_address previous_reason=interface_down`,
+		`msg="source address ready"`, "from=fault to=backup reason=fault_cleared"} {
+		if !strings.Contains(p.Log(), want) {
+			t.Errorf("log lacks %q:\n%s", want, p.LogLines(30))
+		}
+	}
+	t.Logf("link up → first advert %s (duplicate address detection with 2 probes)", first.Sub(up).Round(time.Millisecond))
+}
+
+// Item 5: a master killed with SIGKILL leaves its VIPs and its virtual MAC
+// interface; the file then loses a VIP and an instance; the next start
+// removes both (they are in vigil's record), where it used to clean only
+// the VIPs of the new file and leave the others on the interface for good.
+func TestCrashLeftoversOfAnOldConfigRemoved(t *testing.T) {
+	c := newCluster(t, 1)
+	cfg := func(vips, extra string) string {
+		return fmt.Sprintf(`node: { name: n1 }
+telemetry: { listen: "" }
+vrrp:
+  instances:
+    - { name: web, interface: eth0, vrid: 51, priority: 150, advert_interval: 100ms, vips: [%s] }
+%s`, vips, extra)
+	}
+	vmacInst := "    - { name: mac, interface: eth0, vrid: 52, priority: 150, advert_interval: 100ms, vmac: true, vips: [192.0.2.102/24] }\n"
+	path := writeConfig(t, c, "n1", cfg("192.0.2.100/24, 192.0.2.101/24", vmacInst))
+	p := startConfig(t, c, "n1", path)
+	n1 := c.node("n1")
+	for _, a := range []string{"192.0.2.100", "192.0.2.101"} {
+		if err := n1.WaitAddr("eth0", netip.MustParseAddr(a), true, 3*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n1.WaitAddr("vrrp.52", netip.MustParseAddr("192.0.2.102"), true, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.Wait()
+	if err := os.WriteFile(path, []byte(cfg("192.0.2.100/24", "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p = startConfig(t, c, "n1", path)
+	if err := n1.WaitAddr("eth0", netip.MustParseAddr("192.0.2.101"), false, 3*time.Second); err != nil {
+		t.Fatalf("the dropped VIP stayed after the restart: %v\n%s", err, p.LogLines(20))
+	}
+	if _, err := n1.IP("link", "show", "vrrp.52"); err == nil {
+		t.Fatalf("the dropped instance's virtual MAC interface stayed after the restart:\n%s", p.LogLines(20))
+	}
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 0)
+	for _, want := range []string{`vip="192.0.2.101/24 dev eth0" of="no longer in the configuration"`,
+		`msg="removing a virtual MAC interface left by an earlier run" device=vrrp.52`} {
+		if !strings.Contains(p.Log(), want) {
+			t.Errorf("log lacks %q:\n%s", want, p.LogLines(30))
+		}
+	}
+	// A graceful stop empties the record: nothing is left to clean.
+	c.stop("n1")
+	if addrs, _ := n1.Addrs("eth0"); hasAny(addrs, "192.0.2.100", "192.0.2.101") {
+		t.Fatalf("VIPs left after a graceful stop: %v", addrs)
+	}
+}
+
+func hasAny(addrs []netip.Prefix, want ...string) bool {
+	for _, a := range addrs {
+		for _, w := range want {
+			if a.Addr().String() == w {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Item 6: a start that fails late (the metrics port is taken) leaves no
+// kernel state behind: no virtual MAC interface, no nftables table, no
+// changed sysctl; the listener is bound before the kernel is touched.
+func TestFailedStartLeavesNothing(t *testing.T) {
+	c := newCluster(t, 1)
+	n1 := c.node("n1")
+	var ln net.Listener
+	if err := n1.Do(func() (err error) {
+		ln, err = net.Listen("tcp", "127.0.0.1:9730")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	sysctls := []string{"net.ipv4.conf.eth0.arp_ignore", "net.ipv4.conf.eth0.arp_announce", "net.ipv4.conf.all.arp_ignore",
+		"net.ipv4.conf.eth0.promote_secondaries", "net.ipv4.conf.all.rp_filter"}
+	read := func() string {
+		out, err := n1.Run(context.Background(), "sysctl", sysctls...)
+		if err != nil {
+			t.Fatalf("sysctl: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	before := read()
+	path := writeConfig(t, c, "n1", `node: { name: n1 }
+telemetry: { listen: "127.0.0.1:9730" }
+vrrp:
+  instances:
+    - { name: web, interface: eth0, vrid: 51, priority: 150, advert_interval: 100ms, vmac: true, accept: false, vips: [192.0.2.100/24] }
+`)
+	p := startConfig(t, c, "n1", path)
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("vigil kept running with its metrics port taken:\n%s", p.LogLines(20))
+	}
+	var ee *exec.ExitError
+	if err := p.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("exit: %v, want status 1", err)
+	}
+	if !strings.Contains(p.Log(), "9730") {
+		t.Errorf("the error does not name the taken port:\n%s", p.LogLines(10))
+	}
+	if _, err := n1.IP("link", "show", "vrrp.51"); err == nil {
+		t.Error("the virtual MAC interface was left behind")
+	}
+	if out, err := n1.Run(context.Background(), "nft", "list", "tables"); err == nil && strings.Contains(string(out), "vigil") {
+		t.Errorf("the nftables table was left behind:\n%s", out)
+	}
+	if after := read(); after != before {
+		t.Errorf("sysctls changed by a failed start:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
