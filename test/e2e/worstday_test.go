@@ -10,13 +10,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/net/ipv4"
+
 	"vigil/node"
 	"vigil/test/netlab"
+	"vigil/vrrp"
 )
 
 // Issue 11's worst-day defects of the node itself: each test failed on
@@ -336,4 +340,112 @@ vrrp:
 	if after := read(); after != before {
 		t.Errorf("sysctls changed by a failed start:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
+}
+
+// Item 2: 2,000 valid lower-priority adverts at 1,000/s (anybody on the
+// link can send them: VRRPv3 has no authentication) are answered at most
+// once per advert interval, and a later higher-priority advert makes the
+// master release its VIPs at once, with no gratuitous ARP after that. On
+// 3d72256 the flood gave 40,000 ARPs and the VIPs stayed ~25 s.
+func TestLowerPriorityFloodNotAmplified(t *testing.T) {
+	c := newCluster(t, 2)
+	startConfig(t, c, "n1", writeConfig(t, c, "n1", `node: { name: n1 }
+telemetry: { listen: "" }
+vrrp:
+  instances:
+    - { name: web, interface: eth0, vrid: 51, priority: 150, advert_interval: 1s,
+        garp: { repeat: 5, interval: 10ms, delay: 5s },
+        vips: [192.0.2.100/24, 192.0.2.101/24] }
+`))
+	c.waitHolder(vip4.Addr(), "n1", 5*time.Second, 0)
+	mac, err := c.node("n1").MAC("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	arps, err := c.lab.StartCapture("arp and ether src " + mac.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the capture runs; the first bursts are over
+	attacker := c.node("n2")
+	conn, err := attacker.ListenPacket("ip4:112", "0.0.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	pc := ipv4.NewPacketConn(conn)
+	out, err := attacker.IP("-o", "link", "show", "dev", "eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, _ := strconv.Atoi(strings.SplitN(string(out), ":", 2)[0])
+	if err := pc.SetMulticastInterface(&net.Interface{Index: idx}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetMulticastTTL(255); err != nil {
+		t.Fatal(err)
+	}
+	src := netip.MustParseAddr("192.0.2.12")
+	vips := []netip.Addr{netip.MustParseAddr("192.0.2.100"), netip.MustParseAddr("192.0.2.101")}
+	send := func(prio uint8) {
+		adv := vrrp.Advert{Version: 3, VRID: 51, Priority: prio, Interval: time.Second, Addrs: vips}
+		b, err := adv.Marshal(src, vrrp.GroupIPv4, vrrp.ChecksumPseudoHeader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.WriteTo(b, &net.IPAddr{IP: vrrp.GroupIPv4.AsSlice()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	floodStart := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	for range 2000 {
+		<-tick.C
+		send(50)
+	}
+	tick.Stop()
+	flood := time.Since(floodStart)
+	release := time.Now()
+	send(250)
+	var gone time.Duration
+	for {
+		a, _ := c.node("n1").HasAddr("eth0", vips[0])
+		b, _ := c.node("n1").HasAddr("eth0", vips[1])
+		if !a && !b {
+			gone = time.Since(release)
+			break
+		}
+		if time.Since(release) > 5*time.Second {
+			t.Fatalf("the VIPs stayed on n1 5 s after a priority-250 advert:\n%s", c.procs["n1"].LogLines(20))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	frames, err := arps.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var during, after int
+	for _, f := range frames {
+		switch {
+		case f.Time.Before(floodStart):
+		case f.Time.Before(release):
+			during++
+		case f.Time.After(release.Add(20 * time.Millisecond)):
+			after++
+		}
+	}
+	// One answer per advert interval: a lower-priority burst of 5 per VIP
+	// per second of flood, plus the one in flight.
+	if limit := (int(flood/time.Second) + 2) * 5 * len(vips); during > limit {
+		t.Errorf("%d gratuitous ARPs during a %s flood of 2,000 lower-priority adverts, want at most %d", during, flood.Round(time.Millisecond), limit)
+	}
+	if after > 0 {
+		t.Errorf("%d gratuitous ARPs from n1 after it released the VIPs", after)
+	}
+	if gone > 500*time.Millisecond {
+		t.Errorf("the VIPs were removed %s after the priority-250 advert, want well under 500ms", gone)
+	}
+	t.Logf("2,000 lower-priority adverts in %s: %d GARPs from the master; priority-250 advert → both VIPs gone in %s; %d GARPs after",
+		flood.Round(time.Millisecond), during, gone.Round(time.Millisecond), after)
 }
