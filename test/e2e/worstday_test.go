@@ -449,3 +449,94 @@ vrrp:
 	t.Logf("2,000 lower-priority adverts in %s: %d GARPs from the master; priority-250 advert → both VIPs gone in %s; %d GARPs after",
 		flood.Round(time.Millisecond), during, gone.Round(time.Millisecond), after)
 }
+
+// Item 9: 20,000 adverts with a bad checksum from 500 spoofed sources in a
+// few seconds are all counted, but they write at most the log budget (20
+// lines per 10 s) plus a summary of what was held back; on 3d72256 every
+// new source wrote a line (19,996 lines for 20,000 random sources).
+func TestSpoofedFloodLogBudget(t *testing.T) {
+	c := newCluster(t, 2)
+	p := startConfig(t, c, "n1", writeConfig(t, c, "n1", `node: { name: n1 }
+telemetry: { listen: "127.0.0.1:9730" }
+vrrp:
+  instances:
+    - { name: web, interface: eth0, vrid: 51, priority: 150, advert_interval: 100ms, vips: [192.0.2.100/24] }
+`))
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 0)
+	attacker := c.node("n2")
+	conn, err := attacker.ListenPacket("ip4:112", "0.0.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	raw, err := ipv4.NewRawConn(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := attacker.IP("-o", "link", "show", "dev", "eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, _ := strconv.Atoi(strings.SplitN(string(out), ":", 2)[0])
+	adv := vrrp.Advert{Version: 3, VRID: 51, Priority: 50, Interval: 100 * time.Millisecond, Addrs: []netip.Addr{vip4.Addr()}}
+	body, err := adv.Marshal(netip.MustParseAddr("192.0.2.12"), vrrp.GroupIPv4, vrrp.ChecksumPseudoHeader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body[6] ^= 0xff // bad checksum, whatever the source
+	const n = 20000
+	start := time.Now()
+	for i := range n {
+		// 500 sources in the documentation ranges.
+		src := net.IPv4(198, 51, 100, byte(i%250+1))
+		if i%500 >= 250 {
+			src = net.IPv4(203, 0, 113, byte(i%250+1))
+		}
+		h := &ipv4.Header{Version: 4, Len: ipv4.HeaderLen, TotalLen: ipv4.HeaderLen + len(body), TTL: 255, Protocol: 112,
+			Src: src, Dst: vrrp.GroupIPv4.AsSlice()}
+		if err := raw.WriteTo(h, body, &ipv4.ControlMessage{IfIndex: idx}); err != nil {
+			t.Fatal(err)
+		}
+		if i%1000 == 999 {
+			time.Sleep(100 * time.Millisecond) // 10,000/s at most
+		}
+	}
+	sent := time.Since(start)
+	// All counted.
+	deadline := time.Now().Add(5 * time.Second)
+	var counted float64
+	for {
+		body, err := c.node("n1").HTTPGet(context.Background(), "http://127.0.0.1:9730/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		counted = metric(t, string(body), "vigil_vrrp_packet_errors_total", `reason="checksum"`)
+		if counted >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if counted < n {
+		t.Errorf("vigil_vrrp_packet_errors_total{reason=checksum} = %v, want %d", counted, n)
+	}
+	// The summary comes at the end of the budget's period (10 s).
+	waitLog(t, c, "n1", `msg="log lines suppressed"`, 12*time.Second)
+	lines := strings.Count(p.Log(), `msg="discarded VRRP packet"`)
+	if lines > 20 {
+		t.Errorf("%d discard lines for %d spoofed adverts, want at most the budget of 20", lines, n)
+	}
+	if st := statusAt(t, c, adminSock(c, "n1")); st.Instances[0].State != "master" {
+		t.Errorf("the master is %s after the flood", st.Instances[0].State)
+	}
+	t.Logf("%d bad adverts from 500 sources in %s: %v counted, %d log lines, then: %s", n, sent.Round(time.Millisecond), counted, lines,
+		grepLine(p.Log(), `msg="log lines suppressed"`))
+}
+
+func grepLine(log, substr string) string {
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, substr) {
+			return l
+		}
+	}
+	return ""
+}
