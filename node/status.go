@@ -2,6 +2,8 @@ package node
 
 import (
 	"cmp"
+	"context"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -145,4 +147,28 @@ func addrStrings(as []netip.Addr) []string {
 		out[i] = a.String()
 	}
 	return out
+}
+
+// Alive reports whether the node's event loop answers: it takes the lock
+// every packet, timer and reload takes, bounded by ctx. The systemd
+// watchdog pings only while it does, so a wedged loop gets the daemon
+// restarted instead of holding VIPs it no longer defends.
+func (n *Node) Alive(ctx context.Context) error {
+	select {
+	case <-n.failed:
+		return n.failErr
+	default:
+	}
+	got := make(chan struct{})
+	go func() {
+		n.mu.Lock()
+		n.mu.Unlock()
+		close(got)
+	}()
+	select {
+	case <-got:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("the VRRP event loop did not answer: %w", ctx.Err())
+	}
 }
