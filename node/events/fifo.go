@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"vigil/internal/safe"
 )
 
 // FIFO formats.
@@ -31,9 +33,14 @@ const DefaultFIFOGroupMode os.FileMode = 0o660
 // and the open.
 const fifoOpenTries = 3
 
-// testHookFIFOBeforeOpen, when set, runs between the checks of the path and
-// the open (tests replace the path there).
-var testHookFIFOBeforeOpen func(path string)
+// Test hooks, nil in production: testHookFIFOBeforeOpen runs between the
+// checks of the path and the open (tests replace the path there);
+// testHookFIFODeliver runs before each event's line is written (tests
+// panic there).
+var (
+	testHookFIFOBeforeOpen func(path string)
+	testHookFIFODeliver    func(Event)
+)
 
 // fifoRetry is how often a writer waiting on a full FIFO looks again at the
 // path (replaced?) and at shutdown.
@@ -341,26 +348,36 @@ func (f *FIFO) run() {
 		if !ok {
 			return
 		}
-		var line []byte
-		switch {
-		case e.Kind == KindDropped:
-			drops.add(e.Dropped)
-			if f.cfg.Format != FormatJSON {
-				continue
-			}
-			line = JSONLine(e)
-		case f.cfg.Format == FormatJSON:
-			line = JSONLine(e)
-		default:
-			s, ok := KeepalivedLine(e)
-			if !ok {
-				continue
-			}
-			line = []byte(s)
-		}
-		f.follow()
-		f.write(line)
+		// A panic (a bug) costs this event's line, not the daemon or the
+		// later lines.
+		_ = safe.Call(f.log, "fifo", func() { f.deliver(e, &drops) })
 	}
+}
+
+// deliver writes e's line, if it has one.
+func (f *FIFO) deliver(e Event, drops *dropLog) {
+	if testHookFIFODeliver != nil {
+		testHookFIFODeliver(e)
+	}
+	var line []byte
+	switch {
+	case e.Kind == KindDropped:
+		drops.add(e.Dropped)
+		if f.cfg.Format != FormatJSON {
+			return
+		}
+		line = JSONLine(e)
+	case f.cfg.Format == FormatJSON:
+		line = JSONLine(e)
+	default:
+		s, ok := KeepalivedLine(e)
+		if !ok {
+			return
+		}
+		line = []byte(s)
+	}
+	f.follow()
+	f.write(line)
 }
 
 // write writes one whole line, waiting as long as the pipe is full; it

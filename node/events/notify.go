@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"vigil/internal/proc"
+	"vigil/internal/safe"
 )
 
 // DefaultScriptTimeout is how long a notify script may run before its
@@ -142,7 +143,9 @@ type NotifyConfig struct {
 	// script's process group; zero means DefaultKillGrace.
 	KillGrace time.Duration
 	// OnResult, when set, is called after every script run (from the
-	// notifier's goroutine; it delays the next script while it runs).
+	// notifier's goroutine; it delays the next script while it runs). A
+	// panic in it is recovered, logged and counted; that event's remaining
+	// scripts are skipped, later events' run.
 	OnResult func(ScriptResult)
 }
 
@@ -243,7 +246,9 @@ func (n *Notifier) run() {
 			drops.add(e.Dropped)
 			continue
 		}
-		n.handle(e)
+		// A panic (in OnResult, or a bug here) costs this event's
+		// remaining scripts, not the daemon or the later events.
+		_ = safe.Call(n.log, "notify", func() { n.handle(e) })
 	}
 }
 
