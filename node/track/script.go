@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"vigil/internal/proc"
+	"vigil/internal/safe"
 	"vigil/node/policy"
 )
 
@@ -38,7 +39,7 @@ import (
 // group (setsid). A group that cannot be killed (a script of another user
 // while vigil lacks CAP_KILL) is logged; its run fails a second after the
 // kill, and every tick fails without starting another run until it has
-// ended.
+// ended. A panic in the runner is logged and counted as a failed run.
 //
 // Environment: runs start in "/" with stdin from /dev/null and a clean
 // environment (PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin,
@@ -72,6 +73,8 @@ type Script struct {
 	spec ScriptSpec
 	argv []string
 	log  *slog.Logger
+	// runFn runs the script once: runOnce, or a test double.
+	runFn func(context.Context) runResult
 }
 
 // maxOutput is how much of a run's output is kept for Detail.
@@ -125,7 +128,9 @@ func NewScript(spec ScriptSpec, log *slog.Logger) (*Script, error) {
 			return fail("bad user %q: want user or user:group", spec.User)
 		}
 	}
-	return &Script{spec: spec, argv: argv, log: orDiscard(log).With("tracker", "script "+spec.Name)}, nil
+	sc := &Script{spec: spec, argv: argv, log: orDiscard(log).With("tracker", "script "+spec.Name)}
+	sc.runFn = sc.runOnce
+	return sc, nil
 }
 
 func (s *Script) Kind() policy.Kind { return policy.KindScript }
@@ -232,7 +237,7 @@ func (s *Script) Run(ctx context.Context, emit func(Update)) error {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					results <- s.runOnce(ctx)
+					results <- s.runSafe(ctx)
 				}()
 			}
 			next = next.Add(s.spec.Interval)
@@ -252,6 +257,14 @@ func (s *Script) Run(ctx context.Context, emit func(Update)) error {
 			observe(r)
 		}
 	}
+}
+
+// runSafe runs the script once; a panic in the runner is a failed run.
+func (s *Script) runSafe(ctx context.Context) (r runResult) {
+	defer safe.Recover(s.log, "script", func(v any) {
+		r = runResult{detail: fmt.Sprintf("the script runner failed: panic: %v", v), at: time.Now()}
+	})
+	return s.runFn(ctx)
 }
 
 func isClosed(c <-chan struct{}) bool {
