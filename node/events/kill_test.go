@@ -55,8 +55,9 @@ func TestUnkillableScriptDoesNotHoldTheQueue(t *testing.T) {
 	if r2.Event.Name != "VI_2" || r2.Err != nil {
 		t.Fatalf("next script's result %+v", r2)
 	}
-	if d := r2.Started.Sub(r1.Started); d > timeout+grace+time.Second {
-		t.Errorf("the next script started %v after the stuck one, want within timeout %v + grace %v + 1s", d, timeout, grace)
+	// The margin covers a loaded machine; the stuck script lives 30 s.
+	if d := r2.Started.Sub(r1.Started); d > timeout+grace+3*time.Second {
+		t.Errorf("the next script started %v after the stuck one, want within timeout %v + grace %v + 3s", d, timeout, grace)
 	}
 	if got := lines(marks); len(got) != 1 || got[0] != "VI_2" {
 		t.Errorf("marks %q", got)
