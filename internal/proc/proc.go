@@ -41,9 +41,18 @@ type Cmd struct {
 	// MaxOutput is how many bytes of combined stdout and stderr are kept
 	// (default 2048).
 	MaxOutput int
-	// Log, if set, receives the rare unexpected wait error.
+	// KillWait is how long Run waits for the process group to end after
+	// killing it (timeout or ctx) before it gives up waiting: the run is
+	// then reported, and the group is left to end by itself and reaped in
+	// the background (see Abandoned). Zero means DefaultKillWait.
+	KillWait time.Duration
+	// Log receives kill failures and the rare unexpected wait error;
+	// slog.Default() when nil.
 	Log *slog.Logger
 }
+
+// DefaultKillWait is Cmd.KillWait's default.
+const DefaultKillWait = time.Second
 
 // Result is the outcome of one run.
 type Result struct {
@@ -61,6 +70,14 @@ type Result struct {
 	Signal syscall.Signal
 	// WaitErr is any other error from waiting for the program.
 	WaitErr error
+	// KillErr is set when killing the process group at a timeout or stop
+	// failed (typically EPERM: a script of another user, and no CAP_KILL).
+	KillErr error
+	// Abandoned: the process group did not end within KillWait of the
+	// kill, so Run stopped waiting for it. It is reaped in the background;
+	// Reaped is closed then.
+	Abandoned bool
+	Reaped    <-chan struct{}
 	// Output is the start of the output on one line (see OneLine).
 	Output string
 	// Timeout is the bound that applied, for Detail.
@@ -82,8 +99,12 @@ func (r Result) Detail() string {
 	switch {
 	case r.StartErr != nil:
 		return r.StartErr.Error()
+	case r.Stopped && r.Abandoned:
+		return "stopped; " + r.notKilled()
 	case r.Stopped:
 		return "stopped"
+	case r.TimedOut && r.Abandoned:
+		return fmt.Sprintf("timeout after %v; %s%s", r.Timeout, r.notKilled(), out)
 	case r.TimedOut:
 		return fmt.Sprintf("timeout after %v, process group killed%s", r.Timeout, out)
 	case r.Signal != 0:
@@ -94,8 +115,17 @@ func (r Result) Detail() string {
 	return fmt.Sprintf("exit status %d%s", r.Exit, out)
 }
 
+// notKilled says why an abandoned run's group is still there.
+func (r Result) notKilled() string {
+	if r.KillErr != nil {
+		return fmt.Sprintf("cannot kill its process group (%v), left running", unwrapErrno(r.KillErr))
+	}
+	return "its process group did not end after SIGKILL, left running"
+}
+
 // Run runs c once and kills its process group when it ends, times out or
-// ctx ends.
+// ctx ends. When the group cannot be killed (see Result.Abandoned), Run
+// returns KillWait after the kill instead of waiting for it.
 func Run(ctx context.Context, c Cmd) Result {
 	r := Result{Exit: -1, Timeout: c.Timeout}
 	if len(c.Argv) == 0 || c.Argv[0] == "" {
@@ -132,6 +162,10 @@ func Run(ctx context.Context, c Cmd) Result {
 		return r
 	}
 	pgid := cmd.Process.Pid
+	log := c.Log
+	if log == nil {
+		log = slog.Default()
+	}
 	exited := make(chan error, 1)
 	go func() { exited <- WaitExited(pgid) }()
 
@@ -141,28 +175,59 @@ func Run(ctx context.Context, c Cmd) Result {
 		defer timer.Stop()
 		timeout = timer.C
 	}
+	killWait := c.KillWait
+	if killWait <= 0 {
+		killWait = DefaultKillWait
+	}
+	// kill ends the group and waits for the leader, at most killWait.
+	kill := func() (ended bool) {
+		r.KillErr = SignalGroup(log, c.Argv[0], c.User, pgid, unix.SIGKILL)
+		t := time.NewTimer(killWait)
+		defer t.Stop()
+		select {
+		case <-exited:
+			return true
+		case <-t.C:
+			return false
+		}
+	}
+	ended := true
 	select {
 	case err := <-exited:
-		if err != nil && c.Log != nil {
-			c.Log.Warn("waiting for program", "program", c.Argv[0], "err", err)
+		if err != nil {
+			log.Warn("waiting for program", "program", c.Argv[0], "err", err)
 		}
 	case <-timeout:
 		r.TimedOut = true
-		_ = unix.Kill(-pgid, unix.SIGKILL)
-		<-exited
+		ended = kill()
 	case <-ctx.Done():
-		_ = unix.Kill(-pgid, unix.SIGKILL)
-		<-exited
+		ended = kill()
+	}
+	if ctx.Err() != nil && !r.TimedOut {
+		r.Stopped = true
+	}
+	if !ended {
+		// Waiting on would hold the caller (a tracker, a checker) for as
+		// long as the group lives; reap it in the background instead.
+		reaped := make(chan struct{})
+		go func() {
+			defer close(reaped)
+			<-exited
+			_ = unix.Kill(-pgid, unix.SIGKILL)
+			_ = cmd.Wait()
+		}()
+		r.Abandoned, r.Reaped = true, reaped
+		r.Output = out.text()
+		Linger(log, c.Argv[0], c.User, pgid, reaped)
+		return r
 	}
 	// The leader is a zombie still (not reaped), so the group id cannot have
 	// been reused: kill what is left of the group, then reap.
-	_ = unix.Kill(-pgid, unix.SIGKILL)
+	killLeftovers(log, c.Argv[0], c.User, pgid)
 	err := cmd.Wait()
 	r.Output = out.text()
 	switch {
-	case ctx.Err() != nil && !r.TimedOut:
-		r.Stopped = true
-	case r.TimedOut:
+	case r.Stopped, r.TimedOut:
 	case err == nil || errors.Is(err, exec.ErrWaitDelay):
 		r.Exit = 0
 	default:

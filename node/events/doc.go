@@ -40,8 +40,11 @@
 // (routes, firewall, services), which keepalived's concurrent scripts race
 // on (keepalived issues #584, #996, #1055). The price is that a slow script
 // delays the scripts of later events, of every instance, until it ends or
-// hits its timeout (10 s by default, then its process group is killed). It
-// never delays the protocol: the queue absorbs it.
+// hits its timeout (10 s by default, then its process group is killed). A
+// script that cannot be killed (another user's, and vigil lacks CAP_KILL)
+// holds the queue no longer than its timeout plus the kill grace: it is
+// logged, left running and reaped when it ends. It never delays the
+// protocol: the queue absorbs it.
 //
 // # Notify FIFO
 //

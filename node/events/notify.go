@@ -13,6 +13,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"vigil/internal/proc"
+	"vigil/internal/safe"
 )
 
 // DefaultScriptTimeout is how long a notify script may run before its
@@ -20,7 +23,8 @@ import (
 const DefaultScriptTimeout = 10 * time.Second
 
 // DefaultKillGrace is the time between SIGTERM and SIGKILL for a script's
-// process group after a timeout.
+// process group after a timeout, and the most the notifier then waits for
+// the group to end before it goes on without it (see ScriptResult.Abandoned).
 const DefaultKillGrace = time.Second
 
 // DefaultScriptPath is the PATH notify scripts run with.
@@ -139,7 +143,9 @@ type NotifyConfig struct {
 	// script's process group; zero means DefaultKillGrace.
 	KillGrace time.Duration
 	// OnResult, when set, is called after every script run (from the
-	// notifier's goroutine; it delays the next script while it runs).
+	// notifier's goroutine; it delays the next script while it runs). A
+	// panic in it is recovered, logged and counted; that event's remaining
+	// scripts are skipped, later events' run.
 	OnResult func(ScriptResult)
 }
 
@@ -153,6 +159,11 @@ type ScriptResult struct {
 	ExitCode int  // -1 when it did not start or was killed by a signal
 	TimedOut bool // killed after its timeout
 	Killed   bool // killed because delivery stopped (Close, drain timeout)
+	// Abandoned: the process group could not be killed (no CAP_KILL for a
+	// script of another user) or did not end after SIGKILL. The notifier
+	// stopped waiting for it, so that it does not hold the scripts of later
+	// events; it is reaped in the background when it ends. ExitCode is -1.
+	Abandoned bool
 	// Err is nil on exit status 0; otherwise why the run failed: it could
 	// not be executed, it exited non-zero, it was killed.
 	Err    error
@@ -235,7 +246,9 @@ func (n *Notifier) run() {
 			drops.add(e.Dropped)
 			continue
 		}
-		n.handle(e)
+		// A panic (in OnResult, or a bug here) costs this event's
+		// remaining scripts, not the daemon or the later events.
+		_ = safe.Call(n.log, "notify", func() { n.handle(e) })
 	}
 }
 
@@ -288,6 +301,8 @@ func (n *Notifier) runOne(cfg NotifyConfig, spec ScriptSpec, e Event, hook strin
 	r := n.exec(cfg, spec, e, hook, argv)
 	attrs := []any{"kind", e.Kind, "name", e.Name, "seq", e.Seq, "hook", hook, "argv", r.Argv, "duration", r.Duration}
 	switch {
+	case r.Abandoned:
+		n.log.Error("notify script could not be killed; left running, later scripts go on", append(attrs, "timed_out", r.TimedOut, "err", r.Err, "output", r.Output)...)
 	case r.Killed:
 		n.log.Warn("notify script killed at shutdown", append(attrs, "output", r.Output)...)
 	case r.TimedOut:
@@ -347,58 +362,108 @@ func (n *Notifier) exec(cfg NotifyConfig, spec ScriptSpec, e Event, hook string,
 	}
 	r.Started = time.Now()
 	pgid := cmd.Process.Pid
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	var waitErr error
+	waited := make(chan struct{}) // closed when cmd.Wait has returned
+	go func() {
+		waitErr = cmd.Wait()
+		close(waited)
+	}()
+	g := group{
+		log:  n.log.With("kind", e.Kind, "name", e.Name, "seq", e.Seq, "hook", hook),
+		prog: argv[0], user: spec.User, pgid: pgid, waited: waited,
+	}
 
 	timer := time.NewTimer(timeoutOf(spec))
 	defer timer.Stop()
-	var err error
+	ended := true
 	select {
-	case err = <-done:
+	case <-waited:
 	case <-timer.C:
 		r.TimedOut = true
-		err = killGroup(pgid, done, cfg.KillGrace)
+		ended = g.kill(cfg.KillGrace)
 	case <-n.sub.abort:
 		r.Killed = true
-		err = fmt.Errorf("killed at shutdown: %w", killGroup(pgid, done, cfg.KillGrace))
+		ended = g.kill(cfg.KillGrace)
 	}
 	r.Duration = time.Since(r.Started)
 	r.Output = out.String()
-	if cmd.ProcessState != nil {
+	var err error
+	if ended {
+		err = waitErr
 		r.ExitCode = cmd.ProcessState.ExitCode()
+		if err == nil && (r.TimedOut || r.Killed) {
+			err = errors.New("killed")
+		}
+	} else {
+		// cmd.Wait still runs (and reaps the group's leader when it ends):
+		// leave cmd and its ProcessState to it.
+		r.Abandoned = true
+		err = g.notKilled()
+		proc.Linger(g.log, g.prog, g.user, pgid, waited)
+	}
+	switch {
+	case r.TimedOut:
+		err = fmt.Errorf("timed out after %v: %w", timeoutOf(spec), err)
+	case r.Killed:
+		err = fmt.Errorf("killed at shutdown: %w", err)
 	}
 	r.Err = err
-	if r.TimedOut {
-		r.Err = fmt.Errorf("timed out after %v: %w", timeoutOf(spec), err)
-	}
 	return r
 }
 
-// killGroup ends a script's process group: SIGTERM, then, when the leader
-// has exited or the grace time has passed, SIGKILL for whatever is left. It
-// returns the leader's Wait error.
-func killGroup(pgid int, done <-chan error, grace time.Duration) error {
+// group is a running script's process group.
+type group struct {
+	log        *slog.Logger
+	prog, user string
+	pgid       int
+	waited     <-chan struct{} // closed when the leader has been reaped
+	killErr    error
+}
+
+// kill ends the group: SIGTERM, then, when the leader has exited or grace
+// has passed, SIGKILL for whatever is left. It reports whether the leader
+// has ended; when it has not within grace of the SIGKILL (or at once when
+// the SIGKILL failed), the caller goes on without it. Kill failures are
+// logged (see proc.SignalGroup).
+func (g *group) kill(grace time.Duration) (ended bool) {
 	if grace <= 0 {
 		grace = DefaultKillGrace
 	}
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	g.killErr = proc.SignalGroup(g.log, g.prog, g.user, g.pgid, syscall.SIGTERM)
 	t := time.NewTimer(grace)
 	defer t.Stop()
-	var err error
-	got := false
 	select {
-	case err = <-done:
-		got = true
+	case <-g.waited:
+		ended = true
 	case <-t.C:
 	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	if !got {
-		err = <-done
+	// The leader is reaped when ended: the group may be reused only once
+	// all its members are gone, so this SIGKILL reaches leftovers or
+	// nothing (ESRCH).
+	if err := proc.SignalGroup(g.log, g.prog, g.user, g.pgid, syscall.SIGKILL); err != nil {
+		g.killErr = err
+		if !ended {
+			return false // waiting longer would not help
+		}
 	}
-	if err == nil {
-		err = errors.New("killed")
+	if ended {
+		return true
 	}
-	return err
+	t.Reset(grace)
+	select {
+	case <-g.waited:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// notKilled is the error of a group that kill gave up on.
+func (g *group) notKilled() error {
+	if g.killErr != nil {
+		return fmt.Errorf("cannot kill its process group, left running: %w", g.killErr)
+	}
+	return errors.New("its process group did not end after SIGKILL, left running")
 }
 
 // handleLB runs a virtual or real server's script for e, if it has one.

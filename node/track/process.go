@@ -11,8 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"vigil/internal/safe"
 	"vigil/node/policy"
 )
+
+// connRead reads the process connector: (*procConn).read, or a test double.
+var connRead = (*procConn).read
 
 // ArgMatch says how a process tracker compares command-line arguments.
 type ArgMatch string
@@ -139,7 +143,10 @@ func (p *Process) Run(ctx context.Context, emit func(Update)) error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			cn.read(ctx, ch)
+			// A panic reading the connector ends only the connector
+			// (read closes ch): Run goes on scanning /proc.
+			defer safe.Recover(p.log, "tracker", nil)
+			connRead(cn, ctx, ch)
 		}()
 		defer func() { cn.close(); <-done }()
 		events = ch

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"vigil/internal/proc"
+	"vigil/internal/safe"
 	"vigil/node/policy"
 )
 
@@ -35,7 +36,10 @@ import (
 // its whole process group is killed with SIGKILL. When a run ends, whatever
 // it left behind in its process group is killed too, so checks cannot pile
 // up processes; a process that must outlive its check has to leave the
-// group (setsid).
+// group (setsid). A group that cannot be killed (a script of another user
+// while vigil lacks CAP_KILL) is logged; its run fails a second after the
+// kill, and every tick fails without starting another run until it has
+// ended. A panic in the runner is logged and counted as a failed run.
 //
 // Environment: runs start in "/" with stdin from /dev/null and a clean
 // environment (PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin,
@@ -69,6 +73,8 @@ type Script struct {
 	spec ScriptSpec
 	argv []string
 	log  *slog.Logger
+	// runFn runs the script once: runOnce, or a test double.
+	runFn func(context.Context) runResult
 }
 
 // maxOutput is how much of a run's output is kept for Detail.
@@ -122,7 +128,9 @@ func NewScript(spec ScriptSpec, log *slog.Logger) (*Script, error) {
 			return fail("bad user %q: want user or user:group", spec.User)
 		}
 	}
-	return &Script{spec: spec, argv: argv, log: orDiscard(log).With("tracker", "script "+spec.Name)}, nil
+	sc := &Script{spec: spec, argv: argv, log: orDiscard(log).With("tracker", "script "+spec.Name)}
+	sc.runFn = sc.runOnce
+	return sc, nil
 }
 
 func (s *Script) Kind() policy.Kind { return policy.KindScript }
@@ -174,6 +182,9 @@ type runResult struct {
 	ok     bool
 	detail string
 	at     time.Time
+	// lingering, when not nil, is the run's process group that could not
+	// be killed; it is closed when the group has ended.
+	lingering <-chan struct{}
 }
 
 // Run schedules the script until ctx ends (see ScriptSpec).
@@ -183,23 +194,50 @@ func (s *Script) Run(ctx context.Context, emit func(Update)) error {
 	var wg sync.WaitGroup
 	defer wg.Wait() // a run in progress is killed through ctx
 	running := false
+	var lingering <-chan struct{} // a run that could not be killed, still going
 	next := time.Now()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	observe := func(r runResult) {
+		was := h
+		if r.ok {
+			s.log.Debug("script succeeded", "detail", r.detail)
+		} else {
+			s.log.Debug("script failed", "detail", r.detail)
+		}
+		if !h.observe(r.ok) {
+			return
+		}
+		switch {
+		case was.init:
+			s.log.Info("script settled", "up", h.up, "detail", r.detail)
+		case h.up:
+			s.log.Info("script up", "rise", s.spec.Rise, "detail", r.detail)
+		default:
+			s.log.Warn("script down", "fall", s.spec.Fall, "detail", r.detail)
+		}
+		emit(Update{Up: h.up, Detail: r.detail, At: r.at})
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-timer.C:
 			now := time.Now()
-			if running {
+			switch {
+			case running:
 				s.log.Warn("previous run still going; skipping this run", "interval", s.spec.Interval)
-			} else {
+			case lingering != nil && !isClosed(lingering):
+				// Another run next to one that cannot be killed would
+				// pile up processes; the check is failing meanwhile.
+				observe(runResult{detail: "a previous run could not be killed and is still running", at: now})
+			default:
+				lingering = nil
 				running = true
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					results <- s.runOnce(ctx)
+					results <- s.runSafe(ctx)
 				}()
 			}
 			next = next.Add(s.spec.Interval)
@@ -213,30 +251,37 @@ func (s *Script) Run(ctx context.Context, emit func(Update)) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			was := h
-			if r.ok {
-				s.log.Debug("script succeeded", "detail", r.detail)
-			} else {
-				s.log.Debug("script failed", "detail", r.detail)
+			if r.lingering != nil {
+				lingering = r.lingering
 			}
-			if !h.observe(r.ok) {
-				continue
-			}
-			switch {
-			case was.init:
-				s.log.Info("script settled", "up", h.up, "detail", r.detail)
-			case h.up:
-				s.log.Info("script up", "rise", s.spec.Rise, "detail", r.detail)
-			default:
-				s.log.Warn("script down", "fall", s.spec.Fall, "detail", r.detail)
-			}
-			emit(Update{Up: h.up, Detail: r.detail, At: r.at})
+			observe(r)
 		}
+	}
+}
+
+// runSafe runs the script once; a panic in the runner is a failed run.
+func (s *Script) runSafe(ctx context.Context) (r runResult) {
+	defer safe.Recover(s.log, "script", func(v any) {
+		r = runResult{detail: fmt.Sprintf("the script runner failed: panic: %v", v), at: time.Now()}
+	})
+	return s.runFn(ctx)
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
 // runOnce runs the script once (see internal/proc for how).
 func (s *Script) runOnce(ctx context.Context) runResult {
 	r := proc.Run(ctx, proc.Cmd{Argv: s.argv, User: s.spec.User, Timeout: s.spec.Timeout, MaxOutput: maxOutput, Log: s.log})
-	return runResult{ok: r.Exited() && r.Exit == 0, detail: r.Detail(), at: time.Now()}
+	res := runResult{ok: r.Exited() && r.Exit == 0, detail: r.Detail(), at: time.Now()}
+	if r.Abandoned {
+		res.lingering = r.Reaped
+	}
+	return res
 }

@@ -32,8 +32,10 @@
 // other. There is no order across trackers.
 //
 // A tracker whose Run fails (it cannot observe at all, e.g. no inotify
-// instance) is reported down — a file at its Init value — with the error as
-// Detail, logged, and restarted with a backoff of 1 s doubling to 30 s.
+// instance) or panics is reported down — a file at its Init value — with
+// the error as Detail, logged, and restarted with a backoff of 1 s doubling
+// to 30 s. A panic is also logged with its stack and counted
+// (vigil_panics_recovered_total{component="tracker"}).
 //
 // Trackers can be added and removed while the Manager runs (Add, Remove), so
 // a configuration reload restarts only the trackers whose spec changed and
@@ -50,6 +52,7 @@ import (
 	"sync"
 	"time"
 
+	"vigil/internal/safe"
 	"vigil/node/policy"
 )
 
@@ -307,7 +310,7 @@ func (m *Manager) supervise(ctx context.Context, s *slot) {
 	backoff := restartMin
 	for {
 		began := time.Now()
-		err := s.t.Run(ctx, emit)
+		err := m.runTracker(ctx, s, emit)
 		if ctx.Err() != nil {
 			return
 		}
@@ -334,6 +337,16 @@ func (m *Manager) supervise(ctx context.Context, s *slot) {
 		}
 		backoff = min(2*backoff, restartMax)
 	}
+}
+
+// runTracker runs s's tracker once; a panic in it is returned as an error.
+// (The tracker's deferred calls have run by then: its goroutines ended, as
+// Tracker.Run promises.)
+func (m *Manager) runTracker(ctx context.Context, s *slot, emit func(Update)) (err error) {
+	defer safe.Recover(m.log, "tracker", func(v any) {
+		err = fmt.Errorf("track: %s: panic: %v", s.key, v)
+	})
+	return s.t.Run(ctx, emit)
 }
 
 // emit records u as s's latest state and wakes the dispatcher. It never
