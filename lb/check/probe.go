@@ -288,10 +288,11 @@ type httpURL struct {
 func newHTTPProber(s Spec) (*httpProber, error) {
 	tr := &http.Transport{
 		// A check tests a fresh connection each time, as keepalived does.
-		DisableKeepAlives:  true,
-		DisableCompression: true, // the digest is of the body as sent
-		Proxy:              nil,
-		DialContext:        dialerFor("tcp", s.Source, s.FWMark).DialContext,
+		DisableKeepAlives:      true,
+		DisableCompression:     true, // the digest is of the body as sent
+		Proxy:                  nil,
+		DialContext:            dialerFor("tcp", s.Source, s.FWMark).DialContext,
+		MaxResponseHeaderBytes: maxHeaderBytes,
 	}
 	if s.Type == HTTPS {
 		tc := &tls.Config{ServerName: s.SNI, InsecureSkipVerify: !s.TLSVerify}
@@ -378,11 +379,20 @@ func (p *httpProber) get(ctx context.Context, u *httpURL) outcome {
 		return classify(ctx, "GET "+u.Path, err)
 	}
 	defer resp.Body.Close()
-	if !statusOK(u.Status, resp.StatusCode) {
-		return fail(Failure, "GET %s: status %d not in %v", u.Path, resp.StatusCode, u.Status)
+	return u.verdict(ctx, resp.StatusCode, resp.Body)
+}
+
+// verdict judges an answer to u: its status and, if u asks, its body's
+// digest and regex. It reads no more of body than they need: nothing
+// without either, the first maxRegexBody bytes for a regex alone, at most
+// maxBody+1 bytes for a digest. ctx only classifies a read error (timeout
+// or not).
+func (u *httpURL) verdict(ctx context.Context, code int, body io.Reader) outcome {
+	if !statusOK(u.Status, code) {
+		return fail(Failure, "GET %s: status %d not in %v", u.Path, code, u.Status)
 	}
 	if u.Digest == "" && u.re == nil {
-		return ok("GET %s: status %d", u.Path, resp.StatusCode)
+		return ok("GET %s: status %d", u.Path, code)
 	}
 	// One pass over the body feeds the hash (all of it, up to maxBody) and
 	// keeps the start for the regex (up to maxRegexBody); without a digest
@@ -393,7 +403,7 @@ func (p *httpProber) get(ctx context.Context, u *httpURL) outcome {
 		sink.h = newDigest(u.Digest)
 		limit = maxBody
 	}
-	n, err := io.Copy(sink, io.LimitReader(resp.Body, limit+1))
+	n, err := io.Copy(sink, io.LimitReader(body, limit+1))
 	if err != nil {
 		return classify(ctx, "GET "+u.Path+": body", err)
 	}
@@ -423,7 +433,7 @@ func (p *httpProber) get(ctx context.Context, u *httpURL) outcome {
 			passed = append(passed, "regex does not match"+scope+" (regex_no_match)")
 		}
 	}
-	return ok("GET %s: status %d, %s", u.Path, resp.StatusCode, strings.Join(passed, ", "))
+	return ok("GET %s: status %d, %s", u.Path, code, strings.Join(passed, ", "))
 }
 
 // get10 sends req as HTTP/1.0 (keepalived's http_protocol 1.0, or 1.0C
@@ -455,7 +465,7 @@ func (p *httpProber) get10(ctx context.Context, req *http.Request) (*http.Respon
 		conn.Close()
 		return nil, err
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	resp, err := readResponse10(conn, req, maxHeaderBytes)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -464,18 +474,71 @@ func (p *httpProber) get10(ctx context.Context, req *http.Request) (*http.Respon
 	return resp, nil
 }
 
-// connBody closes its connection with the body.
+// readResponse10 reads the answer to req from r, its status line and
+// headers bounded together by limit bytes as net/http's transport bounds
+// them on the HTTP/1.1 path (MaxResponseHeaderBytes); longer ones fail
+// with a *headersTooLong. The body is bounded by what reads it (verdict).
+func readResponse10(r io.Reader, req *http.Request, limit int64) (*http.Response, error) {
+	hr := &headerReader{r: r, left: limit, limit: limit}
+	resp, err := http.ReadResponse(bufio.NewReader(hr), req)
+	if err != nil {
+		if hr.left <= 0 {
+			// The limit cut a line, which then fails to parse ("missing
+			// colon"): the limit is the reason, as in net/http's transport.
+			return nil, &headersTooLong{limit}
+		}
+		return nil, err
+	}
+	// What the bufio.Reader read ahead of the body counted against the
+	// headers, as in net/http's transport; the body is not limited here.
+	hr.body = true
+	return resp, nil
+}
+
+// headersTooLong is the error of an answer whose status line and headers
+// are longer than the limit.
+type headersTooLong struct{ limit int64 }
+
+func (e *headersTooLong) Error() string {
+	return fmt.Sprintf("response headers longer than %d bytes", e.limit)
+}
+
+// headerReader passes through at most left bytes of r until body is set,
+// then fails with *headersTooLong.
+type headerReader struct {
+	r     io.Reader
+	left  int64
+	limit int64
+	body  bool
+}
+
+func (h *headerReader) Read(p []byte) (int, error) {
+	if h.body {
+		return h.r.Read(p)
+	}
+	if h.left <= 0 {
+		return 0, &headersTooLong{h.limit}
+	}
+	if int64(len(p)) > h.left {
+		p = p[:h.left]
+	}
+	n, err := h.r.Read(p)
+	h.left -= int64(n)
+	return n, err
+}
+
+// connBody is a body read from conn; closing it closes conn.
 type connBody struct {
 	io.ReadCloser
 	conn net.Conn
 }
 
+// Close closes the connection without draining the body (http.Response's
+// body would read a chunked one to its end): a check has read what it
+// judges, and a server that streams on must not hold the probe until its
+// timeout.
 func (c connBody) Close() error {
-	err := c.ReadCloser.Close()
-	if cerr := c.conn.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return c.conn.Close()
 }
 
 // bodySink hashes what is written to it (h, if set) and keeps the first
@@ -491,7 +554,15 @@ func (b *bodySink) Write(p []byte) (int, error) {
 		b.h.Write(p)
 	}
 	if room := maxRegexBody - len(b.buf); b.keep && room > 0 {
-		b.buf = append(b.buf, p[:min(room, len(p))]...)
+		keep := p[:min(room, len(p))]
+		if len(b.buf)+len(keep) > cap(b.buf) {
+			// Double, up to the bound: append grows large slices by about
+			// 1.25×, which allocates some five times the bound in all.
+			buf := make([]byte, len(b.buf), min(max(2*cap(b.buf), len(b.buf)+len(keep), 4<<10), maxRegexBody))
+			copy(buf, b.buf)
+			b.buf = buf
+		}
+		b.buf = append(b.buf, keep...)
 	}
 	return len(p), nil
 }
