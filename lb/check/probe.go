@@ -482,9 +482,9 @@ func readResponse10(r io.Reader, req *http.Request, limit int64) (*http.Response
 	hr := &headerReader{r: r, left: limit, limit: limit}
 	resp, err := http.ReadResponse(bufio.NewReader(hr), req)
 	if err != nil {
-		if hr.left <= 0 {
-			// The limit cut a line, which then fails to parse ("missing
-			// colon"): the limit is the reason, as in net/http's transport.
+		if hr.refused {
+			// The parser needed more than the limit; the error it reports
+			// may be of the line the limit cut ("missing colon").
 			return nil, &headersTooLong{limit}
 		}
 		return nil, err
@@ -504,12 +504,13 @@ func (e *headersTooLong) Error() string {
 }
 
 // headerReader passes through at most left bytes of r until body is set,
-// then fails with *headersTooLong.
+// then fails with *headersTooLong and notes that it refused.
 type headerReader struct {
-	r     io.Reader
-	left  int64
-	limit int64
-	body  bool
+	r       io.Reader
+	left    int64
+	limit   int64
+	body    bool
+	refused bool
 }
 
 func (h *headerReader) Read(p []byte) (int, error) {
@@ -517,6 +518,7 @@ func (h *headerReader) Read(p []byte) (int, error) {
 		return h.r.Read(p)
 	}
 	if h.left <= 0 {
+		h.refused = true
 		return 0, &headersTooLong{h.limit}
 	}
 	if int64(len(p)) > h.left {
@@ -673,8 +675,18 @@ func (p dnsProber) probe(ctx context.Context) outcome {
 	if err != nil {
 		return classify(ctx, "dns "+p.s.QType+" "+p.s.QName, err)
 	}
+	return p.verdict(r)
+}
+
+// verdict judges a reply to the check's query (the client matched its
+// ID): up with rcode NOERROR and an answer of the query's type.
+func (p dnsProber) verdict(r *dns.Msg) outcome {
 	if r.Rcode != dns.RcodeSuccess {
-		return fail(Failure, "dns %s %s: rcode %s", p.s.QType, p.s.QName, dns.RcodeToString[r.Rcode])
+		name, known := dns.RcodeToString[r.Rcode]
+		if !known { // an extended rcode (EDNS) without a name
+			name = strconv.Itoa(r.Rcode)
+		}
+		return fail(Failure, "dns %s %s: rcode %s", p.s.QType, p.s.QName, name)
 	}
 	want := dns.StringToType[p.s.QType]
 	for _, rr := range r.Answer {
@@ -709,8 +721,15 @@ func (p smtpProber) probe(ctx context.Context) outcome {
 	// Cancellation ends a read or write in progress.
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	r := textproto.NewReader(bufio.NewReader(&cappedReader{c, maxSMTPReply}))
-	w := textproto.NewWriter(bufio.NewWriter(c))
+	return p.converse(ctx, c, c)
+}
+
+// converse holds the check's dialogue with a server that is read from
+// from (at most maxSMTPReply bytes in all) and written to on to. ctx only
+// classifies an I/O error (timeout or not).
+func (p smtpProber) converse(ctx context.Context, from io.Reader, to io.Writer) outcome {
+	r := textproto.NewReader(bufio.NewReader(&cappedReader{from, maxSMTPReply}))
+	w := textproto.NewWriter(bufio.NewWriter(to))
 	if _, _, err := readReply(r, 220); err != nil {
 		return p.refused(ctx, w, "greeting", 220, err)
 	}
