@@ -279,11 +279,12 @@ const fuzzHelo = "checker.example.org"
 // wantSMTP is the smtp check's verdict on a server's side of the dialogue,
 // by definition: a 220 reply, then a 250 reply, each one line or several
 // lines of one code ("250-a", "250 b"), among the first maxSMTPReply
-// bytes; lines end in \n or \r\n, or where the bytes end.
+// bytes; lines end in \n or \r\n, or where the bytes end before that
+// bound (a line the bound cuts is none).
 func wantSMTP(data []byte) Result {
 	lines := strings.Split(string(data[:min(len(data), maxSMTPReply)]), "\n")
-	if lines[len(lines)-1] == "" {
-		lines = lines[:len(lines)-1] // no partial line at the end
+	if lines[len(lines)-1] == "" || len(data) >= maxSMTPReply {
+		lines = lines[:len(lines)-1] // nothing, or a line the bound cut
 	}
 	isCode := func(s string) bool {
 		return len(s) == 3 && s[0] >= '2' && s[0] <= '5' && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' && s[2] <= '9'
@@ -320,6 +321,8 @@ func FuzzSMTPReplies(f *testing.F) {
 		f.Add([]byte(s), []byte("250 more\r\n"))
 	}
 	f.Add([]byte("220-"+strings.Repeat("x", 2*maxSMTPReply)), []byte{})
+	// A 250 line that the bound cuts is no reply (it once passed).
+	f.Add([]byte("220 mx\r\n250 "+strings.Repeat("x", maxSMTPReply)), []byte{})
 	f.Fuzz(func(t *testing.T, data, tail []byte) {
 		p := smtpProber{Spec{HeloName: fuzzHelo}}
 		converse := func(in []byte) (outcome, string) {

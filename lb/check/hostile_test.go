@@ -21,6 +21,25 @@ import (
 // goes away: a real server that never ends its status line, a header, the
 // headers or its body.
 func hostileServer(t *testing.T, cfg *tls.Config, prefix string, filler []byte) netip.AddrPort {
+	return streamServer(t, cfg, func(c net.Conn, r *bufio.Reader) error {
+		for { // the request, up to its empty line
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return err
+			}
+			if line == "\r\n" {
+				break
+			}
+		}
+		_, err := c.Write([]byte(prefix))
+		return err
+	}, filler)
+}
+
+// streamServer runs start on every connection to a loopback listener (TLS
+// if cfg is set) and then writes filler over and over until the client
+// goes away.
+func streamServer(t *testing.T, cfg *tls.Config, start func(net.Conn, *bufio.Reader) error, filler []byte) netip.AddrPort {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,17 +60,7 @@ func hostileServer(t *testing.T, cfg *tls.Config, prefix string, filler []byte) 
 				// A bound for the server's side only, should a prober never
 				// close its end.
 				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-				r := bufio.NewReader(c)
-				for { // the request, up to its empty line
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if line == "\r\n" {
-						break
-					}
-				}
-				if _, err := c.Write([]byte(prefix)); err != nil {
+				if err := start(c, bufio.NewReader(c)); err != nil {
 					return
 				}
 				for {
@@ -161,6 +170,53 @@ func TestHTTPHostileServer(t *testing.T) {
 					t.Errorf("%s: allocated %.1f MiB, want under %d MiB", name, float64(alloc)/(1<<20), maxAlloc>>20)
 				}
 			}
+		}
+	}
+}
+
+// An smtp probe reads at most maxSMTPReply bytes of a server that never
+// ends a reply line or a multi-line reply, in its greeting or its answer
+// to HELO: it fails at once, with little allocated.
+func TestSMTPHostileServer(t *testing.T) {
+	const (
+		timeout  = 5 * time.Second
+		maxTook  = timeout / 2
+		maxAlloc = 4 << 20
+	)
+	greet := func(greeting string, afterHelo bool) func(net.Conn, *bufio.Reader) error {
+		return func(c net.Conn, r *bufio.Reader) error {
+			if _, err := c.Write([]byte(greeting)); err != nil || !afterHelo {
+				return err
+			}
+			_, err := r.ReadString('\n')
+			return err
+		}
+	}
+	long := fmt.Sprintf("replies longer than %d bytes", maxSMTPReply)
+	tests := []struct {
+		name   string
+		start  func(net.Conn, *bufio.Reader) error
+		filler []byte
+		detail string
+	}{
+		{"endless greeting line", greet("220 ", false), bytes.Repeat([]byte("x"), 32<<10), "greeting: " + long},
+		{"endless multi-line greeting", greet("", false), bytes.Repeat([]byte("220-mx.example.org\r\n"), 2<<10), "greeting: " + long},
+		{"endless HELO reply line", greet("220 mx\r\n250 ", true), bytes.Repeat([]byte("x"), 32<<10), "HELO localhost: " + long},
+		{"endless multi-line HELO reply", greet("220 mx\r\n", true), bytes.Repeat([]byte("250-PIPELINING\r\n"), 2<<10), "HELO localhost: " + long},
+	}
+	for _, tt := range tests {
+		s := Spec{Type: SMTP, Target: streamServer(t, nil, tt.start, tt.filler), HeloName: "localhost", Timeout: timeout, Interval: timeout}
+		var o outcome
+		start := time.Now()
+		alloc := allocated(func() { o = probeOnce(t, s) })
+		took := time.Since(start)
+		expect(t, tt.name, o, Failure, tt.detail)
+		t.Logf("%s: %v %q in %v, %.1f MiB allocated", tt.name, o.result, o.detail, took.Round(time.Millisecond), float64(alloc)/(1<<20))
+		if took > maxTook {
+			t.Errorf("%s: took %v, want under %v", tt.name, took, maxTook)
+		}
+		if alloc > maxAlloc {
+			t.Errorf("%s: allocated %.1f MiB, want under %d MiB", tt.name, float64(alloc)/(1<<20), maxAlloc>>20)
 		}
 	}
 }

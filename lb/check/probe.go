@@ -728,22 +728,32 @@ func (p smtpProber) probe(ctx context.Context) outcome {
 // from (at most maxSMTPReply bytes in all) and written to on to. ctx only
 // classifies an I/O error (timeout or not).
 func (p smtpProber) converse(ctx context.Context, from io.Reader, to io.Writer) outcome {
-	r := textproto.NewReader(bufio.NewReader(&cappedReader{from, maxSMTPReply}))
+	cr := &cappedReader{r: from, n: maxSMTPReply}
+	tr := textproto.NewReader(bufio.NewReader(cr))
+	read := func(want int) (int, string, error) {
+		code, msg, err := readReply(tr, want)
+		if cr.refused {
+			// The cap cut the last line read, and bufio's ReadLine passed
+			// the piece on as a line: it is no reply.
+			return 0, "", errReplyTooLong
+		}
+		return code, msg, err
+	}
 	w := textproto.NewWriter(bufio.NewWriter(to))
-	if _, _, err := readReply(r, 220); err != nil {
+	if _, _, err := read(220); err != nil {
 		return p.refused(ctx, w, "greeting", 220, err)
 	}
 	if err := w.PrintfLine("HELO %s", p.s.HeloName); err != nil {
 		return classify(ctx, "HELO", err)
 	}
-	code, msg, err := readReply(r, 250)
+	code, msg, err := read(250)
 	if err != nil {
 		return p.refused(ctx, w, "HELO "+p.s.HeloName, 250, err)
 	}
 	o := ok("HELO %s: %d %s", p.s.HeloName, code, firstLine(msg))
 	if err := w.PrintfLine("QUIT"); err != nil {
 		o.detail += "; " + classify(ctx, "QUIT", err).detail
-	} else if _, _, err := readReply(r, 221); err != nil {
+	} else if _, _, err := read(221); err != nil {
 		o.detail += "; " + smtpReplyFailure(ctx, "QUIT", 221, err).detail
 	}
 	return o
@@ -816,14 +826,17 @@ func firstLine(msg string) string {
 	return line
 }
 
-// cappedReader reads at most n bytes, then fails with errReplyTooLong.
+// cappedReader reads at most n bytes, then fails with errReplyTooLong and
+// notes that it refused.
 type cappedReader struct {
-	r io.Reader
-	n int
+	r       io.Reader
+	n       int
+	refused bool
 }
 
 func (c *cappedReader) Read(p []byte) (int, error) {
 	if c.n <= 0 {
+		c.refused = true
 		return 0, errReplyTooLong
 	}
 	n, err := c.r.Read(p[:min(len(p), c.n)])
