@@ -426,7 +426,8 @@ func dnsSeeds(f *testing.F) [][]byte {
 // (miekg/dns's Unpack) and judges it. Whatever the bytes: an error or a
 // verdict, within an allocation bounded by the input's size; success
 // exactly when the rcode is NOERROR and an answer has the query's type;
-// and the verdict the same after the message is packed and read again.
+// and the verdict the same after the message is packed and read again
+// (where it is).
 func FuzzDNSReply(f *testing.F) {
 	for _, b := range dnsSeeds(f) {
 		for i := range dnsSpecs {
@@ -460,13 +461,18 @@ func FuzzDNSReply(f *testing.F) {
 		case o.result != Success && o.result != Failure:
 			t.Fatalf("%v %q: want a verdict", o.result, o.detail)
 		}
+		// Not every decodable message packs again, nor decodes once
+		// repacked: miekg/dns packs the empty names of an RR that came
+		// with no rdata (RFC 2136) as nothing, yet counts 20 bytes of SOA
+		// rdata (testdata/fuzz/FuzzDNSReply/54f2ba5d338e6674). The probe
+		// decodes a reply once; the verdict must agree where both decode.
 		packed, err := m.Pack()
 		if err != nil {
-			return // not every decodable message packs again
+			return
 		}
 		var again dns.Msg
 		if err := again.Unpack(packed); err != nil {
-			t.Fatalf("repacked reply does not decode: %v", err)
+			return
 		}
 		if o2 := p.verdict(&again); o2.result != o.result {
 			t.Fatalf("verdict %v %q, after repacking %v %q", o.result, o.detail, o2.result, o2.detail)

@@ -114,7 +114,8 @@ const (
 	// protocol version (net/http's MaxResponseHeaderBytes for 1.1): a
 	// health endpoint sends a few hundred bytes, and a hostile server that
 	// never ends its headers must not cost the director more than this per
-	// probe in flight (net/http's default, 10 MiB, is 1.3 GB at 128).
+	// probe in flight (with net/http's default, 10 MiB, one such probe
+	// allocated 50-90 MiB).
 	maxHeaderBytes = 64 << 10
 )
 
