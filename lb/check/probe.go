@@ -288,10 +288,11 @@ type httpURL struct {
 func newHTTPProber(s Spec) (*httpProber, error) {
 	tr := &http.Transport{
 		// A check tests a fresh connection each time, as keepalived does.
-		DisableKeepAlives:  true,
-		DisableCompression: true, // the digest is of the body as sent
-		Proxy:              nil,
-		DialContext:        dialerFor("tcp", s.Source, s.FWMark).DialContext,
+		DisableKeepAlives:      true,
+		DisableCompression:     true, // the digest is of the body as sent
+		Proxy:                  nil,
+		DialContext:            dialerFor("tcp", s.Source, s.FWMark).DialContext,
+		MaxResponseHeaderBytes: maxHeaderBytes,
 	}
 	if s.Type == HTTPS {
 		tc := &tls.Config{ServerName: s.SNI, InsecureSkipVerify: !s.TLSVerify}
@@ -378,11 +379,20 @@ func (p *httpProber) get(ctx context.Context, u *httpURL) outcome {
 		return classify(ctx, "GET "+u.Path, err)
 	}
 	defer resp.Body.Close()
-	if !statusOK(u.Status, resp.StatusCode) {
-		return fail(Failure, "GET %s: status %d not in %v", u.Path, resp.StatusCode, u.Status)
+	return u.verdict(ctx, resp.StatusCode, resp.Body)
+}
+
+// verdict judges an answer to u: its status and, if u asks, its body's
+// digest and regex. It reads no more of body than they need: nothing
+// without either, the first maxRegexBody bytes for a regex alone, at most
+// maxBody+1 bytes for a digest. ctx only classifies a read error (timeout
+// or not).
+func (u *httpURL) verdict(ctx context.Context, code int, body io.Reader) outcome {
+	if !statusOK(u.Status, code) {
+		return fail(Failure, "GET %s: status %d not in %v", u.Path, code, u.Status)
 	}
 	if u.Digest == "" && u.re == nil {
-		return ok("GET %s: status %d", u.Path, resp.StatusCode)
+		return ok("GET %s: status %d", u.Path, code)
 	}
 	// One pass over the body feeds the hash (all of it, up to maxBody) and
 	// keeps the start for the regex (up to maxRegexBody); without a digest
@@ -393,7 +403,7 @@ func (p *httpProber) get(ctx context.Context, u *httpURL) outcome {
 		sink.h = newDigest(u.Digest)
 		limit = maxBody
 	}
-	n, err := io.Copy(sink, io.LimitReader(resp.Body, limit+1))
+	n, err := io.Copy(sink, io.LimitReader(body, limit+1))
 	if err != nil {
 		return classify(ctx, "GET "+u.Path+": body", err)
 	}
@@ -423,7 +433,7 @@ func (p *httpProber) get(ctx context.Context, u *httpURL) outcome {
 			passed = append(passed, "regex does not match"+scope+" (regex_no_match)")
 		}
 	}
-	return ok("GET %s: status %d, %s", u.Path, resp.StatusCode, strings.Join(passed, ", "))
+	return ok("GET %s: status %d, %s", u.Path, code, strings.Join(passed, ", "))
 }
 
 // get10 sends req as HTTP/1.0 (keepalived's http_protocol 1.0, or 1.0C
@@ -455,7 +465,7 @@ func (p *httpProber) get10(ctx context.Context, req *http.Request) (*http.Respon
 		conn.Close()
 		return nil, err
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	resp, err := readResponse10(conn, req, maxHeaderBytes)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -464,18 +474,73 @@ func (p *httpProber) get10(ctx context.Context, req *http.Request) (*http.Respon
 	return resp, nil
 }
 
-// connBody closes its connection with the body.
+// readResponse10 reads the answer to req from r, its status line and
+// headers bounded together by limit bytes as net/http's transport bounds
+// them on the HTTP/1.1 path (MaxResponseHeaderBytes); longer ones fail
+// with a *headersTooLong. The body is bounded by what reads it (verdict).
+func readResponse10(r io.Reader, req *http.Request, limit int64) (*http.Response, error) {
+	hr := &headerReader{r: r, left: limit, limit: limit}
+	resp, err := http.ReadResponse(bufio.NewReader(hr), req)
+	if err != nil {
+		if hr.refused {
+			// The parser needed more than the limit; the error it reports
+			// may be of the line the limit cut ("missing colon").
+			return nil, &headersTooLong{limit}
+		}
+		return nil, err
+	}
+	// What the bufio.Reader read ahead of the body counted against the
+	// headers, as in net/http's transport; the body is not limited here.
+	hr.body = true
+	return resp, nil
+}
+
+// headersTooLong is the error of an answer whose status line and headers
+// are longer than the limit.
+type headersTooLong struct{ limit int64 }
+
+func (e *headersTooLong) Error() string {
+	return fmt.Sprintf("response headers longer than %d bytes", e.limit)
+}
+
+// headerReader passes through at most left bytes of r until body is set,
+// then fails with *headersTooLong and notes that it refused.
+type headerReader struct {
+	r       io.Reader
+	left    int64
+	limit   int64
+	body    bool
+	refused bool
+}
+
+func (h *headerReader) Read(p []byte) (int, error) {
+	if h.body {
+		return h.r.Read(p)
+	}
+	if h.left <= 0 {
+		h.refused = true
+		return 0, &headersTooLong{h.limit}
+	}
+	if int64(len(p)) > h.left {
+		p = p[:h.left]
+	}
+	n, err := h.r.Read(p)
+	h.left -= int64(n)
+	return n, err
+}
+
+// connBody is a body read from conn; closing it closes conn.
 type connBody struct {
 	io.ReadCloser
 	conn net.Conn
 }
 
+// Close closes the connection without draining the body (http.Response's
+// body would read a chunked one to its end): a check has read what it
+// judges, and a server that streams on must not hold the probe until its
+// timeout.
 func (c connBody) Close() error {
-	err := c.ReadCloser.Close()
-	if cerr := c.conn.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return c.conn.Close()
 }
 
 // bodySink hashes what is written to it (h, if set) and keeps the first
@@ -491,7 +556,15 @@ func (b *bodySink) Write(p []byte) (int, error) {
 		b.h.Write(p)
 	}
 	if room := maxRegexBody - len(b.buf); b.keep && room > 0 {
-		b.buf = append(b.buf, p[:min(room, len(p))]...)
+		keep := p[:min(room, len(p))]
+		if len(b.buf)+len(keep) > cap(b.buf) {
+			// Double, up to the bound: append grows large slices by about
+			// 1.25×, which allocates some five times the bound in all.
+			buf := make([]byte, len(b.buf), min(max(2*cap(b.buf), len(b.buf)+len(keep), 4<<10), maxRegexBody))
+			copy(buf, b.buf)
+			b.buf = buf
+		}
+		b.buf = append(b.buf, keep...)
 	}
 	return len(p), nil
 }
@@ -530,11 +603,19 @@ func (p udpProber) probe(ctx context.Context) outcome {
 	if _, err := c.Write([]byte(p.s.Payload)); err != nil {
 		return classify(ctx, "udp send", err)
 	}
-	buf := make([]byte, 1500)
-	n, err := c.Read(buf)
+	// The buffer holds a whole Ethernet-sized reply, and one byte more than
+	// MinReply and MaxReply need to be judged; MSG_TRUNC says when a reply
+	// was longer (a datagram carries at most 64 KiB).
+	buf := make([]byte, min(max(1500, p.s.MinReply, p.s.MaxReply+1), 64<<10))
+	var n, flags int
+	if uc, isUDP := c.(*net.UDPConn); isUDP {
+		n, _, flags, _, err = uc.ReadMsgUDP(buf, nil)
+	} else {
+		n, err = c.Read(buf)
+	}
 	switch {
 	case err == nil:
-		return p.judge(buf[:n])
+		return p.judge(buf[:n], flags&unix.MSG_TRUNC != 0)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fail(Failure, "udp: ICMP port unreachable")
 	case !p.s.RequireReply && classify(ctx, "", err).result == Timeout:
@@ -543,17 +624,22 @@ func (p udpProber) probe(ctx context.Context) outcome {
 	return classify(ctx, "udp reply", err)
 }
 
-// judge checks a udp reply against Reply, MinReply and MaxReply.
-func (p udpProber) judge(b []byte) outcome {
+// judge checks a udp reply against Reply, MinReply and MaxReply; b is
+// its start when truncated.
+func (p udpProber) judge(b []byte, truncated bool) outcome {
+	size := fmt.Sprintf("%d bytes", len(b))
+	if truncated {
+		size = "more than " + size
+	}
 	switch {
 	case len(b) < p.s.MinReply:
-		return fail(Failure, "udp reply of %d bytes, want at least %d", len(b), p.s.MinReply)
+		return fail(Failure, "udp reply of %s, want at least %d", size, p.s.MinReply)
 	case p.s.MaxReply > 0 && len(b) > p.s.MaxReply:
-		return fail(Failure, "udp reply of %d bytes, want at most %d", len(b), p.s.MaxReply)
+		return fail(Failure, "udp reply of %s, want at most %d", size, p.s.MaxReply)
 	case !replyMatches(p.s.Reply, b):
 		return fail(Failure, "udp reply %x does not match %s", b[:min(len(b), 32)], p.s.Reply)
 	}
-	return ok("udp reply of %d bytes", len(b))
+	return ok("udp reply of %s", size)
 }
 
 // replyMatches reports whether b starts with pattern: lower-case hex
@@ -589,8 +675,18 @@ func (p dnsProber) probe(ctx context.Context) outcome {
 	if err != nil {
 		return classify(ctx, "dns "+p.s.QType+" "+p.s.QName, err)
 	}
+	return p.verdict(r)
+}
+
+// verdict judges a reply to the check's query (the client matched its
+// ID): up with rcode NOERROR and an answer of the query's type.
+func (p dnsProber) verdict(r *dns.Msg) outcome {
 	if r.Rcode != dns.RcodeSuccess {
-		return fail(Failure, "dns %s %s: rcode %s", p.s.QType, p.s.QName, dns.RcodeToString[r.Rcode])
+		name, known := dns.RcodeToString[r.Rcode]
+		if !known { // an extended rcode (EDNS) without a name
+			name = strconv.Itoa(r.Rcode)
+		}
+		return fail(Failure, "dns %s %s: rcode %s", p.s.QType, p.s.QName, name)
 	}
 	want := dns.StringToType[p.s.QType]
 	for _, rr := range r.Answer {
@@ -625,22 +721,39 @@ func (p smtpProber) probe(ctx context.Context) outcome {
 	// Cancellation ends a read or write in progress.
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	r := textproto.NewReader(bufio.NewReader(&cappedReader{c, maxSMTPReply}))
-	w := textproto.NewWriter(bufio.NewWriter(c))
-	if _, _, err := readReply(r, 220); err != nil {
+	return p.converse(ctx, c, c)
+}
+
+// converse holds the check's dialogue with a server that is read from
+// from (at most maxSMTPReply bytes in all) and written to on to. ctx only
+// classifies an I/O error (timeout or not).
+func (p smtpProber) converse(ctx context.Context, from io.Reader, to io.Writer) outcome {
+	cr := &cappedReader{r: from, n: maxSMTPReply}
+	tr := textproto.NewReader(bufio.NewReader(cr))
+	read := func(want int) (int, string, error) {
+		code, msg, err := readReply(tr, want)
+		if cr.refused {
+			// The cap cut the last line read, and bufio's ReadLine passed
+			// the piece on as a line: it is no reply.
+			return 0, "", errReplyTooLong
+		}
+		return code, msg, err
+	}
+	w := textproto.NewWriter(bufio.NewWriter(to))
+	if _, _, err := read(220); err != nil {
 		return p.refused(ctx, w, "greeting", 220, err)
 	}
 	if err := w.PrintfLine("HELO %s", p.s.HeloName); err != nil {
 		return classify(ctx, "HELO", err)
 	}
-	code, msg, err := readReply(r, 250)
+	code, msg, err := read(250)
 	if err != nil {
 		return p.refused(ctx, w, "HELO "+p.s.HeloName, 250, err)
 	}
 	o := ok("HELO %s: %d %s", p.s.HeloName, code, firstLine(msg))
 	if err := w.PrintfLine("QUIT"); err != nil {
 		o.detail += "; " + classify(ctx, "QUIT", err).detail
-	} else if _, _, err := readReply(r, 221); err != nil {
+	} else if _, _, err := read(221); err != nil {
 		o.detail += "; " + smtpReplyFailure(ctx, "QUIT", 221, err).detail
 	}
 	return o
@@ -713,14 +826,17 @@ func firstLine(msg string) string {
 	return line
 }
 
-// cappedReader reads at most n bytes, then fails with errReplyTooLong.
+// cappedReader reads at most n bytes, then fails with errReplyTooLong and
+// notes that it refused.
 type cappedReader struct {
-	r io.Reader
-	n int
+	r       io.Reader
+	n       int
+	refused bool
 }
 
 func (c *cappedReader) Read(p []byte) (int, error) {
 	if c.n <= 0 {
+		c.refused = true
 		return 0, errReplyTooLong
 	}
 	n, err := c.r.Read(p[:min(len(p), c.n)])

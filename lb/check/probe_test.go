@@ -225,6 +225,11 @@ func TestUDP(t *testing.T) {
 		{"reply differs", Spec{Type: UDP, Target: target, Payload: "\x01\x02\x03", Reply: "02", Timeout: probeTimeout, Interval: probeTimeout}, Failure, "udp reply 010203 does not match 02"},
 		{"reply too long", Spec{Type: UDP, Target: target, Payload: "abcdef", MaxReply: 4, Timeout: probeTimeout, Interval: probeTimeout}, Failure, "want at most 4"},
 		{"reply too short", Spec{Type: UDP, Target: target, Payload: "ab", MinReply: 4, Timeout: probeTimeout, Interval: probeTimeout}, Failure, "want at least 4"},
+		// Datagrams longer than the probe's default 1500-byte buffer are
+		// judged by their whole length, not a truncated one.
+		{"long reply, min", Spec{Type: UDP, Target: target, Payload: strings.Repeat("x", 2000), MinReply: 1800, Timeout: probeTimeout, Interval: probeTimeout}, Success, "udp reply of more than 1800 bytes"},
+		{"long reply, max", Spec{Type: UDP, Target: target, Payload: strings.Repeat("x", 2000), MaxReply: 1800, Timeout: probeTimeout, Interval: probeTimeout}, Failure, "udp reply of more than 1801 bytes, want at most 1800"},
+		{"long reply, max fits", Spec{Type: UDP, Target: target, Payload: strings.Repeat("x", 2000), MaxReply: 2000, Timeout: probeTimeout, Interval: probeTimeout}, Success, "udp reply of 2000 bytes"},
 		{"port unreachable", Spec{Type: UDP, Target: closed, Payload: "x", Timeout: probeTimeout, Interval: probeTimeout}, Failure, "ICMP port unreachable"},
 		{"port unreachable, reply required", Spec{Type: UDP, Target: closed, Payload: "x", RequireReply: true, Timeout: probeTimeout, Interval: probeTimeout}, Failure, "ICMP port unreachable"},
 	}
@@ -243,7 +248,7 @@ func udpEcho(t *testing.T, seen chan<- string) netip.AddrPort {
 	}
 	t.Cleanup(func() { c.Close() })
 	go func() {
-		buf := make([]byte, 1500)
+		buf := make([]byte, 64<<10)
 		for {
 			n, from, err := c.ReadFrom(buf)
 			if err != nil {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"vigil/internal/safe"
 	"vigil/lb"
 )
 
@@ -363,14 +364,7 @@ func (s *Scheduler) work(ctx context.Context) {
 		case p = <-s.jobs:
 		}
 		start := time.Now()
-		var o outcome
-		if _, ok := p.p.(selfTimed); ok {
-			o = p.p.probe(deadlineCtx{ctx, start.Add(p.spec.Timeout)})
-		} else {
-			pctx, cancel := context.WithTimeout(ctx, p.spec.Timeout)
-			o = p.p.probe(pctx)
-			cancel()
-		}
+		o := s.runProbe(ctx, p, start)
 		took := time.Since(start)
 		if ctx.Err() != nil {
 			return // stopping: the result says nothing about the target
@@ -380,6 +374,27 @@ func (s *Scheduler) work(ctx context.Context) {
 		}
 		s.record(p, o, start.Add(took))
 	}
+}
+
+// probeComponent names recovered probe panics in logs and in
+// vigil_panics_recovered_total{component}.
+const probeComponent = "check_probe"
+
+// runProbe runs p's probe once, started at start. A panic in it (a bug,
+// perhaps reached through what a server sent) is logged with its stack,
+// counted, and becomes a failed run (Error): the worker goes on, and the
+// check's rise/fall moves as for any failure.
+func (s *Scheduler) runProbe(ctx context.Context, p *probe, start time.Time) (o outcome) {
+	defer safe.Recover(s.log, probeComponent, func(v any) {
+		o = fail(Error, "probe panicked: %v (a bug in vigil; the stack is in the log)", v)
+		s.log.Error("check probe panicked; counted as a failed run", "check", p.spec.Type, "target", p.spec.Target, "panic", fmt.Sprint(v))
+	})
+	if _, ok := p.p.(selfTimed); ok {
+		return p.p.probe(deadlineCtx{ctx, start.Add(p.spec.Timeout)})
+	}
+	pctx, cancel := context.WithTimeout(ctx, p.spec.Timeout)
+	defer cancel()
+	return p.p.probe(pctx)
 }
 
 // selfTimed is a prober that bounds itself by ctx.Deadline(), so the

@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"vigil/internal/safe"
 	"vigil/lb"
 )
 
@@ -601,5 +603,118 @@ func TestSuspended(t *testing.T) {
 	s.dispatch(pw.due)
 	if got := take(s); len(got) == 0 || !slices.Contains(got, pw) {
 		t.Fatalf("after the suspension is lifted, web's probe did not run")
+	}
+}
+
+// panicky panics in every probe while boom is set, and succeeds otherwise.
+type panicky struct{ boom, panics *atomic.Int64 }
+
+func (p panicky) probe(context.Context) outcome {
+	if p.boom.Load() != 0 {
+		p.panics.Add(1)
+		var m map[string]int
+		m["boom"]++ // a runtime error, as a bug would panic
+	}
+	return ok("fine again")
+}
+
+// countingProber succeeds and counts its probes.
+type countingProber struct{ n *atomic.Int64 }
+
+func (p countingProber) probe(context.Context) outcome { p.n.Add(1); return ok("counted") }
+
+// lockedBuffer is a log sink for concurrent workers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func panicCount() uint64 {
+	for _, c := range safe.Counts() {
+		if c.Component == probeComponent {
+			return c.Panics
+		}
+	}
+	return 0
+}
+
+// A probe that panics does not end the process: the run counts as failed
+// (Error, with a detail saying so), the check goes down by its fall count
+// and up again by its rise count, the other checks go on being probed, and
+// each panic is logged with its stack and counted.
+func TestProbePanicRecovered(t *testing.T) {
+	var boom, panics, good atomic.Int64
+	boom.Store(1)
+	var errRuns atomic.Int64
+	var logs lockedBuffer
+	s := New(Config{Workers: 2, Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Observer: ObserverFunc(func(_ Type, r Result, _ time.Duration) {
+			if r == Error {
+				errRuns.Add(1)
+			}
+		})})
+	s.newProber = func(sp Spec) (prober, error) {
+		if sp.Target.Port() == 1 {
+			return panicky{&boom, &panics}, nil
+		}
+		return countingProber{&good}, nil
+	}
+	spec := func(port uint16) Spec {
+		sp := tcpSpec(port)
+		sp.Interval, sp.Timeout, sp.RetryDelay, sp.Fall = 20*time.Millisecond, 10*time.Millisecond, 10*time.Millisecond, 2
+		return sp
+	}
+	if err := s.Set(map[ID]Check{"bad": {Owner{"vs", rs(1)}, spec(1)}, "good": {Owner{"vs", rs(2)}, spec(2)}}); err != nil {
+		t.Fatal(err)
+	}
+	before := panicCount()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	status := func(id ID) CheckStatus { return s.Statuses()[id] }
+	waitFor(t, "the panicking check to go down", 5*time.Second, func() bool {
+		st := status("bad")
+		return !st.Up && st.Failures >= 2
+	})
+	if st := status("bad"); !strings.Contains(st.Detail, "probe panicked: assignment to entry in nil map") {
+		t.Errorf("detail %q does not say the probe panicked", st.Detail)
+	}
+	// The other check goes on, and so do the panics: nothing is stuck.
+	g, p := good.Load(), panics.Load()
+	waitFor(t, "more probes of both checks", 5*time.Second, func() bool { return good.Load() >= g+3 && panics.Load() >= p+3 })
+	if st := status("good"); !st.Up || st.Detail != "counted" {
+		t.Errorf("the other check: %+v", st.Status)
+	}
+
+	boom.Store(0)
+	waitFor(t, "the check to come up again", 5*time.Second, func() bool { st := status("bad"); return st.Up && st.Detail == "fine again" })
+	cancel()
+	<-done
+	n := panics.Load()
+	if got := panicCount() - before; got != uint64(n) {
+		t.Errorf("vigil_panics_recovered_total{component=%q} grew by %d for %d panics", probeComponent, got, n)
+	}
+	if got := errRuns.Load(); got != n {
+		t.Errorf("observer saw %d error results for %d panics", got, n)
+	}
+	out := logs.String()
+	for _, want := range []string{"recovered from a panic", "component=" + probeComponent, "scheduler_test.go", "check probe panicked; counted as a failed run", "target=127.0.0.1:1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q", want)
+		}
 	}
 }

@@ -106,10 +106,17 @@ type URL struct {
 	Host string
 }
 
-// The bounds on what an http or https probe reads of a body.
+// The bounds on what an http or https probe reads of an answer.
 const (
 	maxBody      = 8 << 20 // for a digest: longer bodies fail
 	maxRegexBody = 1 << 20 // for a regex: the rest is not searched
+	// maxHeaderBytes bounds the status line and headers together, on every
+	// protocol version (net/http's MaxResponseHeaderBytes for 1.1): a
+	// health endpoint sends a few hundred bytes, and a hostile server that
+	// never ends its headers must not cost the director more than this per
+	// probe in flight (with net/http's default, 10 MiB, one such probe
+	// allocated 50-90 MiB).
+	maxHeaderBytes = 64 << 10
 )
 
 // normalizeURL validates u and fills in its defaults; field names in
@@ -211,7 +218,8 @@ type Spec struct {
 	// HTTPVersion is the request's protocol (keepalived http_protocol):
 	// "1.1" (the default) or "" sends HTTP/1.1 with Connection: close;
 	// "1.0" sends HTTP/1.0 (keepalived's default) and "1.0C" HTTP/1.0 with
-	// Connection: close. Each sends Host.
+	// Connection: close. Each sends Host. On every version an answer whose
+	// status line and headers exceed 64 KiB fails the check.
 	HTTPVersion string
 
 	// Payload is what a udp check sends (default empty datagram).
