@@ -38,6 +38,10 @@ type Config struct {
 // Node identifies this node.
 type Node struct {
 	Name string // default: the hostname
+	// AllowEmpty says that the node runs no VRRP instance and no virtual
+	// server on purpose (node.allow_empty, file only): without it such a
+	// config is taken for an empty or truncated file (see Empty).
+	AllowEmpty bool
 }
 
 // VRRP holds the virtual routers and what they track.
@@ -240,6 +244,14 @@ type GARP struct {
 	LowerPrioDelay  time.Duration
 }
 
+// Empty reports whether the config runs nothing: no VRRP instance and no
+// virtual server. Applied to a running node, such a config removes every
+// instance and VIP, which is what an empty or truncated file looks like;
+// Node.AllowEmpty says it is meant.
+func (c *Config) Empty() bool {
+	return len(c.VRRP.Instances) == 0 && len(c.LB.VirtualServers) == 0
+}
+
 // MaxFileSize bounds a configuration file: far above any real one (1,000
 // virtual servers of 10 real servers each are 1.1 MB), low enough that a
 // wrong path (a log, a disk image) is refused before it is read into
@@ -331,11 +343,12 @@ func sizeProblem(data []byte, file string) error {
 // decode parses text with d; the Config's hash is that of orig, the file
 // (text differs from it when a Loader stands in placeholders).
 func decode(text []byte, file string, d *decoder, orig []byte) (*Config, *decoder, error) {
-	root, env, errs := read(text)
+	root, env, facts, errs := readFacts(text, d.reuseKey)
 	if errs != nil {
 		return nil, d, &ValidationError{File: file, Errors: errs}
 	}
 	d.env = env
+	d.facts = facts
 	cfg := d.config(root)
 	if len(d.errs) > 0 {
 		return nil, d, &ValidationError{File: file, Errors: d.errs, Warnings: d.warns}

@@ -96,8 +96,8 @@ type Changes struct {
 	Scripts, Files, Processes, SyncGroups NameChanges
 
 	// Other lists the changed settings outside instances and trackers:
-	// "node.name", "vrrp.strict", "vrrp.garp", "vrrp.script_user",
-	// "vrrp.notify_fifo", "telemetry".
+	// "node.name", "node.allow_empty", "vrrp.strict", "vrrp.garp",
+	// "vrrp.script_user", "vrrp.notify_fifo", "telemetry".
 	Other []string
 }
 
@@ -187,6 +187,7 @@ func Diff(old, new *Config) Changes {
 		differ bool
 	}{
 		{"node.name", old.Node.Name != new.Node.Name},
+		{"node.allow_empty", old.Node.AllowEmpty != new.Node.AllowEmpty},
 		{"vrrp.strict", old.VRRP.Strict != new.VRRP.Strict},
 		{"vrrp.garp", old.VRRP.GARP != new.VRRP.GARP},
 		{"vrrp.script_user", old.VRRP.ScriptUser != new.VRRP.ScriptUser},

@@ -88,7 +88,14 @@ func (d *decoder) config(root map[string]any) *Config {
 	d.syncDaemonInstance(cfg)
 	d.syncDaemonMixedFamily(cfg)
 	d.haSuspendTracked(cfg)
-	if len(cfg.VRRP.Instances) == 0 {
+	switch {
+	case cfg.Empty() && !cfg.Node.AllowEmpty:
+		// What an empty or truncated file gives: applied, it would
+		// remove every instance and VIP.
+		d.warn("", "the configuration has no VRRP instances and no virtual servers: "+
+			"a reload to it is refused (it would remove every instance and VIP this node holds); "+
+			"if this node is meant to run none, say so with node.allow_empty: true")
+	case len(cfg.VRRP.Instances) == 0 && !cfg.Empty():
 		d.warn("vrrp.instances", "no VRRP instances are configured")
 	}
 
@@ -116,8 +123,11 @@ func (d *decoder) node(o *object) Node {
 	if name.ok() && !nodeNameRE.MatchString(name.V) {
 		name.reject(d, "is not a valid node name: use 1..253 of A-Z a-z 0-9 _ . -")
 	}
+	// Not from the environment: only the file can say that it is meant
+	// to be empty.
+	allowEmpty := getBool(o, "allow_empty")
 	o.unknown(nil, nil)
-	return Node{Name: name.V}
+	return Node{Name: name.V, AllowEmpty: allowEmpty.or(false)}
 }
 
 func (d *decoder) telemetry(o *object) Telemetry {
