@@ -66,6 +66,11 @@ type VRRP struct {
 	// NotifyFIFO is the path of a FIFO that receives one line per event, in
 	// order (keepalived notify_fifo); "" = none. It is created if missing.
 	NotifyFIFO string
+	// NotifyFIFOGroup is the group (a name, or a numeric gid) that may
+	// read the FIFO: it is then mode 0660 with that group; "" = none, mode
+	// 0600 owned by root. The group need not exist when the file is
+	// loaded (a warning says so).
+	NotifyFIFOGroup string
 }
 
 // Telemetry configures metrics, health endpoints and logging.

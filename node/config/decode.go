@@ -66,6 +66,7 @@ var envKeys = []envKey{
 	{"vrrp.garp.lower_prio_delay", nil},
 	{"vrrp.script_user", nil},
 	{"vrrp.notify_fifo", nil},
+	{"vrrp.notify_fifo_group", nil},
 	{"telemetry.listen", func() any { return DefaultListen }},
 	{"telemetry.log_level", func() any { return DefaultLogLevel }},
 	{"telemetry.log_format", func() any { return DefaultLogFormat }},

@@ -97,7 +97,8 @@ type Changes struct {
 
 	// Other lists the changed settings outside instances and trackers:
 	// "node.name", "node.allow_empty", "vrrp.strict", "vrrp.garp",
-	// "vrrp.script_user", "vrrp.notify_fifo", "telemetry".
+	// "vrrp.script_user", "vrrp.notify_fifo", "vrrp.notify_fifo_group",
+	// "telemetry".
 	Other []string
 }
 
@@ -192,6 +193,7 @@ func Diff(old, new *Config) Changes {
 		{"vrrp.garp", old.VRRP.GARP != new.VRRP.GARP},
 		{"vrrp.script_user", old.VRRP.ScriptUser != new.VRRP.ScriptUser},
 		{"vrrp.notify_fifo", old.VRRP.NotifyFIFO != new.VRRP.NotifyFIFO},
+		{"vrrp.notify_fifo_group", old.VRRP.NotifyFIFOGroup != new.VRRP.NotifyFIFOGroup},
 		{"telemetry", old.Telemetry != new.Telemetry},
 	}
 	for _, o := range other {

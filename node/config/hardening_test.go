@@ -253,3 +253,94 @@ func TestEmptyConfig(t *testing.T) {
 	}
 	mustFail(t, "node: {allow_empty: maybe}\n")
 }
+
+// telemetry.pprof with a listener reachable from other hosts is warned of.
+func TestPprofExposure(t *testing.T) {
+	const exposed = "anybody who can reach the port can take CPU and heap profiles"
+	for _, tc := range []struct {
+		listen string
+		pprof  bool
+		where  string // "" = no warning
+	}{
+		{"0.0.0.0:9730", true, "on 0.0.0.0:9730, which is every interface"},
+		{"[::]:9730", true, "on [::]:9730, which is every interface"},
+		{":9730", true, "on :9730, which is every interface"},
+		{"192.0.2.10:9730", true, "on 192.0.2.10:9730, not a loopback address"},
+		{"[2001:db8::1]:9730", true, "not a loopback address"},
+		{"lb1.example.net:9730", true, "a host name, not a loopback address"},
+		{"127.0.0.1:9730", true, ""},
+		{"127.0.0.2:9730", true, ""},
+		{"[::1]:9730", true, ""},
+		{"[::ffff:127.0.0.1]:9730", true, ""},
+		{"localhost:9730", true, ""},
+		{"", true, ""},
+		{"0.0.0.0:9730", false, ""},
+	} {
+		c, err := everyPath(t, fmt.Sprintf("telemetry: {listen: %q, pprof: %v}\n%s", tc.listen, tc.pprof, one()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := hasWarning(c, "telemetry.pprof: true serves Go's /debug/pprof/", exposed)
+		if got != (tc.where != "") || got && !hasWarning(c, tc.where) {
+			t.Errorf("listen %q pprof %v: warnings %q, want %q", tc.listen, tc.pprof, c.Warnings, tc.where)
+		}
+	}
+	// From the environment: named.
+	t.Setenv("VIGIL_TELEMETRY_LISTEN", "0.0.0.0:9730")
+	t.Setenv("VIGIL_TELEMETRY_PPROF", "true")
+	if c := mustParse(t, one()); !hasWarning(c, exposed, "(set by $VIGIL_TELEMETRY_LISTEN and $VIGIL_TELEMETRY_PPROF)") {
+		t.Errorf("environment: %q", c.Warnings)
+	}
+}
+
+// vrrp.notify_fifo_group: a group name or gid, checked for syntax; one
+// that does not exist (yet) is a warning.
+func TestNotifyFIFOGroup(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "events")
+	withFIFO := func(group string) string {
+		return withVRRP(one(), "notify_fifo: "+fifo, "notify_fifo_group: "+group)
+	}
+	for _, tc := range []struct {
+		y, want, warn string
+	}{
+		{withFIFO(`""`), "", ""},
+		{withFIFO("root"), "root", ""},
+		{withFIFO("0"), "0", ""},   // a number
+		{withFIFO(`"0"`), "0", ""}, // a string
+		{withFIFO("vigil-no-such-group"), "vigil-no-such-group", `vrrp.notify_fifo_group: "vigil-no-such-group" names no group on this system now`},
+		{withFIFO("4294967294"), "4294967294", "names no group on this system now"},
+		{withVRRP(one(), "notify_fifo_group: root"), "root", `vrrp.notify_fifo_group: "root" has no effect without vrrp.notify_fifo`},
+	} {
+		c, err := everyPath(t, tc.y)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.y, err)
+		}
+		if c.VRRP.NotifyFIFOGroup != tc.want {
+			t.Errorf("%q, want %q", c.VRRP.NotifyFIFOGroup, tc.want)
+		}
+		if tc.warn == "" && len(c.Warnings) > 0 || tc.warn != "" && !hasWarning(c, tc.warn) {
+			t.Errorf("warnings %q, want %q", c.Warnings, tc.warn)
+		}
+	}
+	for _, tc := range []struct{ group, frag string }{
+		{"4294967295", "4294967295 is out of range: a gid is 0..4294967294"},
+		{"-1", "-1 is out of range"},
+		{"-adm", `"-adm" is not a group name or a numeric gid`},
+		{`"a b"`, `"a b" is not a group name or a numeric gid`},
+		{"[adm]", "must be a group name or a numeric gid, not a list"},
+		{"1.5", "must be a group name or a numeric gid, not a number"},
+	} {
+		_, err := everyPath(t, withFIFO(tc.group))
+		validationError(t, err, "vrrp.notify_fifo_group", tc.frag)
+	}
+	// The environment overrides it, and Diff reports a change.
+	old := mustParse(t, withVRRP(one(), "notify_fifo: "+fifo))
+	t.Setenv("VIGIL_VRRP_NOTIFY_FIFO_GROUP", "adm")
+	c := mustParse(t, withFIFO("root"))
+	if c.VRRP.NotifyFIFOGroup != "adm" {
+		t.Errorf("from the environment: %q", c.VRRP.NotifyFIFOGroup)
+	}
+	if ch := Diff(old, c); !reflect.DeepEqual(ch.Other, []string{"vrrp.notify_fifo_group"}) {
+		t.Errorf("Diff: %q", ch.Other)
+	}
+}
