@@ -159,3 +159,60 @@ func TestIPVSListUsage(t *testing.T) {
 		t.Errorf("without IPVS: exit %d %q, want 1 and a hint to modprobe ip_vs", code, msg)
 	}
 }
+
+// vigil config validate refuses what the config would read wrongly or not
+// at all (keys differing only in case, a second document, an oversize
+// file) with exit 1 and the place; an empty file is valid (exit 0) but
+// warned of, since a reload to it is refused.
+func TestConfigValidateAmbiguousFiles(t *testing.T) {
+	const inst = "vrrp:\n  instances:\n    - name: web\n      interface: eth0\n      vrid: 51\n      vips: [192.0.2.100/24]\n"
+	huge := filepath.Join(t.TempDir(), "huge.yaml")
+	if err := os.WriteFile(huge, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, 100<<20); err != nil { // sparse
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, path string
+		code       int
+		frags      []string // in the message (exit 1) or the output (exit 0)
+	}{
+		{"case-duplicate keys", write(t, inst+"      preempt: true\n      Preempt: false\n"), 1, []string{
+			"1 problem:", `vrrp.instances[0].preempt: keys "preempt" (line 7) and "Preempt" (line 8) differ only in case`}},
+		{"case-duplicate sections", write(t, "VRRP: {instances: []}\n"+inst), 1, []string{
+			`vrrp: keys "VRRP" (line 1) and "vrrp" (line 2) differ only in case`}},
+		{"second document", write(t, inst+"---\nvrrp: {instances: []}\n"), 1, []string{
+			"line 7: a second YAML document starts here"}},
+		{"oversize file", huge, 1, []string{
+			huge, "configuration file too large: 104857600 bytes, the limit is 67108864 bytes (64 MiB)"}},
+		{"empty file", write(t, ""), 0, []string{
+			"warning: the configuration has no VRRP instances and no virtual servers: a reload to it is refused",
+			"node.allow_empty: true", "OK (0 VRRP instances, 0 virtual servers)"}},
+		{"file cut after instances:", write(t, "node: {name: lb1}\nvrrp:\n  instances:\n"), 0, []string{
+			"warning: vrrp.instances: is empty (line 3); the file may be truncated",
+			"warning: the configuration has no VRRP instances and no virtual servers"}},
+		{"empty on purpose", write(t, "node: {allow_empty: true}\n"), 0, []string{"OK (0 VRRP instances, 0 virtual servers)"}},
+		{"capitalised key", write(t, inst+"      Preempt: false\n"), 0, []string{
+			`warning: vrrp.instances[0].preempt: written "Preempt" (line 7); keys are lower case`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code, msg := run(t, "config", "validate", "--config", tc.path)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; out %q msg %q", code, tc.code, out, msg)
+			}
+			text := msg
+			if code == 0 {
+				text = out
+			}
+			for _, f := range tc.frags {
+				if !strings.Contains(text, f) {
+					t.Errorf("%q not in:\n%s", f, text)
+				}
+			}
+			if tc.name == "empty on purpose" && strings.Contains(out, "warning") {
+				t.Errorf("warned although node.allow_empty is set:\n%s", out)
+			}
+		})
+	}
+}

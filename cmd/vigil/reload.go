@@ -48,7 +48,7 @@ func (r *reloader) reload(trigger string) (node.ReloadReport, error) {
 	// A file that did not change is not parsed again (configuration
 	// management often sends HUP on every run; parsing 10,000 real servers
 	// takes a while). The environment cannot have changed either.
-	data, err := os.ReadFile(r.path)
+	data, err := config.ReadFile(r.path) // bounded: config.MaxFileSize
 	if err == nil {
 		sum := sha256.Sum256(data)
 		if h := hex.EncodeToString(sum[:]); h == r.applied {

@@ -530,7 +530,7 @@ func TestEnvOverride(t *testing.T) {
 		"vrrp.garp.repeat": "9", "vrrp.garp.delay": "3s", "vrrp.garp.interval": "20ms",
 		"vrrp.garp.refresh": "30s", "vrrp.garp.refresh_repeat": "2",
 		"vrrp.garp.lower_prio_repeat": "4", "vrrp.garp.lower_prio_delay": "1s",
-		"vrrp.script_user": "nobody", "vrrp.notify_fifo": fifo,
+		"vrrp.script_user": "nobody", "vrrp.notify_fifo": fifo, "vrrp.notify_fifo_group": "0",
 		"telemetry.listen": "[::1]:9000", "telemetry.log_level": "warn", "telemetry.log_format": "json",
 		"telemetry.pprof": "true",
 	}
@@ -544,7 +544,7 @@ func TestEnvOverride(t *testing.T) {
 	wantGARP := GARP{Repeat: 9, Delay: 3 * time.Second, Interval: 20 * time.Millisecond,
 		Refresh: 30 * time.Second, RefreshRepeat: 2, LowerPrioRepeat: 4, LowerPrioDelay: time.Second}
 	if c.Node.Name != "n2" || c.VRRP.GARP != wantGARP || c.VRRP.Strict ||
-		c.VRRP.ScriptUser != "nobody" || c.VRRP.NotifyFIFO != fifo ||
+		c.VRRP.ScriptUser != "nobody" || c.VRRP.NotifyFIFO != fifo || c.VRRP.NotifyFIFOGroup != "0" ||
 		c.Telemetry != (Telemetry{"[::1]:9000", "warn", "json", true}) {
 		t.Errorf("env: %+v", c)
 	}

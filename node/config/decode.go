@@ -66,6 +66,7 @@ var envKeys = []envKey{
 	{"vrrp.garp.lower_prio_delay", nil},
 	{"vrrp.script_user", nil},
 	{"vrrp.notify_fifo", nil},
+	{"vrrp.notify_fifo_group", nil},
 	{"telemetry.listen", func() any { return DefaultListen }},
 	{"telemetry.log_level", func() any { return DefaultLogLevel }},
 	{"telemetry.log_format", func() any { return DefaultLogFormat }},
@@ -91,11 +92,26 @@ func EnvVar(key string) string {
 // the defaults of the scalar keys in envKeys merged in. env maps the key
 // paths whose value came from the environment to their variable.
 func read(data []byte) (root map[string]any, env map[string]string, errs []FieldError) {
-	v := viper.New()
+	root, env, _, errs = readFacts(data, "")
+	return root, env, errs
+}
+
+// readFacts is read, which also returns what the parse learnt about the
+// file (see docFacts). Keys of one mapping that differ only in case and a
+// second document are errors, returned instead of the values. reuseKey is
+// a Loader's placeholder key ("" for none), so that paths after a
+// placeholder count the items it stands for.
+func readFacts(data []byte, reuseKey string) (root map[string]any, env map[string]string, facts *docFacts, errs []FieldError) {
+	codec := &yamlCodec{reuseKey: reuseKey}
+	v := viper.NewWithOptions(viper.WithDecoderRegistry(codec))
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
-		return nil, nil, yamlErrors(err, data)
+		return nil, nil, nil, yamlErrors(err, data)
 	}
+	if len(codec.facts.errs) > 0 {
+		return nil, nil, nil, codec.facts.errs
+	}
+	facts = &codec.facts
 	// The file's own settings first, before defaults and the environment
 	// join in: a section left empty in the file (telemetry: with every line
 	// commented out) would otherwise shadow the environment.
@@ -128,7 +144,7 @@ func read(data []byte) (root map[string]any, env map[string]string, errs []Field
 			env[k.key] = EnvVar(k.key)
 		}
 	}
-	return root, env, nil
+	return root, env, facts, nil
 }
 
 // inject sets m[path...] = val, creating missing or null intermediate maps.
@@ -219,6 +235,9 @@ type decoder struct {
 	errs    []FieldError
 	warns   []string
 	env     map[string]string // key path -> environment variable it came from
+	// facts is what the parse learnt about the file: lines, keys written
+	// with capitals; nil for an item decoded apart from its file.
+	facts *docFacts
 
 	// items has one entry per element of lb.virtual_servers: the index of
 	// its virtual server in LB.VirtualServers when it decoded without an
@@ -301,7 +320,37 @@ func (o *object) sub(key string) string {
 func (o *object) get(key string) (any, bool) {
 	o.known = append(o.known, key)
 	v, ok := o.m[key]
+	if ok && o.d.facts != nil && o.d.facts.spelled != nil {
+		o.d.spelled(o.sub(key))
+	}
 	return v, ok
+}
+
+// spelled warns, once, when the key at path was written with capitals
+// (Preempt: for preempt). It warns as the key is read, so that a virtual
+// server with such a key counts as one with a warning, which a Loader
+// never takes over (the warning would be lost).
+func (d *decoder) spelled(path string) {
+	s := d.facts.spelled[path]
+	if s == nil || s.read {
+		return
+	}
+	s.read = true
+	key := path[strings.LastIndexByte(path, '.')+1:]
+	d.warn(path, "written %q (line %d); keys are lower case: vigil reads it as %q, write it so", s.as, s.line, key)
+}
+
+// nullList warns of a list key given no value: a file cut short after
+// "instances:" looks just like that.
+func (d *decoder) nullList(path string) {
+	const why = "the file may be truncated: write [] for an empty list, or remove the key"
+	if d.facts != nil {
+		if line, ok := d.facts.nulls[path]; ok {
+			d.warn(path, "is empty (line %d); %s", line, why)
+			return
+		}
+	}
+	d.warn(path, "is empty; %s", why)
 }
 
 // unknown reports every key that was not read. notYet names keys of later
@@ -316,16 +365,23 @@ func (o *object) unknown(notYet []string, hints map[string]string) {
 	slices.Sort(keys)
 	for _, k := range keys {
 		p := o.sub(k)
+		// A key written with capitals is named as written.
+		as := ""
+		if o.d.facts != nil {
+			if s := o.d.facts.spelled[p]; s != nil {
+				as = fmt.Sprintf(" (written %q, line %d)", s.as, s.line)
+			}
+		}
 		switch {
 		case slices.Contains(notYet, k):
-			o.d.fail(p, "not supported yet by this version of vigil")
+			o.d.fail(p, "not supported yet by this version of vigil%s", as)
 		case hints[k] != "":
-			o.d.fail(p, "unknown key; %s", hints[k])
+			o.d.fail(p, "unknown key%s; %s", as, hints[k])
 		default:
 			if s := suggest(k, o.known); s != "" {
-				o.d.fail(p, "unknown key; did you mean %q?", s)
+				o.d.fail(p, "unknown key%s; did you mean %q?", as, s)
 			} else {
-				o.d.fail(p, "unknown key")
+				o.d.fail(p, "unknown key%s", as)
 			}
 		}
 	}
@@ -551,15 +607,24 @@ func isNumber(s string) bool {
 	return err == nil
 }
 
-// getList returns the list at key; null is an empty list.
+// getList returns the list at key; null is an empty list, and is warned
+// of (see nullList).
 func getList(o *object, key string) ([]any, string, got) {
 	raw, ok := o.get(key)
 	p := o.sub(key)
 	if !ok {
+		// viper leaves out keys with a null value outside lists: to the
+		// decoder they are missing, as before; the parse saw them.
+		if o.d.facts != nil && o.d.facts.nulls != nil {
+			if _, null := o.d.facts.nulls[p]; null {
+				o.d.nullList(p)
+			}
+		}
 		return nil, p, missing
 	}
 	switch v := raw.(type) {
 	case nil:
+		o.d.nullList(p)
 		return nil, p, good
 	case []any:
 		return v, p, good
@@ -576,7 +641,12 @@ func getList(o *object, key string) ([]any, string, got) {
 func getObject(o *object, key string) (*object, got) {
 	raw, ok := o.get(key)
 	if !ok {
-		return nil, missing
+		// viper leaves out a mapping whose keys all have a null value
+		// ("vrrp:" then "  instances:" in a file cut short): it was
+		// written, empty, and its keys are looked at (see getList).
+		if f := o.d.facts; f == nil || len(f.nullParents) == 0 || !f.nullParents[o.sub(key)] {
+			return nil, missing
+		}
 	}
 	sub, ok := o.d.object(o.sub(key), raw)
 	if !ok {

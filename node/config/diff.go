@@ -96,8 +96,9 @@ type Changes struct {
 	Scripts, Files, Processes, SyncGroups NameChanges
 
 	// Other lists the changed settings outside instances and trackers:
-	// "node.name", "vrrp.strict", "vrrp.garp", "vrrp.script_user",
-	// "vrrp.notify_fifo", "telemetry".
+	// "node.name", "node.allow_empty", "vrrp.strict", "vrrp.garp",
+	// "vrrp.script_user", "vrrp.notify_fifo", "vrrp.notify_fifo_group",
+	// "telemetry".
 	Other []string
 }
 
@@ -187,10 +188,12 @@ func Diff(old, new *Config) Changes {
 		differ bool
 	}{
 		{"node.name", old.Node.Name != new.Node.Name},
+		{"node.allow_empty", old.Node.AllowEmpty != new.Node.AllowEmpty},
 		{"vrrp.strict", old.VRRP.Strict != new.VRRP.Strict},
 		{"vrrp.garp", old.VRRP.GARP != new.VRRP.GARP},
 		{"vrrp.script_user", old.VRRP.ScriptUser != new.VRRP.ScriptUser},
 		{"vrrp.notify_fifo", old.VRRP.NotifyFIFO != new.VRRP.NotifyFIFO},
+		{"vrrp.notify_fifo_group", old.VRRP.NotifyFIFOGroup != new.VRRP.NotifyFIFOGroup},
 		{"telemetry", old.Telemetry != new.Telemetry},
 	}
 	for _, o := range other {

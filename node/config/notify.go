@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -213,6 +214,44 @@ func userProblem(s string) string {
 		}
 	}
 	return ""
+}
+
+// maxGID is the highest group ID chown takes ((gid_t)-1 means "no change").
+const maxGID = 1<<32 - 2
+
+// groupProblem checks the syntax of a group name or numeric gid; whether
+// the group exists is groupMissing's.
+func groupProblem(s string) string {
+	if isDigits(s) {
+		if n, err := strconv.ParseUint(s, 10, 64); err != nil || n > maxGID {
+			return fmt.Sprintf("is out of range: a gid is 0..%d", maxGID)
+		}
+		return ""
+	}
+	if !userNameRE.MatchString(s) || len(s) > 256 {
+		return "is not a group name or a numeric gid (a name is letters, digits, _ . - and not longer than 256 bytes, starting with a letter, digit or _)"
+	}
+	return ""
+}
+
+// groupMissing says when a valid group name or gid names no group on this
+// system now; "" when it does.
+func groupMissing(s string) string {
+	var err error
+	if isDigits(s) {
+		_, err = user.LookupGroupId(s)
+	} else {
+		_, err = user.LookupGroup(s)
+	}
+	var unknownName user.UnknownGroupError
+	var unknownID user.UnknownGroupIdError
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &unknownName), errors.As(err, &unknownID):
+		return fmt.Sprintf("%q names no group on this system now: create it before vigil creates the FIFO, or the FIFO cannot be given to it", s)
+	}
+	return fmt.Sprintf("%q cannot be looked up now: %v", s, err)
 }
 
 func isDigits(s string) bool {

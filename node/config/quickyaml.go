@@ -26,9 +26,9 @@ import (
 //   - comments after a space, comment lines and blank lines.
 //
 // Everything else it leaves to yaml.v3: multi-line scalars, block scalars,
-// escapes, tags, anchors and aliases, complex keys, duplicate keys (also
-// those equal once lower-cased, as nodeValue), non-ASCII text, trailing
-// commas, values it is not sure how yaml.v3 resolves. Tests compare what it
+// escapes, tags, anchors and aliases, complex keys, duplicate keys, keys
+// with capitals (as nodeValue), non-ASCII text, trailing commas, values it
+// is not sure how yaml.v3 resolves. Tests compare what it
 // accepts with the whole parse's value (TestQuickItem, FuzzQuickItem).
 func quickItem(text []byte) (any, bool) {
 	p := quickParser{}
@@ -214,14 +214,19 @@ func isKeyByte(c byte, first bool) bool {
 	return false
 }
 
-// quickKey returns a key as nodeValue keeps it (lower-cased); false when it
-// would not be a string to yaml.v3 (true, null, ...) or m has it already.
+// quickKey returns a key as nodeValue keeps it; false when it would not be
+// a string to yaml.v3 (true, null, ...), m has it already, or it has
+// capitals (the whole parse warns of those, see nodeValue).
 func quickKey(raw []byte, m map[string]any) (string, bool) {
 	key := internKey(raw)
 	if v, ok := plainValue(key); !ok || v != key {
 		return "", false
 	}
-	key = strings.ToLower(key)
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c >= 'A' && c <= 'Z' {
+			return "", false
+		}
+	}
 	if _, dup := m[key]; dup {
 		return "", false
 	}

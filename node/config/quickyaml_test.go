@@ -45,8 +45,8 @@ func TestQuickItem(t *testing.T) {
 		// indentation, entries that start mappings, extra spaces.
 		{"    - name: web   # the site\n      address: 203.0.113.10:443\n\n      protocol: tcp\n      # a comment line\n      real_servers:\n      - address: 198.51.100.1:443\n        weight: 3\n        checks:\n          -   type: http\n              path: /healthz?full=1\n              status: [200, 204]\n      -\n        address: 198.51.100.2:443\n      quorum:\n      sorry_server: ~\n", true},
 		// Scalars resolved as yaml.v3 does: bool and null words, numbers
-		// in plain decimal, text that only looks numeric, case of keys.
-		{`- {a: true, b: False, c: NULL, d: null, e: ~, f: -3, g: +4, h: 0, i: 1.25, j: 192.0.2.1, k: "2001:db8::1", l: yes, m: on, n: 'it''s', O: x, p: a b  c, q: [], r: {}}` + "\n", true},
+		// in plain decimal, text that only looks numeric.
+		{`- {a: true, b: False, c: NULL, d: null, e: ~, f: -3, g: +4, h: 0, i: 1.25, j: 192.0.2.1, k: "2001:db8::1", l: yes, m: on, n: 'it''s', o: X, p: a b  c, q: [], r: {}}` + "\n", true},
 		{"- v: 2001:db8::1\n  w: a:b\n  x: /bin/check --port=80 %h\n  y: it's a [test], {x}\n  z: \"# not a comment\"\n", true},
 		{"- plain\n", true},
 		{"- [a, b]\n", true},
@@ -65,6 +65,8 @@ func TestQuickItem(t *testing.T) {
 		{"- {<<: {v: 1}}\n", false},                  // merge keys
 		{"- {v: 1, v: 2}\n", false},                  // duplicate keys
 		{"- {Name: a, name: b}\n", false},            // the same key to viper
+		{"- {O: x}\n", false},                        // capitals: the whole parse warns
+		{"- name: a\n  Address: b\n", false},         // in a block mapping too
 		{"- {1: a}\n", false},                        // a key not a string
 		{"- {true: a}\n", false},
 		{"- {v: &a 1, w: *a}\n", false}, // anchors and aliases

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"os"
 	"runtime"
 	"sync"
 
@@ -59,7 +58,7 @@ func (p parallelism) orDefaults() parallelism {
 
 // Load reads and parses the file at path (see the package Load).
 func (l *Loader) Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -88,6 +87,9 @@ func (l *Loader) Reused() int {
 func (l *Loader) parse(data []byte, file string) (*Config, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := sizeProblem(data, file); err != nil {
+		return nil, err
+	}
 	items, ok := vsItems(data)
 	if !ok {
 		l.known, l.reused = nil, 0

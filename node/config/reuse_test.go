@@ -266,6 +266,12 @@ func FuzzLoaderMatchesParse(f *testing.F) {
 	f.Add(base, strings.Replace(base, "protocol: udp", "protocol: \"udp\n    - x\"", 1))
 	f.Add(base, strings.Replace(base, "  virtual_servers:\n", "  virtual_servers:\n    - &a {name: z}\n", 1))
 	f.Add(base, "lb:\n  virtual_servers:\n  - {name: vs0}\n")
+	// Keys with capitals, alone and beside their lower-case form; a list
+	// with no value; a second document.
+	f.Add(base, strings.Replace(base, "protocol: udp", "Protocol: udp", 1))
+	f.Add(base, strings.Replace(base, "protocol: udp", "protocol: udp\n      PROTOCOL: tcp", 1))
+	f.Add(base, strings.Replace(base, "      real_servers:\n        - address: \"198.51.100.2:53\"\n", "      real_servers:\n", 1))
+	f.Add(base, base+"---\nnode: {name: x}\n")
 	f.Fuzz(func(t *testing.T, a, b string) {
 		want, wantErr := Parse([]byte(b))
 		// Whole parses, and every two new items decoded apart on one core

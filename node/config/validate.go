@@ -88,7 +88,14 @@ func (d *decoder) config(root map[string]any) *Config {
 	d.syncDaemonInstance(cfg)
 	d.syncDaemonMixedFamily(cfg)
 	d.haSuspendTracked(cfg)
-	if len(cfg.VRRP.Instances) == 0 {
+	switch {
+	case cfg.Empty() && !cfg.Node.AllowEmpty:
+		// What an empty or truncated file gives: applied, it would
+		// remove every instance and VIP.
+		d.warn("", "the configuration has no VRRP instances and no virtual servers: "+
+			"a reload to it is refused (it would remove every instance and VIP this node holds); "+
+			"if this node is meant to run none, say so with node.allow_empty: true")
+	case len(cfg.VRRP.Instances) == 0 && !cfg.Empty():
 		d.warn("vrrp.instances", "no VRRP instances are configured")
 	}
 
@@ -116,8 +123,11 @@ func (d *decoder) node(o *object) Node {
 	if name.ok() && !nodeNameRE.MatchString(name.V) {
 		name.reject(d, "is not a valid node name: use 1..253 of A-Z a-z 0-9 _ . -")
 	}
+	// Not from the environment: only the file can say that it is meant
+	// to be empty.
+	allowEmpty := getBool(o, "allow_empty")
 	o.unknown(nil, nil)
-	return Node{Name: name.V}
+	return Node{Name: name.V, AllowEmpty: allowEmpty.or(false)}
 }
 
 func (d *decoder) telemetry(o *object) Telemetry {
@@ -146,11 +156,51 @@ func (d *decoder) telemetry(o *object) Telemetry {
 			f.reject(d, "is not a log format: use text or json")
 		}
 	}
-	if f := getBool(o, "pprof"); f.ok() {
-		t.Pprof = f.V
+	pprof := getBool(o, "pprof")
+	if pprof.ok() {
+		t.Pprof = pprof.V
+	}
+	if where := exposure(t.Listen); t.Pprof && where != "" {
+		var from []string
+		for _, k := range []string{"telemetry.listen", "telemetry.pprof"} {
+			if ev, ok := d.env[k]; ok {
+				from = append(from, "$"+ev)
+			}
+		}
+		by := ""
+		if len(from) > 0 {
+			by = " (set by " + strings.Join(from, " and ") + ")"
+		}
+		d.warn(pprof.path(), "true serves Go's /debug/pprof/ on %s, %s%s: anybody who can reach the port can take CPU and heap profiles and goroutine dumps, which reveal internals and cost CPU while taken; listen on 127.0.0.1 or [::1], or set pprof: false",
+			t.Listen, where, by)
 	}
 	o.unknown(nil, nil)
 	return t
+}
+
+// exposure says from where beyond this host a listener on listen (a valid
+// host:port) can be reached; "" when only from this host (loopback).
+func exposure(listen string) string {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil || listen == "" {
+		return ""
+	}
+	if host == "" {
+		return "which is every interface"
+	}
+	if h := strings.ToLower(host); h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return "" // RFC 6761: always loopback
+	}
+	a, err := netip.ParseAddr(host)
+	switch {
+	case err != nil:
+		return "a host name, not a loopback address"
+	case a.Unmap().IsLoopback():
+		return ""
+	case a.IsUnspecified():
+		return "which is every interface"
+	}
+	return "not a loopback address"
 }
 
 func hostPortProblem(s string) string {
@@ -360,15 +410,56 @@ func (d *decoder) vrrp(o *object) VRRP {
 	d.groupWeights(&v, metas, groupPaths)
 	d.unusedTrackers(c, metas)
 
-	if f := getString(o, "notify_fifo"); f.ok() && f.V != "" {
-		if msg := fifoProblem(f.V); msg != "" {
-			f.reject(d, "%s", msg)
+	fifo := getString(o, "notify_fifo")
+	if fifo.ok() && fifo.V != "" {
+		if msg := fifoProblem(fifo.V); msg != "" {
+			fifo.reject(d, "%s", msg)
 		} else {
-			v.NotifyFIFO = f.V
+			v.NotifyFIFO = fifo.V
 		}
 	}
+	v.NotifyFIFOGroup = d.fifoGroup(o, fifo)
 	o.unknown(nil, vrrpHints)
 	return v
+}
+
+// fifoGroup decodes vrrp.notify_fifo_group: a group name or a numeric gid
+// (written as a number or a string). A group that does not exist now is
+// a warning, not an error: it may be created later.
+func (d *decoder) fifoGroup(o *object, fifo field[string]) string {
+	f, ok := start[string](o, "notify_fifo_group")
+	if !ok {
+		return ""
+	}
+	switch v := f.Raw.(type) {
+	case string:
+		f.V = v
+	default:
+		if n, ok := toInt(v); ok && kind(v) == "an integer" {
+			if n < 0 {
+				f.reject(d, "is out of range: a gid is 0..%d", maxGID)
+				return ""
+			}
+			f.V = strconv.FormatInt(n, 10)
+		} else {
+			f.reject(d, "must be a group name or a numeric gid, not %s", kind(v))
+			return ""
+		}
+	}
+	if f.V == "" {
+		return ""
+	}
+	if msg := groupProblem(f.V); msg != "" {
+		f.reject(d, "%s", msg)
+		return ""
+	}
+	if !fifo.set() || fifo.ok() && fifo.V == "" {
+		d.warn(f.path(), "%q has no effect without vrrp.notify_fifo", f.V)
+	}
+	if msg := groupMissing(f.V); msg != "" {
+		d.warn(f.path(), "%s", msg)
+	}
+	return f.V
 }
 
 func (d *decoder) crossCheck(ins []Instance, metas []instMeta) {

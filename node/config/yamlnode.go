@@ -8,11 +8,12 @@ import (
 )
 
 // nodeValue converts a parsed YAML node to the value the whole parse
-// (viper over yaml.v3) gives for it: map[string]any with keys lower-cased
-// (viper's), []any, string, int, float64, bool or nil. It reports false
-// for anything it is not sure to convert exactly so (other tags, aliases,
-// merge keys, duplicate keys, integers other than plain decimals, floats
-// other than d.d): the caller then leaves that text to the whole parse.
+// (viper over yaml.v3) gives for it: map[string]any, []any, string, int,
+// float64, bool or nil. It reports false for anything it is not sure to
+// convert exactly so, or that the whole parse warns of (other tags,
+// aliases, merge keys, duplicate keys, keys with capitals, integers other
+// than plain decimals, floats other than d.d): the caller then leaves that
+// text to the whole parse.
 //
 // It exists for speed: yaml.v3's decoding into interface values and
 // viper's copies cost about a third of parsing a large file.
@@ -43,10 +44,14 @@ func nodeValue(n *yaml.Node) (any, bool) {
 			if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
 				return nil, false
 			}
-			key := strings.ToLower(k.Value)
+			key := k.Value
+			if strings.ToLower(key) != key {
+				// The whole parse warns of a key with capitals, and
+				// refuses two that differ in case only; an item decoded
+				// apart would lose that.
+				return nil, false
+			}
 			if _, dup := out[key]; dup {
-				// yaml.v3 refuses a key given twice; viper keeps one of
-				// two that differ in case only.
 				return nil, false
 			}
 			v, ok := nodeValue(n.Content[i+1])

@@ -59,7 +59,7 @@ func TestNodeValue(t *testing.T) {
 		item string
 		ok   bool
 	}{
-		{`- {name: a, Weight: 3, on: true, off: FALSE, x: ~, y: null, z: "", f: 1.5, g: -2, h: +7, s: "5", q: 'x'}`, true},
+		{`- {name: a, weight: 3, on: true, off: FALSE, x: ~, y: null, z: "", f: 1.5, g: -2, h: +7, s: "5", q: 'x'}`, true},
 		{"- name: a\n  real_servers:\n    - {address: \"198.51.100.1:80\", weight: 0}\n    - address: b\n  list: []\n  map: {}\n  text: |\n    two\n    lines\n", true},
 		{`- {v: 0755}`, false},                     // octal to yaml.v3
 		{`- {v: 1_000}`, false},                    // underscores
@@ -73,6 +73,7 @@ func TestNodeValue(t *testing.T) {
 		{`- {<<: {v: 1}}`, false},                  // merge keys
 		{`- {v: 1, v: 2}`, false},                  // duplicate keys
 		{`- {Name: a, name: b}`, false},            // the same key to viper
+		{`- {Weight: 3}`, false},                   // capitals: the whole parse warns
 		{`- {1: a}`, false},                        // a key not a string
 		{`- {v: 123456789012345678901234}`, false}, // beyond int64
 		{`- {v: yes, w: on, x: y}`, true},          // strings to yaml.v3
