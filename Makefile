@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoaderMatchesParse -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/config/
 	$(GO) test -run '^$$' -fuzz FuzzNodeValue -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/config/
 	$(GO) test -run '^$$' -fuzz FuzzQuickItem -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/config/
+	$(GO) test -run '^$$' -fuzz FuzzCodecMatchesViper -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/config/
 	$(GO) test -run '^$$' -fuzz FuzzHTTP10Reply -fuzztime $${FUZZTIME:-60s} ./lb/check/
 	$(GO) test -run '^$$' -fuzz FuzzHTTPVerdict -fuzztime $${FUZZTIME:-60s} ./lb/check/
 	$(GO) test -run '^$$' -fuzz FuzzSMTPReplies -fuzztime $${FUZZTIME:-60s} ./lb/check/

@@ -60,6 +60,8 @@ type Node struct {
 	bus      *events.Bus
 	notifier *events.Notifier
 	fifo     *events.FIFO
+	// fifoGroup is the group fifo was opened for (vrrp.notify_fifo_group).
+	fifoGroup string
 
 	// mu serialises the state machines: the socket readers and the timer
 	// goroutine take it to run an instance; do executes actions under it.

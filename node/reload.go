@@ -519,10 +519,10 @@ func (n *Node) prepareTracking(cfg *config.Config, insts []planned) (*trackPlan,
 		tp.remove = append(tp.remove, k)
 	}
 	tp.add = want
-	if n.fifo == nil || n.fifo.Path() != v.NotifyFIFO {
+	if n.fifo == nil || n.fifo.Path() != v.NotifyFIFO || n.fifoGroup != v.NotifyFIFOGroup {
 		tp.newFIFO = true
 		if v.NotifyFIFO != "" {
-			f, err := events.OpenFIFO(n.bus, n.log, events.FIFOConfig{Path: v.NotifyFIFO})
+			f, err := events.OpenFIFO(n.bus, n.log, events.FIFOConfig{Path: v.NotifyFIFO, Group: v.NotifyFIFOGroup})
 			if err != nil {
 				return nil, err
 			}
@@ -582,7 +582,7 @@ func (n *Node) commitTracking(tp *trackPlan, now time.Time) {
 		if n.fifo != nil {
 			n.fifo.Close()
 		}
-		n.fifo = tp.fifo
+		n.fifo, n.fifoGroup = tp.fifo, v.NotifyFIFOGroup
 	}
 	for _, in := range n.insts {
 		if in.core.State() != vrrp.StateInit {

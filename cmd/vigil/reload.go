@@ -90,6 +90,16 @@ func (r *reloader) reload(trigger string) (node.ReloadReport, error) {
 	for _, w := range cfg.Warnings {
 		r.log.Warn("configuration warning", "detail", w)
 	}
+	if cfg.Empty() && !cfg.Node.AllowEmpty {
+		// An emptied or truncated file would stop every instance and
+		// remove every VIP and service (issue 11 item 4).
+		r.metrics.Reloaded(trigger, "rejected", time.Since(start))
+		r.log.Error("configuration reload refused: the file has no VRRP instance and no virtual server; nothing was applied",
+			"trigger", trigger, "hint", "write node: {allow_empty: true} if this node is meant to run nothing")
+		return node.ReloadReport{}, &api.Error{Status: 422, Code: "empty_config",
+			Message: "the configuration has no VRRP instance and no virtual server (empty or truncated file?); nothing was applied",
+			Details: []string{"set node.allow_empty: true to run this node with nothing"}}
+	}
 	rep, err := r.n.Reload(cfg)
 	if err != nil {
 		// Nothing of the file was applied (node.Reload is all or

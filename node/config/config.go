@@ -230,6 +230,11 @@ type Unicast struct {
 	// interface's primary address.
 	Source netip.Addr
 	Peers  []netip.Addr
+	// MinTTL is the lowest TTL / hop limit accepted on an advert from a
+	// peer: 255 (0 here) unless the peers are behind routers (keepalived's
+	// per-peer min_ttl). RFC 9568 §7.1 asks for 255: an advert that
+	// crossed a router cannot have it, so nobody off the link can send one.
+	MinTTL uint8
 }
 
 // GARP paces gratuitous ARPs / unsolicited neighbour advertisements after
@@ -399,6 +404,7 @@ func (in *Instance) VRRP(primary netip.Addr) vrrp.Config {
 	if in.Unicast != nil {
 		c.Unicast = true
 		c.Peers = slices.Clone(in.Unicast.Peers)
+		c.UnicastMinTTL = in.Unicast.MinTTL
 		if in.Unicast.Source.IsValid() {
 			c.Primary = in.Unicast.Source
 		}

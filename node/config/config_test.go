@@ -192,7 +192,7 @@ vrrp:
       accept: false
       checksum: message_only
       lower_prio_no_advert: true
-      unicast: {source: 192.0.2.11, peers: [192.0.2.12, 192.0.2.13]}
+      unicast: {source: 192.0.2.11, peers: [192.0.2.12, 192.0.2.13], min_ttl: 64}
       vips: [192.0.2.100, {address: 192.0.2.101/24, dev: eth1, label: "eth1:web"}, {address: 192.0.2.102, label: eth0}]
       garp: {delay: 2s}
 telemetry: {listen: ":9100", log_level: debug, log_format: json}
@@ -206,6 +206,7 @@ telemetry: {listen: ":9100", log_level: debug, log_format: json}
 		Unicast: &Unicast{
 			Source: netip.MustParseAddr("192.0.2.11"),
 			Peers:  []netip.Addr{netip.MustParseAddr("192.0.2.12"), netip.MustParseAddr("192.0.2.13")},
+			MinTTL: 64,
 		},
 		VIPs: []VIP{
 			{Prefix: netip.MustParsePrefix("192.0.2.100/32"), Dev: "eth0"},
@@ -297,6 +298,8 @@ func TestInvalid(t *testing.T) {
 		{"unicast empty peers", one("unicast: {source: 192.0.2.11, peers: []}"), p + "unicast.peers", "is empty: unicast needs at least one peer"},
 		{"unicast no peers", one("unicast: {source: 192.0.2.11}"), p + "unicast.peers", "required"},
 		{"unicast null", one("unicast:"), p + "unicast.peers", "required"},
+		{"unicast min_ttl 0", one("unicast: {peers: [192.0.2.12], min_ttl: 0}"), p + "unicast.min_ttl", "is out of range 1..255"},
+		{"unicast min_ttl 256", one("unicast: {peers: [192.0.2.12], min_ttl: 256}"), p + "unicast.min_ttl", "is out of range 1..255"},
 		{"unicast scalar", one("unicast: 192.0.2.12"), p + "unicast", "must be a mapping"},
 		{"unicast peers scalar", one("unicast: {peers: 192.0.2.12}"), p + "unicast.peers", "write [192.0.2.12] for one element"},
 		{"unicast bad peer", one("unicast: {peers: [192.0.2.300]}"), p + "unicast.peers[0]", `"192.0.2.300" is not an IP address`},

@@ -776,6 +776,13 @@ func (d *decoder) unicast(o *object) unicastResult {
 			u.Source = a
 		}
 	}
+	if ttl := getInt(uo, "min_ttl"); ttl.ok() {
+		if ttl.V < 1 || ttl.V > 255 {
+			ttl.reject(d, "is out of range 1..255")
+		} else {
+			u.MinTTL = uint8(ttl.V)
+		}
+	}
 	list, pp, pst := getList(uo, "peers")
 	switch {
 	case pst == missing:

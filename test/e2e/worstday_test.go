@@ -540,3 +540,88 @@ func grepLine(log, substr string) string {
 	}
 	return ""
 }
+
+// Item 4: an emptied file, or one cut after "instances:", is refused by
+// the reload (the running master keeps its VIP), unless the file says the
+// node is meant to run nothing (node.allow_empty). On 3d72256 the empty
+// file removed every instance and VIP.
+func TestEmptyOrTruncatedReloadRefused(t *testing.T) {
+	c := newCluster(t, 1)
+	full := `node: { name: n1 }
+telemetry: { listen: "" }
+vrrp:
+  instances:
+    - { name: web, interface: eth0, vrid: 51, priority: 150, advert_interval: 100ms, vips: [192.0.2.100/24] }
+`
+	path := writeConfig(t, c, "n1", full)
+	p := startConfig(t, c, "n1", path)
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 0)
+	reload := func() (string, error) {
+		out, err := exec.Command(c.bin, "config", "reload", "--socket", adminSock(c, "n1")).CombinedOutput()
+		return string(out), err
+	}
+	truncated := full[:strings.Index(full, "    - {")]
+	for name, text := range map[string]string{"empty": "", "truncated after instances:": truncated} {
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := reload()
+		if err == nil {
+			t.Fatalf("%s file: reload accepted:\n%s", name, out)
+		}
+		if !strings.Contains(out, "allow_empty") {
+			t.Errorf("%s file: the refusal does not say how to mean it:\n%s", name, out)
+		}
+		c.waitHolder(vip4.Addr(), "n1", time.Second, 3*iv)
+		if strings.Contains(p.Log(), "reason=config_reload") {
+			t.Fatalf("%s file: an instance was stopped:\n%s", name, p.LogLines(20))
+		}
+	}
+	if err := os.WriteFile(path, []byte("node: { name: n1, allow_empty: true }\ntelemetry: { listen: \"\" }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := reload(); err != nil {
+		t.Fatalf("reload of an empty file with allow_empty: %v\n%s", err, out)
+	}
+	if err := c.node("n1").WaitAddr("eth0", vip4.Addr(), false, 3*time.Second); err != nil {
+		t.Fatalf("allow_empty: the VIP stayed: %v", err)
+	}
+}
+
+// Item 11: the notify FIFO is created 0600 for root, or 0660 for the group
+// vrrp.notify_fifo_group names; a reload changing the group applies it.
+func TestNotifyFIFOPermissions(t *testing.T) {
+	c := newCluster(t, 1)
+	fifo := filepath.Join(c.lab.Dir(), "notify.fifo")
+	cfg := func(group string) string {
+		return fmt.Sprintf(`node: { name: n1 }
+telemetry: { listen: "" }
+vrrp:
+  notify_fifo: %s
+  notify_fifo_group: %q
+  instances:
+    - { name: web, interface: eth0, vrid: 51, priority: 150, advert_interval: 100ms, vips: [192.0.2.100/24] }
+`, fifo, group)
+	}
+	path := writeConfig(t, c, "n1", cfg(""))
+	startConfig(t, c, "n1", path)
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 0)
+	check := func(mode os.FileMode, gid uint32) {
+		t.Helper()
+		var st syscall.Stat_t
+		if err := syscall.Stat(fifo, &st); err != nil {
+			t.Fatal(err)
+		}
+		if got := os.FileMode(st.Mode) & os.ModePerm; got != mode || st.Uid != 0 || st.Gid != gid {
+			t.Fatalf("FIFO mode %v uid %d gid %d, want %v uid 0 gid %d", got, st.Uid, st.Gid, mode, gid)
+		}
+	}
+	check(0o600, 0)
+	if err := os.WriteFile(path, []byte(cfg("65534")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(c.bin, "config", "reload", "--socket", adminSock(c, "n1")).CombinedOutput(); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	check(0o660, 65534)
+}
