@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // run executes the CLI in-process and returns stdout and the exit code main
@@ -157,5 +161,32 @@ func TestIPVSListUsage(t *testing.T) {
 	_, code, msg := run(t, "ipvs", "list")
 	if code != 1 || !strings.Contains(msg, "modprobe ip_vs") {
 		t.Errorf("without IPVS: exit %d %q, want 1 and a hint to modprobe ip_vs", code, msg)
+	}
+}
+
+// --admin-group (declared by addAdminFlags on vigil run) reaches the admin
+// socket: mode 0660 with that group instead of 0600.
+func TestAdminGroupFlag(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: gives the socket another group")
+	}
+	t.Cleanup(func() { adminGroup = "" })
+	cmd := &cobra.Command{}
+	addAdminFlags(cmd)
+	if err := cmd.Flags().Parse([]string{"--admin-group", "nogroup"}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "admin.sock")
+	a, err := listenAdmin(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != 0o660 || st.Gid != 65534 {
+		t.Fatalf("socket mode %v gid %d, want 0660 gid 65534 (nogroup)", fi.Mode().Perm(), st.Gid)
 	}
 }
