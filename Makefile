@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoaderMatchesParse -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/config/
 	$(GO) test -run '^$$' -fuzz FuzzNodeValue -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/config/
 	$(GO) test -run '^$$' -fuzz FuzzQuickItem -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/config/
+	$(GO) test -run '^$$' -fuzz FuzzRequest -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/api/
 
 clean:
 	rm -rf bin bench.out
