@@ -46,9 +46,18 @@ func Require(t TB) {
 // NewForTest is Require, then Cleanup(prefix) of a crashed earlier run, then New(prefix); the lab
 // is closed when the test ends. When the test failed, the logs of the lab's processes are written
 // to the test log and the lab's directory (logs, captures) is kept and named.
+//
+// The vigil daemons the lab starts run with the privileges of the shipped systemd unit
+// (UnitPrivileges: its capability bounding set, ambient set and no_new_privs, through setpriv),
+// so a feature that needs more fails in the tests as it would in production.
 func NewForTest(t TB, prefix string) *Lab {
 	t.Helper()
 	Require(t)
+	priv, err := UnitPrivileges()
+	if err != nil {
+		t.Fatalf("%v", err)
+		return nil
+	}
 	if tag := os.Getenv(EnvLabTag); tag != "" {
 		if len(tag) != 1 || tag[0] < 'a' || tag[0] > 'z' {
 			t.Fatalf("netlab: %s=%q: want one lowercase letter", EnvLabTag, tag)
@@ -65,6 +74,7 @@ func NewForTest(t TB, prefix string) *Lab {
 		t.Fatalf("%v", err)
 		return nil
 	}
+	l.SetDaemonPrivileges(priv)
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, p := range l.Processes() {
