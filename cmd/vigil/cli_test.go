@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"vigil/test/netlab"
 )
 
 // run executes the CLI in-process and returns stdout and the exit code main
@@ -188,5 +191,83 @@ func TestAdminGroupFlag(t *testing.T) {
 	}
 	if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != 0o660 || st.Gid != 65534 {
 		t.Fatalf("socket mode %v gid %d, want 0660 gid 65534 (nogroup)", fi.Mode().Perm(), st.Gid)
+	}
+}
+
+// execEnv makes the test binary run the CLI on the arguments after "--"
+// (see TestMain): the tests run it as a process with other privileges.
+const execEnv = "VIGIL_CLI_TEST_EXEC"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(execEnv) == "1" {
+		for i, a := range os.Args {
+			if a == "--" {
+				os.Args = append([]string{"vigil"}, os.Args[i+1:]...)
+				break
+			}
+		}
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// `vigil config validate` under the bounding set of the old unit (NET_ADMIN
+// and NET_RAW only) warns that a script with user: nobody needs SETUID,
+// SETGID and KILL, naming the script's path; under the shipped unit's set
+// (read from the unit) and with all of root's capabilities it warns about
+// nothing.
+func TestValidateWarnsAboutCapabilities(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: runs the CLI with fewer capabilities (setpriv)")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Fatalf("setpriv (util-linux): %v", err)
+	}
+	unit, err := netlab.UnitPrivileges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := write(t, `vrrp:
+  scripts: [{name: chk, command: [/bin/true], user: nobody}]
+  instances:
+    - {name: web, interface: eth0, vrid: 51, vips: [192.0.2.100/24], track: {scripts: [chk]}}
+`)
+	validate := func(priv []string) string {
+		t.Helper()
+		args := append(append(append([]string{}, priv...), os.Args[0], "-test.run=^$", "--"), "config", "validate", "--config", p)
+		name := args[0]
+		if len(priv) > 0 {
+			name, args = setpriv, append([]string{"--inh-caps=-all", "--ambient-caps=-all"}, args...)
+		} else {
+			args = args[1:]
+		}
+		cmd := exec.Command(name, args...)
+		cmd.Env = append(os.Environ(), execEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "OK (1 VRRP instances") {
+			t.Fatalf("%v: %v\n%s", priv, err, out)
+		}
+		return string(out)
+	}
+	old := validate([]string{"--bounding-set=-all,+net_admin,+net_raw"})
+	for _, c := range []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID"} {
+		want := "warning: " + c + " missing (not in this process's effective set nor in its bounding set); needed by vrrp.scripts[0]: script chk run as nobody"
+		if !strings.Contains(old, want) {
+			t.Errorf("old unit's set: no %q in\n%s", want, old)
+		}
+	}
+	if n := strings.Count(old, "warning: "); n != 3 {
+		t.Errorf("old unit's set: %d warnings, want 3:\n%s", n, old)
+	}
+	bounding := "--bounding-set=-all"
+	for _, c := range unit.Bounding {
+		bounding += ",+" + c
+	}
+	for what, out := range map[string]string{"the unit's set": validate([]string{bounding}), "root": validate(nil)} {
+		if strings.Contains(out, "warning") {
+			t.Errorf("%s: %s", what, out)
+		}
 	}
 }
