@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"os"
@@ -14,6 +15,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"vigil/node/api"
+	"vigil/node/config"
+	"vigil/telemetry"
 	"vigil/test/netlab"
 )
 
@@ -191,6 +195,106 @@ func TestAdminGroupFlag(t *testing.T) {
 	}
 	if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != 0o660 || st.Gid != 65534 {
 		t.Fatalf("socket mode %v gid %d, want 0660 gid 65534 (nogroup)", fi.Mode().Perm(), st.Gid)
+	}
+}
+
+// A rejected configuration makes `vigil config reload` exit 1 with every
+// problem: the unit's ExecReload= runs it, so `systemctl reload` fails.
+// The daemon side is the real reloader (it rejects before touching the
+// node).
+func TestConfigReloadRejectedExitCode(t *testing.T) {
+	p := write(t, "vrrp: { instances: [ { name: x, interface: eth0, vrid: 0, vips: [192.0.2.100] } ] }\n")
+	rl := &reloader{path: p, loader: &config.Loader{}, log: slog.New(slog.DiscardHandler),
+		metrics: telemetry.NewRegistry().NewConfigMetrics("")}
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	srv, err := api.Listen(sock, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(context.Background(), api.Handlers{Reload: rl.handler})
+	}()
+	t.Cleanup(func() { srv.Close(); <-done })
+	_, code, msg := run(t, "config", "reload", "--socket", sock)
+	if code != 1 || !strings.Contains(msg, "nothing was applied") || !strings.Contains(msg, "vrrp.instances[0].vrid") {
+		t.Fatalf("exit %d: %q", code, msg)
+	}
+}
+
+// unitExecs returns the vigil command lines of the shipped unit's Exec*=
+// settings, with ${VIGIL_SOCKET} and $DAEMON_ARGS as systemd would expand
+// them (the unit's Environment=, no /etc/default/vigil).
+func unitExecs(t *testing.T) map[string][]string {
+	t.Helper()
+	b, err := os.ReadFile("../../deploy/systemd/vigil.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	out := map[string][]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(l), "=")
+		if !ok || strings.HasPrefix(k, "#") {
+			continue
+		}
+		if k == "Environment" {
+			ek, ev, _ := strings.Cut(v, "=")
+			env[ek] = ev
+		}
+		if !strings.HasPrefix(k, "Exec") || !strings.HasPrefix(v, "/usr/sbin/vigil ") {
+			continue
+		}
+		var args []string
+		for _, f := range strings.Fields(v)[1:] {
+			if f == "$DAEMON_ARGS" {
+				continue
+			}
+			for ek, ev := range env {
+				f = strings.ReplaceAll(f, "${"+ek+"}", ev)
+			}
+			if strings.Contains(f, "$") {
+				t.Fatalf("%s: %q: a variable the unit does not set", k, f)
+			}
+			args = append(args, f)
+		}
+		out[k] = args
+	}
+	return out
+}
+
+// The unit and the CLI agree: each vigil command line of the unit names an
+// existing command and flags, ExecReload= is the synchronous
+// `vigil config reload` (not a signal, which cannot fail the job), and it
+// talks to the socket ExecStart= serves.
+func TestUnitMatchesCLI(t *testing.T) {
+	execs := unitExecs(t)
+	for _, k := range []string{"ExecStartPre", "ExecStart", "ExecReload"} {
+		args, ok := execs[k]
+		if !ok {
+			t.Fatalf("the unit has no vigil %s=", k)
+		}
+		root := newRootCmd()
+		cmd, rest, err := root.Find(args)
+		if err != nil || cmd == root {
+			t.Fatalf("%s=%v: no such command: %v", k, args, err)
+		}
+		addAdminFlags(cmd) // vigil run declares it
+		if err := cmd.ParseFlags(rest); err != nil {
+			t.Fatalf("%s=%v: %v", k, args, err)
+		}
+		if len(cmd.Flags().Args()) != 0 {
+			t.Fatalf("%s=%v: stray arguments %v", k, args, cmd.Flags().Args())
+		}
+	}
+	reload, start := strings.Join(execs["ExecReload"], " "), strings.Join(execs["ExecStart"], " ")
+	if !strings.HasPrefix(reload, "config reload --socket ") {
+		t.Fatalf("ExecReload= is %q, want the synchronous vigil config reload --socket", reload)
+	}
+	sock := strings.TrimPrefix(reload, "config reload --socket ")
+	if !strings.Contains(start, "--admin-socket "+sock) {
+		t.Fatalf("ExecReload= uses socket %s, ExecStart= %q serves another", sock, start)
 	}
 }
 
