@@ -20,6 +20,7 @@ import (
 
 	"vigil/internal/safe"
 	"vigil/node"
+	"vigil/test/netlab"
 )
 
 // clientEnv makes the test binary a one-request admin API client (see
@@ -295,3 +296,30 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// The daemon runs with the systemd unit's capabilities, which do not
+// include CAP_CHOWN: TestAdminGroup passes there too (the socket gets its
+// group through the filesystem gid, which CAP_SETGID allows).
+func TestAdminGroupUnderUnitCapabilities(t *testing.T) {
+	requireRoot(t)
+	if os.Getenv(unitCapsEnv) == "1" {
+		t.Skip("already under the unit's capabilities")
+	}
+	priv, err := netlab.UnitPrivileges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Fatalf("setpriv (util-linux): %v", err)
+	}
+	args := append(priv.SetprivArgs(), "--", os.Args[0], "-test.run=^TestAdminGroup$", "-test.v")
+	cmd := exec.Command(setpriv, args...)
+	cmd.Env = append(os.Environ(), unitCapsEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestAdminGroup") {
+		t.Fatalf("TestAdminGroup with the capabilities of %s (%v): %v\n%s", priv.Unit, priv.Bounding, err, out)
+	}
+}
+
+const unitCapsEnv = "VIGIL_API_TEST_UNIT_CAPS"
