@@ -31,7 +31,11 @@ func TestMain(m *testing.M) {
 	if sock := os.Getenv(clientEnv); sock != "" {
 		os.Exit(clientMain(sock))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if clientBin != "" {
+		os.RemoveAll(filepath.Dir(clientBin))
+	}
+	os.Exit(code)
 }
 
 // clientMain sends GET /v1/status on sock and prints "status N" and the
