@@ -65,6 +65,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzHTTPVerdict -fuzztime $${FUZZTIME:-60s} ./lb/check/
 	$(GO) test -run '^$$' -fuzz FuzzSMTPReplies -fuzztime $${FUZZTIME:-60s} ./lb/check/
 	$(GO) test -run '^$$' -fuzz FuzzDNSReply -fuzztime $${FUZZTIME:-60s} ./lb/check/
+	$(GO) test -run '^$$' -fuzz FuzzRequest -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/api/
 
 clean:
 	rm -rf bin bench.out

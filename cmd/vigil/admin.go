@@ -4,9 +4,22 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/spf13/cobra"
+
 	"vigil/node"
 	"vigil/node/api"
 )
+
+// adminGroup is vigil run's --admin-group (addAdminFlags); listenAdmin
+// reads it.
+var adminGroup string
+
+// addAdminFlags declares the admin socket's flags of vigil run besides
+// --admin-socket.
+func addAdminFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&adminGroup, "admin-group", "",
+		`group whose members may use the admin socket (vigil status, config reload): the socket becomes 0660 with this group (default: 0600, root and the daemon's user only)`)
+}
 
 // adminServer is the daemon's side of `vigil status`: the admin API on a
 // unix socket. A nil *adminServer (the API disabled) does nothing.
@@ -26,7 +39,7 @@ func listenAdmin(path string, log *slog.Logger) (*adminServer, error) {
 		log.Info("admin API disabled (--admin-socket \"\"): vigil status will not reach this daemon")
 		return nil, nil
 	}
-	srv, err := api.Listen(path, log)
+	srv, err := api.ListenWith(path, log, api.Options{Group: adminGroup})
 	if err != nil {
 		return nil, err
 	}

@@ -2,12 +2,23 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
+
+	"vigil/node/api"
+	"vigil/node/config"
+	"vigil/telemetry"
+	"vigil/test/netlab"
 )
 
 // run executes the CLI in-process and returns stdout and the exit code main
@@ -214,5 +225,210 @@ func TestConfigValidateAmbiguousFiles(t *testing.T) {
 				t.Errorf("warned although node.allow_empty is set:\n%s", out)
 			}
 		})
+	}
+}
+
+// --admin-group (declared by addAdminFlags on vigil run) reaches the admin
+// socket: mode 0660 with that group instead of 0600.
+func TestAdminGroupFlag(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: gives the socket another group")
+	}
+	t.Cleanup(func() { adminGroup = "" })
+	cmd := &cobra.Command{}
+	addAdminFlags(cmd)
+	if err := cmd.Flags().Parse([]string{"--admin-group", "nogroup"}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "admin.sock")
+	a, err := listenAdmin(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != 0o660 || st.Gid != 65534 {
+		t.Fatalf("socket mode %v gid %d, want 0660 gid 65534 (nogroup)", fi.Mode().Perm(), st.Gid)
+	}
+}
+
+// A rejected configuration makes `vigil config reload` exit 1 with every
+// problem: the unit's ExecReload= runs it, so `systemctl reload` fails.
+// The daemon side is the real reloader (it rejects before touching the
+// node).
+func TestConfigReloadRejectedExitCode(t *testing.T) {
+	p := write(t, "vrrp: { instances: [ { name: x, interface: eth0, vrid: 0, vips: [192.0.2.100] } ] }\n")
+	rl := &reloader{path: p, loader: &config.Loader{}, log: slog.New(slog.DiscardHandler),
+		metrics: telemetry.NewRegistry().NewConfigMetrics("")}
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	srv, err := api.Listen(sock, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(context.Background(), api.Handlers{Reload: rl.handler})
+	}()
+	t.Cleanup(func() { srv.Close(); <-done })
+	_, code, msg := run(t, "config", "reload", "--socket", sock)
+	if code != 1 || !strings.Contains(msg, "nothing was applied") || !strings.Contains(msg, "vrrp.instances[0].vrid") {
+		t.Fatalf("exit %d: %q", code, msg)
+	}
+}
+
+// unitExecs returns the vigil command lines of the shipped unit's Exec*=
+// settings, with ${VIGIL_SOCKET} and $DAEMON_ARGS as systemd would expand
+// them (the unit's Environment=, no /etc/default/vigil).
+func unitExecs(t *testing.T) map[string][]string {
+	t.Helper()
+	b, err := os.ReadFile("../../deploy/systemd/vigil.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	out := map[string][]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(l), "=")
+		if !ok || strings.HasPrefix(k, "#") {
+			continue
+		}
+		if k == "Environment" {
+			ek, ev, _ := strings.Cut(v, "=")
+			env[ek] = ev
+		}
+		if !strings.HasPrefix(k, "Exec") || !strings.HasPrefix(v, "/usr/sbin/vigil ") {
+			continue
+		}
+		var args []string
+		for _, f := range strings.Fields(v)[1:] {
+			if f == "$DAEMON_ARGS" {
+				continue
+			}
+			for ek, ev := range env {
+				f = strings.ReplaceAll(f, "${"+ek+"}", ev)
+			}
+			if strings.Contains(f, "$") {
+				t.Fatalf("%s: %q: a variable the unit does not set", k, f)
+			}
+			args = append(args, f)
+		}
+		out[k] = args
+	}
+	return out
+}
+
+// The unit and the CLI agree: each vigil command line of the unit names an
+// existing command and flags, ExecReload= is the synchronous
+// `vigil config reload` (not a signal, which cannot fail the job), and it
+// talks to the socket ExecStart= serves.
+func TestUnitMatchesCLI(t *testing.T) {
+	execs := unitExecs(t)
+	for _, k := range []string{"ExecStartPre", "ExecStart", "ExecReload"} {
+		args, ok := execs[k]
+		if !ok {
+			t.Fatalf("the unit has no vigil %s=", k)
+		}
+		root := newRootCmd()
+		cmd, rest, err := root.Find(args)
+		if err != nil || cmd == root {
+			t.Fatalf("%s=%v: no such command: %v", k, args, err)
+		}
+		addAdminFlags(cmd) // vigil run declares it
+		if err := cmd.ParseFlags(rest); err != nil {
+			t.Fatalf("%s=%v: %v", k, args, err)
+		}
+		if len(cmd.Flags().Args()) != 0 {
+			t.Fatalf("%s=%v: stray arguments %v", k, args, cmd.Flags().Args())
+		}
+	}
+	reload, start := strings.Join(execs["ExecReload"], " "), strings.Join(execs["ExecStart"], " ")
+	if !strings.HasPrefix(reload, "config reload --socket ") {
+		t.Fatalf("ExecReload= is %q, want the synchronous vigil config reload --socket", reload)
+	}
+	sock := strings.TrimPrefix(reload, "config reload --socket ")
+	if !strings.Contains(start, "--admin-socket "+sock) {
+		t.Fatalf("ExecReload= uses socket %s, ExecStart= %q serves another", sock, start)
+	}
+}
+
+// execEnv makes the test binary run the CLI on the arguments after "--"
+// (see TestMain): the tests run it as a process with other privileges.
+const execEnv = "VIGIL_CLI_TEST_EXEC"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(execEnv) == "1" {
+		for i, a := range os.Args {
+			if a == "--" {
+				os.Args = append([]string{"vigil"}, os.Args[i+1:]...)
+				break
+			}
+		}
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// `vigil config validate` under the bounding set of the old unit (NET_ADMIN
+// and NET_RAW only) warns that a script with user: nobody needs SETUID,
+// SETGID and KILL, naming the script's path; under the shipped unit's set
+// (read from the unit) and with all of root's capabilities it warns about
+// nothing.
+func TestValidateWarnsAboutCapabilities(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: runs the CLI with fewer capabilities (setpriv)")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Fatalf("setpriv (util-linux): %v", err)
+	}
+	unit, err := netlab.UnitPrivileges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := write(t, `vrrp:
+  scripts: [{name: chk, command: [/bin/true], user: nobody}]
+  instances:
+    - {name: web, interface: eth0, vrid: 51, vips: [192.0.2.100/24], track: {scripts: [chk]}}
+`)
+	validate := func(priv []string) string {
+		t.Helper()
+		args := append(append(append([]string{}, priv...), os.Args[0], "-test.run=^$", "--"), "config", "validate", "--config", p)
+		name := args[0]
+		if len(priv) > 0 {
+			name, args = setpriv, append([]string{"--inh-caps=-all", "--ambient-caps=-all"}, args...)
+		} else {
+			args = args[1:]
+		}
+		cmd := exec.Command(name, args...)
+		cmd.Env = append(os.Environ(), execEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "OK (1 VRRP instances") {
+			t.Fatalf("%v: %v\n%s", priv, err, out)
+		}
+		return string(out)
+	}
+	old := validate([]string{"--bounding-set=-all,+net_admin,+net_raw"})
+	for _, c := range []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID"} {
+		want := "warning: " + c + " missing (not in this process's effective set nor in its bounding set); needed by vrrp.scripts[0]: script chk run as nobody"
+		if !strings.Contains(old, want) {
+			t.Errorf("old unit's set: no %q in\n%s", want, old)
+		}
+	}
+	if n := strings.Count(old, "warning: "); n != 3 {
+		t.Errorf("old unit's set: %d warnings, want 3:\n%s", n, old)
+	}
+	bounding := "--bounding-set=-all"
+	for _, c := range unit.Bounding {
+		bounding += ",+" + c
+	}
+	for what, out := range map[string]string{"the unit's set": validate([]string{bounding}), "root": validate(nil)} {
+		if strings.Contains(out, "warning") {
+			t.Errorf("%s: %s", what, out)
+		}
 	}
 }

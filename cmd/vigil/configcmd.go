@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"vigil/internal/caps"
 	"vigil/node"
 	"vigil/node/api"
 	"vigil/node/config"
@@ -23,7 +24,11 @@ func newConfigCmd() *cobra.Command {
 		Use:   "validate",
 		Short: "Check a configuration file and print every problem found",
 		Long: `Check a configuration file offline: strict keys, types, ranges and the rules
-between instances. Every problem is printed with its path and value.
+between instances. Every problem is printed with its path and value. A
+feature that needs a capability this process lacks (a script run as
+another user needs CAP_SETUID, CAP_SETGID and CAP_KILL, for example) is
+warned about: run as the systemd unit runs the daemon, this tells what
+would fail there.
 
 Exit status: 0 valid (warnings may be printed), 1 invalid, 2 usage error.`,
 		Args: cobra.NoArgs,
@@ -36,6 +41,11 @@ Exit status: 0 valid (warnings may be printed), 1 invalid, 2 usage error.`,
 			}
 			out := cmd.OutOrStdout()
 			for _, w := range cfg.Warnings {
+				fmt.Fprintf(out, "warning: %s\n", w)
+			}
+			// Run as the unit's ExecStartPre, this process has the
+			// daemon's capabilities: say which features will fail.
+			for _, w := range caps.Missing(cfg) {
 				fmt.Fprintf(out, "warning: %s\n", w)
 			}
 			fmt.Fprintf(out, "%s: OK (%d VRRP instances, %d virtual servers)\n", path, len(cfg.VRRP.Instances), len(cfg.LB.VirtualServers))

@@ -213,7 +213,7 @@ func TestStatusAPIError(t *testing.T) {
 func TestStatusPermissionMessage(t *testing.T) {
 	path := serveStatus(t, node.Status{})
 	err := dialError(path, &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", syscall.EACCES)}, time.Second)
-	if !strings.Contains(err.Error(), "permission denied on "+path) || !strings.Contains(err.Error(), "mode -rw-rw----") {
+	if !strings.Contains(err.Error(), "permission denied on "+path) || !strings.Contains(err.Error(), "mode -rw-------") {
 		t.Fatalf("%v", err)
 	}
 	if os.Geteuid() == 0 {

@@ -16,12 +16,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"time"
 
+	"vigil/internal/safe"
 	"vigil/node"
 )
 
@@ -112,7 +115,23 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 	r.mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		WriteError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such endpoint: " + req.URL.Path})
 	})
-	return logRequests(r.mux, log)
+	return logRequests(canonicalPaths(r.mux), log)
+}
+
+// canonicalPaths answers a JSON 404 for what the mux would otherwise answer
+// in HTML or plain text: a path that is not clean (the mux redirects
+// "//v1/status" and "/v1/../healthz"), an asterisk or authority form
+// ("OPTIONS *", "CONNECT host:port"). The CLI only sends canonical paths.
+func canonicalPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		p := req.URL.Path
+		if req.Method == http.MethodConnect || !strings.HasPrefix(p, "/") || path.Clean(p) != p {
+			WriteError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound,
+				Message: fmt.Sprintf("no such endpoint: %s %q (the endpoints are /healthz and /v1/...)", req.Method, req.RequestURI)})
+			return
+		}
+		next.ServeHTTP(w, req)
+	})
 }
 
 // router registers method-specific routes and answers other methods on a
@@ -202,7 +221,7 @@ func logRequests(next http.Handler, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
+		serve(next, rec, r, log)
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
@@ -213,4 +232,26 @@ func logRequests(next http.Handler, log *slog.Logger) http.Handler {
 		log.Log(r.Context(), lv, "admin API request", "method", r.Method, "path", r.URL.Path,
 			"status", rec.status, "duration", time.Since(start))
 	})
+}
+
+// serve runs the handler. A panic is logged with its stack and counted
+// (component admin_api) and answered with a JSON 500; when the response had
+// already begun, the connection is cut instead, so that the client does not
+// take a truncated answer for a whole one.
+func serve(next http.Handler, rec *statusRecorder, r *http.Request, log *slog.Logger) {
+	cut := false
+	defer func() {
+		if cut {
+			panic(http.ErrAbortHandler) // net/http closes the connection quietly
+		}
+	}()
+	defer safe.Recover(log, "admin_api", func(any) {
+		if rec.status != 0 {
+			cut = true
+			return
+		}
+		WriteError(rec, &Error{Status: http.StatusInternalServerError, Code: CodeInternal,
+			Message: "internal error while serving " + r.Method + " " + r.URL.Path + " (logged by the daemon)"})
+	})
+	next.ServeHTTP(rec, r)
 }

@@ -180,8 +180,8 @@ func TestJSONErrors(t *testing.T) {
 	}
 }
 
-// The socket is 0660 in a directory created 0750, and is removed when the
-// server stops.
+// The socket is 0600 (no admin group) in a directory created 0750, and is
+// removed when the server stops.
 func TestSocketPermissionsAndRemoval(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "run", "vigil", "admin.sock")
 	srv, err := Listen(path, quietLog())
@@ -192,8 +192,8 @@ func TestSocketPermissionsAndRemoval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o660 {
-		t.Fatalf("socket mode %v, want socket 0660", fi.Mode())
+	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v, want socket 0600", fi.Mode())
 	}
 	di, err := os.Stat(filepath.Dir(path))
 	if err != nil {

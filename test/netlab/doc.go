@@ -18,6 +18,11 @@
 //	frames, err := cap.Stop()
 //	adverts := netlab.VRRPFrames(frames)
 //
+// A test lab (NewForTest) starts every `vigil run` under the shipped systemd unit's capability
+// bounding set, ambient set and no_new_privs (read from deploy/systemd/vigil.service, or
+// $VIGIL_UNIT, and applied with setpriv), so the unit and the features it must allow cannot
+// drift apart unnoticed; StartOptions.FullPrivileges opts out.
+//
 // Everything a lab creates is removed by Lab.Close (idempotent), also when processes refuse to die;
 // Cleanup removes what a crashed run with the same prefix left behind. Prefixes must therefore be
 // unique among labs that may exist at the same time (one per test package is the convention), and a

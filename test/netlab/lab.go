@@ -61,6 +61,7 @@ type Lab struct {
 	dir string
 
 	mu         sync.Mutex
+	daemonPriv *Privileges // for the vigil daemons started on the lab's nodes; nil: the caller's
 	closed     bool
 	namespaces []string // created by this lab, in creation order
 	nodes      map[string]*Node
@@ -109,6 +110,21 @@ func New(prefix string) (*Lab, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// SetDaemonPrivileges makes the vigil daemons started on the lab's nodes from now on run with p
+// (nil: with the privileges of the process starting them). NewForTest sets the systemd unit's.
+func (l *Lab) SetDaemonPrivileges(p *Privileges) {
+	l.mu.Lock()
+	l.daemonPriv = p
+	l.mu.Unlock()
+}
+
+// DaemonPrivileges returns what SetDaemonPrivileges set.
+func (l *Lab) DaemonPrivileges() *Privileges {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.daemonPriv
 }
 
 func tempPattern(prefix string) string { return "netlab-" + prefix + "-" }

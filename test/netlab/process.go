@@ -26,6 +26,9 @@ type StartOptions struct {
 	Env []string
 	// Dir is the working directory (default: the lab's directory).
 	Dir string
+	// FullPrivileges starts a vigil daemon with the test's own privileges (root's) instead of
+	// the lab's daemon privileges (see Lab.SetDaemonPrivileges).
+	FullPrivileges bool
 }
 
 // Process is a command running in the background in a node's namespace, in its own process group,
@@ -50,7 +53,9 @@ func (n *Node) Start(name string, args ...string) (*Process, error) {
 	return n.StartWith(StartOptions{}, name, args...)
 }
 
-// StartWith is Start with extra environment and working directory.
+// StartWith is Start with options. A `vigil run` command (a program named vigil, first
+// argument run) runs under the lab's daemon privileges when it has some: test labs give it the
+// systemd unit's (see NewForTest), through setpriv, unless opts.FullPrivileges.
 func (n *Node) StartWith(opts StartOptions, name string, args ...string) (*Process, error) {
 	l := n.lab
 	if l.isClosed() {
@@ -70,7 +75,18 @@ func (n *Node) StartWith(opts StartOptions, name string, args ...string) (*Proce
 		return nil, fmt.Errorf("netlab: node %s: create log for %s: %w", n.Name, name, err)
 	}
 	defer logFile.Close() // the child has its own copy
-	cmd := exec.Command(bin, append([]string{"netns", "exec", n.NS, name}, args...)...)
+	argv := []string{"netns", "exec", n.NS}
+	if priv := l.DaemonPrivileges(); priv != nil && !opts.FullPrivileges && isVigilDaemon(name, args) {
+		// After ip netns exec, which needs CAP_SYS_ADMIN itself; setpriv execs vigil, so the
+		// process keeps one pid throughout.
+		sp, err := exec.LookPath("setpriv")
+		if err != nil {
+			return nil, fmt.Errorf("netlab: node %s: start %s under the unit's privileges: %w (util-linux)", n.Name, name, err)
+		}
+		argv = append(append(append(argv, sp), priv.SetprivArgs()...), "--")
+	}
+	argv = append(append(argv, name), args...)
+	cmd := exec.Command(bin, argv...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.Dir = opts.Dir

@@ -7,6 +7,10 @@ import (
 // EnvNetNS is the environment variable that turns on the root-only network-namespace tests.
 const EnvNetNS = "VIGIL_NETNS"
 
+// EnvInVM is set to 1 in the IPVS test VM (test/vm), where labs start vigil with root's full
+// privileges.
+const EnvInVM = "VIGIL_IN_VM"
+
 // EnvLabTag, when set to one lowercase letter, is put in front of every NewForTest prefix, so
 // two checkouts can run the same namespace tests at the same time without removing each other's
 // labs (Cleanup goes by prefix).
@@ -46,9 +50,22 @@ func Require(t TB) {
 // NewForTest is Require, then Cleanup(prefix) of a crashed earlier run, then New(prefix); the lab
 // is closed when the test ends. When the test failed, the logs of the lab's processes are written
 // to the test log and the lab's directory (logs, captures) is kept and named.
+//
+// The vigil daemons the lab starts run with the privileges of the shipped systemd unit
+// (UnitPrivileges: its capability bounding set, ambient set and no_new_privs, through setpriv),
+// so a feature that needs more fails in the tests as it would in production; not in the test VM
+// ($VIGIL_IN_VM=1).
 func NewForTest(t TB, prefix string) *Lab {
 	t.Helper()
 	Require(t)
+	var priv *Privileges
+	if os.Getenv(EnvInVM) != "1" { // the test VM has neither the unit file nor util-linux
+		var err error
+		if priv, err = UnitPrivileges(); err != nil {
+			t.Fatalf("%v", err)
+			return nil
+		}
+	}
 	if tag := os.Getenv(EnvLabTag); tag != "" {
 		if len(tag) != 1 || tag[0] < 'a' || tag[0] > 'z' {
 			t.Fatalf("netlab: %s=%q: want one lowercase letter", EnvLabTag, tag)
@@ -65,6 +82,7 @@ func NewForTest(t TB, prefix string) *Lab {
 		t.Fatalf("%v", err)
 		return nil
 	}
+	l.SetDaemonPrivileges(priv)
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, p := range l.Processes() {

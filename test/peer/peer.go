@@ -119,10 +119,21 @@ func KeepalivedConf(node string, insts []Instance) string {
 
 // StartVigil writes the configuration into the lab directory and starts
 // `vigil run` on the node, with its admin socket at VigilAdminSocket(n)
-// (extraArgs may name another with --admin-socket).
+// (extraArgs may name another with --admin-socket). In a test lab
+// (netlab.NewForTest) the daemon runs with the systemd unit's privileges.
 func StartVigil(n *netlab.Node, bin string, insts []Instance, extraArgs ...string) (*netlab.Process, error) {
 	path := filepath.Join(n.Lab().Dir(), n.Name+"-vigil.yaml")
 	if err := os.WriteFile(path, []byte(VigilYAML(n.Name, insts)), 0o644); err != nil {
+		return nil, fmt.Errorf("writing vigil config for %s: %w", n.Name, err)
+	}
+	args := append([]string{"run", "--config", path, "--log-level", "debug", "--admin-socket", VigilAdminSocket(n)}, extraArgs...)
+	return n.Start(bin, args...)
+}
+
+// StartVigilYAML is StartVigil for a configuration written out in full.
+func StartVigilYAML(n *netlab.Node, bin, yaml string, extraArgs ...string) (*netlab.Process, error) {
+	path := filepath.Join(n.Lab().Dir(), n.Name+"-vigil.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		return nil, fmt.Errorf("writing vigil config for %s: %w", n.Name, err)
 	}
 	args := append([]string{"run", "--config", path, "--log-level", "debug", "--admin-socket", VigilAdminSocket(n)}, extraArgs...)

@@ -140,6 +140,8 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"vigil/internal/nsdo"
 )
 
 // MAC returns the virtual router MAC of vrid: 00:00:5e:00:01:VRID for family
@@ -256,10 +258,20 @@ func NewAt(ns netns.NsHandle) (*Manager, error) {
 			return nil, fmt.Errorf("vmac: open current network namespace: %w", err)
 		}
 	}
-	h, err := netlink.NewHandleAt(own, unix.NETLINK_ROUTE)
+	// The socket belongs to the namespace of the thread that creates it.
+	// nsdo.Do enters own only when the thread is elsewhere: netlink's
+	// NewHandleAt would call setns even for the current namespace, which
+	// needs CAP_SYS_ADMIN, and the daemon runs without it.
+	var h *netlink.Handle
+	err := nsdo.Do(own, func() error {
+		var err error
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+		return err
+	})
 	if err != nil {
+		err = fmt.Errorf("vmac: open rtnetlink socket in namespace %s: %w", own, err)
 		own.Close()
-		return nil, fmt.Errorf("vmac: open rtnetlink socket in namespace %s: %w", own, err)
+		return nil, err
 	}
 	if err := h.SetSocketTimeout(netlinkTimeout); err != nil {
 		h.Close()
