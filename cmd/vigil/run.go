@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"vigil/internal/buildinfo"
+	"vigil/internal/caps"
 	"vigil/node"
 	"vigil/node/api"
 	"vigil/node/config"
@@ -64,6 +65,9 @@ and remove their virtual addresses); SIGHUP reloads the configuration file.`,
 			for _, w := range cfg.Warnings {
 				log.Warn("configuration warning", "detail", w)
 			}
+			for _, w := range caps.Missing(cfg) {
+				log.Warn("capability missing", "detail", w.String())
+			}
 			return runDaemon(cmd.Context(), loader, cfg, log, adminSocket)
 		},
 	}
@@ -71,6 +75,7 @@ and remove their virtual addresses); SIGHUP reloads the configuration file.`,
 	cmd.Flags().StringVar(&level, "log-level", "", "log level: debug, info, warn, error (default from config, else info)")
 	cmd.Flags().StringVar(&format, "log-format", "", "log format: text or json (default from config, else text)")
 	cmd.Flags().StringVar(&adminSocket, "admin-socket", api.DefaultSocket, `admin API unix socket, used by "vigil status" ("" disables)`)
+	addAdminFlags(cmd)
 	return cmd
 }
 
@@ -134,6 +139,7 @@ func runDaemon(parent context.Context, loader *config.Loader, cfg *config.Config
 		log.Info("serving metrics", "address", srv.Addr().String())
 	}
 	sdNotify("READY=1")
+	startWatchdog(ctx, log, n.Alive)
 	if tuneGC {
 		go func() {
 			select {
