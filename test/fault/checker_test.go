@@ -19,10 +19,10 @@ import (
 // good checksum, is caught here rather than trusted in the namespace runs.
 
 var (
-	macN1 = net.HardwareAddr{2, 0, 0, 0, 0, 0x11}
-	macN2 = net.HardwareAddr{2, 0, 0, 0, 0, 0x12}
-	testVIP  = netip.MustParseAddr("192.0.2.100")
-	testGroup  = Group{VRID: 51, Version: 3, Interval: 100 * time.Millisecond, LowestPriority: 100, VIPs: []netip.Addr{testVIP}}
+	macN1     = net.HardwareAddr{2, 0, 0, 0, 0, 0x11}
+	macN2     = net.HardwareAddr{2, 0, 0, 0, 0, 0x12}
+	testVIP   = netip.MustParseAddr("192.0.2.100")
+	testGroup = Group{VRID: 51, Version: 3, Interval: 100 * time.Millisecond, LowestPriority: 100, VIPs: []netip.Addr{testVIP}}
 )
 
 func arpFrame(at time.Time, mac net.HardwareAddr, sender netip.Addr) netlab.Frame {
