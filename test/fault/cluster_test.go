@@ -149,6 +149,41 @@ func (c *cluster) writeConfig(name string, insts []peer.Instance) {
 	}
 }
 
+// keepalivedGARP gives keepalived the announcements of vigilGARP (peer.KeepalivedConf has one
+// GARP and no second burst, as peer.VigilYAML), so that both are judged on the same bursts.
+const keepalivedGARP = "  vrrp_garp_master_delay 1\n  vrrp_garp_master_repeat 2\n  vrrp_garp_lower_prio_delay 1\n  vrrp_garp_lower_prio_repeat 2\n" +
+	"  vrrp_garp_interval 0.02\n  vrrp_gna_interval 0.02\n"
+
+func (c *cluster) keepalivedConf(name string, insts []peer.Instance) string {
+	c.t.Helper()
+	conf := peer.KeepalivedConf(name, insts)
+	const single = "  vrrp_garp_master_delay 0\n  vrrp_garp_master_repeat 1\n"
+	if !strings.Contains(conf, single) {
+		c.t.Fatalf("peer.KeepalivedConf no longer says %q; update keepalivedGARP's replacement:\n%s", single, conf)
+	}
+	return strings.Replace(conf, single, keepalivedGARP, 1)
+}
+
+// startKeepalived is peer.StartKeepalived with keepalivedGARP in the configuration (the same
+// command line; it could move to peer as an option).
+func (c *cluster) startKeepalived(name string, insts []peer.Instance) (*netlab.Process, error) {
+	kp, err := exec.LookPath("keepalived")
+	if err != nil {
+		return nil, fmt.Errorf("keepalived is not installed (test/deps.sh installs it): %w", err)
+	}
+	dir := filepath.Join(c.lab.Dir(), name+"-keepalived")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(conf, []byte(c.keepalivedConf(name, insts)), 0o644); err != nil {
+		return nil, fmt.Errorf("writing keepalived config for %s: %w", name, err)
+	}
+	return c.node(name).Start(kp, "--dont-fork", "--log-console", "--log-detail", "--no-syslog", "--vrrp",
+		"--use-file", conf, "--pid", filepath.Join(dir, "keepalived.pid"),
+		"--vrrp_pid", filepath.Join(dir, "vrrp.pid"), "--checkers_pid", filepath.Join(dir, "checkers.pid"))
+}
+
 // start starts the implementation on a node. vigil runs through peer.StartVigil (its admin
 // socket, and whatever else peer applies to every test daemon) with a later --config naming the
 // file with vigilGARP, which wins over the one StartVigil writes (and a later --log-level).
@@ -163,7 +198,7 @@ func (c *cluster) start(name string, insts ...peer.Instance) *netlab.Process {
 		// line per request would bury the state changes in the logs a failure prints.
 		p, err = peer.StartVigil(c.node(name), c.bin, insts, "--config", c.configPath(name), "--log-level", "info")
 	case implKeepalived:
-		p, err = peer.StartKeepalived(c.node(name), insts)
+		p, err = c.startKeepalived(name, insts)
 	}
 	if err != nil {
 		c.t.Fatal(err)
@@ -378,7 +413,7 @@ func (c *cluster) reload(name string, insts []peer.Instance) {
 		}
 	case implKeepalived:
 		conf := filepath.Join(c.lab.Dir(), name+"-keepalived", "keepalived.conf")
-		if err := os.WriteFile(conf, []byte(peer.KeepalivedConf(name, insts)), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(c.keepalivedConf(name, insts)), 0o644); err != nil {
 			c.t.Fatal(err)
 		}
 		p := c.procs[name]

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,4 +173,190 @@ func mustFrames(t *testing.T, c *cluster) []netlab.Frame {
 		t.Fatal(err)
 	}
 	return fr
+}
+
+// One-way loss of IP protocol 112: nftables in one node's namespace drops only what it
+// receives, or only what it sends. "backup-deaf": the backup hears nothing; "master-mute": the
+// master's adverts do not leave. Either way the backup must take over within its
+// Master_Down_Interval while the master, hearing a lower priority, stays master: two holders
+// until the heal, which VRRP cannot avoid without a path between them. After the rule goes, the
+// lower priority must step down.
+func TestOneWayLoss(t *testing.T) {
+	for _, tc := range []struct {
+		name, node, hook string
+	}{
+		{"backup-deaf", "n2", "input"},
+		{"master-mute", "n1", "output"},
+	} {
+		for _, impl := range bothImpls {
+			t.Run(tc.name+"/"+impl, func(t *testing.T) {
+				c := newCluster(t, impl, 2, false)
+				c.start("n1", inst(51, 150, vipA), inst(61, 150, vip6))
+				c.start("n2", inst(51, 100, vipA), inst(61, 100, vip6))
+				g51, g61 := c.group(51, false), c.group(61, true)
+				c.waitSole("n1", 5*time.Second, g51, g61)
+				time.Sleep(3 * iv)
+				lossy := c.node(tc.node)
+				if err := DropVRRP(lossy, tc.hook, 100); err != nil {
+					t.Fatal(err)
+				}
+				took := c.waitHolds(g51, "n2", g51.MDI()+takeoverMargin)
+				c.waitHolds(g61, "n2", g61.MDI()+takeoverMargin)
+				for _, g := range []Group{g51, g61} {
+					if hs := c.holders(g.VIPs[0]); !slices.Equal(hs, []string{"n1", "n2"}) {
+						t.Errorf("[%s] during the loss %s is held by %v, want n1 (hears a lower priority) and n2 (hears nothing)", impl, g.VIPs[0], hs)
+					}
+				}
+				time.Sleep(time.Second)
+				dropped, err := DroppedVRRP(lossy)
+				if err != nil {
+					t.Fatal(err)
+				}
+				heal := time.Now()
+				if err := HealVRRP(lossy); err != nil {
+					t.Fatal(err)
+				}
+				rep := c.check(heal, "one-way loss healed")
+				if rep.Groups[0].Master != "n1" || rep.Groups[1].Master != "n1" {
+					t.Errorf("[%s] after the heal: masters %s/%s, want n1", impl, rep.Groups[0].Master, rep.Groups[1].Master)
+				}
+				record(fmt.Sprintf("one-way loss of protocol 112 (%s drops its %s)", tc.node, tc.hook), impl,
+					fmt.Sprintf("n2 took over in %.2f s, two holders until the heal (%d adverts dropped); %s", took.Seconds(), dropped, rep.Summary()))
+			})
+		}
+	}
+}
+
+// 20 % random loss on the VRRP path: every node's namespace drops 20 % of the VRRP it receives
+// (nftables numgen) for 10 s, three nodes, 100 ms adverts. A backup misses three adverts in a row
+// now and then (0.8 % of the time) and takes over; the master, whose adverts all leave, must
+// keep advertising without a gap, and every such episode must end at the backup's next heard
+// advert (bounded here by 1 s, ten adverts). After the loss ends, the invariants.
+func TestRandomLoss(t *testing.T) {
+	for _, impl := range bothImpls {
+		t.Run(impl, func(t *testing.T) {
+			c := newCluster(t, impl, 3, false)
+			c.start("n1", inst(51, 150, vipA))
+			c.start("n2", inst(51, 100, vipA))
+			c.start("n3", inst(51, 50, vipA))
+			g := c.group(51, false)
+			c.waitSole("n1", 5*time.Second, g)
+			time.Sleep(3 * iv)
+			for _, nd := range c.nodes {
+				if err := DropVRRP(nd, "input", 20); err != nil {
+					t.Fatal(err)
+				}
+			}
+			from := time.Now()
+			time.Sleep(10 * time.Second)
+			var dropped int
+			for _, nd := range c.nodes {
+				d, err := DroppedVRRP(nd)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dropped += d
+			}
+			heal := time.Now()
+			for _, nd := range c.nodes {
+				if err := HealVRRP(nd); err != nil {
+					t.Fatal(err)
+				}
+			}
+			frames := c.adverts()
+			n1 := masterAdverts(frames, g, 1, from, heal)
+			gap := maxGap(n1, from, heal)
+			// Episodes of another node advertising: runs of its adverts less than 1.5 intervals
+			// apart.
+			var episodes int
+			var longest time.Duration
+			for i := 2; i <= 3; i++ {
+				ts := masterAdverts(frames, g, i, from, heal)
+				for j := 0; j < len(ts); {
+					k := j
+					for k+1 < len(ts) && ts[k+1].Sub(ts[k]) < iv*3/2 {
+						k++
+					}
+					episodes++
+					longest = max(longest, ts[k].Sub(ts[j]))
+					j = k + 1
+				}
+			}
+			t.Logf("[%s] 10 s at 20 %% loss: %d VRRP packets dropped, n1's %d adverts with a longest gap of %s, %d takeover episodes by a backup, the longest %s",
+				impl, dropped, len(n1), gap.Round(time.Millisecond), episodes, longest.Round(time.Millisecond))
+			if gap >= 2*iv {
+				t.Errorf("[%s] the master skipped an advert (a gap of %s) under loss", impl, gap)
+			}
+			if longest > time.Second {
+				t.Errorf("[%s] a backup advertised as master for %s under 20 %% loss", impl, longest)
+			}
+			rep := c.check(heal, "random loss ended")
+			if rep.Groups[0].Master != "n1" {
+				t.Errorf("[%s] after the loss: master %s, want n1", impl, rep.Groups[0].Master)
+			}
+			record("20 % random loss on VRRP (10 s, 3 nodes)", impl, fmt.Sprintf("%d drops; master's longest advert gap %.2f s; %d backup takeover episodes, longest %.2f s; %s",
+				dropped, gap.Seconds(), episodes, longest.Seconds(), rep.Summary()))
+		})
+	}
+}
+
+// A master stalled with SIGSTOP for three Master_Down_Intervals, then resumed with SIGCONT.
+// "higher": n1 (150) over n2 (100): n2 takes over during the stall; once resumed, n1 (still master
+// in its own eyes) must win back and n2 step down. "equal": both 100, n1 master first (started
+// first); n2 (higher address) takes over during the stall and, hearing the resumed n1 at its own
+// priority from a lower address, stays master while n1 must step down. Never two holders once
+// settled, and no announcement from the node that lost: the stall begins while n1's second
+// announcement burst (1 s after it became master) is pending, so that burst falls due while n1
+// is stopped.
+func TestMasterStalled(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		p1, p2 int
+		winner string
+	}{
+		{"higher", 150, 100, "n1"},
+		{"equal", 100, 100, "n2"},
+	} {
+		for _, impl := range bothImpls {
+			t.Run(tc.name+"/"+impl, func(t *testing.T) {
+				c := newCluster(t, impl, 2, false)
+				c.start("n1", inst(51, tc.p1, vipA), inst(61, tc.p1, vip6))
+				g51, g61 := c.group(51, false), c.group(61, true)
+				c.waitSole("n1", 5*time.Second, g51, g61)
+				masterAt := time.Now()
+				c.start("n2", inst(51, tc.p2, vipA), inst(61, tc.p2, vip6))
+				g51, g61 = c.group(51, false), c.group(61, true)
+				c.waitUp("n2", 5*time.Second)
+				time.Sleep(3 * iv) // n2 hears n1
+				sleepUntil(masterAt.Add(600 * time.Millisecond))
+				c.waitSole("n1", time.Second, g51, g61)
+				if since := time.Since(masterAt); since > 900*time.Millisecond {
+					t.Logf("[%s] the stall starts %s after n1 became master: its second burst may be out already", impl, since.Round(time.Millisecond))
+				}
+				pid := c.vrrpPID("n1")
+				if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+					t.Fatal(err)
+				}
+				stopped := true
+				defer func() {
+					if stopped {
+						_ = syscall.Kill(pid, syscall.SIGCONT)
+					}
+				}()
+				took := c.waitHolds(g51, "n2", g51.MDI()+takeoverMargin)
+				time.Sleep(3*g51.MDI() - took)
+				heal := time.Now()
+				if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+					t.Fatal(err)
+				}
+				stopped = false
+				rep := c.check(heal, "stalled master resumed")
+				if rep.Groups[0].Master != tc.winner || rep.Groups[1].Master != tc.winner {
+					t.Errorf("[%s] after SIGCONT: masters %s/%s, want %s", impl, rep.Groups[0].Master, rep.Groups[1].Master, tc.winner)
+				}
+				record(fmt.Sprintf("master stalled (SIGSTOP %.1f s, %s priority), then SIGCONT", (3 * g51.MDI()).Seconds(), tc.name), impl,
+					fmt.Sprintf("n2 took over in %.2f s; %s master after resume; %s", took.Seconds(), rep.Groups[0].Master, rep.Summary()))
+			})
+		}
+	}
 }
