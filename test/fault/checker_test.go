@@ -84,7 +84,8 @@ func TestJudgeWire(t *testing.T) {
 		return wc
 	}
 	gr, errs := judgeWire(base())
-	if len(errs) != 0 || gr.WireOne != 300*time.Millisecond || gr.HoldAdverts != 6 || gr.Announcements != 1 || len(gr.Stray) != 0 {
+	if len(errs) != 0 || gr.WireOne != 300*time.Millisecond || gr.HoldAdverts != 6 || gr.Announcements != 1 || len(gr.Stray) != 0 ||
+		gr.MasterFirst != 350*time.Millisecond || gr.Silence != 100*time.Millisecond {
 		t.Fatalf("clean case: %+v %v", gr, errs)
 	}
 

@@ -485,3 +485,95 @@ func TestBackupStalled(t *testing.T) {
 		})
 	}
 }
+
+// A burst of 20 reloads during a failover: n1 (master of VRID 51) is cut off, and at once n2 and
+// n3 are reloaded ten times each, their VRID 51 priorities swapping every round (100/50, then
+// 60/120), so the election among them is redone while it runs. VRID 52 (n2 master) is in every
+// file unchanged: reloads must not disturb it (no state change, no advert gap). After the burst
+// the last files decide: n3 (120) master of VRID 51, checked from the end of the burst; then n1's
+// link returns and it takes VRID 51 back.
+func TestReloadBurstDuringFailover(t *testing.T) {
+	for _, impl := range bothImpls {
+		t.Run(impl, func(t *testing.T) {
+			c := newCluster(t, impl, 3, false)
+			cfg := func(p51, p52 int) []peer.Instance { return []peer.Instance{inst(51, p51, vipA), inst(52, p52, vipB)} }
+			c.start("n1", cfg(150, 100)...)
+			c.start("n2", cfg(100, 150)...)
+			c.start("n3", cfg(50, 50)...)
+			g51, g52 := c.group(51, false), c.group(52, false)
+			c.waitSole("n1", 5*time.Second, g51)
+			c.waitSole("n2", 5*time.Second, g52)
+			time.Sleep(3 * iv)
+			changes52 := func() int {
+				n := 0
+				for _, name := range []string{"n2", "n3"} {
+					for _, line := range strings.Split(c.procs[name].Log(), "\n") {
+						if (impl == implVigil && strings.Contains(line, `msg="vrrp state change"`) && strings.Contains(line, "vrrp_instance=vr52 ")) ||
+							(impl == implKeepalived && strings.Contains(line, "(vr52) Entering")) {
+							n++
+						}
+					}
+				}
+				return n
+			}
+			before52 := changes52()
+			cut := time.Now()
+			if err := c.node("n1").LinkDown(); err != nil {
+				t.Fatal(err)
+			}
+			var took []time.Duration
+			for round := range 10 {
+				p2, p3 := 100, 50
+				if round%2 == 1 {
+					p2, p3 = 60, 120
+				}
+				for _, r := range []struct {
+					name string
+					p51  int
+				}{{"n2", p2}, {"n3", p3}} {
+					p52 := 150
+					if r.name == "n3" {
+						p52 = 50
+					}
+					start := time.Now()
+					c.reload(r.name, cfg(r.p51, p52))
+					took = append(took, time.Since(start))
+				}
+			}
+			heal := time.Now()
+			rep := c.check(heal, "after the reload burst")
+			if rep.Groups[0].Master != "n3" || rep.Groups[1].Master != "n2" {
+				c.violation("[%s] after the burst: masters %s/%s, want n3 (120) / n2", impl, rep.Groups[0].Master, rep.Groups[1].Master)
+			}
+			end := time.Now()
+			gap52 := maxGap(masterAdverts(c.adverts(), g52, 2, cut, end), cut, end)
+			moved52 := changes52() - before52
+			if gap52 >= 2*iv || moved52 != 0 {
+				c.violation("[%s] VRID 52, unchanged in every file, was disturbed by the reloads: %d state changes, n2's longest advert gap %s", impl, moved52, gap52.Round(time.Millisecond))
+			}
+			if impl == implVigil {
+				st, err := Status(c.admin("n3"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if in := st.Instances[0]; in.Name != "vr51" || in.BasePriority != 120 {
+					c.violation("[vigil] n3's vr51 after the burst: %+v, want priority 120", in)
+				}
+			}
+			slices.Sort(took)
+			t.Logf("[%s] 20 reloads in %s: each %s min, %s median, %s max", impl, heal.Sub(cut).Round(time.Millisecond),
+				took[0].Round(time.Millisecond), took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
+
+			heal2 := time.Now()
+			if err := c.node("n1").LinkUp(); err != nil {
+				t.Fatal(err)
+			}
+			rep2 := c.check(heal2, "n1's link restored after the burst")
+			if rep2.Groups[0].Master != "n1" {
+				c.violation("[%s] after the restore: VRID 51 master %s, want n1", impl, rep2.Groups[0].Master)
+			}
+			c.record("20 reloads (priority swaps) during a failover", fmt.Sprintf("reloads %.2f s median; untouched VRID: %d state changes, longest advert gap %.2f s; after the burst %s; after n1 returns %s",
+				took[len(took)/2].Seconds(), moved52, gap52.Seconds(), rep.Summary(), rep2.Summary()))
+		})
+	}
+}
