@@ -193,6 +193,10 @@ func (c *Checker) AfterHeal(heal time.Time) (*Report, error) {
 	for {
 		at := time.Now()
 		views := c.sample()
+		// A settled state counts from the end of the sample that found it (a node's last advert
+		// as master may go out while the sample reads the other nodes); an unsettled one from
+		// its start.
+		done := time.Now()
 		why = why[:0]
 		allHeld := true
 		for i, g := range c.Groups {
@@ -206,9 +210,9 @@ func (c *Checker) AfterHeal(heal time.Time) (*Report, error) {
 				if masters[i] != "" {
 					unsettled[i] = at // another master than in the last sample
 				}
-				settled[i], masters[i] = at, m
+				settled[i], masters[i] = done, m
 				allHeld = false
-			case at.Sub(settled[i]) < hold:
+			case done.Sub(settled[i]) < hold:
 				allHeld = false
 			}
 		}
