@@ -74,16 +74,17 @@ func inst(vrid, prio int, vips ...netip.Prefix) peer.Instance {
 // 2001:db8::1N/64, MAC 02:00:00:00:00:1N), optionally an attacker "atk" (192.0.2.99), and a
 // capture on the bridge with FilterAll from the start.
 type cluster struct {
-	t     *testing.T
-	impl  string
-	lab   *netlab.Lab
-	bin   string
-	nodes []*netlab.Node
-	atk   *netlab.Node
-	procs map[string]*netlab.Process
-	insts map[string][]peer.Instance
-	cap   *netlab.Capture
-	chk   *Checker
+	t      *testing.T
+	impl   string
+	lab    *netlab.Lab
+	bin    string
+	nodes  []*netlab.Node
+	atk    *netlab.Node
+	procs  map[string]*netlab.Process
+	insts  map[string][]peer.Instance
+	cap    *netlab.Capture
+	chk    *Checker
+	killed []int // the processes kill killed
 	// garpDelay is the second announcement burst's delay (whole seconds; default 1 s). Set it
 	// before starting the daemons.
 	garpDelay time.Duration
@@ -446,26 +447,35 @@ func (c *cluster) vrrpPID(name string) int {
 }
 
 // kill SIGKILLs the daemon's whole process group (keepalived's parent would restart a VRRP child
-// killed alone) and waits until every process of it is gone (a keepalived started while its
-// VRRP child still exists says "daemon is already running" and exits).
+// killed alone), and keepalived's VRRP child by its id too, and waits for the process it
+// started; waitGone waits for the rest.
 func (c *cluster) kill(name string) {
 	c.t.Helper()
 	p := c.procs[name]
-	pids := []int{p.Pid()}
+	c.killed = []int{p.Pid()}
 	if c.impl == implKeepalived {
-		pids = append(pids, c.vrrpPID(name))
+		c.killed = append(c.killed, c.vrrpPID(name))
 	}
 	if err := syscall.Kill(-p.Pid(), syscall.SIGKILL); err != nil {
 		c.t.Fatalf("SIGKILL %s on %s: %v", c.impl, name, err)
 	}
+	for _, pid := range c.killed[1:] {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 	_ = p.Wait()
+}
+
+// waitGone waits until every process kill killed is gone, reaped too: a keepalived started while
+// its old VRRP child is still there (a zombie waiting for init to reap it counts) says "daemon is
+// already running" and exits.
+func (c *cluster) waitGone() {
+	c.t.Helper()
 	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
-		alive := slices.ContainsFunc(pids, func(pid int) bool { return syscall.Kill(pid, 0) == nil })
-		if !alive {
+		if !slices.ContainsFunc(c.killed, func(pid int) bool { return syscall.Kill(pid, 0) == nil }) {
 			return
 		}
-		if time.Since(start) > 5*time.Second {
-			c.t.Fatalf("%s on %s: processes %v still there 5 s after SIGKILL", c.impl, name, pids)
+		if time.Since(start) > 10*time.Second {
+			c.t.Fatalf("%s: processes %v still there 10 s after SIGKILL", c.impl, c.killed)
 		}
 	}
 }

@@ -211,7 +211,7 @@ func floodPair(t *testing.T, impl string) {
 		}
 	}
 	rep := c.check(floodEnd, "after the flood")
-	c.record(fmt.Sprintf("invalid-advert flood (%d classes x %d at %d/s), then", len(Classes())-1, floodCount, floodRate), rep.Summary())
+	c.record(fmt.Sprintf("after the flood (%d classes × %d adverts at %d/s)", len(Classes()), floodCount, floodRate), rep.Summary())
 }
 
 func logFloodTable(t *testing.T) {

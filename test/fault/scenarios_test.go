@@ -430,6 +430,7 @@ func TestKillAndRestart(t *testing.T) {
 					n1Insts = []peer.Instance{inst(51, 150, vipA), inst(61, 150, vip6)}
 					c.reload("n2", []peer.Instance{inst(51, 100, vipA), inst(61, 100, vip6)})
 				}
+				c.waitGone()
 				c.start("n1", n1Insts...)
 				c.waitUp("n1", 5*time.Second)
 				heal := time.Now()
