@@ -125,7 +125,7 @@ type Report struct {
 // Summary is one line for the outcome table: the slowest group's figures and the stray count.
 func (r *Report) Summary() string {
 	if r == nil || len(r.Groups) == 0 {
-		return "no report"
+		return "not settled: no figures"
 	}
 	var wire, state, bound, silence time.Duration
 	var anns, stray int
@@ -139,8 +139,8 @@ func (r *Report) Summary() string {
 }
 
 func (r *Report) String() string {
-	if r == nil {
-		return "no report"
+	if r == nil || len(r.Groups) == 0 {
+		return "not settled: no figures"
 	}
 	var b strings.Builder
 	for i, g := range r.Groups {
