@@ -64,7 +64,7 @@ func attackPriority(i int) uint8 {
 	return 0
 }
 
-// Classes lists the flood's classes: eleven kinds of invalid advert and the valid lower-priority
+// Classes lists the flood's classes: twelve kinds of invalid advert and the valid lower-priority
 // advert.
 func Classes() []Class {
 	v3 := func(t *Target, i int, rng *rand.Rand, edit func(msg []byte) []byte, ttl uint8) []byte {

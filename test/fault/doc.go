@@ -20,7 +20,7 @@
 // VRRP dropped one way by nftables (a deaf backup, a mute master); 20 % random loss (nftables
 // numgen); a master, and a backup, stalled with SIGSTOP past Master_Down_Interval; SIGKILL and
 // restart (also with a VIP removed from the configuration meanwhile); 20 reloads with priority
-// swaps during a failover; and floods of eleven classes of invalid advert and one of valid
+// swaps during a failover; and floods of twelve classes of invalid advert and one of valid
 // lower-priority adverts from an attacker with spoofed sources.
 //
 // The daemons and the test process run at nice -10: on a small machine shared with other work,
