@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, what vigil's tests, demo and benchmarks use
-# (prometheus ships both prometheus and promtool, for test/prom).
+# (prometheus ships both prometheus and promtool, for test/prom; nft, from nftables, drops
+# VRRP in test/fault's one-way and random-loss scenarios).
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 need=()
@@ -10,6 +11,7 @@ have tcpdump || need+=(tcpdump)
 have keepalived || need+=(keepalived)
 have ping || need+=(iputils-ping)
 have tshark || need+=(tshark)
+have nft || need+=(nftables)
 { have prometheus && have promtool; } || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
