@@ -239,8 +239,11 @@ func (n *Node) buildAnnouncers(in *instance, vips []vip.VIP, g config.GARP, p *p
 			anns = nil
 		}
 	}()
+	// An announcement an advert interval late comes from a process that
+	// was stopped or starved: by then another node may be master.
 	cfg := announce.Config{Repeat: g.Repeat, Delay: g.Delay, Interval: g.Interval, Refresh: g.Refresh,
-		RefreshRepeat: g.RefreshRepeat, LowerPrioRepeat: g.LowerPrioRepeat, LowerPrioDelay: g.LowerPrioDelay}
+		RefreshRepeat: g.RefreshRepeat, LowerPrioRepeat: g.LowerPrioRepeat, LowerPrioDelay: g.LowerPrioDelay,
+		StaleAfter: max(in.cfg.AdvertInterval, minStaleAfter)}
 	byDev := map[string]int{}
 	for _, v := range vips {
 		i, ok := byDev[v.Dev]
@@ -439,6 +442,11 @@ func b2f(b bool) float64 {
 // every millisecond counts; spinning costs at most this long per takeover
 // (Adver_Timer deadlines, the routine ones, are not spun for).
 const spinLead = 4 * time.Millisecond
+
+// minStaleAfter is the least lateness that makes an announcement stale
+// (announce.Config.StaleAfter): a busy host delays timers by tens of
+// milliseconds without anything being wrong.
+const minStaleAfter = 100 * time.Millisecond
 
 // Run starts every instance and runs until ctx ends; then it stops
 // gracefully: masters send priority 0 and remove their addresses.

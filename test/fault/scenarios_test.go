@@ -417,13 +417,6 @@ func TestKillAndRestart(t *testing.T) {
 	} {
 		for _, impl := range bothImpls {
 			t.Run(tc.name+"/"+impl, func(t *testing.T) {
-				if tc.removeVIP2 && impl == implVigil {
-					// Seen on 634f3c6: 192.0.2.110 stays on n1 for good (start-up cleans only the
-					// addresses of the current configuration). keepalived 2.2.7 leaves it too.
-					record("SIGKILL of the master, a VIP removed from the configuration, restart", impl,
-						"skipped: issue 11 item 5 (on 634f3c6 the removed VIP stayed on n1 after the restart)")
-					t.Skip("issue 11 item 5: a SIGKILLed master's VIP removed from the configuration stays on the interface after a restart")
-				}
 				c := newCluster(t, impl, 2, false)
 				c.start("n1", inst(51, 150, vipA, vipA2), inst(61, 150, vip6))
 				c.start("n2", inst(51, 100, vipA, vipA2), inst(61, 100, vip6))

@@ -61,6 +61,16 @@ type Config struct {
 	// same as Repeat; a zero Delay means no second burst.
 	LowerPrioRepeat int
 	LowerPrioDelay  time.Duration
+	// StaleAfter drops an announcement that runs this much later than it
+	// was due (0: never): a delayed burst or refresh whose timer fires
+	// late, or a burst whose pause between two messages overran. That
+	// happens when the process was stopped or starved (SIGSTOP, a frozen
+	// VM) past the point where it was still master for sure; sending then,
+	// before the adverts queued meanwhile are read, would point the hosts
+	// at a node about to release the addresses (seen in the fault suite:
+	// a master resumed after a stall sent its pending second burst while
+	// another node was master). Set it to about the advert interval.
+	StaleAfter time.Duration
 	// Router sets the R flag of neighbour advertisements. Leave it false
 	// unless this node routes IPv6 for hosts that use the VIP as their
 	// gateway: an NA with R clear makes such hosts drop it from their
@@ -89,6 +99,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("announce: refresh repeat %d / lower-priority repeat %d: must not be negative", c.RefreshRepeat, c.LowerPrioRepeat)
 	case c.LowerPrioDelay < 0:
 		return fmt.Errorf("announce: lower-priority delay %s: must not be negative", c.LowerPrioDelay)
+	case c.StaleAfter < 0:
+		return fmt.Errorf("announce: stale-after %s: must not be negative", c.StaleAfter)
 	}
 	return nil
 }
@@ -201,6 +213,8 @@ type Announcer struct {
 	// onSent, if set, is called after every message sent (immediate,
 	// delayed and refresh bursts alike), under mu.
 	onSent func()
+	// now is time.Now; tests move it to make a timer late.
+	now func() time.Time
 }
 
 // New returns an Announcer with a Link of its own for the interface ifname
@@ -230,6 +244,7 @@ func (l *Link) Announcer(cfg Config) (*Announcer, error) {
 		log:     l.log,
 		stop:    make(chan struct{}),
 		pending: map[uint64]*time.Timer{},
+		now:     time.Now,
 	}, nil
 }
 
@@ -291,7 +306,8 @@ func (a *Announcer) burst(addrs []netip.Addr, repeat int, delay time.Duration, r
 	errs = append(errs, err)
 	if len(list) > 0 {
 		if delay > 0 {
-			a.schedule(gen, delay, func(id uint64) { a.delayed(id, gen, stop, list, repeat) })
+			due := a.now().Add(delay)
+			a.schedule(gen, delay, func(id uint64) { a.delayed(id, gen, stop, list, repeat, due) })
 		}
 		if refresh && a.cfg.Refresh > 0 {
 			a.mu.Lock()
@@ -323,12 +339,18 @@ func (a *Announcer) schedule(gen uint64, d time.Duration, fn func(id uint64)) {
 // mastership).
 func (a *Announcer) scheduleRefresh(gen uint64, stop chan struct{}, list []netip.Addr) {
 	repeat := max(a.cfg.RefreshRepeat, 1)
+	due := a.now().Add(a.cfg.Refresh)
 	a.schedule(gen, a.cfg.Refresh, func(id uint64) {
 		a.mu.Lock()
 		delete(a.pending, id)
 		current := !a.closed && a.gen == gen
 		a.mu.Unlock()
 		if !current {
+			return
+		}
+		if a.stale(due) {
+			a.log.Debug("periodic gratuitous ARP/NA refresh skipped: it is late, the process was stalled", "late", a.now().Sub(due))
+			a.scheduleRefresh(gen, stop, list)
 			return
 		}
 		if n, err := a.send(gen, stop, list, repeat); err != nil {
@@ -393,12 +415,16 @@ func (a *Announcer) clean(addrs []netip.Addr) ([]netip.Addr, []error) {
 	return out, errs
 }
 
-func (a *Announcer) delayed(id, gen uint64, stop chan struct{}, list []netip.Addr, repeat int) {
+func (a *Announcer) delayed(id, gen uint64, stop chan struct{}, list []netip.Addr, repeat int, due time.Time) {
 	a.mu.Lock()
 	delete(a.pending, id)
 	current := !a.closed && a.gen == gen
 	a.mu.Unlock()
 	if !current {
+		return
+	}
+	if a.stale(due) {
+		a.log.Info("delayed gratuitous ARP/NA burst skipped: it is late, the process was stalled", "late", a.now().Sub(due))
 		return
 	}
 	n, err := a.send(gen, stop, list, repeat)
@@ -407,6 +433,12 @@ func (a *Announcer) delayed(id, gen uint64, stop chan struct{}, list []netip.Add
 		return
 	}
 	a.log.Debug("delayed gratuitous ARP/NA burst sent", "sent", n)
+}
+
+// stale reports whether something due at due is too late to send (see
+// Config.StaleAfter).
+func (a *Announcer) stale(due time.Time) bool {
+	return a.cfg.StaleAfter > 0 && a.now().Sub(due) > a.cfg.StaleAfter
 }
 
 // send runs one burst of generation gen, repeat messages per address, and
@@ -431,10 +463,15 @@ func (a *Announcer) send(gen uint64, stop chan struct{}, list []netip.Addr, repe
 				} else {
 					pause.Reset(a.cfg.Interval)
 				}
+				due := a.now().Add(a.cfg.Interval)
 				select {
 				case <-stop:
 					return n, errors.Join(errs...)
 				case <-pause.C:
+				}
+				if a.stale(due) {
+					a.log.Info("gratuitous ARP/NA burst cut short: it is late, the process was stalled", "late", a.now().Sub(due), "sent", n)
+					return n, errors.Join(errs...)
 				}
 			}
 			ok, err := a.sendOne(gen, ip)

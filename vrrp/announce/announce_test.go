@@ -479,3 +479,33 @@ func TestRefreshAndLowerPrio(t *testing.T) {
 		t.Fatalf("lower-priority burst: %v, want 3 for %s and no refresh", c, vip6)
 	}
 }
+
+// A delayed burst whose timer fires much later than due (the process was
+// stopped: SIGSTOP, a frozen VM) is dropped: by then another node may be
+// master. The clock is moved forward to make the timer late; the fault
+// suite shows the same with a real SIGSTOP (test/fault TestMasterStalled).
+func TestStaleDelayedBurstDropped(t *testing.T) {
+	l := setup(t)
+	a := l.newAnnouncer(t, Config{Repeat: 1, Delay: 200 * time.Millisecond, StaleAfter: 50 * time.Millisecond})
+	var skew atomic.Int64
+	a.mu.Lock()
+	a.now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	a.mu.Unlock()
+	if n, err := a.Burst([]netip.Addr{vip4a}); err != nil || n != 1 {
+		t.Fatalf("Burst = %d, %v", n, err)
+	}
+	skew.Store(int64(time.Second)) // the timer will look a second late
+	got := l.waitFor(t, 2, time.Second)
+	if len(got) != 1 {
+		t.Fatalf("captured %d announcements, want only the first burst's 1", len(got))
+	}
+	// Not stale: the second burst goes out.
+	skew.Store(0)
+	b := l.newAnnouncer(t, Config{Repeat: 1, Delay: 100 * time.Millisecond, StaleAfter: 50 * time.Millisecond})
+	if _, err := b.Burst([]netip.Addr{vip4b}); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.waitFor(t, 3, 2*time.Second); len(got) != 3 {
+		t.Fatalf("captured %d announcements, want 3 (a timely second burst is sent)", len(got))
+	}
+}
