@@ -337,7 +337,6 @@ func TestUnitMatchesCLI(t *testing.T) {
 		if err != nil || cmd == root {
 			t.Fatalf("%s=%v: no such command: %v", k, args, err)
 		}
-		addAdminFlags(cmd) // vigil run declares it
 		if err := cmd.ParseFlags(rest); err != nil {
 			t.Fatalf("%s=%v: %v", k, args, err)
 		}

@@ -171,7 +171,7 @@ func dialError(socket string, err error, timeout time.Duration) error {
 				who = fmt.Sprintf(" (owner uid %d, group gid %d, mode %v)", st.Uid, st.Gid, fi.Mode().Perm())
 			}
 		}
-		return fmt.Errorf("permission denied on %s%s: run as root or as a member of the socket's group", socket, who)
+		return fmt.Errorf("permission denied on %s%s: run as root, or as a member of the group the daemon gives it (vigil run --admin-group)", socket, who)
 	case serr == nil && fi.Mode().Type() != os.ModeSocket:
 		return fmt.Errorf("%s is not a socket", socket)
 	case errors.Is(err, syscall.ECONNREFUSED):

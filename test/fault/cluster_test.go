@@ -32,7 +32,10 @@ func newLab(t *testing.T) *netlab.Lab {
 	if labSeq == 0 {
 		// A new run: remove every leftover of earlier runs of this package, the lab directories
 		// that failed tests kept too (Cleanup removes those of its exact prefix only).
-		prefix := os.Getenv(netlab.EnvLabTag) + labPrefix
+		prefix, err := netlab.Tagged(labPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := netlab.Cleanup(prefix); err != nil {
 			t.Fatalf("netlab: remove leftovers of an earlier run: %v", err)
 		}

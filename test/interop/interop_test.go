@@ -27,7 +27,11 @@ func newLab(t *testing.T) *netlab.Lab {
 	netlab.Require(t)
 	if labSeq == 0 {
 		// A new run: remove every leftover of earlier runs of this package.
-		if err := netlab.Cleanup(labPrefix); err != nil {
+		prefix, err := netlab.Tagged(labPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := netlab.Cleanup(prefix); err != nil {
 			t.Fatalf("netlab: remove leftovers of an earlier run: %v", err)
 		}
 	}

@@ -1,6 +1,7 @@
 package netlab
 
 import (
+	"fmt"
 	"os"
 )
 
@@ -66,12 +67,10 @@ func NewForTest(t TB, prefix string) *Lab {
 			return nil
 		}
 	}
-	if tag := os.Getenv(EnvLabTag); tag != "" {
-		if len(tag) != 1 || tag[0] < 'a' || tag[0] > 'z' {
-			t.Fatalf("netlab: %s=%q: want one lowercase letter", EnvLabTag, tag)
-			return nil
-		}
-		prefix = tag + prefix
+	prefix, err := Tagged(prefix)
+	if err != nil {
+		t.Fatalf("%v", err)
+		return nil
 	}
 	if err := Cleanup(prefix); err != nil {
 		t.Fatalf("netlab: remove leftovers of an earlier run: %v", err)
@@ -96,4 +95,18 @@ func NewForTest(t TB, prefix string) *Lab {
 		}
 	})
 	return l
+}
+
+// Tagged returns prefix with the letter of VIGIL_LAB_TAG in front, as NewForTest uses it; a
+// package that calls Cleanup itself must pass its prefix through Tagged too, or a tagged run would
+// remove an untagged run's labs.
+func Tagged(prefix string) (string, error) {
+	tag := os.Getenv(EnvLabTag)
+	if tag == "" {
+		return prefix, nil
+	}
+	if len(tag) != 1 || tag[0] < 'a' || tag[0] > 'z' {
+		return "", fmt.Errorf("netlab: %s=%q: want one lowercase letter", EnvLabTag, tag)
+	}
+	return tag + prefix, nil
 }
