@@ -573,7 +573,7 @@ func (i *Instance) Check(d Decoded, rx RxInfo) ([]Notice, error) {
 		// §7.1 step 1 for unicast too (Decode checks only the group):
 		// anybody off the link could send a unicast advert otherwise.
 		if floor := cmp.Or(c.UnicastMinTTL, RequiredTTL); rx.TTL < int(floor) {
-			return nil, rxErr(ReasonTTL, "unicast TTL/hop limit %d, want at least %d", rx.TTL, floor)
+			return nil, rxErr(ReasonTTL, "unicast TTL/hop limit %d, want at least %d (unicast.min_ttl; keepalived sends IPv6 unicast adverts with 64)", rx.TTL, floor)
 		}
 		if !slices.Contains(c.Peers, rx.Src) {
 			return nil, rxErr(ReasonUnknownPeer, "%s is not a configured peer", rx.Src)

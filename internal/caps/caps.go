@@ -21,6 +21,7 @@ type Cap uint8
 
 // The capabilities vigil's features use.
 const (
+	Chown          Cap = 0
 	Kill           Cap = 5
 	SetGID         Cap = 6
 	SetUID         Cap = 7
@@ -30,7 +31,7 @@ const (
 )
 
 var capNames = map[Cap]string{
-	Kill: "CAP_KILL", SetGID: "CAP_SETGID", SetUID: "CAP_SETUID",
+	Chown: "CAP_CHOWN", Kill: "CAP_KILL", SetGID: "CAP_SETGID", SetUID: "CAP_SETUID",
 	NetBindService: "CAP_NET_BIND_SERVICE", NetAdmin: "CAP_NET_ADMIN", NetRaw: "CAP_NET_RAW",
 }
 
@@ -108,6 +109,9 @@ func Needs(cfg *config.Config) []Need {
 		if hasNotify(in.Notify) {
 			runAs(p+".notify", in.Notify.User, fmt.Sprintf("notify commands of instance %s", in.Name))
 		}
+	}
+	if cfg.VRRP.NotifyFIFO != "" && cfg.VRRP.NotifyFIFOGroup != "" {
+		add(Chown, "vrrp.notify_fifo_group", "the notify FIFO is given the group %s (fchown)", cfg.VRRP.NotifyFIFOGroup)
 	}
 	for i, s := range cfg.VRRP.Scripts {
 		if trackedScripts[s.Name] {

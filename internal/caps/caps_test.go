@@ -56,6 +56,9 @@ func TestNeeds(t *testing.T) {
 		{"an instance: raw sockets and addresses", "vrrp:\n  instances:" + instance, base},
 		{"vmac", "vrrp:\n  instances:" + instance + "      vmac: true\n", with(need{NetAdmin, "vrrp.instances[0].vmac"})},
 		{"accept false", "vrrp:\n  instances:" + instance + "      accept: false\n", with(need{NetAdmin, "vrrp.instances[0].accept"})},
+		{"notify FIFO with a group", "vrrp:\n  notify_fifo: /run/vigil/n.fifo\n  notify_fifo_group: \"65534\"\n  instances:" + instance,
+			with(need{Chown, "vrrp.notify_fifo_group"})},
+		{"notify FIFO without a group", "vrrp:\n  notify_fifo: /run/vigil/n.fifo\n  instances:" + instance, base},
 		{"tracked script as nobody", `vrrp:
   scripts: [{name: chk, command: [/bin/true], user: nobody}]
   instances:` + instance + "      track: {scripts: [chk]}\n",

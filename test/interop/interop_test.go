@@ -260,6 +260,13 @@ func (r *run) setup(vigilMaster, swapAddrs bool) {
 			m.inst.UnicastSource = m.src
 			m.inst.UnicastPeers = []netip.Addr{other.src}
 			m.dst = other.src
+			if sc.family == 6 {
+				// keepalived 2.2.7 sends IPv6 unicast adverts with the
+				// default hop limit, 64 (wire_test reports it); vigil
+				// wants 255 unless told: what an operator pairing them
+				// writes (README).
+				m.inst.UnicastMinTTL = 64
+			}
 		case sc.family == 6:
 			m.dst = netip.MustParseAddr("ff02::12")
 		default:

@@ -31,6 +31,9 @@ type Instance struct {
 	// primary IPv4 address, or the IPv6 link-local address).
 	UnicastSource netip.Addr
 	UnicastPeers  []netip.Addr
+	// UnicastMinTTL is vigil's unicast.min_ttl (0: left out, 255);
+	// keepalived has no equivalent setting here.
+	UnicastMinTTL int
 	AuthPass      string // v2 PASS authentication when set
 	// VMAC runs the instance on a macvlan with the virtual MAC (vigil
 	// vmac: true, keepalived use_vmac), named vrrp.<VRID> by both.
@@ -64,10 +67,14 @@ func VigilYAML(node string, insts []Instance) string {
 			for _, p := range in.UnicastPeers {
 				ps = append(ps, p.String())
 			}
+			var ttl string
+			if in.UnicastMinTTL != 0 {
+				ttl = fmt.Sprintf(", min_ttl: %d", in.UnicastMinTTL)
+			}
 			if in.UnicastSource.IsValid() {
-				fmt.Fprintf(&b, "      unicast: { source: %s, peers: [%s] }\n", in.UnicastSource, strings.Join(ps, ", "))
+				fmt.Fprintf(&b, "      unicast: { source: %s, peers: [%s]%s }\n", in.UnicastSource, strings.Join(ps, ", "), ttl)
 			} else {
-				fmt.Fprintf(&b, "      unicast: { peers: [%s] }\n", strings.Join(ps, ", "))
+				fmt.Fprintf(&b, "      unicast: { peers: [%s]%s }\n", strings.Join(ps, ", "), ttl)
 			}
 		}
 		if in.VMAC {
