@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -9,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"vigil/internal/testlog"
 
 	"vigil/lb"
 	"vigil/node/config"
@@ -61,7 +61,7 @@ lb:
 		t.Fatal(err)
 	}
 	b := testBalancer(&memKernel{t: lb.Table{}}, telemetry.NewRegistry().LB)
-	var logs syncBuffer
+	var logs testlog.Buffer
 	b.log = slog.New(slog.NewTextHandler(&logs, nil))
 	if err := b.set(c.LB); err != nil {
 		t.Fatal(err)
@@ -100,22 +100,4 @@ lb:
 	if strings.Contains(logs.String(), "level=WARN") {
 		t.Errorf("warning at stop:\n%s", logs.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"vigil/internal/testlog"
 )
 
 func TestLogLimiterPerKey(t *testing.T) {
@@ -18,7 +19,7 @@ func TestLogLimiterPerKey(t *testing.T) {
 // Spoofed sources make every key new; the budget still bounds the lines per
 // period and one summary says how many were held back (issue 11 item 9).
 func TestLogLimiterBudgetAndSummary(t *testing.T) {
-	var buf syncBuffer
+	var buf testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	l := newLogLimiter(log, 50*time.Millisecond)

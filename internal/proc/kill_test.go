@@ -1,7 +1,6 @@
 package proc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -9,32 +8,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+	"vigil/internal/testlog"
 
 	"golang.org/x/sys/unix"
 
 	"vigil/internal/proc/proctest"
 )
-
-// logBuf collects log output for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func readPid(t *testing.T, path string) int {
 	t.Helper()
@@ -76,7 +57,7 @@ func TestRunTimeoutWithoutCapKill(t *testing.T) {
 	uid, gid := proctest.Nobody(t)
 	dir := proctest.SharedDir(t)
 	pidf := filepath.Join(dir, "pid")
-	lb := &logBuf{}
+	lb := &testlog.Buffer{}
 	log := slog.New(slog.NewTextHandler(lb, nil))
 	before := ReadStats()
 
@@ -141,7 +122,7 @@ func TestRunLeftoversWithoutCapKill(t *testing.T) {
 	}
 	uid, gid := proctest.Nobody(t)
 	dir := proctest.SharedDir(t)
-	lb := &logBuf{}
+	lb := &testlog.Buffer{}
 	log := slog.New(slog.NewTextHandler(lb, nil))
 
 	r := Run(context.Background(), Cmd{Argv: []string{"/bin/sh", "-c", "exit 0"}, User: "nobody", Log: log})

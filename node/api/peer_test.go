@@ -2,7 +2,6 @@ package api
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"vigil/internal/testlog"
 
 	"vigil/internal/safe"
 	"vigil/node"
@@ -129,9 +129,9 @@ const (
 )
 
 // serveAt serves a status API on path with opts and returns the log.
-func serveAt(t *testing.T, path string, opts Options) *syncBuffer {
+func serveAt(t *testing.T, path string, opts Options) *testlog.Buffer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	srv, err := ListenWith(path, slog.New(slog.NewTextHandler(logs, nil)), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -255,7 +255,7 @@ func (panicSource) Status() node.Status { panic("status exploded") }
 // answered with a JSON 500; the server goes on serving.
 func TestHandlerPanic(t *testing.T) {
 	before := panics("admin_api")
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	h := NewHandler(Handlers{Status: panicSource{}}, slog.New(slog.NewTextHandler(logs, nil)))
 	rec := httpDo(h, "GET", "/v1/status")
 	if rec.Code != 500 {
@@ -282,23 +282,6 @@ func panics(component string) uint64 {
 		}
 	}
 	return 0
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // The daemon runs with the systemd unit's capabilities, which do not

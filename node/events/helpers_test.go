@@ -2,15 +2,14 @@ package events
 
 import (
 	"bufio"
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+	"vigil/internal/testlog"
 )
 
 // noLeaks fails the test if goroutines started during it are still running
@@ -36,26 +35,8 @@ func noLeaks(t *testing.T) {
 	})
 }
 
-// logBuf collects log output for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func testLogger(t *testing.T) (*slog.Logger, *logBuf) {
-	lb := &logBuf{}
+func testLogger(t *testing.T) (*slog.Logger, *testlog.Buffer) {
+	lb := &testlog.Buffer{}
 	h := slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"vigil/internal/testlog"
 )
 
 // recorder collects what a tracker emits.
@@ -176,25 +177,7 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-// logBuf collects log output for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuf) logger() *slog.Logger {
+func debugLogger(l *testlog.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"vigil/internal/testlog"
 
 	"vigil/internal/proc"
 	"vigil/internal/proc/proctest"
@@ -24,7 +25,7 @@ func TestScriptUnkillableWithoutCapKill(t *testing.T) {
 	dir := proctest.SharedDir(t)
 	flag, pidf, runs := filepath.Join(dir, "hang"), filepath.Join(dir, "pid"), filepath.Join(dir, "runs")
 	writeFile(t, flag, "")
-	lb := &logBuf{}
+	lb := &testlog.Buffer{}
 	s, err := NewScript(ScriptSpec{
 		Name:  "chk",
 		Shell: true,
@@ -33,7 +34,7 @@ if [ -e ` + flag + ` ]; then echo $$ > ` + pidf + `; exec sleep 30; fi`,
 		User:     "nobody",
 		Interval: 300 * time.Millisecond,
 		Timeout:  200 * time.Millisecond,
-	}, lb.logger())
+	}, debugLogger(lb))
 	if err != nil {
 		t.Fatal(err)
 	}
