@@ -79,3 +79,10 @@ func Counts() []Count {
 	sort.Slice(out, func(i, j int) bool { return out[i].Component < out[j].Component })
 	return out
 }
+
+// Panics returns the recovered panics of one component.
+func Panics(component string) uint64 {
+	mu.Lock()
+	defer mu.Unlock()
+	return counts[component]
+}

@@ -10,6 +10,9 @@ import (
 func countOf(component string) uint64 {
 	for _, c := range Counts() {
 		if c.Component == component {
+			if c.Panics != Panics(component) {
+				panic("Counts and Panics disagree")
+			}
 			return c.Panics
 		}
 	}

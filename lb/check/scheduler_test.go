@@ -641,15 +641,6 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func panicCount() uint64 {
-	for _, c := range safe.Counts() {
-		if c.Component == probeComponent {
-			return c.Panics
-		}
-	}
-	return 0
-}
-
 // A probe that panics does not end the process: the run counts as failed
 // (Error, with a detail saying so), the check goes down by its fall count
 // and up again by its rise count, the other checks go on being probed, and
@@ -679,7 +670,7 @@ func TestProbePanicRecovered(t *testing.T) {
 	if err := s.Set(map[ID]Check{"bad": {Owner{"vs", rs(1)}, spec(1)}, "good": {Owner{"vs", rs(2)}, spec(2)}}); err != nil {
 		t.Fatal(err)
 	}
-	before := panicCount()
+	before := safe.Panics(probeComponent)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Run(ctx) }()
@@ -705,7 +696,7 @@ func TestProbePanicRecovered(t *testing.T) {
 	cancel()
 	<-done
 	n := panics.Load()
-	if got := panicCount() - before; got != uint64(n) {
+	if got := safe.Panics(probeComponent) - before; got != uint64(n) {
 		t.Errorf("vigil_panics_recovered_total{component=%q} grew by %d for %d panics", probeComponent, got, n)
 	}
 	if got := errRuns.Load(); got != n {

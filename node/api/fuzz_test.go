@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"vigil/internal/safe"
 )
 
 // httpDo serves one request on h in memory.
@@ -78,10 +79,10 @@ func FuzzRequest(f *testing.F) {
 		if bytes.Contains(body, []byte("reject")) {
 			req = req.WithContext(context.WithValue(req.Context(), fuzzRejectKey{}, true))
 		}
-		before := panics("admin_api")
+		before := safe.Panics("admin_api")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
-		if panics("admin_api") != before {
+		if safe.Panics("admin_api") != before {
 			t.Fatalf("%q %q: the handler panicked", method, target)
 		}
 		if ct := rec.Header().Get("Content-Type"); ct != "application/json" {

@@ -254,7 +254,7 @@ func (panicSource) Status() node.Status { panic("status exploded") }
 // A panic in a handler is recovered, logged with its stack, counted, and
 // answered with a JSON 500; the server goes on serving.
 func TestHandlerPanic(t *testing.T) {
-	before := panics("admin_api")
+	before := safe.Panics("admin_api")
 	logs := &testlog.Buffer{}
 	h := NewHandler(Handlers{Status: panicSource{}}, slog.New(slog.NewTextHandler(logs, nil)))
 	rec := httpDo(h, "GET", "/v1/status")
@@ -264,7 +264,7 @@ func TestHandlerPanic(t *testing.T) {
 	if e := decodeError(t, rec.Body.Bytes()); e.Code != CodeInternal {
 		t.Fatalf("error %+v", e)
 	}
-	if got := panics("admin_api"); got != before+1 {
+	if got := safe.Panics("admin_api"); got != before+1 {
 		t.Fatalf("admin_api panics %d, want %d", got, before+1)
 	}
 	if !strings.Contains(logs.String(), "status exploded") || !strings.Contains(logs.String(), "goroutine") {
@@ -273,15 +273,6 @@ func TestHandlerPanic(t *testing.T) {
 	if rec := httpDo(h, "GET", "/healthz"); rec.Code != 200 {
 		t.Fatalf("after the panic: %d", rec.Code)
 	}
-}
-
-func panics(component string) uint64 {
-	for _, c := range safe.Counts() {
-		if c.Component == component {
-			return c.Panics
-		}
-	}
-	return 0
 }
 
 // The daemon runs with the systemd unit's capabilities, which do not

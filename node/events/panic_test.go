@@ -10,15 +10,6 @@ import (
 	"vigil/internal/safe"
 )
 
-func panics(component string) uint64 {
-	for _, c := range safe.Counts() {
-		if c.Component == component {
-			return c.Panics
-		}
-	}
-	return 0
-}
-
 // A panic while the notifier handles an event (here in OnResult) is
 // recovered, logged and counted; the next events' scripts still run.
 func TestNotifierSurvivesPanic(t *testing.T) {
@@ -31,7 +22,7 @@ func TestNotifierSurvivesPanic(t *testing.T) {
 	defer b.Close()
 	rec := make(recorder, 10)
 	var calls atomic.Int32
-	before := panics("notify")
+	before := safe.Panics("notify")
 	NewNotifier(b, log, NotifyConfig{
 		Instances: map[string]ScriptSpec{"VI_1": {Master: []string{s}, Backup: []string{s}}},
 		OnResult: func(r ScriptResult) {
@@ -49,7 +40,7 @@ func TestNotifierSurvivesPanic(t *testing.T) {
 	if got := lines(logf); !slices.Equal(got, []string{"1", "2"}) {
 		t.Errorf("scripts ran for %q", got)
 	}
-	if n := panics("notify"); n != before+1 {
+	if n := safe.Panics("notify"); n != before+1 {
 		t.Errorf("recovered panics of notify: %d, want %d", n, before+1)
 	}
 	if out := lb.String(); !strings.Contains(out, "recovered from a panic") || !strings.Contains(out, "OnResult blew up") {
@@ -71,7 +62,7 @@ func TestFIFOSurvivesPanic(t *testing.T) {
 			panic("fifo writer blew up")
 		}
 	}
-	before := panics("fifo")
+	before := safe.Panics("fifo")
 	if _, err := OpenFIFO(b, log, FIFOConfig{Path: path}); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +75,7 @@ func TestFIFOSurvivesPanic(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 	r.none(t)
-	if n := panics("fifo"); n != before+1 {
+	if n := safe.Panics("fifo"); n != before+1 {
 		t.Errorf("recovered panics of fifo: %d, want %d", n, before+1)
 	}
 }

@@ -11,15 +11,6 @@ import (
 	"vigil/node/policy"
 )
 
-func panics(component string) uint64 {
-	for _, c := range safe.Counts() {
-		if c.Component == component {
-			return c.Panics
-		}
-	}
-	return 0
-}
-
 // A tracker whose Run panics is reported down with the panic, restarted,
 // and tracks on; the panic is counted.
 func TestManagerRecoversTrackerPanic(t *testing.T) {
@@ -36,7 +27,7 @@ func TestManagerRecoversTrackerPanic(t *testing.T) {
 		<-ctx.Done()
 		return nil
 	}
-	before := panics("tracker")
+	before := safe.Panics("tracker")
 	m, err := NewManager(testLog(t), f)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +49,7 @@ func TestManagerRecoversTrackerPanic(t *testing.T) {
 	if u := next(); !u.Up || u.Detail != "tracking again" {
 		t.Fatalf("after the restart: %+v", u)
 	}
-	if n := panics("tracker"); n != before+1 {
+	if n := safe.Panics("tracker"); n != before+1 {
 		t.Errorf("recovered panics of tracker: %d, want %d", n, before+1)
 	}
 }
@@ -78,14 +69,14 @@ func TestScriptRunnerPanicIsAFailedRun(t *testing.T) {
 		}
 		return runResult{ok: true, detail: "exit status 0", at: time.Now()}
 	}
-	before := panics("script")
+	before := safe.Panics("script")
 	r := run(t, s)
 	u := r.wait(t, 2*time.Second, "down", isDown)
 	if u.Detail != "the script runner failed: panic: runner blew up" {
 		t.Errorf("detail %q", u.Detail)
 	}
 	r.wait(t, 2*time.Second, "up", isUp)
-	if n := panics("script"); n != before+1 {
+	if n := safe.Panics("script"); n != before+1 {
 		t.Errorf("recovered panics of script: %d, want %d", n, before+1)
 	}
 }
@@ -100,7 +91,7 @@ func TestProcessConnectorPanic(t *testing.T) {
 		defer close(ch) // as read does
 		panic("connector reader blew up")
 	}
-	before := panics("tracker")
+	before := safe.Panics("tracker")
 	bin := sleeper(t, "vgtrk_sleepp")
 	p, err := NewProcess(ProcessSpec{Name: "sl", Process: "vgtrk_sleepp"}, testLog(t))
 	if err != nil {
@@ -112,7 +103,7 @@ func TestProcessConnectorPanic(t *testing.T) {
 	r.wait(t, 2500*time.Millisecond, "up", isUp)
 	stop(t, cmd)
 	r.wait(t, 2500*time.Millisecond, "down", isDown)
-	if n := panics("tracker"); n != before+1 {
+	if n := safe.Panics("tracker"); n != before+1 {
 		t.Errorf("recovered panics of tracker: %d, want %d", n, before+1)
 	}
 }
