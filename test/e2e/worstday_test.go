@@ -82,6 +82,9 @@ vrrp:
 	p := startConfig(t, c, "n1", path)
 	startConfig(t, c, "n2", writeConfig(t, c, "n2", cfgOf("n2", 100, "192.0.2.100/24", "")))
 	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 3*iv)
+	// The wire is checked from a second before the reload: the start-up
+	// election (both nodes may advertise for a moment) must be over.
+	time.Sleep(1200 * time.Millisecond)
 	before := statusAt(t, c, adminSock(c, "n1"))
 
 	bad := cfgOf("n1", 160, "192.0.2.100/24, 192.0.2.101/24",
@@ -624,4 +627,115 @@ vrrp:
 		t.Fatalf("reload: %v\n%s", err, out)
 	}
 	check(0o660, 65534)
+}
+
+// Item 13: under systemd's watchdog (WatchdogSec= in the unit) vigil sends
+// READY=1, then WATCHDOG=1 every half interval while its event loop
+// answers; a stopped daemon sends none (systemd then kills and restarts
+// it).
+func TestSystemdWatchdog(t *testing.T) {
+	c := newCluster(t, 1)
+	sockPath := filepath.Join(c.lab.Dir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msgs := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, _, err := conn.ReadFromUnix(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	path := writeConfig(t, c, "n1", `node: { name: n1 }
+telemetry: { listen: "" }
+vrrp:
+  instances:
+    - { name: web, interface: eth0, vrid: 51, priority: 150, advert_interval: 100ms, vips: [192.0.2.100/24] }
+`)
+	p, err := c.node("n1").StartWith(netlab.StartOptions{Env: []string{"NOTIFY_SOCKET=" + sockPath, "WATCHDOG_USEC=400000"}},
+		c.bin, "run", "--config", path, "--admin-socket", adminSock(c, "n1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.procs["n1"] = p
+	count := func(d time.Duration) (ready, pings int) {
+		deadline := time.After(d)
+		for {
+			select {
+			case m := <-msgs:
+				ready += strings.Count(m, "READY=1")
+				pings += strings.Count(m, "WATCHDOG=1")
+			case <-deadline:
+				return ready, pings
+			}
+		}
+	}
+	ready, pings := count(1500 * time.Millisecond)
+	if ready != 1 || pings < 4 {
+		t.Fatalf("READY=1 ×%d and WATCHDOG=1 ×%d in 1.5 s with a 400 ms watchdog, want 1 and about 7:\n%s", ready, pings, p.LogLines(10))
+	}
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	count(100 * time.Millisecond) // a ping in flight
+	if _, stopped := count(time.Second); stopped != 0 {
+		t.Errorf("%d watchdog pings from a stopped daemon", stopped)
+	}
+	if err := p.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if _, again := count(time.Second); again < 2 {
+		t.Errorf("%d watchdog pings in the second after SIGCONT", again)
+	}
+}
+
+// Item 13: vigil_vrrp_gratuitous_sent_total counts every GARP, the delayed
+// second burst's too (it counted only the first burst): equal to what the
+// bridge saw.
+func TestGratuitousCounterCountsDelayedBursts(t *testing.T) {
+	c := newCluster(t, 1)
+	mac, err := c.node("n1").MAC("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	arps, err := c.lab.StartCapture("arp and ether src " + mac.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	startConfig(t, c, "n1", writeConfig(t, c, "n1", `node: { name: n1 }
+telemetry: { listen: "127.0.0.1:9730" }
+vrrp:
+  instances:
+    - { name: web, interface: eth0, vrid: 51, priority: 150, advert_interval: 100ms,
+        garp: { repeat: 2, delay: 500ms }, vips: [192.0.2.100/24, 192.0.2.101/24] }
+`))
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 0)
+	time.Sleep(1500 * time.Millisecond) // the second burst is out
+	body, err := c.node("n1").HTTPGet(context.Background(), "http://127.0.0.1:9730/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := metric(t, string(body), "vigil_vrrp_gratuitous_sent_total", `vrrp_instance="web"`)
+	frames, err := arps.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	garps := 0
+	for _, f := range frames {
+		// Ethernet + ARP: sender IP at 28, target IP at 38; a gratuitous
+		// ARP names the VIP as both.
+		if len(f.Data) >= 42 && string(f.Data[28:32]) == string(f.Data[38:42]) {
+			garps++
+		}
+	}
+	if garps != 8 || counted != float64(garps) {
+		t.Fatalf("the bridge saw %d gratuitous ARPs (want 2 bursts × 2 × 2 VIPs = 8), the counter says %v", garps, counted)
+	}
 }
