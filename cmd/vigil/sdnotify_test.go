@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,10 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"vigil/internal/testlog"
 )
 
 // notifySocket stands in for systemd's NOTIFY_SOCKET: a real unixgram
@@ -53,23 +52,6 @@ func pings(t *testing.T, c *net.UnixConn, d time.Duration) int {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // Pings arrive at half the interval while the liveness check answers;
 // they stop while it fails or blocks past its bound (systemd then kills
 // the daemon), come back when it answers again, and a last one goes out
@@ -96,7 +78,7 @@ func TestWatchdogPingsOnlyWhileAlive(t *testing.T) {
 		}
 		return nil
 	}
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	startWatchdog(ctx, slog.New(slog.NewTextHandler(logs, nil)), alive)
@@ -147,7 +129,7 @@ func TestWatchdogOff(t *testing.T) {
 		c := notifySocket(t)
 		t.Setenv("WATCHDOG_USEC", tc.usec)
 		t.Setenv("WATCHDOG_PID", tc.pid)
-		logs := &lockedBuffer{}
+		logs := &testlog.Buffer{}
 		ctx, cancel := context.WithCancel(context.Background())
 		startWatchdog(ctx, slog.New(slog.NewTextHandler(logs, nil)), func(context.Context) error { return nil })
 		n := pings(t, c, 500*time.Millisecond)

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"vigil/internal/testlog"
 
 	"vigil/internal/safe"
 	"vigil/lb"
@@ -623,24 +624,6 @@ type countingProber struct{ n *atomic.Int64 }
 
 func (p countingProber) probe(context.Context) outcome { p.n.Add(1); return ok("counted") }
 
-// lockedBuffer is a log sink for concurrent workers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // A probe that panics does not end the process: the run counts as failed
 // (Error, with a detail saying so), the check goes down by its fall count
 // and up again by its rise count, the other checks go on being probed, and
@@ -649,7 +632,7 @@ func TestProbePanicRecovered(t *testing.T) {
 	var boom, panics, good atomic.Int64
 	boom.Store(1)
 	var errRuns atomic.Int64
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	s := New(Config{Workers: 2, Log: slog.New(slog.NewTextHandler(&logs, nil)),
 		Observer: ObserverFunc(func(_ Type, r Result, _ time.Duration) {
 			if r == Error {
