@@ -168,11 +168,11 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	n.vips = vm
 	n.lbMetrics = reg.LB
 	if err := n.build(); err != nil {
-		n.Abandon()
+		n.abandon()
 		return nil, err
 	}
 	if err := n.setLB(cfg); err != nil {
-		n.Abandon()
+		n.abandon()
 		return nil, err
 	}
 	return n, nil
@@ -704,9 +704,9 @@ func (n *Node) undoStart() {
 	}
 }
 
-// Abandon undoes New for a node that will not Run (its caller failed to
-// start something else) and releases everything it holds.
-func (n *Node) Abandon() {
+// abandon undoes a New that failed: what it put on the host goes, and
+// everything it holds is released.
+func (n *Node) abandon() {
 	n.undoStart()
 	n.close()
 }
