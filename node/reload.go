@@ -165,6 +165,7 @@ type planned struct {
 // inPlace is an in-place update, with what it needs prepared.
 type inPlace struct {
 	in     *instance
+	old    *config.Instance // the running configuration (in.cfg is set to cfg before the update)
 	cfg    *config.Instance
 	change config.Change
 	// With VIP or GARP changes: the new VIP lists and announcers.
@@ -209,7 +210,7 @@ func (n *Node) reload(next *config.Config) (rep ReloadReport, committed bool, er
 			fresh = append(fresh, c.New)
 			rep.Restarted = append(rep.Restarted, c.New.Name)
 		default:
-			updates = append(updates, &inPlace{in: in, cfg: c.New, change: c.Change})
+			updates = append(updates, &inPlace{in: in, old: in.cfg, cfg: c.New, change: c.Change})
 			stay = append(stay, planned{in, c.New})
 			rep.Updated = append(rep.Updated, c.New.Name)
 		}
@@ -382,8 +383,7 @@ func (n *Node) prepareUpdate(u *inPlace, p *pending) error {
 // VIPs, announcements, trackers, notify, sync group. The state machine
 // keeps its state and timers. Called with n.mu held.
 func (n *Node) commitUpdate(u *inPlace) {
-	in, ic, c := u.in, u.cfg, u.change
-	old := in.cfg
+	in, ic, c, old := u.in, u.cfg, u.change, u.old
 	in.cfg = ic
 	if c&config.ChangeName != 0 {
 		n.deleteMetrics(in)

@@ -739,3 +739,43 @@ vrrp:
 		t.Fatalf("the bridge saw %d gratuitous ARPs (want 2 bursts × 2 × 2 VIPs = 8), the counter says %v", garps, counted)
 	}
 }
+
+// A reload renaming an accept: false instance moves its nftables drop rule
+// to the new name and leaves none under the old one (the all-or-nothing
+// reload applies the rename in place).
+func TestReloadRenameMovesAcceptRule(t *testing.T) {
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft not installed (test/deps.sh installs it)")
+	}
+	c := newCluster(t, 1)
+	cfg := func(name string) string {
+		return fmt.Sprintf(`node: { name: n1 }
+telemetry: { listen: "" }
+vrrp:
+  instances:
+    - { name: %s, interface: eth0, vrid: 51, priority: 150, accept: false, advert_interval: 100ms, vips: [192.0.2.100/24] }
+`, name)
+	}
+	path := writeConfig(t, c, "n1", cfg("web"))
+	startConfig(t, c, "n1", path)
+	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 0)
+	rules := func() string {
+		out, err := c.node("n1").Run(context.Background(), "nft", "list", "table", "inet", "vigil")
+		if err != nil {
+			t.Fatalf("nft list table inet vigil: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if r := rules(); !strings.Contains(r, `"no_accept web ipv4"`) {
+		t.Fatalf("no drop rule for web:\n%s", r)
+	}
+	if err := os.WriteFile(path, []byte(cfg("www")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(c.bin, "config", "reload", "--socket", adminSock(c, "n1")).CombinedOutput(); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	if r := rules(); !strings.Contains(r, `"no_accept www ipv4"`) || strings.Contains(r, `"no_accept web ipv4"`) {
+		t.Fatalf("after renaming web to www the drop rules are:\n%s", r)
+	}
+}
