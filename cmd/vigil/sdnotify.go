@@ -72,6 +72,11 @@ func watchdogLoop(ctx context.Context, log *slog.Logger, alive func(context.Cont
 		select {
 		case err := <-running:
 			running = nil
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				// The check gave up at its bound just before the timer
+				// below would have: the same verdict, in the same words.
+				return fmt.Errorf("no answer within %v: %w", bound, err)
+			}
 			return err
 		case <-t.C:
 			return fmt.Errorf("no answer within %v: %w", bound, errStillRunning)
