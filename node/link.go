@@ -180,10 +180,10 @@ func (n *Node) isVIP(a netip.Addr) bool {
 func (n *Node) recheckSources() {
 	defer safe.Recover(n.log, "address_watch", n.fail)
 	type cand struct {
-		in       *instance
-		dev      string
-		fam      int
-		excluded []netip.Addr
+		in  *instance
+		dev string
+		fam int
+		key string // dev/family: one dump each
 	}
 	n.mu.Lock()
 	if n.stopping {
@@ -196,20 +196,20 @@ func (n *Node) recheckSources() {
 		if in.cfg.Unicast != nil && in.cfg.Unicast.Source.IsValid() {
 			continue
 		}
-		cands = append(cands, cand{in, srcDev(in.cfg), in.cfg.Family(), all})
+		dev, fam := srcDev(in.cfg), in.cfg.Family()
+		cands = append(cands, cand{in, dev, fam, dev + "/" + strconv.Itoa(fam)})
 	}
 	n.mu.Unlock()
 	found := map[string]netip.Addr{}
 	for _, c := range cands {
-		key := c.dev + "/" + strconv.Itoa(c.fam)
-		if _, ok := found[key]; ok {
+		if _, ok := found[c.key]; ok {
 			continue
 		}
-		a, err := vrrpnet.PrimaryAddr(c.dev, c.fam, c.excluded)
+		a, err := vrrpnet.PrimaryAddr(c.dev, c.fam, all)
 		if err != nil && !errors.Is(err, vrrpnet.ErrNoAddress) {
 			n.log.Debug("reading the source address", "device", c.dev, "err", err)
 		}
-		found[key] = a // invalid on error
+		found[c.key] = a // invalid on error
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -219,7 +219,7 @@ func (n *Node) recheckSources() {
 	now := time.Now()
 	for _, c := range cands {
 		if slices.Contains(n.insts, c.in) {
-			n.applySource(c.in, found[c.dev+"/"+strconv.Itoa(c.fam)], now)
+			n.applySource(c.in, found[c.key], now)
 		}
 	}
 	n.rearm()

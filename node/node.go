@@ -350,14 +350,9 @@ func (n *Node) reconcileStale() error {
 			}
 		}
 	}
-	// Every recorded address is now gone, or an owner's that stays.
-	var forget []vip.VIP
-	for _, v := range recorded {
-		if !ownerKeeps[v] {
-			forget = append(forget, v)
-		}
-	}
-	n.record.setVIPs(forget, false)
+	// Every recorded address of an earlier configuration is gone now;
+	// this one's may be added from here on.
+	n.record.setVIPs(n.runningVIPs())
 	used := map[string]bool{}
 	for _, in := range n.insts {
 		used[in.cfg.VMAC] = true
@@ -467,17 +462,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.started = time.Now()
 	// Subscribe before reading the current state, so no change falls
 	// between the two (the watchers wait for the lock).
-	if err := n.watchLinks(); err != nil {
-		n.mu.Unlock()
-		n.undoStart()
-		return err
-	}
-	if err := n.watchAddrs(); err != nil {
-		n.mu.Unlock()
-		n.undoStart()
-		return err
-	}
-	if err := n.initLinks(); err != nil {
+	if err := errors.Join(n.watchLinks(), n.watchAddrs(), n.initLinks()); err != nil {
 		n.mu.Unlock()
 		n.undoStart()
 		return err
@@ -669,6 +654,8 @@ func (n *Node) shutdown() {
 			return
 		}
 	}
+	// Every VIP is removed: nothing is left for a next start to clean.
+	n.record.setVIPs(nil)
 	// Remove the virtual MAC interfaces (their VIPs are gone): a stopped
 	// node must not keep answering for, or announcing, the virtual MAC.
 	for _, in := range n.insts {

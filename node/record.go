@@ -16,16 +16,19 @@ import (
 	"vigil/vrrp/vip"
 )
 
-// hostRecord is what vigil has put on the host's interfaces and not yet
-// taken away: the VIPs it added and the virtual MAC interfaces it created,
-// kept in a state file (stateFile("vrrp"), in /run: none of it survives a
-// reboot either). A graceful stop empties it. After a crash (SIGKILL, the
-// OOM killer) the next start removes what it lists that the configuration
-// no longer has; before, it cleaned only the VIPs of the current
-// configuration, so a VIP removed from the file while vigil was down stayed
-// on the interface for good, a duplicate of the real owner (issue 11 item
-// 5). An address is recorded before it is added and forgotten after it is
-// removed, so a crash in between leaves it listed, never unlisted.
+// hostRecord is what vigil may have put on the host's interfaces and not
+// yet taken away: the VIPs of every configuration it ran since it last
+// stopped gracefully, and the virtual MAC interfaces it created, kept in a
+// state file (stateFile("vrrp"), in /run: none of it survives a reboot
+// either). After a crash (SIGKILL, the OOM killer) the next start removes
+// what it lists that the configuration no longer has; before, it cleaned
+// only the VIPs of the current configuration, so a VIP removed from the
+// file while vigil was down stayed on the interface for good, a duplicate
+// of the real owner (issue 11 item 5). VIPs are recorded when a
+// configuration is started or reloaded, before any of them can be added,
+// not at every transition: a failover writes nothing. A graceful stop
+// forgets them; virtual MAC interfaces are recorded before they are
+// created and forgotten once removed.
 type hostRecord struct {
 	path string
 	log  *slog.Logger
@@ -101,16 +104,23 @@ func compareVIP(a, b vip.VIP) int {
 	return strings.Compare(a.Dev, b.Dev)
 }
 
-// setVIPs records (add) or forgets vs and saves the file if it changed.
-func (r *hostRecord) setVIPs(vs []vip.VIP, add bool) {
+// addVIPs records vs and saves the file if it changed.
+func (r *hostRecord) addVIPs(vs []vip.VIP) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, v := range vs {
-		if add {
-			r.vips[v] = true
-		} else {
-			delete(r.vips, v)
-		}
+		r.vips[v] = true
+	}
+	r.saveLocked()
+}
+
+// setVIPs makes the recorded VIPs vs exactly.
+func (r *hostRecord) setVIPs(vs []vip.VIP) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.vips)
+	for _, v := range vs {
+		r.vips[v] = true
 	}
 	r.saveLocked()
 }
@@ -158,26 +168,31 @@ func (r *hostRecord) saveLocked() {
 	r.saved = strings.TrimSpace(string(data))
 }
 
-// addVIPList records and adds VIPs for an instance.
+// runningVIPs are the VIPs of every running instance, for the record.
+func (n *Node) runningVIPs() []vip.VIP {
+	var out []vip.VIP
+	for _, in := range n.insts {
+		out = append(out, in.vips...)
+	}
+	return out
+}
+
+// addVIPList adds VIPs for an instance.
 func (n *Node) addVIPList(in *instance, vs []vip.VIP) {
 	if len(vs) == 0 {
 		return
 	}
-	n.record.setVIPs(vs, true)
 	if err := n.vips.Add(vs); err != nil {
 		n.log.Error("adding virtual addresses failed", "vrrp_instance", in.cfg.Name, "err", err)
 	}
 }
 
-// removeVIPList removes VIPs of an instance and forgets them; on an error
-// they stay recorded, for the next start to clean up.
+// removeVIPList removes VIPs of an instance.
 func (n *Node) removeVIPList(in *instance, vs []vip.VIP) {
 	if len(vs) == 0 {
 		return
 	}
 	if err := n.vips.Remove(vs); err != nil {
 		n.log.Error("removing virtual addresses failed", "vrrp_instance", in.cfg.Name, "err", err)
-		return
 	}
-	n.record.setVIPs(vs, false)
 }

@@ -269,7 +269,18 @@ func (n *Node) reload(next *config.Config) (rep ReloadReport, committed bool, er
 		return abort(err)
 	}
 
-	// Apply. Nothing below refuses the configuration.
+	// Apply. Nothing below refuses the configuration. The new VIPs are
+	// recorded before any can be added; the old ones stay recorded until
+	// a start or a graceful stop (a removed instance's may still be on the
+	// interface for a moment).
+	var newVIPs []vip.VIP
+	for _, in := range p.insts {
+		newVIPs = append(newVIPs, in.vips...)
+	}
+	for _, u := range updates {
+		newVIPs = append(newVIPs, u.vips...)
+	}
+	n.record.addVIPs(newVIPs)
 	keep := kept{socks: map[*sock]bool{}, vmacs: map[string]bool{}} // what the new instances use
 	for _, in := range p.insts {
 		keep.socks[in.sock] = true
