@@ -805,7 +805,7 @@ func (n *Node) receive(s *sock, d *vrrp.Decoded, p vrrpnet.Packet) {
 	if d.AlternateForm {
 		n.metrics.AlternateForm.WithLabelValues(append(slices.Clone(in.labels), d.Form.String())...).Inc()
 	}
-	acts, err := in.core.Receive(p.At, *d, p.Rx)
+	acts, err := in.core.Receive(rxTime(p.At, time.Now(), in.core.Status().MasterAdverInterval), *d, p.Rx)
 	if err != nil {
 		n.rxError(in, s, err, p.Rx)
 		return
@@ -816,6 +816,21 @@ func (n *Node) receive(s *sock, d *vrrp.Decoded, p vrrpnet.Packet) {
 	}
 	n.do(in, acts)
 	n.rearm()
+}
+
+// rxTime is when a packet counts as received for the VRRP timers. The
+// kernel's timestamp makes takeovers precise to the microsecond; but a
+// packet that waited in the socket longer than an advert interval means the
+// daemon was behind (stalled, starved), later adverts may be queued behind
+// it, and its kernel time could put the Master_Down_Timer in the past: the
+// next tick would take over for a moment before the queued adverts are read
+// (the fault suite's stalled master did so, with a stray NA). Such a packet
+// counts at its read time: never early, at worst one interval late.
+func rxTime(kernel, read time.Time, interval time.Duration) time.Time {
+	if interval > 0 && read.Sub(kernel) > interval {
+		return read
+	}
+	return kernel
 }
 
 func (n *Node) rxError(in *instance, s *sock, err error, rx vrrp.RxInfo) {
