@@ -52,15 +52,15 @@ bench: deps build
 	set -o pipefail; VIGIL_NETNS=1 VIGIL_BENCH=1 VIGIL_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m -run 'LBBenchVM' -v ./test/vm/ | grep -v '^=== ' | tee -a bench.out
 	@echo "== desired-table diff (pure), parsing a 1,000 x 10 config, and health-check throughput on this host" | tee -a bench.out
 	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . ./lb/ | tee -a bench.out
-	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . -benchmem ./node/config/ ./node/ | tee -a bench.out
+	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . -benchmem ./config/ ./node/ | tee -a bench.out
 	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . -benchtime 2s ./lb/check/ | tee -a bench.out
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./vrrp/
-	$(GO) test -run '^$$' -fuzz FuzzLoaderMatchesParse -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/config/
-	$(GO) test -run '^$$' -fuzz FuzzNodeValue -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/config/
-	$(GO) test -run '^$$' -fuzz FuzzQuickItem -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/config/
-	$(GO) test -run '^$$' -fuzz FuzzCodecMatchesViper -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/config/
+	$(GO) test -run '^$$' -fuzz FuzzLoaderMatchesParse -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./config/
+	$(GO) test -run '^$$' -fuzz FuzzNodeValue -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./config/
+	$(GO) test -run '^$$' -fuzz FuzzQuickItem -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./config/
+	$(GO) test -run '^$$' -fuzz FuzzCodecMatchesViper -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./config/
 	$(GO) test -run '^$$' -fuzz FuzzHTTP10Reply -fuzztime $${FUZZTIME:-60s} ./lb/check/
 	$(GO) test -run '^$$' -fuzz FuzzHTTPVerdict -fuzztime $${FUZZTIME:-60s} ./lb/check/
 	$(GO) test -run '^$$' -fuzz FuzzSMTPReplies -fuzztime $${FUZZTIME:-60s} ./lb/check/

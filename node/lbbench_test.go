@@ -9,7 +9,7 @@ import (
 	"vigil/lb"
 	"vigil/lb/check"
 	"vigil/lb/ipvsnet"
-	"vigil/node/config"
+	"vigil/config"
 	"vigil/telemetry"
 )
 

@@ -12,7 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"vigil/lb"
-	"vigil/node/config"
+	"vigil/config"
 	"vigil/telemetry"
 )
 

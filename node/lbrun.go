@@ -18,7 +18,7 @@ import (
 	"vigil/lb"
 	"vigil/lb/check"
 	"vigil/lb/ipvsnet"
-	"vigil/node/config"
+	"vigil/config"
 	"vigil/node/events"
 	"vigil/telemetry"
 	"vigil/vrrp"

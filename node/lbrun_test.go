@@ -19,7 +19,7 @@ import (
 	"vigil/lb"
 	"vigil/lb/check"
 	"vigil/lb/ipvsnet"
-	"vigil/node/config"
+	"vigil/config"
 	"vigil/node/events"
 	"vigil/node/track"
 	"vigil/telemetry"

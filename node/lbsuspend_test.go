@@ -11,7 +11,7 @@ import (
 	"vigil/internal/testlog"
 
 	"vigil/lb"
-	"vigil/node/config"
+	"vigil/config"
 	"vigil/telemetry"
 )
 

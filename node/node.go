@@ -24,7 +24,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"vigil/internal/safe"
-	"vigil/node/config"
+	"vigil/config"
 	"vigil/node/events"
 	"vigil/node/track"
 	"vigil/telemetry"

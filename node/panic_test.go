@@ -9,7 +9,7 @@ import (
 
 	"vigil/internal/safe"
 	"vigil/internal/testlog"
-	"vigil/node/config"
+	"vigil/config"
 	"vigil/telemetry"
 	"vigil/vrrp"
 	"vigil/vrrp/vrrpnet"

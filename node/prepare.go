@@ -8,7 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"vigil/node/config"
+	"vigil/config"
 	"vigil/vrrp"
 	"vigil/vrrp/accept"
 	"vigil/vrrp/announce"

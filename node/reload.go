@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"vigil/node/config"
+	"vigil/config"
 	"vigil/node/events"
 	"vigil/node/policy"
 	"vigil/node/track"

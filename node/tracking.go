@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"vigil/internal/safe"
-	"vigil/node/config"
+	"vigil/config"
 	"vigil/node/events"
 	"vigil/node/policy"
 	"vigil/node/track"

@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"vigil/node/api"
-	"vigil/node/config"
+	"vigil/config"
 	"vigil/telemetry"
 	"vigil/test/netlab"
 )

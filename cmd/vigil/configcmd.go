@@ -11,7 +11,7 @@ import (
 	"vigil/internal/caps"
 	"vigil/node"
 	"vigil/node/api"
-	"vigil/node/config"
+	"vigil/config"
 )
 
 func newConfigCmd() *cobra.Command {

@@ -17,7 +17,7 @@ import (
 
 	"vigil/node"
 	"vigil/node/api"
-	"vigil/node/config"
+	"vigil/config"
 	"vigil/telemetry"
 )
 

@@ -18,7 +18,7 @@ import (
 	"vigil/internal/caps"
 	"vigil/node"
 	"vigil/node/api"
-	"vigil/node/config"
+	"vigil/config"
 	"vigil/telemetry"
 )
 

@@ -13,7 +13,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"vigil/node/config"
+	"vigil/config"
 )
 
 // Cap is a capability number (linux/capability.h).

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"vigil/node/config"
+	"vigil/config"
 )
 
 const instance = `

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"vigil/node/config"
+	"vigil/config"
 )
 
 // Missing returns a Warning for every capability the features of cfg need
