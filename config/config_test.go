@@ -687,7 +687,7 @@ func TestWarnings(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
-	c, err := Load(filepath.Join("..", "..", "deploy", "examples", "vigil.yaml"))
+	c, err := Load(filepath.Join("..", "deploy", "examples", "vigil.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,7 +103,7 @@ func TestQuickItem(t *testing.T) {
 	}
 	// The example configuration's virtual servers (block style, comments
 	// everywhere, durations, nested checks): read.
-	example, err := os.ReadFile("../../deploy/examples/vigil.yaml")
+	example, err := os.ReadFile("../deploy/examples/vigil.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

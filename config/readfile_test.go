@@ -93,7 +93,7 @@ func TestFileSizeBound(t *testing.T) {
 	if _, err := ReadFile(filepath.Join(dir, "none")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
-	if data, err := ReadFile(filepath.Join("..", "..", "deploy", "examples", "vigil.yaml")); err != nil || len(data) < 1000 {
+	if data, err := ReadFile(filepath.Join("..", "deploy", "examples", "vigil.yaml")); err != nil || len(data) < 1000 {
 		t.Errorf("example: %d bytes, %v", len(data), err)
 	}
 	big := make([]byte, MaxFileSize+1)
