@@ -107,7 +107,7 @@ type Instance struct {
 	VIPs         []VIP    // 1..255, one address family
 	GARP         GARP
 	// Track lists the objects whose state adjusts the priority or puts the
-	// instance in FAULT (see node/policy for the weight semantics).
+	// instance in FAULT (see vrrp/policy for the weight semantics).
 	Track Track
 	// DontTrackPrimary: the instance's own interface going down does not
 	// put it in FAULT (keepalived dont_track_primary).

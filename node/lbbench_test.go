@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"vigil/config"
 	"vigil/lb"
 	"vigil/lb/check"
 	"vigil/lb/ipvsnet"
-	"vigil/config"
 	"vigil/telemetry"
 )
 

@@ -6,8 +6,8 @@ import (
 
 	"vigil/lb"
 	"vigil/lb/check"
-	"vigil/node/events"
 	"vigil/telemetry"
+	"vigil/telemetry/events"
 )
 
 // statsReader reads the kernel's table with its counters for /metrics. It

@@ -11,8 +11,8 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"vigil/lb"
 	"vigil/config"
+	"vigil/lb"
 	"vigil/telemetry"
 )
 

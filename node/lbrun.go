@@ -14,13 +14,13 @@ import (
 	"sync"
 	"time"
 
+	"vigil/config"
 	"vigil/internal/safe"
 	"vigil/lb"
 	"vigil/lb/check"
 	"vigil/lb/ipvsnet"
-	"vigil/config"
-	"vigil/node/events"
 	"vigil/telemetry"
+	"vigil/telemetry/events"
 	"vigil/vrrp"
 )
 

@@ -16,13 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"vigil/config"
 	"vigil/lb"
 	"vigil/lb/check"
 	"vigil/lb/ipvsnet"
-	"vigil/config"
-	"vigil/node/events"
-	"vigil/node/track"
 	"vigil/telemetry"
+	"vigil/telemetry/events"
+	"vigil/vrrp/track"
 )
 
 // memKernel is an in-memory IPVS table (lb.Table.Apply refuses what the

@@ -10,8 +10,8 @@ import (
 	"time"
 	"vigil/internal/testlog"
 
-	"vigil/lb"
 	"vigil/config"
+	"vigil/lb"
 	"vigil/telemetry"
 )
 

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"vigil/config"
 	"vigil/internal/safe"
 	"vigil/internal/testlog"
-	"vigil/config"
 	"vigil/telemetry"
 	"vigil/vrrp"
 	"vigil/vrrp/vrrpnet"

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"vigil/config"
-	"vigil/node/events"
-	"vigil/node/policy"
-	"vigil/node/track"
+	"vigil/telemetry/events"
 	"vigil/vrrp"
+	"vigil/vrrp/policy"
+	"vigil/vrrp/track"
 	"vigil/vrrp/vip"
 	"vigil/vrrp/vmac"
 

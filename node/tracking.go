@@ -7,19 +7,19 @@ import (
 	"sync"
 	"time"
 
-	"vigil/internal/safe"
 	"vigil/config"
-	"vigil/node/events"
-	"vigil/node/policy"
-	"vigil/node/track"
+	"vigil/internal/safe"
+	"vigil/telemetry/events"
 	"vigil/vrrp"
+	"vigil/vrrp/policy"
+	"vigil/vrrp/track"
 )
 
 // Tracking, events and sync groups: trackers (scripts, files, processes,
-// interfaces) feed node/policy, which sets each instance's effective
+// interfaces) feed vrrp/policy, which sets each instance's effective
 // priority or holds it in FAULT; every state change becomes an event on an
 // ordered bus (notify scripts, the notify FIFO, in-process subscribers);
-// instances of a sync group move together (node/policy.SyncGroup).
+// instances of a sync group move together (vrrp/policy.SyncGroup).
 
 // trackRef is one object an instance tracks, with the instance's weight.
 type trackRef struct {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"vigil/node/api"
 	"vigil/config"
+	"vigil/node/api"
 	"vigil/telemetry"
 	"vigil/test/netlab"
 )

@@ -8,10 +8,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"vigil/config"
 	"vigil/internal/caps"
 	"vigil/node"
 	"vigil/node/api"
-	"vigil/config"
 )
 
 func newConfigCmd() *cobra.Command {

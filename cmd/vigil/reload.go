@@ -15,9 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"vigil/config"
 	"vigil/node"
 	"vigil/node/api"
-	"vigil/config"
 	"vigil/telemetry"
 )
 

@@ -14,11 +14,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"vigil/config"
 	"vigil/internal/buildinfo"
 	"vigil/internal/caps"
 	"vigil/node"
 	"vigil/node/api"
-	"vigil/config"
 	"vigil/telemetry"
 )
 

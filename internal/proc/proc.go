@@ -2,7 +2,7 @@
 // every external program: in its own process group, from "/", with a clean
 // environment, optionally as another user, with its output capped, and with
 // the whole group killed when the run ends, times out or is cancelled. It is
-// shared by node/track (vrrp_script) and lb/check (MISC_CHECK).
+// shared by vrrp/track (vrrp_script) and lb/check (MISC_CHECK).
 package proc
 
 import (

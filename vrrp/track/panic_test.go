@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"vigil/internal/safe"
-	"vigil/node/policy"
+	"vigil/vrrp/policy"
 )
 
 // A tracker whose Run panics is reported down with the panic, restarted,

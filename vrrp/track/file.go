@@ -16,7 +16,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"vigil/node/policy"
+	"vigil/vrrp/policy"
 )
 
 // FileSpec configures a file tracker (keepalived track_file): the value is

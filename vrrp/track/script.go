@@ -11,7 +11,7 @@ import (
 
 	"vigil/internal/proc"
 	"vigil/internal/safe"
-	"vigil/node/policy"
+	"vigil/vrrp/policy"
 )
 
 // ScriptSpec configures a script tracker (keepalived vrrp_script).

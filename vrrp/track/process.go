@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"vigil/internal/safe"
-	"vigil/node/policy"
+	"vigil/vrrp/policy"
 )
 
 // connRead reads the process connector: (*procConn).read, or a test double.

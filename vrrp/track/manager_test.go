@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"vigil/node/policy"
+	"vigil/vrrp/policy"
 )
 
 // runManager runs m until the returned stop is called (or the test ends).

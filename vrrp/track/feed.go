@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"vigil/node/policy"
+	"vigil/vrrp/policy"
 )
 
 // Feed is a tracker whose state another part of vigil sets rather than

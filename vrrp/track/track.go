@@ -1,7 +1,7 @@
 // Package track runs the objects a VRRP instance tracks — scripts, files,
 // processes and interfaces (keepalived's vrrp_script, track_file,
 // vrrp_track_process and track_interface) — and reports their state changes.
-// The node turns the states into policy.Tracker values and lets node/policy
+// The node turns the states into policy.Tracker values and lets vrrp/policy
 // compute the effective priority or FAULT; this package knows nothing about
 // weights or instances.
 //
@@ -53,7 +53,7 @@ import (
 	"time"
 
 	"vigil/internal/safe"
-	"vigil/node/policy"
+	"vigil/vrrp/policy"
 )
 
 // Update is the state of one tracker at one moment.

@@ -12,7 +12,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"vigil/node/policy"
+	"vigil/vrrp/policy"
 )
 
 // InterfaceSpec configures an interface tracker (keepalived

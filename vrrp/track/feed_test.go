@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"vigil/node/policy"
+	"vigil/vrrp/policy"
 )
 
 // A feed starts at its initial state (Init) and emits what Set reports,
