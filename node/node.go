@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"vigil/internal/statefile"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
@@ -159,7 +160,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		reg = telemetry.NewRegistry()
 	}
 	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, done: make(chan struct{}), links: map[string]*announce.Link{}, socks: map[string]*sock{},
-		limiter: newLogLimiter(log, 10*time.Second), bursts: newBurstMemory(), record: openRecord(stateFile("vrrp"), log),
+		limiter: newLogLimiter(log, 10*time.Second), bursts: newBurstMemory(), record: openRecord(statefile.Path("vrrp"), log),
 		failed: make(chan struct{})}
 	vm, err := vip.New()
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"vigil/internal/statefile"
 
 	"vigil/vrrp/vip"
 )
@@ -19,7 +20,7 @@ import (
 // hostRecord is what vigil may have put on the host's interfaces and not
 // yet taken away: the VIPs of every configuration it ran since it last
 // stopped gracefully, and the virtual MAC interfaces it created, kept in a
-// state file (stateFile("vrrp"), in /run: none of it survives a reboot
+// state file (statefile.Path("vrrp"), in /run: none of it survives a reboot
 // either). After a crash (SIGKILL, the OOM killer) the next start removes
 // what it lists that the configuration no longer has; before, it cleaned
 // only the VIPs of the current configuration, so a VIP removed from the
@@ -161,7 +162,7 @@ func (r *hostRecord) saveLocked() {
 	if data != nil {
 		data = append(data, '\n')
 	}
-	if err := writeStateFile(r.path, data); err != nil {
+	if err := statefile.Write(r.path, data); err != nil {
 		r.log.Warn("recording the addresses and interfaces vigil added", "err", err)
 		return
 	}
