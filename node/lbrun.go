@@ -21,7 +21,7 @@ import (
 	"vigil/lb/ipvsnet"
 	"vigil/telemetry"
 	"vigil/telemetry/events"
-	"vigil/vrrp"
+	"vigil/vrrp/router"
 )
 
 // ipvsKernel is the kernel's IPVS table as the load balancer uses it
@@ -50,7 +50,7 @@ type balancer struct {
 	log     *slog.Logger
 	kernel  ipvsKernel
 	checks  *check.Scheduler
-	feeds   *vsFeeds
+	feeds   *router.VSFeeds
 	metrics *telemetry.LB
 
 	mu    sync.Mutex
@@ -122,7 +122,7 @@ type balancer struct {
 	suspended map[string]bool
 }
 
-func newBalancer(log *slog.Logger, kernel ipvsKernel, feeds *vsFeeds, m *telemetry.LB) *balancer {
+func newBalancer(log *slog.Logger, kernel ipvsKernel, feeds *router.VSFeeds, m *telemetry.LB) *balancer {
 	b := &balancer{log: log, kernel: kernel, feeds: feeds, metrics: m, managed: map[lb.ServiceKey]bool{}, saved: map[lb.ServiceKey]bool{},
 		onStop: config.OnStopRemove, foreign: config.ForeignKeep, kick: make(chan struct{}, 1), resync: resync, settled: make(chan struct{}),
 		local: map[localAddr]bool{}}
@@ -134,7 +134,7 @@ func newBalancer(log *slog.Logger, kernel ipvsKernel, feeds *vsFeeds, m *telemet
 
 // openBalancer opens the kernel's IPVS table, with a clear error when the
 // kernel has none (moby/ipvs would appear to work).
-func openBalancer(log *slog.Logger, feeds *vsFeeds, m *telemetry.LB) (*balancer, error) {
+func openBalancer(log *slog.Logger, feeds *router.VSFeeds, m *telemetry.LB) (*balancer, error) {
 	if err := ipvsnet.Available(); err != nil {
 		return nil, fmt.Errorf("lb: %w", err)
 	}
@@ -565,7 +565,7 @@ func (b *balancer) publishQuorum(specs []lb.VirtualServer, prev, quorum lb.Quoru
 				b.notify(events.Event{Kind: events.KindVirtualServer, Name: vs.Name, Service: kaService(vs.Service.Key),
 					From: upDown(was), To: upDown(up), Reason: detail})
 			}
-			b.feeds.set(vs.Name, up, detail)
+			b.feeds.Set(vs.Name, up, detail)
 		}
 		if same && known && was == up {
 			continue // its series hold this already
@@ -755,29 +755,29 @@ func vsKeyLabels(name string, k lb.ServiceKey) []string {
 
 // setLB gives the load balancer cfg's virtual servers, opening the kernel's
 // IPVS table the first time a config has any. Called from New, and from
-// Reload with n.mu held.
+// a reload as the router's Prepare hook.
 func (n *Node) setLB(cfg *config.Config) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	if n.lb == nil {
 		if !needsBalancer(cfg.LB) {
+			n.cfg = cfg
 			return nil
 		}
-		b, err := openBalancer(n.log.With("component", "lb"), &n.feeds, n.lbMetrics)
+		b, err := openBalancer(n.log.With("component", "lb"), n.router.Feeds(), n.lbMetrics)
 		if err != nil {
 			return err
 		}
 		// The bus exists before Run starts the balancer's goroutine.
-		b.publish = func(e events.Event) {
-			if n.bus != nil {
-				n.bus.Publish(e)
-			}
-		}
+		b.publish = n.router.Publish
 		n.lb = b
 	}
 	if err := n.lb.set(cfg.LB); err != nil {
 		return err
 	}
+	n.cfg = cfg
 	if n.lbCtx != nil {
-		n.startLB()
+		n.runLB()
 	}
 	return nil
 }
@@ -809,8 +809,17 @@ func needsBalancer(c config.LB) bool {
 	return err == nil && len(prev) > 0
 }
 
-// startLB runs the load balancer once Run has started; n.mu is held.
+// startLB runs the load balancer once the router has started its
+// instances (router hook).
 func (n *Node) startLB() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.lbCtx, n.stopLB = context.WithCancel(context.Background())
+	n.runLB()
+}
+
+// runLB starts the balancer's goroutine unless it runs; n.mu is held.
+func (n *Node) runLB() {
 	if n.lb == nil || n.lbDone != nil {
 		return
 	}
@@ -901,13 +910,4 @@ func (b *balancer) status() []VirtualServerStatus {
 		out = append(out, vst)
 	}
 	return out
-}
-
-// followSync tells the balancer when the sync daemon's instance enters or
-// leaves Master; n.mu is held.
-func (n *Node) followSync(in *instance, to vrrp.State) {
-	if n.lb == nil || n.cfg.LB.SyncDaemon == nil || n.cfg.LB.SyncDaemon.Instance != in.cfg.Name {
-		return
-	}
-	n.lb.setSyncRole(to == vrrp.StateMaster)
 }

@@ -22,6 +22,7 @@ import (
 	"vigil/lb/ipvsnet"
 	"vigil/telemetry"
 	"vigil/telemetry/events"
+	"vigil/vrrp/router"
 	"vigil/vrrp/track"
 )
 
@@ -137,7 +138,7 @@ func (k *memKernel) dests(key lb.ServiceKey) string {
 
 // testBalancer is a balancer on kernel k with metrics m, logging nowhere.
 func testBalancer(k ipvsKernel, m *telemetry.LB) *balancer {
-	return newBalancer(slog.New(slog.DiscardHandler), k, &vsFeeds{}, m)
+	return newBalancer(slog.New(slog.DiscardHandler), k, &router.VSFeeds{}, m)
 }
 
 // runBalancer runs b until the returned stop is called; stop fails the
@@ -207,7 +208,7 @@ lb:
 	}
 	foreign := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.UDP, Addr: netip.MustParseAddr("203.0.113.7"), Port: 53}
 	k := &memKernel{t: lb.Table{foreign: {Service: lb.Service{Key: foreign, Scheduler: "rr"}.Normal(), Dests: map[lb.DestKey]lb.Dest{}}}}
-	var feeds vsFeeds
+	var feeds router.VSFeeds
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b := newBalancer(log, k, &feeds, telemetry.NewRegistry().LB)
 	if err := b.set(doc(true).LB); err != nil {
@@ -217,7 +218,7 @@ lb:
 	api := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 443}
 
 	stop := runBalancer(t, b)
-	feed := feeds.get("web")
+	feed := feeds.Feed("web")
 	states := make(chan track.Update, 16)
 	fctx, fcancel := context.WithCancel(context.Background())
 	defer fcancel()
@@ -321,32 +322,6 @@ lb: {virtual_servers: [{name: web, address: "192.0.2.100:80", protocol: tcp, rea
 	stop()
 }
 
-// A reload reports virtual servers by name: added, removed, changed (any
-// field, checks included) and unchanged.
-func TestDiffVirtualServers(t *testing.T) {
-	parse := func(y string) []config.VirtualServer {
-		t.Helper()
-		c, err := config.Parse([]byte("node: {name: lb1}\nlb: {virtual_servers: [" + y + "]}\n"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c.LB.VirtualServers
-	}
-	a := `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: "198.51.100.11"}]}`
-	b := `{name: b, address: "192.0.2.100:81", protocol: tcp, real_servers: [{address: "198.51.100.11"}]}`
-	b2 := `{name: b, address: "192.0.2.100:81", protocol: tcp, real_servers: [{address: "198.51.100.11", check: {type: tcp}}]}`
-	c := `{name: c, address: "192.0.2.100:82", protocol: tcp, real_servers: [{address: "198.51.100.11"}]}`
-	got := diffVirtualServers(parse(a+","+b), parse(a+","+b2+","+c))
-	want := VSChanges{Added: []string{"c"}, Changed: []string{"b"}, Unchanged: []string{"a"}}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("got %+v, want %+v", got, want)
-	}
-	got = diffVirtualServers(parse(a+","+b), parse(b))
-	if fmt.Sprint(got.Removed) != "[a]" || fmt.Sprint(got.Unchanged) != "[b]" {
-		t.Fatalf("removal: %+v", got)
-	}
-}
-
 // The managed set survives a restart: a run that keeps its table at stop
 // (lb.on_stop: keep) records its services, and the next run, whose config
 // dropped one of them, removes it and nothing else. A stop that removes
@@ -372,7 +347,7 @@ func TestBalancerRemembersAcrossRestart(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	run := func(c config.LB, until func() bool, what string) {
 		t.Helper()
-		var feeds vsFeeds
+		var feeds router.VSFeeds
 		b := newBalancer(log, k, &feeds, telemetry.NewRegistry().LB)
 		b.remember(state)
 		if err := b.set(c); err != nil {
@@ -509,7 +484,7 @@ lb:
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := lbScripts(c.LB.VirtualServers)["web"]
+	sc := router.LBNotifyScripts(c.LB.VirtualServers)["web"]
 	if !slices.Equal(sc.QuorumUp, []string{"/bin/true"}) || !slices.Equal(sc.QuorumDown, []string{"/bin/echo", "down"}) || sc.Timeout != 2*time.Second ||
 		len(sc.RealServers) != 1 || !slices.Equal(sc.RealServers["[198.51.100.12]:tcp:8080"].Down, []string{"/bin/true"}) {
 		t.Fatalf("notify commands for the notifier: %+v", sc)

@@ -1,144 +1,38 @@
-// Package node is vigil's composition root: it builds the running node from
-// a compiled configuration and owns its lifecycle. For VRRP it opens one raw
-// socket per (interface, family), runs every instance's pure state machine in
-// a single event loop and carries out the actions: adverts are sent from the
-// loop itself, address changes and announcements go to a per-instance
-// ordered worker so that netlink latency never delays another instance's
-// adverts.
+// Package node is vigil's composition root: it builds the running node
+// from a compiled configuration, wires the VRRP driver (vrrp/router) and
+// the load balancer together, and owns their lifecycle, reloads and status.
 package node
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net/netip"
-	"runtime"
-	"slices"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
-	"vigil/internal/statefile"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/vishvananda/netlink"
 
 	"vigil/config"
-	"vigil/internal/safe"
 	"vigil/telemetry"
-	"vigil/telemetry/events"
 	"vigil/vrrp"
-	"vigil/vrrp/accept"
-	"vigil/vrrp/announce"
-	"vigil/vrrp/track"
-	"vigil/vrrp/vip"
-	"vigil/vrrp/vmac"
-	"vigil/vrrp/vrrpnet"
+	"vigil/vrrp/router"
 )
 
 // Node is one running vigil.
 type Node struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	metrics *telemetry.VRRP
+	log    *slog.Logger
+	router *router.Router
 
-	vips   *vip.Manager
-	accept *accept.Filter            // nil unless an instance runs with accept: false
-	links  map[string]*announce.Link // GARP/NA sockets, one set per interface
-	vmacs  *vmac.Manager             // nil until an instance uses a virtual MAC
-	socks  map[string]*sock          // by "device/family"
-	conns  []*sock
-	insts  []*instance
-	// running: Run has started the socket readers (new sockets from a
-	// reload get theirs at once); readers counts them.
-	running bool
-	readers sync.WaitGroup
-
-	tracker  *track.Manager
-	states   map[track.Key]track.Update // latest tracker states, under mu
-	groups   map[string]*group
-	bus      *events.Bus
-	notifier *events.Notifier
-	fifo     *events.FIFO
-	// fifoGroup is the group fifo was opened for (vrrp.notify_fifo_group).
-	fifoGroup string
-
-	// mu serialises the state machines: the socket readers and the timer
-	// goroutine take it to run an instance; do executes actions under it.
-	mu       sync.Mutex
-	stopping bool
-	timer    *deadlineTimer
-	armed    time.Time     // what the timer is set to; zero = nothing
-	done     chan struct{} // closed when Run stops
-	started  time.Time
-	limiter  *logLimiter
-	stopOnce sync.Once
-	// failed is closed when the node must stop because its state can no
-	// longer be trusted (a panic on the protocol path); failErr says why.
-	failed   chan struct{}
-	failOnce sync.Once
-	failErr  error
-	bursts   *burstMemory
-	feeds    vsFeeds
-	// record lists the VIPs and virtual MAC interfaces vigil put on the
-	// host (record.go).
-	record *hostRecord
-
+	// mu guards the load balancer's wiring. The router calls its hooks
+	// with its own lock held, so mu is always taken after it, never
+	// before.
+	mu sync.Mutex
+	// cfg is the configuration the load balancer runs.
+	cfg *config.Config
 	// The load balancer: nil until a config has virtual servers. It runs
 	// under lbCtx, which ends after VRRP has shut down.
 	lb        *balancer
 	lbMetrics *telemetry.LB
 	lbCtx     context.Context
+	stopLB    context.CancelFunc
 	lbDone    chan struct{}
-}
-
-// sock is one raw socket and the instances it serves, by VRID.
-type sock struct {
-	conn   *vrrpnet.Conn
-	ifname string
-	family int
-	byVRID map[uint8]*instance
-	closed atomic.Bool // closed by a reload that removed its last instance
-}
-
-type instance struct {
-	cfg    *config.Instance
-	core   *vrrp.Instance
-	sock   *sock
-	src    netip.Addr   // our advert source: primary IPv4, IPv6 link-local or unicast source
-	dsts   []netip.Addr // the group, or every unicast peer
-	vips   []vip.VIP
-	addrs  []netip.Addr   // VIP addresses, for announcements
-	anns   []devAnnouncer // one per interface the VIPs live on
-	work   *worker
-	labels []string // vrrp_instance, vrid, device, family
-	ifDown bool     // the instance interface is down: FAULT
-	noSrc  bool     // no address to send adverts from yet: FAULT (src is invalid)
-	// faultCause is why the instance is in FAULT now ("" when it is not).
-	faultCause vrrp.Cause
-	// Tracking (tracking.go): the objects tracked, the fault they cause,
-	// and the sync group.
-	tracks       []trackRef
-	trackFault   string // "<kind> <name>" of the tracker holding it in FAULT
-	group        *group
-	groupFault   bool // held in FAULT by its sync group
-	lastOwnFault bool
-	// lastCause is the reason of the last state change (status output).
-	lastCause vrrp.Cause
-	// Counters on the per-advert path, resolved once.
-	sent, received, zeroSent, zeroReceived prometheus.Counter
-	// garp is vigil_vrrp_gratuitous_sent_total's counter (a
-	// prometheus.Counter): the announcers count every message through it,
-	// delayed bursts included, from their own goroutines.
-	garp atomic.Value
-}
-
-// devAnnouncer announces the VIPs an instance keeps on one interface (a VIP
-// with dev: is announced there, not on the instance interface).
-type devAnnouncer struct {
-	ann   *announce.Announcer
-	addrs []netip.Addr
 }
 
 // Options are the optional dependencies of a Node.
@@ -147,9 +41,20 @@ type Options struct {
 	Metrics *telemetry.Registry
 }
 
-// New prepares a node: it resolves interfaces and source addresses, opens the
-// sockets and removes addresses a crashed earlier run left behind. It fails,
-// naming the instance and interface, if anything needed is missing.
+// The VRRP side's reports and status, under the names the CLI and the
+// admin API use.
+type (
+	ReloadReport   = router.ReloadReport
+	VSChanges      = router.VSChanges
+	InstanceStatus = router.InstanceStatus
+	TrackerStatus  = router.TrackerStatus
+	VIPStatus      = router.VIPStatus
+)
+
+// New prepares a node: it resolves interfaces and source addresses, opens
+// the sockets, removes addresses a crashed earlier run left behind and
+// builds the load balancer's checks. It fails, naming the instance and
+// interface, if anything needed is missing.
 func New(cfg *config.Config, opts Options) (*Node, error) {
 	log := opts.Logger
 	if log == nil {
@@ -159,824 +64,121 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if reg == nil {
 		reg = telemetry.NewRegistry()
 	}
-	n := &Node{cfg: cfg, log: log, metrics: reg.VRRP, done: make(chan struct{}), links: map[string]*announce.Link{}, socks: map[string]*sock{},
-		limiter: newLogLimiter(log, 10*time.Second), bursts: newBurstMemory(), record: openRecord(statefile.Path("vrrp"), log),
-		failed: make(chan struct{})}
-	vm, err := vip.New()
+	n := &Node{log: log, lbMetrics: reg.LB}
+	r, err := router.New(cfg, router.Options{Logger: log, Metrics: reg, Hooks: router.Hooks{
+		Prepare:      n.setLB,
+		Started:      n.startLB,
+		StateChanged: n.followSync,
+		Released:     n.omega,
+		Stopped:      n.stopBalancer,
+	}})
 	if err != nil {
 		return nil, err
 	}
-	n.vips = vm
-	n.lbMetrics = reg.LB
-	if err := n.build(); err != nil {
-		n.abandon()
-		return nil, err
-	}
+	n.router = r
 	if err := n.setLB(cfg); err != nil {
-		n.abandon()
+		n.closeLB()
+		r.Abandon()
 		return nil, err
 	}
 	return n, nil
 }
 
-func (n *Node) build() error {
-	all := allVIPs(n.cfg)
-	primaries := map[string]netip.Addr{} // one address dump per interface and family, not per instance
-	p := newPending()
-	for i := range n.cfg.VRRP.Instances {
-		in, err := n.prepareInstance(&n.cfg.VRRP.Instances[i], all, primaries, p, nil)
-		if err != nil {
-			p.abort(n)
-			return err
-		}
-		p.insts = append(p.insts, in)
-	}
-	n.commitPending(p)
-	if err := n.buildTracking(); err != nil {
-		return err
-	}
-	if err := n.reconcileStale(); err != nil {
-		return err
-	}
-	return n.blockNonAccepting()
-}
-
-// allVIPs lists every VIP of every instance, so none is mistaken for a
-// primary address.
-func allVIPs(cfg *config.Config) []netip.Addr {
-	var out []netip.Addr
-	for i := range cfg.VRRP.Instances {
-		for _, v := range cfg.VRRP.Instances[i].VIPs {
-			out = append(out, v.Prefix.Addr())
-		}
-	}
-	return out
-}
-
-// setVIPs fills the instance's VIP lists from its config; with a vmac, VIPs
-// on the instance interface go on the vmac.
-func (n *Node) setVIPs(in *instance, ic *config.Instance) {
-	in.vips, in.addrs = nil, nil
-	for _, v := range ic.VIPs {
-		d := v.Dev
-		if ic.VMAC != "" && d == ic.Interface {
-			d = ic.VMAC
-		}
-		in.vips = append(in.vips, vip.VIP{Prefix: v.Prefix, Dev: d, Label: v.Label})
-		in.addrs = append(in.addrs, v.Prefix.Addr())
-	}
-}
-
-// buildAnnouncers returns the announcers of an instance with VIPs vips
-// and GARP settings g: one per interface the VIPs are on, sharing each
-// interface's sockets with the other instances. A link it has to open goes
-// into p until the caller commits it. On error nothing stays open but
-// those links (p's to close). The announcers count what they send into
-// in's counter.
-func (n *Node) buildAnnouncers(in *instance, vips []vip.VIP, g config.GARP, p *pending) (anns []devAnnouncer, err error) {
-	defer func() {
-		if err != nil {
-			closeAnnouncers(anns)
-			anns = nil
-		}
-	}()
-	// An announcement an advert interval late comes from a process that
-	// was stopped or starved: by then another node may be master.
-	cfg := announce.Config{Repeat: g.Repeat, Delay: g.Delay, Interval: g.Interval, Refresh: g.Refresh,
-		RefreshRepeat: g.RefreshRepeat, LowerPrioRepeat: g.LowerPrioRepeat, LowerPrioDelay: g.LowerPrioDelay,
-		StaleAfter: max(in.cfg.AdvertInterval, minStaleAfter)}
-	byDev := map[string]int{}
-	for _, v := range vips {
-		i, ok := byDev[v.Dev]
-		if !ok {
-			link := n.links[v.Dev]
-			if link == nil {
-				link = p.links[v.Dev]
-			}
-			if link == nil {
-				if link, err = announce.NewLink(v.Dev, n.log); err != nil {
-					return anns, err
-				}
-				p.links[v.Dev] = link
-			}
-			ann, err := link.Announcer(cfg)
-			if err != nil {
-				return anns, err
-			}
-			ann.OnSent(func() {
-				if c, ok := in.garp.Load().(prometheus.Counter); ok {
-					c.Inc()
-				}
-			})
-			i = len(anns)
-			byDev[v.Dev] = i
-			anns = append(anns, devAnnouncer{ann: ann})
-		}
-		anns[i].addrs = append(anns[i].addrs, v.Prefix.Addr())
-	}
-	return anns, nil
-}
-
-func closeAnnouncers(anns []devAnnouncer) {
-	for _, da := range anns {
-		da.ann.Close()
-	}
-}
-
-// blockNonAccepting enforces Accept_Mode False (RFC 5798 §6.4.3: a non-owner
-// master must not accept packets to the VIPs) with nftables drop rules that
-// stay for the whole run: they only match while the VIPs are local, so there
-// is no window at a transition where a non-accepting master accepts. ARP and
-// IPv6 neighbour discovery for the VIPs still work. Configurations that
-// accept (the default) never touch nftables.
-func (n *Node) blockNonAccepting() error {
-	for _, in := range n.insts {
-		c := in.core.Config()
-		if c.Owner() || c.Accept {
-			continue
-		}
-		if n.accept == nil {
-			f, err := accept.New()
-			if err != nil {
-				return fmt.Errorf("instance %q has accept: false, which needs nftables: %w", in.cfg.Name, err)
-			}
-			n.accept = f
-		}
-		if err := n.accept.Block(in.cfg.Name, in.addrs); err != nil {
-			return fmt.Errorf("instance %q: %w", in.cfg.Name, err)
-		}
-		n.log.Info("Accept_Mode off: packets to the virtual addresses are dropped", "vrrp_instance", in.cfg.Name, "vips", fmt.Sprint(in.addrs))
-	}
-	return nil
-}
-
-// reconcileStale removes what a crashed run (no graceful stop) left on
-// the host: the VIPs of non-owner instances of this configuration, which a
-// node starting as Backup must not hold, and whatever the record lists
-// that this configuration no longer has (VIPs, virtual MAC interfaces).
-// Owners keep theirs. One address dump per interface covers every
-// instance.
-func (n *Node) reconcileStale() error {
-	var all []vip.VIP
-	who := map[vip.VIP]string{}
-	ownerKeeps := map[vip.VIP]bool{}
-	for _, in := range n.insts {
-		for _, v := range in.vips {
-			if in.core.Config().Owner() {
-				ownerKeeps[v] = true
-				continue
-			}
-			all = append(all, v)
-			who[v] = "vrrp_instance " + in.cfg.Name
-		}
-	}
-	recorded := n.record.VIPs()
-	for _, v := range recorded {
-		if _, ok := who[v]; !ok && !ownerKeeps[v] {
-			all = append(all, v)
-			who[v] = "no longer in the configuration"
-		}
-	}
-	if len(all) > 0 {
-		present, err := n.vips.Present(all)
-		if err != nil {
-			return fmt.Errorf("reading interface addresses: %w", err)
-		}
-		for _, v := range present {
-			n.log.Warn("removing a virtual address left by an earlier run", "vip", v.String(), "of", who[v])
-		}
-		if len(present) > 0 {
-			if err := n.vips.Remove(present); err != nil {
-				return fmt.Errorf("removing stale VIPs: %w", err)
-			}
-		}
-	}
-	// Every recorded address of an earlier configuration is gone now;
-	// this one's may be added from here on.
-	n.record.setVIPs(n.runningVIPs())
-	used := map[string]bool{}
-	for _, in := range n.insts {
-		used[in.cfg.VMAC] = true
-	}
-	for _, name := range n.record.VMACs() {
-		if used[name] {
-			continue
-		}
-		if _, err := netlink.LinkByName(name); err != nil {
-			n.record.setVMAC(name, false) // already gone
-			continue
-		}
-		if err := n.openVMACs(); err != nil {
-			return err
-		}
-		n.log.Warn("removing a virtual MAC interface left by an earlier run", "device", name)
-		n.removeVMAC(name)
-	}
-	return nil
-}
-
-func (n *Node) initMetrics(in *instance) {
-	m, l := n.metrics, in.labels
-	for _, st := range telemetry.VRRPStates {
-		m.State.WithLabelValues(append(slices.Clone(l), st)...).Set(b2f(st == "init"))
-	}
-	c := in.core.Config()
-	m.BasePriority.WithLabelValues(l...).Set(float64(c.Priority))
-	m.Priority.WithLabelValues(l...).Set(float64(in.core.Priority()))
-	m.AdvertInterval.WithLabelValues(l...).Set(c.AdvertInterval.Seconds())
-	m.BecomeMaster.WithLabelValues(l...)
-	m.ReleaseMaster.WithLabelValues(l...)
-	in.received = m.AdvertsReceived.WithLabelValues(l...)
-	in.sent = m.AdvertsSent.WithLabelValues(l...)
-	in.zeroReceived = m.PrioZeroReceived.WithLabelValues(l...)
-	in.zeroSent = m.PrioZeroSent.WithLabelValues(l...)
-	in.garp.Store(m.Gratuitous.WithLabelValues(l...))
-	for _, a := range in.addrs {
-		m.VIPOwned.WithLabelValues(append(slices.Clone(l), a.String())...).Set(0)
-	}
-}
-
-// deleteMetrics drops the instance's series (removed or renamed by a
-// reload), so dashboards do not show ghosts.
-func (n *Node) deleteMetrics(in *instance) {
-	m, l := n.metrics, in.labels
-	for _, st := range telemetry.VRRPStates {
-		m.State.DeleteLabelValues(append(slices.Clone(l), st)...)
-	}
-	for _, v := range []interface{ DeleteLabelValues(...string) bool }{m.BasePriority, m.Priority, m.MasterPriority,
-		m.AdvertInterval, m.LastTransition, m.BecomeMaster, m.ReleaseMaster, m.AdvertsReceived, m.AdvertsSent,
-		m.PrioZeroReceived, m.PrioZeroSent, m.SendErrors, m.Gratuitous} {
-		v.DeleteLabelValues(l...)
-	}
-	for _, a := range in.addrs {
-		m.VIPOwned.DeleteLabelValues(append(slices.Clone(l), a.String())...)
-	}
-}
-
-// setStateMetrics sets the state set to the instance's current state.
-func (n *Node) setStateMetrics(in *instance) {
-	cur := in.core.State().String()
-	for _, st := range telemetry.VRRPStates {
-		n.metrics.State.WithLabelValues(append(slices.Clone(in.labels), st)...).Set(b2f(st == cur))
-	}
-	for _, a := range in.addrs {
-		n.metrics.VIPOwned.WithLabelValues(append(slices.Clone(in.labels), a.String())...).Set(b2f(cur == "master"))
-	}
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// spinLead is how early the timer wakes before a Master_Down_Timer
-// deadline; the rest is waited on a running CPU. A sleeping thread on a
-// virtual machine wakes up to a few milliseconds late (timerfd wake-ups
-// measured up to ~3 ms late at p99 on a busy 2-core VM), and at a takeover
-// every millisecond counts; spinning costs at most this long per takeover
-// (Adver_Timer deadlines, the routine ones, are not spun for).
-const spinLead = 4 * time.Millisecond
-
-// minStaleAfter is the least lateness that makes an announcement stale
-// (announce.Config.StaleAfter): a busy host delays timers by tens of
-// milliseconds without anything being wrong.
-const minStaleAfter = 100 * time.Millisecond
-
-// Run starts every instance and runs until ctx ends; then it stops
-// gracefully: masters send priority 0 and remove their addresses.
-//
-// The instances are driven without an event-loop goroutine: each socket's
-// reader and the timer goroutine take n.mu and run the state machines
-// themselves, so a packet costs one wake-up, not a hand-off.
+// Run starts every instance and the load balancer and runs until ctx
+// ends; then it stops gracefully: masters send priority 0 and remove their
+// addresses, then the virtual services go.
 func (n *Node) Run(ctx context.Context) error {
-	defer n.close()
-	timer, err := newDeadlineTimer()
-	if err != nil {
-		n.undoStart()
-		return err
-	}
-	defer timer.Close()
-	n.timer = timer
-	n.mu.Lock()
-	n.started = time.Now()
-	// Subscribe before reading the current state, so no change falls
-	// between the two (the watchers wait for the lock).
-	if err := errors.Join(n.watchLinks(), n.watchAddrs(), n.initLinks()); err != nil {
-		n.mu.Unlock()
-		n.undoStart()
-		return err
-	}
-	now := time.Now()
-	for _, in := range n.insts {
-		n.evaluate(in, now) // trackers' initial states: priority or FAULT before Start
-	}
-	for _, in := range n.insts {
-		n.do(in, in.core.Start(now))
-	}
-	n.rearm()
-	n.mu.Unlock()
-	// An address that came between New reading it and the subscription.
-	go n.recheckSources()
-	trackCtx, stopTracking := context.WithCancel(ctx)
-	defer stopTracking()
-	n.runTracking(trackCtx)
-	lbCtx, stopLB := context.WithCancel(context.Background())
-	defer stopLB()
-	n.mu.Lock()
-	n.lbCtx = lbCtx
-	n.startLB()
-	n.mu.Unlock()
-
-	n.mu.Lock()
-	n.running = true
-	for _, s := range n.conns {
-		n.startReader(s)
-	}
-	n.mu.Unlock()
-	timerDone := make(chan struct{})
-	go func() {
-		defer close(timerDone)
-		for {
-			select {
-			case <-timer.C:
-				n.onTimer()
-			case <-n.done:
-				return
-			}
-		}
-	}()
-	n.log.Info("vigil running", "instances", len(n.insts), "sockets", len(n.conns))
-
-	select {
-	case <-ctx.Done():
-	case <-n.failed:
-		n.log.Error("stopping: a state machine's state can no longer be trusted; resigning and removing the virtual addresses", "err", n.failErr)
-	}
-	n.mu.Lock()
-	n.stopping = true
-	n.mu.Unlock()
-	close(n.done)
-	<-timerDone
-	n.shutdown()
-	n.mu.Lock()
-	for _, s := range n.conns {
-		s.conn.Close()
-	}
-	lbDone := n.lbDone
-	n.mu.Unlock()
-	n.readers.Wait()
-	// The VIPs are released; now the virtual services go (keepalived's
-	// order on stop).
-	stopLB()
-	if lbDone != nil {
-		<-lbDone
-	}
-	n.log.Info("vigil stopped")
-	return n.failErr
+	defer n.closeLB()
+	return n.router.Run(ctx)
 }
 
-// fail asks Run to stop the node gracefully (masters resign, VIPs are
-// removed) and to return an error: a panic was recovered on the protocol
-// path, where a state machine may have been left half-changed (issue 11
-// item 7: an unrecovered panic ended the process with the VIPs held). It
-// is the after-function of safe.Recover there.
-func (n *Node) fail(v any) {
-	n.failOnce.Do(func() {
-		n.failErr = fmt.Errorf("stopped after a panic: %v", v)
-		close(n.failed)
-	})
+// Reload applies a new configuration, all or nothing (router.Reload): the
+// load balancer's part is the last step of the preparation.
+func (n *Node) Reload(next *config.Config) (ReloadReport, error) {
+	return n.router.Reload(next)
 }
 
-// newWorker returns an instance's worker.
-func (n *Node) newWorker() *worker {
-	w := newWorker(n.bursts)
-	w.log = n.log
-	return w
+// Unchanged is the report of a reload that finds the running
+// configuration's file as it was (same hash): everything unchanged.
+func (n *Node) Unchanged() ReloadReport { return n.router.Unchanged() }
+
+// Alive reports whether the node's VRRP event loop answers, bounded by
+// ctx (the systemd watchdog's check).
+func (n *Node) Alive(ctx context.Context) error { return n.router.Alive(ctx) }
+
+// Status is a snapshot of the running node, the document behind `vigil
+// status` and the admin API. Field names are the stable JSON keys.
+type Status struct {
+	Node       string           `json:"node"`
+	Version    string           `json:"version"`
+	Revision   string           `json:"revision,omitempty"`
+	ConfigPath string           `json:"config_path"`
+	ConfigHash string           `json:"config_hash"`
+	StartedAt  time.Time        `json:"started_at"`
+	Instances  []InstanceStatus `json:"instances"`
+	// VirtualServers are the lb virtual servers with their real servers'
+	// health, in configuration order.
+	VirtualServers []VirtualServerStatus `json:"virtual_servers,omitempty"`
 }
 
-// startReader runs the socket's reader. Called with n.mu held.
-func (n *Node) startReader(s *sock) {
-	n.readers.Add(1)
-	go func() {
-		defer n.readers.Done()
-		n.readLoop(s)
-	}()
-}
-
-// nextDeadline returns the earliest deadline of any instance and whether it
-// is a Master_Down_Timer (an instance in Backup). Called with n.mu held.
-func (n *Node) nextDeadline() (time.Time, bool) {
-	var next time.Time
-	var down bool
-	for _, in := range n.insts {
-		if dl := in.core.NextDeadline(); !dl.IsZero() && (next.IsZero() || dl.Before(next)) {
-			next, down = dl, in.core.State() == vrrp.StateBackup
-		}
-	}
-	return next, down
-}
-
-// rearm sets the timer for the next deadline, early by spinLead for a
-// Master_Down_Timer. The timer is only ever moved earlier: an advert moves a
-// backup's deadline later, and re-arming for every packet would cost a
-// syscall each; a wake-up that finds nothing due re-arms for the real
-// deadline (onTimer). Called with n.mu held.
-func (n *Node) rearm() {
-	next, down := n.nextDeadline()
-	if down {
-		next = next.Add(-spinLead)
-	}
-	if next.IsZero() || (!n.armed.IsZero() && !next.Before(n.armed)) {
-		return
-	}
-	if err := n.timer.Set(next); err != nil {
-		// Cannot happen with a valid timerfd; never fail silently.
-		n.log.Error("arming the VRRP timer failed", "err", err)
-		return
-	}
-	n.armed = next
-}
-
-// onTimer fires every timer that is due. When the next deadline is a
-// Master_Down_Timer less than spinLead away, it waits for it on the CPU,
-// releasing the lock between checks so that an advert arriving meanwhile
-// still resets the timer.
-func (n *Node) onTimer() {
-	for n.tick() {
-		runtime.Gosched()
-	}
-}
-
-// tick fires the due timers once; it reports whether to spin for a
-// Master_Down_Timer that is about to expire.
-func (n *Node) tick() (spin bool) {
+// Status returns a snapshot of the node. It is safe to call while Run runs.
+func (n *Node) Status() Status {
+	r := n.router.Status()
+	st := Status{Node: r.Node, Version: r.Version, Revision: r.Revision, ConfigPath: r.ConfigPath,
+		ConfigHash: r.ConfigHash, StartedAt: r.StartedAt, Instances: r.Instances}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	defer safe.Recover(n.log, "vrrp_timer", n.fail)
-	if n.stopping {
-		return false
+	if n.lb != nil {
+		st.VirtualServers = n.lb.status()
 	}
-	n.armed = time.Time{} // the timerfd has expired
-	now := time.Now()
-	for _, in := range n.insts {
-		if dl := in.core.NextDeadline(); !dl.IsZero() && !now.Before(dl) {
-			n.do(in, in.core.Tick(now))
-		}
-	}
-	next, down := n.nextDeadline()
-	if !down || next.IsZero() || next.Sub(time.Now()) > spinLead {
-		n.rearm()
-		return false
-	}
-	return true
+	return st
 }
 
-// shutdown stops every instance (priority 0 from masters, addresses removed)
-// and waits, bounded, for the workers to finish.
-func (n *Node) shutdown() {
+// followSync tells the balancer when the sync daemon's instance enters or
+// leaves Master (router hook: the router's lock is held).
+func (n *Node) followSync(cfg *config.Config, instance string, to vrrp.State) {
 	n.mu.Lock()
-	now := time.Now()
-	for _, in := range n.insts {
-		n.do(in, in.core.Shutdown(now))
+	defer n.mu.Unlock()
+	if n.lb == nil || cfg.LB.SyncDaemon == nil || cfg.LB.SyncDaemon.Instance != instance {
+		return
 	}
-	n.mu.Unlock()
-	deadline := time.After(5 * time.Second)
-	for _, in := range n.insts {
-		if in.work == nil {
-			continue
-		}
-		in.work.close()
-		select {
-		case <-in.work.done:
-		case <-deadline:
-			n.log.Error("gave up waiting for address removal on shutdown", "vrrp_instance", in.cfg.Name)
-			return
-		}
-	}
-	// Every VIP is removed: nothing is left for a next start to clean.
-	n.record.setVIPs(nil)
-	// Remove the virtual MAC interfaces (their VIPs are gone): a stopped
-	// node must not keep answering for, or announcing, the virtual MAC.
-	for _, in := range n.insts {
-		if in.cfg.VMAC != "" {
-			n.removeVMAC(in.cfg.VMAC)
-		}
-	}
-	// Virtual servers with omega report themselves down, before the bus
-	// drains.
+	n.lb.setSyncRole(to == vrrp.StateMaster)
+}
+
+// omega makes the virtual servers with omega report themselves down
+// (router hook, at shutdown once the VIPs are released).
+func (n *Node) omega() {
 	n.mu.Lock()
-	bal, vss := n.lb, n.cfg.LB.VirtualServers
+	bal, cfg := n.lb, n.cfg
 	n.mu.Unlock()
 	if bal != nil {
-		bal.omega(vss)
-	}
-	// Let the stop notifications (scripts, FIFO) go out.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := n.bus.Shutdown(ctx); err != nil {
-		n.log.Warn("notify scripts still running at exit", "err", err)
+		bal.omega(cfg.LB.VirtualServers)
 	}
 }
 
-// undoStart removes what New put on the host when the node will not run
-// (a start that fails after New): the virtual MAC interfaces. The nftables
-// table goes with close. Nothing else was added yet: VIPs come with
-// mastership, IPVS services with Run.
-func (n *Node) undoStart() {
-	for _, in := range n.insts {
-		if in.cfg.VMAC != "" {
-			n.removeVMAC(in.cfg.VMAC)
-		}
+// stopBalancer ends the balancer's run and waits for it (router hook, the
+// last step of a stop).
+func (n *Node) stopBalancer() {
+	n.mu.Lock()
+	stop, done := n.stopLB, n.lbDone
+	n.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	if done != nil {
+		<-done
 	}
 }
 
-// abandon undoes a New that failed: what it put on the host goes, and
-// everything it holds is released.
-func (n *Node) abandon() {
-	n.undoStart()
-	n.close()
-}
-
-func (n *Node) close() {
-	n.stopOnce.Do(func() {
-		n.bursts.stop()
-		n.limiter.stop()
-		if n.lb != nil && n.lbDone == nil { // built but never run
-			n.lb.kernel.Close()
-		}
-		for _, in := range n.insts {
-			for _, da := range in.anns {
-				da.ann.Close()
-			}
-		}
-		for _, l := range n.links {
-			l.Close()
-		}
-		if n.notifier != nil {
-			n.notifier.Close()
-		}
-		if n.fifo != nil {
-			n.fifo.Close()
-		}
-		if n.bus != nil {
-			n.bus.Close()
-		}
-		for _, s := range n.conns {
-			s.conn.Close()
-		}
-		if n.vips != nil {
-			n.vips.Close()
-		}
-		if n.vmacs != nil {
-			n.vmacs.Close()
-		}
-		if n.accept != nil {
-			if err := n.accept.Close(); err != nil {
-				n.log.Error("removing the nftables table", "err", err)
-			}
-		}
-	})
-}
-
-// readLoop reads packets from one socket, decodes them and runs the
-// instance's state machine on them.
-func (n *Node) readLoop(s *sock) {
-	buf := make([]byte, 9000)
-	var d vrrp.Decoded // reused: decoding allocates nothing per packet
-	for {
-		p, err := s.conn.Read(buf)
-		if err != nil {
-			var rxe *vrrp.RxError
-			if errors.As(err, &rxe) {
-				n.rxError(nil, s, err, p.Rx)
-				continue
-			}
-			select {
-			case <-n.done:
-				return
-			default:
-			}
-			if s.closed.Load() {
-				return
-			}
-			n.log.Error("VRRP socket read failed", "device", s.ifname, "err", err)
-			time.Sleep(10 * time.Millisecond) // never spin on a persistent error
-			continue
-		}
-		if !n.handle(s, &d, p) {
-			return
-		}
-	}
-}
-
-// handle runs one packet through its instance. The instance table changes
-// on a reload: look up, decode and run the state machine under the lock.
-// It reports false once the node stops.
-func (n *Node) handle(s *sock, d *vrrp.Decoded, p vrrpnet.Packet) bool {
+// closeLB ends the balancer's context and releases a balancer that was
+// built but never run.
+func (n *Node) closeLB() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	defer safe.Recover(n.log, "vrrp_receive", n.fail)
-	if n.stopping {
-		return false
+	if n.stopLB != nil {
+		n.stopLB()
 	}
-	n.receive(s, d, p)
-	return true
-}
-
-// receive handles one packet from socket s. Called with n.mu held.
-func (n *Node) receive(s *sock, d *vrrp.Decoded, p vrrpnet.Packet) {
-	var in *instance
-	if len(p.Msg) >= 2 {
-		in = s.byVRID[p.Msg[1]]
-	}
-	prefer := vrrp.ChecksumPseudoHeader
-	if in != nil {
-		prefer = in.cfg.Checksum
-	}
-	err := vrrp.DecodeTo(d, p.Msg, p.Rx, prefer)
-	if err == nil && in == nil {
-		err = &vrrp.RxError{Reason: vrrp.ReasonVRID, Detail: fmt.Sprintf("no instance with VRID %d on %s", d.Advert.VRID, s.ifname)}
-	}
-	if err != nil {
-		n.rxError(in, s, err, p.Rx)
-		return
-	}
-	if d.AlternateForm {
-		n.metrics.AlternateForm.WithLabelValues(append(slices.Clone(in.labels), d.Form.String())...).Inc()
-	}
-	acts, err := in.core.Receive(rxTime(p.At, time.Now(), in.core.Status().MasterAdverInterval), *d, p.Rx)
-	if err != nil {
-		n.rxError(in, s, err, p.Rx)
-		return
-	}
-	in.received.Inc()
-	if d.Advert.Priority == vrrp.ResignPriority {
-		in.zeroReceived.Inc()
-	}
-	n.do(in, acts)
-	n.rearm()
-}
-
-// rxTime is when a packet counts as received for the VRRP timers. The
-// kernel's timestamp makes takeovers precise to the microsecond; but a
-// packet that waited in the socket longer than an advert interval means the
-// daemon was behind (stalled, starved), later adverts may be queued behind
-// it, and its kernel time could put the Master_Down_Timer in the past: the
-// next tick would take over for a moment before the queued adverts are read
-// (the fault suite's stalled master did so, with a stray NA). Such a packet
-// counts at its read time: never early, at worst one interval late.
-func rxTime(kernel, read time.Time, interval time.Duration) time.Time {
-	if interval > 0 && read.Sub(kernel) > interval {
-		return read
-	}
-	return kernel
-}
-
-func (n *Node) rxError(in *instance, s *sock, err error, rx vrrp.RxInfo) {
-	reason := "unknown"
-	var rxe *vrrp.RxError
-	if errors.As(err, &rxe) {
-		reason = rxe.Reason.String()
-	}
-	labels := []string{"", "", s.ifname, "ipv" + strconv.Itoa(s.family)}
-	if in != nil {
-		labels = slices.Clone(in.labels)
-	}
-	n.metrics.PacketErrors.WithLabelValues(append(labels, reason)...).Inc()
-	// RFC 9568 §7.1: log discards, rate-limited.
-	if n.limiter.allow("discarded VRRP packet", s.ifname+" "+reason+" "+rx.Src.String()) {
-		n.log.Warn("discarded VRRP packet", "device", s.ifname, "from", rx.Src, "reason", reason, "err", err)
-	}
-}
-
-// do carries out actions in order.
-func (n *Node) do(in *instance, acts []vrrp.Action) {
-	for _, a := range acts {
-		switch a := a.(type) {
-		case vrrp.SendAdvert:
-			n.send(in, a.Advert)
-		case vrrp.AddVIPs:
-			in.work.pushJob(jobMaster, func() { n.addVIPs(in) })
-		case vrrp.RemoveVIPs:
-			// Stop announcing now, from here: a burst in progress on the
-			// worker ends at its next message, and the removal is the
-			// worker's next job.
-			for _, da := range in.anns {
-				da.ann.Cancel()
-			}
-			in.work.pushJob(jobRelease, func() { n.removeVIPs(in) })
-		case vrrp.Announce:
-			if a.LowerPrio {
-				in.work.pushJob(jobLowerPrio, func() { n.announce(in, true) })
-			} else {
-				in.work.pushJob(jobMaster, func() { n.announce(in, false) })
-			}
-		case vrrp.StateChange:
-			n.stateChange(in, a)
-		case vrrp.Notice:
-			n.metrics.Notices.WithLabelValues(append(slices.Clone(in.labels), a.Reason.String())...).Inc()
-			if n.limiter.allow("advert differs from local configuration", in.cfg.Name+" "+a.Reason.String()+" "+a.From.String()) {
-				n.log.Warn("advert differs from local configuration", "vrrp_instance", in.cfg.Name,
-					"from", a.From, "reason", a.Reason.String(), "detail", a.Detail)
-			}
-		}
-	}
-}
-
-func (n *Node) send(in *instance, adv vrrp.Advert) {
-	for _, dst := range in.dsts {
-		b, err := adv.Marshal(in.src, dst, in.cfg.Checksum)
-		if err == nil {
-			err = in.sock.conn.Write(b, in.src, dst)
-		}
-		if err != nil {
-			n.metrics.SendErrors.WithLabelValues(in.labels...).Inc()
-			if n.limiter.allow("sending advert failed", in.cfg.Name+" "+dst.String()) {
-				n.log.Error("sending advert failed", "vrrp_instance", in.cfg.Name, "to", dst, "err", err)
-			}
-			continue
-		}
-		in.sent.Inc()
-		if adv.Priority == vrrp.ResignPriority {
-			in.zeroSent.Inc()
-		}
-	}
-}
-
-func (n *Node) addVIPs(in *instance) {
-	n.addVIPList(in, in.vips)
-	for _, a := range in.addrs {
-		n.metrics.VIPOwned.WithLabelValues(append(slices.Clone(in.labels), a.String())...).Set(1)
-	}
-}
-
-func (n *Node) removeVIPs(in *instance) {
-	for _, da := range in.anns {
-		da.ann.Cancel()
-	}
-	n.removeVIPList(in, in.vips)
-	for _, a := range in.addrs {
-		n.metrics.VIPOwned.WithLabelValues(append(slices.Clone(in.labels), a.String())...).Set(0)
-	}
-}
-
-func (n *Node) announce(in *instance, lowerPrio bool) {
-	if lowerPrio && in.cfg.GARP.LowerPrioRepeat == 0 {
-		return // garp lower_prio_repeat 0: no re-announcement (strict mode's default)
-	}
-	for _, da := range in.anns {
-		burst := da.ann.Burst
-		if lowerPrio {
-			burst = da.ann.BurstLowerPrio
-		}
-		// Every message is counted by the announcer's OnSent.
-		if _, err := burst(da.addrs); err != nil {
-			n.log.Error("gratuitous ARP / neighbour advertisement failed", "vrrp_instance", in.cfg.Name, "err", err)
-		}
-	}
-}
-
-func (n *Node) stateChange(in *instance, sc vrrp.StateChange) {
-	in.lastCause = sc.Cause
-	in.faultCause = ""
-	if sc.To == vrrp.StateFault {
-		in.faultCause = sc.Cause
-	}
-	m, l := n.metrics, in.labels
-	for _, st := range telemetry.VRRPStates {
-		m.State.WithLabelValues(append(slices.Clone(l), st)...).Set(b2f(st == sc.To.String()))
-	}
-	m.Transitions.WithLabelValues(append(slices.Clone(l), sc.From.String(), sc.To.String(), string(sc.Cause))...).Inc()
-	m.LastTransition.WithLabelValues(l...).Set(float64(sc.At.UnixNano()) / 1e9)
-	if sc.To == vrrp.StateMaster {
-		m.BecomeMaster.WithLabelValues(l...).Inc()
-	}
-	if sc.From == vrrp.StateMaster {
-		m.ReleaseMaster.WithLabelValues(l...).Inc()
-	}
-	st := in.core.Status()
-	m.Priority.WithLabelValues(l...).Set(float64(st.Priority))
-	m.MasterPriority.WithLabelValues(l...).Set(float64(st.MasterPriority))
-	m.AdvertInterval.WithLabelValues(l...).Set(st.MasterAdverInterval.Seconds())
-	attrs := []any{"vrrp_instance", in.cfg.Name, "vrid", in.cfg.VRID, "device", in.cfg.Interface,
-		"from", sc.From.String(), "to", sc.To.String(), "reason", string(sc.Cause), "priority", sc.Priority}
-	if sc.Master.IsValid() {
-		attrs = append(attrs, "master", sc.Master)
-	}
-	if sc.To == vrrp.StateBackup {
-		attrs = append(attrs, "master_down_interval", st.MasterDownInterval)
-	}
-	if sc.To == vrrp.StateFault && in.trackFault != "" && sc.Cause == vrrp.CauseTrackerFault {
-		attrs = append(attrs, "tracker", in.trackFault)
-	}
-	n.log.Info("vrrp state change", attrs...)
-	e := events.Event{Time: sc.At, Kind: events.KindInstance, Name: in.cfg.Name, From: sc.From.String(), To: sc.To.String(),
-		Reason: string(sc.Cause), Priority: int(sc.Priority), VRID: int(in.cfg.VRID), Interface: in.cfg.Interface, Master: sc.Master}
-	n.bus.Publish(e)
-	n.followSync(in, sc.To)
-	if in.group != nil {
-		n.syncGroup(in.group, in, sc.From.String(), sc.To.String(), sc.At)
+	if n.lb != nil && n.lbDone == nil {
+		n.lb.kernel.Close()
 	}
 }

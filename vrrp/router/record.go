@@ -1,4 +1,4 @@
-package node
+package router
 
 import (
 	"encoding/json"
@@ -170,7 +170,7 @@ func (r *hostRecord) saveLocked() {
 }
 
 // runningVIPs are the VIPs of every running instance, for the record.
-func (n *Node) runningVIPs() []vip.VIP {
+func (n *Router) runningVIPs() []vip.VIP {
 	var out []vip.VIP
 	for _, in := range n.insts {
 		out = append(out, in.vips...)
@@ -179,7 +179,7 @@ func (n *Node) runningVIPs() []vip.VIP {
 }
 
 // addVIPList adds VIPs for an instance.
-func (n *Node) addVIPList(in *instance, vs []vip.VIP) {
+func (n *Router) addVIPList(in *instance, vs []vip.VIP) {
 	if len(vs) == 0 {
 		return
 	}
@@ -189,7 +189,7 @@ func (n *Node) addVIPList(in *instance, vs []vip.VIP) {
 }
 
 // removeVIPList removes VIPs of an instance.
-func (n *Node) removeVIPList(in *instance, vs []vip.VIP) {
+func (n *Router) removeVIPList(in *instance, vs []vip.VIP) {
 	if len(vs) == 0 {
 		return
 	}

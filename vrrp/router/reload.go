@@ -1,4 +1,4 @@
-package node
+package router
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"vigil/config"
+	"vigil/lb"
 	"vigil/telemetry/events"
 	"vigil/vrrp"
 	"vigil/vrrp/policy"
@@ -21,7 +22,7 @@ import (
 
 // ensureVMAC creates (or adopts after a crash) the instance's macvlan with
 // the virtual MAC (keepalived use_vmac); created says it did not exist.
-func (n *Node) ensureVMAC(ic *config.Instance) (created bool, err error) {
+func (n *Router) ensureVMAC(ic *config.Instance) (created bool, err error) {
 	if err := n.openVMACs(); err != nil {
 		return false, err
 	}
@@ -35,7 +36,7 @@ func (n *Node) ensureVMAC(ic *config.Instance) (created bool, err error) {
 	return lerr != nil, nil
 }
 
-func (n *Node) openVMACs() error {
+func (n *Router) openVMACs() error {
 	if n.vmacs != nil {
 		return nil
 	}
@@ -49,7 +50,7 @@ func (n *Node) openVMACs() error {
 }
 
 // removeVMAC deletes a virtual MAC interface, logging a failure.
-func (n *Node) removeVMAC(name string) {
+func (n *Router) removeVMAC(name string) {
 	if n.vmacs == nil {
 		return
 	}
@@ -110,7 +111,7 @@ func diffVirtualServers(old, next []config.VirtualServer) VSChanges {
 
 // Unchanged is the report of a reload that finds the running
 // configuration's file as it was (same hash): everything unchanged.
-func (n *Node) Unchanged() ReloadReport {
+func (n *Router) Unchanged() ReloadReport {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	rep := ReloadReport{Hash: n.cfg.Hash}
@@ -138,7 +139,7 @@ func (n *Node) Unchanged() ReloadReport {
 // touched, and a failure there leaves the node exactly as it was, running
 // the previous configuration. Should something still fail while the change
 // is applied, the previous configuration is applied again.
-func (n *Node) Reload(next *config.Config) (ReloadReport, error) {
+func (n *Router) Reload(next *config.Config) (ReloadReport, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stopping {
@@ -176,7 +177,7 @@ type inPlace struct {
 
 // reload prepares next and, if that worked, applies it; committed says the
 // running node was changed. Called with n.mu held.
-func (n *Node) reload(next *config.Config) (rep ReloadReport, committed bool, err error) {
+func (n *Router) reload(next *config.Config) (rep ReloadReport, committed bool, err error) {
 	prev := n.cfg
 	ch := config.Diff(prev, next)
 	rep = ReloadReport{Hash: next.Hash}
@@ -264,9 +265,11 @@ func (n *Node) reload(next *config.Config) (rep ReloadReport, committed bool, er
 	// The load balancer's change is all or nothing by itself (its checks
 	// are built before anything is replaced): the last thing that may
 	// refuse the configuration.
-	if err := n.setLB(next); err != nil {
-		tp.abort()
-		return abort(err)
+	if n.hooks.Prepare != nil {
+		if err := n.hooks.Prepare(next); err != nil {
+			tp.abort()
+			return abort(err)
+		}
 	}
 
 	// Apply. Nothing below refuses the configuration. The new VIPs are
@@ -336,7 +339,7 @@ type kept struct {
 
 // removeInstance stops an instance (a master sends priority 0 and removes
 // its VIPs) and releases what only it used. Called with n.mu held.
-func (n *Node) removeInstance(in *instance, now time.Time, keep kept) {
+func (n *Router) removeInstance(in *instance, now time.Time, keep kept) {
 	n.do(in, in.core.Stop(now, vrrp.CauseConfigReload))
 	in.work.close()
 	closeAnnouncers(in.anns)
@@ -370,7 +373,7 @@ func (n *Node) removeInstance(in *instance, now time.Time, keep kept) {
 // prepareUpdate builds what an in-place update needs that can fail: the
 // new VIP list, checked against the protocol's limits, and new announcers
 // when the VIPs or the announcement settings change.
-func (n *Node) prepareUpdate(u *inPlace, p *pending) error {
+func (n *Router) prepareUpdate(u *inPlace, p *pending) error {
 	if u.change&(config.ChangeVIPs|config.ChangeGARP) == 0 {
 		return nil
 	}
@@ -393,7 +396,7 @@ func (n *Node) prepareUpdate(u *inPlace, p *pending) error {
 // commitUpdate applies an in-place update prepared by prepareUpdate: name,
 // VIPs, announcements, trackers, notify, sync group. The state machine
 // keeps its state and timers. Called with n.mu held.
-func (n *Node) commitUpdate(u *inPlace) {
+func (n *Router) commitUpdate(u *inPlace) {
 	in, ic, c, old := u.in, u.cfg, u.change, u.old
 	in.cfg = ic
 	if c&config.ChangeName != 0 {
@@ -480,7 +483,7 @@ func (tp *trackPlan) abort() {
 // prepareTracking builds the trackers of cfg for the instances that will
 // run (each with its new configuration) and opens a new notify FIFO.
 // Called with n.mu held, or before Run.
-func (n *Node) prepareTracking(cfg *config.Config, insts []planned) (*trackPlan, error) {
+func (n *Router) prepareTracking(cfg *config.Config, insts []planned) (*trackPlan, error) {
 	v := &cfg.VRRP
 	scripts := map[string]*config.Script{}
 	for i := range v.Scripts {
@@ -546,7 +549,7 @@ func (n *Node) prepareTracking(cfg *config.Config, insts []planned) (*trackPlan,
 // commitTracking makes the trackers, sync groups and notify sinks what tp
 // says, and re-evaluates the running instances. Called with n.mu held, or
 // before Run.
-func (n *Node) commitTracking(tp *trackPlan, now time.Time) {
+func (n *Router) commitTracking(tp *trackPlan, now time.Time) {
 	v := &tp.cfg.VRRP
 	for _, in := range n.insts {
 		in.tracks = tp.tracks[in]
@@ -587,7 +590,7 @@ func (n *Node) commitTracking(tp *trackPlan, now time.Time) {
 	for _, g := range n.groups {
 		nc.Groups[g.cfg.Name] = events.ScriptSpec(g.cfg.Notify)
 	}
-	nc.VirtualServers = lbScripts(tp.cfg.LB.VirtualServers)
+	nc.VirtualServers = LBNotifyScripts(tp.cfg.LB.VirtualServers)
 	n.notifier.Update(nc)
 	if tp.newFIFO {
 		if n.fifo != nil {
@@ -603,13 +606,13 @@ func (n *Node) commitTracking(tp *trackPlan, now time.Time) {
 }
 
 // sameTracker reports whether the running tracker k has t's spec.
-func (n *Node) sameTracker(k track.Key, t track.Tracker) bool {
+func (n *Router) sameTracker(k track.Key, t track.Tracker) bool {
 	cur, ok := n.tracker.Tracker(k.Kind, k.Name)
 	return ok && track.SameSpec(cur, t)
 }
 
 // setLinkState reads the instance interface's state for a new instance.
-func (n *Node) setLinkState(in *instance) {
+func (n *Router) setLinkState(in *instance) {
 	if in.cfg.DontTrackPrimary {
 		return
 	}
@@ -627,16 +630,16 @@ func (n *Node) setLinkState(in *instance) {
 	in.ifDown = !up
 }
 
-// lbScripts are the notify commands of the virtual servers and their real
+// LBNotifyScripts are the notify commands of the virtual servers and their real
 // servers, for the notifier.
-func lbScripts(vss []config.VirtualServer) map[string]events.LBScripts {
+func LBNotifyScripts(vss []config.VirtualServer) map[string]events.LBScripts {
 	out := map[string]events.LBScripts{}
 	for _, vs := range vss {
 		sc := events.LBScripts{QuorumUp: vs.Notify.QuorumUp, QuorumDown: vs.Notify.QuorumDown,
 			User: vs.Notify.User, Timeout: vs.Notify.Timeout, RealServers: map[string]events.RSScripts{}}
 		for i, rs := range vs.Reals {
 			if len(rs.NotifyUp) > 0 || len(rs.NotifyDown) > 0 {
-				sc.RealServers[kaRealServer(vs.Spec, vs.Spec.Reals[i].Key())] = events.RSScripts{Up: rs.NotifyUp, Down: rs.NotifyDown}
+				sc.RealServers[lb.KeepalivedRealServer(vs.Spec, vs.Spec.Reals[i].Key())] = events.RSScripts{Up: rs.NotifyUp, Down: rs.NotifyDown}
 			}
 		}
 		out[vs.Spec.Name] = sc

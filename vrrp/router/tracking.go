@@ -1,4 +1,4 @@
-package node
+package router
 
 import (
 	"context"
@@ -39,7 +39,7 @@ type group struct {
 // then the trackers, sync groups and notify settings of the configuration
 // (applyTracking, shared with reload). Called from build, after the
 // instances.
-func (n *Node) buildTracking() error {
+func (n *Router) buildTracking() error {
 	n.states = map[track.Key]track.Update{}
 	m, err := track.NewManager(n.log)
 	if err != nil {
@@ -60,7 +60,7 @@ func (n *Node) buildTracking() error {
 	return nil
 }
 
-func (n *Node) newTracker(k track.Key, scripts map[string]*config.Script, files map[string]*config.File, procs map[string]*config.Process) (track.Tracker, error) {
+func (n *Router) newTracker(k track.Key, scripts map[string]*config.Script, files map[string]*config.File, procs map[string]*config.Process) (track.Tracker, error) {
 	switch k.Kind {
 	case policy.KindInterface:
 		return track.NewInterface(track.InterfaceSpec{Name: k.Name}, n.log)
@@ -94,20 +94,21 @@ func (n *Node) newTracker(k track.Key, scripts map[string]*config.Script, files 
 		}
 		return track.NewProcess(spec, n.log)
 	case policy.KindVirtualServer:
-		return n.feeds.get(k.Name), nil
+		return n.feeds.Feed(k.Name), nil
 	}
 	return nil, fmt.Errorf("unknown tracker kind %q", k.Kind)
 }
 
-// vsFeeds are the trackers of virtual servers, by name: the load balancer
+// VSFeeds are the trackers of virtual servers, by name: the load balancer
 // sets their state, instances track them. A feed outlives reloads so the
 // load balancer's latest report is never lost between the two.
-type vsFeeds struct {
+type VSFeeds struct {
 	mu sync.Mutex
 	m  map[string]*track.Feed
 }
 
-func (f *vsFeeds) get(name string) *track.Feed {
+// Feed is the tracker of the virtual server name, made on first use.
+func (f *VSFeeds) Feed(name string) *track.Feed {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.m == nil {
@@ -123,11 +124,11 @@ func (f *vsFeeds) get(name string) *track.Feed {
 	return fd
 }
 
-// set reports a virtual server's quorum to the instances tracking it.
-func (f *vsFeeds) set(name string, up bool, detail string) { f.get(name).Set(up, detail) }
+// Set reports a virtual server's quorum to the instances tracking it.
+func (f *VSFeeds) Set(name string, up bool, detail string) { f.Feed(name).Set(up, detail) }
 
 // runTracking starts the trackers and applies their updates until ctx ends.
-func (n *Node) runTracking(ctx context.Context) {
+func (n *Router) runTracking(ctx context.Context) {
 	updates := make(chan track.Update, 16)
 	go func() {
 		if err := n.tracker.Run(ctx, updates); err != nil {
@@ -149,7 +150,7 @@ func (n *Node) runTracking(ctx context.Context) {
 }
 
 // trackerChanged applies one tracker update; false once the node stops.
-func (n *Node) trackerChanged(u track.Update) bool {
+func (n *Router) trackerChanged(u track.Update) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	defer safe.Recover(n.log, "tracking", n.fail)
@@ -177,7 +178,7 @@ func (n *Node) trackerChanged(u track.Update) bool {
 
 // evaluate recomputes the instance's effective priority and tracker fault
 // from the current tracker states. Called with n.mu held (or before Run).
-func (n *Node) evaluate(in *instance, now time.Time) {
+func (n *Router) evaluate(in *instance, now time.Time) {
 	if len(in.tracks) == 0 {
 		return
 	}
@@ -220,7 +221,7 @@ func (in *instance) ownFault() vrrp.Cause {
 
 // applyFault moves the instance into or out of FAULT from its own state and
 // its group's. Called with n.mu held (or before the instances run).
-func (n *Node) applyFault(in *instance, now time.Time) {
+func (n *Router) applyFault(in *instance, now time.Time) {
 	own := in.ownFault()
 	cause := own
 	if cause == "" && in.groupFault {
@@ -242,7 +243,7 @@ func (n *Node) applyFault(in *instance, now time.Time) {
 
 // syncGroup applies the moves that keep a sync group together after
 // changed went from one state to another.
-func (n *Node) syncGroup(g *group, changed *instance, from, to string, now time.Time) {
+func (n *Router) syncGroup(g *group, changed *instance, from, to string, now time.Time) {
 	members := make([]policy.Member, len(g.members))
 	for i, m := range g.members {
 		members[i] = policy.Member{Name: m.cfg.Name, State: m.core.State().String(), OwnFault: m.ownFault() != ""}
@@ -272,7 +273,7 @@ func (n *Node) syncGroup(g *group, changed *instance, from, to string, now time.
 
 // publishGroup publishes the group's state when it settles somewhere new:
 // fault if any member is in FAULT, else master or backup when all agree.
-func (n *Node) publishGroup(g *group, now time.Time) {
+func (n *Router) publishGroup(g *group, now time.Time) {
 	state, all := "", true
 	for _, m := range g.members {
 		s := m.core.State().String()
@@ -301,3 +302,11 @@ func (n *Node) publishGroup(g *group, now time.Time) {
 func trackKey(kind, name string) track.Key {
 	return track.Key{Kind: policy.Kind(kind), Name: name}
 }
+
+// Feeds are the virtual-server trackers: the load balancer reports each
+// virtual server's quorum through them.
+func (n *Router) Feeds() *VSFeeds { return &n.feeds }
+
+// Publish sends an event to the bus the router's notify scripts and FIFO
+// listen on (the load balancer's virtual and real server changes).
+func (n *Router) Publish(e events.Event) { n.bus.Publish(e) }

@@ -1,4 +1,4 @@
-package node
+package router
 
 import (
 	"cmp"
@@ -11,8 +11,8 @@ import (
 	"vigil/vrrp"
 )
 
-// Status is a snapshot of the running node, the document behind `vigil
-// status` and the admin API. Field names are the stable JSON keys.
+// Status is a snapshot of the running VRRP instances, the VRRP part of
+// `vigil status` and the admin API. Field names are the stable JSON keys.
 type Status struct {
 	Node       string           `json:"node"`
 	Version    string           `json:"version"`
@@ -21,9 +21,6 @@ type Status struct {
 	ConfigHash string           `json:"config_hash"`
 	StartedAt  time.Time        `json:"started_at"`
 	Instances  []InstanceStatus `json:"instances"`
-	// VirtualServers are the lb virtual servers with their real servers'
-	// health, in configuration order.
-	VirtualServers []VirtualServerStatus `json:"virtual_servers,omitempty"`
 }
 
 // InstanceStatus is one VRRP instance.
@@ -86,8 +83,8 @@ func (v VIPStatus) String() string {
 	return s
 }
 
-// Status returns a snapshot of the node. It is safe to call while Run runs.
-func (n *Node) Status() Status {
+// Status returns a snapshot of the instances. It is safe to call while Run runs.
+func (n *Router) Status() Status {
 	bi := buildinfo.Get()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -135,9 +132,6 @@ func (n *Node) Status() Status {
 		}
 		st.Instances = append(st.Instances, is)
 	}
-	if n.lb != nil {
-		st.VirtualServers = n.lb.status()
-	}
 	return st
 }
 
@@ -153,7 +147,7 @@ func addrStrings(as []netip.Addr) []string {
 // every packet, timer and reload takes, bounded by ctx. The systemd
 // watchdog pings only while it does, so a wedged loop gets the daemon
 // restarted instead of holding VIPs it no longer defends.
-func (n *Node) Alive(ctx context.Context) error {
+func (n *Router) Alive(ctx context.Context) error {
 	select {
 	case <-n.failed:
 		return n.failErr

@@ -1,4 +1,4 @@
-package node
+package router
 
 import (
 	"errors"
@@ -35,7 +35,7 @@ func newPending() *pending {
 }
 
 // abort closes what the preparation opened and removes what it created.
-func (p *pending) abort(n *Node) {
+func (p *pending) abort(n *Router) {
 	for _, in := range p.insts {
 		closeAnnouncers(in.anns)
 	}
@@ -58,7 +58,7 @@ func (p *pending) abort(n *Node) {
 // commitPending hands what p opened to the node and registers its
 // instances (not started). Called with n.mu held, or before Run. It cannot
 // fail.
-func (n *Node) commitPending(p *pending) {
+func (n *Router) commitPending(p *pending) {
 	for key, s := range p.socks {
 		n.socks[key] = s
 		n.conns = append(n.conns, s)
@@ -87,7 +87,7 @@ func (n *Node) commitPending(p *pending) {
 // family) opened, its source address read, its state machine and
 // announcers built. leaving are running instances the caller is about to
 // stop: their VRIDs are free for this one.
-func (n *Node) prepareInstance(ic *config.Instance, allVIPs []netip.Addr, primaries map[string]netip.Addr, p *pending, leaving map[*instance]bool) (*instance, error) {
+func (n *Router) prepareInstance(ic *config.Instance, allVIPs []netip.Addr, primaries map[string]netip.Addr, p *pending, leaving map[*instance]bool) (*instance, error) {
 	fail := func(err error) (*instance, error) { return nil, fmt.Errorf("instance %q: %w", ic.Name, err) }
 	if _, err := netlink.LinkByName(ic.Interface); err != nil {
 		return fail(fmt.Errorf("interface %q: %w", ic.Interface, err))
@@ -176,7 +176,7 @@ func srcDev(ic *config.Instance) string {
 // still tentative after the link came up) is no error: the instance waits
 // in FAULT for one (noSrc) and the address watcher gives it its address
 // (issue 11 item 3; keepalived waits too).
-func (n *Node) setSource(in *instance, allVIPs []netip.Addr, primaries map[string]netip.Addr) error {
+func (n *Router) setSource(in *instance, allVIPs []netip.Addr, primaries map[string]netip.Addr) error {
 	ic := in.cfg
 	if ic.Unicast != nil && ic.Unicast.Source.IsValid() {
 		in.src = ic.Unicast.Source

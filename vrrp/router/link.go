@@ -1,4 +1,4 @@
-package node
+package router
 
 import (
 	"errors"
@@ -28,7 +28,7 @@ func linkUp(flags uint32) bool {
 
 // initLinks reads the current state of every instance interface, so that
 // Start already knows which instances begin in FAULT. Called before Start.
-func (n *Node) initLinks() error {
+func (n *Router) initLinks() error {
 	seen := map[string]bool{}
 	for _, in := range n.insts {
 		if in.cfg.DontTrackPrimary {
@@ -52,7 +52,7 @@ func (n *Node) initLinks() error {
 }
 
 // watchLinks follows link changes until done is closed.
-func (n *Node) watchLinks() error {
+func (n *Router) watchLinks() error {
 	ch := make(chan netlink.LinkUpdate, 64)
 	err := netlink.LinkSubscribeWithOptions(ch, n.done, netlink.LinkSubscribeOptions{
 		ErrorCallback: func(err error) {
@@ -75,7 +75,7 @@ func (n *Node) watchLinks() error {
 }
 
 // linkChanged moves the instances on the interface into or out of FAULT.
-func (n *Node) linkChanged(name string, up bool) {
+func (n *Router) linkChanged(name string, up bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	defer safe.Recover(n.log, "link_watch", n.fail)
@@ -122,7 +122,7 @@ func linkIsUp(name string) (bool, error) {
 const addrRecheckDelay = 20 * time.Millisecond
 
 // watchAddrs follows address changes until done is closed.
-func (n *Node) watchAddrs() error {
+func (n *Router) watchAddrs() error {
 	ch := make(chan netlink.AddrUpdate, 64)
 	err := netlink.AddrSubscribeWithOptions(ch, n.done, netlink.AddrSubscribeOptions{
 		ErrorCallback: func(err error) {
@@ -165,7 +165,7 @@ func (n *Node) watchAddrs() error {
 
 // isVIP reports whether a is a VIP of the running configuration. Called
 // with n.mu held.
-func (n *Node) isVIP(a netip.Addr) bool {
+func (n *Router) isVIP(a netip.Addr) bool {
 	for _, in := range n.insts {
 		if slices.Contains(in.addrs, a) {
 			return true
@@ -177,7 +177,7 @@ func (n *Node) isVIP(a netip.Addr) bool {
 // recheckSources reads the source address of every instance that takes it
 // from its interface and applies what changed. The address dumps happen
 // without the lock, one per interface and family.
-func (n *Node) recheckSources() {
+func (n *Router) recheckSources() {
 	defer safe.Recover(n.log, "address_watch", n.fail)
 	type cand struct {
 		in  *instance
@@ -229,7 +229,7 @@ func (n *Node) recheckSources() {
 // running instance whose address changes goes through FAULT: the tie-break
 // compares the address, so it must not change under a running election.
 // Called with n.mu held.
-func (n *Node) applySource(in *instance, a netip.Addr, now time.Time) {
+func (n *Router) applySource(in *instance, a netip.Addr, now time.Time) {
 	switch {
 	case !a.IsValid() && in.noSrc, a.IsValid() && a == in.src && !in.noSrc:
 		return

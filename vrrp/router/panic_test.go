@@ -1,4 +1,4 @@
-package node
+package router
 
 import (
 	"log/slog"
@@ -22,7 +22,7 @@ import (
 func TestPacketPanicStopsTheNodeCleanly(t *testing.T) {
 	var logs testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	n := &Node{log: log, metrics: telemetry.NewRegistry().VRRP, limiter: newLogLimiter(log, time.Second),
+	n := &Router{log: log, metrics: telemetry.NewRegistry().VRRP, limiter: newLogLimiter(log, time.Second),
 		failed: make(chan struct{})}
 	in := &instance{cfg: &config.Instance{Name: "web", Checksum: vrrp.ChecksumPseudoHeader},
 		labels: []string{"web", "51", "eth0", "ipv4"}} // core is nil: Receive panics
