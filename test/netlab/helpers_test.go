@@ -3,6 +3,7 @@ package netlab
 import (
 	"fmt"
 	"os/exec"
+	"testing"
 
 	"vigil/internal/nslab"
 )
@@ -26,4 +27,14 @@ func ip(args ...string) ([]byte, error) {
 		return out, fmt.Errorf("ip %v: %w: %s", args, err, out)
 	}
 	return out, nil
+}
+
+// tagged is Tagged for the tests that build labs without NewForTest.
+func tagged(t *testing.T, prefix string) string {
+	t.Helper()
+	p, err := Tagged(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
