@@ -16,7 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"vigil/test/netlab"
+	"vigil/internal/nslab"
 	"vigil/vrrp"
 )
 
@@ -30,8 +30,8 @@ type demoNode struct {
 	Priority int
 	Interval time.Duration
 	addr     netip.Prefix
-	node     *netlab.Node
-	proc     *netlab.Process
+	node     *nslab.Node
+	proc     *nslab.Process
 }
 
 func newDemoCmd() *cobra.Command {
@@ -67,10 +67,15 @@ func runDemo(out io.Writer, interval time.Duration, keep bool) (err error) {
 	if err != nil {
 		return fmt.Errorf("finding the vigil binary: %w", err)
 	}
-	if err := netlab.Cleanup(demoPrefix); err != nil {
+	// Tagged as the test labs are, so a demo in one checkout leaves another's alone.
+	prefix, err := nslab.Tagged(demoPrefix)
+	if err != nil {
+		return err
+	}
+	if err := nslab.Cleanup(prefix); err != nil {
 		return fmt.Errorf("removing an earlier demo's namespaces: %w", err)
 	}
-	lab, err := netlab.New(demoPrefix)
+	lab, err := nslab.New(prefix)
 	if err != nil {
 		return err
 	}
@@ -100,7 +105,7 @@ func runDemo(out io.Writer, interval time.Duration, keep bool) (err error) {
 		}
 		fmt.Fprintf(out, "  %s  %-15s priority %d   (namespace %s, config %s)\n", d.Name, d.addr.Addr(), d.Priority, d.node.NS, path)
 	}
-	capture, err := lab.StartCapture(netlab.FilterVRRP)
+	capture, err := lab.StartCapture(nslab.FilterVRRP)
 	if err != nil {
 		return fmt.Errorf("starting the bridge capture (is tcpdump installed?): %w", err)
 	}
@@ -218,14 +223,14 @@ func demoWaitHolder(nodes []*demoNode, a netip.Addr, want string, timeout time.D
 
 // demoTakeover finds, on the bridge capture, the old master's last advert
 // (or its priority-0 advert) and the new master's first advert after since.
-func demoTakeover(c *netlab.Capture, old, new netip.Addr, since time.Time, zero bool) (time.Time, time.Time, error) {
+func demoTakeover(c *nslab.Capture, old, new netip.Addr, since time.Time, zero bool) (time.Time, time.Time, error) {
 	for range 100 {
 		frames, err := c.Frames()
 		if err != nil {
 			return time.Time{}, time.Time{}, err
 		}
 		var last, first time.Time
-		for _, f := range netlab.VRRPFrames(frames) {
+		for _, f := range nslab.VRRPFrames(frames) {
 			switch {
 			case f.Src == old && !zero && f.Time.Before(since):
 				last = f.Time

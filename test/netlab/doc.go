@@ -1,12 +1,10 @@
-// Package netlab builds small layer-2 labs out of Linux network namespaces for vigil's end-to-end
-// tests, keepalived interop tests, benchmarks and the `vigil demo` command.
+// Package netlab is the test harness around internal/nslab's network-namespace labs for vigil's
+// end-to-end tests, keepalived interop tests and benchmarks.
 //
-// A Lab is one Ethernet segment: a bridge "br0" in its own "switch" namespace ("<prefix>sw"), and N
-// nodes, each a namespace ("<prefix><name>") whose "eth0" (or the name NodeConfig.Dev gives) is a
-// veth whose other end ("<name>") is a port of the bridge. Nothing is created in the root
-// namespace. The bridge runs without STP, with forward delay 0 and multicast snooping off, so VRRP
-// multicast floods to every node; IPv6 is off in the switch namespace so the switch itself adds no
-// traffic to the segment.
+// It re-exports the lab (Lab, Node, Process, Capture, VRRPFrames, ...; see internal/nslab for the
+// segment a lab builds) and adds what only tests need: Require, which gates the root-only tiers on
+// VIGIL_NETNS=1, and NewForTest, which removes an earlier crashed run's leftovers, builds a lab
+// with the VIGIL_LAB_TAG-tagged prefix and closes it when the test ends.
 //
 // Typical use in a root-only test:
 //
@@ -23,14 +21,6 @@
 // $VIGIL_UNIT, and applied with setpriv), so the unit and the features it must allow cannot
 // drift apart unnoticed; StartOptions.FullPrivileges opts out.
 //
-// Everything a lab creates is removed by Lab.Close (idempotent), also when processes refuse to die;
-// Cleanup removes what a crashed run with the same prefix left behind. Prefixes must therefore be
-// unique among labs that may exist at the same time (one per test package is the convention), and a
-// prefix must not be the beginning of another package's prefix.
-//
-// Addresses are restricted to the documentation ranges (192.0.2.0/24, 198.51.100.0/24,
-// 203.0.113.0/24, 2001:db8::/32) and IPv6 link-local addresses.
-//
-// ReadPcap and VRRPFrames need no privileges; everything else needs root and iproute2 (tcpdump for
-// captures).
+// One prefix per test package is the convention: Cleanup goes by prefix, and a prefix must not be
+// the beginning of another package's prefix.
 package netlab

@@ -61,12 +61,12 @@ func ping(n *Node, dst string, wait string) error {
 func TestLabNodesAndPing(t *testing.T) {
 	lab, a, b := twoNodes(t)
 
-	names, err := Namespaces(testPrefix)
+	names, err := Namespaces(lab.Prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(names)
-	if want := []string{"vgnla", "vgnlb", "vgnlsw"}; !slices.Equal(names, want) {
+	if want := []string{lab.Prefix + "a", lab.Prefix + "b", lab.Prefix + "sw"}; !slices.Equal(names, want) {
 		t.Errorf("namespaces %v, want %v", names, want)
 	}
 	if lab.Node("a") != a || lab.Node("b") != b || lab.Node("c") != nil || len(lab.Nodes()) != 2 {
@@ -560,10 +560,11 @@ func alive(pid int) bool {
 
 func TestCloseRemovesEverything(t *testing.T) {
 	Require(t)
-	if err := Cleanup(testPrefix); err != nil {
+	prefix := tagged(t, testPrefix)
+	if err := Cleanup(prefix); err != nil {
 		t.Fatal(err)
 	}
-	lab, err := New(testPrefix)
+	lab, err := New(prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -617,11 +618,11 @@ func TestCloseRemovesEverything(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Close took %v", d)
 	}
-	if names, err := Namespaces(testPrefix); err != nil || len(names) != 0 {
+	if names, err := Namespaces(prefix); err != nil || len(names) != 0 {
 		t.Errorf("namespaces after Close: %v, %v", names, err)
 	}
 	out, err := ip("netns", "list")
-	if err != nil || strings.Contains(string(out), testPrefix) {
+	if err != nil || strings.Contains(string(out), prefix) {
 		t.Errorf("`ip netns list` after Close: %q, %v", out, err)
 	}
 	for _, pid := range pids {
@@ -651,7 +652,7 @@ func TestCloseRemovesEverything(t *testing.T) {
 
 func TestCleanupLeftovers(t *testing.T) {
 	Require(t)
-	const prefix = "vgnc"
+	prefix := tagged(t, "vgnc")
 	if err := Cleanup(prefix); err != nil {
 		t.Fatal(err)
 	}
@@ -698,14 +699,14 @@ func TestCleanupLeftovers(t *testing.T) {
 func TestAddNodeLeavesForeignNamespace(t *testing.T) {
 	lab := NewForTest(t, testPrefix)
 	// A namespace the lab did not create, in the way of node z.
-	if _, err := ip("netns", "add", testPrefix+"z"); err != nil {
+	if _, err := ip("netns", "add", lab.Prefix+"z"); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _, _ = ip("netns", "delete", testPrefix+"z") }()
+	defer func() { _, _ = ip("netns", "delete", lab.Prefix+"z") }()
 	if _, err := lab.AddNode("z", addrA4); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("AddNode over an existing namespace: %v", err)
 	}
-	if !nsExists(testPrefix + "z") {
+	if !nsExists(lab.Prefix + "z") {
 		t.Error("the failed AddNode deleted a namespace it did not create")
 	}
 	if lab.Node("z") != nil {
@@ -716,7 +717,7 @@ func TestAddNodeLeavesForeignNamespace(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "node y") || !strings.Contains(err.Error(), "already assigned") {
 		t.Errorf("AddNode with a duplicate address: %v", err)
 	}
-	if nsExists(testPrefix+"y") || lab.Node("y") != nil {
+	if nsExists(lab.Prefix+"y") || lab.Node("y") != nil {
 		t.Error("failed node y left behind")
 	}
 	if _, err := lab.AddNode("y", addrA4); err != nil {
@@ -725,7 +726,7 @@ func TestAddNodeLeavesForeignNamespace(t *testing.T) {
 	if err := lab.Close(); err != nil {
 		t.Error(err)
 	}
-	if !nsExists(testPrefix + "z") {
+	if !nsExists(lab.Prefix + "z") {
 		t.Error("Close deleted a namespace the lab did not create")
 	}
 }

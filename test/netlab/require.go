@@ -1,7 +1,6 @@
 package netlab
 
 import (
-	"fmt"
 	"os"
 )
 
@@ -12,13 +11,8 @@ const EnvNetNS = "VIGIL_NETNS"
 // privileges.
 const EnvInVM = "VIGIL_IN_VM"
 
-// EnvLabTag, when set to one lowercase letter, is put in front of every NewForTest prefix, so
-// two checkouts can run the same namespace tests at the same time without removing each other's
-// labs (Cleanup goes by prefix).
-const EnvLabTag = "VIGIL_LAB_TAG"
-
-// TB is the part of testing.TB the test helpers use (a *testing.T or *testing.B fits); it keeps
-// the package free of the testing package, so `vigil demo` can import it.
+// TB is the part of testing.TB the test helpers use (a *testing.T or *testing.B fits); unlike
+// testing.TB it can be faked, so Require's own test can watch it skip.
 type TB interface {
 	Helper()
 	Skip(args ...any)
@@ -85,7 +79,7 @@ func NewForTest(t TB, prefix string) *Lab {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, p := range l.Processes() {
-				t.Logf("netlab: log of %s %v (pid %d) on node %s:\n%s", p.Name, p.Args, p.Pid(), p.node.Name, p.logTail(16<<10))
+				t.Logf("netlab: log of %s %v (pid %d) on node %s:\n%s", p.Name, p.Args, p.Pid(), p.Node().Name, p.LogTail(16<<10))
 			}
 			l.KeepFiles = true
 			t.Logf("netlab: keeping lab directory %s", l.Dir())
@@ -95,18 +89,4 @@ func NewForTest(t TB, prefix string) *Lab {
 		}
 	})
 	return l
-}
-
-// Tagged returns prefix with the letter of VIGIL_LAB_TAG in front, as NewForTest uses it; a
-// package that calls Cleanup itself must pass its prefix through Tagged too, or a tagged run would
-// remove an untagged run's labs.
-func Tagged(prefix string) (string, error) {
-	tag := os.Getenv(EnvLabTag)
-	if tag == "" {
-		return prefix, nil
-	}
-	if len(tag) != 1 || tag[0] < 'a' || tag[0] > 'z' {
-		return "", fmt.Errorf("netlab: %s=%q: want one lowercase letter", EnvLabTag, tag)
-	}
-	return tag + prefix, nil
 }

@@ -19,18 +19,6 @@ const EnvUnit = "VIGIL_UNIT"
 // unitPath is the shipped unit, relative to the module root.
 const unitPath = "deploy/systemd/vigil.service"
 
-// Privileges are the capabilities a systemd unit gives a service that runs as root (no User=),
-// and setpriv reproduces them: CapabilityBoundingSet= is the bounding set, AmbientCapabilities=
-// the inheritable and ambient sets, NoNewPrivileges= the no_new_privs bit. After execve, root's
-// permitted and effective sets are the bounding set, as under systemd. The names are lowercase
-// without "cap_" (setpriv's spelling).
-type Privileges struct {
-	Unit            string // the file they were read from
-	Bounding        []string
-	Ambient         []string
-	NoNewPrivileges bool
-}
-
 // UnitPrivileges reads the privileges of $VIGIL_UNIT, or of deploy/systemd/vigil.service found
 // by walking up from the working directory to the module root (go.mod).
 func UnitPrivileges() (*Privileges, error) {
@@ -159,23 +147,6 @@ func parseUnit(r io.Reader) (*Privileges, error) {
 	return p, nil
 }
 
-// SetprivArgs are setpriv's options (without the command) that give a process started as root
-// these privileges.
-func (p *Privileges) SetprivArgs() []string {
-	list := func(caps []string) string {
-		s := "-all"
-		for _, c := range caps {
-			s += ",+" + c
-		}
-		return s
-	}
-	args := []string{"--bounding-set=" + list(p.Bounding), "--inh-caps=" + list(p.Ambient), "--ambient-caps=" + list(p.Ambient)}
-	if p.NoNewPrivileges {
-		args = append(args, "--no-new-privs")
-	}
-	return args
-}
-
 // CapMask is caps as /proc/PID/status prints a set (CapBnd, CapEff...).
 func CapMask(caps []string) (uint64, error) {
 	var m uint64
@@ -199,9 +170,4 @@ var capNumbers = map[string]uint{
 	"sys_tty_config": 26, "mknod": 27, "lease": 28, "audit_write": 29, "audit_control": 30,
 	"setfcap": 31, "mac_override": 32, "mac_admin": 33, "syslog": 34, "wake_alarm": 35,
 	"block_suspend": 36, "audit_read": 37, "perfmon": 38, "bpf": 39, "checkpoint_restore": 40,
-}
-
-// isVigilDaemon tells a `vigil run` command line apart from the other programs labs start.
-func isVigilDaemon(name string, args []string) bool {
-	return filepath.Base(name) == "vigil" && len(args) > 0 && args[0] == "run"
 }

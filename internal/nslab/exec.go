@@ -1,4 +1,4 @@
-package netlab
+package nslab
 
 import (
 	"bytes"
@@ -176,8 +176,8 @@ func batch(cmds [][]string) string {
 	return b.String()
 }
 
-// poll calls cond every interval until it returns true or an error, or timeout passes.
-func poll(timeout, interval time.Duration, cond func() (bool, error)) error {
+// Poll calls cond every interval until it returns true or an error, or timeout passes.
+func Poll(timeout, interval time.Duration, cond func() (bool, error)) error {
 	deadline := time.Now().Add(timeout)
 	var lastErr error
 	for {

@@ -1,4 +1,4 @@
-package netlab
+package nslab
 
 import (
 	"errors"
@@ -22,11 +22,11 @@ const killWait = 5 * time.Second
 
 // StartOptions are optional settings for Node.StartWith.
 type StartOptions struct {
-	// Env is added to the test process's environment ("KEY=value").
+	// Env is added to the starting process's environment ("KEY=value").
 	Env []string
 	// Dir is the working directory (default: the lab's directory).
 	Dir string
-	// FullPrivileges starts a vigil daemon with the test's own privileges (root's) instead of
+	// FullPrivileges starts a vigil daemon with the starting process's own privileges (root's) instead of
 	// the lab's daemon privileges (see Lab.SetDaemonPrivileges).
 	FullPrivileges bool
 }
@@ -55,7 +55,7 @@ func (n *Node) Start(name string, args ...string) (*Process, error) {
 
 // StartWith is Start with options. A `vigil run` command (a program named vigil, first
 // argument run) runs under the lab's daemon privileges when it has some: test labs give it the
-// systemd unit's (see NewForTest), through setpriv, unless opts.FullPrivileges.
+// systemd unit's (see test/netlab.NewForTest), through setpriv, unless opts.FullPrivileges.
 func (n *Node) StartWith(opts StartOptions, name string, args ...string) (*Process, error) {
 	l := n.lab
 	if l.isClosed() {
@@ -223,8 +223,8 @@ func (p *Process) LogLines(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// logTail returns at most max bytes from the end of the log, starting at a line boundary.
-func (p *Process) logTail(max int) string {
+// LogTail returns at most max bytes from the end of the log, starting at a line boundary.
+func (p *Process) LogTail(max int) string {
 	s := p.Log()
 	if len(s) <= max {
 		return s

@@ -1,4 +1,4 @@
-package netlab
+package nslab
 
 import (
 	"context"
@@ -154,7 +154,7 @@ func (n *Node) HasAddr(dev string, a netip.Addr) (bool, error) {
 // WaitAddr waits until address a is on dev (present) or gone from it (!present), polling every
 // 10 ms for at most timeout.
 func (n *Node) WaitAddr(dev string, a netip.Addr, present bool, timeout time.Duration) error {
-	err := poll(timeout, 10*time.Millisecond, func() (bool, error) {
+	err := Poll(timeout, 10*time.Millisecond, func() (bool, error) {
 		has, err := n.HasAddr(dev, a)
 		return has == present, err
 	})

@@ -1,4 +1,4 @@
-package netlab
+package nslab
 
 import (
 	"bytes"
@@ -357,42 +357,4 @@ func TestExecCmdStdoutOnly(t *testing.T) {
 	if !errors.As(err, &ce) || string(ce.Output) != "out\nerr\n" || !strings.Contains(err.Error(), "exit status 3") {
 		t.Errorf("failure: %v, want a *CmdError with both outputs and the status", err)
 	}
-}
-
-// fakeTB records what Require does.
-type fakeTB struct {
-	skipped, fatal bool
-	msg            string
-}
-
-func (f *fakeTB) Helper() {}
-func (f *fakeTB) Skip(args ...any) {
-	f.skipped = true
-	f.msg = toString(args)
-}
-func (f *fakeTB) Fatalf(format string, args ...any) { f.fatal = true; f.msg = format }
-func (f *fakeTB) Errorf(format string, args ...any) {}
-func (f *fakeTB) Logf(format string, args ...any)   {}
-func (f *fakeTB) Cleanup(func())                    {}
-func (f *fakeTB) Failed() bool                      { return f.fatal }
-
-func toString(args []any) string {
-	var b strings.Builder
-	for _, a := range args {
-		if s, ok := a.(string); ok {
-			b.WriteString(s)
-		}
-	}
-	return b.String()
-}
-
-func TestRequireSkipsWithoutEnv(t *testing.T) {
-	t.Setenv(EnvNetNS, "")
-	f := &fakeTB{}
-	Require(f)
-	if !f.skipped || f.fatal || !strings.Contains(f.msg, "VIGIL_NETNS=1") {
-		t.Errorf("Require without %s: skipped %v fatal %v msg %q", EnvNetNS, f.skipped, f.fatal, f.msg)
-	}
-	var _ TB = t // a *testing.T is a TB
-	var _ TB = (testing.TB)(nil)
 }

@@ -1,4 +1,4 @@
-package netlab
+package nslab
 
 import (
 	"context"
@@ -113,7 +113,8 @@ func New(prefix string) (*Lab, error) {
 }
 
 // SetDaemonPrivileges makes the vigil daemons started on the lab's nodes from now on run with p
-// (nil: with the privileges of the process starting them). NewForTest sets the systemd unit's.
+// (nil: with the privileges of the process starting them). test/netlab.NewForTest sets the systemd
+// unit's.
 func (l *Lab) SetDaemonPrivileges(p *Privileges) {
 	l.mu.Lock()
 	l.daemonPriv = p
@@ -158,7 +159,7 @@ func (l *Lab) addNamespace(ns string) error {
 	if closed {
 		return ErrClosed
 	}
-	if nsExists(ns) {
+	if NamespaceExists(ns) {
 		return fmt.Errorf("netlab: namespace %s already exists (leftover of a crashed run? netlab.Cleanup(%q) removes it)", ns, l.Prefix)
 	}
 	if _, err := ip("netns", "add", ns); err != nil {
@@ -285,7 +286,7 @@ func (l *Lab) setupNode(n *Node, cfg NodeConfig) error {
 	}, cmds); err != nil {
 		return fail("set up lo and "+n.Dev, err)
 	}
-	if err := poll(5*time.Second, 10*time.Millisecond, func() (bool, error) {
+	if err := Poll(5*time.Second, 10*time.Millisecond, func() (bool, error) {
 		_, err := n.LinkLocal(n.Dev)
 		return err == nil, err
 	}); err != nil {
@@ -429,13 +430,14 @@ func (l *Lab) removeNamespace(ns string) error {
 	return err
 }
 
-func nsExists(ns string) bool {
+// NamespaceExists reports whether the named namespace ns exists.
+func NamespaceExists(ns string) bool {
 	_, err := os.Lstat(filepath.Join(netnsDir, ns))
 	return err == nil
 }
 
-// nsPids lists the processes in namespace ns (`ip netns pids`).
-func nsPids(ns string) ([]int, error) {
+// NamespacePids lists the processes in namespace ns (`ip netns pids`), leaving out this process.
+func NamespacePids(ns string) ([]int, error) {
 	out, err := ip("netns", "pids", ns)
 	if err != nil {
 		return nil, err
@@ -456,12 +458,12 @@ func nsPids(ns string) ([]int, error) {
 // deleteNamespace SIGKILLs the processes left in ns, waits briefly for them to go, and deletes
 // the namespace.
 func deleteNamespace(ns string) error {
-	if !nsExists(ns) {
+	if !NamespaceExists(ns) {
 		return nil
 	}
 	var errs []error
-	err := poll(3*time.Second, 20*time.Millisecond, func() (bool, error) {
-		pids, err := nsPids(ns)
+	err := Poll(3*time.Second, 20*time.Millisecond, func() (bool, error) {
+		pids, err := NamespacePids(ns)
 		if err != nil {
 			return false, err
 		}
@@ -474,7 +476,7 @@ func deleteNamespace(ns string) error {
 		// Delete it anyway: the name goes, the namespace dies with its last process.
 		errs = append(errs, fmt.Errorf("netlab: kill processes in namespace %s: %w", ns, err))
 	}
-	if _, err := ip("netns", "delete", ns); err != nil && nsExists(ns) {
+	if _, err := ip("netns", "delete", ns); err != nil && NamespaceExists(ns) {
 		errs = append(errs, fmt.Errorf("netlab: delete namespace %s: %w", ns, err))
 	}
 	return errors.Join(errs...)
