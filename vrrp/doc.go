@@ -4,7 +4,8 @@
 // and the Instance state machine of §6.4.
 //
 // Nothing here does I/O, starts goroutines or reads the clock: inputs carry
-// the time and return Actions that the driver (package vrrp/vrrpnet) carries
-// out in order. This is the etcd-io/raft shape, and it is what lets the tests
-// check every RFC rule deterministically.
+// the time and return Actions that the driver (package vrrp/router, its
+// sockets in vrrp/vrrpnet) carries out in order. This is the etcd-io/raft
+// shape, and it is what lets the tests check every RFC rule
+// deterministically.
 package vrrp
