@@ -25,6 +25,7 @@ import (
 
 	"vigil/internal/safe"
 	"vigil/config"
+	"vigil/lb/balancer"
 	"vigil/node/events"
 	"vigil/node/track"
 	"vigil/telemetry"
@@ -86,7 +87,7 @@ type Node struct {
 
 	// The load balancer: nil until a config has virtual servers. It runs
 	// under lbCtx, which ends after VRRP has shut down.
-	lb        *balancer
+	lb        *balancer.Balancer
 	lbMetrics *telemetry.LB
 	lbCtx     context.Context
 	lbDone    chan struct{}
@@ -669,7 +670,7 @@ func (n *Node) shutdown() {
 	bal, vss := n.lb, n.cfg.LB.VirtualServers
 	n.mu.Unlock()
 	if bal != nil {
-		bal.omega(vss)
+		bal.Omega(vss)
 	}
 	// Let the stop notifications (scripts, FIFO) go out.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -703,7 +704,7 @@ func (n *Node) close() {
 		n.bursts.stop()
 		n.limiter.stop()
 		if n.lb != nil && n.lbDone == nil { // built but never run
-			n.lb.kernel.Close()
+			n.lb.Close()
 		}
 		for _, in := range n.insts {
 			for _, da := range in.anns {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"vigil/config"
+	"vigil/lb/balancer"
 	"vigil/node/events"
 	"vigil/node/policy"
 	"vigil/node/track"
@@ -636,7 +637,7 @@ func lbScripts(vss []config.VirtualServer) map[string]events.LBScripts {
 			User: vs.Notify.User, Timeout: vs.Notify.Timeout, RealServers: map[string]events.RSScripts{}}
 		for i, rs := range vs.Reals {
 			if len(rs.NotifyUp) > 0 || len(rs.NotifyDown) > 0 {
-				sc.RealServers[kaRealServer(vs.Spec, vs.Spec.Reals[i].Key())] = events.RSScripts{Up: rs.NotifyUp, Down: rs.NotifyDown}
+				sc.RealServers[balancer.RealServerName(vs.Spec, vs.Spec.Reals[i].Key())] = events.RSScripts{Up: rs.NotifyUp, Down: rs.NotifyDown}
 			}
 		}
 		out[vs.Spec.Name] = sc

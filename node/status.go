@@ -136,7 +136,7 @@ func (n *Node) Status() Status {
 		st.Instances = append(st.Instances, is)
 	}
 	if n.lb != nil {
-		st.VirtualServers = n.lb.status()
+		st.VirtualServers = n.lb.Status()
 	}
 	return st
 }

@@ -1,4 +1,4 @@
-package node
+package balancer
 
 import (
 	"encoding/json"
@@ -8,52 +8,14 @@ import (
 	"maps"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
-	"syscall"
 
+	"vigil/internal/statefile"
 	"vigil/lb"
 )
 
-// StateDir holds what vigil must remember across a restart but not a
-// reboot (the kernel's IPVS table does not survive one either).
-const StateDir = "/run/vigil"
-
 // managedStateFile is where the balancer records the services it manages.
-func managedStateFile() string { return stateFile("ipvs-managed") }
-
-// stateFile names a record in StateDir. What vigil records (IPVS services,
-// addresses, interfaces) is per network namespace, so the file is too:
-// named by the namespace's inode.
-func stateFile(kind string) string {
-	var st syscall.Stat_t
-	if err := syscall.Stat("/proc/self/ns/net", &st); err != nil {
-		return filepath.Join(StateDir, kind+".json")
-	}
-	return filepath.Join(StateDir, fmt.Sprintf("%s-netns%d.json", kind, st.Ino))
-}
-
-// writeStateFile writes data to path atomically (a crash leaves the old
-// file or the new one); nil data removes the file.
-func writeStateFile(path string, data []byte) error {
-	if data == nil {
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove %s: %w", path, err)
-		}
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s: %w", tmp, err)
-	}
-	return nil
-}
+func managedStateFile() string { return statefile.Path("ipvs-managed") }
 
 // managedRecord is the file's format.
 type managedRecord struct {
@@ -98,7 +60,7 @@ func loadManaged(path string) (map[lb.ServiceKey]bool, error) {
 // saveManaged writes the set atomically; an empty set removes the file.
 func saveManaged(path string, set map[lb.ServiceKey]bool) error {
 	if len(set) == 0 {
-		return writeStateFile(path, nil)
+		return statefile.Write(path, nil)
 	}
 	keys := slices.SortedFunc(maps.Keys(set), lb.CompareServiceKeys)
 	rec := managedRecord{Version: 1, Services: make([]managedKey, 0, len(keys))}
@@ -109,5 +71,5 @@ func saveManaged(path string, set map[lb.ServiceKey]bool) error {
 	if err != nil {
 		return fmt.Errorf("encode managed services: %w", err)
 	}
-	return writeStateFile(path, append(data, '\n'))
+	return statefile.Write(path, append(data, '\n'))
 }

@@ -1,4 +1,4 @@
-package node
+package balancer
 
 import (
 	"context"
@@ -16,11 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"vigil/config"
 	"vigil/lb"
 	"vigil/lb/check"
 	"vigil/lb/ipvsnet"
-	"vigil/config"
 	"vigil/node/events"
+	"vigil/node/policy"
 	"vigil/node/track"
 	"vigil/telemetry"
 )
@@ -136,17 +137,17 @@ func (k *memKernel) dests(key lb.ServiceKey) string {
 }
 
 // testBalancer is a balancer on kernel k with metrics m, logging nowhere.
-func testBalancer(k ipvsKernel, m *telemetry.LB) *balancer {
-	return newBalancer(slog.New(slog.DiscardHandler), k, &vsFeeds{}, m)
+func testBalancer(k ipvsKernel, m *telemetry.LB) *Balancer {
+	return newBalancer(Config{Log: slog.New(slog.DiscardHandler), Metrics: m}, k)
 }
 
 // runBalancer runs b until the returned stop is called; stop fails the
 // test if run returned an error.
-func runBalancer(t *testing.T, b *balancer) (stop func()) {
+func runBalancer(t *testing.T, b *Balancer) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- b.run(ctx) }()
+	go func() { done <- b.Run(ctx) }()
 	return func() {
 		t.Helper()
 		cancel()
@@ -207,17 +208,23 @@ lb:
 	}
 	foreign := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.UDP, Addr: netip.MustParseAddr("203.0.113.7"), Port: 53}
 	k := &memKernel{t: lb.Table{foreign: {Service: lb.Service{Key: foreign, Scheduler: "rr"}.Normal(), Dests: map[lb.DestKey]lb.Dest{}}}}
-	var feeds vsFeeds
+	// The quorum reaches the VRRP tracker of the virtual server as node
+	// wires it: a feed per virtual server.
+	feed := track.NewFeed(policy.KindVirtualServer, "web", track.Update{Up: true, Detail: "not checked yet"})
+	quorum := func(vs string, up bool, detail string) {
+		if vs == "web" {
+			feed.Set(up, detail)
+		}
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	b := newBalancer(log, k, &feeds, telemetry.NewRegistry().LB)
-	if err := b.set(doc(true).LB); err != nil {
+	b := newBalancer(Config{Log: log, Metrics: telemetry.NewRegistry().LB, Quorum: quorum}, k)
+	if err := b.Set(doc(true).LB); err != nil {
 		t.Fatal(err)
 	}
 	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
 	api := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 443}
 
 	stop := runBalancer(t, b)
-	feed := feeds.get("web")
 	states := make(chan track.Update, 16)
 	fctx, fcancel := context.WithCancel(context.Background())
 	defer fcancel()
@@ -258,7 +265,7 @@ lb:
 	k.mu.Unlock()
 
 	// A reload without api removes it; the foreign service stays.
-	if err := b.set(doc(false).LB); err != nil {
+	if err := b.Set(doc(false).LB); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "api removed", func() bool { return k.dests(api) == "absent" })
@@ -277,7 +284,7 @@ lb:
 func TestBalancerSyncDaemon(t *testing.T) {
 	k := &memKernel{t: lb.Table{}}
 	b := testBalancer(k, telemetry.NewRegistry().LB)
-	if err := b.set(config.LB{SyncDaemon: &config.SyncDaemon{Interface: "eth0", Instance: "vip", SyncID: 51}}); err != nil {
+	if err := b.Set(config.LB{SyncDaemon: &config.SyncDaemon{Interface: "eth0", Instance: "vip", SyncID: 51}}); err != nil {
 		t.Fatal(err)
 	}
 	stop := runBalancer(t, b)
@@ -285,9 +292,9 @@ func TestBalancerSyncDaemon(t *testing.T) {
 		return func() bool { return fmt.Sprint(k.daemons()) == fmt.Sprint(want) }
 	}
 	waitFor(t, "backup daemon at start", is("backup eth0 51"))
-	b.setSyncRole(true)
+	b.SetSyncRole(true)
 	waitFor(t, "master daemon once master", is("master eth0 51"))
-	b.setSyncRole(false)
+	b.SetSyncRole(false)
 	waitFor(t, "backup daemon again", is("backup eth0 51"))
 	stop()
 	if d := k.daemons(); len(d) != 0 {
@@ -307,7 +314,7 @@ lb: {virtual_servers: [{name: web, address: "192.0.2.100:80", protocol: tcp, rea
 	k := &memKernel{t: lb.Table{}}
 	b := testBalancer(k, telemetry.NewRegistry().LB)
 	b.resync = 100 * time.Millisecond
-	if err := b.set(c.LB); err != nil {
+	if err := b.Set(c.LB); err != nil {
 		t.Fatal(err)
 	}
 	stop := runBalancer(t, b)
@@ -319,32 +326,6 @@ lb: {virtual_servers: [{name: web, address: "192.0.2.100:80", protocol: tcp, rea
 	k.mu.Unlock()
 	waitFor(t, "web restored by the resync", func() bool { return k.dests(web) == want })
 	stop()
-}
-
-// A reload reports virtual servers by name: added, removed, changed (any
-// field, checks included) and unchanged.
-func TestDiffVirtualServers(t *testing.T) {
-	parse := func(y string) []config.VirtualServer {
-		t.Helper()
-		c, err := config.Parse([]byte("node: {name: lb1}\nlb: {virtual_servers: [" + y + "]}\n"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c.LB.VirtualServers
-	}
-	a := `{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: "198.51.100.11"}]}`
-	b := `{name: b, address: "192.0.2.100:81", protocol: tcp, real_servers: [{address: "198.51.100.11"}]}`
-	b2 := `{name: b, address: "192.0.2.100:81", protocol: tcp, real_servers: [{address: "198.51.100.11", check: {type: tcp}}]}`
-	c := `{name: c, address: "192.0.2.100:82", protocol: tcp, real_servers: [{address: "198.51.100.11"}]}`
-	got := diffVirtualServers(parse(a+","+b), parse(a+","+b2+","+c))
-	want := VSChanges{Added: []string{"c"}, Changed: []string{"b"}, Unchanged: []string{"a"}}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("got %+v, want %+v", got, want)
-	}
-	got = diffVirtualServers(parse(a+","+b), parse(b))
-	if fmt.Sprint(got.Removed) != "[a]" || fmt.Sprint(got.Unchanged) != "[b]" {
-		t.Fatalf("removal: %+v", got)
-	}
 }
 
 // The managed set survives a restart: a run that keeps its table at stop
@@ -372,10 +353,9 @@ func TestBalancerRemembersAcrossRestart(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	run := func(c config.LB, until func() bool, what string) {
 		t.Helper()
-		var feeds vsFeeds
-		b := newBalancer(log, k, &feeds, telemetry.NewRegistry().LB)
+		b := newBalancer(Config{Log: log, Metrics: telemetry.NewRegistry().LB}, k)
 		b.remember(state)
-		if err := b.set(c); err != nil {
+		if err := b.Set(c); err != nil {
 			t.Fatal(err)
 		}
 		stop := runBalancer(t, b)
@@ -435,7 +415,7 @@ lb:
 	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
 	k := &memKernel{t: lb.Table{foreign: {Service: lb.Service{Key: foreign, Scheduler: "rr"}.Normal(), Dests: map[lb.DestKey]lb.Dest{}}}}
 	b := testBalancer(k, telemetry.NewRegistry().LB)
-	if err := b.set(c.LB); err != nil {
+	if err := b.Set(c.LB); err != nil {
 		t.Fatal(err)
 	}
 	stop := runBalancer(t, b)
@@ -484,14 +464,15 @@ lb:
 		t.Errorf("smtp: %+v", smtp)
 	}
 	b := testBalancer(&memKernel{t: lb.Table{}}, telemetry.NewRegistry().LB)
-	if err := b.set(c.LB); err != nil {
+	if err := b.Set(c.LB); err != nil {
 		t.Fatalf("lb/check refuses the mapped specs: %v", err)
 	}
 }
 
 // A real server going down and up, and the quorum it takes with it, reach
-// the event bus in keepalived's notation (notify scripts, the FIFO); the
-// configured notify commands reach the notifier by the same names.
+// the event bus in keepalived's notation (notify scripts, the FIFO); node's
+// TestLBScripts shows the configured notify commands reach the notifier by
+// the same names.
 func TestBalancerPublishesLBEvents(t *testing.T) {
 	r2 := flagFile(t, "r2")
 	c, err := config.Parse([]byte(fmt.Sprintf(`node: {name: lb1}
@@ -509,17 +490,11 @@ lb:
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := lbScripts(c.LB.VirtualServers)["web"]
-	if !slices.Equal(sc.QuorumUp, []string{"/bin/true"}) || !slices.Equal(sc.QuorumDown, []string{"/bin/echo", "down"}) || sc.Timeout != 2*time.Second ||
-		len(sc.RealServers) != 1 || !slices.Equal(sc.RealServers["[198.51.100.12]:tcp:8080"].Down, []string{"/bin/true"}) {
-		t.Fatalf("notify commands for the notifier: %+v", sc)
-	}
-
 	k := &memKernel{t: lb.Table{}}
 	b := testBalancer(k, telemetry.NewRegistry().LB)
 	ev := recordEvents(b)
 	seen := ev.lines
-	if err := b.set(c.LB); err != nil {
+	if err := b.Set(c.LB); err != nil {
 		t.Fatal(err)
 	}
 	stop := runBalancer(t, b)
@@ -560,7 +535,7 @@ lb:
 	reg := telemetry.NewRegistry()
 	k := &memKernel{t: lb.Table{}}
 	b := testBalancer(k, reg.LB)
-	if err := b.set(doc(`"192.0.2.100-102:80"`)); err != nil {
+	if err := b.Set(doc(`"192.0.2.100-102:80"`)); err != nil {
 		t.Fatal(err)
 	}
 	stop := runBalancer(t, b)
@@ -581,7 +556,7 @@ lb:
 	if q := series(t, reg, "vigil_virtual_server_quorum_up"); len(q) != 3 {
 		t.Errorf("quorum series: %v, want one per member", q)
 	}
-	if err := b.set(doc(`"192.0.2.100:80", "192.0.2.101:80"`)); err != nil {
+	if err := b.Set(doc(`"192.0.2.100:80", "192.0.2.101:80"`)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the dropped member removed", func() bool { return k.dests(key(102)) == "absent" })
@@ -589,7 +564,7 @@ lb:
 		t.Errorf("remaining members: %q %q", k.dests(key(100)), k.dests(key(101)))
 	}
 	waitFor(t, "the dropped member's quorum series gone", func() bool { return len(series(t, reg, "vigil_virtual_server_quorum_up")) == 2 })
-	if st := b.status(); len(st) != 1 || st[0].Service != "tcp 192.0.2.100:80, tcp 192.0.2.101:80" {
+	if st := b.Status(); len(st) != 1 || st[0].Service != "tcp 192.0.2.100:80, tcp 192.0.2.101:80" {
 		t.Errorf("status: %+v", st)
 	}
 	stop()
@@ -619,7 +594,7 @@ func TestBalancerIncrementalMatchesFull(t *testing.T) {
 	}
 	k := &memKernel{t: lb.Table{}}
 	b := testBalancer(k, telemetry.NewRegistry().LB)
-	if err := b.set(c.LB); err != nil {
+	if err := b.Set(c.LB); err != nil {
 		t.Fatal(err)
 	}
 	stop := runBalancer(t, b)
@@ -680,14 +655,14 @@ lb:
 	k := &memKernel{t: lb.Table{}}
 	b := testBalancer(k, telemetry.NewRegistry().LB)
 	ev := recordEvents(b)
-	if err := b.set(c.LB); err != nil {
+	if err := b.Set(c.LB); err != nil {
 		t.Fatal(err)
 	}
 	stop := runBalancer(t, b)
 	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
 	waitFor(t, "web without r2", func() bool { return k.dests(web) == "198.51.100.11:8080/1 " })
 	ev.reset()
-	b.omega(c.LB.VirtualServers)
+	b.Omega(c.LB.VirtualServers)
 	stop()
 	want := "RS [198.51.100.11]:tcp:8080 [192.0.2.100]:tcp:80 DOWN; VS [192.0.2.100]:tcp:80 DOWN"
 	if s := ev.lines(); s != want {
@@ -722,7 +697,7 @@ lb:
 			k := &memKernel{t: lb.Table{}}
 			b := testBalancer(k, telemetry.NewRegistry().LB)
 			ev := recordEvents(b)
-			if err := b.set(doc(init, "")); err != nil {
+			if err := b.Set(doc(init, "")); err != nil {
 				t.Fatal(err)
 			}
 			b.reconcile(true)
@@ -735,7 +710,7 @@ lb:
 				t.Errorf("at start: %q, want %q", got, want)
 			}
 			ev.reset()
-			if err := b.set(doc(init, "\n        - {address: \"198.51.100.13:8080\"}")); err != nil {
+			if err := b.Set(doc(init, "\n        - {address: \"198.51.100.13:8080\"}")); err != nil {
 				t.Fatal(err)
 			}
 			b.reconcile(false)
@@ -763,7 +738,7 @@ type eventRecorder struct {
 	got []string
 }
 
-func recordEvents(b *balancer) *eventRecorder {
+func recordEvents(b *Balancer) *eventRecorder {
 	r := &eventRecorder{}
 	b.publish = func(e events.Event) {
 		line, _ := events.KeepalivedLine(e)
