@@ -40,16 +40,9 @@ func TestDiffVirtualServers(t *testing.T) {
 // (keepalived's notation).
 func TestLBScripts(t *testing.T) {
 	c, err := config.Parse([]byte(`node: {name: lb1}
-lb:
-  virtual_servers:
-    - name: web
-      address: 192.0.2.100:80
-      protocol: tcp
-      quorum: 2
-      notify: {quorum_up: /bin/true, quorum_down: [/bin/echo, down], timeout: 2s}
-      real_servers:
-        - {address: "198.51.100.11:8080"}
-        - {address: "198.51.100.12:8080", notify_down: /bin/true, check: {type: file, file: /nonexistent, interval: 20ms, warmup: 0s, fall: 1}}
+lb: {virtual_servers: [{name: web, address: "192.0.2.100:80", protocol: tcp,
+  notify: {quorum_up: /bin/true, quorum_down: [/bin/echo, down], timeout: 2s},
+  real_servers: [{address: "198.51.100.11:8080"}, {address: "198.51.100.12:8080", notify_down: /bin/true}]}]}
 `))
 	if err != nil {
 		t.Fatal(err)

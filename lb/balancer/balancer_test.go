@@ -482,10 +482,9 @@ lb:
       address: 192.0.2.100:80
       protocol: tcp
       quorum: 2
-      notify: {quorum_up: /bin/true, quorum_down: [/bin/echo, down], timeout: 2s}
       real_servers:
         - {address: "198.51.100.11:8080"}
-        - {address: "198.51.100.12:8080", notify_down: /bin/true, check: {type: file, file: %q, interval: 20ms, warmup: 0s, fall: 1}}
+        - {address: "198.51.100.12:8080", check: {type: file, file: %q, interval: 20ms, warmup: 0s, fall: 1}}
 `, r2)))
 	if err != nil {
 		t.Fatal(err)

@@ -70,17 +70,8 @@ func (h *fakeHealth) set(vs, rs string, up bool, weight int) {
 // vigil status shows its verdict — all without a configured check.
 func TestBalancerOtherHealth(t *testing.T) {
 	c, err := config.Parse([]byte(`node: {name: lb1}
-lb:
-  virtual_servers:
-    - name: web
-      address: 192.0.2.100:80
-      protocol: tcp
-      scheduler: wrr
-      quorum: 2
-      real_servers:
-        - {address: "198.51.100.11:8080"}
-        - {address: "198.51.100.12:8080"}
-        - {address: "198.51.100.13:8080", inhibit_on_failure: true}
+lb: {virtual_servers: [{name: web, address: "192.0.2.100:80", protocol: tcp, scheduler: wrr, quorum: 2, real_servers: [
+  {address: "198.51.100.11:8080"}, {address: "198.51.100.12:8080"}, {address: "198.51.100.13:8080", inhibit_on_failure: true}]}]}
 `))
 	if err != nil {
 		t.Fatal(err)
