@@ -52,7 +52,7 @@ bench: deps build
 	set -o pipefail; VIGIL_NETNS=1 VIGIL_BENCH=1 VIGIL_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m -run 'LBBenchVM' -v ./test/vm/ | grep -v '^=== ' | tee -a bench.out
 	@echo "== desired-table diff (pure), parsing a 1,000 x 10 config, and health-check throughput on this host" | tee -a bench.out
 	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . ./lb/ | tee -a bench.out
-	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . -benchmem ./config/ ./node/ | tee -a bench.out
+	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . -benchmem ./config/ ./lb/balancer/ | tee -a bench.out
 	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . -benchtime 2s ./lb/check/ | tee -a bench.out
 
 fuzz:

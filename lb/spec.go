@@ -228,12 +228,3 @@ func (vs VirtualServer) Keys() []ServiceKey {
 	}
 	return keys
 }
-
-// Health is what the desired table needs to know about real servers: the
-// local checkers' view now, a fleet-wide view later. RealServer reports
-// whether a real server of the named virtual server is up and, when dynamic
-// is true, the weight a checker set for it (keepalived's misc_dynamic),
-// which replaces the configured one. A real server without checks is up.
-type Health interface {
-	RealServer(vs string, rs DestKey) (up bool, weight int, dynamic bool)
-}

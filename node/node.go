@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"vigil/config"
+	"vigil/lb/balancer"
 	"vigil/telemetry"
-	"vigil/vrrp"
 	"vigil/vrrp/router"
 )
 
@@ -28,7 +28,7 @@ type Node struct {
 	cfg *config.Config
 	// The load balancer: nil until a config has virtual servers. It runs
 	// under lbCtx, which ends after VRRP has shut down.
-	lb        *balancer
+	lb        *balancer.Balancer
 	lbMetrics *telemetry.LB
 	lbCtx     context.Context
 	stopLB    context.CancelFunc
@@ -129,56 +129,7 @@ func (n *Node) Status() Status {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.lb != nil {
-		st.VirtualServers = n.lb.status()
+		st.VirtualServers = n.lb.Status()
 	}
 	return st
-}
-
-// followSync tells the balancer when the sync daemon's instance enters or
-// leaves Master (router hook: the router's lock is held).
-func (n *Node) followSync(cfg *config.Config, instance string, to vrrp.State) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.lb == nil || cfg.LB.SyncDaemon == nil || cfg.LB.SyncDaemon.Instance != instance {
-		return
-	}
-	n.lb.setSyncRole(to == vrrp.StateMaster)
-}
-
-// omega makes the virtual servers with omega report themselves down
-// (router hook, at shutdown once the VIPs are released).
-func (n *Node) omega() {
-	n.mu.Lock()
-	bal, cfg := n.lb, n.cfg
-	n.mu.Unlock()
-	if bal != nil {
-		bal.omega(cfg.LB.VirtualServers)
-	}
-}
-
-// stopBalancer ends the balancer's run and waits for it (router hook, the
-// last step of a stop).
-func (n *Node) stopBalancer() {
-	n.mu.Lock()
-	stop, done := n.stopLB, n.lbDone
-	n.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-	if done != nil {
-		<-done
-	}
-}
-
-// closeLB ends the balancer's context and releases a balancer that was
-// built but never run.
-func (n *Node) closeLB() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.stopLB != nil {
-		n.stopLB()
-	}
-	if n.lb != nil && n.lbDone == nil {
-		n.lb.kernel.Close()
-	}
 }

@@ -4,9 +4,9 @@ import "vigil/lb"
 
 // View is the local health view: an [lb.Health] over one scheduler's
 // checks. A real server is up iff all its checks are up; one without checks
-// is up. A fleet-wide view (gossip) implements lb.Health too, fed from
-// [Scheduler.Statuses] and [Scheduler.Changes], and replaces View without
-// changes to the checkers or to lb.
+// is up. A fleet-wide view (gossip) implements lb.HealthSource too, fed
+// from [Scheduler.Statuses] and [Scheduler.Changes], and replaces View in
+// the balancer without changes to the checkers, to lb or to the balancer.
 type View struct{ s *Scheduler }
 
 var _ lb.Health = View{}

@@ -590,7 +590,7 @@ func (n *Router) commitTracking(tp *trackPlan, now time.Time) {
 	for _, g := range n.groups {
 		nc.Groups[g.cfg.Name] = events.ScriptSpec(g.cfg.Notify)
 	}
-	nc.VirtualServers = LBNotifyScripts(tp.cfg.LB.VirtualServers)
+	nc.VirtualServers = lbScripts(tp.cfg.LB.VirtualServers)
 	n.notifier.Update(nc)
 	if tp.newFIFO {
 		if n.fifo != nil {
@@ -630,9 +630,9 @@ func (n *Router) setLinkState(in *instance) {
 	in.ifDown = !up
 }
 
-// LBNotifyScripts are the notify commands of the virtual servers and their real
+// lbScripts are the notify commands of the virtual servers and their real
 // servers, for the notifier.
-func LBNotifyScripts(vss []config.VirtualServer) map[string]events.LBScripts {
+func lbScripts(vss []config.VirtualServer) map[string]events.LBScripts {
 	out := map[string]events.LBScripts{}
 	for _, vs := range vss {
 		sc := events.LBScripts{QuorumUp: vs.Notify.QuorumUp, QuorumDown: vs.Notify.QuorumDown,

@@ -2,7 +2,9 @@ package router
 
 import (
 	"fmt"
+	"slices"
 	"testing"
+	"time"
 
 	"vigil/config"
 )
@@ -30,5 +32,24 @@ func TestDiffVirtualServers(t *testing.T) {
 	got = diffVirtualServers(parse(a+","+b), parse(b))
 	if fmt.Sprint(got.Removed) != "[a]" || fmt.Sprint(got.Unchanged) != "[b]" {
 		t.Fatalf("removal: %+v", got)
+	}
+}
+
+// The configured notify commands of virtual and real servers reach the
+// notifier by the names the balancer publishes its events under
+// (keepalived's notation).
+func TestLBScripts(t *testing.T) {
+	c, err := config.Parse([]byte(`node: {name: lb1}
+lb: {virtual_servers: [{name: web, address: "192.0.2.100:80", protocol: tcp,
+  notify: {quorum_up: /bin/true, quorum_down: [/bin/echo, down], timeout: 2s},
+  real_servers: [{address: "198.51.100.11:8080"}, {address: "198.51.100.12:8080", notify_down: /bin/true}]}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := lbScripts(c.LB.VirtualServers)["web"]
+	if !slices.Equal(sc.QuorumUp, []string{"/bin/true"}) || !slices.Equal(sc.QuorumDown, []string{"/bin/echo", "down"}) || sc.Timeout != 2*time.Second ||
+		len(sc.RealServers) != 1 || !slices.Equal(sc.RealServers["[198.51.100.12]:tcp:8080"].Down, []string{"/bin/true"}) {
+		t.Fatalf("notify commands for the notifier: %+v", sc)
 	}
 }

@@ -1,4 +1,4 @@
-package node
+package balancer
 
 import (
 	"context"
@@ -60,7 +60,7 @@ func haSuspendAddrs(specs []lb.VirtualServer, on map[string]bool) map[string][]n
 
 // applySuspended gives the scheduler the virtual servers to suspend now,
 // logging each change; b.mu is held.
-func (b *balancer) applySuspended() {
+func (b *Balancer) applySuspended() {
 	next := suspendedVSs(b.haSuspend, b.local)
 	if maps.Equal(next, b.suspended) {
 		return
@@ -84,7 +84,7 @@ func (b *balancer) applySuspended() {
 // watchAddrs follows the host's addresses until ctx ends. A subscription
 // that fails or ends is made again a second later, listing the addresses
 // afresh (events may have been missed meanwhile).
-func (b *balancer) watchAddrs(ctx context.Context) {
+func (b *Balancer) watchAddrs(ctx context.Context) {
 	for {
 		b.followAddrs(ctx)
 		select {
@@ -97,7 +97,7 @@ func (b *balancer) watchAddrs(ctx context.Context) {
 
 // followAddrs is one netlink address subscription, until it ends or ctx
 // does.
-func (b *balancer) followAddrs(ctx context.Context) {
+func (b *Balancer) followAddrs(ctx context.Context) {
 	updates := make(chan netlink.AddrUpdate, 64)
 	done := make(chan struct{})
 	end := sync.OnceFunc(func() { close(done) }) // closes the subscription's socket

@@ -1,4 +1,4 @@
-package node
+package balancer
 
 import (
 	"fmt"
@@ -8,7 +8,6 @@ import (
 
 	"vigil/config"
 	"vigil/lb"
-	"vigil/lb/check"
 	"vigil/lb/ipvsnet"
 	"vigil/telemetry"
 )
@@ -55,10 +54,10 @@ func BenchmarkReconcileOneChange(b *testing.B) {
 	c1, c5 := parse(1), parse(5)
 	// cold is the start's first pass: the whole table added, and every
 	// series, quorum and feed created.
-	cold := func() (*balancer, *nullKernel) {
+	cold := func() (*Balancer, *nullKernel) {
 		k := &nullKernel{}
 		bal := testBalancer(k, telemetry.NewRegistry().LB)
-		if err := bal.set(c1); err != nil {
+		if err := bal.Set(c1); err != nil {
 			b.Fatal(err)
 		}
 		bal.reconcile(true)
@@ -78,7 +77,7 @@ func BenchmarkReconcileOneChange(b *testing.B) {
 	b.Run("reload", func(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
-			err := bal.set(cfgs[next])
+			err := bal.Set(cfgs[next])
 			next = 1 - next
 			if err != nil {
 				b.Fatal(err)
@@ -100,7 +99,7 @@ func BenchmarkReconcileOneChange(b *testing.B) {
 		bal.mu.Lock()
 		specs, byName, q, managed := bal.specs, bal.byName, bal.quorum, bal.managedFunc()
 		bal.mu.Unlock()
-		owner := []check.Owner{{VS: "vs500", RS: specs[500].Reals[5].Key()}}
+		owner := []lb.RealServerID{{VS: "vs500", RS: specs[500].Reals[5].Key()}}
 		k.ops = 0
 		for b.Loop() {
 			bal.reconcileChanged(specs, byName, q, managed, owner, time.Now())

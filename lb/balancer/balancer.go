@@ -1,4 +1,6 @@
-package node
+// Package balancer keeps the kernel's IPVS table equal to what the
+// configuration and the real servers' health ask for.
+package balancer
 
 import (
 	"cmp"
@@ -21,7 +23,6 @@ import (
 	"vigil/lb/ipvsnet"
 	"vigil/telemetry"
 	"vigil/telemetry/events"
-	"vigil/vrrp/router"
 )
 
 // ipvsKernel is the kernel's IPVS table as the load balancer uses it
@@ -42,15 +43,16 @@ type ipvsKernel interface {
 // nothing changed, so an entry someone else removed or altered comes back.
 const resync = 30 * time.Second
 
-// balancer keeps the kernel's IPVS table equal to what the config and the
-// health checks ask for: lb.Desired → one dump → lb.Diff → apply. It runs
-// on its own goroutine, independent of VRRP; a virtual server's quorum
-// reaches VRRP through the node's feeds.
-type balancer struct {
+// Balancer keeps the kernel's IPVS table equal to what the config and the
+// real servers' health ask for: lb.Desired → one dump → lb.Diff → apply.
+// It runs on its own goroutine, independent of VRRP; a virtual server's
+// quorum reaches VRRP through Config.Quorum.
+type Balancer struct {
 	log     *slog.Logger
 	kernel  ipvsKernel
 	checks  *check.Scheduler
-	feeds   *router.VSFeeds
+	health  lb.HealthSource
+	quorumf func(vs string, up bool, detail string)
 	metrics *telemetry.LB
 
 	mu    sync.Mutex
@@ -89,7 +91,7 @@ type balancer struct {
 	// initNotifies: real servers first seen up are reported too (lb
 	// rs_init_notifies); b.mu.
 	initNotifies bool
-	// byName indexes specs by name; reloaded says a set() came since the
+	// byName indexes specs by name; reloaded says a Set came since the
 	// last pass, which then compares everything.
 	byName   map[string]int
 	reloaded bool
@@ -102,8 +104,7 @@ type balancer struct {
 	quorumSeries map[string][]string
 	// stats reads the counters for /metrics (nil: not exported).
 	stats statsReader
-	// publish sends virtual and real server changes to the node's event
-	// bus (notify scripts, the FIFO); nil drops them.
+	// publish is Config.Publish.
 	publish func(events.Event)
 
 	kick   chan struct{}
@@ -114,7 +115,7 @@ type balancer struct {
 	settled     chan struct{}
 	settledOnce sync.Once
 
-	// ha_suspend (lbsuspend.go), under mu: the addresses of each virtual
+	// ha_suspend (suspend.go), under mu: the addresses of each virtual
 	// server that asks for it, the host's addresses, and the virtual
 	// servers whose checks are suspended now.
 	haSuspend map[string][]netip.Addr
@@ -122,19 +123,51 @@ type balancer struct {
 	suspended map[string]bool
 }
 
-func newBalancer(log *slog.Logger, kernel ipvsKernel, feeds *router.VSFeeds, m *telemetry.LB) *balancer {
-	b := &balancer{log: log, kernel: kernel, feeds: feeds, metrics: m, managed: map[lb.ServiceKey]bool{}, saved: map[lb.ServiceKey]bool{},
-		onStop: config.OnStopRemove, foreign: config.ForeignKeep, kick: make(chan struct{}, 1), resync: resync, settled: make(chan struct{}),
-		local: map[localAddr]bool{}}
-	b.checks = check.New(check.Config{Log: log.With("component", "checker"), Observer: check.ObserverFunc(func(t check.Type, r check.Result, took time.Duration) {
+// Config is what a balancer is built from besides the lb section of the
+// configuration (see [Balancer.Set]).
+type Config struct {
+	Log     *slog.Logger
+	Metrics *telemetry.LB
+	// Checks are the local health checks, which the balancer configures
+	// from the lb section and runs (nil: [NewChecks]).
+	Checks *check.Scheduler
+	// Health is what the balancer builds the table from (nil: the local
+	// view, Checks.View()).
+	Health lb.HealthSource
+	// Quorum reports a virtual server's quorum when it changes (the VRRP
+	// trackers of virtual servers); nil drops it.
+	Quorum func(vs string, up bool, detail string)
+	// Publish sends virtual and real server changes to the event bus
+	// (notify scripts, the FIFO); nil drops them.
+	Publish func(events.Event)
+}
+
+// NewChecks returns the local health checks, their probes counted in m.
+func NewChecks(log *slog.Logger, m *telemetry.LB) *check.Scheduler {
+	return check.New(check.Config{Log: log.With("component", "checker"), Observer: check.ObserverFunc(func(t check.Type, r check.Result, took time.Duration) {
 		m.CheckProbed(string(t), r.String(), took)
 	})})
+}
+
+func newBalancer(c Config, kernel ipvsKernel) *Balancer {
+	b := &Balancer{log: c.Log, kernel: kernel, checks: c.Checks, health: c.Health, quorumf: c.Quorum, publish: c.Publish, metrics: c.Metrics,
+		managed: map[lb.ServiceKey]bool{}, saved: map[lb.ServiceKey]bool{},
+		onStop: config.OnStopRemove, foreign: config.ForeignKeep, kick: make(chan struct{}, 1), resync: resync, settled: make(chan struct{}),
+		local: map[localAddr]bool{}}
+	if b.checks == nil {
+		b.checks = NewChecks(c.Log, c.Metrics)
+	}
+	if b.health == nil {
+		b.health = b.checks.View()
+	}
 	return b
 }
 
-// openBalancer opens the kernel's IPVS table, with a clear error when the
-// kernel has none (moby/ipvs would appear to work).
-func openBalancer(log *slog.Logger, feeds *router.VSFeeds, m *telemetry.LB) (*balancer, error) {
+// Open opens the kernel's IPVS table, with a clear error when the kernel
+// has none (moby/ipvs would appear to work), and takes over the services
+// an earlier run recorded. Run releases it at its end; Close one that
+// never runs.
+func Open(c Config) (*Balancer, error) {
 	if err := ipvsnet.Available(); err != nil {
 		return nil, fmt.Errorf("lb: %w", err)
 	}
@@ -147,11 +180,31 @@ func openBalancer(log *slog.Logger, feeds *router.VSFeeds, m *telemetry.LB) (*ba
 		h.Close()
 		return nil, fmt.Errorf("lb: open IPVS for metrics: %w", err)
 	}
-	b := newBalancer(log, h, feeds, m)
+	b := newBalancer(c, h)
 	b.stats = sh
 	b.remember(managedStateFile())
-	m.SetIPVSSource(b.metricsSnapshot, log)
+	c.Metrics.SetIPVSSource(b.metricsSnapshot, c.Log)
 	return b, nil
+}
+
+// Close releases the kernel's IPVS table of a balancer that never ran.
+func (b *Balancer) Close() { b.kernel.Close() }
+
+// Settled is closed once a pass has brought the kernel to the desired
+// table: the end of the start's work.
+func (b *Balancer) Settled() <-chan struct{} { return b.settled }
+
+// Needed reports whether the lb section asks vigil to touch IPVS, or an
+// earlier run left services to clean up.
+func Needed(c config.LB) bool {
+	if len(c.VirtualServers) > 0 || c.SyncDaemon != nil || c.ForeignServices == config.ForeignRemove || c.Timeouts != (config.Timeouts{}) {
+		return true
+	}
+	if ipvsnet.Available() != nil {
+		return false // nothing to clean up, and no reason to fail the start
+	}
+	prev, err := loadManaged(managedStateFile())
+	return err == nil && len(prev) > 0
 }
 
 // remember keeps the managed set in path across restarts, taking over the
@@ -159,7 +212,7 @@ func openBalancer(log *slog.Logger, feeds *router.VSFeeds, m *telemetry.LB) (*ba
 // config while vigil was stopped is removed at the next start. An
 // unreadable file is logged and ignored (those services are then left
 // alone, as foreign ones).
-func (b *balancer) remember(path string) {
+func (b *Balancer) remember(path string) {
 	prev, err := loadManaged(path)
 	if err != nil {
 		b.log.Warn("ignoring the record of managed IPVS services", "err", err)
@@ -175,7 +228,7 @@ func (b *balancer) remember(path string) {
 }
 
 // saveManaged records the managed set when it changed; b.mu is held.
-func (b *balancer) saveManaged() {
+func (b *Balancer) saveManaged() {
 	if b.stateFile == "" || maps.Equal(b.managed, b.saved) {
 		return
 	}
@@ -186,9 +239,11 @@ func (b *balancer) saveManaged() {
 	b.saved = maps.Clone(b.managed)
 }
 
-// set installs a config's lb section: checks of unchanged targets keep
-// their state, and the next reconcile converges the table.
-func (b *balancer) set(c config.LB) error {
+// Set installs a config's lb section, all or nothing: the checks are
+// built and validated before anything is replaced (a refusal leaves the
+// balancer as it was); checks of unchanged targets keep their state, and
+// the next reconcile converges the table.
+func (b *Balancer) Set(c config.LB) error {
 	checks := map[check.ID]check.Check{}
 	specs := make([]lb.VirtualServer, 0, len(c.VirtualServers))
 	haSuspend := map[string]bool{}
@@ -232,7 +287,7 @@ func (b *balancer) set(c config.LB) error {
 	return nil
 }
 
-func (b *balancer) poke() {
+func (b *Balancer) poke() {
 	select {
 	case b.kick <- struct{}{}:
 	default:
@@ -280,9 +335,9 @@ func checkURL(u config.URL) check.URL {
 	return out
 }
 
-// run checks and reconciles until ctx ends, then removes what it manages
-// from the kernel (keepalived does the same on stop).
-func (b *balancer) run(ctx context.Context) error {
+// Run checks and reconciles until ctx ends, then removes what it manages
+// from the kernel (keepalived does the same on stop) and releases it.
+func (b *Balancer) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -319,7 +374,7 @@ func (b *balancer) run(ctx context.Context) error {
 			}
 			b.kernel.Close()
 			return nil
-		case <-b.checks.Changes():
+		case <-b.health.Changes():
 		case <-b.kick:
 		case <-tick.C:
 			full = true
@@ -331,15 +386,15 @@ func (b *balancer) run(ctx context.Context) error {
 // reconcileSafe is reconcile with a recovered panic logged and counted;
 // the next pass reads the kernel again, so the table converges whatever
 // the panic left half done.
-func (b *balancer) reconcileSafe(full bool) {
+func (b *Balancer) reconcileSafe(full bool) {
 	if err := safe.Call(b.log, "ipvs_reconcile", func() { b.reconcile(full) }); err != nil {
 		b.known = nil
 	}
 }
 
-// setSyncRole records whether the sync daemon's VRRP instance is master;
+// SetSyncRole records whether the sync daemon's VRRP instance is master;
 // the balancer's goroutine switches the kernel's daemon.
-func (b *balancer) setSyncRole(master bool) {
+func (b *Balancer) SetSyncRole(master bool) {
 	b.mu.Lock()
 	b.syncMaster = master
 	b.mu.Unlock()
@@ -350,7 +405,7 @@ func (b *balancer) setSyncRole(master bool) {
 // VRRP instance asks for (keepalived's lvs_sync_daemon: master on the VRRP
 // master, backup elsewhere; never both, so a node does not sync its own
 // connections back to itself).
-func (b *balancer) syncDaemons() {
+func (b *Balancer) syncDaemons() {
 	b.mu.Lock()
 	sd, master := b.syncd, b.syncMaster
 	b.mu.Unlock()
@@ -386,7 +441,7 @@ func (b *balancer) syncDaemons() {
 	b.syncApplied = want
 }
 
-func (b *balancer) stopSync() error {
+func (b *Balancer) stopSync() error {
 	if b.syncApplied == "" || b.syncApplied == "none" {
 		return nil
 	}
@@ -405,11 +460,11 @@ func (b *balancer) stopSync() error {
 // round trip per service: ~1 s for 1,000 services in the test VM). The
 // periodic resync and any failure read the kernel again, which also puts
 // back what someone else changed.
-func (b *balancer) reconcile(full bool) {
+func (b *Balancer) reconcile(full bool) {
 	b.syncDaemons()
 	b.setTimeouts()
 	start := time.Now()
-	changed := b.checks.ChangedOwners()
+	changed := b.health.Changed()
 	b.mu.Lock()
 	specs, byName, prev, isManaged := b.specs, b.byName, b.quorum, b.managedFunc()
 	whole := full || b.known == nil || b.reloaded
@@ -420,7 +475,7 @@ func (b *balancer) reconcile(full bool) {
 		return
 	}
 
-	want, quorum := lb.Desired(specs, b.checks.View(), prev)
+	want, quorum := lb.Desired(specs, b.health, prev)
 	cur := b.known
 	if full || cur == nil {
 		var err error
@@ -460,7 +515,7 @@ func (b *balancer) reconcile(full bool) {
 	b.logOps(ops, time.Since(start))
 
 	same := len(specs) > 0 && len(specs) == len(b.lastSpecs) && &specs[0] == &b.lastSpecs[0]
-	b.countTransitions(specs, b.checks.View(), same)
+	b.countTransitions(specs, b.health, same)
 	b.mu.Lock()
 	b.quorum = quorum
 	// Services of earlier configs are gone from the kernel now.
@@ -482,8 +537,8 @@ func (b *balancer) reconcile(full bool) {
 // unchanged: only the virtual servers of the real servers whose checks
 // changed are computed and compared, against the table vigil last left,
 // so its cost does not grow with the table.
-func (b *balancer) reconcileChanged(specs []lb.VirtualServer, byName map[string]int, prev lb.QuorumState,
-	isManaged func(lb.ServiceKey) bool, changed []check.Owner, start time.Time) {
+func (b *Balancer) reconcileChanged(specs []lb.VirtualServer, byName map[string]int, prev lb.QuorumState,
+	isManaged func(lb.ServiceKey) bool, changed []lb.RealServerID, start time.Time) {
 	var sub []lb.VirtualServer
 	seen := map[string]bool{}
 	for _, o := range changed {
@@ -495,7 +550,7 @@ func (b *balancer) reconcileChanged(specs []lb.VirtualServer, byName map[string]
 	if len(sub) == 0 {
 		return
 	}
-	h := b.checks.View()
+	h := b.health
 	want, quorum := lb.Desired(sub, h, prev)
 	var keys []lb.ServiceKey
 	for _, vs := range sub {
@@ -523,15 +578,15 @@ func (b *balancer) reconcileChanged(specs []lb.VirtualServer, byName map[string]
 	b.publishQuorum(sub, prev, quorum, true)
 }
 
-// omega publishes, for the virtual servers whose config asks for it
+// Omega publishes, for the virtual servers whose config asks for it
 // (keepalived omega), their live real servers and their quorum going down
 // as vigil stops, so notify_down and quorum_down run and the FIFO says so.
 // Called before the event bus drains; safe from any goroutine.
-func (b *balancer) omega(specs []config.VirtualServer) {
+func (b *Balancer) Omega(specs []config.VirtualServer) {
 	b.mu.Lock()
 	quorum := b.quorum
 	b.mu.Unlock()
-	h := b.checks.View()
+	h := b.health
 	for _, vs := range specs {
 		if !vs.Notify.Omega {
 			continue
@@ -539,12 +594,12 @@ func (b *balancer) omega(specs []config.VirtualServer) {
 		spec := vs.Spec
 		for _, rs := range spec.Reals {
 			if up, _, _ := h.RealServer(spec.Name, rs.Key()); up {
-				b.notify(events.Event{Kind: events.KindRealServer, Name: spec.Name, Service: kaService(spec.Service.Key),
-					RealServer: kaRealServer(spec, rs.Key()), From: events.StateUp, To: events.StateDown, Reason: "shutdown"})
+				b.notify(events.Event{Kind: events.KindRealServer, Name: spec.Name, Service: lb.KeepalivedService(spec.Service.Key),
+					RealServer: lb.KeepalivedRealServer(spec, rs.Key()), From: events.StateUp, To: events.StateDown, Reason: "shutdown"})
 			}
 		}
 		if quorum[spec.Name] {
-			b.notify(events.Event{Kind: events.KindVirtualServer, Name: spec.Name, Service: kaService(spec.Service.Key),
+			b.notify(events.Event{Kind: events.KindVirtualServer, Name: spec.Name, Service: lb.KeepalivedService(spec.Service.Key),
 				From: events.StateUp, To: events.StateDown, Reason: "shutdown"})
 		}
 	}
@@ -553,7 +608,7 @@ func (b *balancer) omega(specs []config.VirtualServer) {
 // publishQuorum reports the quorum of specs that changed since prev (log,
 // notify, the VRRP feeds) and keeps the quorum series; same says the
 // config is the one of the last pass, so unchanged series need no write.
-func (b *balancer) publishQuorum(specs []lb.VirtualServer, prev, quorum lb.QuorumState, same bool) {
+func (b *Balancer) publishQuorum(specs []lb.VirtualServer, prev, quorum lb.QuorumState, same bool) {
 	for _, vs := range specs {
 		up := quorum[vs.Name]
 		was, known := prev[vs.Name]
@@ -562,10 +617,12 @@ func (b *balancer) publishQuorum(specs []lb.VirtualServer, prev, quorum lb.Quoru
 			detail := fmt.Sprintf("live weight %d of %d, quorum %d", live, total, max(vs.Quorum, 1))
 			if known {
 				b.log.Warn("virtual server quorum changed", "virtual_server", vs.Name, "up", up, "detail", detail)
-				b.notify(events.Event{Kind: events.KindVirtualServer, Name: vs.Name, Service: kaService(vs.Service.Key),
+				b.notify(events.Event{Kind: events.KindVirtualServer, Name: vs.Name, Service: lb.KeepalivedService(vs.Service.Key),
 					From: upDown(was), To: upDown(up), Reason: detail})
 			}
-			b.feeds.Set(vs.Name, up, detail)
+			if b.quorumf != nil {
+				b.quorumf(vs.Name, up, detail)
+			}
 		}
 		if same && known && was == up {
 			continue // its series hold this already
@@ -578,7 +635,7 @@ func (b *balancer) publishQuorum(specs []lb.VirtualServer, prev, quorum lb.Quoru
 
 // sweepQuorumSeries drops the quorum and transition series of virtual
 // servers (and group members) a reload removed.
-func (b *balancer) sweepQuorumSeries(specs []lb.VirtualServer) {
+func (b *Balancer) sweepQuorumSeries(specs []lb.VirtualServer) {
 	exported := make(map[string]bool, len(specs))
 	quorumSeries := make(map[string][]string, len(specs))
 	for _, vs := range specs {
@@ -606,7 +663,7 @@ func (b *balancer) sweepQuorumSeries(specs []lb.VirtualServer) {
 // is not 10,000 log lines.
 const opsLogged = 32
 
-func (b *balancer) logOps(ops []lb.Op, took time.Duration) {
+func (b *Balancer) logOps(ops []lb.Op, took time.Duration) {
 	if len(ops) == 0 {
 		return
 	}
@@ -633,7 +690,7 @@ func (b *balancer) logOps(ops []lb.Op, took time.Duration) {
 	}
 }
 
-func (b *balancer) notify(e events.Event) {
+func (b *Balancer) notify(e events.Event) {
 	if b.publish != nil {
 		b.publish(e)
 	}
@@ -646,31 +703,9 @@ func upDown(up bool) string {
 	return events.StateDown
 }
 
-// kaService is a service in keepalived's notation: "[192.0.2.100]:tcp:80",
-// or "FWM 7" (its notify FIFO lines and scripts' environment).
-func kaService(k lb.ServiceKey) string {
-	if k.FWMark != 0 {
-		return "FWM " + strconv.FormatUint(uint64(k.FWMark), 10)
-	}
-	return kaAddr(k.Addr, k.Protocol, k.Port)
-}
-
-func kaAddr(a netip.Addr, p lb.Protocol, port uint16) string {
-	proto := p.String()
-	if proto == "" || p == 0 {
-		proto = "tcp" // a real server of a fwmark service: keepalived prints its default
-	}
-	return "[" + a.Unmap().String() + "]:" + proto + ":" + strconv.Itoa(int(port))
-}
-
-// kaRealServer is a real server of vs in keepalived's notation.
-func kaRealServer(vs lb.VirtualServer, d lb.DestKey) string {
-	return kaAddr(d.Addr, vs.Service.Key.Protocol, d.Port)
-}
-
 // liveWeight sums the weights of the up real servers of vs, for messages.
-func (b *balancer) liveWeight(vs lb.VirtualServer) (live, total int) {
-	h := b.checks.View()
+func (b *Balancer) liveWeight(vs lb.VirtualServer) (live, total int) {
+	h := b.health
 	for _, rs := range vs.Reals {
 		w := rs.Weight
 		up, dw, dyn := h.RealServer(vs.Name, rs.Key())
@@ -688,7 +723,7 @@ func (b *balancer) liveWeight(vs lb.VirtualServer) (live, total int) {
 // managedFunc is the Diff predicate for what vigil may change: the
 // managed services, or everything with lb.foreign_services: remove. b.mu
 // is held; the predicate works on a copy.
-func (b *balancer) managedFunc() func(lb.ServiceKey) bool {
+func (b *Balancer) managedFunc() func(lb.ServiceKey) bool {
 	if b.foreign == config.ForeignRemove {
 		return func(lb.ServiceKey) bool { return true }
 	}
@@ -698,7 +733,7 @@ func (b *balancer) managedFunc() func(lb.ServiceKey) bool {
 
 // clear removes every service vigil manages from the kernel (every
 // service, with lb.foreign_services: remove) and then forgets them.
-func (b *balancer) clear() {
+func (b *Balancer) clear() {
 	b.mu.Lock()
 	isManaged := b.managedFunc()
 	b.mu.Unlock()
@@ -726,7 +761,7 @@ func (b *balancer) clear() {
 
 // setTimeouts gives the kernel the configured connection timeouts when
 // they changed; a failure is logged and tried again at the next pass.
-func (b *balancer) setTimeouts() {
+func (b *Balancer) setTimeouts() {
 	b.mu.Lock()
 	t := b.timeouts
 	b.mu.Unlock()
@@ -751,87 +786,6 @@ func vsKeyLabels(name string, k lb.ServiceKey) []string {
 		addr, port = k.Addr.String(), strconv.Itoa(int(k.Port))
 	}
 	return []string{name, addr, port, k.Protocol.String(), mark}
-}
-
-// setLB gives the load balancer cfg's virtual servers, opening the kernel's
-// IPVS table the first time a config has any. Called from New, and from
-// a reload as the router's Prepare hook.
-func (n *Node) setLB(cfg *config.Config) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.lb == nil {
-		if !needsBalancer(cfg.LB) {
-			n.cfg = cfg
-			return nil
-		}
-		b, err := openBalancer(n.log.With("component", "lb"), n.router.Feeds(), n.lbMetrics)
-		if err != nil {
-			return err
-		}
-		// The bus exists before Run starts the balancer's goroutine.
-		b.publish = n.router.Publish
-		n.lb = b
-	}
-	if err := n.lb.set(cfg.LB); err != nil {
-		return err
-	}
-	n.cfg = cfg
-	if n.lbCtx != nil {
-		n.runLB()
-	}
-	return nil
-}
-
-// LBSettled is closed once the load balancer's first pass has applied the
-// configured IPVS table (at once when there is no load balancer): the end
-// of the start's work.
-func (n *Node) LBSettled() <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.lb == nil {
-		c := make(chan struct{})
-		close(c)
-		return c
-	}
-	return n.lb.settled
-}
-
-// needsBalancer reports whether the lb section asks vigil to touch IPVS,
-// or an earlier run left services to clean up.
-func needsBalancer(c config.LB) bool {
-	if len(c.VirtualServers) > 0 || c.SyncDaemon != nil || c.ForeignServices == config.ForeignRemove || c.Timeouts != (config.Timeouts{}) {
-		return true
-	}
-	if ipvsnet.Available() != nil {
-		return false // nothing to clean up, and no reason to fail the start
-	}
-	prev, err := loadManaged(managedStateFile())
-	return err == nil && len(prev) > 0
-}
-
-// startLB runs the load balancer once the router has started its
-// instances (router hook).
-func (n *Node) startLB() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.lbCtx, n.stopLB = context.WithCancel(context.Background())
-	n.runLB()
-}
-
-// runLB starts the balancer's goroutine unless it runs; n.mu is held.
-func (n *Node) runLB() {
-	if n.lb == nil || n.lbDone != nil {
-		return
-	}
-	done := make(chan struct{})
-	n.lbDone = done
-	b, ctx := n.lb, n.lbCtx
-	go func() {
-		defer close(done)
-		if err := b.run(ctx); err != nil {
-			n.log.Error("load balancer stopped", "err", err)
-		}
-	}()
 }
 
 // VirtualServerStatus is one virtual server in vigil status.
@@ -868,11 +822,13 @@ type CheckStatus struct {
 	Since     time.Time `json:"since,omitzero"`
 }
 
-func (b *balancer) status() []VirtualServerStatus {
+// Status is the virtual servers of the current config with their real
+// servers' health, in configuration order (vigil status).
+func (b *Balancer) Status() []VirtualServerStatus {
 	b.mu.Lock()
 	specs, quorum := b.specs, b.quorum
 	b.mu.Unlock()
-	h := b.checks.View()
+	h := b.health
 	byOwner := map[check.Owner][]check.CheckStatus{}
 	for _, cs := range b.checks.Statuses() {
 		byOwner[cs.Owner] = append(byOwner[cs.Owner], cs)

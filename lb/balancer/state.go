@@ -1,4 +1,4 @@
-package node
+package balancer
 
 import (
 	"encoding/json"
@@ -9,8 +9,8 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"vigil/internal/statefile"
 
+	"vigil/internal/statefile"
 	"vigil/lb"
 )
 

@@ -1,4 +1,4 @@
-package node
+package balancer
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 	"vigil/lb/ipvsnet"
 	"vigil/telemetry"
 	"vigil/telemetry/events"
-	"vigil/vrrp/router"
+	"vigil/vrrp/policy"
 	"vigil/vrrp/track"
 )
 
@@ -137,17 +137,17 @@ func (k *memKernel) dests(key lb.ServiceKey) string {
 }
 
 // testBalancer is a balancer on kernel k with metrics m, logging nowhere.
-func testBalancer(k ipvsKernel, m *telemetry.LB) *balancer {
-	return newBalancer(slog.New(slog.DiscardHandler), k, &router.VSFeeds{}, m)
+func testBalancer(k ipvsKernel, m *telemetry.LB) *Balancer {
+	return newBalancer(Config{Log: slog.New(slog.DiscardHandler), Metrics: m}, k)
 }
 
 // runBalancer runs b until the returned stop is called; stop fails the
 // test if run returned an error.
-func runBalancer(t *testing.T, b *balancer) (stop func()) {
+func runBalancer(t *testing.T, b *Balancer) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- b.run(ctx) }()
+	go func() { done <- b.Run(ctx) }()
 	return func() {
 		t.Helper()
 		cancel()
@@ -208,17 +208,23 @@ lb:
 	}
 	foreign := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.UDP, Addr: netip.MustParseAddr("203.0.113.7"), Port: 53}
 	k := &memKernel{t: lb.Table{foreign: {Service: lb.Service{Key: foreign, Scheduler: "rr"}.Normal(), Dests: map[lb.DestKey]lb.Dest{}}}}
-	var feeds router.VSFeeds
+	// The quorum reaches the VRRP tracker of the virtual server as node
+	// wires it: a feed per virtual server.
+	feed := track.NewFeed(policy.KindVirtualServer, "web", track.Update{Up: true, Detail: "not checked yet"})
+	quorum := func(vs string, up bool, detail string) {
+		if vs == "web" {
+			feed.Set(up, detail)
+		}
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	b := newBalancer(log, k, &feeds, telemetry.NewRegistry().LB)
-	if err := b.set(doc(true).LB); err != nil {
+	b := newBalancer(Config{Log: log, Metrics: telemetry.NewRegistry().LB, Quorum: quorum}, k)
+	if err := b.Set(doc(true).LB); err != nil {
 		t.Fatal(err)
 	}
 	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
 	api := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 443}
 
 	stop := runBalancer(t, b)
-	feed := feeds.Feed("web")
 	states := make(chan track.Update, 16)
 	fctx, fcancel := context.WithCancel(context.Background())
 	defer fcancel()
@@ -259,7 +265,7 @@ lb:
 	k.mu.Unlock()
 
 	// A reload without api removes it; the foreign service stays.
-	if err := b.set(doc(false).LB); err != nil {
+	if err := b.Set(doc(false).LB); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "api removed", func() bool { return k.dests(api) == "absent" })
@@ -278,7 +284,7 @@ lb:
 func TestBalancerSyncDaemon(t *testing.T) {
 	k := &memKernel{t: lb.Table{}}
 	b := testBalancer(k, telemetry.NewRegistry().LB)
-	if err := b.set(config.LB{SyncDaemon: &config.SyncDaemon{Interface: "eth0", Instance: "vip", SyncID: 51}}); err != nil {
+	if err := b.Set(config.LB{SyncDaemon: &config.SyncDaemon{Interface: "eth0", Instance: "vip", SyncID: 51}}); err != nil {
 		t.Fatal(err)
 	}
 	stop := runBalancer(t, b)
@@ -286,9 +292,9 @@ func TestBalancerSyncDaemon(t *testing.T) {
 		return func() bool { return fmt.Sprint(k.daemons()) == fmt.Sprint(want) }
 	}
 	waitFor(t, "backup daemon at start", is("backup eth0 51"))
-	b.setSyncRole(true)
+	b.SetSyncRole(true)
 	waitFor(t, "master daemon once master", is("master eth0 51"))
-	b.setSyncRole(false)
+	b.SetSyncRole(false)
 	waitFor(t, "backup daemon again", is("backup eth0 51"))
 	stop()
 	if d := k.daemons(); len(d) != 0 {
@@ -308,7 +314,7 @@ lb: {virtual_servers: [{name: web, address: "192.0.2.100:80", protocol: tcp, rea
 	k := &memKernel{t: lb.Table{}}
 	b := testBalancer(k, telemetry.NewRegistry().LB)
 	b.resync = 100 * time.Millisecond
-	if err := b.set(c.LB); err != nil {
+	if err := b.Set(c.LB); err != nil {
 		t.Fatal(err)
 	}
 	stop := runBalancer(t, b)
@@ -347,10 +353,9 @@ func TestBalancerRemembersAcrossRestart(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	run := func(c config.LB, until func() bool, what string) {
 		t.Helper()
-		var feeds router.VSFeeds
-		b := newBalancer(log, k, &feeds, telemetry.NewRegistry().LB)
+		b := newBalancer(Config{Log: log, Metrics: telemetry.NewRegistry().LB}, k)
 		b.remember(state)
-		if err := b.set(c); err != nil {
+		if err := b.Set(c); err != nil {
 			t.Fatal(err)
 		}
 		stop := runBalancer(t, b)
@@ -410,7 +415,7 @@ lb:
 	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
 	k := &memKernel{t: lb.Table{foreign: {Service: lb.Service{Key: foreign, Scheduler: "rr"}.Normal(), Dests: map[lb.DestKey]lb.Dest{}}}}
 	b := testBalancer(k, telemetry.NewRegistry().LB)
-	if err := b.set(c.LB); err != nil {
+	if err := b.Set(c.LB); err != nil {
 		t.Fatal(err)
 	}
 	stop := runBalancer(t, b)
@@ -459,14 +464,15 @@ lb:
 		t.Errorf("smtp: %+v", smtp)
 	}
 	b := testBalancer(&memKernel{t: lb.Table{}}, telemetry.NewRegistry().LB)
-	if err := b.set(c.LB); err != nil {
+	if err := b.Set(c.LB); err != nil {
 		t.Fatalf("lb/check refuses the mapped specs: %v", err)
 	}
 }
 
 // A real server going down and up, and the quorum it takes with it, reach
-// the event bus in keepalived's notation (notify scripts, the FIFO); the
-// configured notify commands reach the notifier by the same names.
+// the event bus in keepalived's notation (notify scripts, the FIFO); node's
+// TestLBScripts shows the configured notify commands reach the notifier by
+// the same names.
 func TestBalancerPublishesLBEvents(t *testing.T) {
 	r2 := flagFile(t, "r2")
 	c, err := config.Parse([]byte(fmt.Sprintf(`node: {name: lb1}
@@ -476,25 +482,18 @@ lb:
       address: 192.0.2.100:80
       protocol: tcp
       quorum: 2
-      notify: {quorum_up: /bin/true, quorum_down: [/bin/echo, down], timeout: 2s}
       real_servers:
         - {address: "198.51.100.11:8080"}
-        - {address: "198.51.100.12:8080", notify_down: /bin/true, check: {type: file, file: %q, interval: 20ms, warmup: 0s, fall: 1}}
+        - {address: "198.51.100.12:8080", check: {type: file, file: %q, interval: 20ms, warmup: 0s, fall: 1}}
 `, r2)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := router.LBNotifyScripts(c.LB.VirtualServers)["web"]
-	if !slices.Equal(sc.QuorumUp, []string{"/bin/true"}) || !slices.Equal(sc.QuorumDown, []string{"/bin/echo", "down"}) || sc.Timeout != 2*time.Second ||
-		len(sc.RealServers) != 1 || !slices.Equal(sc.RealServers["[198.51.100.12]:tcp:8080"].Down, []string{"/bin/true"}) {
-		t.Fatalf("notify commands for the notifier: %+v", sc)
-	}
-
 	k := &memKernel{t: lb.Table{}}
 	b := testBalancer(k, telemetry.NewRegistry().LB)
 	ev := recordEvents(b)
 	seen := ev.lines
-	if err := b.set(c.LB); err != nil {
+	if err := b.Set(c.LB); err != nil {
 		t.Fatal(err)
 	}
 	stop := runBalancer(t, b)
@@ -535,7 +534,7 @@ lb:
 	reg := telemetry.NewRegistry()
 	k := &memKernel{t: lb.Table{}}
 	b := testBalancer(k, reg.LB)
-	if err := b.set(doc(`"192.0.2.100-102:80"`)); err != nil {
+	if err := b.Set(doc(`"192.0.2.100-102:80"`)); err != nil {
 		t.Fatal(err)
 	}
 	stop := runBalancer(t, b)
@@ -556,7 +555,7 @@ lb:
 	if q := series(t, reg, "vigil_virtual_server_quorum_up"); len(q) != 3 {
 		t.Errorf("quorum series: %v, want one per member", q)
 	}
-	if err := b.set(doc(`"192.0.2.100:80", "192.0.2.101:80"`)); err != nil {
+	if err := b.Set(doc(`"192.0.2.100:80", "192.0.2.101:80"`)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the dropped member removed", func() bool { return k.dests(key(102)) == "absent" })
@@ -564,7 +563,7 @@ lb:
 		t.Errorf("remaining members: %q %q", k.dests(key(100)), k.dests(key(101)))
 	}
 	waitFor(t, "the dropped member's quorum series gone", func() bool { return len(series(t, reg, "vigil_virtual_server_quorum_up")) == 2 })
-	if st := b.status(); len(st) != 1 || st[0].Service != "tcp 192.0.2.100:80, tcp 192.0.2.101:80" {
+	if st := b.Status(); len(st) != 1 || st[0].Service != "tcp 192.0.2.100:80, tcp 192.0.2.101:80" {
 		t.Errorf("status: %+v", st)
 	}
 	stop()
@@ -594,7 +593,7 @@ func TestBalancerIncrementalMatchesFull(t *testing.T) {
 	}
 	k := &memKernel{t: lb.Table{}}
 	b := testBalancer(k, telemetry.NewRegistry().LB)
-	if err := b.set(c.LB); err != nil {
+	if err := b.Set(c.LB); err != nil {
 		t.Fatal(err)
 	}
 	stop := runBalancer(t, b)
@@ -655,14 +654,14 @@ lb:
 	k := &memKernel{t: lb.Table{}}
 	b := testBalancer(k, telemetry.NewRegistry().LB)
 	ev := recordEvents(b)
-	if err := b.set(c.LB); err != nil {
+	if err := b.Set(c.LB); err != nil {
 		t.Fatal(err)
 	}
 	stop := runBalancer(t, b)
 	web := lb.ServiceKey{Family: lb.IPv4, Protocol: lb.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
 	waitFor(t, "web without r2", func() bool { return k.dests(web) == "198.51.100.11:8080/1 " })
 	ev.reset()
-	b.omega(c.LB.VirtualServers)
+	b.Omega(c.LB.VirtualServers)
 	stop()
 	want := "RS [198.51.100.11]:tcp:8080 [192.0.2.100]:tcp:80 DOWN; VS [192.0.2.100]:tcp:80 DOWN"
 	if s := ev.lines(); s != want {
@@ -697,7 +696,7 @@ lb:
 			k := &memKernel{t: lb.Table{}}
 			b := testBalancer(k, telemetry.NewRegistry().LB)
 			ev := recordEvents(b)
-			if err := b.set(doc(init, "")); err != nil {
+			if err := b.Set(doc(init, "")); err != nil {
 				t.Fatal(err)
 			}
 			b.reconcile(true)
@@ -710,7 +709,7 @@ lb:
 				t.Errorf("at start: %q, want %q", got, want)
 			}
 			ev.reset()
-			if err := b.set(doc(init, "\n        - {address: \"198.51.100.13:8080\"}")); err != nil {
+			if err := b.Set(doc(init, "\n        - {address: \"198.51.100.13:8080\"}")); err != nil {
 				t.Fatal(err)
 			}
 			b.reconcile(false)
@@ -738,7 +737,7 @@ type eventRecorder struct {
 	got []string
 }
 
-func recordEvents(b *balancer) *eventRecorder {
+func recordEvents(b *Balancer) *eventRecorder {
 	r := &eventRecorder{}
 	b.publish = func(e events.Event) {
 		line, _ := events.KeepalivedLine(e)

@@ -1,4 +1,4 @@
-package node
+package balancer
 
 import (
 	"fmt"
@@ -77,7 +77,7 @@ lb:
 	b := testBalancer(k, reg.LB)
 	b.stats = k
 	reg.LB.SetIPVSSource(b.metricsSnapshot, nil)
-	if err := b.set(c.LB); err != nil {
+	if err := b.Set(c.LB); err != nil {
 		t.Fatal(err)
 	}
 	stop := runBalancer(t, b)
@@ -164,7 +164,7 @@ lb:
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := b.set(c.LB); err != nil {
+		if err := b.Set(c.LB); err != nil {
 			t.Fatal(err)
 		}
 	}

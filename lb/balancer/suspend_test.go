@@ -1,4 +1,4 @@
-package node
+package balancer
 
 import (
 	"fmt"
@@ -63,12 +63,12 @@ lb:
 	b := testBalancer(&memKernel{t: lb.Table{}}, telemetry.NewRegistry().LB)
 	var logs testlog.Buffer
 	b.log = slog.New(slog.NewTextHandler(&logs, nil))
-	if err := b.set(c.LB); err != nil {
+	if err := b.Set(c.LB); err != nil {
 		t.Fatal(err)
 	}
 	suspended := func() string {
 		var s []string
-		for _, vs := range b.status() {
+		for _, vs := range b.Status() {
 			for _, rs := range vs.Reals {
 				for _, ch := range rs.Checks {
 					s = append(s, fmt.Sprintf("%s=%v", vs.Name, ch.Suspended))

@@ -1,4 +1,4 @@
-package node
+package balancer
 
 import (
 	"fmt"
@@ -22,7 +22,7 @@ type statsReader interface {
 // the current config, their real servers' health and configured weight,
 // and the kernel's counters for what the kernel holds. A kernel that
 // cannot be read still yields the configured side, with the error.
-func (b *balancer) metricsSnapshot() (telemetry.IPVSSnapshot, error) {
+func (b *Balancer) metricsSnapshot() (telemetry.IPVSSnapshot, error) {
 	b.mu.Lock()
 	specs := b.specs
 	b.mu.Unlock()
@@ -34,7 +34,7 @@ func (b *balancer) metricsSnapshot() (telemetry.IPVSSnapshot, error) {
 			err = fmt.Errorf("lb: IPVS counters: %w", err)
 		}
 	}
-	h := b.checks.View()
+	h := b.health
 	failures := map[check.Owner]int{}
 	for _, cs := range b.checks.Statuses() {
 		failures[cs.Owner] = max(failures[cs.Owner], cs.Failures)
@@ -115,7 +115,7 @@ func ipvsCounters(c lb.Counters) telemetry.IPVSCounters {
 // each change (notify_up/notify_down, the FIFO). A real server first seen
 // is not a transition; with lb.rs_init_notifies one first seen up is
 // published all the same, as keepalived's rs_init_notifies does.
-func (b *balancer) countTransitions(specs []lb.VirtualServer, h lb.Health, same bool) {
+func (b *Balancer) countTransitions(specs []lb.VirtualServer, h lb.Health, same bool) {
 	var evs []events.Event
 	b.mu.Lock()
 	initNotifies := b.initNotifies
@@ -142,8 +142,8 @@ func (b *balancer) countTransitions(specs []lb.VirtualServer, h lb.Health, same 
 			if !ok && up && initNotifies {
 				// Not a transition (nothing counted), but reported as
 				// keepalived's rs_init_notifies does.
-				evs = append(evs, events.Event{Kind: events.KindRealServer, Name: vs.Name, Service: kaService(vs.Service.Key),
-					RealServer: kaRealServer(vs, rs.Key()), From: events.StateInit, To: events.StateUp, Reason: "first check state"})
+				evs = append(evs, events.Event{Kind: events.KindRealServer, Name: vs.Name, Service: lb.KeepalivedService(vs.Service.Key),
+					RealServer: lb.KeepalivedRealServer(vs, rs.Key()), From: events.StateInit, To: events.StateUp, Reason: "first check state"})
 			}
 			if ok && tr.up != up {
 				if up {
@@ -151,8 +151,8 @@ func (b *balancer) countTransitions(specs []lb.VirtualServer, h lb.Health, same 
 				} else {
 					tr.toDown++
 				}
-				evs = append(evs, events.Event{Kind: events.KindRealServer, Name: vs.Name, Service: kaService(vs.Service.Key),
-					RealServer: kaRealServer(vs, rs.Key()), From: upDown(tr.up), To: upDown(up)})
+				evs = append(evs, events.Event{Kind: events.KindRealServer, Name: vs.Name, Service: lb.KeepalivedService(vs.Service.Key),
+					RealServer: lb.KeepalivedRealServer(vs, rs.Key()), From: upDown(tr.up), To: upDown(up)})
 			}
 			tr.up = up
 			next[id] = tr
