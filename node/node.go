@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"vigil/config"
+	"vigil/internal/buildinfo"
 	"vigil/lb/balancer"
 	"vigil/telemetry"
 	"vigil/vrrp/router"
@@ -124,8 +125,9 @@ type Status struct {
 // Status returns a snapshot of the node. It is safe to call while Run runs.
 func (n *Node) Status() Status {
 	r := n.router.Status()
-	st := Status{Node: r.Node, Version: r.Version, Revision: r.Revision, ConfigPath: r.ConfigPath,
-		ConfigHash: r.ConfigHash, StartedAt: r.StartedAt, Instances: r.Instances}
+	bi := buildinfo.Get()
+	st := Status{Node: r.Config.Node.Name, Version: bi.Version, Revision: bi.Revision, ConfigPath: r.Config.Path,
+		ConfigHash: r.Config.Hash, StartedAt: r.StartedAt, Instances: r.Instances}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.lb != nil {

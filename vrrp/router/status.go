@@ -7,20 +7,16 @@ import (
 	"net/netip"
 	"time"
 
-	"vigil/internal/buildinfo"
+	"vigil/config"
 	"vigil/vrrp"
 )
 
 // Status is a snapshot of the running VRRP instances, the VRRP part of
-// `vigil status` and the admin API. Field names are the stable JSON keys.
+// `vigil status` and the admin API.
 type Status struct {
-	Node       string           `json:"node"`
-	Version    string           `json:"version"`
-	Revision   string           `json:"revision,omitempty"`
-	ConfigPath string           `json:"config_path"`
-	ConfigHash string           `json:"config_hash"`
-	StartedAt  time.Time        `json:"started_at"`
-	Instances  []InstanceStatus `json:"instances"`
+	Config    *config.Config // the configuration they run
+	StartedAt time.Time
+	Instances []InstanceStatus
 }
 
 // InstanceStatus is one VRRP instance.
@@ -85,14 +81,9 @@ func (v VIPStatus) String() string {
 
 // Status returns a snapshot of the instances. It is safe to call while Run runs.
 func (n *Router) Status() Status {
-	bi := buildinfo.Get()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	st := Status{
-		Node: n.cfg.Node.Name, Version: bi.Version, Revision: bi.Revision,
-		ConfigPath: n.cfg.Path, ConfigHash: n.cfg.Hash, StartedAt: n.started,
-		Instances: make([]InstanceStatus, 0, len(n.insts)),
-	}
+	st := Status{Config: n.cfg, StartedAt: n.started, Instances: make([]InstanceStatus, 0, len(n.insts))}
 	for _, in := range n.insts {
 		c := in.core.Config()
 		s := in.core.Status()
