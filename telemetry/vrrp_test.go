@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 // series returns the gathered series of family name as "label=value,..."
@@ -119,6 +122,51 @@ func TestVRRPPacketErrorWithoutInstance(t *testing.T) {
 	r := NewRegistry()
 	r.VRRP.PacketError("eth1", 6, "vrid")
 	wantSeries(t, r, "vigil_vrrp_packet_errors_total", map[string]float64{"device=eth1,family=ipv6,reason=vrid,vrid=,vrrp_instance=": 1})
+}
+
+// The event methods reach every VRRP family, and the families pass
+// promlint. (test/prom runs promtool on a scrape as well.)
+func TestVRRPEventsCoverEveryFamily(t *testing.T) {
+	r := NewRegistry()
+	vip := []netip.Addr{netip.MustParseAddr("192.0.2.100")}
+	in := r.VRRP.Instance("web", 51, "eth0", 4)
+	in.Added(VRRPSettings{BasePriority: 100, Priority: 100, AdvertInterval: time.Second, VIPs: vip})
+	in.StateChanged(VRRPTransition{From: "backup", To: "master", Cause: "master_down_timer", At: time.Now(), Priority: 100, MasterPriority: 100, MasterInterval: time.Second})
+	in.AdvertSent(true)
+	in.AdvertReceived(true)
+	in.SendFailed()
+	in.PacketError("ttl")
+	in.Notice("interval_mismatch")
+	in.AlternateChecksum("message_only")
+	in.GratuitousSent()
+	in.VIPsOwned(vip)
+	fams, err := r.Reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, f := range fams {
+		have[f.GetName()] = len(f.GetMetric()) > 0
+	}
+	for _, c := range r.VRRP.Collectors() {
+		ch := make(chan *prometheus.Desc, 1)
+		c.Describe(ch)
+		d := (<-ch).String()
+		name := d[strings.Index(d, `fqName: "`)+len(`fqName: "`):]
+		name = name[:strings.IndexByte(name, '"')]
+		if !have[name] {
+			t.Errorf("no event reaches %s", name)
+		}
+	}
+	problems, err := promlint.NewWithMetricFamilies(fams).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "vigil_v") {
+			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+		}
+	}
 }
 
 // The per-advert calls stay allocation-free: they run for every advert
