@@ -25,7 +25,7 @@ func TestPacketPanicStopsTheNodeCleanly(t *testing.T) {
 	n := &Router{log: log, metrics: telemetry.NewRegistry().VRRP, limiter: newLogLimiter(log, time.Second),
 		failed: make(chan struct{})}
 	in := &instance{cfg: &config.Instance{Name: "web", Checksum: vrrp.ChecksumPseudoHeader},
-		labels: []string{"web", "51", "eth0", "ipv4"}} // core is nil: Receive panics
+		met: n.metrics.Instance("web", 51, "eth0", 4)} // core is nil: Receive panics
 	s := &sock{ifname: "eth0", family: 4, byVRID: map[uint8]*instance{51: in}}
 	src := netip.MustParseAddr("192.0.2.12")
 	adv := vrrp.Advert{Version: 3, VRID: 51, Priority: 100, Interval: time.Second, Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.100")}}

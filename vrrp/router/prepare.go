@@ -75,7 +75,7 @@ func (n *Router) commitPending(p *pending) {
 	for _, in := range p.insts {
 		in.sock.byVRID[in.cfg.VRID] = in
 		in.work = n.newWorker()
-		n.initMetrics(in)
+		in.met.Added(in.settings())
 		n.insts = append(n.insts, in)
 	}
 	*p = pending{}
@@ -127,7 +127,7 @@ func (n *Router) prepareInstance(ic *config.Instance, allVIPs []netip.Addr, prim
 			return nil, fmt.Errorf("instances %q and %q both use VRID %d on %s", q.cfg.Name, ic.Name, ic.VRID, key)
 		}
 	}
-	in := &instance{cfg: ic, sock: s}
+	in := &instance{cfg: ic, sock: s, met: n.metrics.Instance(ic.Name, ic.VRID, ic.Interface, fam)}
 	if err := n.setSource(in, allVIPs, primaries); err != nil {
 		return fail(err)
 	}
@@ -148,7 +148,6 @@ func (n *Router) prepareInstance(ic *config.Instance, allVIPs []netip.Addr, prim
 	if in.anns, err = n.buildAnnouncers(in, in.vips, ic.GARP, p); err != nil {
 		return fail(err)
 	}
-	in.labels = []string{ic.Name, strconv.Itoa(int(ic.VRID)), ic.Interface, "ipv" + strconv.Itoa(fam)}
 	if !ic.Accept && ic.Priority != vrrp.OwnerPriority && n.accept == nil && p.accept == nil {
 		f, err := accept.New()
 		if err != nil {

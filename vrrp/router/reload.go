@@ -366,7 +366,7 @@ func (n *Router) removeInstance(in *instance, now time.Time, keep kept) {
 			n.removeVMAC(name)
 		}()
 	}
-	n.deleteMetrics(in)
+	in.met.Removed(in.addrs)
 	n.insts = slices.DeleteFunc(n.insts, func(x *instance) bool { return x == in })
 }
 
@@ -400,14 +400,11 @@ func (n *Router) commitUpdate(u *inPlace) {
 	in, ic, c, old := u.in, u.cfg, u.change, u.old
 	in.cfg = ic
 	if c&config.ChangeName != 0 {
-		n.deleteMetrics(in)
 		if n.accept != nil {
 			n.accept.Unblock(old.Name)
 		}
 		in.core.Rename(ic.Name)
-		in.labels[0] = ic.Name
-		n.initMetrics(in)
-		n.setStateMetrics(in)
+		in.met.Renamed(ic.Name, in.core.State().String(), in.settings())
 	}
 	if c&config.ChangeVIPs != 0 {
 		oldVIPs := in.vips
@@ -424,12 +421,7 @@ func (n *Router) commitUpdate(u *inPlace) {
 			in.work.pushJob(jobMaster, func() { n.addVIPList(in, added) })
 			n.log.Info("virtual addresses changed in place", "vrrp_instance", ic.Name, "added", fmt.Sprint(added), "removed", fmt.Sprint(gone))
 		}
-		for _, a := range vipAddrs(oldVIPs) {
-			n.metrics.VIPOwned.DeleteLabelValues(append(slices.Clone(in.labels), a.String())...)
-		}
-		for _, a := range in.addrs {
-			n.metrics.VIPOwned.WithLabelValues(append(slices.Clone(in.labels), a.String())...).Set(b2f(in.core.State() == vrrp.StateMaster))
-		}
+		in.met.VIPsChanged(vipAddrs(oldVIPs), in.addrs, in.core.State() == vrrp.StateMaster)
 	}
 	if c&(config.ChangeVIPs|config.ChangeGARP) != 0 {
 		closeAnnouncers(in.anns)

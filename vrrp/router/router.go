@@ -19,14 +19,11 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
-	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 	"vigil/internal/statefile"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
 
 	"vigil/config"
@@ -113,9 +110,8 @@ type instance struct {
 	addrs  []netip.Addr   // VIP addresses, for announcements
 	anns   []devAnnouncer // one per interface the VIPs live on
 	work   *worker
-	labels []string // vrrp_instance, vrid, device, family
-	ifDown bool     // the instance interface is down: FAULT
-	noSrc  bool     // no address to send adverts from yet: FAULT (src is invalid)
+	ifDown bool // the instance interface is down: FAULT
+	noSrc  bool // no address to send adverts from yet: FAULT (src is invalid)
 	// faultCause is why the instance is in FAULT now ("" when it is not).
 	faultCause vrrp.Cause
 	// Tracking (tracking.go): the objects tracked, the fault they cause,
@@ -127,12 +123,11 @@ type instance struct {
 	lastOwnFault bool
 	// lastCause is the reason of the last state change (status output).
 	lastCause vrrp.Cause
-	// Counters on the per-advert path, resolved once.
-	sent, received, zeroSent, zeroReceived prometheus.Counter
-	// garp is vigil_vrrp_gratuitous_sent_total's counter (a
-	// prometheus.Counter): the announcers count every message through it,
-	// delayed bursts included, from their own goroutines.
-	garp atomic.Value
+	// met reports the instance's events to the metrics, with the
+	// per-advert counters resolved once; the announcers count every
+	// message through it, delayed bursts included, from their own
+	// goroutines.
+	met *telemetry.VRRPInstance
 }
 
 // devAnnouncer announces the VIPs an instance keeps on one interface (a VIP
@@ -282,11 +277,7 @@ func (n *Router) buildAnnouncers(in *instance, vips []vip.VIP, g config.GARP, p 
 			if err != nil {
 				return anns, err
 			}
-			ann.OnSent(func() {
-				if c, ok := in.garp.Load().(prometheus.Counter); ok {
-					c.Inc()
-				}
-			})
+			ann.OnSent(func() { in.met.GratuitousSent() })
 			i = len(anns)
 			byDev[v.Dev] = i
 			anns = append(anns, devAnnouncer{ann: ann})
@@ -394,60 +385,10 @@ func (n *Router) reconcileStale() error {
 	return nil
 }
 
-func (n *Router) initMetrics(in *instance) {
-	m, l := n.metrics, in.labels
-	for _, st := range telemetry.VRRPStates {
-		m.State.WithLabelValues(append(slices.Clone(l), st)...).Set(b2f(st == "init"))
-	}
+// settings are what the instance's series start from.
+func (in *instance) settings() telemetry.VRRPSettings {
 	c := in.core.Config()
-	m.BasePriority.WithLabelValues(l...).Set(float64(c.Priority))
-	m.Priority.WithLabelValues(l...).Set(float64(in.core.Priority()))
-	m.AdvertInterval.WithLabelValues(l...).Set(c.AdvertInterval.Seconds())
-	m.BecomeMaster.WithLabelValues(l...)
-	m.ReleaseMaster.WithLabelValues(l...)
-	in.received = m.AdvertsReceived.WithLabelValues(l...)
-	in.sent = m.AdvertsSent.WithLabelValues(l...)
-	in.zeroReceived = m.PrioZeroReceived.WithLabelValues(l...)
-	in.zeroSent = m.PrioZeroSent.WithLabelValues(l...)
-	in.garp.Store(m.Gratuitous.WithLabelValues(l...))
-	for _, a := range in.addrs {
-		m.VIPOwned.WithLabelValues(append(slices.Clone(l), a.String())...).Set(0)
-	}
-}
-
-// deleteMetrics drops the instance's series (removed or renamed by a
-// reload), so dashboards do not show ghosts.
-func (n *Router) deleteMetrics(in *instance) {
-	m, l := n.metrics, in.labels
-	for _, st := range telemetry.VRRPStates {
-		m.State.DeleteLabelValues(append(slices.Clone(l), st)...)
-	}
-	for _, v := range []interface{ DeleteLabelValues(...string) bool }{m.BasePriority, m.Priority, m.MasterPriority,
-		m.AdvertInterval, m.LastTransition, m.BecomeMaster, m.ReleaseMaster, m.AdvertsReceived, m.AdvertsSent,
-		m.PrioZeroReceived, m.PrioZeroSent, m.SendErrors, m.Gratuitous} {
-		v.DeleteLabelValues(l...)
-	}
-	for _, a := range in.addrs {
-		m.VIPOwned.DeleteLabelValues(append(slices.Clone(l), a.String())...)
-	}
-}
-
-// setStateMetrics sets the state set to the instance's current state.
-func (n *Router) setStateMetrics(in *instance) {
-	cur := in.core.State().String()
-	for _, st := range telemetry.VRRPStates {
-		n.metrics.State.WithLabelValues(append(slices.Clone(in.labels), st)...).Set(b2f(st == cur))
-	}
-	for _, a := range in.addrs {
-		n.metrics.VIPOwned.WithLabelValues(append(slices.Clone(in.labels), a.String())...).Set(b2f(cur == "master"))
-	}
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
+	return telemetry.VRRPSettings{BasePriority: c.Priority, Priority: in.core.Priority(), AdvertInterval: c.AdvertInterval, VIPs: in.addrs}
 }
 
 // spinLead is how early the timer wakes before a Master_Down_Timer
@@ -812,17 +753,14 @@ func (n *Router) receive(s *sock, d *vrrp.Decoded, p vrrpnet.Packet) {
 		return
 	}
 	if d.AlternateForm {
-		n.metrics.AlternateForm.WithLabelValues(append(slices.Clone(in.labels), d.Form.String())...).Inc()
+		in.met.AlternateChecksum(d.Form.String())
 	}
 	acts, err := in.core.Receive(rxTime(p.At, time.Now(), in.core.Status().MasterAdverInterval), *d, p.Rx)
 	if err != nil {
 		n.rxError(in, s, err, p.Rx)
 		return
 	}
-	in.received.Inc()
-	if d.Advert.Priority == vrrp.ResignPriority {
-		in.zeroReceived.Inc()
-	}
+	in.met.AdvertReceived(d.Advert.Priority == vrrp.ResignPriority)
 	n.do(in, acts)
 	n.rearm()
 }
@@ -848,11 +786,11 @@ func (n *Router) rxError(in *instance, s *sock, err error, rx vrrp.RxInfo) {
 	if errors.As(err, &rxe) {
 		reason = rxe.Reason.String()
 	}
-	labels := []string{"", "", s.ifname, "ipv" + strconv.Itoa(s.family)}
 	if in != nil {
-		labels = slices.Clone(in.labels)
+		in.met.PacketError(reason)
+	} else {
+		n.metrics.PacketError(s.ifname, s.family, reason)
 	}
-	n.metrics.PacketErrors.WithLabelValues(append(labels, reason)...).Inc()
 	// RFC 9568 §7.1: log discards, rate-limited.
 	if n.limiter.allow("discarded VRRP packet", s.ifname+" "+reason+" "+rx.Src.String()) {
 		n.log.Warn("discarded VRRP packet", "device", s.ifname, "from", rx.Src, "reason", reason, "err", err)
@@ -884,7 +822,7 @@ func (n *Router) do(in *instance, acts []vrrp.Action) {
 		case vrrp.StateChange:
 			n.stateChange(in, a)
 		case vrrp.Notice:
-			n.metrics.Notices.WithLabelValues(append(slices.Clone(in.labels), a.Reason.String())...).Inc()
+			in.met.Notice(a.Reason.String())
 			if n.limiter.allow("advert differs from local configuration", in.cfg.Name+" "+a.Reason.String()+" "+a.From.String()) {
 				n.log.Warn("advert differs from local configuration", "vrrp_instance", in.cfg.Name,
 					"from", a.From, "reason", a.Reason.String(), "detail", a.Detail)
@@ -900,24 +838,19 @@ func (n *Router) send(in *instance, adv vrrp.Advert) {
 			err = in.sock.conn.Write(b, in.src, dst)
 		}
 		if err != nil {
-			n.metrics.SendErrors.WithLabelValues(in.labels...).Inc()
+			in.met.SendFailed()
 			if n.limiter.allow("sending advert failed", in.cfg.Name+" "+dst.String()) {
 				n.log.Error("sending advert failed", "vrrp_instance", in.cfg.Name, "to", dst, "err", err)
 			}
 			continue
 		}
-		in.sent.Inc()
-		if adv.Priority == vrrp.ResignPriority {
-			in.zeroSent.Inc()
-		}
+		in.met.AdvertSent(adv.Priority == vrrp.ResignPriority)
 	}
 }
 
 func (n *Router) addVIPs(in *instance) {
 	n.addVIPList(in, in.vips)
-	for _, a := range in.addrs {
-		n.metrics.VIPOwned.WithLabelValues(append(slices.Clone(in.labels), a.String())...).Set(1)
-	}
+	in.met.VIPsOwned(in.addrs)
 }
 
 func (n *Router) removeVIPs(in *instance) {
@@ -925,9 +858,7 @@ func (n *Router) removeVIPs(in *instance) {
 		da.ann.Cancel()
 	}
 	n.removeVIPList(in, in.vips)
-	for _, a := range in.addrs {
-		n.metrics.VIPOwned.WithLabelValues(append(slices.Clone(in.labels), a.String())...).Set(0)
-	}
+	in.met.VIPsReleased(in.addrs)
 }
 
 func (n *Router) announce(in *instance, lowerPrio bool) {
@@ -952,22 +883,9 @@ func (n *Router) stateChange(in *instance, sc vrrp.StateChange) {
 	if sc.To == vrrp.StateFault {
 		in.faultCause = sc.Cause
 	}
-	m, l := n.metrics, in.labels
-	for _, st := range telemetry.VRRPStates {
-		m.State.WithLabelValues(append(slices.Clone(l), st)...).Set(b2f(st == sc.To.String()))
-	}
-	m.Transitions.WithLabelValues(append(slices.Clone(l), sc.From.String(), sc.To.String(), string(sc.Cause))...).Inc()
-	m.LastTransition.WithLabelValues(l...).Set(float64(sc.At.UnixNano()) / 1e9)
-	if sc.To == vrrp.StateMaster {
-		m.BecomeMaster.WithLabelValues(l...).Inc()
-	}
-	if sc.From == vrrp.StateMaster {
-		m.ReleaseMaster.WithLabelValues(l...).Inc()
-	}
 	st := in.core.Status()
-	m.Priority.WithLabelValues(l...).Set(float64(st.Priority))
-	m.MasterPriority.WithLabelValues(l...).Set(float64(st.MasterPriority))
-	m.AdvertInterval.WithLabelValues(l...).Set(st.MasterAdverInterval.Seconds())
+	in.met.StateChanged(telemetry.VRRPTransition{From: sc.From.String(), To: sc.To.String(), Cause: string(sc.Cause), At: sc.At,
+		Priority: st.Priority, MasterPriority: st.MasterPriority, MasterInterval: st.MasterAdverInterval})
 	attrs := []any{"vrrp_instance", in.cfg.Name, "vrid", in.cfg.VRID, "device", in.cfg.Interface,
 		"from", sc.From.String(), "to", sc.To.String(), "reason", string(sc.Cause), "priority", sc.Priority}
 	if sc.Master.IsValid() {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"vigil/config"
@@ -88,7 +89,7 @@ func (n *Router) Status() Status {
 		c := in.core.Config()
 		s := in.core.Status()
 		is := InstanceStatus{
-			Name: c.Name, Interface: in.cfg.Interface, VRID: c.VRID, Family: in.labels[3], Version: c.Version,
+			Name: c.Name, Interface: in.cfg.Interface, VRID: c.VRID, Family: "ipv" + strconv.Itoa(in.sock.family), Version: c.Version,
 			Mode: "multicast", State: s.State.String(),
 			BasePriority: c.Priority, EffectivePriority: s.Priority,
 			AdvertInterval: c.AdvertInterval.Seconds(), MasterAdvertInterval: s.MasterAdverInterval.Seconds(),

@@ -199,7 +199,7 @@ func (n *Router) evaluate(in *instance, now time.Time) {
 			n.log.Error("setting the effective priority", "vrrp_instance", in.cfg.Name, "err", err)
 		} else {
 			n.log.Info("effective priority changed", "vrrp_instance", in.cfg.Name, "from", from, "to", res.Priority)
-			n.metrics.Priority.WithLabelValues(in.labels...).Set(float64(res.Priority))
+			in.met.PriorityChanged(res.Priority)
 			n.do(in, acts)
 		}
 	}
