@@ -138,56 +138,72 @@ func TestPromtoolCheckAllFamilies(t *testing.T) {
 	}
 }
 
-// populate gives every metric field of the struct *group one series and returns the families'
-// names.
+// populate gives every metric family of group one series and returns the
+// families' names: the exported collector fields of the struct *group,
+// and the unexported ones a group lists through Collectors() (telemetry.VRRP
+// reports through event methods; its vectors are not exported).
 func populate(t *testing.T, group any) []string {
 	t.Helper()
+	var cs []prometheus.Collector
+	if l, ok := group.(interface{ Collectors() []prometheus.Collector }); ok {
+		cs = l.Collectors()
+	}
 	v := reflect.ValueOf(group).Elem()
-	var names []string
 	for i := range v.NumField() {
 		f := v.Field(i)
 		if !f.CanInterface() {
 			continue
 		}
-		c, ok := f.Interface().(prometheus.Collector)
-		if !ok || f.IsNil() {
-			continue
-		}
-		m := any(c)
-		if get := f.MethodByName("GetMetricWithLabelValues"); get.IsValid() {
-			// A vector: find its label count by trying, one placeholder value per label.
-			m = nil
-			for n := 0; n <= 16 && m == nil; n++ {
-				args := make([]reflect.Value, n)
-				for j := range args {
-					args[j] = reflect.ValueOf("x")
-				}
-				res := get.Call(args)
-				if res[1].IsNil() {
-					m = res[0].Interface()
-				}
-			}
-			if m == nil {
-				t.Fatalf("%s.%s: no label count up to 16 works", v.Type(), v.Type().Field(i).Name)
-			}
-		}
-		switch m := m.(type) {
-		case prometheus.Gauge:
-			m.Set(1)
-		case prometheus.Counter:
-			m.Inc()
-		case prometheus.Observer:
-			m.Observe(0.01)
-		default:
-			t.Fatalf("%s.%s: unknown metric type %T", v.Type(), v.Type().Field(i).Name, m)
-		}
-		descs := make(chan *prometheus.Desc, 1)
-		c.Describe(descs)
-		d := (<-descs).String()
-		if j := strings.Index(d, `fqName: "`); j >= 0 {
-			rest := d[j+len(`fqName: "`):]
-			names = append(names, rest[:strings.IndexByte(rest, '"')])
+		if c, ok := f.Interface().(prometheus.Collector); ok && !f.IsNil() {
+			cs = append(cs, c)
 		}
 	}
+	var names []string
+	for _, c := range cs {
+		names = append(names, populateOne(t, c))
+	}
 	return names
+}
+
+// populateOne gives the family c one series (placeholder label values)
+// and returns its name.
+func populateOne(t *testing.T, c prometheus.Collector) string {
+	t.Helper()
+	descs := make(chan *prometheus.Desc, 1)
+	c.Describe(descs)
+	d := (<-descs).String()
+	name := d
+	if j := strings.Index(d, `fqName: "`); j >= 0 {
+		rest := d[j+len(`fqName: "`):]
+		name = rest[:strings.IndexByte(rest, '"')]
+	}
+	m := any(c)
+	if get := reflect.ValueOf(c).MethodByName("GetMetricWithLabelValues"); get.IsValid() {
+		// A vector: find its label count by trying, one placeholder value per label.
+		m = nil
+		for n := 0; n <= 16 && m == nil; n++ {
+			args := make([]reflect.Value, n)
+			for j := range args {
+				args[j] = reflect.ValueOf("x")
+			}
+			res := get.Call(args)
+			if res[1].IsNil() {
+				m = res[0].Interface()
+			}
+		}
+		if m == nil {
+			t.Fatalf("%s: no label count up to 16 works", name)
+		}
+	}
+	switch m := m.(type) {
+	case prometheus.Gauge:
+		m.Set(1)
+	case prometheus.Counter:
+		m.Inc()
+	case prometheus.Observer:
+		m.Observe(0.01)
+	default:
+		t.Fatalf("%s: unknown metric type %T", name, m)
+	}
+	return name
 }
