@@ -35,31 +35,31 @@ func NewRegistry() *Registry {
 
 // Config holds the configuration-reload metric families.
 type Config struct {
-	Reloads     *prometheus.CounterVec
-	LastOK      prometheus.Gauge
-	LastSuccess prometheus.Gauge
-	Duration    prometheus.Histogram
-	Info        *prometheus.GaugeVec
+	reloads     *prometheus.CounterVec
+	lastOK      prometheus.Gauge
+	lastSuccess prometheus.Gauge
+	duration    prometheus.Histogram
+	info        *prometheus.GaugeVec
 }
 
 // NewConfigMetrics registers the configuration metrics on r.
 func (r *Registry) NewConfigMetrics(hash string) *Config {
 	c := &Config{
-		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_config_reloads_total",
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_config_reloads_total",
 			Help: "Configuration reloads by trigger (sighup, api) and result (success, rejected: invalid file, nothing applied; failure: partly applied)."},
 			[]string{"trigger", "result"}),
-		LastOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_config_last_reload_successful",
+		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_config_last_reload_successful",
 			Help: "1 if the last reload was applied (or none was tried), 0 if it was rejected or failed."}),
-		LastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_config_last_reload_success_timestamp_seconds",
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_config_last_reload_success_timestamp_seconds",
 			Help: "Unix time the configuration was last loaded successfully (start or reload)."}),
-		Duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_config_apply_duration_seconds",
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_config_apply_duration_seconds",
 			Help: "Time to read, validate and apply a reload.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)}),
-		Info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_config_info",
+		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_config_info",
 			Help: "The running configuration's sha256 (short); always 1."}, []string{"hash"}),
 	}
-	r.Reg.MustRegister(c.Reloads, c.LastOK, c.LastSuccess, c.Duration, c.Info)
-	c.LastOK.Set(1)
-	c.LastSuccess.SetToCurrentTime()
+	r.Reg.MustRegister(c.reloads, c.lastOK, c.lastSuccess, c.duration, c.info)
+	c.lastOK.Set(1)
+	c.lastSuccess.SetToCurrentTime()
 	c.SetHash(hash)
 	return c
 }
@@ -69,18 +69,24 @@ func (c *Config) SetHash(hash string) {
 	if len(hash) > 12 {
 		hash = hash[:12]
 	}
-	c.Info.Reset()
-	c.Info.WithLabelValues(hash).Set(1)
+	c.info.Reset()
+	c.info.WithLabelValues(hash).Set(1)
 }
 
 // Reloaded records one reload.
 func (c *Config) Reloaded(trigger, result string, took time.Duration) {
-	c.Reloads.WithLabelValues(trigger, result).Inc()
-	c.Duration.Observe(took.Seconds())
+	c.reloads.WithLabelValues(trigger, result).Inc()
+	c.duration.Observe(took.Seconds())
 	if result == "success" {
-		c.LastOK.Set(1)
-		c.LastSuccess.SetToCurrentTime()
+		c.lastOK.Set(1)
+		c.lastSuccess.SetToCurrentTime()
 	} else {
-		c.LastOK.Set(0)
+		c.lastOK.Set(0)
 	}
+}
+
+// Collectors are the configuration families, for tests that lint every
+// family.
+func (c *Config) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{c.reloads, c.lastOK, c.lastSuccess, c.duration, c.info}
 }
