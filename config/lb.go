@@ -100,15 +100,9 @@ type RealServer struct {
 	NotifyUp, NotifyDown []string
 }
 
-// Check defaults (keepalived: delay_loop 60 s, connect_timeout 5 s, retry 1,
-// delay_before_retry 1 s; vigil checks more often by default because a
-// minute of forwarding to a dead server is rarely what an operator wants).
-const (
-	DefaultCheckInterval = 5 * time.Second
-	DefaultCheckTimeout  = 2 * time.Second
-	DefaultCheckFall     = 2 // keepalived: down after retry+1 = 2 failures
-	DefaultScheduler     = "wlc"
-)
+// DefaultScheduler is a virtual server's IPVS scheduler when it names none
+// (keepalived's default).
+const DefaultScheduler = "wlc"
 
 // Schedulers the kernel's IPVS offers (ip_vs_*.ko).
 var schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"}
@@ -851,7 +845,7 @@ func (d *decoder) realServer(o *object, def vsDefaults) (lb.RealServer, RealServ
 				continue
 			}
 			if c, cok := d.check(co); cok && ok {
-				if d.target(&c, rs, func() string { return ip }) {
+				if d.finish(&c, rs, conf.Alpha, func() string { return ip }) {
 					conf.Checks = append(conf.Checks, c)
 				}
 			}
@@ -859,7 +853,7 @@ func (d *decoder) realServer(o *object, def vsDefaults) (lb.RealServer, RealServ
 		}
 	case def.check != nil && ok:
 		c := *def.check
-		if d.target(&c, rs, func() string { return def.checkAt + " (for " + o.path + ")" }) {
+		if d.finish(&c, rs, conf.Alpha, func() string { return def.checkAt + " (for " + o.path + ")" }) {
 			conf.Checks = append(conf.Checks, c)
 		}
 	}

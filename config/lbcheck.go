@@ -1,9 +1,8 @@
 package config
 
-// Health checks of real servers: the check: key of virtual and real servers.
-
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -12,73 +11,19 @@ import (
 	"strings"
 	"time"
 	"vigil/lb"
+	"vigil/lb/check"
 )
 
-// Check is one health check of a real server.
-type Check struct {
-	Type string // tcp, http, https, udp, dns, ping, exec, file
-	// Target is what a network check connects to: the real server's address
-	// and port unless overridden by check.address / check.port. Port 0 for
-	// ping, exec and file.
-	Target netip.AddrPort
+// Health checks of real servers: the check: key of virtual and real servers.
 
-	// http, https
-	Path      string   // default "/"
-	Host      string   // Host header (virtual host); default the target
-	SNI       string   // https: server name sent; default Host if it is a name
-	Status    [][2]int // accepted status ranges; default 200-299
-	Digest    string   // "md5:HEX" or "sha256:HEX" of the body; "" = not checked
-	TLSVerify bool     // https: verify the certificate chain and name (default false, as keepalived)
-	// HTTPVersion is the request's protocol (keepalived http_protocol):
-	// "1.1" (vigil's default), "1.0" (keepalived's) or "1.0C" (1.0 with
-	// Connection: close); "" means 1.1.
-	HTTPVersion string
-	// Regex (RE2) must match the body (its first MiB); with RegexNoMatch it
-	// must not (keepalived regex, regex_no_match).
-	Regex        string
-	RegexNoMatch bool
-	// URLs, when set, are the pages fetched instead of the single one
-	// above (whose fields are then empty): up only when every one passes
-	// (keepalived's several url {} blocks).
-	URLs []URL
-
-	// smtp
-	HeloName string // HELO argument; default this host's name
-
-	// udp
-	Payload      []byte // sent as is; default one zero byte
-	RequireReply bool   // up only on a reply; otherwise up unless an ICMP error comes back
-
-	// dns
-	QueryType string // default SOA, as keepalived
-	QueryName string // default "."
-
-	// exec
-	Argv    []string // the command (shell: sh -c COMMAND)
-	Command string   // as written, for messages
-	Shell   bool
-	User    string
-	Dynamic bool // keepalived misc_dynamic: exit 2..255 = up with weight exit-2
-
-	// file
-	File string
-
-	Interval   time.Duration // between checks; default DefaultCheckInterval
-	Timeout    time.Duration // of one check; default min(DefaultCheckTimeout, Interval)
-	RetryDelay time.Duration // after a failure, before the retry; default min(1s, Interval)
-	Warmup     time.Duration // random delay up to this before the first check; default Interval
-	Rise, Fall int           // consecutive successes to come up / failures to go down
-}
+// Check is one health check of a real server: lb/check's Spec, which
+// the configuration decodes into and normalizes, so that the probes get
+// exactly what the file says with lb/check's defaults (keepalived's)
+// filled in. The YAML keys are those of deploy/examples/vigil.yaml.
+type Check = check.Spec
 
 // URL is one page an http or https check fetches.
-type URL struct {
-	Path         string   // default "/"
-	Status       [][2]int // default 200-299
-	Digest       string   // "md5:HEX" or "sha256:HEX"; "" = not checked
-	Regex        string
-	RegexNoMatch bool
-	Host         string // this page's Host header (keepalived url virtualhost); "" = the check's
-}
+type URL = check.URL
 
 var checkHints = map[string]string{
 	"connect_timeout":    `the key is "timeout"`,
@@ -90,16 +35,27 @@ var checkHints = map[string]string{
 	"url":                `use urls: [{path: ..., status: ..., digest: ..., regex: ...}], or path, status and digest directly for one page`,
 	"misc_path":          `the key is "command"`,
 	"misc_dynamic":       `the key is "dynamic"`,
+	"misc_timeout":       `the key is "timeout"`,
 	"connect_ip":         `the key is "address"`,
 	"connect_port":       `the key is "port"`,
+	"bindto":             `the key is "source"`,
 	"verify":             `the key is "tls_verify"`,
 	"type_name":          `the key is "query_type"`,
+	"track_file":         `the key is "file", the path of the file`,
+	"min_reply_length":   `the key is "min_reply"`,
+	"max_reply_length":   `the key is "max_reply"`,
+	"sni_name":           `the key is "sni"`,
 }
 
 var checkTypes = []string{"tcp", "http", "https", "udp", "dns", "ping", "exec", "file", "smtp"}
 
-// check decodes one check. Its Target holds only the address and port it
-// overrides; target completes it per real server.
+// network are the check types that send packets, which source and (but
+// ping) fwmark apply to.
+var network = []string{"tcp", "http", "https", "udp", "dns", "smtp", "ping"}
+
+// check decodes one check as written: its Target holds only the address
+// and port it overrides, and the defaults are left to lb/check's
+// Normalize; finish completes it per real server.
 func (d *decoder) check(o *object) (Check, bool) {
 	errs := len(d.errs)
 	var c Check
@@ -107,7 +63,7 @@ func (d *decoder) check(o *object) (Check, bool) {
 	d.required(typ.St, typ.path(), strings.Join(checkTypes, ", "))
 	if typ.ok() {
 		if slices.Contains(checkTypes, typ.V) {
-			c.Type = typ.V
+			c.Type = check.Type(typ.V)
 		} else {
 			typ.reject(d, "is not a check type: use %s", strings.Join(checkTypes, ", "))
 		}
@@ -130,7 +86,6 @@ func (d *decoder) check(o *object) (Check, bool) {
 	}
 	c.Target = netip.AddrPortFrom(ip, port)
 
-	c.Interval = DefaultCheckInterval
 	iv := getDuration(o, "interval")
 	if iv.ok() {
 		if iv.V < 10*time.Millisecond || iv.V > 24*time.Hour {
@@ -139,40 +94,46 @@ func (d *decoder) check(o *object) (Check, bool) {
 			c.Interval = iv.V
 		}
 	}
-	c.Timeout = min(DefaultCheckTimeout, c.Interval)
+	// Longer than the interval: checked here against a given one, by
+	// Normalize against the default.
 	if t := getDuration(o, "timeout"); t.ok() {
 		switch {
 		case t.V < time.Millisecond:
 			t.reject(d, "is too short: use 1ms or more")
-		case t.V > c.Interval:
+		case c.Interval > 0 && t.V > c.Interval:
 			t.reject(d, "is longer than the interval (%s): a check must end before the next is due", c.Interval)
 		default:
 			c.Timeout = t.V
 		}
 	}
-	c.RetryDelay = min(time.Second, c.Interval)
 	if r := getDuration(o, "retry_delay"); r.ok() {
-		if r.V < 0 || r.V > c.Interval {
+		// 0 is the default, as it always was (the scheduler needs a delay).
+		if r.V < 0 || c.Interval > 0 && r.V > c.Interval {
 			r.reject(d, "is out of range 0..interval (%s)", c.Interval)
 		} else {
 			c.RetryDelay = r.V
 		}
 	}
-	c.Warmup = c.Interval
 	if w := getDuration(o, "warmup"); w.ok() {
-		if w.V < 0 || w.V > 24*time.Hour {
+		switch {
+		case w.V < 0 || w.V > 24*time.Hour:
 			w.reject(d, "is out of range 0..24h")
-		} else {
-			c.Warmup = w.V
+		case w.V == 0:
+			c.Jitter = check.NoJitter // keepalived warmup 0
+		default:
+			c.Jitter = w.V
 		}
 	}
-	c.Rise = d.count(o, "rise")
-	c.Fall = DefaultCheckFall
-	if f := getInt(o, "fall"); f.ok() {
-		if f.V < 1 || f.V > 100 {
-			f.reject(d, "is out of range 1..100")
-		} else {
-			c.Fall = int(f.V)
+	for _, k := range [...]struct {
+		key string
+		v   *int
+	}{{"rise", &c.Rise}, {"fall", &c.Fall}} {
+		if f := getInt(o, k.key); f.ok() {
+			if f.V < 1 || f.V > 100 {
+				f.reject(d, "is out of range 1..100")
+			} else {
+				*k.v = int(f.V)
+			}
 		}
 	}
 
@@ -180,7 +141,7 @@ func (d *decoder) check(o *object) (Check, bool) {
 		if _, present := o.get(key); !present {
 			return false
 		}
-		if !slices.Contains(types, c.Type) {
+		if !slices.Contains(types, string(c.Type)) {
 			if c.Type != "" {
 				d.fail(o.sub(key), "is not used by a %s check (only %s)", c.Type, strings.Join(types, ", "))
 			}
@@ -188,19 +149,36 @@ func (d *decoder) check(o *object) (Check, bool) {
 		}
 		return true
 	}
-	web := c.Type == "http" || c.Type == "https"
+	if only("source", network...) {
+		if a := getString(o, "source"); a.ok() {
+			if v, msg := parseHost(a.V); msg != "" {
+				a.reject(d, "%s", msg)
+			} else {
+				c.Source = v
+			}
+		}
+	}
+	if only("fwmark", "tcp", "http", "https", "udp", "dns", "smtp") {
+		if m := getInt(o, "fwmark"); m.ok() {
+			if m.V < 1 || m.V > 0xffffffff {
+				m.reject(d, "is out of range 1..4294967295")
+			} else {
+				c.FWMark = uint32(m.V)
+			}
+		}
+	}
+	web := c.Type == check.HTTP || c.Type == check.HTTPS
 	if only("urls", "http", "https") {
 		c.URLs = d.urls(o)
 	}
 	if len(c.URLs) == 0 {
-		var u URL
 		for _, k := range pageKeys {
 			only(k, "http", "https")
 		}
 		if web {
-			u = d.page(o)
+			u := d.page(o)
+			c.Path, c.Status, c.Digest, c.Regex, c.RegexNoMatch = u.Path, u.Status, u.Digest, u.Regex, u.RegexNoMatch
 		}
-		c.Path, c.Status, c.Digest, c.Regex, c.RegexNoMatch = u.Path, u.Status, u.Digest, u.Regex, u.RegexNoMatch
 	}
 	if only("host", "http", "https") {
 		c.Host = getString(o, "host").or("")
@@ -210,6 +188,14 @@ func (d *decoder) check(o *object) (Check, bool) {
 	}
 	if only("tls_verify", "https") {
 		c.TLSVerify = getBool(o, "tls_verify").or(false)
+	}
+	if only("ca", "https") {
+		if f := getString(o, "ca"); f.ok() {
+			if !strings.HasPrefix(f.V, "/") {
+				f.reject(d, "must be an absolute path")
+			}
+			c.CAFile = f.V
+		}
 	}
 	if only("http_protocol", "http", "https") {
 		raw, _ := o.get("http_protocol")
@@ -234,46 +220,28 @@ func (d *decoder) check(o *object) (Check, bool) {
 			}
 		}
 	}
-	if only("payload", "udp") {
-		if pl := getString(o, "payload"); pl.ok() {
-			b, err := hex.DecodeString(strings.ReplaceAll(pl.V, " ", ""))
-			if err != nil || len(b) == 0 || len(b) > 1400 {
-				pl.reject(d, "is not 1..1400 bytes in hex (e.g. \"0a0b\")")
-			}
-			c.Payload = b
-		}
-	}
-	if c.Type == "udp" && len(c.Payload) == 0 {
-		c.Payload = []byte{0}
-	}
-	if only("require_reply", "udp") {
-		c.RequireReply = getBool(o, "require_reply").or(false)
-	}
+	d.udpKeys(o, &c, only)
 	if only("query_type", "dns") {
 		if q := getString(o, "query_type"); q.ok() {
 			switch u := strings.ToUpper(q.V); u {
 			case "A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "PTR", "SRV":
-				c.QueryType = u
+				c.QType = u
 			default:
 				q.reject(d, "is not a query type: use A, AAAA, NS, CNAME, SOA, MX, TXT, PTR or SRV")
 			}
 		}
 	}
 	if only("query_name", "dns") {
-		c.QueryName = getString(o, "query_name").or("")
+		c.QName = getString(o, "query_name").or("")
 	}
-	if c.Type == "dns" {
-		if c.QueryType == "" {
-			c.QueryType = "SOA"
-		}
-		if c.QueryName == "" {
-			c.QueryName = "."
-		}
-	}
-	if o.has("command") || o.has("shell") || o.has("user") || o.has("dynamic") {
+	if o.has("command") || o.has("shell") || o.has("user") {
 		if only("command", "exec") {
-			c.Shell = getBool(o, "shell").or(false)
-			c.Argv, c.Command = d.command(o, "command", c.Shell, true)
+			shell := getBool(o, "shell").or(false)
+			argv, cmd := d.command(o, "command", shell, true)
+			if shell && argv != nil {
+				argv = []string{"/bin/sh", "-c", cmd}
+			}
+			c.Argv = argv
 		}
 		if only("shell", "exec") && !o.has("command") {
 			d.fail(o.sub("command"), "required for an exec check")
@@ -287,30 +255,138 @@ func (d *decoder) check(o *object) (Check, bool) {
 				}
 			}
 		}
-		if only("dynamic", "exec") {
-			c.Dynamic = getBool(o, "dynamic").or(false)
-		}
-	} else if c.Type == "exec" {
+	} else if c.Type == check.Exec {
 		d.fail(o.sub("command"), "required for an exec check")
+	}
+	if only("dynamic", "exec", "file") {
+		c.Dynamic = getBool(o, "dynamic").or(false)
 	}
 	if only("file", "file") {
 		if f := getString(o, "file"); f.ok() {
 			if !strings.HasPrefix(f.V, "/") {
 				f.reject(d, "must be an absolute path")
 			}
-			c.File = f.V
+			c.FilePath = f.V
 		}
-	} else if c.Type == "file" {
+	} else if c.Type == check.File {
 		d.fail(o.sub("file"), "required for a file check: the path whose value (0 = down) decides")
 	}
+	if only("weight", "file") {
+		if w := getInt(o, "weight"); w.ok() {
+			if w.V < -maxWeight || w.V > maxWeight {
+				w.reject(d, "is out of range -%d..%d", maxWeight, maxWeight)
+			} else {
+				c.Weight = int(w.V)
+			}
+		}
+	}
 	return c, len(d.errs) == errs
+}
+
+// udpKeys reads what a udp check sends and what reply it wants.
+func (d *decoder) udpKeys(o *object, c *Check, only func(string, ...string) bool) {
+	if only("payload", "udp") {
+		if pl := getString(o, "payload"); pl.ok() {
+			b, err := hex.DecodeString(strings.ReplaceAll(pl.V, " ", ""))
+			if err != nil || len(b) == 0 || len(b) > 1400 {
+				pl.reject(d, "is not 1..1400 bytes in hex (e.g. \"0a0b\")")
+			}
+			c.Payload = string(b)
+		}
+	}
+	if only("require_reply", "udp") {
+		c.RequireReply = getBool(o, "require_reply").or(false)
+	}
+	if only("reply", "udp") {
+		if r := getString(o, "reply"); r.ok() {
+			if h := strings.ReplaceAll(r.V, " ", ""); h == "" || len(h)%2 != 0 || strings.Trim(strings.ToLower(h), "0123456789abcdefx") != "" {
+				r.reject(d, `is not pairs of hex digits or X (any digit), e.g. "01XX7f"`)
+			} else {
+				c.Reply = h
+			}
+		}
+	}
+	for _, k := range [...]struct {
+		key string
+		v   *int
+	}{{"min_reply", &c.MinReply}, {"max_reply", &c.MaxReply}} {
+		if !only(k.key, "udp") {
+			continue
+		}
+		if n := getInt(o, k.key); n.ok() {
+			if n.V < 0 || n.V > 65535 {
+				n.reject(d, "is out of range 0..65535 bytes")
+			} else {
+				*k.v = int(n.V)
+			}
+		}
+	}
+}
+
+// specKeys maps the field names of lb/check's errors to the keys they
+// come from, where the two differ.
+var specKeys = map[string]string{
+	"target": "address", "qtype": "query_type", "qname": "query_name", "argv": "command",
+	"jitter": "warmup", "rise/fall": "fall", "min/max_reply": "max_reply", "sni/tls_verify/ca": "sni",
+	"path/status/digest/regex": "path", "urls/regex": "urls", "retry_delay": "retry_delay",
+}
+
+// finish completes a decoded check for real server rs and normalizes it
+// (lb/check's defaults and rules): the target is the real server's
+// address and port unless the check gave its own, and alpha is the real
+// server's. at names the check in a message (built only then).
+func (d *decoder) finish(c *Check, rs lb.RealServer, alpha bool, at func() string) bool {
+	ip, port := c.Target.Addr(), c.Target.Port()
+	if !ip.IsValid() {
+		ip = rs.Addr
+	}
+	if port == 0 {
+		port = rs.Port
+	}
+	switch c.Type {
+	case check.TCP, check.HTTP, check.HTTPS, check.UDP, check.SMTP:
+		if port == 0 && c.Type == check.SMTP {
+			port = 25
+		}
+		if port == 0 {
+			d.fail(at()+".port", "required: the real server %s has no port (fwmark or port-0 service); give the port to check", rs.Addr)
+			return false
+		}
+	case check.DNS:
+		if port == 0 {
+			port = 53
+		}
+	case check.Ping, check.Exec, check.File:
+		// exec and file keep the real server's address: checks of several
+		// real servers with one command are probes of their own.
+		port = 0
+	}
+	c.Target = netip.AddrPortFrom(ip, port)
+	c.Alpha = alpha
+	n, err := c.Normalize()
+	if err != nil {
+		p := at()
+		var se *check.SpecError
+		if errors.As(err, &se) {
+			key := se.Field
+			if k, ok := specKeys[key]; ok {
+				key = k
+			}
+			d.fail(p+"."+key, "%s %s", se.Value, se.Why)
+		} else {
+			d.fail(p, "%v", err)
+		}
+		return false
+	}
+	*c = n
+	return true
 }
 
 // pageKeys are the keys of one page of an http check; with urls they go
 // in each url.
 var pageKeys = []string{"path", "status", "digest", "regex", "regex_no_match"}
 
-// page reads one page's keys from o, with their defaults.
+// page reads one page's keys from o; lb/check fills in the defaults.
 func (d *decoder) page(o *object) URL {
 	var u URL
 	if p := getString(o, "path"); p.ok() {
@@ -319,20 +395,14 @@ func (d *decoder) page(o *object) URL {
 		}
 		u.Path = p.V
 	}
-	if u.Path == "" {
-		u.Path = "/"
-	}
 	if o.has("status") {
 		u.Status = d.statusRanges(o)
 	}
-	if len(u.Status) == 0 {
-		u.Status = [][2]int{{200, 299}}
-	}
 	if g := getString(o, "digest"); g.ok() {
-		if norm, msg := parseDigest(g.V); msg != "" {
+		if hexDigest, msg := parseDigest(g.V); msg != "" {
 			g.reject(d, "%s", msg)
 		} else {
-			u.Digest = norm
+			u.Digest = hexDigest
 		}
 	}
 	if r := getString(o, "regex"); r.ok() {
@@ -386,46 +456,15 @@ func (d *decoder) urls(o *object) []URL {
 	return out
 }
 
-// target completes c's Target for real server rs: the real server's
-// address and port unless the check gave its own. at names the check in a
-// message (built only then).
-func (d *decoder) target(c *Check, rs lb.RealServer, at func() string) bool {
-	ip, port := c.Target.Addr(), c.Target.Port()
-	if !ip.IsValid() {
-		ip = rs.Addr
-	}
-	if port == 0 {
-		port = rs.Port
-	}
-	switch c.Type {
-	case "tcp", "http", "https", "udp", "smtp":
-		if port == 0 && c.Type == "smtp" {
-			port = 25
-		}
-		if port == 0 {
-			d.fail(at()+".port", "required: the real server %s has no port (fwmark or port-0 service); give the port to check", rs.Addr)
-			return false
-		}
-	case "dns":
-		if port == 0 {
-			port = 53
-		}
-	case "ping", "exec", "file":
-		port = 0
-	}
-	c.Target = netip.AddrPortFrom(ip, port)
-	return true
-}
-
 // statusRanges reads status: 200 | "200-299" | [200, "300-399"].
-func (d *decoder) statusRanges(o *object) [][2]int {
+func (d *decoder) statusRanges(o *object) []check.StatusRange {
 	raw, _ := o.get("status")
 	p := o.sub("status")
 	items, isList := raw.([]any)
 	if !isList {
 		items = []any{raw}
 	}
-	var out [][2]int
+	var out []check.StatusRange
 	for i, it := range items {
 		ip := p
 		if isList {
@@ -441,13 +480,13 @@ func (d *decoder) statusRanges(o *object) [][2]int {
 	return out
 }
 
-func parseStatus(raw any) ([2]int, bool) {
+func parseStatus(raw any) (check.StatusRange, bool) {
 	if n, ok := toInt(raw); ok {
-		return [2]int{int(n), int(n)}, n >= 100 && n <= 599
+		return check.StatusRange{Lo: int(n), Hi: int(n)}, n >= 100 && n <= 599
 	}
 	s, ok := raw.(string)
 	if !ok {
-		return [2]int{}, false
+		return check.StatusRange{}, false
 	}
 	lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "-")
 	a, err1 := strconv.Atoi(strings.TrimSpace(lo))
@@ -457,13 +496,14 @@ func parseStatus(raw any) ([2]int, bool) {
 		b, err2 = strconv.Atoi(strings.TrimSpace(hi))
 	}
 	if err1 != nil || err2 != nil || a < 100 || b > 599 || a > b {
-		return [2]int{}, false
+		return check.StatusRange{}, false
 	}
-	return [2]int{a, b}, true
+	return check.StatusRange{Lo: a, Hi: b}, true
 }
 
 // parseDigest accepts "md5:HEX", "sha256:HEX" or bare HEX (32 digits = MD5
-// as keepalived's genhash prints it, 64 = SHA-256) and returns "alg:hex".
+// as keepalived's genhash prints it, 64 = SHA-256) and returns the hex
+// digits, lower case: their number tells lb/check the algorithm.
 func parseDigest(s string) (string, string) {
 	alg, h, has := strings.Cut(strings.ToLower(strings.TrimSpace(s)), ":")
 	if !has {
@@ -482,5 +522,5 @@ func parseDigest(s string) (string, string) {
 	if _, err := hex.DecodeString(h); err != nil || len(h) != want {
 		return "", fmt.Sprintf("is not %d hex digits of %s", want, alg)
 	}
-	return alg + ":" + h, ""
+	return h, ""
 }
