@@ -1,7 +1,5 @@
 package config
 
-// Reading a file and turning its text into a Config.
-
 import (
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,7 +10,13 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/viper"
 )
+
+// Reading a file and turning its text into a Config.
 
 // MaxFileSize bounds a configuration file: far above any real one (1,000
 // virtual servers of 10 real servers each are 1.1 MB), low enough that a
@@ -98,26 +102,158 @@ func sizeProblem(data []byte, file string) error {
 	if len(data) <= MaxFileSize {
 		return nil
 	}
-	return &ValidationError{File: file, Errors: []FieldError{{Msg: fmt.Sprintf(
-		"the configuration is %d bytes, over the limit of %d bytes (%d MiB)", len(data), MaxFileSize, MaxFileSize>>20)}}}
+	return problems(file, []FieldError{{Msg: fmt.Sprintf(
+		"the configuration is %d bytes, over the limit of %d bytes (%d MiB)", len(data), MaxFileSize, MaxFileSize>>20)}}, nil)
 }
 
 // decode parses text with d; the Config's hash is that of orig, the file
 // (text differs from it when a Loader stands in placeholders).
 func decode(text []byte, file string, d *decoder, orig []byte) (*Config, *decoder, error) {
-	root, env, facts, errs := readFacts(text, d.reuseKey)
+	doc, errs := readDoc(text, d.reuseKey)
 	if errs != nil {
-		return nil, d, &ValidationError{File: file, Errors: errs}
+		return nil, d, problems(file, errs, nil)
 	}
-	d.env = env
-	d.facts = facts
-	cfg := d.config(root)
+	d.env = applyEnv(doc.root)
+	d.facts, d.tree = &doc.facts, doc.tree
+	cfg := d.config(doc.root)
 	if len(d.errs) > 0 {
-		return nil, d, &ValidationError{File: file, Errors: d.errs, Warnings: d.warns}
+		return nil, d, problems(file, d.errs, d.warns)
 	}
 	sum := sha256.Sum256(orig)
 	cfg.Path = file
 	cfg.Hash = hex.EncodeToString(sum[:])
 	cfg.Warnings = d.warns
 	return cfg, d, nil
+}
+
+// Environment overrides: VIGIL_ + the key path upper-cased with "." and "-"
+// turned into "_" (node.name -> VIGIL_NODE_NAME).
+const envPrefix = "VIGIL"
+
+var envReplacer = strings.NewReplacer(".", "_", "-", "_")
+
+// envKey is a scalar key that the environment may override, and its
+// default. A nil default (def is nil, or returns nil) leaves the default
+// to the decoder, which then sees whether the key was given at all (strict
+// mode needs to know).
+type envKey struct {
+	key string
+	def func() any
+}
+
+// Defaults of the scalar keys. node.name defaults to the hostname.
+const (
+	DefaultListen        = "127.0.0.1:9730"
+	DefaultLogLevel      = "info"
+	DefaultLogFormat     = "text"
+	DefaultGARPRepeat    = 5
+	DefaultGARPDelay     = 5 * time.Second
+	DefaultGARPInterval  = 0 * time.Second
+	DefaultGARPRefresh   = 0 * time.Second
+	DefaultRefreshRepeat = 1
+	// DefaultNotifyTimeout bounds a notify command's run time.
+	DefaultNotifyTimeout = 10 * time.Second
+	// DefaultScriptInterval is a tracked script's interval.
+	DefaultScriptInterval = time.Second
+)
+
+var envKeys = []envKey{
+	{"node.name", func() any {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			return h
+		}
+		return nil // no default: node.name is then required
+	}},
+	{"vrrp.strict", nil},
+	{"vrrp.garp.repeat", nil},
+	{"vrrp.garp.delay", nil},
+	{"vrrp.garp.interval", nil},
+	{"vrrp.garp.refresh", nil},
+	{"vrrp.garp.refresh_repeat", nil},
+	{"vrrp.garp.lower_prio_repeat", nil},
+	{"vrrp.garp.lower_prio_delay", nil},
+	{"vrrp.script_user", nil},
+	{"vrrp.notify_fifo", nil},
+	{"vrrp.notify_fifo_group", nil},
+	{"telemetry.listen", func() any { return DefaultListen }},
+	{"telemetry.log_level", func() any { return DefaultLogLevel }},
+	{"telemetry.log_format", func() any { return DefaultLogFormat }},
+	{"telemetry.pprof", func() any { return false }},
+}
+
+// EnvKeys lists the keys the environment can override, in file order.
+func EnvKeys() []string {
+	keys := make([]string, len(envKeys))
+	for i, k := range envKeys {
+		keys[i] = k.key
+	}
+	return keys
+}
+
+// EnvVar returns the environment variable that overrides key.
+func EnvVar(key string) string {
+	return envPrefix + "_" + envReplacer.Replace(strings.ToUpper(key))
+}
+
+// inject sets m[path...] = val, creating missing or null intermediate maps.
+// It reports false, changing nothing, when an intermediate value is not a map.
+func inject(m map[string]any, path []string, val any) bool {
+	for _, k := range path[:len(path)-1] {
+		switch next := m[k].(type) {
+		case nil:
+			n := map[string]any{}
+			m[k] = n
+			m = n
+		case map[string]any:
+			m = next
+		default:
+			return false
+		}
+	}
+	m[path[len(path)-1]] = val
+	return true
+}
+
+// applyEnv merges the environment overrides and the defaults of the
+// scalar keys in envKeys into root, read from the file, and returns the
+// key paths whose value came from the environment with their variable.
+// viper reads the environment (VIGIL_ + the key path upper-cased, "." and
+// "-" as "_"; an empty variable counts as unset): file < environment, and
+// a default only where neither gives a value.
+func applyEnv(root map[string]any) map[string]string {
+	v := viper.New()
+	v.SetEnvPrefix(envPrefix)
+	v.SetEnvKeyReplacer(envReplacer)
+	env := map[string]string{}
+	for _, k := range envKeys {
+		_ = v.BindEnv(k.key) // viper only consults the environment for keys it knows (spf13/viper#761)
+		path := strings.Split(k.key, ".")
+		val := v.Get(k.key)
+		if val != nil {
+			if inject(root, path, val) {
+				env[k.key] = EnvVar(k.key)
+			}
+			continue
+		}
+		if k.def == nil || has(root, path) {
+			continue
+		}
+		if def := k.def(); def != nil {
+			inject(root, path, def) // a parent that is not a mapping is reported on the parent
+		}
+	}
+	return env
+}
+
+// has reports whether m holds a value at path.
+func has(m map[string]any, path []string) bool {
+	for _, k := range path[:len(path)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			return false
+		}
+		m = next
+	}
+	_, ok := m[path[len(path)-1]]
+	return ok
 }

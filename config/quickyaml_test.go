@@ -16,7 +16,7 @@ func checkQuickItem(t *testing.T, item string) bool {
 	if !ok {
 		return false
 	}
-	root, _, errs := read([]byte("items:\n" + item))
+	root, errs := read([]byte("items:\n" + item))
 	if errs != nil {
 		t.Errorf("%q: quickItem read %#v; the whole parse refuses it: %v", item, got, errs)
 		return true

@@ -153,7 +153,7 @@ func (l *Loader) parse(data []byte, file string) (*Config, error) {
 //
 // This is for a start, or a reload that changes most of a large file:
 // YAML parsing is most of a large start's time. Apart, items are read by
-// quickItem, or parsed to yaml.v3 nodes and converted directly (nodeValue),
+// quickItem, or parsed to yaml.v3 nodes and converted (itemValue),
 // both faster than the whole parse even on one core, and several cores
 // share them. Each item of the list means the same on its own (see
 // vsItems).
@@ -215,8 +215,8 @@ func decodeItems(data []byte, items [][2]int, known map[string]VirtualServer, p 
 // decodeChunk decodes consecutive items apart and returns those that
 // decoded cleanly, keyed by their text; see decodeItems. Each item is read
 // by quickItem, or when it cannot, with the others it cannot as the list of
-// a document of their own through yaml.v3 to nodes, which nodeValue
-// converts (the whole parse goes through viper).
+// a document of their own through yaml.v3 to nodes, converted as the whole
+// read converts them (itemValue).
 func decodeChunk(data []byte, items [][2]int) map[string]VirtualServer {
 	out := make(map[string]VirtualServer, len(items))
 	var slow [][2]int
@@ -254,7 +254,7 @@ func decodeChunk(data []byte, items [][2]int) map[string]VirtualServer {
 		return out
 	}
 	for i, n := range list {
-		if raw, ok := nodeValue(n); ok {
+		if raw, ok := itemValue(n, slow[i][1]-slow[i][0]); ok {
 			decodeItem(out, data[slow[i][0]:slow[i][1]], raw)
 		}
 	}

@@ -1,10 +1,11 @@
-// Package config is vigil's typed configuration: it reads the YAML file (and
-// VIGIL_* environment overrides) through viper, decodes it strictly (unknown
-// keys and wrong types are errors with their full key path), fills in the
-// defaults and validates every rule, reporting all problems at once. The
-// result is a plain *Config that nothing modifies after Load returns it.
+// Package config turns vigil's YAML file, with VIGIL_* environment
+// overrides, into a validated, read-only Config, or into every problem of
+// the file, each placed at its FILE:LINE:COLUMN.
 //
-// This is the only package that imports viper.
+// The file is parsed once into yaml.v3 nodes, which are decoded strictly
+// (unknown keys and wrong types are problems with their key path) and kept
+// to place the problems that rules find after decoding. viper only reads
+// the environment; this is the only package that imports it.
 package config
 
 import (
