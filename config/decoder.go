@@ -447,3 +447,22 @@ func getObject(o *object, key string) (*object, got) {
 	}
 	return sub, good
 }
+
+func (o *object) has(key string) bool {
+	_, ok := o.m[key]
+	return ok
+}
+
+// choice reads an enumerated string key: def when absent, else one of
+// values.
+func (d *decoder) choice(o *object, key, def string, values ...string) string {
+	f := getString(o, key)
+	if !f.ok() {
+		return def
+	}
+	if !slices.Contains(values, f.V) {
+		f.reject(d, "is not one of %s", strings.Join(values, ", "))
+		return def
+	}
+	return f.V
+}

@@ -7,43 +7,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
 	"vigil/lb"
 )
 
-// LB is the load-balancing half: IPVS virtual servers and their checks.
-type LB struct {
-	VirtualServers []VirtualServer
-	// SyncDaemon, if set, runs the kernel's IPVS connection-sync daemon so
-	// established connections survive a failover (keepalived
-	// lvs_sync_daemon): master while Instance is VRRP master, backup
-	// otherwise.
-	SyncDaemon *SyncDaemon
-	// OnStop is what happens to vigil's services when it stops: "remove"
-	// (the default, as keepalived) or "keep" (keepalived -I
-	// --dont-release-ipvs: traffic keeps flowing across a restart or an
-	// upgrade; the next start converges without touching unchanged
-	// entries).
-	OnStop string
-	// ForeignServices is what vigil does with services in the kernel that
-	// it did not create: "keep" (the default: left alone) or "remove"
-	// (vigil owns the namespace's whole table, at start, at every resync
-	// and, with OnStop remove, at stop: keepalived's lvs_flush and
-	// lvs_flush_on_stop).
-	ForeignServices string
-	// Timeouts are the kernel's IPVS connection timeouts (keepalived
-	// lvs_timeouts); zero leaves a timeout as the kernel has it.
-	Timeouts Timeouts
-	// RSInitNotifies also reports the real servers that start up (at start
-	// and when a reload adds them): their notify_up runs and the FIFO gets
-	// their UP line (keepalived rs_init_notifies). By default only later
-	// changes are reported.
-	RSInitNotifies bool
-}
-
-// Timeouts are IPVS connection timeouts (ipvsadm --set TCP TCPFIN UDP).
-type Timeouts struct {
-	TCP, TCPFin, UDP time.Duration
-}
+// The lb: section: virtual servers, their real servers and the IPVS settings.
 
 // The values of lb.on_stop and lb.foreign_services.
 const (
@@ -53,52 +21,6 @@ const (
 	ForeignRemove  = "remove"
 	maxIPVSTimeout = 365 * 24 * time.Hour // the kernel keeps seconds in an int; a year is plenty
 )
-
-// SyncDaemon configures IPVS connection synchronisation.
-type SyncDaemon struct {
-	Interface string // the multicast interface (224.0.0.81:8848)
-	Instance  string // the VRRP instance whose state it follows
-	SyncID    uint8  // default: the instance's VRID, so clusters sharing a LAN stay apart
-	syncIDSet bool
-	path      string
-}
-
-// VirtualServer is one configured IPVS virtual service. Spec is what the
-// desired-table core (package lb) works from; Reals holds, index by index
-// with Spec.Reals, what only the health checkers need.
-type VirtualServer struct {
-	Spec   lb.VirtualServer
-	Reals  []RealServer
-	Notify LBNotify
-	// HASuspend runs its checks only while one of its addresses is on
-	// this host (keepalived ha_suspend): on the director that holds the
-	// VIP. The others keep their real servers' last state.
-	HASuspend bool
-}
-
-// LBNotify are a virtual server's notify commands, run as given (no
-// arguments added) when it gains or loses quorum (keepalived quorum_up,
-// quorum_down); User and Timeout apply to its real servers' commands too.
-type LBNotify struct {
-	QuorumUp, QuorumDown []string
-	User                 string        // user[:group]; "" = the daemon's user
-	Timeout              time.Duration // default DefaultNotifyTimeout
-	// Omega also reports the virtual server and its real servers down when
-	// vigil stops (keepalived omega): quorum_down and notify_down run, and
-	// the FIFO gets the DOWN lines.
-	Omega bool
-}
-
-// RealServer is the checker side of a real server.
-type RealServer struct {
-	// Alpha starts the real server as down until its checks first succeed
-	// (keepalived alpha); by default it starts up, as keepalived does.
-	Alpha  bool
-	Checks []Check
-	// NotifyUp and NotifyDown run when the real server's checks all pass
-	// again or one fails (keepalived notify_up, notify_down).
-	NotifyUp, NotifyDown []string
-}
 
 // DefaultScheduler is a virtual server's IPVS scheduler when it names none
 // (keepalived's default).
@@ -884,11 +806,6 @@ func parseAddrPort(s string, needPort bool) (netip.AddrPort, string) {
 	return netip.AddrPortFrom(a, 0), ""
 }
 
-func (o *object) has(key string) bool {
-	_, ok := o.m[key]
-	return ok
-}
-
 func familyOfAddr(a netip.Addr) lb.Family { return lb.Family(familyOf(a.Unmap())) }
 
 // syncDaemonInstance resolves the sync daemon's instance once the VRRP
@@ -939,18 +856,4 @@ func (d *decoder) syncDaemonMixedFamily(cfg *Config) {
 			}
 		}
 	}
-}
-
-// choice reads an enumerated string key: def when absent, else one of
-// values.
-func (d *decoder) choice(o *object, key, def string, values ...string) string {
-	f := getString(o, key)
-	if !f.ok() {
-		return def
-	}
-	if !slices.Contains(values, f.V) {
-		f.reject(d, "is not one of %s", strings.Join(values, ", "))
-		return def
-	}
-	return f.V
 }

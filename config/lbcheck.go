@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
 	"vigil/lb"
 	"vigil/lb/check"
 )

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
 	"vigil/vrrp"
 )
 
