@@ -191,12 +191,7 @@ func (d *decoder) check(o *object) (Check, bool) {
 		c.TLSVerify = getBool(o, "tls_verify").or(false)
 	}
 	if only("ca", "https") {
-		if f := getString(o, "ca"); f.ok() {
-			if !strings.HasPrefix(f.V, "/") {
-				f.reject(d, "must be an absolute path")
-			}
-			c.CAFile = f.V
-		}
+		c.CAFile = d.absPath(o, "ca")
 	}
 	if only("http_protocol", "http", "https") {
 		raw, _ := o.get("http_protocol")
@@ -263,12 +258,7 @@ func (d *decoder) check(o *object) (Check, bool) {
 		c.Dynamic = getBool(o, "dynamic").or(false)
 	}
 	if only("file", "file") {
-		if f := getString(o, "file"); f.ok() {
-			if !strings.HasPrefix(f.V, "/") {
-				f.reject(d, "must be an absolute path")
-			}
-			c.FilePath = f.V
-		}
+		c.FilePath = d.absPath(o, "file")
 	} else if c.Type == check.File {
 		d.fail(o.sub("file"), "required for a file check: the path whose value (0 = down) decides")
 	}
@@ -282,6 +272,15 @@ func (d *decoder) check(o *object) (Check, bool) {
 		}
 	}
 	return c, len(d.errs) == errs
+}
+
+// absPath reads a key that holds an absolute path; "" when absent.
+func (d *decoder) absPath(o *object, key string) string {
+	f := getString(o, key)
+	if f.ok() && !strings.HasPrefix(f.V, "/") {
+		f.reject(d, "must be an absolute path")
+	}
+	return f.V
 }
 
 // udpKeys reads what a udp check sends and what reply it wants.
