@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -55,7 +56,7 @@ func readDoc(data []byte, reuseKey string) (*document, []FieldError) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var top yaml.Node
 	if err := dec.Decode(&top); err != nil {
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return &document{root: map[string]any{}}, nil // no document at all
 		}
 		return nil, []FieldError{yamlError(err, data)}
@@ -546,7 +547,7 @@ func afterFirst(dec *yaml.Decoder, b []byte) (FieldError, bool) {
 		var n yaml.Node
 		err := dec.Decode(&n)
 		switch {
-		case err == io.EOF:
+		case errors.Is(err, io.EOF):
 			return FieldError{}, false
 		case err != nil:
 			if line := markerAfterStart(b); line > 0 {
