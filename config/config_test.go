@@ -738,7 +738,8 @@ func TestLoad(t *testing.T) {
 	if !errors.As(err, &ve) || ve.File != bad {
 		t.Fatalf("bad file: %v", err)
 	}
-	if want := "config " + bad + ": 1 problem:\nvrrp.instances[0].vrid: 0 is out of range 1..255"; err.Error() != want {
+	// The problem's line starts with its place in the file: the value 0.
+	if want := "config " + bad + ": 1 problem:\n" + bad + ":5:13: vrrp.instances[0].vrid: 0 is out of range 1..255"; err.Error() != want {
 		t.Errorf("Error():\n%s\nwant:\n%s", err, want)
 	}
 }

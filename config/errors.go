@@ -16,11 +16,30 @@ type FieldError struct {
 	// mappings not shown); empty when there is none to show.
 	Value string
 	Msg   string
+	// Line and Column place the problem in the file, counting from 1; 0
+	// when it has no place (a value from the environment, the file as a
+	// whole). Column is 0 too when only the line is known.
+	Line, Column int
+	// Env is the environment variable the value came from, if it did.
+	Env string
+	// File is the file the problem is in; "" for Parse.
+	File string
 }
 
-// Error formats the problem as "path: value msg".
+// Error formats the problem as "path: value msg", after where it is as
+// compilers write it when it is in a file: FILE:LINE:COLUMN (FILE:LINE when
+// the column is not known), or the environment variable the value came
+// from.
 func (e FieldError) Error() string {
 	var b strings.Builder
+	switch {
+	case e.Env != "":
+		b.WriteString("$" + e.Env + ": ")
+	case e.File != "" && e.Line > 0 && e.Column > 0:
+		fmt.Fprintf(&b, "%s:%d:%d: ", e.File, e.Line, e.Column)
+	case e.File != "" && e.Line > 0:
+		fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
+	}
 	if e.Path != "" {
 		b.WriteString(e.Path)
 		b.WriteString(": ")
@@ -42,8 +61,8 @@ type ValidationError struct {
 	Warnings []string // warnings found along the way; see Config.Warnings
 }
 
-// Error lists the problems one per line, after a header naming the file when
-// there is one.
+// Error lists the problems one per line (see FieldError.Error), after a
+// header naming the file when there is one.
 func (e *ValidationError) Error() string {
 	lines := make([]string, 0, len(e.Errors)+1)
 	if e.File != "" {
@@ -57,6 +76,15 @@ func (e *ValidationError) Error() string {
 		lines = append(lines, fe.Error())
 	}
 	return strings.Join(lines, "\n")
+}
+
+// problems returns the ValidationError of file's problems, each naming the
+// file.
+func problems(file string, errs []FieldError, warns []string) *ValidationError {
+	for i := range errs {
+		errs[i].File = file
+	}
+	return &ValidationError{File: file, Errors: errs, Warnings: warns}
 }
 
 // Unwrap returns the individual FieldErrors, so errors.As finds them.

@@ -34,10 +34,16 @@ func everyPath(t *testing.T, y string) (*Config, error) {
 			cfg = &c
 		}
 		if err != nil {
-			// Parse names no file: compare what follows the header.
+			// Parse names no file: compare the problems and their places.
 			msg := err.Error()
-			if _, rest, ok := strings.Cut(msg, path+": "); ok && strings.HasPrefix(msg, "config ") {
-				msg = rest[strings.IndexByte(rest, '\n')+1:]
+			var ve *ValidationError
+			if errors.As(err, &ve) {
+				var b strings.Builder
+				for _, fe := range ve.Errors {
+					fe.File = "" // Parse's name none
+					fmt.Fprintf(&b, "%d:%d %s\n", fe.Line, fe.Column, fe.Error())
+				}
+				msg = b.String()
 			}
 			err = errors.New(msg)
 		}

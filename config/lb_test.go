@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"vigil/lb"
+	"vigil/lb/check"
 )
 
 // lbDoc wraps virtual server YAML (one flow mapping per element) in a
@@ -84,7 +85,7 @@ lb:
 		t.Errorf("http spec:\n got %+v\nwant %+v", http.Spec, wantSpec)
 	}
 	hc := http.Reals[0].Checks[0]
-	if hc.Type != "http" || hc.Path != "/healthz" || !reflect.DeepEqual(hc.Status, [][2]int{{200, 200}}) ||
+	if hc.Type != "http" || hc.Path != "/healthz" || !reflect.DeepEqual(hc.Status, []check.StatusRange{{Lo: 200, Hi: 200}}) ||
 		hc.Interval != 2*time.Second || hc.Timeout != time.Second || hc.Rise != 2 || hc.Fall != 3 ||
 		hc.Target != netip.MustParseAddrPort("198.51.100.11:8080") {
 		t.Errorf("http check: %+v", hc)
@@ -104,7 +105,7 @@ lb:
 	if r := dns.Spec.Reals[0]; r.Port != 53 || r.Forward != lb.DR {
 		t.Errorf("dns real server: %+v", r)
 	}
-	if ch := dns.Reals[0].Checks; len(ch) != 1 || ch[0].QueryType != "A" || ch[0].QueryName != "example.org." ||
+	if ch := dns.Reals[0].Checks; len(ch) != 1 || ch[0].QType != "A" || ch[0].QName != "example.org." ||
 		ch[0].Target != netip.MustParseAddrPort("[2001:db8::11]:53") {
 		t.Errorf("dns template check: %+v", ch)
 	}
@@ -122,14 +123,14 @@ lb:
 	}
 }
 
-// Check defaults are documented in the Check type; keepalived's (retry 1 =
-// down after two failures, up after one success) where they make sense.
+// Check defaults are lb/check's (keepalived's): see also TestCheckDefaults
+// for every type.
 func TestLBCheckDefaults(t *testing.T) {
 	c := mustParse(t, lbDoc(`{name: web, address: "192.0.2.100:443", protocol: tcp, real_servers: [{address: "198.51.100.11", check: {type: https}}]}`))
 	ch := c.LB.VirtualServers[0].Reals[0].Checks[0]
 	want := Check{Type: "https", Target: netip.MustParseAddrPort("198.51.100.11:443"), Path: "/",
-		Status: [][2]int{{200, 299}}, Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout,
-		RetryDelay: time.Second, Warmup: DefaultCheckInterval, Rise: 1, Fall: DefaultCheckFall}
+		Status: []check.StatusRange{{Lo: 200, Hi: 299}}, HTTPVersion: "1.1", Interval: 60 * time.Second, Timeout: 5 * time.Second,
+		RetryDelay: 3 * time.Second, Jitter: 60 * time.Second, Rise: 1, Fall: 2}
 	if !reflect.DeepEqual(ch, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", ch, want)
 	}
@@ -137,7 +138,7 @@ func TestLBCheckDefaults(t *testing.T) {
 		t.Errorf("service defaults: %+v", vs)
 	}
 	c = mustParse(t, lbDoc(`{name: u, address: "192.0.2.100:53", protocol: udp, real_servers: [{address: "198.51.100.11", check: {type: udp}}]}`))
-	if ch := c.LB.VirtualServers[0].Reals[0].Checks[0]; !reflect.DeepEqual(ch.Payload, []byte{0}) || ch.RequireReply {
+	if ch := c.LB.VirtualServers[0].Reals[0].Checks[0]; ch.Payload != "\x00" || ch.RequireReply {
 		t.Errorf("udp defaults: %+v", ch)
 	}
 }
@@ -352,9 +353,9 @@ func TestLBCheckPagesAndSMTP(t *testing.T) {
 		`{name: mail, fwmark: 25, persistence: 60s, real_servers: [{address: 198.51.100.12, check: {type: smtp, helo_name: lb1.example.org}}]}`))
 	ch := c.LB.VirtualServers[0].Reals[0].Checks[0]
 	want := []URL{
-		{Path: "/healthz", Status: [][2]int{{204, 204}}},
-		{Path: "/", Status: [][2]int{{200, 299}}, Digest: "md5:0123456789abcdef0123456789abcdef", Regex: "(?i)welcome", Host: "www.example.com"},
-		{Path: "/maint", Status: [][2]int{{200, 299}}, Regex: "maintenance", RegexNoMatch: true},
+		{Path: "/healthz", Status: []check.StatusRange{{Lo: 204, Hi: 204}}},
+		{Path: "/", Status: []check.StatusRange{{Lo: 200, Hi: 299}}, Digest: "0123456789abcdef0123456789abcdef", Regex: "(?i)welcome", Host: "www.example.com"},
+		{Path: "/maint", Status: []check.StatusRange{{Lo: 200, Hi: 299}}, Regex: "maintenance", RegexNoMatch: true},
 	}
 	if !reflect.DeepEqual(ch.URLs, want) || ch.Path != "" || ch.Status != nil {
 		t.Errorf("urls: %+v (path %q status %v)", ch.URLs, ch.Path, ch.Status)
@@ -497,7 +498,7 @@ func TestLBCheckHTTPProtocol(t *testing.T) {
 	check := func(c string) string {
 		return lbDoc(`{name: a, address: "192.0.2.100:80", protocol: tcp, real_servers: [{address: "198.51.100.11:8080", check: ` + c + `}]}`)
 	}
-	for in, want := range map[string]string{"1.0": "1.0", `"1.0"`: "1.0", "1.0C": "1.0C", "1.1": "1.1", "": ""} {
+	for in, want := range map[string]string{"1.0": "1.0", `"1.0"`: "1.0", "1.0C": "1.0C", "1.1": "1.1", "": "1.1"} {
 		c := `{type: http}`
 		if in != "" {
 			c = `{type: http, http_protocol: ` + in + `}`

@@ -152,10 +152,8 @@ func (l *Loader) parse(data []byte, file string) (*Config, error) {
 // place in the file.
 //
 // This is for a start, or a reload that changes most of a large file:
-// YAML parsing is most of a large start's time. Apart, items are read by
-// quickItem, or parsed to yaml.v3 nodes and converted directly (nodeValue),
-// both faster than the whole parse even on one core, and several cores
-// share them. Each item of the list means the same on its own (see
+// YAML parsing is most of a large start's time, and several cores share
+// the items. Each item of the list means the same on its own (see
 // vsItems).
 func decodeItems(data []byte, items [][2]int, known map[string]VirtualServer, p parallelism) map[string]VirtualServer {
 	var todo [][2]int // runs of unknown items, as indices into items
@@ -213,23 +211,11 @@ func decodeItems(data []byte, items [][2]int, known map[string]VirtualServer, p 
 }
 
 // decodeChunk decodes consecutive items apart and returns those that
-// decoded cleanly, keyed by their text; see decodeItems. Each item is read
-// by quickItem, or when it cannot, with the others it cannot as the list of
-// a document of their own through yaml.v3 to nodes, which nodeValue
-// converts (the whole parse goes through viper).
-func decodeChunk(data []byte, items [][2]int) map[string]VirtualServer {
-	out := make(map[string]VirtualServer, len(items))
-	var slow [][2]int
-	for _, it := range items {
-		if raw, ok := quickItem(data[it[0]:it[1]]); ok {
-			decodeItem(out, data[it[0]:it[1]], raw)
-		} else {
-			slow = append(slow, it)
-		}
-	}
-	if len(slow) == 0 {
-		return out
-	}
+// decoded cleanly, keyed by their text; see decodeItems. The items are
+// the list of a document of their own, parsed by yaml.v3 to nodes and
+// converted as the whole read converts them (itemValue).
+func decodeChunk(data []byte, slow [][2]int) map[string]VirtualServer {
+	out := make(map[string]VirtualServer, len(slow))
 	const key = "items"
 	doc := []byte(key + ":\n")
 	for _, it := range slow {
@@ -254,7 +240,7 @@ func decodeChunk(data []byte, items [][2]int) map[string]VirtualServer {
 		return out
 	}
 	for i, n := range list {
-		if raw, ok := nodeValue(n); ok {
+		if raw, ok := itemValue(n, slow[i][1]-slow[i][0]); ok {
 			decodeItem(out, data[slow[i][0]:slow[i][1]], raw)
 		}
 	}

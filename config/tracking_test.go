@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -534,8 +535,10 @@ func TestIssueBadInput(t *testing.T) {
 			if !errors.As(err, &ve) {
 				t.Fatalf("Load: %v", err)
 			}
-			if want := "config " + f + ": 1 problem:\n" + tc.want; !strings.HasPrefix(err.Error(), want) {
-				t.Errorf("got:\n%v\nwant prefix:\n%s", err, want)
+			// Each problem's line starts with its place in the file.
+			if want := "config " + f + ": 1 problem:\n" + f + ":"; !strings.HasPrefix(err.Error(), want) ||
+				!regexp.MustCompile(`^\d+:\d+: `+regexp.QuoteMeta(tc.want)).MatchString(strings.TrimPrefix(err.Error(), want)) {
+				t.Errorf("got:\n%v\nwant prefix:\n%sLINE:COL: %s", err, want, tc.want)
 			}
 		})
 	}

@@ -294,45 +294,11 @@ func (b *Balancer) poke() {
 	}
 }
 
-// checkSpec maps a configured check to lb/check's spec.
+// checkSpec is the configured check: the configuration decodes into
+// lb/check's spec and normalizes it, the real server's alpha included.
 func checkSpec(c config.Check, alpha bool) check.Spec {
-	s := check.Spec{
-		Type: check.Type(c.Type), Target: c.Target,
-		Path: c.Path, Host: c.Host, SNI: c.SNI, TLSVerify: c.TLSVerify, HTTPVersion: c.HTTPVersion,
-		Payload: string(c.Payload), RequireReply: c.RequireReply,
-		QType: c.QueryType, QName: c.QueryName,
-		User: c.User, Dynamic: c.Dynamic, FilePath: c.File,
-		Interval: c.Interval, Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall,
-		RetryDelay: c.RetryDelay, Jitter: c.Warmup, Alpha: alpha,
-	}
-	if s.Jitter == 0 {
-		s.Jitter = check.NoJitter
-	}
-	page := checkURL(config.URL{Path: c.Path, Status: c.Status, Digest: c.Digest, Regex: c.Regex, RegexNoMatch: c.RegexNoMatch})
-	s.Path, s.Status, s.Digest, s.Regex, s.RegexNoMatch = page.Path, page.Status, page.Digest, page.Regex, page.RegexNoMatch
-	for _, u := range c.URLs {
-		s.URLs = append(s.URLs, checkURL(u))
-	}
-	s.HeloName = c.HeloName
-	if c.Shell {
-		s.Argv = []string{"/bin/sh", "-c", c.Command}
-	} else {
-		s.Argv = c.Argv
-	}
-	return s
-}
-
-// checkURL maps a configured page to lb/check's (the digest without its
-// "alg:" prefix: its length tells the algorithm).
-func checkURL(u config.URL) check.URL {
-	out := check.URL{Path: u.Path, Regex: u.Regex, RegexNoMatch: u.RegexNoMatch, Host: u.Host}
-	if _, hex, ok := strings.Cut(u.Digest, ":"); ok {
-		out.Digest = hex
-	}
-	for _, r := range u.Status {
-		out.Status = append(out.Status, check.StatusRange{Lo: r[0], Hi: r[1]})
-	}
-	return out
+	c.Alpha = c.Alpha || alpha
+	return c
 }
 
 // Run checks and reconciles until ctx ends, then removes what it manages

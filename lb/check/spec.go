@@ -119,12 +119,28 @@ const (
 	maxHeaderBytes = 64 << 10
 )
 
+// SpecError is what Normalize returns for an invalid Spec: the field at
+// fault, so that a configuration can point at the key it came from.
+type SpecError struct {
+	Type Type
+	// Field names the field as lowercase configuration words ("timeout",
+	// "urls[1].path", "qtype"); a pair ("rise/fall") when two fields
+	// conflict.
+	Field string
+	Value string // the value as printed in the message
+	Why   string
+}
+
+func (e *SpecError) Error() string {
+	return fmt.Sprintf("check %s: %s %s: %s", e.Type, e.Field, e.Value, e.Why)
+}
+
 // normalizeURL validates u and fills in its defaults; field names in
 // errors start with prefix ("" for the single-page form, "urls[i]." for
 // URLs).
 func normalizeURL(u URL, prefix string) (URL, error) {
 	bad := func(field string, v any, why string) (URL, error) {
-		return URL{}, fmt.Errorf("%s%s %v: %s", prefix, field, v, why)
+		return URL{}, &SpecError{Field: prefix + field, Value: fmt.Sprint(v), Why: why}
 	}
 	if u.Path == "" {
 		u.Path = "/"
@@ -222,7 +238,7 @@ type Spec struct {
 	// status line and headers exceed 64 KiB fails the check.
 	HTTPVersion string
 
-	// Payload is what a udp check sends (default empty datagram).
+	// Payload is what a udp check sends (default one zero byte).
 	Payload string
 	// RequireReply makes a udp check need a reply datagram; without it a
 	// udp check succeeds unless an ICMP error (port unreachable) comes back
@@ -293,7 +309,14 @@ type Spec struct {
 // Normalize validates s and returns it with its defaults filled in.
 func (s Spec) Normalize() (Spec, error) {
 	bad := func(field string, v any, why string) (Spec, error) {
-		return Spec{}, fmt.Errorf("check %s: %s %v: %s", s.Type, field, v, why)
+		return Spec{}, &SpecError{Type: s.Type, Field: field, Value: fmt.Sprint(v), Why: why}
+	}
+	// urlErr gives a page's error the check's type.
+	urlErr := func(err error) (Spec, error) {
+		if se, ok := err.(*SpecError); ok {
+			se.Type = s.Type
+		}
+		return Spec{}, err
 	}
 	needTarget := func(defPort uint16) (Spec, error) {
 		if !s.Target.Addr().IsValid() {
@@ -315,6 +338,9 @@ func (s Spec) Normalize() (Spec, error) {
 	case UDP:
 		if s, err = needTarget(0); err != nil {
 			return s, err
+		}
+		if s.Payload == "" {
+			s.Payload = "\x00"
 		}
 		if s.Reply != "" {
 			if len(s.Reply)%2 != 0 || strings.Trim(strings.ToLower(s.Reply), "0123456789abcdefx") != "" {
@@ -340,7 +366,7 @@ func (s Spec) Normalize() (Spec, error) {
 		if len(s.URLs) == 0 {
 			u, err := normalizeURL(URL{Path: s.Path, Status: s.Status, Digest: s.Digest, Regex: s.Regex, RegexNoMatch: s.RegexNoMatch}, "")
 			if err != nil {
-				return Spec{}, fmt.Errorf("check %s: %w", s.Type, err)
+				return urlErr(err)
 			}
 			s.Path, s.Status, s.Digest = u.Path, u.Status, u.Digest
 		} else {
@@ -350,7 +376,7 @@ func (s Spec) Normalize() (Spec, error) {
 			s.URLs = slices.Clone(s.URLs)
 			for i := range s.URLs {
 				if s.URLs[i], err = normalizeURL(s.URLs[i], fmt.Sprintf("urls[%d].", i)); err != nil {
-					return Spec{}, fmt.Errorf("check %s: %w", s.Type, err)
+					return urlErr(err)
 				}
 			}
 		}

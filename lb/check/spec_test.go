@@ -1,6 +1,7 @@
 package check
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -87,6 +88,26 @@ func TestValidateErrors(t *testing.T) {
 		err := tt.in.Validate()
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Validate(%+v) = %v, want it to contain %q", tt.in, err, tt.want)
+		}
+	}
+}
+
+// Normalize's errors are *SpecError, naming the field (a page's with its
+// index) so a configuration can point at its key.
+func TestSpecErrorField(t *testing.T) {
+	for _, tt := range []struct {
+		in    Spec
+		field string
+	}{
+		{Spec{Type: TCP, Target: lo4, Interval: time.Second, Timeout: 2 * time.Second}, "timeout"},
+		{Spec{Type: HTTP, Target: lo4, URLs: []URL{{}, {Path: "x"}}}, "urls[1].path"},
+		{Spec{Type: HTTPS, Target: lo4, Digest: "abc"}, "digest"},
+		{Spec{Type: DNS, Target: lo4, QType: "BOGUS"}, "qtype"},
+	} {
+		_, err := tt.in.Normalize()
+		var se *SpecError
+		if !errors.As(err, &se) || se.Field != tt.field || se.Type != tt.in.Type {
+			t.Errorf("%+v: %#v, want field %q of %s", tt.in, err, tt.field, tt.in.Type)
 		}
 	}
 }

@@ -1,233 +1,15 @@
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"math"
-	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
-	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 )
-
-// Environment overrides: VIGIL_ + the key path upper-cased with "." and "-"
-// turned into "_" (node.name -> VIGIL_NODE_NAME).
-const envPrefix = "VIGIL"
-
-var envReplacer = strings.NewReplacer(".", "_", "-", "_")
-
-// envKey is a scalar key that the environment may override. Viper only
-// consults the environment for keys it has heard of (spf13/viper#761), so
-// every one of them gets a default or is bound to its variable. A nil
-// default (def is nil, or returns nil) leaves the default to the decoder,
-// which then sees whether the key was given at all (strict mode needs to
-// know).
-type envKey struct {
-	key string
-	def func() any
-}
-
-// Defaults of the scalar keys. node.name defaults to the hostname.
-const (
-	DefaultListen        = "127.0.0.1:9730"
-	DefaultLogLevel      = "info"
-	DefaultLogFormat     = "text"
-	DefaultGARPRepeat    = 5
-	DefaultGARPDelay     = 5 * time.Second
-	DefaultGARPInterval  = 0 * time.Second
-	DefaultGARPRefresh   = 0 * time.Second
-	DefaultRefreshRepeat = 1
-	// DefaultNotifyTimeout bounds a notify command's run time.
-	DefaultNotifyTimeout = 10 * time.Second
-	// DefaultScriptInterval is a tracked script's interval.
-	DefaultScriptInterval = time.Second
-)
-
-var envKeys = []envKey{
-	{"node.name", func() any {
-		if h, err := os.Hostname(); err == nil && h != "" {
-			return h
-		}
-		return nil // no default: node.name is then required
-	}},
-	{"vrrp.strict", nil},
-	{"vrrp.garp.repeat", nil},
-	{"vrrp.garp.delay", nil},
-	{"vrrp.garp.interval", nil},
-	{"vrrp.garp.refresh", nil},
-	{"vrrp.garp.refresh_repeat", nil},
-	{"vrrp.garp.lower_prio_repeat", nil},
-	{"vrrp.garp.lower_prio_delay", nil},
-	{"vrrp.script_user", nil},
-	{"vrrp.notify_fifo", nil},
-	{"vrrp.notify_fifo_group", nil},
-	{"telemetry.listen", func() any { return DefaultListen }},
-	{"telemetry.log_level", func() any { return DefaultLogLevel }},
-	{"telemetry.log_format", func() any { return DefaultLogFormat }},
-	{"telemetry.pprof", func() any { return false }},
-}
-
-// EnvKeys lists the keys the environment can override, in file order.
-func EnvKeys() []string {
-	keys := make([]string, len(envKeys))
-	for i, k := range envKeys {
-		keys[i] = k.key
-	}
-	return keys
-}
-
-// EnvVar returns the environment variable that overrides key.
-func EnvVar(key string) string {
-	return envPrefix + "_" + envReplacer.Replace(strings.ToUpper(key))
-}
-
-// read parses data with a fresh viper instance and returns the settings as a
-// nested map (keys lower-cased by viper), with the environment overrides and
-// the defaults of the scalar keys in envKeys merged in. env maps the key
-// paths whose value came from the environment to their variable.
-func read(data []byte) (root map[string]any, env map[string]string, errs []FieldError) {
-	root, env, _, errs = readFacts(data, "")
-	return root, env, errs
-}
-
-// readFacts is read, which also returns what the parse learnt about the
-// file (see docFacts). Keys of one mapping that differ only in case and a
-// second document are errors, returned instead of the values. reuseKey is
-// a Loader's placeholder key ("" for none), so that paths after a
-// placeholder count the items it stands for.
-func readFacts(data []byte, reuseKey string) (root map[string]any, env map[string]string, facts *docFacts, errs []FieldError) {
-	codec := &yamlCodec{reuseKey: reuseKey}
-	v := viper.NewWithOptions(viper.WithDecoderRegistry(codec))
-	v.SetConfigType("yaml")
-	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
-		return nil, nil, nil, yamlErrors(err, data)
-	}
-	if len(codec.facts.errs) > 0 {
-		return nil, nil, nil, codec.facts.errs
-	}
-	facts = &codec.facts
-	// The file's own settings first, before defaults and the environment
-	// join in: a section left empty in the file (telemetry: with every line
-	// commented out) would otherwise shadow the environment.
-	root = v.AllSettings()
-
-	v.SetEnvPrefix(envPrefix)
-	v.SetEnvKeyReplacer(envReplacer)
-	v.AutomaticEnv()
-	env = map[string]string{}
-	for _, k := range envKeys {
-		var def any
-		if k.def != nil {
-			def = k.def()
-		}
-		if def != nil {
-			v.SetDefault(k.key, def)
-		} else {
-			_ = v.BindEnv(k.key) // still let the environment set it
-		}
-	}
-	for _, k := range envKeys {
-		val := v.Get(k.key) // env > file > default
-		if val == nil {
-			continue
-		}
-		if !inject(root, strings.Split(k.key, "."), val) {
-			continue // a parent is not a mapping; that is reported on the parent
-		}
-		if s, ok := os.LookupEnv(EnvVar(k.key)); ok && s != "" {
-			env[k.key] = EnvVar(k.key)
-		}
-	}
-	return root, env, facts, nil
-}
-
-// inject sets m[path...] = val, creating missing or null intermediate maps.
-// It reports false, changing nothing, when an intermediate value is not a map.
-func inject(m map[string]any, path []string, val any) bool {
-	for _, k := range path[:len(path)-1] {
-		switch next := m[k].(type) {
-		case nil:
-			n := map[string]any{}
-			m[k] = n
-			m = n
-		case map[string]any:
-			m = next
-		default:
-			return false
-		}
-	}
-	m[path[len(path)-1]] = val
-	return true
-}
-
-var yamlLineRE = regexp.MustCompile(`^line (\d+): `)
-
-// yamlErrors turns a viper/yaml parse error into FieldErrors naming lines.
-func yamlErrors(err error, data []byte) []FieldError {
-	msg := yamlMessage(err)
-	if !yamlLineRE.MatchString(msg) && !strings.HasPrefix(msg, "unmarshal errors:") {
-		msg = yamlLine(msg, data)
-	}
-	if rest, ok := strings.CutPrefix(msg, "unmarshal errors:"); ok {
-		var out []FieldError
-		for _, l := range strings.Split(rest, "\n") {
-			if l = strings.TrimSpace(l); l != "" {
-				out = append(out, FieldError{Msg: "invalid YAML: " + yamlHint(l)})
-			}
-		}
-		if len(out) > 0 {
-			return out
-		}
-	}
-	return []FieldError{{Msg: "invalid YAML: " + msg}}
-}
-
-func yamlMessage(err error) string {
-	inner := err
-	var pe viper.ConfigParseError
-	if errors.As(err, &pe) {
-		if u := errors.Unwrap(pe); u != nil {
-			inner = u
-		}
-	}
-	return strings.TrimPrefix(inner.Error(), "yaml: ")
-}
-
-// yamlLine adds the line to a message yaml gave without one: yaml.v3 leaves
-// it out for problems on the first line (its marks count from 0), and reader
-// errors carry none at all.
-func yamlLine(msg string, data []byte) string {
-	v := viper.New()
-	v.SetConfigType("yaml")
-	if err := v.ReadConfig(bytes.NewReader(append([]byte("\n"), data...))); err != nil {
-		if m := yamlLineRE.FindStringSubmatch(yamlMessage(err)); m != nil {
-			if n, _ := strconv.Atoi(m[1]); n > 1 {
-				return fmt.Sprintf("line %d: %s", n-1, msg)
-			}
-		}
-	}
-	if i := bytes.IndexFunc(data, func(r rune) bool {
-		return (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f || r == utf8.RuneError
-	}); i >= 0 {
-		return fmt.Sprintf("line %d: %s", bytes.Count(data[:i], []byte("\n"))+1, msg)
-	}
-	return msg
-}
-
-func yamlHint(l string) string {
-	if strings.Contains(l, "cannot unmarshal") && strings.Contains(l, "into map[string]") {
-		if i := strings.Index(l, "cannot unmarshal"); i >= 0 {
-			return l[:i] + "the document must be a mapping of sections (node:, vrrp:, telemetry:)"
-		}
-	}
-	return l
-}
 
 // decoder collects problems while the settings map is walked.
 type decoder struct {
@@ -238,6 +20,9 @@ type decoder struct {
 	// facts is what the parse learnt about the file: lines, keys written
 	// with capitals; nil for an item decoded apart from its file.
 	facts *docFacts
+	// tree is the file's node tree, which places problems (see locate);
+	// nil for an item decoded apart from its file.
+	tree *yaml.Node
 
 	// items has one entry per element of lb.virtual_servers: the index of
 	// its virtual server in LB.VirtualServers when it decoded without an
@@ -252,7 +37,7 @@ type decoder struct {
 }
 
 func (d *decoder) fail(path, msg string, args ...any) {
-	d.errs = append(d.errs, FieldError{Path: path, Msg: fmt.Sprintf(msg, args...)})
+	d.report(FieldError{Path: path, Msg: fmt.Sprintf(msg, args...)})
 }
 
 // bad reports a problem with the value raw found at path.
@@ -261,7 +46,20 @@ func (d *decoder) bad(path string, raw any, msg string, args ...any) {
 	if ev, ok := d.env[path]; ok {
 		m += " (set by $" + ev + ")"
 	}
-	d.errs = append(d.errs, FieldError{Path: path, Value: show(raw), Msg: m})
+	d.report(FieldError{Path: path, Value: show(raw), Msg: m})
+}
+
+// report adds a problem with where it is: the environment variable its
+// value came from, or its place in the file (the value's when the problem
+// shows it, else the key's; for a key that is not in the file, that of
+// the nearest mapping or list around it that is).
+func (d *decoder) report(fe FieldError) {
+	if ev, ok := d.env[fe.Path]; ok {
+		fe.Env = ev
+	} else if d.tree != nil {
+		fe.Line, fe.Column = locate(d.tree, fe.Path, fe.Value != "")
+	}
+	d.errs = append(d.errs, fe)
 }
 
 func (d *decoder) warn(path, msg string, args ...any) {
@@ -613,8 +411,8 @@ func getList(o *object, key string) ([]any, string, got) {
 	raw, ok := o.get(key)
 	p := o.sub(key)
 	if !ok {
-		// viper leaves out keys with a null value outside lists: to the
-		// decoder they are missing, as before; the parse saw them.
+		// Keys with a null value outside lists are left out: to the
+		// decoder they are missing, as they always were; the read saw them.
 		if o.d.facts != nil && o.d.facts.nulls != nil {
 			if _, null := o.d.facts.nulls[p]; null {
 				o.d.nullList(p)
@@ -641,16 +439,30 @@ func getList(o *object, key string) ([]any, string, got) {
 func getObject(o *object, key string) (*object, got) {
 	raw, ok := o.get(key)
 	if !ok {
-		// viper leaves out a mapping whose keys all have a null value
-		// ("vrrp:" then "  instances:" in a file cut short): it was
-		// written, empty, and its keys are looked at (see getList).
-		if f := o.d.facts; f == nil || len(f.nullParents) == 0 || !f.nullParents[o.sub(key)] {
-			return nil, missing
-		}
+		return nil, missing
 	}
 	sub, ok := o.d.object(o.sub(key), raw)
 	if !ok {
 		return nil, invalid
 	}
 	return sub, good
+}
+
+func (o *object) has(key string) bool {
+	_, ok := o.m[key]
+	return ok
+}
+
+// choice reads an enumerated string key: def when absent, else one of
+// values.
+func (d *decoder) choice(o *object, key, def string, values ...string) string {
+	f := getString(o, key)
+	if !f.ok() {
+		return def
+	}
+	if !slices.Contains(values, f.V) {
+		f.reject(d, "is not one of %s", strings.Join(values, ", "))
+		return def
+	}
+	return f.V
 }

@@ -1,25 +1,19 @@
-// Package config is vigil's typed configuration: it reads the YAML file (and
-// VIGIL_* environment overrides) through viper, decodes it strictly (unknown
-// keys and wrong types are errors with their full key path), fills in the
-// defaults and validates every rule, reporting all problems at once. The
-// result is a plain *Config that nothing modifies after Load returns it.
+// Package config turns vigil's YAML file, with VIGIL_* environment
+// overrides, into a validated, read-only Config, or into every problem of
+// the file, each placed at its FILE:LINE:COLUMN.
 //
-// This is the only package that imports viper.
+// The file is parsed once into yaml.v3 nodes, which are decoded strictly
+// (unknown keys and wrong types are problems with their key path) and kept
+// to place the problems that rules find after decoding. viper only reads
+// the environment; this is the only package that imports it.
 package config
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
-	"fmt"
-	"io"
-	"io/fs"
 	"net/netip"
-	"os"
 	"slices"
-	"strconv"
 	"time"
 
+	"vigil/lb"
 	"vigil/vrrp"
 )
 
@@ -262,114 +256,6 @@ func (c *Config) Empty() bool {
 	return len(c.VRRP.Instances) == 0 && len(c.LB.VirtualServers) == 0
 }
 
-// MaxFileSize bounds a configuration file: far above any real one (1,000
-// virtual servers of 10 real servers each are 1.1 MB), low enough that a
-// wrong path (a log, a disk image) is refused before it is read into
-// memory, where parsing takes several times its size.
-const MaxFileSize = 64 << 20
-
-// ErrFileTooLarge is the error, wrapped, of a file over MaxFileSize.
-var ErrFileTooLarge = errors.New("configuration file too large")
-
-func tooLarge(path string, size string) error {
-	return fmt.Errorf("%s: %w: %s bytes, the limit is %d bytes (%d MiB)", path, ErrFileTooLarge, size, MaxFileSize, MaxFileSize>>20)
-}
-
-// ReadFile reads a configuration file of at most MaxFileSize bytes; a
-// larger one is an error wrapping ErrFileTooLarge, naming its size and the
-// limit, and is not read into memory. Errors of the file system come back
-// as they are (an *fs.PathError).
-func ReadFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	size := fi.Size()
-	if fi.Mode().IsRegular() && size > MaxFileSize {
-		return nil, tooLarge(path, strconv.FormatInt(size, 10))
-	}
-	// Read at most one byte more than the limit: the file may have grown
-	// since, and devices and pipes have no size to check.
-	data := make([]byte, 0, min(max(size, 512), MaxFileSize)+1)
-	for {
-		n, err := f.Read(data[len(data):cap(data)])
-		data = data[:len(data)+n]
-		if len(data) > MaxFileSize {
-			return nil, tooLarge(path, "more than "+strconv.Itoa(MaxFileSize))
-		}
-		if err == io.EOF {
-			return data, nil
-		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
-		}
-		if len(data) == cap(data) {
-			data = slices.Grow(data, min(cap(data), MaxFileSize+1-len(data)))
-		}
-	}
-}
-
-// Load reads, decodes, defaults and validates the YAML file at path.
-// Configuration problems come back as a *ValidationError; a file that cannot
-// be read comes back as the wrapped *fs.PathError, one over MaxFileSize as
-// a wrapped ErrFileTooLarge.
-func Load(path string) (*Config, error) {
-	data, err := ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	return parse(data, path)
-}
-
-// Parse is Load for YAML already in memory (tests, the embedded demo
-// config). Environment overrides apply here too.
-func Parse(data []byte) (*Config, error) {
-	return parse(data, "")
-}
-
-func parse(data []byte, file string) (*Config, error) {
-	if err := sizeProblem(data, file); err != nil {
-		return nil, err
-	}
-	cfg, _, err := decode(data, file, &decoder{}, data)
-	return cfg, err
-}
-
-// sizeProblem refuses YAML over MaxFileSize that came another way than
-// ReadFile, as ReadFile would have.
-func sizeProblem(data []byte, file string) error {
-	if len(data) <= MaxFileSize {
-		return nil
-	}
-	return &ValidationError{File: file, Errors: []FieldError{{Msg: fmt.Sprintf(
-		"the configuration is %d bytes, over the limit of %d bytes (%d MiB)", len(data), MaxFileSize, MaxFileSize>>20)}}}
-}
-
-// decode parses text with d; the Config's hash is that of orig, the file
-// (text differs from it when a Loader stands in placeholders).
-func decode(text []byte, file string, d *decoder, orig []byte) (*Config, *decoder, error) {
-	root, env, facts, errs := readFacts(text, d.reuseKey)
-	if errs != nil {
-		return nil, d, &ValidationError{File: file, Errors: errs}
-	}
-	d.env = env
-	d.facts = facts
-	cfg := d.config(root)
-	if len(d.errs) > 0 {
-		return nil, d, &ValidationError{File: file, Errors: d.errs, Warnings: d.warns}
-	}
-	sum := sha256.Sum256(orig)
-	cfg.Path = file
-	cfg.Hash = hex.EncodeToString(sum[:])
-	cfg.Warnings = d.warns
-	return cfg, d, nil
-}
-
 // Family returns 4 or 6, the address family of the instance's VIPs.
 func (in *Instance) Family() int {
 	if len(in.VIPs) > 0 && in.VIPs[0].Prefix.Addr().Is6() {
@@ -413,4 +299,85 @@ func (in *Instance) VRRP(primary netip.Addr) vrrp.Config {
 		copy(c.AuthData[:], in.AuthPassword)
 	}
 	return c
+}
+
+// LB is the load-balancing half: IPVS virtual servers and their checks.
+type LB struct {
+	VirtualServers []VirtualServer
+	// SyncDaemon, if set, runs the kernel's IPVS connection-sync daemon so
+	// established connections survive a failover (keepalived
+	// lvs_sync_daemon): master while Instance is VRRP master, backup
+	// otherwise.
+	SyncDaemon *SyncDaemon
+	// OnStop is what happens to vigil's services when it stops: "remove"
+	// (the default, as keepalived) or "keep" (keepalived -I
+	// --dont-release-ipvs: traffic keeps flowing across a restart or an
+	// upgrade; the next start converges without touching unchanged
+	// entries).
+	OnStop string
+	// ForeignServices is what vigil does with services in the kernel that
+	// it did not create: "keep" (the default: left alone) or "remove"
+	// (vigil owns the namespace's whole table, at start, at every resync
+	// and, with OnStop remove, at stop: keepalived's lvs_flush and
+	// lvs_flush_on_stop).
+	ForeignServices string
+	// Timeouts are the kernel's IPVS connection timeouts (keepalived
+	// lvs_timeouts); zero leaves a timeout as the kernel has it.
+	Timeouts Timeouts
+	// RSInitNotifies also reports the real servers that start up (at start
+	// and when a reload adds them): their notify_up runs and the FIFO gets
+	// their UP line (keepalived rs_init_notifies). By default only later
+	// changes are reported.
+	RSInitNotifies bool
+}
+
+// Timeouts are IPVS connection timeouts (ipvsadm --set TCP TCPFIN UDP).
+type Timeouts struct {
+	TCP, TCPFin, UDP time.Duration
+}
+
+// SyncDaemon configures IPVS connection synchronisation.
+type SyncDaemon struct {
+	Interface string // the multicast interface (224.0.0.81:8848)
+	Instance  string // the VRRP instance whose state it follows
+	SyncID    uint8  // default: the instance's VRID, so clusters sharing a LAN stay apart
+	syncIDSet bool
+	path      string
+}
+
+// VirtualServer is one configured IPVS virtual service. Spec is what the
+// desired-table core (package lb) works from; Reals holds, index by index
+// with Spec.Reals, what only the health checkers need.
+type VirtualServer struct {
+	Spec   lb.VirtualServer
+	Reals  []RealServer
+	Notify LBNotify
+	// HASuspend runs its checks only while one of its addresses is on
+	// this host (keepalived ha_suspend): on the director that holds the
+	// VIP. The others keep their real servers' last state.
+	HASuspend bool
+}
+
+// LBNotify are a virtual server's notify commands, run as given (no
+// arguments added) when it gains or loses quorum (keepalived quorum_up,
+// quorum_down); User and Timeout apply to its real servers' commands too.
+type LBNotify struct {
+	QuorumUp, QuorumDown []string
+	User                 string        // user[:group]; "" = the daemon's user
+	Timeout              time.Duration // default DefaultNotifyTimeout
+	// Omega also reports the virtual server and its real servers down when
+	// vigil stops (keepalived omega): quorum_down and notify_down run, and
+	// the FIFO gets the DOWN lines.
+	Omega bool
+}
+
+// RealServer is the checker side of a real server.
+type RealServer struct {
+	// Alpha starts the real server as down until its checks first succeed
+	// (keepalived alpha); by default it starts up, as keepalived does.
+	Alpha  bool
+	Checks []Check
+	// NotifyUp and NotifyDown run when the real server's checks all pass
+	// again or one fails (keepalived notify_up, notify_down).
+	NotifyUp, NotifyDown []string
 }
