@@ -129,8 +129,8 @@ func TestLBCheckDefaults(t *testing.T) {
 	c := mustParse(t, lbDoc(`{name: web, address: "192.0.2.100:443", protocol: tcp, real_servers: [{address: "198.51.100.11", check: {type: https}}]}`))
 	ch := c.LB.VirtualServers[0].Reals[0].Checks[0]
 	want := Check{Type: "https", Target: netip.MustParseAddrPort("198.51.100.11:443"), Path: "/",
-		Status: []check.StatusRange{{Lo: 200, Hi: 299}}, HTTPVersion: "1.1", Interval: 60 * time.Second, Timeout: 5 * time.Second,
-		RetryDelay: 3 * time.Second, Jitter: 60 * time.Second, Rise: 1, Fall: 2}
+		Status: []check.StatusRange{{Lo: 200, Hi: 299}}, HTTPVersion: "1.1", Interval: check.DefaultInterval, Timeout: check.DefaultTimeout,
+		RetryDelay: 3 * time.Second, Jitter: check.DefaultInterval, Rise: 1, Fall: 2}
 	if !reflect.DeepEqual(ch, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", ch, want)
 	}

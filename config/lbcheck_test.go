@@ -10,28 +10,28 @@ import (
 )
 
 // TestCheckDefaults: what each check type gets from a minimal entry, all
-// lb/check's (keepalived's: delay_loop 60s, connect_timeout 5s, retry 1
-// and delay_before_retry 1s, with DNS retry 3 and delay_loop, MISC retry 0
-// and misc_timeout delay_loop, HTTP/SSL delay_before_retry 3s), through
-// the whole load.
+// lb/check's: vigil's interval (5s) and timeout (2s), keepalived's for the
+// rest (retry 1 and delay_before_retry 1s, with DNS retry 3 and a retry
+// delay of the interval, MISC retry 0 and misc_timeout the interval,
+// HTTP/SSL delay_before_retry 3s), through the whole load.
 func TestCheckDefaults(t *testing.T) {
-	const min, sec = time.Minute, time.Second
+	const iv, sec = check.DefaultInterval, time.Second
 	rs := netip.MustParseAddr("198.51.100.11")
 	at := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(rs, port) }
 	cases := []struct {
 		check string
 		want  Check
 	}{
-		{`{type: tcp}`, Check{Type: check.TCP, Target: at(8080), Interval: min, Timeout: 5 * sec, RetryDelay: sec, Jitter: min, Rise: 1, Fall: 2}},
+		{`{type: tcp}`, Check{Type: check.TCP, Target: at(8080), Interval: iv, Timeout: check.DefaultTimeout, RetryDelay: sec, Jitter: iv, Rise: 1, Fall: 2}},
 		{`{type: http}`, Check{Type: check.HTTP, Target: at(8080), Path: "/", Status: []check.StatusRange{{Lo: 200, Hi: 299}}, HTTPVersion: "1.1",
-			Interval: min, Timeout: 5 * sec, RetryDelay: 3 * sec, Jitter: min, Rise: 1, Fall: 2}},
+			Interval: iv, Timeout: check.DefaultTimeout, RetryDelay: 3 * sec, Jitter: iv, Rise: 1, Fall: 2}},
 		{`{type: https}`, Check{Type: check.HTTPS, Target: at(8080), Path: "/", Status: []check.StatusRange{{Lo: 200, Hi: 299}}, HTTPVersion: "1.1",
-			Interval: min, Timeout: 5 * sec, RetryDelay: 3 * sec, Jitter: min, Rise: 1, Fall: 2}},
-		{`{type: udp}`, Check{Type: check.UDP, Target: at(8080), Payload: "\x00", Interval: min, Timeout: 5 * sec, RetryDelay: sec, Jitter: min, Rise: 1, Fall: 2}},
-		{`{type: dns}`, Check{Type: check.DNS, Target: at(8080), QType: "SOA", QName: ".", Interval: min, Timeout: 5 * sec, RetryDelay: min, Jitter: min, Rise: 1, Fall: 4}},
-		{`{type: ping}`, Check{Type: check.Ping, Target: at(0), Interval: min, Timeout: 5 * sec, RetryDelay: sec, Jitter: min, Rise: 1, Fall: 2}},
-		{`{type: exec, command: [/bin/true]}`, Check{Type: check.Exec, Target: at(0), Argv: []string{"/bin/true"}, Interval: min, Timeout: min, RetryDelay: sec, Jitter: min, Rise: 1, Fall: 1}},
-		{`{type: file, file: /run/up}`, Check{Type: check.File, Target: at(0), FilePath: "/run/up", Interval: min, Timeout: 5 * sec, RetryDelay: sec, Jitter: min, Rise: 1, Fall: 2}},
+			Interval: iv, Timeout: check.DefaultTimeout, RetryDelay: 3 * sec, Jitter: iv, Rise: 1, Fall: 2}},
+		{`{type: udp}`, Check{Type: check.UDP, Target: at(8080), Payload: "\x00", Interval: iv, Timeout: check.DefaultTimeout, RetryDelay: sec, Jitter: iv, Rise: 1, Fall: 2}},
+		{`{type: dns}`, Check{Type: check.DNS, Target: at(8080), QType: "SOA", QName: ".", Interval: iv, Timeout: check.DefaultTimeout, RetryDelay: iv, Jitter: iv, Rise: 1, Fall: 4}},
+		{`{type: ping}`, Check{Type: check.Ping, Target: at(0), Interval: iv, Timeout: check.DefaultTimeout, RetryDelay: sec, Jitter: iv, Rise: 1, Fall: 2}},
+		{`{type: exec, command: [/bin/true]}`, Check{Type: check.Exec, Target: at(0), Argv: []string{"/bin/true"}, Interval: iv, Timeout: iv, RetryDelay: sec, Jitter: iv, Rise: 1, Fall: 1}},
+		{`{type: file, file: /run/up}`, Check{Type: check.File, Target: at(0), FilePath: "/run/up", Interval: iv, Timeout: check.DefaultTimeout, RetryDelay: sec, Jitter: iv, Rise: 1, Fall: 2}},
 	}
 	for _, tc := range cases {
 		t.Run(string(tc.want.Type), func(t *testing.T) {
@@ -48,7 +48,7 @@ func TestCheckDefaults(t *testing.T) {
 			t.Errorf("smtp: %+v", got)
 		}
 		got.HeloName = "" // this host's name
-		want := Check{Type: check.SMTP, Target: at(25), Interval: min, Timeout: 5 * sec, RetryDelay: sec, Jitter: min, Rise: 1, Fall: 2}
+		want := Check{Type: check.SMTP, Target: at(25), Interval: iv, Timeout: check.DefaultTimeout, RetryDelay: sec, Jitter: iv, Rise: 1, Fall: 2}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("smtp:\n got %+v\nwant %+v", got, want)
 		}
@@ -102,7 +102,7 @@ func TestCheckSpecErrors(t *testing.T) {
 	p := "lb.virtual_servers[0].real_servers[0].check"
 	for _, tc := range []struct{ check, path, frag string }{
 		{`{type: tcp, source: "2001:db8::1"}`, p + ".source", "family differs from target"},
-		{`{type: tcp, timeout: 90s}`, p + ".timeout", "longer than interval 1m0s"},
+		{`{type: tcp, timeout: 90s}`, p + ".timeout", "longer than interval 5s"},
 		{`{type: udp, min_reply: 9, max_reply: 4}`, p + ".max_reply", "want 0 <= min <= max"},
 		{`{type: ping, fwmark: 3}`, p + ".fwmark", "is not used by a ping check"},
 		{`{type: tcp, weight: 2}`, p + ".weight", "is not used by a tcp check"},

@@ -464,13 +464,13 @@ func (s Spec) Normalize() (Spec, error) {
 		return bad("jitter", s.Jitter, "negative (use NoJitter for none)")
 	}
 	if s.Interval == 0 {
-		s.Interval = 60 * time.Second
+		s.Interval = DefaultInterval
 	}
 	if s.Interval < time.Millisecond {
 		return bad("interval", s.Interval, "below 1ms")
 	}
 	if s.Timeout == 0 {
-		s.Timeout = min(5*time.Second, s.Interval)
+		s.Timeout = min(DefaultTimeout, s.Interval)
 		if s.Type == Exec {
 			s.Timeout = s.Interval
 		}
@@ -534,6 +534,16 @@ func (s Spec) Normalize() (Spec, error) {
 	}
 	return s, nil
 }
+
+// The interval and timeout are vigil's, not keepalived's (delay_loop 60 s,
+// connect_timeout 5 s): a minute of forwarding to a dead server is rarely
+// what an operator wants, so vigil checks every 5 s and gives a probe 2 s.
+// Every other default in Normalize (fall, retry delay, an exec check's
+// timeout) is keepalived's.
+const (
+	DefaultInterval = 5 * time.Second
+	DefaultTimeout  = 2 * time.Second
+)
 
 // Validate reports whether s is a valid check, naming the field and value
 // that are not.

@@ -24,16 +24,16 @@ func TestNormalizeDefaults(t *testing.T) {
 		rise, fall        int
 		check             func(Spec) bool
 	}{
-		{Spec{Type: TCP, Target: lo4}, 60 * time.Second, 5 * time.Second, time.Second, 60 * time.Second, 1, 2, nil},
-		{Spec{Type: HTTP, Target: netip.AddrPortFrom(lo4.Addr(), 0)}, 60 * time.Second, 5 * time.Second, 3 * time.Second, 60 * time.Second, 1, 2,
+		{Spec{Type: TCP, Target: lo4}, DefaultInterval, DefaultTimeout, time.Second, DefaultInterval, 1, 2, nil},
+		{Spec{Type: HTTP, Target: netip.AddrPortFrom(lo4.Addr(), 0)}, DefaultInterval, DefaultTimeout, 3 * time.Second, DefaultInterval, 1, 2,
 			func(s Spec) bool {
 				return s.Target.Port() == 80 && s.Path == "/" && len(s.Status) == 1 && s.Status[0] == StatusRange{200, 299}
 			}},
-		{Spec{Type: HTTPS, Target: lo4, Host: "www.example.org:8443"}, 60 * time.Second, 5 * time.Second, 3 * time.Second, 60 * time.Second, 1, 2,
+		{Spec{Type: HTTPS, Target: lo4, Host: "www.example.org:8443"}, DefaultInterval, DefaultTimeout, 3 * time.Second, DefaultInterval, 1, 2,
 			func(s Spec) bool { return s.SNI == "www.example.org" }},
-		{Spec{Type: HTTPS, Target: lo4, Host: "192.0.2.1"}, 60 * time.Second, 5 * time.Second, 3 * time.Second, 60 * time.Second, 1, 2,
+		{Spec{Type: HTTPS, Target: lo4, Host: "192.0.2.1"}, DefaultInterval, DefaultTimeout, 3 * time.Second, DefaultInterval, 1, 2,
 			func(s Spec) bool { return s.SNI == "" }},
-		{Spec{Type: DNS, Target: netip.AddrPortFrom(lo4.Addr(), 0), Interval: 10 * time.Second}, 10 * time.Second, 5 * time.Second, 10 * time.Second, 10 * time.Second, 1, 4,
+		{Spec{Type: DNS, Target: netip.AddrPortFrom(lo4.Addr(), 0), Interval: 10 * time.Second}, 10 * time.Second, DefaultTimeout, 10 * time.Second, 10 * time.Second, 1, 4,
 			func(s Spec) bool { return s.QType == "SOA" && s.QName == "." && s.Target.Port() == 53 }},
 		{Spec{Type: Exec, Argv: []string{"/bin/true"}, Interval: 2 * time.Second}, 2 * time.Second, 2 * time.Second, time.Second, 2 * time.Second, 1, 1, nil},
 		{Spec{Type: Ping, Target: lo4, Interval: 500 * time.Millisecond, Jitter: NoJitter}, 500 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond, NoJitter, 1, 2,
@@ -247,7 +247,7 @@ func TestKeyDedup(t *testing.T) {
 	a := Spec{Type: HTTP, Target: netip.MustParseAddrPort("127.0.0.1:80")}
 	// The same check written with its defaults spelled out, and with an
 	// IPv4-mapped target, probes the same thing.
-	b := Spec{Type: HTTP, Target: netip.MustParseAddrPort("[::ffff:127.0.0.1]:80"), Path: "/", Status: []StatusRange{{200, 299}}, Interval: time.Minute}
+	b := Spec{Type: HTTP, Target: netip.MustParseAddrPort("[::ffff:127.0.0.1]:80"), Path: "/", Status: []StatusRange{{200, 299}}, Interval: DefaultInterval}
 	c := a
 	c.Path = "/other"
 	d := a
@@ -386,7 +386,7 @@ func TestSMTPSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Target.Port() != 25 || s.HeloName != defaultHelo() || s.HeloName == "" || s.Fall != 2 || s.RetryDelay != time.Second || s.Timeout != 5*time.Second {
+	if s.Target.Port() != 25 || s.HeloName != defaultHelo() || s.HeloName == "" || s.Fall != 2 || s.RetryDelay != time.Second || s.Timeout != DefaultTimeout {
 		t.Errorf("smtp defaults: port %d helo %q fall %d retry %v timeout %v", s.Target.Port(), s.HeloName, s.Fall, s.RetryDelay, s.Timeout)
 	}
 	if h, err := os.Hostname(); err == nil && heloOK(h) && defaultHelo() != h {
