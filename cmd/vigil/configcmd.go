@@ -24,11 +24,11 @@ func newConfigCmd() *cobra.Command {
 		Use:   "validate",
 		Short: "Check a configuration file and print every problem found",
 		Long: `Check a configuration file offline: strict keys, types, ranges and the rules
-between instances. Every problem is printed with its path and value. A
-feature that needs a capability this process lacks (a script run as
-another user needs CAP_SETUID, CAP_SETGID and CAP_KILL, for example) is
-warned about: run as the systemd unit runs the daemon, this tells what
-would fail there.
+between instances. Every problem is printed as FILE:LINE:COLUMN: path:
+value and message. A feature that needs a capability this
+process lacks (a script run as another user needs CAP_SETUID, CAP_SETGID and
+CAP_KILL, for example) is warned about: run as the systemd unit runs the
+daemon, this tells what would fail there.
 
 Exit status: 0 valid (warnings may be printed), 1 invalid, 2 usage error.`,
 		Args: cobra.NoArgs,
