@@ -137,10 +137,10 @@ type devAnnouncer struct {
 	addrs []netip.Addr
 }
 
-// Options are the optional dependencies of a Router.
+// Options are the dependencies of a Router.
 type Options struct {
-	Logger  *slog.Logger
-	Metrics *telemetry.Registry
+	Logger  *slog.Logger        // required
+	Metrics *telemetry.Registry // required
 	Hooks   Hooks
 }
 
@@ -169,14 +169,7 @@ type Hooks struct {
 // sockets and removes addresses a crashed earlier run left behind. It fails,
 // naming the instance and interface, if anything needed is missing.
 func New(cfg *config.Config, opts Options) (*Router, error) {
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	reg := opts.Metrics
-	if reg == nil {
-		reg = telemetry.NewRegistry()
-	}
+	log, reg := opts.Logger, opts.Metrics // node fills in the defaults
 	n := &Router{cfg: cfg, log: log, metrics: reg.VRRP, done: make(chan struct{}), links: map[string]*announce.Link{}, socks: map[string]*sock{},
 		limiter: newLogLimiter(log, 10*time.Second), bursts: newBurstMemory(), record: openRecord(statefile.Path("vrrp"), log),
 		failed: make(chan struct{})}
