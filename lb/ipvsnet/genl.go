@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"runtime"
 	"syscall"
@@ -38,11 +37,9 @@ type genl struct {
 	f      *os.File // non-blocking, in the runtime's poller (deadlines)
 	rc     syscall.RawConn
 	family uint16 // the family id requests are sent to
-	// seq is the last sequence number used; it starts at a random value,
-	// so answers meant for an earlier socket's requests cannot match.
-	seq uint32
-	out []byte // requests being framed, reused
-	in  []byte // answers, reused
+	seq    uint32 // the last sequence number used
+	out    []byte // requests being framed, reused
+	in     []byte // answers, reused
 	// barrier is a request without effect that request sends after its
 	// own (see request); none when cmd is 0.
 	barrier genlRequest
@@ -142,7 +139,7 @@ func newGenl(fd int) (*genl, error) {
 		f.Close()
 		return nil, fmt.Errorf("generic netlink socket: %w", err)
 	}
-	return &genl{f: f, rc: rc, seq: rand.Uint32()}, nil
+	return &genl{f: f, rc: rc}, nil
 }
 
 // Close closes the socket.
