@@ -102,19 +102,55 @@ func socketIn(netnsPath string) (int, error) {
 		err error
 	}
 	done := make(chan result, 1)
+	// On a goroutine of its own, so that a thread that cannot be switched
+	// back is never the caller's.
 	go func() {
-		// Never unlocked: the thread, left in the other namespace, ends
-		// with this goroutine instead of running others there.
 		runtime.LockOSThread()
-		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- result{-1, fmt.Errorf("enter netns %s: %w", netnsPath, err)}
+		fd, err := socketOnThreadIn(ns)
+		if errors.Is(err, errNetnsStuck) {
+			// Left locked: the runtime ends the thread with this
+			// goroutine rather than run others in the wrong namespace.
+			done <- result{-1, fmt.Errorf("netns %s: %w", netnsPath, err)}
 			return
 		}
-		fd, err := genlSocket()
+		runtime.UnlockOSThread()
+		if err != nil {
+			err = fmt.Errorf("netns %s: %w", netnsPath, err)
+		}
 		done <- result{fd, err}
 	}()
 	r := <-done
 	return r.fd, r.err
+}
+
+// errNetnsStuck is a thread that could not be switched back to its
+// namespace.
+var errNetnsStuck = errors.New("cannot return the thread to its network namespace")
+
+// socketOnThreadIn switches the calling thread, locked, into namespace ns,
+// opens the socket there and switches the thread back. The thread must
+// not end in the other namespace, even though a goroutine that exits
+// locked ends its thread: not when it runs on the main thread, which the
+// runtime keeps, and which then holds the namespace (a deleted one is
+// never freed) and becomes what the whole process's /proc/net shows.
+// The test VM showed both.
+func socketOnThreadIn(ns *os.File) (int, error) {
+	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+	if err != nil {
+		return -1, fmt.Errorf("open the thread's netns: %w", err)
+	}
+	defer self.Close()
+	if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+		return -1, fmt.Errorf("enter: %w", err)
+	}
+	fd, err := genlSocket()
+	if rerr := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); rerr != nil {
+		if err == nil {
+			unix.Close(fd)
+		}
+		return -1, fmt.Errorf("%w: %w", errNetnsStuck, rerr)
+	}
+	return fd, err
 }
 
 func genlSocket() (int, error) {

@@ -3,9 +3,12 @@ package ipvsnet
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -267,6 +270,104 @@ func TestGenlKernel(t *testing.T) {
 	if err := g.request(unix.CTRL_CMD_GETFAMILY, family("nlctrl"), nil); err != nil {
 		t.Fatalf("request after a refusal: %v", err)
 	}
+}
+
+// socketIn opens the socket in the namespace asked for and leaves no
+// thread of the process there: a thread left behind keeps a deleted
+// namespace alive, and the main thread, which the runtime does not end,
+// also changes what the process's /proc/net shows.
+func TestSocketInNetns(t *testing.T) {
+	home, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Skip(err)
+	}
+	// A namespace of the test's own, held by a thread locked into it.
+	type held struct {
+		path string
+		tid  int
+		err  error
+	}
+	ready, release, finished := make(chan held), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		runtime.LockOSThread()
+		self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			runtime.UnlockOSThread()
+			ready <- held{err: err}
+			return
+		}
+		defer self.Close()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			ready <- held{err: err}
+			return
+		}
+		ready <- held{path: fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), tid: unix.Gettid()}
+		<-release
+		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	h := <-ready
+	if h.err != nil {
+		t.Skipf("no namespace of the test's own: %v", h.err)
+	}
+	defer func() { close(release); <-finished }()
+	want, err := os.Stat(h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The socketOnThreadIn check below: the calling thread is back home.
+	runtime.LockOSThread()
+	fd, err := socketOnThreadIn(mustOpen(t, h.path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	if ns, _ := os.Readlink(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())); ns != home {
+		t.Errorf("socketOnThreadIn left its thread in %s, not %s", ns, home)
+	}
+	runtime.UnlockOSThread()
+	for range 20 {
+		fd, err := socketIn(h.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nsfd, err := unix.IoctlRetInt(fd, unix.SIOCGSKNS)
+		unix.Close(fd)
+		if err != nil {
+			t.Skipf("SIOCGSKNS: %v", err)
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(nsfd, &st)
+		unix.Close(nsfd)
+		if err != nil || st.Ino != want.Sys().(*syscall.Stat_t).Ino {
+			t.Fatalf("socket in namespace inode %d (%v), want %d", st.Ino, err, want.Sys().(*syscall.Stat_t).Ino)
+		}
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range tasks {
+		if e.Name() == strconv.Itoa(h.tid) {
+			continue
+		}
+		if ns, err := os.Readlink("/proc/self/task/" + e.Name() + "/ns/net"); err == nil && ns != home {
+			t.Errorf("thread %s left in %s (the process's is %s)", e.Name(), ns, home)
+		}
+	}
+}
+
+func mustOpen(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 // benchOps is a cold start of 1,000 services × 10 destinations.
