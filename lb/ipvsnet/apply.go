@@ -1,23 +1,16 @@
 package ipvsnet
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"vigil/lb"
 )
 
-// Changes to the table go over the IPVS generic netlink family in batches:
-// many requests in one sendmsg, an acknowledgement asked only of the last,
-// so the kernel answers a batch with one message unless a request fails.
-// moby/ipvs, which reads the table here, sends one request per change and
-// waits for its answer, with a 64 KiB receive buffer allocated each time:
-// on 10,000 destinations that made vigil's start slower than keepalived's.
+// Changes to the table go to the kernel in batches (genl.go): many
+// requests in one sendmsg, an acknowledgement asked only of the last, so
+// the kernel answers a batch with one message unless a request fails.
 // The numbers are from include/uapi/linux/ip_vs.h.
 const (
 	cmdNewService = 1 // IPVS_CMD_NEW_SERVICE
@@ -60,9 +53,6 @@ const (
 // must hold the answers of a batch that all fail.
 const applyBatch = 128
 
-// applyWait bounds the wait for a batch's answers.
-const applyWait = 30 * time.Second
-
 // Apply executes ops in order and stops at the first batch with an op the
 // kernel refuses, with an error naming that op; the ops before it are
 // applied, and so may be those after it in its batch (at most applyBatch
@@ -71,149 +61,37 @@ const applyWait = 30 * time.Second
 func (h *Handle) Apply(ops []lb.Op) error {
 	for start := 0; start < len(ops); start += applyBatch {
 		batch := ops[start:min(len(ops), start+applyBatch)]
-		// The batch's requests go one after another into one buffer,
-		// reused from batch to batch, and to the kernel in one write.
-		buf := h.g.ebuf[:0]
-		first := h.g.seq + 1
-		lastAt := 0 // where the last request starts
+		bt := h.g.batch()
 		// An op that cannot be encoded ends the batch before it: the ops
 		// before it are sent, then its error is returned.
 		var encErr error
 		for i, op := range batch {
-			at := len(buf)
-			cmd, out, err := encodeOp(beginMsg(buf), op)
+			at := bt.begin()
+			cmd, b, err := encodeOp(bt.b, op)
 			if err != nil {
 				encErr = fmt.Errorf("ipvsnet: op %d of %d (%s): %w", start+i+1, len(ops), op, err)
 				batch = batch[:i]
-				buf = buf[:at]
+				bt.cut(at)
 				break
 			}
-			buf = out
-			h.g.endMsg(buf, at, cmd, unix.NLM_F_REQUEST)
-			lastAt = at
+			bt.b = b
+			bt.end(at, cmd, unix.NLM_F_REQUEST)
 		}
-		h.g.ebuf = buf
 		if len(batch) == 0 {
 			return encErr
 		}
-		last := h.g.seq
-		// Only the last request asks for an acknowledgement.
-		flags := binary.NativeEndian.Uint16(buf[lastAt+6:])
-		binary.NativeEndian.PutUint16(buf[lastAt+6:], flags|unix.NLM_F_ACK)
-		if err := h.g.send(buf); err != nil {
-			return fmt.Errorf("ipvsnet: send ops %d-%d of %d: %w", start+1, start+len(batch), len(ops), err)
-		}
-		seq, opErr, _, err := h.g.await(first, last)
+		a, err := bt.exchange(nil)
 		switch {
 		case err != nil:
-			return fmt.Errorf("ipvsnet: answers to ops %d-%d of %d: %w", start+1, start+len(batch), len(ops), err)
-		case opErr != nil:
-			i := int(seq - first)
-			return fmt.Errorf("ipvsnet: op %d of %d (%s): %w", start+i+1, len(ops), batch[i], opErr)
+			return fmt.Errorf("ipvsnet: ops %d-%d of %d: %w", start+1, start+len(batch), len(ops), err)
+		case a.err != nil:
+			i := int(a.refused - bt.first)
+			return fmt.Errorf("ipvsnet: op %d of %d (%s): %w", start+i+1, len(ops), batch[i], a.err)
 		case encErr != nil:
 			return encErr
 		}
 	}
 	return nil
-}
-
-// beginMsg appends the headers of a request to b, for endMsg to fill in
-// once its attributes follow.
-func beginMsg(b []byte) []byte {
-	b = append(b, make([]byte, unix.SizeofNlMsghdr)...)
-	return append(b, 0, genlVersion, 0, 0) // struct genlmsghdr
-}
-
-// endMsg completes the request that starts at b[at:] (beginMsg) as
-// command cmd with the next sequence number, which it returns.
-func (g *genl) endMsg(b []byte, at int, cmd uint8, flags uint16) uint32 {
-	b[at+unix.SizeofNlMsghdr] = cmd
-	g.seq++
-	putNlMsghdr(b[at:], len(b)-at, g.family, flags, g.seq)
-	return g.seq
-}
-
-// putNlMsghdr writes a struct nlmsghdr at the start of b.
-func putNlMsghdr(b []byte, length int, typ, flags uint16, seq uint32) {
-	binary.NativeEndian.PutUint32(b[0:], uint32(length))
-	binary.NativeEndian.PutUint16(b[4:], typ)
-	binary.NativeEndian.PutUint16(b[6:], flags)
-	binary.NativeEndian.PutUint32(b[8:], seq)
-	binary.NativeEndian.PutUint32(b[12:], 0) // the port id: the kernel knows the socket
-}
-
-// send writes requests already framed (putNlMsghdr) to the kernel in one
-// sendmsg, through the socket netlink.Conn holds (netlink.Conn would copy
-// each message again into a buffer of its own).
-func (g *genl) send(b []byte) error {
-	rc, err := g.nl.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Write(func(fd uintptr) bool {
-		serr = unix.Sendto(int(fd), b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
-		return serr != unix.EAGAIN
-	}); err != nil {
-		return err
-	}
-	return serr
-}
-
-// await reads the kernel's answers to the requests with sequence numbers
-// first..last until the acknowledgement of last, and returns the first
-// refusal among them and how many of the requests were answered. Answers
-// to other sequence numbers (of an earlier batch given up on) are skipped.
-func (g *genl) await(first, last uint32) (seq uint32, opErr error, answered int, err error) {
-	rc, err := g.nl.SyscallConn()
-	if err != nil {
-		return 0, nil, 0, err
-	}
-	if err := g.nl.SetReadDeadline(time.Now().Add(applyWait)); err != nil {
-		return 0, nil, 0, err
-	}
-	defer g.nl.SetReadDeadline(time.Time{})
-	if g.buf == nil {
-		g.buf = make([]byte, 16<<10)
-	}
-	for {
-		var n int
-		var rerr error
-		if err := rc.Read(func(fd uintptr) bool {
-			n, _, rerr = unix.Recvfrom(int(fd), g.buf, 0)
-			return rerr != unix.EAGAIN
-		}); err != nil {
-			return 0, nil, 0, err
-		}
-		if errors.Is(rerr, unix.ENOBUFS) {
-			return 0, nil, 0, fmt.Errorf("the kernel's answers overflowed the receive buffer; the table must be read again: %w", rerr)
-		}
-		if rerr != nil {
-			return 0, nil, 0, rerr
-		}
-		msgs, err := syscall.ParseNetlinkMessage(g.buf[:n])
-		if err != nil {
-			return 0, nil, 0, fmt.Errorf("parse answer: %w", err)
-		}
-		for _, m := range msgs {
-			if m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4+unix.SizeofNlMsghdr {
-				continue
-			}
-			code := int32(binary.NativeEndian.Uint32(m.Data[:4]))
-			// The answer carries the request's header: its sequence number.
-			s := binary.NativeEndian.Uint32(m.Data[4+8 : 4+12])
-			if s-first > last-first { // outside first..last, wrapping included
-				continue
-			}
-			answered++
-			if code != 0 && opErr == nil {
-				seq, opErr = s, unix.Errno(-code)
-			}
-			if s == last {
-				return seq, opErr, answered, nil
-			}
-		}
-	}
 }
 
 // encodeOp appends an op's attributes to b and returns its command. New

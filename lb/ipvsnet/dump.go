@@ -1,29 +1,21 @@
 package ipvsnet
 
 import (
-	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/bits"
 	"net/netip"
-	"os"
 	"syscall"
 	"time"
-
-	"github.com/mdlayher/genetlink"
-	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
 
 	"vigil/lb"
 )
 
 // The table is read over the same generic netlink socket as it is
-// written. moby/ipvs reads neither a destination's tunnel encapsulation
-// (type, port, checksum) nor a service's persistence engine, so with it a
-// gue tunnel or a sip service would compare unequal on every pass and be
-// rewritten forever; it also allocates 64 KiB per answer. Numbers from
-// include/uapi/linux/ip_vs.h.
+// written (genl.go's dump), every attribute the kernel sends included: a
+// gue tunnel or a sip service read without its encapsulation or engine
+// would compare unequal on every pass and be rewritten forever. Numbers
+// from include/uapi/linux/ip_vs.h.
 const (
 	cmdGetService = 4 // IPVS_CMD_GET_SERVICE
 	cmdGetDest    = 8 // IPVS_CMD_GET_DEST
@@ -109,98 +101,6 @@ func (h *Handle) services() ([]dumpedService, error) {
 		return nil, fmt.Errorf("ipvsnet: dump services: %w", err)
 	}
 	return out, nil
-}
-
-// dumpBuf is the dump's receive buffer: the kernel sizes a dump's messages
-// to the largest read it has seen, capped at 32 KiB, so a larger buffer is
-// never short.
-const dumpBuf = 64 << 10
-
-// dump sends one dump request and calls each with every answer's
-// attributes (valid only during the call). The answers are read straight
-// into one reused buffer (mdlayher/netlink's Receive peeks at each
-// answer's size, then allocates for it). With genetlink's Execute and
-// AttributeDecoder, a dump of 1,000 x 10 took 1.0-1.3 s in the test VM,
-// slower than moby/ipvs (0.7-1.0 s for the fetch alone); with this and
-// attrs, 0.71-0.81 s, decoded into the table (moby 0.75-0.88 s).
-func (g *genl) dump(cmd uint8, data []byte, each func([]byte) error) error {
-	req, err := (&genetlink.Message{Header: genetlink.Header{Command: cmd, Version: genlVersion}, Data: data}).MarshalBinary()
-	if err != nil {
-		return err
-	}
-	sent, err := g.nl.Send(netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(g.family), Flags: netlink.Request | netlink.Dump}, Data: req})
-	if err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
-	rc, err := g.nl.SyscallConn()
-	if err != nil {
-		return err
-	}
-	if err := g.nl.SetReadDeadline(time.Now().Add(applyWait)); err != nil {
-		return err
-	}
-	defer g.nl.SetReadDeadline(time.Time{})
-	if len(g.dbuf) == 0 {
-		g.dbuf = make([]byte, dumpBuf)
-	}
-	var eachErr error
-	for {
-		var n, flags int
-		var rerr error
-		if err := rc.Read(func(fd uintptr) bool {
-			n, _, flags, _, rerr = unix.Recvmsg(int(fd), g.dbuf, nil, 0)
-			return rerr != unix.EAGAIN
-		}); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return fmt.Errorf("no answer from the kernel in %s: %w", applyWait, err)
-			}
-			return err
-		}
-		if rerr != nil {
-			return rerr
-		}
-		if flags&unix.MSG_TRUNC != 0 {
-			return errors.New("answer larger than the receive buffer")
-		}
-		msgs, err := syscall.ParseNetlinkMessage(g.dbuf[:n])
-		if err != nil {
-			return fmt.Errorf("parse answer: %w", err)
-		}
-		if done, err := dumpAnswers(msgs, sent.Header.Sequence, each, &eachErr); done {
-			return err
-		}
-	}
-}
-
-// dumpAnswers hands the answers to the dump request seq to each, and says
-// whether the dump ended (NLMSG_DONE, or NLMSG_ERROR: both carry an errno)
-// and with what error. An answer each refuses ends the calls, not the
-// reading (*eachErr keeps the first refusal): the dump is read to its end,
-// or the kernel would still be dumping when the next request comes
-// (EBUSY). Answers to other requests (one given up on) are skipped.
-func dumpAnswers(msgs []syscall.NetlinkMessage, seq uint32, each func([]byte) error, eachErr *error) (bool, error) {
-	for _, m := range msgs {
-		if m.Header.Seq != seq {
-			continue
-		}
-		switch m.Header.Type {
-		case unix.NLMSG_DONE, unix.NLMSG_ERROR:
-			if len(m.Data) >= 4 {
-				if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code < 0 {
-					return true, unix.Errno(-code)
-				}
-			}
-			return true, *eachErr
-		}
-		switch {
-		case *eachErr != nil:
-		case len(m.Data) < 4: // the generic netlink header
-			*eachErr = fmt.Errorf("answer of %d bytes", len(m.Data))
-		default:
-			*eachErr = each(m.Data[4:])
-		}
-	}
-	return false, nil
 }
 
 // serviceID encodes the attributes that name s (what a delete sends).
@@ -363,77 +263,6 @@ func decodeDest(b []byte, svcFam lb.Family) (lb.Dest, lb.DestCounters, error) {
 		}
 	}
 	return d.Normal(), c, nil
-}
-
-// attrs reads netlink attributes in place. mdlayher/netlink's
-// AttributeDecoder copies every value it reads (29 allocations for one
-// destination), and a dump of 10,000 destinations runs every 30 s and for
-// every /metrics scrape; this reads the same TLV layout (struct nlattr:
-// length, type, value padded to 4 bytes) without a copy. Values are valid
-// as long as the buffer is.
-type attrs struct {
-	b   []byte
-	typ uint16
-	val []byte
-	err error
-}
-
-// nlaTypeMask drops NLA_F_NESTED and NLA_F_NET_BYTEORDER from a type.
-const nlaTypeMask = 0x3fff
-
-func (a *attrs) Next() bool {
-	if a.err != nil || len(a.b) == 0 {
-		return false
-	}
-	if len(a.b) < 4 {
-		a.err = fmt.Errorf("attribute header of %d bytes", len(a.b))
-		return false
-	}
-	l := int(binary.NativeEndian.Uint16(a.b))
-	if l < 4 || l > len(a.b) {
-		a.err = fmt.Errorf("attribute length %d of %d bytes left", l, len(a.b))
-		return false
-	}
-	a.typ, a.val = binary.NativeEndian.Uint16(a.b[2:])&nlaTypeMask, a.b[4:l]
-	a.b = a.b[min(len(a.b), (l+3)&^3):]
-	return true
-}
-
-func (a *attrs) Type() uint16  { return a.typ }
-func (a *attrs) Bytes() []byte { return a.val }
-func (a *attrs) Err() error    { return a.err }
-
-// String is a NUL-terminated string value.
-func (a *attrs) String() string { return string(bytes.TrimRight(a.val, "\x00")) }
-
-func (a *attrs) fixed(n int) []byte {
-	if len(a.val) != n {
-		if a.err == nil {
-			a.err = fmt.Errorf("attribute %d has %d bytes, want %d", a.typ, len(a.val), n)
-		}
-		return make([]byte, n)
-	}
-	return a.val
-}
-
-func (a *attrs) Uint8() uint8   { return a.fixed(1)[0] }
-func (a *attrs) Uint16() uint16 { return binary.NativeEndian.Uint16(a.fixed(2)) }
-func (a *attrs) Uint32() uint32 { return binary.NativeEndian.Uint32(a.fixed(4)) }
-func (a *attrs) Uint64() uint64 { return binary.NativeEndian.Uint64(a.fixed(8)) }
-
-// nested returns the attributes nested in b's attribute typ (the one an
-// IPVS message carries), which is called name in errors.
-func nested(b []byte, typ uint16, name string) (*attrs, error) {
-	top := attrs{b: b}
-	for top.Next() {
-		if top.Type() == typ {
-			return &attrs{b: top.Bytes()}, nil
-		}
-	}
-	if err := top.Err(); err != nil {
-		return nil, fmt.Errorf("decode attributes: %w", err)
-	}
-	return nil, fmt.Errorf("message without %s", name)
 }
 
 // nestedStats reads the counters nested in the current attribute.

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/mdlayher/netlink"
-	"github.com/moby/ipvs"
 	"golang.org/x/sys/unix"
 
 	"vigil/lb"
@@ -181,7 +180,7 @@ func TestDestRoundTrip(t *testing.T) {
 	if _, err := kernelDest(lb.Dest{Addr: a4, Weight: 65536}); err == nil {
 		t.Error("weight 65536 accepted (above what ipvsadm accepts)")
 	}
-	if kd, _ := kernelDest(lb.Dest{Addr: a4, Forward: lb.DR}); kd.fwd != ipvs.ConnectionFlagDirectRoute {
+	if kd, _ := kernelDest(lb.Dest{Addr: a4, Forward: lb.DR}); kd.fwd != connFDRoute {
 		t.Errorf("DR as %#x", kd.fwd)
 	}
 }

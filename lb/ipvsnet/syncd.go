@@ -3,22 +3,14 @@ package ipvsnet
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
-	"os"
 
-	"github.com/mdlayher/genetlink"
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// The connection synchronisation daemon over the IPVS generic netlink
-// family, which moby/ipvs does not cover. Numbers are from
+// The connection synchronisation daemons. Numbers are from
 // include/uapi/linux/ip_vs.h.
 const (
-	genlName    = "IPVS"
-	genlVersion = 1
-
 	cmdNewDaemon = 9  // IPVS_CMD_NEW_DAEMON
 	cmdDelDaemon = 10 // IPVS_CMD_DEL_DAEMON
 	cmdGetDaemon = 11 // IPVS_CMD_GET_DAEMON
@@ -143,34 +135,29 @@ func (d SyncDaemon) validate() error {
 
 // encodeDaemon returns the attributes of a NEW_DAEMON request (full
 // settings) or, with stateOnly, of a DEL_DAEMON request.
-func encodeDaemon(d SyncDaemon, stateOnly bool) ([]byte, error) {
-	ae := netlink.NewAttributeEncoder()
-	ae.Nested(cmdAttrDaemon, func(n *netlink.AttributeEncoder) error {
-		n.Uint32(daemonAttrState, uint32(d.State))
-		if stateOnly {
-			return nil
-		}
-		n.String(daemonAttrMcastIfn, d.Interface)
-		n.Uint32(daemonAttrSyncID, uint32(d.SyncID))
-		if d.MaxLen != 0 {
-			n.Uint16(daemonAttrSyncMaxLen, d.MaxLen)
-		}
-		if g := d.Group.Unmap(); g.Is4() {
-			b := g.As4()
-			n.Bytes(daemonAttrMcastGroup, b[:])
-		} else if g.Is6() {
-			b := g.As16()
-			n.Bytes(daemonAttrMcastGroup6, b[:])
-		}
-		if d.Port != 0 {
-			n.Uint16(daemonAttrMcastPort, d.Port)
-		}
-		if d.TTL != 0 {
-			n.Uint8(daemonAttrMcastTTL, d.TTL)
-		}
-		return nil
-	})
-	return ae.Encode()
+func encodeDaemon(d SyncDaemon, stateOnly bool) []byte {
+	b := nestStart(nil)
+	b = attrU32(b, daemonAttrState, uint32(d.State))
+	if stateOnly {
+		return nestEnd(b, 0, cmdAttrDaemon)
+	}
+	b = attrString(b, daemonAttrMcastIfn, d.Interface)
+	b = attrU32(b, daemonAttrSyncID, uint32(d.SyncID))
+	if d.MaxLen != 0 {
+		b = attrU16(b, daemonAttrSyncMaxLen, d.MaxLen)
+	}
+	if g := d.Group.Unmap(); g.Is4() {
+		b = appendAddr(b, daemonAttrMcastGroup, g)
+	} else if g.Is6() {
+		b = appendAddr(b, daemonAttrMcastGroup6, g)
+	}
+	if d.Port != 0 {
+		b = attrU16(b, daemonAttrMcastPort, d.Port)
+	}
+	if d.TTL != 0 {
+		b = attrU8(b, daemonAttrMcastTTL, d.TTL)
+	}
+	return nestEnd(b, 0, cmdAttrDaemon)
 }
 
 // decodeDaemon reads one daemon from the attributes of a GET_DAEMON
@@ -214,96 +201,6 @@ func decodeDaemon(b []byte) (SyncDaemon, error) {
 		return d, fmt.Errorf("sync daemon with state %d", uint32(d.State))
 	}
 	return d, nil
-}
-
-// genl is a generic netlink connection to the IPVS family in the handle's
-// namespace.
-type genl struct {
-	c      *genetlink.Conn
-	nl     *netlink.Conn // c's socket, for batches (Apply)
-	family uint16
-	buf    []byte // Apply's receive buffer
-	ebuf   []byte // Apply's requests
-	// seq numbers Apply's requests; it starts at a random value, apart
-	// from the numbers netlink.Conn gives the other requests.
-	seq  uint32
-	dbuf []byte // dump's
-	// barrier is a request without effect that request sends after its
-	// own (IPVS_CMD_GET_INFO).
-	barrier genlRequest
-}
-
-// genlRequest is a request of the family: its command and attributes.
-type genlRequest struct {
-	cmd   uint8
-	attrs []byte
-}
-
-// dialGenl opens the connection in the namespace at netnsPath ("" for the
-// caller's): the socket is created on a thread switched into it, so it
-// reaches that namespace's IPVS, as the moby/ipvs handle does.
-func dialGenl(netnsPath string) (*genl, error) {
-	cfg := &netlink.Config{}
-	if netnsPath != "" {
-		f, err := os.Open(netnsPath)
-		if err != nil {
-			return nil, fmt.Errorf("open netns: %w", err)
-		}
-		defer f.Close()
-		cfg.NetNS = int(f.Fd())
-	}
-	nc, err := netlink.Dial(unix.NETLINK_GENERIC, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("dial generic netlink: %w", err)
-	}
-	c := genetlink.NewConn(nc)
-	fam, err := c.GetFamily(genlName)
-	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("look up generic netlink family %s: %w", genlName, err)
-	}
-	return &genl{c: c, nl: nc, family: fam.ID, seq: rand.Uint32(), barrier: genlRequest{cmd: cmdGetInfo}}, nil
-}
-
-// request sends one request that changes something and waits for its
-// acknowledgement (the kernel's refusal is returned as its errno).
-//
-// A request the kernel's handler answers with EINTR gets no answer at all
-// (netlink_rcv_skb skips the acknowledgement then), so a harmless
-// IPVS_CMD_GET_INFO follows it in the same write: once that one is
-// answered, a request left unanswered returns EINTR instead of waiting in
-// vain. The kernel does that when a sync daemon is stopped before its
-// thread first ran (kthread_stop's -EINTR): seen in the TCG test VM, in
-// about one of ten restarts of a backup daemon under load.
-//
-// The requests are framed and read as Apply's: the wait starts once the
-// kernel has taken them, and answers to requests given up on are skipped
-// (genetlink's Execute fails on them, and then on every request after).
-func (g *genl) request(cmd uint8, attrs []byte) error {
-	buf := append(beginMsg(g.ebuf[:0]), attrs...)
-	seq := g.endMsg(buf, 0, cmd, unix.NLM_F_REQUEST|unix.NLM_F_ACK)
-	at := len(buf)
-	buf = beginMsg(buf)
-	buf = append(buf, g.barrier.attrs...)
-	barrier := g.endMsg(buf, at, g.barrier.cmd, unix.NLM_F_REQUEST|unix.NLM_F_ACK)
-	g.ebuf = buf
-	if err := g.send(buf); err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
-	refused, opErr, answered, err := g.await(seq, barrier)
-	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return fmt.Errorf("no answer from the kernel in %s: %w", applyWait, err)
-	case err != nil:
-		return err
-	case opErr != nil && refused == barrier:
-		return fmt.Errorf("the IPVS info request after it: %w", opErr)
-	case opErr != nil:
-		return opErr
-	case answered < 2:
-		return unix.EINTR
-	}
-	return nil
 }
 
 // SyncDaemons returns the sync daemons running in the handle's namespace.
@@ -364,11 +261,7 @@ func (h *Handle) StartSyncDaemon(d SyncDaemon) error {
 }
 
 func (h *Handle) newDaemon(d SyncDaemon) error {
-	b, err := encodeDaemon(d, false)
-	if err != nil {
-		return fmt.Errorf("encode: %w", err)
-	}
-	return h.g.request(cmdNewDaemon, b)
+	return h.g.request(cmdNewDaemon, encodeDaemon(d, false), nil)
 }
 
 // StopSyncDaemon stops the daemon of the given state; one that is not
@@ -377,16 +270,12 @@ func (h *Handle) StopSyncDaemon(state SyncState) error {
 	if state != SyncMaster && state != SyncBackup {
 		return fmt.Errorf("ipvsnet: stop sync daemon: state %d is neither master nor backup", uint32(state))
 	}
-	b, err := encodeDaemon(SyncDaemon{State: state}, true)
-	if err != nil {
-		return fmt.Errorf("ipvsnet: encode stop of %s sync daemon: %w", state, err)
-	}
-	err = h.g.request(cmdDelDaemon, b)
+	err := h.g.request(cmdDelDaemon, encodeDaemon(SyncDaemon{State: state}, true), nil)
 	switch {
 	case errors.Is(err, unix.ESRCH):
 		return nil // no daemon of that state runs
 	case errors.Is(err, unix.EINTR):
-		// Its thread was stopped before it first ran (see request); the
+		// Its thread was stopped before it first ran (see genl.request); the
 		// kernel forgets the daemon before stopping its threads. Make sure.
 		running, derr := h.SyncDaemons()
 		if derr != nil {

@@ -3,14 +3,11 @@ package ipvsnet
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"net/netip"
 	"strings"
 	"testing"
 
-	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // nestedDaemon unpacks encodeDaemon's output: exactly one top-level
@@ -71,11 +68,7 @@ func TestEncodeDaemon(t *testing.T) {
 			map[uint16][]byte{daemonAttrState: u32(2)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := encodeDaemon(tc.d, tc.stateOnly)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := nestedDaemon(t, b)
+			got := nestedDaemon(t, encodeDaemon(tc.d, tc.stateOnly))
 			if len(got) != len(tc.want) {
 				t.Errorf("attributes %v, want %v", got, tc.want)
 			}
@@ -122,11 +115,7 @@ func TestDecodeDaemon(t *testing.T) {
 
 	// What encodeDaemon writes, decodeDaemon reads (the IPv6 group too).
 	d := SyncDaemon{State: SyncMaster, Interface: "eth2", SyncID: 3, MaxLen: 1000, Group: netip.MustParseAddr("ff05::1:3"), Port: 1234, TTL: 4}
-	enc, err := encodeDaemon(d, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rt, err := decodeDaemon(enc); err != nil || rt != d {
+	if rt, err := decodeDaemon(encodeDaemon(d, false)); err != nil || rt != d {
 		t.Fatalf("round trip = %+v, %v; want %+v", rt, err, d)
 	}
 }
@@ -222,73 +211,6 @@ func TestSyncDaemonString(t *testing.T) {
 	} {
 		if got := d.String(); got != want {
 			t.Errorf("String() = %q, want %q", got, want)
-		}
-	}
-}
-
-// TestRequestSkipsStaleAnswers runs request against the kernel's generic
-// netlink controller (present without IPVS): an answer left unread by a
-// request given up on is skipped, not taken for the next request's (as
-// netlink's Execute did: it failed on it, and on every request after); a
-// refusal comes back as its errno; data answers before the
-// acknowledgement are passed over.
-func TestRequestSkipsStaleAnswers(t *testing.T) {
-	nc, err := netlink.Dial(unix.NETLINK_GENERIC, nil)
-	if err != nil {
-		t.Skipf("no generic netlink here: %v", err)
-	}
-	family := func(name string) []byte { return attrString(nil, unix.CTRL_ATTR_FAMILY_NAME, name) }
-	g := &genl{c: genetlink.NewConn(nc), nl: nc, family: unix.GENL_ID_CTRL, seq: 1000,
-		barrier: genlRequest{unix.CTRL_CMD_GETFAMILY, family("nlctrl")}}
-	defer g.c.Close()
-
-	// A request whose answers nobody reads: a refusal, then a family.
-	for _, name := range []string{"vigil-nofamily", "nlctrl"} {
-		b := append(beginMsg(nil), family(name)...)
-		g.endMsg(b, 0, unix.CTRL_CMD_GETFAMILY, unix.NLM_F_REQUEST|unix.NLM_F_ACK)
-		if err := g.send(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The controller answers GETFAMILY with the family, then the ack.
-	if err := g.request(unix.CTRL_CMD_GETFAMILY, family("nlctrl")); err != nil {
-		t.Fatalf("request after unread answers: %v", err)
-	}
-	if err := g.request(unix.CTRL_CMD_GETFAMILY, family("vigil-nofamily")); !errors.Is(err, unix.ENOENT) {
-		t.Fatalf("request for a missing family: %v, want ENOENT", err)
-	}
-	if err := g.request(unix.CTRL_CMD_GETFAMILY, family("nlctrl")); err != nil {
-		t.Fatalf("request after a refusal: %v", err)
-	}
-}
-
-// A request the kernel does not answer (as when its handler returns
-// EINTR) is told from one answered by the barrier request after it: await
-// counts the answers. Here the unanswered one is a request that asks for
-// no acknowledgement.
-func TestAwaitCountsAnswers(t *testing.T) {
-	nc, err := netlink.Dial(unix.NETLINK_GENERIC, nil)
-	if err != nil {
-		t.Skipf("no generic netlink here: %v", err)
-	}
-	g := &genl{c: genetlink.NewConn(nc), nl: nc, family: unix.GENL_ID_CTRL, seq: 1000}
-	defer g.c.Close()
-	name := attrString(nil, unix.CTRL_ATTR_FAMILY_NAME, "nlctrl")
-	for _, c := range []struct {
-		flags uint16
-		want  int
-	}{{unix.NLM_F_REQUEST | unix.NLM_F_ACK, 2}, {unix.NLM_F_REQUEST, 1}} {
-		b := append(beginMsg(nil), name...)
-		first := g.endMsg(b, 0, unix.CTRL_CMD_GETFAMILY, c.flags)
-		at := len(b)
-		b = append(beginMsg(b), name...)
-		last := g.endMsg(b, at, unix.CTRL_CMD_GETFAMILY, unix.NLM_F_REQUEST|unix.NLM_F_ACK)
-		if err := g.send(b); err != nil {
-			t.Fatal(err)
-		}
-		_, opErr, answered, err := g.await(first, last)
-		if err != nil || opErr != nil || answered != c.want {
-			t.Errorf("flags %#x: answered %d (%v, %v), want %d", c.flags, answered, opErr, err, c.want)
 		}
 	}
 }
