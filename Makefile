@@ -59,6 +59,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./vrrp/
 	$(GO) test -run '^$$' -fuzz FuzzLoaderMatchesParse -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./config/
 	$(GO) test -run '^$$' -fuzz FuzzReadMatchesViper -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./config/
+	$(GO) test -run '^$$' -fuzz FuzzQuickItem -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./config/
 	$(GO) test -run '^$$' -fuzz FuzzHTTP10Reply -fuzztime $${FUZZTIME:-60s} ./lb/check/
 	$(GO) test -run '^$$' -fuzz FuzzHTTPVerdict -fuzztime $${FUZZTIME:-60s} ./lb/check/
 	$(GO) test -run '^$$' -fuzz FuzzSMTPReplies -fuzztime $${FUZZTIME:-60s} ./lb/check/

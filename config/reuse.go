@@ -8,6 +8,7 @@ import (
 	"maps"
 	"runtime"
 	"sync"
+	"vigil/internal/fastyaml"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -211,11 +212,23 @@ func decodeItems(data []byte, items [][2]int, known map[string]VirtualServer, p 
 }
 
 // decodeChunk decodes consecutive items apart and returns those that
-// decoded cleanly, keyed by their text; see decodeItems. The items are
-// the list of a document of their own, parsed by yaml.v3 to nodes and
+// decoded cleanly, keyed by their text; see decodeItems. Each item is read
+// by fastyaml.Item, or when it cannot, with the others it cannot as the
+// list of a document of their own, parsed by yaml.v3 to nodes and
 // converted as the whole read converts them (itemValue).
-func decodeChunk(data []byte, slow [][2]int) map[string]VirtualServer {
-	out := make(map[string]VirtualServer, len(slow))
+func decodeChunk(data []byte, items [][2]int) map[string]VirtualServer {
+	out := make(map[string]VirtualServer, len(items))
+	var slow [][2]int
+	for _, it := range items {
+		if raw, ok := fastyaml.Item(data[it[0]:it[1]]); ok {
+			decodeItem(out, data[it[0]:it[1]], raw)
+		} else {
+			slow = append(slow, it)
+		}
+	}
+	if len(slow) == 0 {
+		return out
+	}
 	const key = "items"
 	doc := []byte(key + ":\n")
 	for _, it := range slow {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"vigil/internal/fastyaml"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -239,7 +240,7 @@ func scalar(n *yaml.Node) any {
 	case "!!str":
 		return n.Value
 	case "!!int":
-		if plainDecimal(n.Value, false) {
+		if fastyaml.PlainDecimal(n.Value, false) {
 			if v, err := strconv.Atoi(n.Value); err == nil {
 				return v
 			}
@@ -259,32 +260,6 @@ func scalar(n *yaml.Node) any {
 		return n.Value // yaml.v3 refuses it as its tag: the text, for the decoder to judge
 	}
 	return v
-}
-
-// plainDecimal reports whether s is an optional sign and 1 to 18 digits
-// without a leading zero (yaml.v3 reads 0755 as octal), followed when
-// frac by a point and 1 to 15 digits.
-func plainDecimal(s string, frac bool) bool {
-	if s != "" && (s[0] == '+' || s[0] == '-') {
-		s = s[1:]
-	}
-	intPart, fracPart, hasPoint := strings.Cut(s, ".")
-	if hasPoint != frac || !digits(intPart, 18) || (len(intPart) > 1 && intPart[0] == '0') {
-		return false
-	}
-	return !frac || digits(fracPart, 15)
-}
-
-func digits(s string, most int) bool {
-	if s == "" || len(s) > most {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 func yamlMessage(err error) string {
