@@ -57,6 +57,7 @@ bench: deps build
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./vrrp/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRows -fuzztime $${FUZZTIME:-60s} ./gossip/
 	$(GO) test -run '^$$' -fuzz FuzzLoaderMatchesParse -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./config/
 	$(GO) test -run '^$$' -fuzz FuzzReadMatchesViper -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./config/
 	$(GO) test -run '^$$' -fuzz FuzzQuickItem -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./config/
