@@ -1,9 +1,9 @@
 // Package gossip is the fleet's shared state: a pure versioned store of
 // rows, each written by one node and merged by every other.
 //
-// The store does no I/O and reads no clock: the memberlist driver (issue
-// 13, to come) feeds it remote rows and the time, and sends what it
-// returns. One row per (origin, kind, key); the origin alone writes it, so
+// The store does no I/O and reads no clock: the memberlist driver
+// (Cluster, cluster.go) feeds it remote rows and the time, and sends what
+// it returns. One row per (origin, kind, key); the origin alone writes it, so
 // "the highest version wins" makes merging idempotent, commutative and
 // associative (store_test.go checks all three on random histories). A
 // version is (boot epoch, sequence): a restarted node's new rows win over
