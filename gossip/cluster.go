@@ -85,7 +85,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	mc := *cfg.Memberlist
 	mc.Name = cfg.Name
 	mc.Delegate = (*delegate)(c)
-	mc.Events = (*events)(c)
+	mc.Events = (*eventDelegate)(c)
 	c.queue = &memberlist.TransmitLimitedQueue{RetransmitMult: mc.RetransmitMult, NumNodes: func() int {
 		if m := c.members.Load(); m != nil {
 			return m.NumMembers()
@@ -293,12 +293,12 @@ func (d *delegate) MergeRemoteState(b []byte, join bool) {
 	(*Cluster)(d).merge(rows, time.Now())
 }
 
-// events is the Cluster as memberlist's EventDelegate: it queues without
+// eventDelegate is the Cluster as memberlist's EventDelegate: it queues without
 // blocking (memberlist calls it with its own locks held) and counts what a
 // full queue drops.
-type events Cluster
+type eventDelegate Cluster
 
-func (e *events) enqueue(kind memberlist.NodeEventType, n *memberlist.Node) {
+func (e *eventDelegate) enqueue(kind memberlist.NodeEventType, n *memberlist.Node) {
 	cp := *n
 	select {
 	case e.events <- memberlist.NodeEvent{Event: kind, Node: &cp}:
@@ -307,6 +307,6 @@ func (e *events) enqueue(kind memberlist.NodeEventType, n *memberlist.Node) {
 	}
 }
 
-func (e *events) NotifyJoin(n *memberlist.Node)   { e.enqueue(memberlist.NodeJoin, n) }
-func (e *events) NotifyLeave(n *memberlist.Node)  { e.enqueue(memberlist.NodeLeave, n) }
-func (e *events) NotifyUpdate(n *memberlist.Node) { e.enqueue(memberlist.NodeUpdate, n) }
+func (e *eventDelegate) NotifyJoin(n *memberlist.Node)   { e.enqueue(memberlist.NodeJoin, n) }
+func (e *eventDelegate) NotifyLeave(n *memberlist.Node)  { e.enqueue(memberlist.NodeLeave, n) }
+func (e *eventDelegate) NotifyUpdate(n *memberlist.Node) { e.enqueue(memberlist.NodeUpdate, n) }

@@ -36,7 +36,7 @@ func (n *Node) setLB(cfg *config.Config) error {
 		// The local checks are the health the table is built from; the
 		// fleet-wide view will be another lb.HealthSource.
 		b, err := balancer.Open(balancer.Config{Log: log, Metrics: n.lbMetrics, Checks: checks, Health: checks.View(),
-			Quorum: n.router.Feeds().Set, Publish: n.router.Publish})
+			Quorum: n.router.SetVirtualServer, Publish: n.router.Publish})
 		if err != nil {
 			return err
 		}

@@ -83,7 +83,7 @@ type Router struct {
 	failOnce sync.Once
 	failErr  error
 	bursts   *burstMemory
-	feeds    VSFeeds
+	feeds    vsFeeds
 	// record lists the VIPs and virtual MAC interfaces vigil put on the
 	// host (record.go).
 	record *hostRecord

@@ -94,21 +94,21 @@ func (n *Router) newTracker(k track.Key, scripts map[string]*config.Script, file
 		}
 		return track.NewProcess(spec, n.log)
 	case policy.KindVirtualServer:
-		return n.feeds.Feed(k.Name), nil
+		return n.feeds.feed(k.Name), nil
 	}
 	return nil, fmt.Errorf("unknown tracker kind %q", k.Kind)
 }
 
-// VSFeeds are the trackers of virtual servers, by name: the load balancer
+// vsFeeds are the trackers of virtual servers, by name: the load balancer
 // sets their state, instances track them. A feed outlives reloads so the
 // load balancer's latest report is never lost between the two.
-type VSFeeds struct {
+type vsFeeds struct {
 	mu sync.Mutex
 	m  map[string]*track.Feed
 }
 
-// Feed is the tracker of the virtual server name, made on first use.
-func (f *VSFeeds) Feed(name string) *track.Feed {
+// feed is the tracker of the virtual server name, made on first use.
+func (f *vsFeeds) feed(name string) *track.Feed {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.m == nil {
@@ -125,7 +125,7 @@ func (f *VSFeeds) Feed(name string) *track.Feed {
 }
 
 // Set reports a virtual server's quorum to the instances tracking it.
-func (f *VSFeeds) Set(name string, up bool, detail string) { f.Feed(name).Set(up, detail) }
+func (f *vsFeeds) Set(name string, up bool, detail string) { f.feed(name).Set(up, detail) }
 
 // runTracking starts the trackers and applies their updates until ctx ends.
 func (n *Router) runTracking(ctx context.Context) {
@@ -303,9 +303,9 @@ func trackKey(kind, name string) track.Key {
 	return track.Key{Kind: policy.Kind(kind), Name: name}
 }
 
-// Feeds are the virtual-server trackers: the load balancer reports each
-// virtual server's quorum through them.
-func (n *Router) Feeds() *VSFeeds { return &n.feeds }
+// SetVirtualServer reports a virtual server's quorum (from the load
+// balancer) to the instances that track it.
+func (n *Router) SetVirtualServer(name string, up bool, detail string) { n.feeds.Set(name, up, detail) }
 
 // Publish sends an event to the bus the router's notify scripts and FIFO
 // listen on (the load balancer's virtual and real server changes).
