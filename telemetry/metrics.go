@@ -14,6 +14,8 @@ type Registry struct {
 	Reg  *prometheus.Registry
 	VRRP *VRRP
 	LB   *LB
+	// Fleet is nil until NewFleet (a node with a gossip section).
+	Fleet *Fleet
 }
 
 // NewRegistry creates a registry with the Go and process collectors,

@@ -55,6 +55,9 @@ const (
 	CauseSyncGroup      Cause = "sync_group"     // moved with the other members of its sync group
 	CauseAdmin          Cause = "admin"          // an operator asked
 	CauseConfigReload   Cause = "config_reload"  // stopped (removed or restarted) by a configuration reload
+	// CauseArbitration: gossip says another live vigil node is master of
+	// this virtual router with a better priority (FleetAdvert).
+	CauseArbitration Cause = "gossip_arbitration"
 	// CauseNoSource: → Fault while the interface has no usable address to
 	// send adverts from (an IPv6 link-local address still tentative after
 	// the link came up, or none at all).
@@ -495,6 +498,63 @@ func (i *Instance) GoBackup(now time.Time, cause Cause) []Action {
 	return []Action{RemoveVIPs{}, i.change(now, StateBackup, cause)}
 }
 
+// FleetMaster is what gossip knows of another node that is master of this
+// virtual router: the priority and primary address its adverts would
+// carry, and its advert interval.
+type FleetMaster struct {
+	Priority uint8
+	Primary  netip.Addr
+	Interval time.Duration
+}
+
+// FleetAdvert is split-brain arbitration: a fresh gossip report that
+// another live member is master of this virtual router counts as an
+// advertisement from it, through the same receive rules (RFC 9568 §6.4.2,
+// §6.4.3) but without the answers that go on the wire. So a Backup that
+// no longer hears adverts (IP protocol 112 filtered, multicast snooping
+// broken) keeps its Master_Down_Timer from expiring while the member's
+// reports go on, and a Master that hears of a better master steps down.
+// Nothing here is sent: the wire stays standards-compliant, and the
+// driver feeds this only while the report is fresh, with now set to when
+// the member was last known alive, so a dead member's hold ends one
+// Master_Down_Interval after that.
+func (i *Instance) FleetAdvert(now time.Time, m FleetMaster) []Action {
+	if !m.Primary.IsValid() || m.Priority == ResignPriority || m.Primary.Is6() != (i.cfg.Family() == 6) {
+		return nil
+	}
+	a := &Advert{Version: i.cfg.Version, VRID: i.cfg.VRID, Priority: m.Priority, Interval: m.Interval}
+	if a.Interval <= 0 {
+		a.Interval = i.cfg.AdvertInterval
+	}
+	switch i.state {
+	case StateBackup:
+		// The report may be older than the last wire advert (now is when
+		// the member last answered): it never brings the timer forward.
+		held := i.downTimer
+		acts := i.backupReceive(now, a, m.Primary)
+		if held.After(i.downTimer) && !i.sawLower {
+			i.downTimer = held
+		}
+		return acts
+	case StateMaster:
+		if !i.better(a.Priority, m.Primary) {
+			// A lower master hears our own summaries and steps down; an
+			// answer on the wire would not reach it anyway.
+			return nil
+		}
+		return i.stepDown(now, a, m.Primary, CauseArbitration)
+	}
+	return nil
+}
+
+// better reports whether a master with priority p and primary address src
+// beats this instance (§6.4.3: higher priority, then the higher primary
+// address; addresses compare as unsigned integers in network byte order,
+// which netip.Addr.Compare does within one family).
+func (i *Instance) better(p uint8, src netip.Addr) bool {
+	return p > i.priority || (p == i.priority && src.Compare(i.cfg.Primary) > 0)
+}
+
 // Faulted reports whether the instance is held in FAULT.
 func (i *Instance) Faulted() bool { return i.faulted }
 
@@ -691,27 +751,31 @@ func (i *Instance) backupReceive(now time.Time, a *Advert, src netip.Addr) []Act
 	return nil
 }
 
+// stepDown is §6.4.3's "a better master exists": Master → Backup,
+// following its interval (v3) and arming Master_Down_Timer.
+func (i *Instance) stepDown(now time.Time, a *Advert, src netip.Addr, cause Cause) []Action {
+	i.adverTimer = time.Time{}
+	if i.cfg.Version == 3 {
+		i.masterAdverInterval = a.Interval
+	} else {
+		i.masterAdverInterval = i.cfg.AdvertInterval
+	}
+	i.downTimer = now.Add(i.masterDownInterval())
+	i.sawResign, i.sawLower = false, false
+	i.preemptUntil = time.Time{}
+	i.master, i.masterPriority = src, a.Priority
+	return []Action{RemoveVIPs{}, i.change(now, StateBackup, cause)}
+}
+
 func (i *Instance) masterReceive(now time.Time, a *Advert, src netip.Addr) []Action {
 	if a.Priority == ResignPriority {
 		// §6.4.3: another master resigned; re-assert at once.
 		i.adverTimer = now.Add(i.cfg.AdvertInterval)
 		return []Action{SendAdvert{Advert: i.Advert(i.priority)}}
 	}
-	if a.Priority > i.priority || (a.Priority == i.priority && src.Compare(i.cfg.Primary) > 0) {
-		// §6.4.3: a better master exists. Addresses compare as unsigned
-		// integers in network byte order, which netip.Addr.Compare does for
-		// one family.
-		i.adverTimer = time.Time{}
-		if i.cfg.Version == 3 {
-			i.masterAdverInterval = a.Interval
-		} else {
-			i.masterAdverInterval = i.cfg.AdvertInterval
-		}
-		i.downTimer = now.Add(i.masterDownInterval())
-		i.sawResign, i.sawLower = false, false
-		i.preemptUntil = time.Time{}
-		i.master, i.masterPriority = src, a.Priority
-		return []Action{RemoveVIPs{}, i.change(now, StateBackup, CauseHigherPriority)}
+	if i.better(a.Priority, src) {
+		// §6.4.3: a better master exists.
+		return i.stepDown(now, a, src, CauseHigherPriority)
 	}
 	if i.cfg.LowerPrioNoAdvert {
 		return nil

@@ -104,8 +104,9 @@ func TestPromtoolCheckAllFamilies(t *testing.T) {
 	}
 	r := telemetry.NewRegistry()
 	cfg := r.NewConfigMetrics("0123456789abcdef")
+	fleet := r.NewFleet()
 	var names []string
-	for _, group := range []any{r.VRRP, r.LB, cfg} {
+	for _, group := range []any{r.VRRP, r.LB, cfg, fleet} {
 		names = append(names, populate(t, group)...)
 	}
 	// The IPVS collector's families come from a snapshot read at scrape

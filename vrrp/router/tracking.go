@@ -310,3 +310,23 @@ func (n *Router) SetVirtualServer(name string, up bool, detail string) { n.feeds
 // Publish sends an event to the bus the router's notify scripts and FIFO
 // listen on (the load balancer's virtual and real server changes).
 func (n *Router) Publish(e events.Event) { n.bus.Publish(e) }
+
+// FleetAdvert is split-brain arbitration's input (vrrp.Instance.FleetAdvert):
+// gossip reports that m, another live vigil node, is master of the named
+// instance's virtual router, and was last known alive at at. The caller feeds
+// it while the report is fresh.
+func (n *Router) FleetAdvert(instance string, at time.Time, m vrrp.FleetMaster) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	defer safe.Recover(n.log, "vrrp_fleet_advert", n.fail)
+	if n.stopping {
+		return
+	}
+	for _, in := range n.insts {
+		if in.cfg.Name == instance {
+			n.do(in, in.core.FleetAdvert(at, m))
+			n.rearm()
+			return
+		}
+	}
+}
