@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"vigil/config"
+	"vigil/lb"
 	"vigil/lb/balancer"
 	"vigil/vrrp"
 )
@@ -32,11 +33,18 @@ func (n *Node) setLB(cfg *config.Config) error {
 			return nil
 		}
 		log := n.log.With("component", "lb")
-		checks := balancer.NewChecks(log, n.lbMetrics)
-		// The local checks are the health the table is built from; the
-		// fleet-wide view will be another lb.HealthSource.
-		b, err := balancer.Open(balancer.Config{Log: log, Metrics: n.lbMetrics, Checks: checks, Health: checks.View(),
-			Quorum: n.router.SetVirtualServer, Publish: n.router.Publish})
+		if n.checks == nil {
+			n.checks = balancer.NewChecks(log, n.lbMetrics)
+		}
+		// The table is built from the local checks' view, or with a fleet
+		// from the fleet's view of every director's checks.
+		var health lb.HealthSource = n.checks.View()
+		var digest func(string)
+		if n.fleet != nil {
+			health, digest = n.fleet.view, n.fleet.setDigest
+		}
+		b, err := balancer.Open(balancer.Config{Log: log, Metrics: n.lbMetrics, Checks: n.checks, Health: health,
+			Quorum: n.router.SetVirtualServer, Publish: n.router.Publish, Digest: digest})
 		if err != nil {
 			return err
 		}

@@ -6,13 +6,17 @@ package node
 import (
 	"context"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
 	"vigil/config"
+	"vigil/gossip"
 	"vigil/internal/buildinfo"
 	"vigil/lb/balancer"
+	"vigil/lb/check"
 	"vigil/telemetry"
+	"vigil/vrrp"
 	"vigil/vrrp/router"
 )
 
@@ -34,6 +38,12 @@ type Node struct {
 	lbCtx     context.Context
 	stopLB    context.CancelFunc
 	lbDone    chan struct{}
+	// checks are the local health checks: made with the balancer, or
+	// before it when the fleet needs them for its health view.
+	checks *check.Scheduler
+
+	// fleet is the gossip fleet (fleet.go); nil without a gossip section.
+	fleet *fleet
 }
 
 // Options are the optional dependencies of a Node.
@@ -67,9 +77,9 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	}
 	n := &Node{log: log, lbMetrics: reg.LB}
 	r, err := router.New(cfg, router.Options{Logger: log, Metrics: reg, Hooks: router.Hooks{
-		Prepare:      n.setLB,
+		Prepare:      n.prepare,
 		Started:      n.startLB,
-		StateChanged: n.followSync,
+		StateChanged: n.stateChanged,
 		Released:     n.omega,
 		Stopped:      n.stopBalancer,
 	}})
@@ -77,12 +87,46 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.router = r
+	if cfg.Gossip != nil {
+		n.checks = balancer.NewChecks(log.With("component", "lb"), n.lbMetrics)
+		f, err := newFleet(cfg, log, reg, n.checks)
+		if err != nil {
+			r.Abandon()
+			return nil, err
+		}
+		f.router = r
+		n.fleet = f
+	}
 	if err := n.setLB(cfg); err != nil {
 		n.closeLB()
+		n.closeFleet()
 		r.Abandon()
 		return nil, err
 	}
 	return n, nil
+}
+
+// prepare is the router's Prepare hook: the load balancer's part of a
+// reload, then the fleet's (which cannot fail).
+func (n *Node) prepare(next *config.Config) error {
+	if err := n.setLB(next); err != nil {
+		return err
+	}
+	if n.fleet != nil {
+		if !reflect.DeepEqual(n.fleet.gossipConfig(), next.Gossip) {
+			n.log.Warn("gossip settings changed: restart vigil to apply them; the fleet runs on the old ones")
+		}
+		n.fleet.setConfig(next)
+	}
+	return nil
+}
+
+// stateChanged is the router's StateChanged hook.
+func (n *Node) stateChanged(cfg *config.Config, instance string, to vrrp.State) {
+	n.followSync(cfg, instance, to)
+	if n.fleet != nil {
+		n.fleet.poke()
+	}
 }
 
 // Run starts every instance and the load balancer and runs until ctx
@@ -90,7 +134,63 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 // addresses, then the virtual services go.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.closeLB()
-	return n.router.Run(ctx)
+	if n.fleet == nil {
+		return n.router.Run(ctx)
+	}
+	// The fleet stops after VRRP: masters resign on the wire first, and
+	// the others see this node's instances leave MASTER before it leaves
+	// the fleet.
+	fctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.fleet.run(fctx, n.fleetView)
+	}()
+	err := n.router.Run(ctx)
+	n.fleet.publish(time.Now(), n.fleetView(), false)
+	stop()
+	<-done
+	return err
+}
+
+// fleetView is what the fleet publishes of this node.
+func (n *Node) fleetView() statusView {
+	r := n.router.Status()
+	return statusView{hash: r.Config.Hash, instances: r.Instances}
+}
+
+// closeFleet stops a fleet that never ran.
+func (n *Node) closeFleet() {
+	if n.fleet != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = n.fleet.cl.Run(ctx)
+	}
+}
+
+// Members is `vigil members`: every member the fleet knows.
+func (n *Node) Members() ([]MemberStatus, error) {
+	if n.fleet == nil {
+		return nil, ErrNoFleet
+	}
+	return n.fleet.memberStatus(time.Now()), nil
+}
+
+// FleetStatus is `vigil status --fleet`.
+func (n *Node) FleetStatus() (FleetStatus, error) {
+	if n.fleet == nil {
+		return FleetStatus{}, ErrNoFleet
+	}
+	return n.fleet.status(), nil
+}
+
+// GossipKeys runs a fleet-wide keyring operation: op is list, install, use
+// or remove; key a base64 key (not for list).
+func (n *Node) GossipKeys(ctx context.Context, op, key string) ([]gossip.KeyResult, error) {
+	if n.fleet == nil {
+		return nil, ErrNoFleet
+	}
+	return n.fleet.keys(ctx, op, key)
 }
 
 // Reload applies a new configuration, all or nothing (router.Reload): the

@@ -56,7 +56,7 @@ func (a *adminServer) serve(n *node.Node, reload func(context.Context) (any, err
 	a.served = true
 	go func() {
 		defer close(a.done)
-		if err := a.srv.Serve(context.Background(), api.Handlers{Status: n, Reload: reload}); err != nil {
+		if err := a.srv.Serve(context.Background(), api.Handlers{Status: n, Reload: reload, Fleet: n}); err != nil {
 			a.log.Error("admin API stopped", "err", err)
 		}
 	}()

@@ -14,6 +14,6 @@ Every node speaks standards-compliant VRRP (RFC 3768, 5798, 9568) on the wire.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newVersionCmd(), newRunCmd(), newConfigCmd(), newDemoCmd())
-	root.AddCommand(newStatusCmd(), newIPVSCmd())
+	root.AddCommand(newStatusCmd(), newIPVSCmd(), newMembersCmd(), newGossipCmd())
 	return root
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,7 @@ func defaultSocket() string {
 func newStatusCmd() *cobra.Command {
 	var socket, output string
 	var timeout time.Duration
+	var fleet bool
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the running daemon's VRRP instances",
@@ -45,6 +47,12 @@ transition and its reason, and the fault cause.
 
 -o json prints the daemon's /v1/status document as it is (stable snake_case keys).
 
+--fleet shows the fleet instead (a node with a gossip: section): per virtual
+router its master(s) and every member's state and priority; per virtual server
+each real server's fleet verdict, how many directors see it up, this node's own
+verdict and the directors that disagree; desired IPVS tables that diverge.
+With -o json it prints /v1/fleet.
+
 The socket is --socket, else $VIGIL_SOCKET, else ` + api.DefaultSocket + `.
 Exit status: 0 ok, 1 daemon unreachable or error, 2 usage error.`,
 		Args: usageArgs(cobra.NoArgs),
@@ -52,7 +60,11 @@ Exit status: 0 ok, 1 daemon unreachable or error, 2 usage error.`,
 			if output != "table" && output != "json" {
 				return &exitError{code: 2, msg: fmt.Sprintf("vigil status: unknown output format %q (want table or json)", output)}
 			}
-			body, err := adminGet(cmd.Context(), socket, "/v1/status", timeout)
+			path := "/v1/status"
+			if fleet {
+				path = "/v1/fleet"
+			}
+			body, err := adminGet(cmd.Context(), socket, path, timeout)
 			if err != nil {
 				return &exitError{code: 1, msg: "vigil status: " + err.Error()}
 			}
@@ -61,6 +73,13 @@ Exit status: 0 ok, 1 daemon unreachable or error, 2 usage error.`,
 				_, err := out.Write(body)
 				return err
 			}
+			if fleet {
+				var st node.FleetStatus
+				if err := json.Unmarshal(body, &st); err != nil {
+					return &exitError{code: 1, msg: fmt.Sprintf("vigil status: unreadable answer from the daemon: %v", err)}
+				}
+				return printFleet(out, &st)
+			}
 			var st node.Status
 			if err := json.Unmarshal(body, &st); err != nil {
 				return &exitError{code: 1, msg: fmt.Sprintf("vigil status: unreadable answer from the daemon: %v", err)}
@@ -68,10 +87,8 @@ Exit status: 0 ok, 1 daemon unreachable or error, 2 usage error.`,
 			return printStatus(out, &st, time.Now())
 		},
 	}
-	cmd.SetFlagErrorFunc(flagUsageError)
-	cmd.Flags().StringVar(&socket, "socket", defaultSocket(), "admin socket of the daemon (env "+socketEnv+")")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for the daemon")
+	clientFlags(cmd, &socket, &output, &timeout)
+	cmd.Flags().BoolVar(&fleet, "fleet", false, "show the whole fleet (virtual routers, real-server verdicts) as this node sees it")
 	return cmd
 }
 
@@ -102,6 +119,11 @@ func adminGet(ctx context.Context, socket, path string, timeout time.Duration) (
 
 // adminRequest is adminGet with any method.
 func adminRequest(ctx context.Context, socket, method, path string, timeout time.Duration) ([]byte, error) {
+	return adminSend(ctx, socket, method, path, nil, timeout)
+}
+
+// adminSend is adminRequest with a JSON request body (nil: none).
+func adminSend(ctx context.Context, socket, method, path string, body []byte, timeout time.Duration) ([]byte, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -121,11 +143,18 @@ func adminRequest(ctx context.Context, socket, method, path string, timeout time
 	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	req, err := http.NewRequestWithContext(ctx, method, "http://vigil"+path, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://vigil"+path, rd)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Close = true
 	if err := req.Write(conn); err != nil {
 		return nil, readError(ctx, socket, err, timeout)
@@ -135,21 +164,21 @@ func adminRequest(ctx context.Context, socket, method, path string, timeout time
 		return nil, readError(ctx, socket, err, timeout)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return nil, readError(ctx, socket, err, timeout)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e api.Error
-		if json.Unmarshal(body, &e) == nil && e.Message != "" {
+		if json.Unmarshal(answer, &e) == nil && e.Message != "" {
 			if len(e.Details) > 0 {
 				return nil, fmt.Errorf("%s:\n%s", e.Message, strings.Join(e.Details, "\n"))
 			}
 			return nil, fmt.Errorf("the daemon answered %d: %s (%s)", resp.StatusCode, e.Error(), e.Code)
 		}
-		return nil, fmt.Errorf("the daemon answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+		return nil, fmt.Errorf("the daemon answered %s: %s", resp.Status, strings.TrimSpace(string(answer)))
 	}
-	return body, nil
+	return answer, nil
 }
 
 func readError(ctx context.Context, socket string, err error, timeout time.Duration) error {

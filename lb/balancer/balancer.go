@@ -104,8 +104,9 @@ type Balancer struct {
 	quorumSeries map[string][]string
 	// stats reads the counters for /metrics (nil: not exported).
 	stats statsReader
-	// publish is Config.Publish.
+	// publish is Config.Publish, digestf Config.Digest.
 	publish func(events.Event)
+	digestf func(string)
 
 	kick   chan struct{}
 	resync time.Duration
@@ -140,6 +141,10 @@ type Config struct {
 	// Publish sends virtual and real server changes to the event bus
 	// (notify scripts, the FIFO); nil drops them.
 	Publish func(events.Event)
+	// Digest, when set, gets the digest (lb.TableDigest) of the desired
+	// table's services after each pass that leaves the kernel as desired,
+	// from the balancer's goroutine: the fleet compares directors' tables.
+	Digest func(string)
 }
 
 // NewChecks returns the local health checks, their probes counted in m.
@@ -150,7 +155,7 @@ func NewChecks(log *slog.Logger, m *telemetry.LB) *check.Scheduler {
 }
 
 func newBalancer(c Config, kernel ipvsKernel) *Balancer {
-	b := &Balancer{log: c.Log, kernel: kernel, checks: c.Checks, health: c.Health, quorumf: c.Quorum, publish: c.Publish, metrics: c.Metrics,
+	b := &Balancer{log: c.Log, kernel: kernel, checks: c.Checks, health: c.Health, quorumf: c.Quorum, publish: c.Publish, digestf: c.Digest, metrics: c.Metrics,
 		managed: map[lb.ServiceKey]bool{}, saved: map[lb.ServiceKey]bool{},
 		onStop: config.OnStopRemove, foreign: config.ForeignKeep, kick: make(chan struct{}, 1), resync: resync, settled: make(chan struct{}),
 		local: map[localAddr]bool{}}
@@ -497,6 +502,24 @@ func (b *Balancer) reconcile(full bool) {
 		b.sweepQuorumSeries(specs)
 	}
 	b.lastSpecs = specs
+	b.reportDigest(specs)
+}
+
+// reportDigest hands Config.Digest the digest of the configured services
+// as the kernel has them now (other services in the kernel are not ours).
+func (b *Balancer) reportDigest(specs []lb.VirtualServer) {
+	if b.digestf == nil || b.known == nil {
+		return
+	}
+	t := lb.Table{}
+	for _, vs := range specs {
+		for _, k := range vs.Keys() {
+			if e, ok := b.known[k]; ok {
+				t[k] = e
+			}
+		}
+	}
+	b.digestf(lb.TableDigest(t))
 }
 
 // reconcileChanged is a pass after health changes with the config
@@ -542,6 +565,7 @@ func (b *Balancer) reconcileChanged(specs []lb.VirtualServer, byName map[string]
 	b.quorum = merged
 	b.mu.Unlock()
 	b.publishQuorum(sub, prev, quorum, true)
+	b.reportDigest(specs)
 }
 
 // Omega publishes, for the virtual servers whose config asks for it

@@ -7,6 +7,9 @@
 //	GET  /v1/status          the node.Status document (`vigil status -o json`)
 //	POST /v1/config/reload   live reload (501 until Handlers.Reload is set)
 //	GET  /v1/events          event stream (501 until Handlers.Events is set)
+//	GET  /v1/members         the fleet's members (`vigil members -o json`)
+//	GET  /v1/fleet           the fleet view (`vigil status --fleet -o json`)
+//	POST /v1/gossip/keys     a fleet-wide keyring operation {"op": list|install|use|remove, "key": base64}
 //
 // Every error is a JSON object {"error": message, "code": machine_code,
 // "details": [...]} with the HTTP status that goes with the code.
@@ -24,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"vigil/gossip"
 	"vigil/internal/safe"
 	"vigil/node"
 )
@@ -47,6 +51,36 @@ type Handlers struct {
 	Reload func(ctx context.Context) (any, error)
 	// Events serves GET /v1/events (a Server-Sent Events stream, later).
 	Events http.Handler
+	// Fleet serves the gossip fleet's endpoints; *node.Node implements it.
+	Fleet FleetSource
+}
+
+// FleetSource is the gossip fleet as the API serves it. Its methods return
+// node.ErrNoFleet on a node without a gossip section (409 no_fleet).
+type FleetSource interface {
+	Members() ([]node.MemberStatus, error)
+	FleetStatus() (node.FleetStatus, error)
+	GossipKeys(ctx context.Context, op, key string) ([]gossip.KeyResult, error)
+}
+
+// KeysRequest is the body of POST /v1/gossip/keys.
+type KeysRequest struct {
+	Op  string `json:"op"`
+	Key string `json:"key,omitempty"`
+}
+
+// CodeNoFleet answers a fleet endpoint on a node that runs no fleet.
+const CodeNoFleet = "no_fleet"
+
+// fleetErr maps the fleet's errors to API errors.
+func fleetErr(err error) error {
+	switch {
+	case errors.Is(err, node.ErrNoFleet):
+		return &Error{Status: http.StatusConflict, Code: CodeNoFleet, Message: err.Error()}
+	case errors.Is(err, node.ErrBadKey):
+		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: err.Error()}
+	}
+	return err
 }
 
 // Error is an API error: the JSON body of every non-2xx response, and what
@@ -71,6 +105,7 @@ const (
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeNotImplemented   = "not_implemented"
 	CodeInternal         = "internal"
+	CodeBadRequest       = "bad_request"
 )
 
 // NewHandler returns the API's HTTP handler.
@@ -111,6 +146,54 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 			return
 		}
 		h.Events.ServeHTTP(w, req)
+	})
+	r.handle("GET", "/v1/members", func(w http.ResponseWriter, _ *http.Request) {
+		if h.Fleet == nil {
+			notImplemented(w, "the fleet")
+			return
+		}
+		ms, err := h.Fleet.Members()
+		if err != nil {
+			writeErr(w, fleetErr(err))
+			return
+		}
+		writeJSON(w, http.StatusOK, ms)
+	})
+	r.handle("GET", "/v1/fleet", func(w http.ResponseWriter, _ *http.Request) {
+		if h.Fleet == nil {
+			notImplemented(w, "the fleet")
+			return
+		}
+		st, err := h.Fleet.FleetStatus()
+		if err != nil {
+			writeErr(w, fleetErr(err))
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	r.handle("POST", "/v1/gossip/keys", func(w http.ResponseWriter, req *http.Request) {
+		if h.Fleet == nil {
+			notImplemented(w, "the fleet")
+			return
+		}
+		var kr KeysRequest
+		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 4096)).Decode(&kr); err != nil {
+			WriteError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "unreadable request: " + err.Error()})
+			return
+		}
+		switch kr.Op {
+		case "list", "install", "use", "remove":
+		default:
+			WriteError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: fmt.Sprintf("unknown key operation %q (want list, install, use or remove)", kr.Op)})
+			return
+		}
+		res, err := h.Fleet.GossipKeys(req.Context(), kr.Op, kr.Key)
+		if err != nil {
+			log.Warn("admin API: gossip key operation failed", "op", kr.Op, "err", err)
+			writeErr(w, fleetErr(err))
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
 	})
 	r.mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		WriteError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such endpoint: " + req.URL.Path})

@@ -1,0 +1,792 @@
+package node
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"vigil/config"
+	"vigil/gossip"
+	"vigil/internal/buildinfo"
+	"vigil/lb"
+	"vigil/lb/check"
+	"vigil/telemetry"
+	"vigil/vrrp"
+)
+
+// The fleet (issue 13): with a `gossip:` section, the node joins the other
+// directors over memberlist (gossip.Cluster) and
+//   - publishes its summary, one row per VRRP instance, one per checked
+//     real server (its own checks' verdict) and the digest of its desired
+//     IPVS table;
+//   - gives the load balancer the fleet's health view (gossip.HealthView)
+//     instead of its own checks' view;
+//   - feeds split-brain arbitration: while another live member reports
+//     MASTER for one of its virtual routers with a better priority and
+//     answers direct pings, the instance hears it as an advert
+//     (vrrp.Instance.FleetAdvert). VRRP alone still adds and removes
+//     addresses (design principle 1).
+//
+// Everything runs in one goroutine (run); the cluster has its own.
+
+// ErrNoFleet is returned by the fleet's status and key operations on a node
+// whose configuration has no gossip section.
+var ErrNoFleet = errors.New("this node runs no fleet (no gossip: section in its configuration)")
+
+// fleetTick paces publishing, arbitration and metrics. Arbitration feeds
+// use the time of the last answered ping, so the tick only bounds how
+// quickly a newly learnt master is followed.
+const fleetTick = 50 * time.Millisecond
+
+// summaryEvery republishes the node summary even when nothing changed, so
+// its age says how current a member's view of this node is.
+const summaryEvery = 10 * time.Second
+
+type fleet struct {
+	log       *slog.Logger
+	self      string
+	cl        *gossip.Cluster
+	view      *gossip.HealthView
+	checks    *check.Scheduler
+	arbitrate bool
+	metrics   *telemetry.Fleet
+	router    interface {
+		FleetAdvert(instance string, at time.Time, m vrrp.FleetMaster)
+	}
+	started time.Time
+
+	kick chan struct{} // a state change: publish now
+
+	mu sync.Mutex // guards what status readers share with run
+	// cfg is the configuration whose rows run publishes; startGossip the
+	// gossip section memberlist was started with.
+	cfg         *config.Config
+	startGossip *config.Gossip
+	// own are this node's instance summaries as last published.
+	own []gossip.InstanceSummary
+	// published are this node's rows as last published, by kind and key.
+	published map[[2]string][]byte
+	// summaryAt is when each origin's node summary row last changed here.
+	summaryAt map[string]summarySeen
+	// members is the cluster's membership as of the last tick.
+	members map[string]gossip.Member
+	// pings: the last answered ping of each member followed for
+	// arbitration, and the members being pinged.
+	pings   map[string]time.Time
+	pinging map[string]context.CancelFunc
+	// disagree holds the real servers whose own verdict differs from the
+	// fleet's, to log each change once.
+	disagree map[lb.RealServerID]bool
+	digest   string
+	// decoded caches decoded health rows by row version.
+	decoded map[gossip.RowID]decodedHealth
+}
+
+type summarySeen struct {
+	v  gossip.Version
+	at time.Time
+}
+
+type decodedHealth struct {
+	v gossip.Version
+	r gossip.HealthResult
+}
+
+// newFleet starts memberlist (bound, not yet joined) for cfg's gossip
+// section.
+func newFleet(cfg *config.Config, log *slog.Logger, reg *telemetry.Registry, checks *check.Scheduler) (*fleet, error) {
+	g := cfg.Gossip
+	log = log.With("component", "gossip")
+	mc, err := gossip.MemberlistConfig(gossip.Options{
+		Name: cfg.Node.Name, Bind: g.Bind, Advertise: g.Advertise, Cluster: g.Cluster, Keys: g.Keys, Profile: g.Profile,
+		Timing: gossip.Timing{ProbeInterval: g.Timing.ProbeInterval, ProbeTimeout: g.Timing.ProbeTimeout,
+			GossipInterval: g.Timing.GossipInterval, GossipNodes: g.Timing.GossipNodes, PushPullInterval: g.Timing.PushPullInterval,
+			SuspicionMult: g.Timing.SuspicionMult, RetransmitMult: g.Timing.RetransmitMult,
+			DeadNodeReclaim: g.Timing.DeadNodeReclaim, GossipToTheDead: g.Timing.GossipToTheDead},
+		Log: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
+	var onKeyring func([][]byte) error
+	if path := g.Keyring; path != "" {
+		// Keys rotated fleet-wide survive a restart.
+		onKeyring = func(keys [][]byte) error { return config.WriteKeyring(path, keys) }
+	}
+	cl, err := gossip.NewCluster(gossip.ClusterConfig{Name: cfg.Node.Name, Epoch: uint64(time.Now().UnixNano()), Memberlist: mc,
+		Join: g.Join, Rejoin: g.Rejoin, OnKeyring: onKeyring, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("gossip on %s: %w", g.Bind, err)
+	}
+	f := &fleet{log: log, self: cfg.Node.Name, cl: cl, checks: checks, arbitrate: g.Arbitrate, metrics: reg.NewFleet(),
+		started: time.Now(), kick: make(chan struct{}, 1), cfg: cfg, startGossip: g, published: map[[2]string][]byte{},
+		summaryAt: map[string]summarySeen{}, members: map[string]gossip.Member{}, pings: map[string]time.Time{},
+		pinging: map[string]context.CancelFunc{}, disagree: map[lb.RealServerID]bool{}, decoded: map[gossip.RowID]decodedHealth{}}
+	f.view = gossip.NewHealthView(cfg.Node.Name, checks.View())
+	f.setConfig(cfg)
+	return f, nil
+}
+
+// setConfig follows a new configuration (start, reload): the virtual
+// servers' health policies; the rows follow at the next tick.
+func (f *fleet) setConfig(cfg *config.Config) {
+	pol := map[string]gossip.Policy{}
+	for _, vs := range cfg.LB.VirtualServers {
+		pol[vs.Spec.Name] = gossip.Policy(vs.HealthPolicy)
+	}
+	f.view.SetPolicies(pol)
+	f.mu.Lock()
+	f.cfg = cfg
+	f.mu.Unlock()
+	f.poke()
+}
+
+// poke asks run to publish now (a state change).
+func (f *fleet) poke() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run is the fleet's loop; it returns once the cluster has left.
+func (f *fleet) run(ctx context.Context, status func() statusView) {
+	clDone := make(chan struct{})
+	go func() {
+		defer close(clDone)
+		if err := f.cl.Run(ctx); err != nil {
+			f.log.Warn("leaving the fleet", "err", err)
+		}
+	}()
+	defer func() {
+		f.mu.Lock()
+		for _, stop := range f.pinging {
+			stop()
+		}
+		f.mu.Unlock()
+		<-clDone
+	}()
+	tick := time.NewTicker(fleetTick)
+	defer tick.Stop()
+	localChanges := f.checks.Changes()
+	var lastSummary, lastSlow time.Time
+	for {
+		now := time.Now()
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.kick:
+			f.publish(now, status(), false)
+		case <-localChanges:
+			// The fleet loop is the local view's one reader of Changed:
+			// the balancer reads the fleet view's.
+			f.publishHealth(now, f.checks.View().Changed())
+			f.updateView(now)
+		case <-f.cl.Changed():
+			f.noteSummaries(now)
+			f.updateView(now)
+			f.arbitration(now, ctx)
+		case <-tick.C:
+			slow := now.Sub(lastSlow) >= time.Second
+			if slow {
+				lastSlow = now
+				f.refreshMembers(now)
+			}
+			force := now.Sub(lastSummary) >= summaryEvery
+			if force {
+				lastSummary = now
+			}
+			f.publish(now, status(), force)
+			f.arbitration(now, ctx)
+			if slow {
+				// Suspension (ha_suspend) and stalls change no verdict:
+				// look at every real server's row once a second.
+				f.publishHealth(now, nil)
+				f.updateView(now)
+				f.exportMetrics(now)
+			}
+		}
+	}
+}
+
+// statusView is what the fleet publishes of the node's own state.
+type statusView struct {
+	hash      string
+	instances []InstanceStatus
+}
+
+// publish writes this node's summary and instance rows where they changed
+// (force: the summary even when it did not).
+func (f *fleet) publish(now time.Time, st statusView, force bool) {
+	bi := buildinfo.Get()
+	sum := gossip.NodeSummary{Build: bi.Version, ConfigHash: st.hash, Started: f.started}
+	f.put(gossip.KindNode, "summary", sum.Encode, force)
+	own := make([]gossip.InstanceSummary, 0, len(st.instances))
+	keys := map[string]bool{}
+	for _, is := range st.instances {
+		s := instanceSummary(is)
+		own = append(own, s)
+		keys[is.Name] = true
+		f.put(gossip.KindVRRP, is.Name, s.Encode, false)
+	}
+	f.withdrawMissing(gossip.KindVRRP, keys)
+	f.mu.Lock()
+	f.own = own
+	f.mu.Unlock()
+}
+
+// instanceSummary is an instance's row.
+func instanceSummary(is InstanceStatus) gossip.InstanceSummary {
+	s := gossip.InstanceSummary{Name: is.Name, VRID: is.VRID, Family: 4, Interface: is.Interface, State: is.State,
+		Base: is.BasePriority, Priority: is.EffectivePriority, Interval: time.Duration(is.AdvertInterval * float64(time.Second))}
+	if is.Family == "ipv6" {
+		s.Family = 6
+	}
+	if a, err := netip.ParseAddr(is.Source); err == nil {
+		s.Primary = a
+	}
+	for _, v := range is.VIPs {
+		if p, err := netip.ParsePrefix(v.Address); err == nil {
+			s.VIPs = append(s.VIPs, p.Addr())
+		}
+	}
+	return gossip.NewInstanceSummary(s)
+}
+
+// put publishes (kind, key) if its encoding differs from what was last
+// published (or force).
+func (f *fleet) put(kind, key string, encode func() ([]byte, error), force bool) {
+	b, err := encode()
+	if err != nil {
+		f.log.Error("encoding a gossip row", "kind", kind, "key", key, "err", err)
+		return
+	}
+	k := [2]string{kind, key}
+	f.mu.Lock()
+	same := slices.Equal(f.published[k], b) && f.published[k] != nil
+	f.mu.Unlock()
+	if same && !force {
+		return
+	}
+	if err := f.cl.Publish(kind, key, b); err != nil {
+		// Too large for one packet, most likely: never silently dropped.
+		f.log.Error("publishing a gossip row", "kind", kind, "key", key, "err", err)
+		return
+	}
+	f.mu.Lock()
+	f.published[k] = b
+	f.mu.Unlock()
+}
+
+// withdrawMissing withdraws this node's rows of kind whose key is not in
+// keep (an instance or real server a reload removed).
+func (f *fleet) withdrawMissing(kind string, keep map[string]bool) {
+	f.mu.Lock()
+	var gone []string
+	for k := range f.published {
+		if k[0] == kind && !keep[k[1]] {
+			gone = append(gone, k[1])
+		}
+	}
+	f.mu.Unlock()
+	for _, key := range gone {
+		if err := f.cl.Withdraw(kind, key); err != nil {
+			f.log.Warn("withdrawing a gossip row", "kind", kind, "key", key, "err", err)
+			continue
+		}
+		f.mu.Lock()
+		delete(f.published, [2]string{kind, key})
+		f.mu.Unlock()
+	}
+}
+
+// ownHealth is this node's verdict on each checked real server, from its
+// checks: up when all are up; probing when none is suspended and every one
+// has a result.
+func (f *fleet) ownHealth() map[lb.RealServerID]gossip.HealthResult {
+	out := map[lb.RealServerID]gossip.HealthResult{}
+	for _, cs := range f.checks.Statuses() {
+		id := lb.RealServerID{VS: cs.Owner.VS, RS: cs.Owner.RS}
+		r, seen := out[id]
+		if !seen {
+			r = gossip.HealthResult{VS: id.VS, RS: id.RS, Up: true, Probing: true}
+		}
+		r.Up = r.Up && cs.Up
+		r.Probing = r.Probing && !cs.Suspended && !cs.Init
+		if cs.Since.After(r.Since) {
+			r.Since = cs.Since
+		}
+		if iv := cs.Spec.Interval; iv > r.Interval {
+			r.Interval = iv
+		}
+		out[id] = r
+	}
+	return out
+}
+
+// publishHealth publishes this node's health rows of ids, or of every
+// checked real server when ids is nil (withdrawing those gone).
+func (f *fleet) publishHealth(now time.Time, ids []lb.RealServerID) {
+	own := f.ownHealth()
+	if ids == nil {
+		keep := map[string]bool{}
+		for id, r := range own {
+			key := gossip.HealthKey(id.VS, id.RS)
+			keep[key] = true
+			f.put(gossip.KindHealth, key, r.Encode, false)
+		}
+		f.withdrawMissing(gossip.KindHealth, keep)
+		return
+	}
+	for _, id := range ids {
+		if r, ok := own[id]; ok {
+			f.put(gossip.KindHealth, gossip.HealthKey(id.VS, id.RS), r.Encode, false)
+		}
+	}
+}
+
+// live reports whether origin is a live member whose rows count.
+func (f *fleet) live(origin string) bool {
+	f.mu.Lock()
+	m, ok := f.members[origin]
+	f.mu.Unlock()
+	return ok && (m.State == "alive" || m.State == "suspect") && !f.cl.Stale(origin)
+}
+
+// refreshMembers takes the cluster's membership (never from a memberlist
+// callback).
+func (f *fleet) refreshMembers(now time.Time) {
+	ms := f.cl.MemberStates()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.members = make(map[string]gossip.Member, len(ms))
+	for _, m := range ms {
+		f.members[m.Name] = m
+	}
+}
+
+// noteSummaries records when each origin's node summary last changed.
+func (f *fleet) noteSummaries(now time.Time) {
+	rows := f.cl.Rows(gossip.KindNode)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range rows {
+		if s, ok := f.summaryAt[r.Origin]; !ok || s.v != r.Version {
+			f.summaryAt[r.Origin] = summarySeen{v: r.Version, at: now}
+		}
+	}
+}
+
+// updateView recomputes the fleet health view from every member's rows.
+func (f *fleet) updateView(now time.Time) {
+	f.refreshMembersIfEmpty(now)
+	var others []gossip.HealthResultRow
+	f.mu.Lock()
+	cfg := f.cfg
+	f.mu.Unlock()
+	seen := map[gossip.RowID]bool{}
+	for _, r := range f.cl.Rows(gossip.KindHealth) {
+		if r.Origin == f.self || r.Deleted {
+			continue
+		}
+		seen[r.RowID] = true
+		d, ok := f.decoded[r.RowID]
+		if !ok || d.v != r.Version {
+			hr, err := gossip.DecodeHealthResult(r.Value)
+			if err != nil {
+				f.log.Debug("undecodable health row", "origin", r.Origin, "key", r.Key, "err", err)
+				continue
+			}
+			d = decodedHealth{v: r.Version, r: hr}
+			f.decoded[r.RowID] = d
+		}
+		others = append(others, gossip.HealthResultRow{Origin: r.Origin, Live: f.live(r.Origin), Result: d.r})
+	}
+	for id := range f.decoded {
+		if !seen[id] {
+			delete(f.decoded, id)
+		}
+	}
+	own := f.ownHealth()
+	local := func(id lb.RealServerID) (bool, bool) {
+		r, ok := own[id]
+		if !ok {
+			return true, false
+		}
+		return r.Up, r.Probing
+	}
+	var ids []lb.RealServerID
+	for _, vs := range cfg.LB.VirtualServers {
+		for _, rs := range vs.Spec.Reals {
+			ids = append(ids, lb.RealServerID{VS: vs.Spec.Name, RS: rs.Key()})
+		}
+	}
+	f.view.Update(now, others, local, ids)
+	f.logDisagreements()
+}
+
+func (f *fleet) refreshMembersIfEmpty(now time.Time) {
+	f.mu.Lock()
+	empty := len(f.members) == 0
+	f.mu.Unlock()
+	if empty {
+		f.refreshMembers(now)
+	}
+}
+
+// logDisagreements logs, once per change, a real server whose verdict by
+// this node's checks differs from the fleet's (asymmetric reachability).
+func (f *fleet) logDisagreements() {
+	now := map[lb.RealServerID]bool{}
+	for _, v := range f.view.Verdicts() {
+		if v.Disagree {
+			now[lb.RealServerID{VS: v.VS, RS: v.RS}] = true
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id := range now {
+		if !f.disagree[id] {
+			f.log.Warn("this director's checks disagree with the fleet", "virtual_server", id.VS, "real_server", id.RS.String(),
+				"note", "asymmetric reachability: the fleet view decides")
+		}
+	}
+	for id := range f.disagree {
+		if !now[id] {
+			f.log.Info("this director's checks agree with the fleet again", "virtual_server", id.VS, "real_server", id.RS.String())
+		}
+	}
+	f.disagree = now
+}
+
+// instancesByNode returns the live members' instance summaries, self
+// included.
+func (f *fleet) instancesByNode() map[string][]gossip.InstanceSummary {
+	out := map[string][]gossip.InstanceSummary{}
+	for _, r := range f.cl.Rows(gossip.KindVRRP) {
+		if r.Deleted || (r.Origin != f.self && !f.live(r.Origin)) {
+			continue
+		}
+		s, err := gossip.DecodeInstanceSummary(r.Value)
+		if err != nil {
+			continue
+		}
+		out[r.Origin] = append(out[r.Origin], s)
+	}
+	f.mu.Lock()
+	out[f.self] = slices.Clone(f.own)
+	f.mu.Unlock()
+	return out
+}
+
+// arbitration feeds each instance the best other live master of its
+// virtual router, timed at that member's last answered ping.
+func (f *fleet) arbitration(now time.Time, ctx context.Context) {
+	if !f.arbitrate {
+		return
+	}
+	nodes := f.instancesByNode()
+	own := nodes[f.self]
+	delete(nodes, f.self)
+	want := map[string]time.Duration{} // members to ping, at what period
+	for _, m := range gossip.FleetMasters(own, nodes) {
+		iv := m.Interval
+		if iv <= 0 {
+			iv = time.Second
+		}
+		if p, ok := want[m.Node]; !ok || iv < p {
+			want[m.Node] = iv
+		}
+		f.mu.Lock()
+		at, ok := f.pings[m.Node]
+		f.mu.Unlock()
+		// A report counts only while the member answers pings within the
+		// instance's Master_Down_Interval; FleetAdvert then runs the
+		// timer from the last answer, not from now.
+		if !ok || now.Sub(at) > vrrp.MasterDownInterval(3, m.Priority, iv) {
+			continue
+		}
+		f.router.FleetAdvert(m.Instance, at, vrrp.FleetMaster{Priority: m.Priority, Primary: m.Primary, Interval: iv})
+		f.metrics.Arbitrations.WithLabelValues(m.Instance).Inc()
+	}
+	f.follow(ctx, want)
+}
+
+// follow keeps one pinger per member followed for arbitration.
+func (f *fleet) follow(ctx context.Context, want map[string]time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for name, stop := range f.pinging {
+		if _, ok := want[name]; !ok {
+			stop()
+			delete(f.pinging, name)
+			delete(f.pings, name)
+		}
+	}
+	for name, every := range want {
+		if _, ok := f.pinging[name]; ok {
+			continue
+		}
+		pctx, stop := context.WithCancel(ctx)
+		f.pinging[name] = stop
+		go f.ping(pctx, name, every)
+	}
+}
+
+// ping pings a member every period (at least 50 ms) and records each
+// answer's send time.
+func (f *fleet) ping(ctx context.Context, name string, every time.Duration) {
+	every = max(every, 50*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		sent := time.Now()
+		if _, err := f.cl.Ping(name); err == nil {
+			f.mu.Lock()
+			if _, ok := f.pinging[name]; ok {
+				f.pings[name] = sent
+			}
+			f.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// exportMetrics sets the fleet's metric families.
+func (f *fleet) exportMetrics(now time.Time) {
+	st := f.cl.Stats()
+	snap := telemetry.FleetSnapshot{Members: st.Members, Sent: map[string]telemetry.FleetTraffic{}, Received: map[string]telemetry.FleetTraffic{},
+		Dropped: st.Dropped, Refused: st.Refused, Unknown: st.Unknown, HealthScore: st.HealthScore}
+	for k, v := range st.Sent {
+		snap.Sent[k] = telemetry.FleetTraffic{Msgs: v.Msgs, Bytes: v.Bytes}
+	}
+	for k, v := range st.Received {
+		snap.Received[k] = telemetry.FleetTraffic{Msgs: v.Msgs, Bytes: v.Bytes}
+	}
+	f.mu.Lock()
+	for name, m := range f.members {
+		if s, ok := f.summaryAt[name]; ok && name != f.self && m.State == "alive" {
+			snap.SummaryAge = max(snap.SummaryAge, now.Sub(s.at).Seconds())
+		}
+	}
+	f.mu.Unlock()
+	for _, vr := range gossip.VirtualRouters(f.instancesByNode()) {
+		snap.Masters = append(snap.Masters, telemetry.FleetVR{Name: vr.Name, VRID: vr.Key.VRID, Family: fmt.Sprintf("ipv%d", vr.Key.Family),
+			Masters: len(vr.Masters)})
+	}
+	for _, v := range f.view.Verdicts() {
+		if v.Disagree {
+			snap.Disagreements++
+		}
+	}
+	for _, d := range f.divergence() {
+		for _, nodes := range d.Digests {
+			snap.Divergence += len(nodes)
+		}
+	}
+	f.metrics.Set(snap)
+}
+
+// setDigest publishes the digest of the desired IPVS table (balancer
+// hook, from its goroutine).
+func (f *fleet) setDigest(digest string) {
+	f.mu.Lock()
+	cfg := f.cfg
+	same := f.digest == digest
+	f.digest = digest
+	f.mu.Unlock()
+	if same {
+		return
+	}
+	d := gossip.DesiredDigest{ConfigHash: cfg.Hash, Digest: digest}
+	f.put(gossip.KindDesired, "table", d.Encode, false)
+}
+
+// divergence compares the desired tables of live members with the same
+// config.
+func (f *fleet) divergence() []gossip.Divergent {
+	var rows []gossip.DesiredRow
+	for _, r := range f.cl.Rows(gossip.KindDesired) {
+		if r.Deleted {
+			continue
+		}
+		d, err := gossip.DecodeDesiredDigest(r.Value)
+		if err != nil {
+			continue
+		}
+		rows = append(rows, gossip.DesiredRow{Origin: r.Origin, Live: r.Origin == f.self || f.live(r.Origin), D: d})
+	}
+	return gossip.Divergence(f.self, rows)
+}
+
+// MemberStatus is one member in `vigil members`. The JSON keys are stable.
+type MemberStatus struct {
+	Name          string            `json:"name"`
+	Address       string            `json:"address"`
+	State         string            `json:"state"` // alive, suspect, dead, left
+	ConfigVersion uint64            `json:"config_version"`
+	ConfigHash    string            `json:"config_hash"`
+	Build         string            `json:"build"`
+	Instances     map[string]string `json:"instances"` // instance name → VRRP state
+	Drained       bool              `json:"drained"`
+	// SummaryAge is the age in seconds of its last summary as this node
+	// received it (-1: none received).
+	SummaryAge float64 `json:"summary_age_seconds"`
+	Uptime     float64 `json:"uptime_seconds,omitempty"`
+}
+
+// members is `vigil members`.
+func (f *fleet) memberStatus(now time.Time) []MemberStatus {
+	f.refreshMembers(now)
+	f.noteSummaries(now)
+	sums := map[string]gossip.NodeSummary{}
+	for _, r := range f.cl.Rows(gossip.KindNode) {
+		if s, err := gossip.DecodeNodeSummary(r.Value); err == nil && !r.Deleted {
+			sums[r.Origin] = s
+		}
+	}
+	insts := map[string]map[string]string{}
+	for _, r := range f.cl.Rows(gossip.KindVRRP) {
+		if s, err := gossip.DecodeInstanceSummary(r.Value); err == nil && !r.Deleted {
+			if insts[r.Origin] == nil {
+				insts[r.Origin] = map[string]string{}
+			}
+			insts[r.Origin][s.Name] = s.State
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []MemberStatus{}
+	for _, name := range slices.Sorted(maps.Keys(f.members)) {
+		m := f.members[name]
+		ms := MemberStatus{Name: name, Address: m.Addr.String(), State: m.State, Instances: insts[name], SummaryAge: -1}
+		if ms.Instances == nil {
+			ms.Instances = map[string]string{}
+		}
+		if s, ok := sums[name]; ok {
+			ms.ConfigVersion, ms.ConfigHash, ms.Build, ms.Drained = s.ConfigVersion, s.ConfigHash, s.Build, s.Drained
+			if !s.Started.IsZero() {
+				ms.Uptime = now.Sub(s.Started).Seconds()
+			}
+		}
+		if s, ok := f.summaryAt[name]; ok {
+			ms.SummaryAge = now.Sub(s.at).Seconds()
+		}
+		out = append(out, ms)
+	}
+	return out
+}
+
+// FleetStatus is `vigil status --fleet`. The JSON keys are stable.
+type FleetStatus struct {
+	Node           string               `json:"node"`
+	VirtualRouters []FleetRouter        `json:"virtual_routers"`
+	VirtualServers []FleetVirtualServer `json:"virtual_servers"`
+	// Divergence lists live members whose desired IPVS tables differ under
+	// the same config.
+	Divergence []FleetDivergence `json:"divergence,omitempty"`
+}
+
+// FleetRouter is one virtual router across the fleet.
+type FleetRouter struct {
+	Name    string            `json:"name"`
+	VRID    uint8             `json:"vrid"`
+	Family  string            `json:"family"`
+	Masters []string          `json:"masters"`
+	Members []FleetRouterNode `json:"members"`
+}
+
+// FleetRouterNode is one member's instance of a virtual router.
+type FleetRouterNode struct {
+	Node     string `json:"node"`
+	Instance string `json:"instance"`
+	State    string `json:"state"`
+	Priority uint8  `json:"priority"`
+}
+
+// FleetVirtualServer is one virtual server's real servers as the fleet
+// sees them.
+type FleetVirtualServer struct {
+	Name        string            `json:"name"`
+	Policy      string            `json:"health_policy"`
+	RealServers []FleetRealServer `json:"real_servers"`
+}
+
+// FleetRealServer is one real server's fleet verdict.
+type FleetRealServer struct {
+	Address string `json:"address"`
+	Up      bool   `json:"up"`    // the fleet's verdict, what the IPVS table follows
+	Local   bool   `json:"local"` // this director's own checks' verdict
+	// UpCount of Fresh directors with a fresh result see it up.
+	UpCount    int      `json:"up_count"`
+	Fresh      int      `json:"fresh"`
+	Dissenters []string `json:"dissenters,omitempty"` // directors whose fresh result differs from Up
+}
+
+// FleetDivergence is one config's diverging desired tables.
+type FleetDivergence struct {
+	ConfigHash string              `json:"config_hash"`
+	Digests    map[string][]string `json:"digests"` // digest → members
+}
+
+func (f *fleet) status() FleetStatus {
+	st := FleetStatus{Node: f.self, VirtualRouters: []FleetRouter{}, VirtualServers: []FleetVirtualServer{}}
+	for _, vr := range gossip.VirtualRouters(f.instancesByNode()) {
+		r := FleetRouter{Name: vr.Name, VRID: vr.Key.VRID, Family: fmt.Sprintf("ipv%d", vr.Key.Family), Masters: vr.Masters}
+		if r.Masters == nil {
+			r.Masters = []string{}
+		}
+		for _, m := range vr.Members {
+			r.Members = append(r.Members, FleetRouterNode{Node: m.Node, Instance: m.Instance, State: m.State, Priority: m.Priority})
+		}
+		st.VirtualRouters = append(st.VirtualRouters, r)
+	}
+	var cur *FleetVirtualServer
+	for _, v := range f.view.Verdicts() {
+		if cur == nil || cur.Name != v.VS {
+			st.VirtualServers = append(st.VirtualServers, FleetVirtualServer{Name: v.VS, Policy: string(v.Policy)})
+			cur = &st.VirtualServers[len(st.VirtualServers)-1]
+		}
+		cur.RealServers = append(cur.RealServers, FleetRealServer{Address: v.RS.String(), Up: v.Up, Local: v.Local,
+			UpCount: v.UpCount, Fresh: v.Fresh, Dissenters: v.Dissenters})
+	}
+	for _, d := range f.divergence() {
+		st.Divergence = append(st.Divergence, FleetDivergence{ConfigHash: d.ConfigHash, Digests: d.Digests})
+	}
+	return st
+}
+
+// keys runs a fleet-wide keyring operation (`vigil gossip keys`).
+func (f *fleet) keys(ctx context.Context, op, key string) ([]gossip.KeyResult, error) {
+	var raw []byte
+	if op != "list" {
+		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(key))
+		if err != nil || len(k) != 32 {
+			return nil, fmt.Errorf("%w: a key is 32 bytes in base64 (vigil gossip keygen makes one)", ErrBadKey)
+		}
+		raw = k
+	}
+	return f.cl.KeyOp(ctx, gossip.KeyOp(op), raw)
+}
+
+// ErrBadKey is a key argument that is not a base64 AES-256 key.
+var ErrBadKey = errors.New("not a gossip key")
+
+// gossipConfig is the gossip section the fleet runs.
+func (f *fleet) gossipConfig() *config.Gossip {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.startGossip
+}
