@@ -116,7 +116,8 @@ func TestGossipDefaults(t *testing.T) {
 // key path.
 func TestGossipInvalid(t *testing.T) {
 	kr := writeTestKeyring(t, 0o600, testKey(1))
-	ok := "keyring: " + kr + ", "
+	// g is a gossip section with a valid keyring and kv.
+	g := func(kv string) string { return gossipDoc("{keyring: " + kr + ", " + kv + "}") }
 	long := strings.Repeat("n", 129)
 	cases := []struct{ name, y, path, frag string }{
 		// encrypted by default
@@ -125,52 +126,52 @@ func TestGossipInvalid(t *testing.T) {
 		{"empty section", lbDoc(httpVS) + "gossip:\n", "gossip", "has no value: give at least keyring: FILE"},
 		{"empty mapping", lbDoc(httpVS) + "gossip: {}\n", "gossip.keyring", "gossip without a keyring is refused"},
 		{"insecure false", gossipDoc("{insecure: false}"), "gossip.keyring", "gossip without a keyring is refused"},
-		{"insecure and keyring", gossipDoc("{" + ok + "insecure: true}"), "gossip.insecure", "true together with keyring is ambiguous"},
+		{"insecure and keyring", g("insecure: true"), "gossip.insecure", "true together with keyring is ambiguous"},
 		{"keyring relative", gossipDoc("{keyring: gossip.key}"), "gossip.keyring", `"gossip.key" must be an absolute path`},
 		{"keyring missing", gossipDoc("{keyring: /nonexistent/gossip.key}"), "gossip.keyring",
 			`"/nonexistent/gossip.key" cannot be used: keyring: open /nonexistent/gossip.key: no such file or directory`},
 		{"keyring bad key", gossipDoc("{keyring: " + writeRaw(t, 0o600, "# keys\n\nnot-base64!\n") + "}"), "gossip.keyring",
 			"gossip.key:3: the key is not base64"},
 		// bind and advertise
-		{"bind no port", gossipDoc("{" + ok + "bind: 192.0.2.11}"), "gossip.bind", `"192.0.2.11" is not ADDRESS:PORT`},
-		{"bind name", gossipDoc("{" + ok + "bind: \"lb1:7946\"}"), "gossip.bind", "is not ADDRESS:PORT"},
-		{"bind port 0", gossipDoc("{" + ok + "bind: \"192.0.2.11:0\"}"), "gossip.bind", "has port 0"},
-		{"bind port too big", gossipDoc("{" + ok + "bind: \"192.0.2.11:65536\"}"), "gossip.bind", "is not ADDRESS:PORT"},
-		{"bind v6 no brackets", gossipDoc("{" + ok + "bind: \"2001:db8::1:7946\"}"), "gossip.bind", "is not ADDRESS:PORT"},
-		{"advertise unspecified", gossipDoc("{" + ok + "advertise: 0.0.0.0:7946}"), "gossip.advertise", "is the unspecified address"},
-		{"advertise v6 unspecified", gossipDoc("{" + ok + "advertise: \"[::]:7946\"}"), "gossip.advertise", "is the unspecified address"},
+		{"bind no port", g("bind: 192.0.2.11"), "gossip.bind", `"192.0.2.11" is not ADDRESS:PORT`},
+		{"bind name", g("bind: \"lb1:7946\""), "gossip.bind", "is not ADDRESS:PORT"},
+		{"bind port 0", g("bind: \"192.0.2.11:0\""), "gossip.bind", "has port 0"},
+		{"bind port too big", g("bind: \"192.0.2.11:65536\""), "gossip.bind", "is not ADDRESS:PORT"},
+		{"bind v6 no brackets", g("bind: \"2001:db8::1:7946\""), "gossip.bind", "is not ADDRESS:PORT"},
+		{"advertise unspecified", g("advertise: 0.0.0.0:7946"), "gossip.advertise", "is the unspecified address"},
+		{"advertise v6 unspecified", g("advertise: \"[::]:7946\""), "gossip.advertise", "is the unspecified address"},
 		// join
-		{"join no port", gossipDoc("{" + ok + "join: [192.0.2.12]}"), "gossip.join[0]", `"192.0.2.12" is not HOST:PORT`},
-		{"join name no port", gossipDoc("{" + ok + "join: [192.0.2.12:7946, lb2]}"), "gossip.join[1]", "the port is required"},
-		{"join bad port", gossipDoc("{" + ok + "join: [\"lb2:gossip\"]}"), "gossip.join[0]", "has no valid port"},
-		{"join bad host", gossipDoc("{" + ok + "join: [\"lb 2:7946\"]}"), "gossip.join[0]", "neither an IP address nor a DNS name"},
-		{"join not a string", gossipDoc("{" + ok + "join: [{a: 1}]}"), "gossip.join[0]", "must be HOST:PORT"},
-		{"join scalar", gossipDoc("{" + ok + "join: 192.0.2.12:7946}"), "gossip.join", "must be a list"},
+		{"join no port", g("join: [192.0.2.12]"), "gossip.join[0]", `"192.0.2.12" is not HOST:PORT`},
+		{"join name no port", g("join: [192.0.2.12:7946, lb2]"), "gossip.join[1]", "the port is required"},
+		{"join bad port", g("join: [\"lb2:gossip\"]"), "gossip.join[0]", "has no valid port"},
+		{"join bad host", g("join: [\"lb 2:7946\"]"), "gossip.join[0]", "neither an IP address nor a DNS name"},
+		{"join not a string", g("join: [{a: 1}]"), "gossip.join[0]", "must be HOST:PORT"},
+		{"join scalar", g("join: 192.0.2.12:7946"), "gossip.join", "must be a list"},
 		// cluster
-		{"cluster empty", gossipDoc("{" + ok + "cluster: \"\"}"), "gossip.cluster", "is empty"},
-		{"cluster space", gossipDoc("{" + ok + "cluster: \"edge prod\"}"), "gossip.cluster", "white space"},
-		{"cluster control", gossipDoc("{" + ok + "cluster: \"edge\\tprod\"}"), "gossip.cluster", "white space or unprintable"},
-		{"cluster long", gossipDoc("{" + ok + "cluster: " + strings.Repeat("c", 256) + "}"), "gossip.cluster", "is 256 bytes, over memberlist's 255"},
+		{"cluster empty", g("cluster: \"\""), "gossip.cluster", "is empty"},
+		{"cluster space", g("cluster: \"edge prod\""), "gossip.cluster", "white space"},
+		{"cluster control", g("cluster: \"edge\\tprod\""), "gossip.cluster", "white space or unprintable"},
+		{"cluster long", g("cluster: " + strings.Repeat("c", 256) + ""), "gossip.cluster", "is 256 bytes, over memberlist's 255"},
 		// profile, timing, rejoin
-		{"profile", gossipDoc("{" + ok + "profile: lan2}"), "gossip.profile", `"lan2" is not one of lan, wan, local`},
-		{"timing zero", gossipDoc("{" + ok + "timing: {probe_interval: 0s}}"), "gossip.timing.probe_interval", "must be above 0"},
-		{"timing negative", gossipDoc("{" + ok + "timing: {gossip_to_the_dead: -1s}}"), "gossip.timing.gossip_to_the_dead", "must be above 0"},
-		{"timing no unit", gossipDoc("{" + ok + "timing: {gossip_interval: 200}}"), "gossip.timing.gossip_interval", "has no unit"},
-		{"probe timeout = interval", gossipDoc("{" + ok + "timing: {probe_interval: 1s, probe_timeout: 1s}}"),
+		{"profile", g("profile: lan2"), "gossip.profile", `"lan2" is not one of lan, wan, local`},
+		{"timing zero", g("timing: {probe_interval: 0s}"), "gossip.timing.probe_interval", "must be above 0"},
+		{"timing negative", g("timing: {gossip_to_the_dead: -1s}"), "gossip.timing.gossip_to_the_dead", "must be above 0"},
+		{"timing no unit", g("timing: {gossip_interval: 200}"), "gossip.timing.gossip_interval", "has no unit"},
+		{"probe timeout = interval", g("timing: {probe_interval: 1s, probe_timeout: 1s}"),
 			"gossip.timing.probe_timeout", `"1s" is not shorter than probe_interval (1s)`},
-		{"probe timeout > interval", gossipDoc("{" + ok + "timing: {probe_timeout: 2s, probe_interval: 1s}}"),
+		{"probe timeout > interval", g("timing: {probe_timeout: 2s, probe_interval: 1s}"),
 			"gossip.timing.probe_timeout", "is not shorter than probe_interval"},
-		{"gossip nodes 0", gossipDoc("{" + ok + "timing: {gossip_nodes: 0}}"), "gossip.timing.gossip_nodes", "is out of range 1..65536"},
-		{"suspicion mult negative", gossipDoc("{" + ok + "timing: {suspicion_mult: -1}}"), "gossip.timing.suspicion_mult", "out of range"},
-		{"retransmit mult", gossipDoc("{" + ok + "timing: {retransmit_mult: x}}"), "gossip.timing.retransmit_mult", "is not an integer"},
-		{"timing unknown", gossipDoc("{" + ok + "timing: {probe_intreval: 1s}}"), "gossip.timing.probe_intreval", `did you mean "probe_interval"?`},
-		{"rejoin short", gossipDoc("{" + ok + "rejoin_interval: 500ms}"), "gossip.rejoin_interval", "is below 1s"},
-		{"rejoin zero", gossipDoc("{" + ok + "rejoin_interval: 0s}"), "gossip.rejoin_interval", "is below 1s"},
-		{"arbitrate", gossipDoc("{" + ok + "arbitrate: maybe}"), "gossip.arbitrate", "is not true or false"},
-		{"unknown", gossipDoc("{" + ok + "bind_addr: 192.0.2.11}"), "gossip.bind_addr", `the key is "bind"`},
+		{"gossip nodes 0", g("timing: {gossip_nodes: 0}"), "gossip.timing.gossip_nodes", "is out of range 1..65536"},
+		{"suspicion mult negative", g("timing: {suspicion_mult: -1}"), "gossip.timing.suspicion_mult", "out of range"},
+		{"retransmit mult", g("timing: {retransmit_mult: x}"), "gossip.timing.retransmit_mult", "is not an integer"},
+		{"timing unknown", g("timing: {probe_intreval: 1s}"), "gossip.timing.probe_intreval", `did you mean "probe_interval"?`},
+		{"rejoin short", g("rejoin_interval: 500ms"), "gossip.rejoin_interval", "is below 1s"},
+		{"rejoin zero", g("rejoin_interval: 0s"), "gossip.rejoin_interval", "is below 1s"},
+		{"arbitrate", g("arbitrate: maybe"), "gossip.arbitrate", "is not true or false"},
+		{"unknown", g("bind_addr: 192.0.2.11"), "gossip.bind_addr", `the key is "bind"`},
 		{"section scalar", lbDoc(httpVS) + "gossip: on\n", "gossip", "must be a mapping"},
 		// node.name is the memberlist node name
-		{"node name long", "node: {name: " + long + "}\nlb:\n  virtual_servers: [" + httpVS + "]\ngossip: {" + ok + "}\n",
+		{"node name long", "node: {name: " + long + "}\nlb:\n  virtual_servers: [" + httpVS + "]\ngossip: {keyring: " + kr + "}\n",
 			"node.name", "is 129 bytes: with gossip: it is the memberlist node name, at most 128 bytes"},
 	}
 	for _, tc := range cases {
@@ -238,15 +239,7 @@ gossip:
 		f + `:14:13: gossip.insecure: true together with keyring is ambiguous`,
 		f + `:7:22: lb.virtual_servers[0].health_policy: "sometimes" is not a health policy: use local, any or quorum`,
 	}
-	got := strings.Split(err.Error(), "\n")
-	if len(got) != len(want) {
-		t.Errorf("%d lines, want %d", len(got), len(want))
-	}
-	for i, w := range want {
-		if i >= len(got) || !strings.HasPrefix(got[i], w) {
-			t.Errorf("line %d: want prefix\n%s\nall:\n%v", i, w, err)
-		}
-	}
+	wantLines(t, err, want)
 }
 
 // health_policy (issue 13): default quorum with a gossip: section, local
