@@ -358,7 +358,7 @@ func TestInvalid(t *testing.T) {
 		{"unknown", one("colour: blue"), p + "colour", "unknown key"},
 		{"keepalived name", one("virtual_router_id: 51"), p + "virtual_router_id", `"vrid" here`},
 		{"keepalived state", one("state: MASTER"), p + "state", "no initial state"},
-		{"gossip", "gossip: {bind: 192.0.2.11:7946}", "gossip", "not supported yet by this version"},
+		{"gossip without keyring", "gossip: {bind: 192.0.2.11:7946}", "gossip.keyring", "gossip without a keyring is refused"},
 		{"keepalived track_script", one("track_script: [chk]"), p + "track_script", "use track: {scripts: [NAME, ...]}"},
 		{"keepalived vrrp_script", "vrrp: {vrrp_script: chk}", "vrrp.vrrp_script", `the list "scripts" here`},
 		{"top unknown", "nodes: {name: x}", "nodes", `unknown key; did you mean "node"?`},
@@ -528,7 +528,10 @@ func TestEnvOverride(t *testing.T) {
 	// Every key the environment may override actually takes effect.
 	t.Setenv("VIGIL_VRRP_GARP_REPEAT", "")
 	fifo := filepath.Join(t.TempDir(), "events")
+	keyring := writeTestKeyring(t, 0o600, testKey(1))
 	vals := map[string]string{
+		"gossip.bind": "192.0.2.11:7000", "gossip.advertise": "[2001:db8::11]:7001",
+		"gossip.keyring": keyring, "gossip.cluster": "edge-env",
 		"node.name": "n2", "vrrp.strict": "false",
 		"vrrp.garp.repeat": "9", "vrrp.garp.delay": "3s", "vrrp.garp.interval": "20ms",
 		"vrrp.garp.refresh": "30s", "vrrp.garp.refresh_repeat": "2",
@@ -550,6 +553,10 @@ func TestEnvOverride(t *testing.T) {
 		c.VRRP.ScriptUser != "nobody" || c.VRRP.NotifyFIFO != fifo || c.VRRP.NotifyFIFOGroup != "0" ||
 		c.Telemetry != (Telemetry{"[::1]:9000", "warn", "json", true}) {
 		t.Errorf("env: %+v", c)
+	}
+	if g := c.Gossip; g == nil || g.Bind != netip.MustParseAddrPort("192.0.2.11:7000") ||
+		g.Advertise != netip.MustParseAddrPort("[2001:db8::11]:7001") || g.Keyring != keyring || g.Cluster != "edge-env" {
+		t.Errorf("env gossip: %+v", c.Gossip)
 	}
 	// strict from the environment changes the defaults, and a conflicting
 	// value from the environment names its variable.

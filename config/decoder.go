@@ -14,9 +14,11 @@ import (
 // decoder collects problems while the settings map is walked.
 type decoder struct {
 	vsNames []string // lb virtual server names, valid or not otherwise, for track references
-	errs    []FieldError
-	warns   []string
-	env     map[string]string // key path -> environment variable it came from
+	// gossipOn: the file has a gossip: section (decoded before lb).
+	gossipOn bool
+	errs     []FieldError
+	warns    []string
+	env      map[string]string // key path -> environment variable it came from
 	// facts is what the parse learnt about the file: lines, keys written
 	// with capitals; nil for an item decoded apart from its file.
 	facts *docFacts

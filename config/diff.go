@@ -100,6 +100,11 @@ type Changes struct {
 	// "vrrp.script_user", "vrrp.notify_fifo", "vrrp.notify_fifo_group",
 	// "telemetry".
 	Other []string
+
+	// Gossip: the gossip: section differs (added, removed, or any
+	// setting, keys compared by value). memberlist takes its settings at
+	// creation: they apply at the next restart.
+	Gossip bool
 }
 
 // Empty reports whether the two configs are equivalent.
@@ -107,7 +112,7 @@ func (c *Changes) Empty() bool {
 	none := func(n NameChanges) bool {
 		return len(n.Added)+len(n.Removed)+len(n.Changed) == 0
 	}
-	return len(c.Added)+len(c.Removed)+len(c.Changed)+len(c.Other) == 0 &&
+	return len(c.Added)+len(c.Removed)+len(c.Changed)+len(c.Other) == 0 && !c.Gossip &&
 		none(c.Scripts) && none(c.Files) && none(c.Processes) && none(c.SyncGroups)
 }
 
@@ -201,6 +206,7 @@ func Diff(old, new *Config) Changes {
 			ch.Other = append(ch.Other, o.key)
 		}
 	}
+	ch.Gossip = !reflect.DeepEqual(old.Gossip, new.Gossip)
 	return ch
 }
 

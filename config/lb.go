@@ -141,6 +141,7 @@ func (d *decoder) lbSection(o *object) LB {
 	// an address is taken already.
 	add := func(i int, vs VirtualServer, errs, warns int) {
 		ep := index(p, i)
+		d.healthPolicy(&vs, ep)
 		if prev, dup := names[vs.Spec.Name]; dup {
 			d.fail(ep+".name", "%q is already the name of %s", vs.Spec.Name, prev)
 			return
@@ -186,6 +187,23 @@ func (d *decoder) lbSection(o *object) LB {
 		i++
 	}
 	return out
+}
+
+// healthPolicy sets the health policy of the virtual server at path from
+// what it says and whether the file has a gossip: section (issue 13). A
+// fleet policy without a fleet is an error: a warning would hide that the
+// fleet is not there.
+func (d *decoder) healthPolicy(vs *VirtualServer, path string) {
+	vs.HealthPolicy = vs.healthPolicy
+	switch {
+	case vs.healthPolicy == "" && d.gossipOn:
+		vs.HealthPolicy = HealthQuorum
+	case vs.healthPolicy == "":
+		vs.HealthPolicy = HealthLocal
+	case vs.healthPolicy != HealthLocal && !d.gossipOn:
+		d.bad(path+".health_policy", string(vs.healthPolicy),
+			"needs a gossip: section: it weighs the results of the fleet's directors; use local, or configure gossip:")
+	}
 }
 
 // addresses reads a virtual server's addresses: (keepalived's
@@ -523,6 +541,14 @@ func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
 		spec.Reals = append(spec.Reals, rs)
 		vs.Reals = append(vs.Reals, conf)
 		at = append(at, i)
+	}
+	if hp := getString(o, "health_policy"); hp.ok() {
+		switch p := HealthPolicy(hp.V); p {
+		case HealthLocal, HealthAny, HealthQuorum:
+			vs.healthPolicy = p
+		default:
+			hp.reject(d, "is not a health policy: use local, any or quorum")
+		}
 	}
 	vs.Notify = LBNotify{Timeout: DefaultNotifyTimeout}
 	if no, st := getObject(o, "notify"); st == good {

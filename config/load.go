@@ -179,6 +179,13 @@ var envKeys = []envKey{
 	{"telemetry.log_level", func() any { return DefaultLogLevel }},
 	{"telemetry.log_format", func() any { return DefaultLogFormat }},
 	{"telemetry.pprof", func() any { return false }},
+	// Setting one of these makes a gossip: section if the file has none
+	// (as for every other section): a fleet of containers can take its
+	// advertised address from the environment.
+	{"gossip.bind", nil},
+	{"gossip.advertise", nil},
+	{"gossip.keyring", nil},
+	{"gossip.cluster", nil},
 }
 
 // EnvKeys lists the keys the environment can override, in file order.

@@ -62,6 +62,13 @@ telemetry:
 		f + `:26:14: telemetry.log_level: "loud" is not a log level`,
 		`$VIGIL_TELEMETRY_LOG_FORMAT: telemetry.log_format: "xml" is not a log format`,
 	}
+	wantLines(t, err, want)
+}
+
+// wantLines checks that err prints as one line per element of want, each
+// starting with it.
+func wantLines(t *testing.T, err error, want []string) {
+	t.Helper()
 	got := strings.Split(err.Error(), "\n")
 	if len(got) != len(want) {
 		t.Errorf("%d lines, want %d", len(got), len(want))

@@ -24,6 +24,7 @@ type Config struct {
 	VRRP      VRRP
 	LB        LB
 	Telemetry Telemetry
+	Gossip    *Gossip  // nil = no `gossip:` section: no fleet, everything as before
 	Path      string   // the file it came from; "" for Parse
 	Hash      string   // sha256 of the file bytes, lower-case hex
 	Warnings  []string // problems that do not stop the config, "path: message"
@@ -356,7 +357,24 @@ type VirtualServer struct {
 	// this host (keepalived ha_suspend): on the director that holds the
 	// VIP. The others keep their real servers' last state.
 	HASuspend bool
+	// HealthPolicy says whose checks decide its real servers' health:
+	// local without a gossip: section, quorum by default with one.
+	HealthPolicy HealthPolicy
+	// healthPolicy is health_policy as written ("" when absent): the
+	// default depends on the gossip: section, outside the item, and a
+	// Loader reuses items across files that may differ there.
+	healthPolicy HealthPolicy
 }
+
+// HealthPolicy is how a virtual server's real-server health is decided
+// (issue 13).
+type HealthPolicy string
+
+const (
+	HealthLocal  HealthPolicy = "local"  // this director's checks alone decide (keepalived)
+	HealthAny    HealthPolicy = "any"    // up while any live director with a fresh result sees it up
+	HealthQuorum HealthPolicy = "quorum" // down only when a strict majority of fresh results say down
+)
 
 // LBNotify are a virtual server's notify commands, run as given (no
 // arguments added) when it gains or loses quorum (keepalived quorum_up,

@@ -21,6 +21,21 @@ func (d *decoder) config(root map[string]any) *Config {
 		d.fail("node.name", "required: set it, or give the host a hostname")
 	}
 
+	// gossip before lb: the virtual servers' health_policy default and
+	// rules depend on it.
+	switch o, st := getObject(top, "gossip"); st {
+	case good:
+		cfg.Gossip = d.gossip(o, cfg.Node)
+		d.gossipOn = true
+	case missing:
+		// "gossip:" with no value reads as absent; written, it means a
+		// fleet that running alone would silently not be.
+		if d.facts != nil {
+			if _, null := d.facts.nulls["gossip"]; null {
+				d.fail("gossip", "has no value: give at least keyring: FILE (or insecure: true), or remove the key to run without a fleet")
+			}
+		}
+	}
 	cfg.VRRP.GARP = defaultGARP(false)
 	// lb first: instances may track its virtual servers.
 	cfg.LB = LB{OnStop: OnStopRemove, ForeignServices: ForeignKeep}
@@ -48,7 +63,7 @@ func (d *decoder) config(root map[string]any) *Config {
 	if o, st := getObject(top, "telemetry"); st == good {
 		cfg.Telemetry = d.telemetry(o)
 	}
-	top.unknown(notYetTop, nil)
+	top.unknown(nil, nil)
 	return cfg
 }
 

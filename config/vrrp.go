@@ -16,12 +16,6 @@ var (
 	nodeNameRE     = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,253}$`)
 )
 
-// Keys of later versions, named in the design: reported as "not supported
-// yet" rather than as typos.
-var (
-	notYetTop = []string{"gossip"}
-)
-
 // keepalived spellings, explained.
 var instanceHints = map[string]string{
 	"virtual_router_id":          `keepalived's virtual_router_id is "vrid" here`,
