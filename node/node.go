@@ -113,12 +113,24 @@ func (n *Node) prepare(next *config.Config) error {
 		return err
 	}
 	if n.fleet != nil {
-		if !reflect.DeepEqual(n.fleet.gossipConfig(), next.Gossip) {
+		if gossipChanged(n.fleet.gossipConfig(), next.Gossip) {
 			n.log.Warn("gossip settings changed: restart vigil to apply them; the fleet runs on the old ones")
 		}
 		n.fleet.setConfig(next)
 	}
 	return nil
+}
+
+// gossipChanged compares gossip sections but their keys: the running
+// keyring is the fleet's (vigil gossip keys rewrites the file), so a file
+// with other keys is no change to report.
+func gossipChanged(a, b *config.Gossip) bool {
+	if a == nil || b == nil {
+		return a != b
+	}
+	x, y := *a, *b
+	x.Keys, y.Keys = nil, nil
+	return !reflect.DeepEqual(x, y)
 }
 
 // stateChanged is the router's StateChanged hook.
