@@ -90,7 +90,9 @@ type NodeSummary struct {
 }
 
 // Encode returns the row value.
-func (s NodeSummary) Encode() ([]byte, error) { return encodeValue("node summary", nodeSummaryVersion, s) }
+func (s NodeSummary) Encode() ([]byte, error) {
+	return encodeValue("node summary", nodeSummaryVersion, s)
+}
 
 // DecodeNodeSummary reads a NodeSummary row value.
 func DecodeNodeSummary(b []byte) (NodeSummary, error) {
