@@ -29,49 +29,36 @@ func TestStateNamesMatchVRRP(t *testing.T) {
 	}
 }
 
+// roundTrip checks that v encodes and decodes back as want.
+func roundTrip[T any](t *testing.T, v T, encode func(T) ([]byte, error), decode func([]byte) (T, error), want T) {
+	t.Helper()
+	b, err := encode(v)
+	if err != nil {
+		t.Fatalf("%T: %v", v, err)
+	}
+	if got, err := decode(b); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("%T: got %+v, %v; want %+v", v, got, err, want)
+	}
+}
+
 func TestValuesRoundTrip(t *testing.T) {
 	ns := NodeSummary{Build: "1.2.3", ConfigVersion: 7, ConfigHash: "abc", Started: tSummary, Drained: true}
+	roundTrip(t, ns, NodeSummary.Encode, DecodeNodeSummary, ns)
+
 	vips := []netip.Addr{netip.MustParseAddr("192.0.2.101"), netip.MustParseAddr("192.0.2.100")}
 	is := InstanceSummary{Name: "web", VRID: 51, Family: 4, Interface: "eth0", State: StateMaster, Base: 150, Priority: 130,
 		Primary: netip.MustParseAddr("192.0.2.11"), Interval: time.Second, VIPs: vips}
-	hr := HealthResult{VS: "http", RS: lb.DestKey{Addr: netip.MustParseAddr("2001:db8::11"), Port: 8080}, Up: true,
-		Since: tSummary, Probing: true, Interval: 2 * time.Second}
-	dd := DesiredDigest{ConfigVersion: 7, ConfigHash: "abc", Digest: "0123"}
-
-	b, err := ns.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := DecodeNodeSummary(b); err != nil || !reflect.DeepEqual(got, ns) {
-		t.Errorf("node summary: got %+v, %v; want %+v", got, err, ns)
-	}
-
-	b, err = is.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
 	want := is
 	want.VIPs = []netip.Addr{vips[1], vips[0]} // sorted
 	want.VIPCount, want.VIPSet = 2, HashVIPs(vips)
-	if got, err := DecodeInstanceSummary(b); err != nil || !reflect.DeepEqual(got, want) {
-		t.Errorf("instance summary: got %+v, %v; want %+v", got, err, want)
-	}
+	roundTrip(t, is, InstanceSummary.Encode, DecodeInstanceSummary, want)
 
-	b, err = hr.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := DecodeHealthResult(b); err != nil || !reflect.DeepEqual(got, hr) {
-		t.Errorf("health result: got %+v, %v; want %+v", got, err, hr)
-	}
+	hr := HealthResult{VS: "http", RS: lb.DestKey{Addr: netip.MustParseAddr("2001:db8::11"), Port: 8080}, Up: true,
+		Since: tSummary, Probing: true, Interval: 2 * time.Second}
+	roundTrip(t, hr, HealthResult.Encode, DecodeHealthResult, hr)
 
-	b, err = dd.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := DecodeDesiredDigest(b); err != nil || got != dd {
-		t.Errorf("desired digest: got %+v, %v; want %+v", got, err, dd)
-	}
+	dd := DesiredDigest{ConfigVersion: 7, ConfigHash: "abc", Digest: "0123"}
+	roundTrip(t, dd, DesiredDigest.Encode, DecodeDesiredDigest, dd)
 }
 
 // Forward compatibility (issue 13: "Unknown kinds are ignored", and so are
