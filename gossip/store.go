@@ -22,9 +22,10 @@ import (
 // The kinds of rows vigil publishes. A row of another kind (from a newer
 // vigil) is ignored and counted, so fleets can be upgraded node by node.
 const (
-	KindNode    = "node"    // a node's summary: build, config version, VRRP instances
+	KindNode    = "node"    // a node's summary: build, config version and hash, start, drained
 	KindHealth  = "health"  // a real server's health as one node's checks see it
 	KindDesired = "desired" // the digest of the IPVS table a node wants
+	KindVRRP    = "vrrp"    // one VRRP instance of a node, keyed by instance name
 )
 
 // Version orders the writes of one origin.
@@ -123,7 +124,7 @@ func NewStore(cfg Config) (*Store, error) {
 }
 
 func knownKind(k string) bool {
-	return k == KindNode || k == KindHealth || k == KindDesired
+	return k == KindNode || k == KindHealth || k == KindDesired || k == KindVRRP
 }
 
 // Publish writes this node's value for (kind, key) and returns the row to
