@@ -290,7 +290,9 @@ func (c *Cluster) Ping(name string) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("gossip: ping %s at %v: %w", name, addr, err)
 	}
-	return rtt, nil
+	// memberlist measures from after its send returned to the ack's
+	// arrival stamp: on loopback the ack can beat the clock read.
+	return max(rtt, 0), nil
 }
 
 // DefaultRejoin is how often Run retries the join list by default.

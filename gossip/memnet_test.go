@@ -75,19 +75,40 @@ func (n *memNet) newTransport() *memTransport {
 	defer n.mu.Unlock()
 	n.port++
 	t := &memTransport{net: n, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)), port: n.port,
-		packets: make(chan *memberlist.Packet, 1024), streams: make(chan net.Conn), done: make(chan struct{})}
+		packets: make(chan *memberlist.Packet, 1024), received: make(chan *memberlist.Packet),
+		streams: make(chan net.Conn), done: make(chan struct{})}
 	n.nodes[t.addr] = t
+	go t.receive()
 	return t
 }
 
+// receive hands packets to memberlist stamped with their arrival time, as
+// a UDP socket does (memberlist measures round trips with it).
+func (t *memTransport) receive() {
+	for {
+		select {
+		case p := <-t.packets:
+			p.Timestamp = time.Now()
+			select {
+			case t.received <- p:
+			case <-t.done:
+				return
+			}
+		case <-t.done:
+			return
+		}
+	}
+}
+
 type memTransport struct {
-	net     *memNet
-	addr    string
-	port    int
-	packets chan *memberlist.Packet
-	streams chan net.Conn
-	done    chan struct{}
-	once    sync.Once
+	net      *memNet
+	addr     string
+	port     int
+	packets  chan *memberlist.Packet // in flight
+	received chan *memberlist.Packet
+	streams  chan net.Conn
+	done     chan struct{}
+	once     sync.Once
 }
 
 var _ memberlist.NodeAwareTransport = (*memTransport)(nil)
@@ -118,7 +139,7 @@ func (t *memTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time
 	return now, nil
 }
 
-func (t *memTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
+func (t *memTransport) PacketCh() <-chan *memberlist.Packet { return t.received }
 
 func (t *memTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
 	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
