@@ -184,8 +184,13 @@ func (c *Cluster) Members() []string {
 
 // Publish writes this node's row and queues its broadcast.
 func (c *Cluster) Publish(kind, key string, value []byte) error {
+	return c.write(func(s *Store) (Row, error) { return s.Publish(kind, key, value) })
+}
+
+// write makes one change of this node's rows and queues its broadcast.
+func (c *Cluster) write(change func(*Store) (Row, error)) error {
 	c.mu.Lock()
-	r, err := c.store.Publish(kind, key, value)
+	r, err := change(c.store)
 	c.mu.Unlock()
 	if err != nil {
 		return err
@@ -220,15 +225,7 @@ func (c *Cluster) Rows(kind string) []Row {
 // Withdraw deletes this node's row for (kind, key) and queues the
 // tombstone's broadcast.
 func (c *Cluster) Withdraw(kind, key string) error {
-	c.mu.Lock()
-	r, err := c.store.Withdraw(kind, key, time.Now())
-	c.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	c.broadcast(r)
-	c.signal()
-	return nil
+	return c.write(func(s *Store) (Row, error) { return s.Withdraw(kind, key, time.Now()) })
 }
 
 // Self is this node's name.

@@ -3,6 +3,7 @@ package gossip
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
@@ -97,43 +98,31 @@ func MemberlistConfig(o Options) (*memberlist.Config, error) {
 	return mc, nil
 }
 
+// override sets *dst to v unless v is 0 (the profile's value stays).
+func override[T time.Duration | int](name string, v T, dst *T) error {
+	if v < 0 {
+		return fmt.Errorf("gossip: timing %s is %v: want a positive value or 0 for the profile's", name, v)
+	}
+	if v > 0 {
+		*dst = v
+	}
+	return nil
+}
+
 func (t Timing) apply(mc *memberlist.Config) error {
-	durs := []struct {
-		name string
-		v    time.Duration
-		dst  *time.Duration
-	}{
-		{"probe_interval", t.ProbeInterval, &mc.ProbeInterval},
-		{"probe_timeout", t.ProbeTimeout, &mc.ProbeTimeout},
-		{"gossip_interval", t.GossipInterval, &mc.GossipInterval},
-		{"push_pull_interval", t.PushPullInterval, &mc.PushPullInterval},
-		{"dead_node_reclaim", t.DeadNodeReclaim, &mc.DeadNodeReclaimTime},
-		{"gossip_to_the_dead", t.GossipToTheDead, &mc.GossipToTheDeadTime},
-	}
-	for _, d := range durs {
-		if d.v < 0 {
-			return fmt.Errorf("gossip: timing %s is %v: want a positive duration or 0 for the profile's", d.name, d.v)
-		}
-		if d.v > 0 {
-			*d.dst = d.v
-		}
-	}
-	ints := []struct {
-		name string
-		v    int
-		dst  *int
-	}{
-		{"gossip_nodes", t.GossipNodes, &mc.GossipNodes},
-		{"suspicion_mult", t.SuspicionMult, &mc.SuspicionMult},
-		{"retransmit_mult", t.RetransmitMult, &mc.RetransmitMult},
-	}
-	for _, n := range ints {
-		if n.v < 0 {
-			return fmt.Errorf("gossip: timing %s is %d: want a positive number or 0 for the profile's", n.name, n.v)
-		}
-		if n.v > 0 {
-			*n.dst = n.v
-		}
+	err := errors.Join(
+		override("probe_interval", t.ProbeInterval, &mc.ProbeInterval),
+		override("probe_timeout", t.ProbeTimeout, &mc.ProbeTimeout),
+		override("gossip_interval", t.GossipInterval, &mc.GossipInterval),
+		override("push_pull_interval", t.PushPullInterval, &mc.PushPullInterval),
+		override("dead_node_reclaim", t.DeadNodeReclaim, &mc.DeadNodeReclaimTime),
+		override("gossip_to_the_dead", t.GossipToTheDead, &mc.GossipToTheDeadTime),
+		override("gossip_nodes", t.GossipNodes, &mc.GossipNodes),
+		override("suspicion_mult", t.SuspicionMult, &mc.SuspicionMult),
+		override("retransmit_mult", t.RetransmitMult, &mc.RetransmitMult),
+	)
+	if err != nil {
+		return err
 	}
 	if t.DeadNodeReclaim == 0 {
 		mc.DeadNodeReclaimTime = DefaultDeadNodeReclaim
