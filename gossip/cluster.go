@@ -80,11 +80,18 @@ type Cluster struct {
 	refusedMu  sync.Mutex
 	refusedLog map[string]struct{}
 
-	peerMu sync.Mutex // guards peers
+	peerMu sync.Mutex // guards peers and leavers
 	peers  map[string]*peer
+	// leavers are the members that said they are leaving (msgLeaving)
+	// and have not left yet: their leave event means "left", not "dead".
+	leavers map[string]bool
 
 	join                  []string
 	rejoinEvery           time.Duration
+	// reclaim is memberlist's DeadNodeReclaimTime; self the address this
+	// node advertises (not a join target).
+	reclaim time.Duration
+	selfAddr string
 	joinTried, joinFailed bool // the last join's outcome (rejoinLoop only)
 
 	keyring   *memberlist.Keyring // nil without encryption
@@ -128,7 +135,8 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	c := &Cluster{log: log, store: store, inbound: make(chan []byte, cfg.Inbound),
 		events: make(chan memberEvent, cfg.Inbound), changed: make(chan struct{}, 1),
 		self: cfg.Name, cluster: mc.Label, grace: store.cfg.Grace, refusedLog: map[string]struct{}{},
-		peers: map[string]*peer{}, join: slices.Clone(cfg.Join), rejoinEvery: cfg.Rejoin,
+		peers: map[string]*peer{}, leavers: map[string]bool{}, join: slices.Clone(cfg.Join), rejoinEvery: cfg.Rejoin,
+		reclaim: cfg.Memberlist.DeadNodeReclaimTime, selfAddr: advertised(cfg.Memberlist),
 		onKeyring: cfg.OnKeyring, pending: map[uint64]chan KeyResult{}, stats: newStats()}
 	mc.Name = cfg.Name
 	mc.Delegate = (*delegate)(c)
@@ -288,6 +296,9 @@ func (c *Cluster) stop() error {
 		if err := c.ml.UpdateNode(leaveTimeout / 2); err != nil {
 			c.log.Debug("gossip leaving flag not spread", "err", err)
 		}
+		// The flag travels by gossip and may reach a member after the
+		// leave itself: say it to each member directly too.
+		c.tellLeaving(leaveTimeout / 2)
 		err := c.ml.Leave(leaveTimeout)
 		if serr := c.ml.Shutdown(); err == nil {
 			err = serr
@@ -371,6 +382,12 @@ func (d *delegate) NodeMeta(limit int) []byte {
 // NotifyMsg copies the message (memberlist reuses its buffer) and queues
 // it without blocking.
 func (d *delegate) NotifyMsg(b []byte) {
+	if len(b) > 0 && b[0] == msgLeaving {
+		// Handled here, not queued: it must be seen before the leave
+		// event that follows it, which comes through another queue.
+		(*Cluster)(d).markLeaving(string(b[1:]))
+		return
+	}
 	select {
 	case d.inbound <- slices.Clone(b):
 	default:

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -207,6 +209,9 @@ func (c *Cluster) membership(e memberEvent, now time.Time) {
 	}
 	switch e.kind {
 	case evJoin, evUpdate:
+		if e.kind == evJoin {
+			delete(c.leavers, name)
+		}
 		if !known {
 			p = &peer{}
 			c.peers[name] = p
@@ -220,11 +225,12 @@ func (c *Cluster) membership(e memberEvent, now time.Time) {
 		p.node = e.node
 		// A node that leaves gracefully first advertises the leaving flag
 		// (stop): memberlist's event does not say dead from left.
-		if metaLeaving(e.node.Meta) {
+		if metaLeaving(e.node.Meta) || c.leavers[name] {
 			set(StateLeft)
 		} else {
 			set(StateDead)
 		}
+		delete(c.leavers, name)
 	case evSuspect:
 		if known && p.state == StateAlive {
 			set(StateSuspect)
@@ -321,19 +327,54 @@ func (c *Cluster) rejoinLoop(ctx context.Context, every time.Duration) {
 		return
 	}
 	c.rejoin()
-	if every < 0 {
-		return
+	// A node restarted at a new address soon after it was declared dead
+	// is refused ("conflicting address") until DeadNodeReclaimTime has
+	// passed, and nothing resends its alive message until a push/pull: one
+	// more exchange with every join target once that time is over makes
+	// the others take the new address.
+	reclaimed := time.NewTimer(c.reclaim + time.Second)
+	defer reclaimed.Stop()
+	var tick <-chan time.Time
+	if every > 0 {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		tick = t.C
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-reclaimed.C:
+			c.pushPull()
+		case <-tick:
 			c.rejoin()
 		}
 	}
+}
+
+// pushPull exchanges state with every join target but this node.
+func (c *Cluster) pushPull() {
+	var targets []string
+	for _, j := range c.join {
+		if j != c.selfAddr {
+			targets = append(targets, j)
+		}
+	}
+	if len(targets) == 0 {
+		return
+	}
+	if _, err := c.ml.Join(targets); err != nil {
+		c.log.Debug("gossip state exchange after the reclaim time", "peers", targets, "err", err)
+	}
+}
+
+// advertised is the "host:port" mc advertises (its bind address when no
+// advertise address is set).
+func advertised(mc *memberlist.Config) string {
+	if mc.AdvertiseAddr != "" {
+		return net.JoinHostPort(mc.AdvertiseAddr, strconv.Itoa(mc.AdvertisePort))
+	}
+	return net.JoinHostPort(mc.BindAddr, strconv.Itoa(mc.BindPort))
 }
 
 // liveNodes returns copies of the alive and suspect members' nodes, this
@@ -372,5 +413,38 @@ func (c *Cluster) rejoin() {
 		c.log.Warn("gossip join failed; retrying", "peers", targets, "err", err)
 	} else {
 		c.log.Info("gossip joined", "peers", targets, "answered", n)
+	}
+}
+
+// msgLeaving is a member's notice, sent to each live member over a stream
+// just before it leaves: msgLeaving | its name.
+const msgLeaving byte = 0x82
+
+// tellLeaving sends msgLeaving to every live member, in parallel, for at
+// most timeout.
+func (c *Cluster) tellLeaving(timeout time.Duration) {
+	msg := append([]byte{msgLeaving}, c.self...)
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for _, n := range c.liveNodes() {
+		wg.Go(func() {
+			if err := c.ml.SendReliable(&n, msg); err != nil {
+				c.log.Debug("gossip leaving notice not sent", "member", n.Name, "err", err)
+			}
+		})
+	}
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+	}
+}
+
+// markLeaving records a member's leaving notice.
+func (c *Cluster) markLeaving(name string) {
+	c.peerMu.Lock()
+	defer c.peerMu.Unlock()
+	if _, ok := c.peers[name]; ok {
+		c.leavers[name] = true
 	}
 }

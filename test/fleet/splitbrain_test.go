@@ -190,3 +190,36 @@ func TestFleetWithKeepalivedPeer(t *testing.T) {
 		t.Fatalf("keepalived did not take over after vigil's master was killed: %v", err)
 	}
 }
+
+// TestArbitrationKeepsFailoverFast: arbitration holds a backup's Master_Down_Timer only while the
+// master answers direct pings, timed from the last answer, so a SIGKILLed master is still
+// replaced after about Master_Down_Interval, not after memberlist's failure detection (seconds).
+func TestArbitrationKeepsFailoverFast(t *testing.T) {
+	for _, arbitrate := range []bool{true, false} {
+		t.Run(fmt.Sprintf("arbitrate=%v", arbitrate), func(t *testing.T) {
+			l := newLab(t, 2)
+			l.gossip = fmt.Sprintf("  arbitrate: %v\n", arbitrate)
+			l.start("n1", []peer.Instance{vr(200)}, "test", "")
+			l.waitHolders([]string{"n1"}, 10*time.Second, "n1", "n2")
+			l.start("n2", []peer.Instance{vr(100)}, "test", "")
+			l.waitMembers([]string{"n1", "n2"}, map[string]string{"n1": "alive", "n2": "alive"}, 30*time.Second)
+			time.Sleep(2 * time.Second)
+			// SIGKILL leaves n1's VIP on its interface: watch n2 alone.
+			kill := time.Now()
+			if err := l.procs["n1"].Signal(os.Kill); err != nil {
+				t.Fatal(err)
+			}
+			if err := netlab.Poll(5*time.Second, 10*time.Millisecond, func() (bool, error) {
+				return l.lab.Node("n2").HasAddr(netlab.Dev, vip.Addr())
+			}); err != nil {
+				t.Fatalf("n2 did not take over after n1 was killed: %v", err)
+			}
+			took := time.Since(kill)
+			// Master_Down_Interval at 100 ms adverts, priority 100: 3 × 0.1 s + 0.061 s.
+			t.Logf("takeover %v after SIGKILL of the master (Master_Down_Interval 361ms)", took.Round(time.Millisecond))
+			if took > 1500*time.Millisecond {
+				t.Errorf("takeover took %v: arbitration held the backup after the master died", took)
+			}
+		})
+	}
+}
