@@ -55,7 +55,7 @@ var fvDirectors = []struct {
 const (
 	fvConns       = 50
 	fvParallel    = 10
-	fvConnTimeout = 1500 * time.Millisecond
+	fvConnTimeout = 3 * time.Second
 )
 
 // fvYAML is a director's config. The check is fast enough for the
