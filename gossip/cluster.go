@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
+	"maps"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -32,6 +35,15 @@ type ClusterConfig struct {
 	// delegate never blocks memberlist. Default 1024.
 	Inbound int
 	Log     *slog.Logger
+	// Join lists the peers ("host:port") Run joins at its start and then
+	// retries, every Rejoin, for those that are not live members (a healed
+	// partition re-merges). Rejoin: default DefaultRejoin; negative = join
+	// once at the start only.
+	Join   []string
+	Rejoin time.Duration
+	// OnKeyring persists this node's keyring after a fleet-wide key
+	// operation changed it (primary first); nil = not persisted.
+	OnKeyring func(keys [][]byte) error
 }
 
 // Cluster runs a Store over memberlist: broadcasts carry new rows, the
@@ -55,9 +67,35 @@ type Cluster struct {
 	store *Store
 
 	inbound chan []byte
-	events  chan memberlist.NodeEvent
+	events  chan memberEvent
 	dropped atomic.Uint64
 	changed chan struct{} // signalled (never blocking) when rows change
+
+	self    string
+	cluster string // memberlist's Label, also in the node meta
+	grace   time.Duration
+	leaving atomic.Bool // set by stop: the meta says so (left, not dead)
+
+	refused    atomic.Uint64
+	refusedMu  sync.Mutex
+	refusedLog map[string]struct{}
+
+	peerMu sync.Mutex // guards peers
+	peers  map[string]*peer
+
+	join                  []string
+	rejoinEvery           time.Duration
+	joinTried, joinFailed bool // the last join's outcome (rejoinLoop only)
+
+	keyring   *memberlist.Keyring // nil without encryption
+	onKeyring func([][]byte) error
+	keyMu     sync.Mutex // serialises key operations and their persisting
+	keySeq    atomic.Uint64
+	pendMu    sync.Mutex
+	pending   map[uint64]chan KeyResult
+
+	stats stats
+	wg    sync.WaitGroup // Run's helpers
 
 	stopOnce sync.Once
 	stopErr  error
@@ -80,12 +118,32 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	if cfg.Inbound <= 0 {
 		cfg.Inbound = 1024
 	}
-	c := &Cluster{log: log, store: store, inbound: make(chan []byte, cfg.Inbound),
-		events: make(chan memberlist.NodeEvent, cfg.Inbound), changed: make(chan struct{}, 1)}
+	if cfg.Rejoin == 0 {
+		cfg.Rejoin = DefaultRejoin
+	}
 	mc := *cfg.Memberlist
+	if len(mc.Label) > memberlist.LabelMaxSize {
+		return nil, fmt.Errorf("gossip: cluster label is %d bytes, over %d", len(mc.Label), memberlist.LabelMaxSize)
+	}
+	c := &Cluster{log: log, store: store, inbound: make(chan []byte, cfg.Inbound),
+		events: make(chan memberEvent, cfg.Inbound), changed: make(chan struct{}, 1),
+		self: cfg.Name, cluster: mc.Label, grace: store.cfg.Grace, refusedLog: map[string]struct{}{},
+		peers: map[string]*peer{}, join: slices.Clone(cfg.Join), rejoinEvery: cfg.Rejoin,
+		onKeyring: cfg.OnKeyring, pending: map[uint64]chan KeyResult{}, stats: newStats()}
 	mc.Name = cfg.Name
 	mc.Delegate = (*delegate)(c)
 	mc.Events = (*eventDelegate)(c)
+	mc.Alive = (*aliveDelegate)(c)
+	mc.Ping = (*pingDelegate)(c)
+	next := mc.Logger
+	if next == nil {
+		out := mc.LogOutput
+		if out == nil {
+			out = os.Stderr
+		}
+		next = stdlog.New(out, "", stdlog.LstdFlags) // memberlist's own default
+	}
+	mc.Logger, mc.LogOutput = stdlog.New(logTap{c: c, next: next}, "", 0), nil
 	c.queue = &memberlist.TransmitLimitedQueue{RetransmitMult: mc.RetransmitMult, NumNodes: func() int {
 		if m := c.members.Load(); m != nil {
 			return m.NumMembers()
@@ -98,6 +156,9 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	}
 	c.ml = ml
 	c.members.Store(ml)
+	// memberlist makes a keyring from SecretKey itself, after the copy.
+	c.keyring = mc.Keyring
+	c.peers[c.self] = &peer{node: *ml.LocalNode(), state: StateAlive, since: time.Now()}
 	return c, nil
 }
 
@@ -123,8 +184,13 @@ func (c *Cluster) Members() []string {
 
 // Publish writes this node's row and queues its broadcast.
 func (c *Cluster) Publish(kind, key string, value []byte) error {
+	return c.write(func(s *Store) (Row, error) { return s.Publish(kind, key, value) })
+}
+
+// write makes one change of this node's rows and queues its broadcast.
+func (c *Cluster) write(change func(*Store) (Row, error)) error {
 	c.mu.Lock()
-	r, err := c.store.Publish(kind, key, value)
+	r, err := change(c.store)
 	c.mu.Unlock()
 	if err != nil {
 		return err
@@ -140,6 +206,30 @@ func (c *Cluster) Get(kind, key string) []Row {
 	defer c.mu.Unlock()
 	return c.store.Get(kind, key)
 }
+
+// Rows returns every live row of a kind, of all origins, ordered by
+// origin and key.
+func (c *Cluster) Rows(kind string) []Row {
+	c.mu.Lock()
+	all := c.store.Snapshot()
+	c.mu.Unlock()
+	var out []Row
+	for _, r := range all {
+		if r.Kind == kind && !r.Deleted {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Withdraw deletes this node's row for (kind, key) and queues the
+// tombstone's broadcast.
+func (c *Cluster) Withdraw(kind, key string) error {
+	return c.write(func(s *Store) (Row, error) { return s.Withdraw(kind, key, time.Now()) })
+}
+
+// Self is this node's name.
+func (c *Cluster) Self() string { return c.self }
 
 // Stale reports whether origin left or died (its rows are kept for the
 // grace period).
@@ -157,16 +247,22 @@ func (c *Cluster) Changed() <-chan struct{} { return c.changed }
 // their queue was full.
 func (c *Cluster) Dropped() uint64 { return c.dropped.Load() }
 
-// Run merges received messages and follows membership until ctx ends,
-// then leaves the fleet gracefully (bounded by leaveTimeout) and stops
-// memberlist.
+// Run merges received messages, follows membership, joins the join list
+// (and retries it, see ClusterConfig.Join) and answers key operations
+// until ctx ends, then leaves the fleet gracefully (bounded by
+// leaveTimeout), stops memberlist and waits for its own goroutines.
 func (c *Cluster) Run(ctx context.Context) error {
 	expire := time.NewTicker(10 * time.Second)
 	defer expire.Stop()
+	rctx, cancel := context.WithCancel(ctx)
+	c.wg.Go(func() { c.rejoinLoop(rctx, c.rejoinEvery) })
 	for {
 		select {
 		case <-ctx.Done():
-			return c.stop()
+			cancel()
+			err := c.stop()
+			c.wg.Wait()
+			return err
 		case b := <-c.inbound:
 			c.receive(b, time.Now())
 		case e := <-c.events:
@@ -175,6 +271,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 			c.mu.Lock()
 			c.store.Expire(now)
 			c.mu.Unlock()
+			c.expirePeers(now, c.grace)
 		}
 	}
 }
@@ -185,6 +282,12 @@ const leaveTimeout = 2 * time.Second
 // Leave after Shutdown).
 func (c *Cluster) stop() error {
 	c.stopOnce.Do(func() {
+		// The leaving flag in the meta first, so that the others report
+		// this node as left, not dead (memberlist's event does not say).
+		c.leaving.Store(true)
+		if err := c.ml.UpdateNode(leaveTimeout / 2); err != nil {
+			c.log.Debug("gossip leaving flag not spread", "err", err)
+		}
 		err := c.ml.Leave(leaveTimeout)
 		if serr := c.ml.Shutdown(); err == nil {
 			err = serr
@@ -197,11 +300,16 @@ func (c *Cluster) stop() error {
 }
 
 func (c *Cluster) receive(b []byte, now time.Time) {
+	if len(b) > 0 && (b[0] == msgKeyRequest || b[0] == msgKeyReply) {
+		c.keyMessage(b)
+		return
+	}
 	rows, err := DecodeRows(b)
 	if err != nil {
 		c.log.Debug("gossip message refused", "err", err)
 		return
 	}
+	c.stats.received(rows)
 	c.merge(rows, now)
 }
 
@@ -218,17 +326,6 @@ func (c *Cluster) merge(rows []Row, now time.Time) {
 	}
 }
 
-func (c *Cluster) membership(e memberlist.NodeEvent, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch e.Event {
-	case memberlist.NodeLeave:
-		c.store.NodeGone(e.Node.Name, now)
-	case memberlist.NodeJoin, memberlist.NodeUpdate:
-		c.store.NodeAlive(e.Node.Name)
-	}
-}
-
 func (c *Cluster) signal() {
 	select {
 	case c.changed <- struct{}{}:
@@ -237,19 +334,22 @@ func (c *Cluster) signal() {
 }
 
 func (c *Cluster) broadcast(r Row) {
-	c.queue.QueueBroadcast(&rowBroadcast{name: r.Origin + "\x00" + r.Kind + "\x00" + r.Key, msg: AppendRows(nil, r)})
+	b := &rowBroadcast{name: r.Origin + "\x00" + r.Kind + "\x00" + r.Key, msg: AppendRows(nil, r), stats: &c.stats}
+	c.stats.queued(b.msg, r.Kind)
+	c.queue.QueueBroadcast(b)
 }
 
 // rowBroadcast is one row's broadcast; a newer one of the same row
 // replaces it in the queue.
 type rowBroadcast struct {
-	name string
-	msg  []byte
+	name  string
+	msg   []byte
+	stats *stats
 }
 
 func (b *rowBroadcast) Name() string    { return b.name }
 func (b *rowBroadcast) Message() []byte { return b.msg }
-func (b *rowBroadcast) Finished()       {}
+func (b *rowBroadcast) Finished()       { b.stats.finished(b.msg) }
 func (b *rowBroadcast) Invalidates(o memberlist.Broadcast) bool {
 	nb, ok := o.(memberlist.NamedBroadcast)
 	return ok && nb.Name() == b.name
@@ -258,7 +358,15 @@ func (b *rowBroadcast) Invalidates(o memberlist.Broadcast) bool {
 // delegate is the Cluster as memberlist's Delegate.
 type delegate Cluster
 
-func (d *delegate) NodeMeta(limit int) []byte { return nil }
+// NodeMeta is vigil's meta (see encodeMeta), at most 7+255 bytes: always
+// within memberlist's MetaMaxSize (512).
+func (d *delegate) NodeMeta(limit int) []byte {
+	m := encodeMeta(d.cluster, d.leaving.Load())
+	if len(m) > limit {
+		return nil // cannot happen with a valid label; peers then refuse this node
+	}
+	return m
+}
 
 // NotifyMsg copies the message (memberlist reuses its buffer) and queues
 // it without blocking.
@@ -271,14 +379,18 @@ func (d *delegate) NotifyMsg(b []byte) {
 }
 
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
-	return d.queue.GetBroadcasts(overhead, limit)
+	out := d.queue.GetBroadcasts(overhead, limit)
+	d.stats.sent(out)
+	return out
 }
 
 // LocalState is the whole store, for a push/pull.
 func (d *delegate) LocalState(join bool) []byte {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	return AppendRows(nil, d.store.Snapshot()...)
+	rows := d.store.Snapshot()
+	d.mu.Unlock()
+	d.stats.sentRows(rows)
+	return AppendRows(nil, rows...)
 }
 
 // MergeRemoteState merges a peer's whole store. It runs on memberlist's
@@ -290,23 +402,125 @@ func (d *delegate) MergeRemoteState(b []byte, join bool) {
 		d.log.Debug("gossip state refused", "err", err)
 		return
 	}
+	d.stats.received(rows)
 	(*Cluster)(d).merge(rows, time.Now())
 }
 
-// eventDelegate is the Cluster as memberlist's EventDelegate: it queues without
-// blocking (memberlist calls it with its own locks held) and counts what a
-// full queue drops.
+// eventDelegate is the Cluster as memberlist's EventDelegate: it queues
+// without blocking (see enqueue).
 type eventDelegate Cluster
 
-func (e *eventDelegate) enqueue(kind memberlist.NodeEventType, n *memberlist.Node) {
-	cp := *n
-	select {
-	case e.events <- memberlist.NodeEvent{Event: kind, Node: &cp}:
-	default:
-		e.dropped.Add(1)
+func (e *eventDelegate) NotifyJoin(n *memberlist.Node)   { (*Cluster)(e).enqueue(evJoin, n) }
+func (e *eventDelegate) NotifyLeave(n *memberlist.Node)  { (*Cluster)(e).enqueue(evLeave, n) }
+func (e *eventDelegate) NotifyUpdate(n *memberlist.Node) { (*Cluster)(e).enqueue(evUpdate, n) }
+
+// KindStats counts rows of one kind: Msgs rows (a broadcast carries one,
+// a push/pull many, each counted), Bytes their encoded size.
+type KindStats struct {
+	Msgs, Bytes uint64
+}
+
+// Stats is what the driver counts, for metrics.
+type Stats struct {
+	// Sent counts rows by kind in broadcasts as memberlist hands them out
+	// (every retransmission) and in push/pull states; Received counts
+	// rows received by broadcast and push/pull.
+	Sent, Received map[string]KindStats
+	Dropped        uint64         // messages and events dropped on full queues
+	Refused        uint64         // alive messages the alive delegate refused
+	Unknown        uint64         // rows of unknown kinds ignored
+	HealthScore    int            // memberlist's awareness score (0 = healthy)
+	Members        map[string]int // members by state (MemberStates)
+}
+
+// Stats returns the counters.
+func (c *Cluster) Stats() Stats {
+	st := Stats{Dropped: c.Dropped(), Refused: c.Refused(), HealthScore: c.ml.GetHealthScore(), Members: map[string]int{}}
+	c.mu.Lock()
+	st.Unknown = c.store.Unknown()
+	c.mu.Unlock()
+	st.Sent, st.Received = c.stats.snapshot()
+	for _, m := range c.MemberStates() {
+		st.Members[m.State]++
+	}
+	return st
+}
+
+// stats counts rows by kind. A broadcast's kind is looked up by its
+// message's address (GetBroadcasts hands out the very slice queued), so
+// nothing is decoded to count it.
+type stats struct {
+	mu             sync.Mutex
+	sentBy, recvBy map[string]KindStats
+	// live holds the kinds of queued broadcasts; finished ones move to
+	// done, kept until the next hand-out, because the queue finishes a
+	// broadcast on its last transmission before handing it out.
+	live, done, older map[*byte]string
+}
+
+func newStats() stats {
+	return stats{sentBy: map[string]KindStats{}, recvBy: map[string]KindStats{},
+		live: map[*byte]string{}, done: map[*byte]string{}, older: map[*byte]string{}}
+}
+
+func (s *stats) queued(msg []byte, kind string) {
+	s.mu.Lock()
+	s.live[&msg[0]] = kind
+	s.mu.Unlock()
+}
+
+func (s *stats) finished(msg []byte) {
+	s.mu.Lock()
+	if k, ok := s.live[&msg[0]]; ok {
+		delete(s.live, &msg[0])
+		s.done[&msg[0]] = k
+	}
+	s.mu.Unlock()
+}
+
+func (s *stats) sent(msgs [][]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range msgs {
+		if len(m) == 0 {
+			continue
+		}
+		k, ok := s.live[&m[0]]
+		if !ok {
+			k, ok = s.done[&m[0]]
+		}
+		if !ok {
+			k, ok = s.older[&m[0]]
+		}
+		if ok {
+			st := s.sentBy[k]
+			st.Msgs++
+			st.Bytes += uint64(len(m))
+			s.sentBy[k] = st
+		}
+	}
+	// Two generations: a broadcast finished in a concurrent hand-out is
+	// still found by that hand-out's count.
+	s.older, s.done = s.done, s.older
+	clear(s.done)
+}
+
+func (s *stats) sentRows(rows []Row) { s.count(s.sentBy, rows) }
+func (s *stats) received(rows []Row) { s.count(s.recvBy, rows) }
+
+func (s *stats) count(m map[string]KindStats, rows []Row) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rows {
+		st := m[r.Kind]
+		st.Msgs++
+		st.Bytes += uint64(EncodedSize(r))
+		m[r.Kind] = st
 	}
 }
 
-func (e *eventDelegate) NotifyJoin(n *memberlist.Node)   { e.enqueue(memberlist.NodeJoin, n) }
-func (e *eventDelegate) NotifyLeave(n *memberlist.Node)  { e.enqueue(memberlist.NodeLeave, n) }
-func (e *eventDelegate) NotifyUpdate(n *memberlist.Node) { e.enqueue(memberlist.NodeUpdate, n) }
+func (s *stats) snapshot() (sent, received map[string]KindStats) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.sentBy), maps.Clone(s.recvBy)
+}

@@ -258,7 +258,8 @@ func instanceSummary(is InstanceStatus) gossip.InstanceSummary {
 			s.VIPs = append(s.VIPs, p.Addr())
 		}
 	}
-	return gossip.NewInstanceSummary(s)
+	s.VIPSet, s.VIPCount = gossip.HashVIPs(s.VIPs), len(s.VIPs)
+	return s
 }
 
 // put publishes (kind, key) if its encoding differs from what was last
@@ -455,13 +456,13 @@ func (f *fleet) logDisagreements() {
 	defer f.mu.Unlock()
 	for id := range now {
 		if !f.disagree[id] {
-			f.log.Warn("this director's checks disagree with the fleet", "virtual_server", id.VS, "real_server", id.RS.String(),
+			f.log.Warn("this director's checks disagree with the fleet", "virtual_server", id.VS, "real_server", netip.AddrPortFrom(id.RS.Addr, id.RS.Port).String(),
 				"note", "asymmetric reachability: the fleet view decides")
 		}
 	}
 	for id := range f.disagree {
 		if !now[id] {
-			f.log.Info("this director's checks agree with the fleet again", "virtual_server", id.VS, "real_server", id.RS.String())
+			f.log.Info("this director's checks agree with the fleet again", "virtual_server", id.VS, "real_server", netip.AddrPortFrom(id.RS.Addr, id.RS.Port).String())
 		}
 	}
 	f.disagree = now
@@ -759,7 +760,7 @@ func (f *fleet) status() FleetStatus {
 			st.VirtualServers = append(st.VirtualServers, FleetVirtualServer{Name: v.VS, Policy: string(v.Policy)})
 			cur = &st.VirtualServers[len(st.VirtualServers)-1]
 		}
-		cur.RealServers = append(cur.RealServers, FleetRealServer{Address: v.RS.String(), Up: v.Up, Local: v.Local,
+		cur.RealServers = append(cur.RealServers, FleetRealServer{Address: netip.AddrPortFrom(v.RS.Addr, v.RS.Port).String(), Up: v.Up, Local: v.Local,
 			UpCount: v.UpCount, Fresh: v.Fresh, Dissenters: v.Dissenters})
 	}
 	for _, d := range f.divergence() {

@@ -1,6 +1,10 @@
 package netlab
 
-import "vigil/internal/nslab"
+import (
+	"time"
+
+	"vigil/internal/nslab"
+)
 
 // The lab itself lives in internal/nslab, so that `vigil demo` can build one without linking the
 // test harness; these names keep the tests written against netlab unchanged.
@@ -56,3 +60,8 @@ func ReadPcap(path string) ([]Frame, error) { return nslab.ReadPcap(path) }
 
 // VRRPFrames is nslab.VRRPFrames: the VRRP packets among frames, in order.
 func VRRPFrames(frames []Frame) []VRRPFrame { return nslab.VRRPFrames(frames) }
+
+// Poll is nslab.Poll: cond every interval until it holds or timeout passes.
+func Poll(timeout, interval time.Duration, cond func() (bool, error)) error {
+	return nslab.Poll(timeout, interval, cond)
+}

@@ -1,0 +1,376 @@
+package gossip
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Member states, as `vigil members` shows them.
+const (
+	StateAlive   = "alive"
+	StateSuspect = "suspect"
+	StateDead    = "dead"
+	StateLeft    = "left"
+)
+
+// Member is one node of the fleet as this node sees it.
+type Member struct {
+	Name  string
+	Addr  netip.AddrPort
+	State string // StateAlive, StateSuspect, StateDead or StateLeft
+	Since time.Time
+}
+
+// peer is the driver's record of a member (memberlist's own is behind its
+// lock and its Node.State is never filled in v0.7.0).
+type peer struct {
+	node  memberlist.Node
+	state string
+	since time.Time
+}
+
+// The node meta every vigil node advertises in its alive messages:
+//
+//	"vigil" | protocol version (1 byte) | flags (1 byte: bit 0 leaving) | cluster name
+//
+// The alive delegate refuses a peer without it, of an incompatible
+// version, or of another cluster: belt and braces with memberlist's Label,
+// which a misconfigured or older peer might lack.
+const (
+	metaMagic        = "vigil"
+	metaProtocol     = 1 // what this build speaks
+	metaProtocolMin  = 1 // the oldest peer it understands
+	metaFlagLeaving  = 1
+	metaHeaderLength = len(metaMagic) + 2
+)
+
+func encodeMeta(cluster string, leaving bool) []byte {
+	var flags byte
+	if leaving {
+		flags |= metaFlagLeaving
+	}
+	b := append([]byte(metaMagic), metaProtocol, flags)
+	return append(b, cluster...)
+}
+
+// ErrPeerRefused is returned (wrapped) by the alive delegate for a peer it
+// keeps out of the fleet.
+var ErrPeerRefused = errors.New("peer refused")
+
+// checkMeta tells whether a peer advertising meta may join this fleet.
+func checkMeta(meta []byte, cluster string) error {
+	if len(meta) < metaHeaderLength || !bytes.HasPrefix(meta, []byte(metaMagic)) {
+		return fmt.Errorf("not a vigil node (no vigil meta): %w", ErrPeerRefused)
+	}
+	if v := meta[len(metaMagic)]; v < metaProtocolMin {
+		return fmt.Errorf("gossip protocol %d, this node speaks %d..%d: %w", v, metaProtocolMin, metaProtocol, ErrPeerRefused)
+	}
+	// A newer peer may speak a higher version as long as it still
+	// understands ours: that is its side's check (its own min).
+	if got := string(meta[metaHeaderLength:]); got != cluster {
+		return fmt.Errorf("cluster %q, this node is in %q: %w", got, cluster, ErrPeerRefused)
+	}
+	return nil
+}
+
+func metaLeaving(meta []byte) bool {
+	return len(meta) >= metaHeaderLength && bytes.HasPrefix(meta, []byte(metaMagic)) && meta[len(metaMagic)+1]&metaFlagLeaving != 0
+}
+
+// maxRefusalLogs bounds the names remembered so that a refusal is logged
+// once per peer; past it the memory starts over (a refused peer may then be
+// logged again, never unboundedly often).
+const maxRefusalLogs = 256
+
+// aliveDelegate is the Cluster as memberlist's AliveDelegate. memberlist
+// calls it with its node lock held: it only counts and logs.
+type aliveDelegate Cluster
+
+func (a *aliveDelegate) NotifyAlive(n *memberlist.Node) error {
+	err := checkMeta(n.Meta, a.cluster)
+	if err == nil {
+		return nil
+	}
+	a.refused.Add(1)
+	a.refusedMu.Lock()
+	_, logged := a.refusedLog[n.Name]
+	if !logged {
+		if len(a.refusedLog) >= maxRefusalLogs {
+			clear(a.refusedLog)
+		}
+		a.refusedLog[n.Name] = struct{}{}
+	}
+	a.refusedMu.Unlock()
+	if !logged {
+		a.log.Warn("gossip peer refused", "peer", n.Name, "addr", net.JoinHostPort(n.Addr.String(), fmt.Sprint(n.Port)), "err", err)
+	}
+	return err
+}
+
+// Refused counts the alive messages the alive delegate refused.
+func (c *Cluster) Refused() uint64 { return c.refused.Load() }
+
+// pingDelegate is the Cluster as memberlist's PingDelegate: a completed
+// probe of a suspect tells that it is alive again (memberlist reports no
+// event for a refuted suspicion).
+type pingDelegate Cluster
+
+func (p *pingDelegate) AckPayload() []byte { return nil }
+func (p *pingDelegate) NotifyPingComplete(n *memberlist.Node, _ time.Duration, _ []byte) {
+	(*Cluster)(p).enqueue(evAck, n)
+}
+
+// logTap passes memberlist's log lines on and notices the one that says
+// this node's probe made a member suspect: memberlist v0.7.0 exposes
+// suspicion nowhere else (Members() includes suspects but never fills in
+// Node.State). Suspicions other nodes raise are not seen.
+type logTap struct {
+	c    *Cluster
+	next *log.Logger
+}
+
+var (
+	suspectPrefix = []byte("memberlist: Suspect ")
+	suspectSuffix = []byte(" has failed, no acks received")
+)
+
+func (t logTap) Write(p []byte) (int, error) {
+	if name, ok := suspectName(p); ok {
+		t.c.enqueue(evSuspect, &memberlist.Node{Name: name})
+	}
+	return len(p), t.next.Output(2, string(p))
+}
+
+func suspectName(p []byte) (string, bool) {
+	_, rest, ok := bytes.Cut(p, suspectPrefix)
+	if !ok {
+		return "", false
+	}
+	name, _, ok := bytes.Cut(rest, suspectSuffix)
+	return string(name), ok && len(name) > 0
+}
+
+type memberEventKind int
+
+const (
+	evJoin memberEventKind = iota
+	evLeave
+	evUpdate
+	evSuspect // this node's probe failed
+	evAck     // this node's probe succeeded
+)
+
+type memberEvent struct {
+	kind memberEventKind
+	node memberlist.Node
+}
+
+// enqueue queues a membership event without blocking (memberlist calls
+// with its own locks held) and counts what a full queue drops.
+func (c *Cluster) enqueue(kind memberEventKind, n *memberlist.Node) {
+	select {
+	case c.events <- memberEvent{kind: kind, node: *n}:
+	default:
+		c.dropped.Add(1)
+	}
+}
+
+// membership applies one event, in Run.
+func (c *Cluster) membership(e memberEvent, now time.Time) {
+	name := e.node.Name
+	c.mu.Lock()
+	switch e.kind {
+	case evLeave:
+		c.store.NodeGone(name, now)
+	case evJoin, evUpdate:
+		c.store.NodeAlive(name)
+	}
+	c.mu.Unlock()
+
+	c.peerMu.Lock()
+	defer c.peerMu.Unlock()
+	p, known := c.peers[name]
+	set := func(state string) {
+		if p.state != state {
+			p.state, p.since = state, now
+		}
+	}
+	switch e.kind {
+	case evJoin, evUpdate:
+		if !known {
+			p = &peer{}
+			c.peers[name] = p
+		}
+		p.node = e.node
+		set(StateAlive)
+	case evLeave:
+		if !known {
+			return
+		}
+		p.node = e.node
+		// A node that leaves gracefully first advertises the leaving flag
+		// (stop): memberlist's event does not say dead from left.
+		if metaLeaving(e.node.Meta) {
+			set(StateLeft)
+		} else {
+			set(StateDead)
+		}
+	case evSuspect:
+		if known && p.state == StateAlive {
+			set(StateSuspect)
+		}
+	case evAck:
+		if known && p.state == StateSuspect {
+			set(StateAlive)
+		}
+	}
+}
+
+// expirePeers forgets the dead and left after grace.
+func (c *Cluster) expirePeers(now time.Time, grace time.Duration) {
+	c.peerMu.Lock()
+	defer c.peerMu.Unlock()
+	for name, p := range c.peers {
+		if (p.state == StateDead || p.state == StateLeft) && now.Sub(p.since) >= grace {
+			delete(c.peers, name)
+		}
+	}
+}
+
+func nodeAddr(n memberlist.Node) netip.AddrPort {
+	a, _ := netip.AddrFromSlice(n.Addr)
+	return netip.AddrPortFrom(a.Unmap(), n.Port)
+}
+
+// MemberStates returns every member this node knows, itself included,
+// sorted by name: alive and suspect ones, and the dead and left for the
+// store's grace period. Peers the alive delegate refused never appear.
+func (c *Cluster) MemberStates() []Member {
+	c.peerMu.Lock()
+	defer c.peerMu.Unlock()
+	out := make([]Member, 0, len(c.peers))
+	for name, p := range c.peers {
+		out = append(out, Member{Name: name, Addr: nodeAddr(p.node), State: p.state, Since: p.since})
+	}
+	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Ping sends a direct memberlist ping to a live member and returns the
+// round-trip time: fresh evidence that the member is up (split-brain
+// arbitration), independent of the probe schedule.
+func (c *Cluster) Ping(name string) (time.Duration, error) {
+	c.peerMu.Lock()
+	p, ok := c.peers[name]
+	var addr netip.AddrPort
+	var state string
+	if ok {
+		addr, state = nodeAddr(p.node), p.state
+	}
+	c.peerMu.Unlock()
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("gossip: ping %s: not a member", name)
+	case name == c.self:
+		return 0, fmt.Errorf("gossip: ping %s: that is this node", name)
+	case state == StateDead || state == StateLeft:
+		return 0, fmt.Errorf("gossip: ping %s: member is %s", name, state)
+	}
+	rtt, err := c.ml.Ping(name, net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		return 0, fmt.Errorf("gossip: ping %s at %v: %w", name, addr, err)
+	}
+	// memberlist measures from after its send returned to the ack's
+	// arrival stamp: on loopback the ack can beat the clock read.
+	return max(rtt, 0), nil
+}
+
+// DefaultRejoin is how often Run retries the join list by default.
+const DefaultRejoin = 30 * time.Second
+
+// joinTargets returns the entries of the join list that are not live
+// members (by address; an entry that is not an IP:port, a DNS name, is
+// always retried: a join of a member is a harmless push/pull).
+func joinTargets(join []string, live []netip.AddrPort) []string {
+	var out []string
+	for _, j := range join {
+		if ap, err := netip.ParseAddrPort(j); err == nil && slices.Contains(live, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())) {
+			continue
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+// rejoinLoop joins the join list at once, then every interval retries the
+// entries that are not live members: memberlist forgets the dead after
+// GossipToTheDead and never contacts them again, so without this a healed
+// partition stays two fleets. A negative interval joins once only.
+func (c *Cluster) rejoinLoop(ctx context.Context, every time.Duration) {
+	if len(c.join) == 0 {
+		return
+	}
+	c.rejoin()
+	if every < 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.rejoin()
+		}
+	}
+}
+
+// liveNodes returns copies of the alive and suspect members' nodes, this
+// node included. It reads the driver's record, not memberlist's: the
+// nodes Members() and LocalNode() return are memberlist's own, which it
+// changes under its lock (reading them races with UpdateNode).
+func (c *Cluster) liveNodes() []memberlist.Node {
+	c.peerMu.Lock()
+	defer c.peerMu.Unlock()
+	var out []memberlist.Node
+	for _, p := range c.peers {
+		if p.state == StateAlive || p.state == StateSuspect {
+			out = append(out, p.node)
+		}
+	}
+	return out
+}
+
+func (c *Cluster) rejoin() {
+	var live []netip.AddrPort
+	for _, n := range c.liveNodes() {
+		live = append(live, nodeAddr(n))
+	}
+	targets := joinTargets(c.join, live)
+	if len(targets) == 0 {
+		return
+	}
+	n, err := c.ml.Join(targets)
+	// Logged once per change of outcome, not every interval.
+	failed := err != nil
+	if c.joinTried && failed == c.joinFailed {
+		return
+	}
+	c.joinTried, c.joinFailed = true, failed
+	if failed {
+		c.log.Warn("gossip join failed; retrying", "peers", targets, "err", err)
+	} else {
+		c.log.Info("gossip joined", "peers", targets, "answered", n)
+	}
+}
