@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"vigil/internal/nslab"
 	"vigil/lb/ipvsnet"
 	"vigil/node"
 	"vigil/test/netlab"
@@ -283,12 +282,11 @@ func (f *fvFleet) waitMembers(t *testing.T, name string, want []string, timeout 
 }
 
 // waitRender polls render until it returns want; on timeout it fails the
-// test with what it returned last. (nslab.Poll directly: test/netlab does
-// not re-export it.)
+// test with what it returned last.
 func waitRender(t *testing.T, what, want string, timeout time.Duration, render func() (string, error)) {
 	t.Helper()
 	var got string
-	err := nslab.Poll(timeout, 100*time.Millisecond, func() (bool, error) {
+	err := netlab.Poll(timeout, 100*time.Millisecond, func() (bool, error) {
 		s, err := render()
 		if err != nil {
 			return false, err
