@@ -470,7 +470,7 @@ func TestFleetView(t *testing.T) {
 		f.viaD1(t)
 		t.Logf("RESULT blackhole, d1 local: %d of %d connections ok %v (last error %v)", fvConns-failed, fvConns, answers, lastErr)
 		if failed != 0 || answers["r2"] != fvConns {
-			t.Errorf("with local, d1 has only r2 and every connection should reach it")
+			t.Errorf("with local, d1 has only r2 and every connection should reach it: %v, %d failed", answers, failed)
 		}
 	})
 
