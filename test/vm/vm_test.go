@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,12 +118,53 @@ func TestLBInVM(t *testing.T) {
 	}
 }
 
-// TestLBFleetInVM runs test/lbe2e in the VM: two directors running the
-// vigil binary (VRRP and IPVS), real servers and a client in namespaces,
-// with real traffic through the VIP. Every guest subtest must pass.
+// TestLBFleetInVM runs test/lbe2e's TestFleet in the VM: two directors
+// running the vigil binary (VRRP and IPVS), real servers and a client in
+// namespaces, with real traffic through the VIP. Every guest subtest must
+// pass.
 func TestLBFleetInVM(t *testing.T) {
 	needVM(t)
 	t.Parallel()
+	runLBE2E(t, "TestFleet", nil, nil, nil, []string{"nat_traffic_through_the_VIP", "dr_traffic_through_the_VIP",
+		"udp_traffic_through_the_VIP", "status_and_ipvs_list", "real_server_failure_and_recovery",
+		"reload_changes_one_real_server_only", "master_whose_service_fails_gives_up_the_VIP",
+		"connection_synced_to_the_backup", "director_failover_keeps_serving", "restart_after_a_crash_touches_nothing",
+		"stop_removes_the_virtual_services"})
+}
+
+// TestLBFleetViewInVM runs test/lbe2e's TestFleetView in the VM (issue 13):
+// three directors gossiping their health checks, real IPVS, one director
+// with a broken path to one real server. nft is copied in for the
+// check-path-only fault. Every guest subtest must pass; the traffic
+// figures (guest lines with RESULT) are logged.
+func TestLBFleetViewInVM(t *testing.T) {
+	needVM(t)
+	t.Parallel()
+	nft, err := exec.LookPath("nft")
+	if err != nil {
+		t.Fatalf("nft not found on the host (package nftables; test/deps.sh installs it): %v", err)
+	}
+	files := map[string]string{}
+	if err := vm.AddProgram(context.Background(), files, "/usr/sbin/nft", nft); err != nil {
+		t.Fatal(err)
+	}
+	out := runLBE2E(t, "TestFleetView", files, []string{"VIGIL_NFT=/usr/sbin/nft"}, []string{"nf_tables"}, []string{
+		"quorum_keeps_the_real_server_in_every_table", "local_removes_it_from_that_director_only",
+		"traffic_before_the_failover", "failover_to_the_director_with_the_fault", "blackhole_with_local:_all_through_r2",
+		"blackhole_with_quorum:_r1_scheduled_but_unreachable", "check_path_only_fault_with_quorum:_all_served"})
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "RESULT ") {
+			t.Log(strings.TrimSpace(line))
+		}
+	}
+}
+
+// runLBE2E runs the test/lbe2e test named test (one VM per test: each
+// builds its own lab) with the vigil binary of $VIGIL_BIN, files, env and
+// kernel modules added, and fails unless the test and each of its
+// subtests passed. It returns the guest output.
+func runLBE2E(t *testing.T, test string, files map[string]string, env, modules, subtests []string) string {
+	t.Helper()
 	ctx := context.Background()
 	vigil := os.Getenv("VIGIL_BIN")
 	if vigil == "" {
@@ -132,10 +174,13 @@ func TestLBFleetInVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	all := map[string]string{"/lbe2e/lbe2e.test": bin, "/lbe2e/vigil": vigil}
+	maps.Copy(all, files)
 	res, err := vm.Run(ctx, vm.Spec{
-		Files:    map[string]string{"/lbe2e/lbe2e.test": bin, "/lbe2e/vigil": vigil},
-		Command:  []string{"/lbe2e/lbe2e.test", "-test.v", "-test.count=1", "-test.timeout=200s"},
-		Env:      []string{"VIGIL_BIN=/lbe2e/vigil", "VIGIL_NETNS=1"},
+		Files:    all,
+		Command:  []string{"/lbe2e/lbe2e.test", "-test.v", "-test.count=1", "-test.run=^" + test + "$", "-test.timeout=200s"},
+		Env:      append([]string{"VIGIL_BIN=/lbe2e/vigil", "VIGIL_NETNS=1"}, env...),
+		Modules:  modules,
 		Timeout:  240 * time.Second,
 		CPUs:     2,
 		MemoryMB: 1024,
@@ -145,12 +190,12 @@ func TestLBFleetInVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.ExitCode != 0 {
-		t.Fatalf("fleet scenario failed in the VM (exit %d):\n%s", res.ExitCode, res.Output)
+		t.Fatalf("%s failed in the VM (exit %d):\n%s", test, res.ExitCode, res.Output)
 	}
-	for _, name := range []string{"TestFleet", "TestFleet/nat_traffic_through_the_VIP", "TestFleet/dr_traffic_through_the_VIP", "TestFleet/udp_traffic_through_the_VIP", "TestFleet/status_and_ipvs_list",
-		"TestFleet/real_server_failure_and_recovery", "TestFleet/reload_changes_one_real_server_only",
-		"TestFleet/master_whose_service_fails_gives_up_the_VIP", "TestFleet/connection_synced_to_the_backup", "TestFleet/director_failover_keeps_serving", "TestFleet/restart_after_a_crash_touches_nothing",
-		"TestFleet/stop_removes_the_virtual_services"} {
+	for _, name := range append([]string{test}, subtests...) {
+		if name != test {
+			name = test + "/" + name
+		}
 		if !strings.Contains(res.Output, "--- PASS: "+name+" ") {
 			t.Errorf("%s did not pass in the VM", name)
 		}
@@ -158,6 +203,7 @@ func TestLBFleetInVM(t *testing.T) {
 	if t.Failed() || testing.Verbose() {
 		t.Logf("guest output:\n%s", res.Output)
 	}
+	return res.Output
 }
 
 // TestLBBenchVM runs test/lbvm's reconcile benchmark in the VM and logs
