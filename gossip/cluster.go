@@ -86,12 +86,12 @@ type Cluster struct {
 	// and have not left yet: their leave event means "left", not "dead".
 	leavers map[string]bool
 
-	join                  []string
-	rejoinEvery           time.Duration
+	join        []string
+	rejoinEvery time.Duration
 	// reclaim is memberlist's DeadNodeReclaimTime; self the address this
 	// node advertises (not a join target).
-	reclaim time.Duration
-	selfAddr string
+	reclaim               time.Duration
+	selfAddr              string
 	joinTried, joinFailed bool // the last join's outcome (rejoinLoop only)
 
 	keyring   *memberlist.Keyring // nil without encryption
