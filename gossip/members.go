@@ -327,6 +327,9 @@ func (c *Cluster) rejoinLoop(ctx context.Context, every time.Duration) {
 		return
 	}
 	c.rejoin()
+	if every < 0 {
+		return
+	}
 	// A node restarted at a new address soon after it was declared dead
 	// is refused ("conflicting address") until DeadNodeReclaimTime has
 	// passed, and nothing resends its alive message until a push/pull: one
