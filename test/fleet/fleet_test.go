@@ -28,7 +28,7 @@ var labSeq int
 // lab is a fleet of vigil nodes n1..nN (192.0.2.1N/24 on one bridge), each with its admin socket,
 // gossiping on port 7946 with one shared keyring.
 type lab struct {
-	t       *testing.T
+	t       testing.TB
 	lab     *netlab.Lab
 	bin     string
 	keyring string // the fleet's keyring file (each node gets a copy: rotation rewrites it)
@@ -38,7 +38,7 @@ type lab struct {
 	gossip string
 }
 
-func newLab(t *testing.T, n int) *lab {
+func newLab(t testing.TB, n int) *lab {
 	t.Helper()
 	netlab.Require(t)
 	if labSeq == 0 {
@@ -78,7 +78,7 @@ func (l *lab) addNode(name string, a netip.Addr) *netlab.Node {
 	return nd
 }
 
-func newKey(t *testing.T) string {
+func newKey(t testing.TB) string {
 	t.Helper()
 	k := make([]byte, 32)
 	if _, err := rand.Read(k); err != nil {
@@ -87,7 +87,7 @@ func newKey(t *testing.T) string {
 	return base64.StdEncoding.EncodeToString(k)
 }
 
-func writeKeys(t *testing.T, path string, keys ...string) {
+func writeKeys(t testing.TB, path string, keys ...string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(strings.Join(keys, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -119,6 +119,8 @@ func (l *lab) start(name string, insts []peer.Instance, cluster, keyring string)
 		}
 	}
 	y := peer.VigilYAML(name, insts) + l.gossipYAML(name, cluster, keyring)
+	// Metrics on the node's address (its own namespace): the fleet's families are checked there.
+	y = strings.Replace(y, `telemetry: { listen: "" }`, fmt.Sprintf(`telemetry: { listen: "%s:9730" }`, l.addrs[name]), 1)
 	if len(insts) == 0 {
 		y = strings.Replace(y, "node: { name: "+name+" }", "node: { name: "+name+", allow_empty: true }", 1)
 	}
@@ -133,6 +135,14 @@ func (l *lab) start(name string, insts []peer.Instance, cluster, keyring string)
 		}
 	})
 	return p
+}
+
+// metrics returns name's /metrics exposition.
+func (l *lab) metrics(name string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := l.lab.Node(name).HTTPGet(ctx, fmt.Sprintf("http://%s:9730/metrics", l.addrs[name]))
+	return string(b), err
 }
 
 // cli runs a vigil client command against name's daemon.

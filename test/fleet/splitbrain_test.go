@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,6 +117,19 @@ func TestSplitBrainArbitration(t *testing.T) {
 	if fmt.Sprint(h) != "[n1]" {
 		t.Errorf("VIP holders at the end of the fault: %v, want [n1]", h)
 	}
+	// Every member counts the masters it sees per virtual router (one), and its members.
+	for _, n := range []string{"n1", "n2"} {
+		var m string
+		err := netlab.Poll(5*time.Second, 200*time.Millisecond, func() (bool, error) {
+			var err error
+			m, err = l.metrics(n)
+			return strings.Contains(m, `vigil_fleet_virtual_router_masters{family="ipv4",instance="vr51",vrid="51"} 1`+"\n") &&
+				strings.Contains(m, `vigil_gossip_members{state="alive"} 2`+"\n"), err
+		})
+		if err != nil {
+			t.Errorf("metrics on %s during the fault: %v\n%s", n, err, grepLines(m, "vigil_fleet_", "vigil_gossip_"))
+		}
+	}
 	before := map[string]time.Time{}
 	for _, n := range []string{"n1", "n2"} {
 		st, err := l.status(n)
@@ -152,10 +166,27 @@ func TestSplitBrainArbitration(t *testing.T) {
 // TestSplitBrainWithoutArbitration proves the scenario has the fault: with arbitrate: false
 // both nodes become master, as keepalived does.
 func TestSplitBrainWithoutArbitration(t *testing.T) {
-	_, dual, samples, _ := splitBrain(t, false)
+	l, dual, samples, _ := splitBrain(t, false)
 	t.Logf("arbitrate: false: two VIP holders in %d of %d samples over 3 s after the drop", dual, samples)
 	if dual < samples/2 {
 		t.Errorf("two masters in only %d of %d samples without arbitration: the drop does not split the pair", dual, samples)
+	}
+	// "Two masters" is visible from any node: the metric and vigil status --fleet.
+	var m string
+	err := netlab.Poll(5*time.Second, 200*time.Millisecond, func() (bool, error) {
+		var err error
+		m, err = l.metrics("n2")
+		return strings.Contains(m, `vigil_fleet_virtual_router_masters{family="ipv4",instance="vr51",vrid="51"} 2`+"\n"), err
+	})
+	if err != nil {
+		t.Errorf("masters metric on n2 with two masters: %v\n%s", err, grepLines(m, "vigil_fleet_"))
+	}
+	out, err := l.cli("n1", "status", "--fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "SPLIT BRAIN") {
+		t.Errorf("vigil status --fleet on n1 does not show the split brain:\n%s", out)
 	}
 }
 
@@ -222,4 +253,18 @@ func TestArbitrationKeepsFailoverFast(t *testing.T) {
 			}
 		})
 	}
+}
+
+// grepLines returns the lines of s that start with one of prefixes.
+func grepLines(s string, prefixes ...string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(line, p) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
