@@ -46,6 +46,10 @@ var ErrNoFleet = errors.New("this node runs no fleet (no gossip: section in its 
 // quickly a newly learnt master is followed.
 const fleetTick = 50 * time.Millisecond
 
+// ownEvery paces the look at this node's own instances for changes that
+// come without a state change (effective priority).
+const ownEvery = 500 * time.Millisecond
+
 // summaryEvery republishes the node summary even when nothing changed, so
 // its age says how current a member's view of this node is.
 const summaryEvery = 10 * time.Second
@@ -86,8 +90,20 @@ type fleet struct {
 	// fleet's, to log each change once.
 	disagree map[lb.RealServerID]bool
 	digest   string
-	// decoded caches decoded health rows by row version.
-	decoded map[gossip.RowID]decodedHealth
+	// decoded and decodedVRRP cache decoded rows by row version (run's
+	// goroutine only).
+	decoded     map[gossip.RowID]decodedHealth
+	decMu       sync.Mutex // guards decodedVRRP
+	decodedVRRP map[gossip.RowID]decodedInstance
+	// masters are the fleet masters arbitration follows, fed the ping
+	// time each instance was last fed (run's goroutine).
+	masters []gossip.FleetMaster
+	fed     map[string]time.Time
+}
+
+type decodedInstance struct {
+	v gossip.Version
+	s gossip.InstanceSummary
 }
 
 type summarySeen struct {
@@ -129,7 +145,7 @@ func newFleet(cfg *config.Config, log *slog.Logger, reg *telemetry.Registry, che
 	f := &fleet{log: log, self: cfg.Node.Name, cl: cl, checks: checks, arbitrate: g.Arbitrate, metrics: reg.NewFleet(),
 		started: time.Now(), kick: make(chan struct{}, 1), cfg: cfg, startGossip: g, published: map[[2]string][]byte{},
 		summaryAt: map[string]summarySeen{}, members: map[string]gossip.Member{}, pings: map[string]time.Time{},
-		pinging: map[string]context.CancelFunc{}, disagree: map[lb.RealServerID]bool{}, decoded: map[gossip.RowID]decodedHealth{}}
+		pinging: map[string]context.CancelFunc{}, disagree: map[lb.RealServerID]bool{}, decoded: map[gossip.RowID]decodedHealth{}, decodedVRRP: map[gossip.RowID]decodedInstance{}, fed: map[string]time.Time{}}
 	f.view = gossip.NewHealthView(cfg.Node.Name, checks.View())
 	f.setConfig(cfg)
 	return f, nil
@@ -177,14 +193,16 @@ func (f *fleet) run(ctx context.Context, status func() statusView) {
 	tick := time.NewTicker(fleetTick)
 	defer tick.Stop()
 	localChanges := f.checks.Changes()
-	var lastSummary, lastSlow time.Time
+	var lastSummary, lastSlow, lastOwn time.Time
 	for {
 		now := time.Now()
 		select {
 		case <-ctx.Done():
 			return
 		case <-f.kick:
-			f.publish(now, status(), false)
+			if f.publish(now, status(), false) {
+				f.recomputeMasters()
+			}
 		case <-localChanges:
 			// The fleet loop is the local view's one reader of Changed:
 			// the balancer reads the fleet view's.
@@ -193,20 +211,27 @@ func (f *fleet) run(ctx context.Context, status func() statusView) {
 		case <-f.cl.Changed():
 			f.noteSummaries(now)
 			f.updateView(now)
-			f.arbitration(now, ctx)
+			f.recomputeMasters()
+			f.feed(ctx, now)
 		case <-tick.C:
-			slow := now.Sub(lastSlow) >= time.Second
-			if slow {
+			// Feeding arbitration is cheap (the masters are computed when
+			// rows change); the rest runs at slower paces.
+			f.feed(ctx, now)
+			if now.Sub(lastOwn) >= ownEvery {
+				// State changes come at once through kick; this catches
+				// priority changes (trackers) and the periodic summary.
+				lastOwn = now
+				force := now.Sub(lastSummary) >= summaryEvery
+				if force {
+					lastSummary = now
+				}
+				if f.publish(now, status(), force) {
+					f.recomputeMasters()
+				}
+			}
+			if now.Sub(lastSlow) >= time.Second {
 				lastSlow = now
 				f.refreshMembers(now)
-			}
-			force := now.Sub(lastSummary) >= summaryEvery
-			if force {
-				lastSummary = now
-			}
-			f.publish(now, status(), force)
-			f.arbitration(now, ctx)
-			if slow {
 				// Suspension (ha_suspend) and stalls change no verdict:
 				// look at every real server's row once a second.
 				f.publishHealth(now, nil)
@@ -224,23 +249,45 @@ type statusView struct {
 }
 
 // publish writes this node's summary and instance rows where they changed
-// (force: the summary even when it did not).
-func (f *fleet) publish(now time.Time, st statusView, force bool) {
+// (force: the summary even when it did not), and reports whether its
+// instances changed.
+func (f *fleet) publish(now time.Time, st statusView, force bool) bool {
 	bi := buildinfo.Get()
 	sum := gossip.NodeSummary{Build: bi.Version, ConfigHash: st.hash, Started: f.started}
-	f.put(gossip.KindNode, "summary", sum.Encode, force)
+	f.put(gossip.KindNode, gossip.KeySummary, sum.Encode, force)
 	own := make([]gossip.InstanceSummary, 0, len(st.instances))
 	keys := map[string]bool{}
+	changed := false
+	f.mu.Lock()
+	prev := f.own
+	f.mu.Unlock()
+	last := make(map[string]gossip.InstanceSummary, len(prev))
+	for _, s := range prev {
+		last[s.Name] = s
+	}
 	for _, is := range st.instances {
 		s := instanceSummary(is)
 		own = append(own, s)
 		keys[is.Name] = true
-		f.put(gossip.KindVRRP, is.Name, s.Encode, false)
+		// Compared before encoding: this runs twice a second for every
+		// instance.
+		if p, ok := last[s.Name]; ok && sameInstance(p, s) {
+			continue
+		}
+		changed = f.put(gossip.KindVRRP, is.Name, s.Encode, false) || changed
 	}
-	f.withdrawMissing(gossip.KindVRRP, keys)
+	changed = f.withdrawMissing(gossip.KindVRRP, keys) || changed
 	f.mu.Lock()
 	f.own = own
 	f.mu.Unlock()
+	return changed
+}
+
+// sameInstance reports whether two summaries of an instance are equal.
+func sameInstance(a, b gossip.InstanceSummary) bool {
+	return a.Name == b.Name && a.VRID == b.VRID && a.Family == b.Family && a.Interface == b.Interface && a.State == b.State &&
+		a.Base == b.Base && a.Priority == b.Priority && a.Primary == b.Primary && a.Interval == b.Interval &&
+		a.VIPSet == b.VIPSet && a.VIPCount == b.VIPCount && slices.Equal(a.VIPs, b.VIPs)
 }
 
 // instanceSummary is an instance's row.
@@ -263,33 +310,35 @@ func instanceSummary(is InstanceStatus) gossip.InstanceSummary {
 }
 
 // put publishes (kind, key) if its encoding differs from what was last
-// published (or force).
-func (f *fleet) put(kind, key string, encode func() ([]byte, error), force bool) {
+// published (or force), and reports whether it did.
+func (f *fleet) put(kind, key string, encode func() ([]byte, error), force bool) bool {
 	b, err := encode()
 	if err != nil {
 		f.log.Error("encoding a gossip row", "kind", kind, "key", key, "err", err)
-		return
+		return false
 	}
 	k := [2]string{kind, key}
 	f.mu.Lock()
 	same := slices.Equal(f.published[k], b) && f.published[k] != nil
 	f.mu.Unlock()
 	if same && !force {
-		return
+		return false
 	}
 	if err := f.cl.Publish(kind, key, b); err != nil {
 		// Too large for one packet, most likely: never silently dropped.
 		f.log.Error("publishing a gossip row", "kind", kind, "key", key, "err", err)
-		return
+		return false
 	}
 	f.mu.Lock()
 	f.published[k] = b
 	f.mu.Unlock()
+	return true
 }
 
 // withdrawMissing withdraws this node's rows of kind whose key is not in
-// keep (an instance or real server a reload removed).
-func (f *fleet) withdrawMissing(kind string, keep map[string]bool) {
+// keep (an instance or real server a reload removed), and reports whether
+// there were any.
+func (f *fleet) withdrawMissing(kind string, keep map[string]bool) bool {
 	f.mu.Lock()
 	var gone []string
 	for k := range f.published {
@@ -307,6 +356,7 @@ func (f *fleet) withdrawMissing(kind string, keep map[string]bool) {
 		delete(f.published, [2]string{kind, key})
 		f.mu.Unlock()
 	}
+	return len(gone) > 0
 }
 
 // ownHealth is this node's verdict on each checked real server, from its
@@ -472,15 +522,31 @@ func (f *fleet) logDisagreements() {
 // included.
 func (f *fleet) instancesByNode() map[string][]gossip.InstanceSummary {
 	out := map[string][]gossip.InstanceSummary{}
-	for _, r := range f.cl.Rows(gossip.KindVRRP) {
-		if r.Deleted || (r.Origin != f.self && !f.live(r.Origin)) {
+	rows := f.cl.Rows(gossip.KindVRRP)
+	seen := make(map[gossip.RowID]bool, len(rows))
+	// Status readers (the admin API) call this too.
+	f.decMu.Lock()
+	defer f.decMu.Unlock()
+	for _, r := range rows {
+		if r.Deleted || r.Origin == f.self || !f.live(r.Origin) {
 			continue
 		}
-		s, err := gossip.DecodeInstanceSummary(r.Value)
-		if err != nil {
-			continue
+		seen[r.RowID] = true
+		d, ok := f.decodedVRRP[r.RowID]
+		if !ok || d.v != r.Version {
+			s, err := gossip.DecodeInstanceSummary(r.Value)
+			if err != nil {
+				continue
+			}
+			d = decodedInstance{v: r.Version, s: s}
+			f.decodedVRRP[r.RowID] = d
 		}
-		out[r.Origin] = append(out[r.Origin], s)
+		out[r.Origin] = append(out[r.Origin], d.s)
+	}
+	for id := range f.decodedVRRP {
+		if !seen[id] {
+			delete(f.decodedVRRP, id)
+		}
 	}
 	f.mu.Lock()
 	out[f.self] = slices.Clone(f.own)
@@ -488,17 +554,27 @@ func (f *fleet) instancesByNode() map[string][]gossip.InstanceSummary {
 	return out
 }
 
-// arbitration feeds each instance the best other live master of its
-// virtual router, timed at that member's last answered ping.
-func (f *fleet) arbitration(now time.Time, ctx context.Context) {
+// recomputeMasters finds, for each instance, the best other live master of
+// its virtual router (after rows or this node's instances changed).
+func (f *fleet) recomputeMasters() {
 	if !f.arbitrate {
 		return
 	}
 	nodes := f.instancesByNode()
 	own := nodes[f.self]
 	delete(nodes, f.self)
+	f.masters = gossip.FleetMasters(own, nodes)
+}
+
+// feed feeds each instance the best other live master of its virtual
+// router, timed at that member's last answered ping, and keeps one pinger
+// per member followed.
+func (f *fleet) feed(ctx context.Context, now time.Time) {
+	if !f.arbitrate {
+		return
+	}
 	want := map[string]time.Duration{} // members to ping, at what period
-	for _, m := range gossip.FleetMasters(own, nodes) {
+	for _, m := range f.masters {
 		iv := m.Interval
 		if iv <= 0 {
 			iv = time.Second
@@ -515,6 +591,11 @@ func (f *fleet) arbitration(now time.Time, ctx context.Context) {
 		if !ok || now.Sub(at) > vrrp.MasterDownInterval(3, m.Priority, iv) {
 			continue
 		}
+		// Once per answered ping: the report is as fresh as the ping.
+		if f.fed[m.Instance].Equal(at) {
+			continue
+		}
+		f.fed[m.Instance] = at
 		f.router.FleetAdvert(m.Instance, at, vrrp.FleetMaster{Priority: m.Priority, Primary: m.Primary, Interval: iv})
 		f.metrics.Arbitrations.WithLabelValues(m.Instance).Inc()
 	}
@@ -612,7 +693,7 @@ func (f *fleet) setDigest(digest string) {
 		return
 	}
 	d := gossip.DesiredDigest{ConfigHash: cfg.Hash, Digest: digest}
-	f.put(gossip.KindDesired, "table", d.Encode, false)
+	f.put(gossip.KindDesired, gossip.KeyTable, d.Encode, false)
 }
 
 // divergence compares the desired tables of live members with the same

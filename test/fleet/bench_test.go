@@ -2,8 +2,10 @@ package fleet
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,4 +86,116 @@ func splitBrainCycles(b *testing.B, impl string, runs int) (dual, samples int, w
 		}
 	}
 	return dual, samples, worst
+}
+
+// BenchmarkFleetResources measures the cost of the fleet on the issue's 200-instance scenario:
+// two vigil nodes with 200 VRRP instances each (1 s adverts, one VIP each) and gossip on,
+// after 40 s of settling, over a 10 s window: RSS and CPU of each daemon, and the gossip row
+// bytes each sent (its own counters, /metrics: broadcasts and push/pull state), with the same
+// pair without gossip as the baseline. LAN profile, rejoin every 30 s (the defaults).
+func BenchmarkFleetResources(b *testing.B) {
+	for _, gossipOn := range []bool{false, true} {
+		b.Run(fmt.Sprintf("gossip=%v", gossipOn), func(b *testing.B) {
+			for range b.N {
+				fleetResources(b, gossipOn)
+			}
+		})
+	}
+}
+
+// settle is how long the resource benchmark waits before its window.
+const settle = 40 * time.Second
+
+func fleetResources(b *testing.B, gossipOn bool) {
+	{
+		l := newLab(b, 2)
+		// The defaults an operator runs with: LAN timings, rejoin every 30 s.
+		l.noGossip, l.profile, l.rejoin = !gossipOn, "lan", "30s"
+		var insts []peer.Instance
+		vipNet := netip.MustParseAddr("198.51.100.0")
+		for i := 1; i <= 200; i++ {
+			vipNet = vipNet.Next()
+			insts = append(insts, peer.Instance{Name: fmt.Sprintf("vr%d", i), VRID: i, Priority: 100, Version: 3,
+				Interval: time.Second, VIPs: []netip.Prefix{netip.PrefixFrom(vipNet, 24)}, Preempt: true})
+		}
+		l.start("n1", insts, "test", "")
+		l.start("n2", insts, "test", "")
+		if gossipOn {
+			l.waitMembers([]string{"n1", "n2"}, map[string]string{"n1": "alive", "n2": "alive"}, 30*time.Second)
+		}
+		// The start's broadcasts (every instance's first states, each sent
+		// RetransmitMult × log10(n+1) times, a few rows per gossip packet)
+		// take tens of seconds to drain at LAN timing: let them.
+		time.Sleep(settle)
+		type sample struct {
+			cpu   time.Duration
+			bytes float64
+		}
+		read := func(name string) (sample, int64) {
+			pid := l.procs[name].Pid()
+			cpu, rss, err := procUsage(pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m, err := l.metrics(name)
+			if err != nil && gossipOn {
+				b.Fatal(err)
+			}
+			return sample{cpu: cpu, bytes: sumMetric(m, `vigil_gossip_row_bytes_total{direction="sent"`)}, rss
+		}
+		s0 := map[string]sample{}
+		for _, n := range []string{"n1", "n2"} {
+			s0[n], _ = read(n)
+		}
+		const window = 10 * time.Second
+		time.Sleep(window)
+		for _, n := range []string{"n1", "n2"} {
+			s1, rss := read(n)
+			cpu := 100 * (s1.cpu - s0[n].cpu).Seconds() / window.Seconds()
+			bps := (s1.bytes - s0[n].bytes) / window.Seconds()
+			b.ReportMetric(float64(rss)/(1<<20), n+"-rss-MiB")
+			b.ReportMetric(cpu, n+"-cpu-%")
+			fmt.Printf("fleet resources, 200 instances at 1 s, gossip %v: %s RSS %.1f MiB, CPU %.2f %% of a core, gossip rows sent %.0f B/s\n",
+				gossipOn, n, float64(rss)/(1<<20), cpu, bps)
+		}
+	}
+}
+
+// procUsage reads a process's CPU time (user + system) and VmRSS.
+func procUsage(pid int) (time.Duration, int64, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	var rss int64
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			rss = kb << 10
+		}
+	}
+	// USER_HZ is 100 on Linux.
+	return time.Duration(ut+st) * 10 * time.Millisecond, rss, nil
+}
+
+// sumMetric sums the samples of the series starting with prefix in an exposition.
+func sumMetric(exposition, prefix string) float64 {
+	var sum float64
+	for _, line := range strings.Split(exposition, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			if i := strings.LastIndexByte(line, ' '); i > 0 {
+				v, _ := strconv.ParseFloat(line[i+1:], 64)
+				sum += v
+			}
+		}
+	}
+	return sum
 }

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -36,6 +37,10 @@ type lab struct {
 	addrs   map[string]netip.Addr
 	// gossip is extra YAML for every node's gossip section (timings, arbitrate).
 	gossip string
+	// noGossip starts the daemons without a gossip section (a baseline);
+	// profile and rejoin are the gossip section's (default local and 2s).
+	noGossip        bool
+	profile, rejoin string
 }
 
 func newLab(t testing.TB, n int) *lab {
@@ -99,7 +104,7 @@ func writeKeys(t testing.TB, path string, keys ...string) {
 func (l *lab) gossipYAML(name, cluster, keyring string) string {
 	a := l.addrs[name]
 	return fmt.Sprintf("gossip:\n  bind: %s:7946\n  advertise: %s:7946\n  join: [%s:7946, %s:7946]\n  cluster: %s\n  keyring: %s\n"+
-		"  profile: local\n  rejoin_interval: 2s\n%s", a, a, nodeAddr(1), nodeAddr(3), cluster, keyring, l.gossip)
+		"  profile: %s\n  rejoin_interval: %s\n%s", a, a, nodeAddr(1), nodeAddr(3), cluster, keyring, cmp.Or(l.profile, "local"), cmp.Or(l.rejoin, "2s"), l.gossip)
 }
 
 // start runs vigil on name with insts and the fleet's gossip section (cluster "test", a copy of
@@ -118,7 +123,10 @@ func (l *lab) start(name string, insts []peer.Instance, cluster, keyring string)
 			}
 		}
 	}
-	y := peer.VigilYAML(name, insts) + l.gossipYAML(name, cluster, keyring)
+	y := peer.VigilYAML(name, insts)
+	if !l.noGossip {
+		y += l.gossipYAML(name, cluster, keyring)
+	}
 	// Metrics on the node's address (its own namespace): the fleet's families are checked there.
 	y = strings.Replace(y, `telemetry: { listen: "" }`, fmt.Sprintf(`telemetry: { listen: "%s:9730" }`, l.addrs[name]), 1)
 	if len(insts) == 0 {
