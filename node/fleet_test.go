@@ -1,0 +1,83 @@
+package node
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+
+	"vigil/config"
+	"vigil/gossip"
+)
+
+// instanceSummary turns an instance's status into its gossip row: the advert source is the
+// RFC tie-break address, the VIPs (without prefix lengths) identify the virtual router.
+func TestInstanceSummary(t *testing.T) {
+	is := InstanceStatus{Name: "web", Interface: "eth0", VRID: 51, Family: "ipv6", State: "master", BasePriority: 100,
+		EffectivePriority: 90, Source: "fe80::1", AdvertInterval: 0.1,
+		VIPs: []VIPStatus{{Address: "2001:db8::100/64", Dev: "eth0"}, {Address: "2001:db8::101/64", Dev: "eth1"}}}
+	got := instanceSummary(is)
+	vips := []netip.Addr{netip.MustParseAddr("2001:db8::100"), netip.MustParseAddr("2001:db8::101")}
+	want := gossip.InstanceSummary{Name: "web", VRID: 51, Family: 6, Interface: "eth0", State: "master", Base: 100, Priority: 90,
+		Primary: netip.MustParseAddr("fe80::1"), Interval: 100 * time.Millisecond, VIPs: vips, VIPSet: gossip.HashVIPs(vips), VIPCount: 2}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("instanceSummary:\n got %+v\nwant %+v", got, want)
+	}
+	// No source yet (waiting in FAULT): no primary, which arbitration ignores.
+	is.Source = ""
+	if s := instanceSummary(is); s.Primary.IsValid() {
+		t.Fatalf("primary %v without a source", s.Primary)
+	}
+}
+
+// sameInstance must see a change in every field, or a changed instance would not be
+// republished: each field of InstanceSummary is changed in turn.
+func TestSameInstanceSeesEveryField(t *testing.T) {
+	base := gossip.InstanceSummary{Name: "web", VRID: 51, Family: 4, Interface: "eth0", State: "backup", Base: 100, Priority: 100,
+		Primary: netip.MustParseAddr("192.0.2.11"), Interval: time.Second, VIPs: []netip.Addr{netip.MustParseAddr("192.0.2.100")},
+		VIPSet: "abc", VIPCount: 1}
+	if !sameInstance(base, base) {
+		t.Fatal("a summary differs from itself")
+	}
+	v := reflect.ValueOf(&base).Elem()
+	for i := range v.NumField() {
+		changed := base
+		changed.VIPs = append([]netip.Addr(nil), base.VIPs...)
+		f := reflect.ValueOf(&changed).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(f.String() + "x")
+		case reflect.Int, reflect.Int64:
+			f.SetInt(f.Int() + 1)
+		case reflect.Uint8:
+			f.SetUint(f.Uint() + 1)
+		case reflect.Slice:
+			changed.VIPs = append(changed.VIPs, netip.MustParseAddr("192.0.2.101"))
+		case reflect.Struct: // netip.Addr
+			changed.Primary = netip.MustParseAddr("192.0.2.12")
+		default:
+			t.Fatalf("field %s: kind %s not covered by this test", v.Type().Field(i).Name, f.Kind())
+		}
+		if sameInstance(base, changed) {
+			t.Errorf("sameInstance misses a change of %s", v.Type().Field(i).Name)
+		}
+	}
+}
+
+// A reload reports changed gossip settings (they need a restart), but not a keyring file that
+// `vigil gossip keys` rewrote: the running keyring is the fleet's.
+func TestGossipChanged(t *testing.T) {
+	a := &config.Gossip{Bind: netip.MustParseAddrPort("192.0.2.11:7946"), Cluster: "c", Keys: [][]byte{{1}}, Arbitrate: true}
+	b := *a
+	b.Keys = [][]byte{{2}}
+	if gossipChanged(a, &b) {
+		t.Error("other keys reported as a change")
+	}
+	b.Arbitrate = false
+	if !gossipChanged(a, &b) {
+		t.Error("arbitrate: false not reported")
+	}
+	if !gossipChanged(a, nil) || !gossipChanged(nil, a) || gossipChanged(nil, nil) {
+		t.Error("a section added or removed")
+	}
+}
