@@ -140,6 +140,24 @@ func (c *countingConn) Write(b []byte) (int, error) {
 var profiles = map[string]func() *memberlist.Config{
 	"lan":   memberlist.DefaultLANConfig,
 	"local": memberlist.DefaultLocalConfig,
+	"lb":    lbProfile,
+}
+
+// lbProfile is the candidate for LB fleets measured beside memberlist's
+// own: gossip and probes twice as often as LAN (a director LAN answers
+// in well under 200 ms), LAN's suspicion multiplier, and more
+// retransmissions. Each holder of a new row sends it RetransmitMult ×
+// ceil(log10(n+1)) times to random members, so a member misses it with
+// probability about e^-limit per holder round: at 50 members LAN's 8
+// leaves one member out of ~60 changes until the next push/pull (60 s
+// at that size), local's 4 one change in two; 12 makes it ~1 in 3,000.
+func lbProfile() *memberlist.Config {
+	mc := memberlist.DefaultLANConfig()
+	mc.RetransmitMult = 6
+	mc.GossipInterval = 100 * time.Millisecond
+	mc.ProbeInterval = 500 * time.Millisecond
+	mc.ProbeTimeout = 200 * time.Millisecond
+	return mc
 }
 
 // convNode is one node of a fleet with its transport: a Cluster, or
@@ -166,10 +184,17 @@ func (nd *convNode) members() []string {
 }
 
 // convFleet is n nodes on loopback, each joined to the first.
-type convFleet struct{ nodes []*convNode }
+type convFleet struct {
+	nodes []*convNode
+	// formed is how long the joins took until every node listed every
+	// member; rejoins counts the extra joins that needed.
+	formed  time.Duration
+	rejoins int
+}
 
 // startConvFleet starts n Clusters with the given memberlist profile and
-// waits (up to 60 s) until every node lists all n members.
+// waits (up to 30 s, rejoining stragglers) until every node lists all n
+// members.
 func startConvFleet(tb testing.TB, n int, profile func() *memberlist.Config) *convFleet {
 	return startFleet(tb, n, profile, false)
 }
@@ -178,6 +203,7 @@ func startFleet(tb testing.TB, n int, profile func() *memberlist.Config, plain b
 	tb.Helper()
 	f := &convFleet{}
 	tb.Cleanup(f.stop)
+	start := time.Now()
 	for i := range n {
 		tr, err := newCountingTransport()
 		if err != nil {
@@ -189,22 +215,48 @@ func startFleet(tb testing.TB, n int, profile func() *memberlist.Config, plain b
 			tb.Fatal(err)
 		}
 		f.nodes = append(f.nodes, nd)
-		if i == 0 {
-			continue
-		}
-		if nd.c != nil {
-			_, err = nd.c.Join([]string{f.nodes[0].addr})
-		} else {
-			_, err = nd.p.ml.Join([]string{f.nodes[0].addr})
-		}
-		if err != nil {
-			tb.Fatalf("joining %s to n00: %v", nd.name, err)
+		if i > 0 {
+			if err := nd.join(f.nodes[0].addr); err != nil {
+				tb.Fatal(err)
+			}
 		}
 	}
-	if err := f.waitMembers(n, 60*time.Second); err != nil {
+	// A node that missed a later joiner's alive message learns of it
+	// only at its next push/pull (30 s × 2 at 50 members with the LAN
+	// profile): rejoining the first node is that push/pull now, what
+	// vigil's periodic rejoin does.
+	var err error
+	for try := 0; try < 6; try++ {
+		if err = f.waitMembers(n, 5*time.Second); err == nil {
+			break
+		}
+		for _, nd := range f.nodes[1:] {
+			if len(nd.members()) != n {
+				f.rejoins++
+				if err := nd.join(f.nodes[0].addr); err != nil {
+					tb.Fatal(err)
+				}
+			}
+		}
+	}
+	if err != nil {
 		tb.Fatal(err)
 	}
+	f.formed = time.Since(start)
 	return f
+}
+
+func (nd *convNode) join(seed string) error {
+	var err error
+	if nd.c != nil {
+		_, err = nd.c.Join([]string{seed})
+	} else {
+		_, err = nd.p.ml.Join([]string{seed})
+	}
+	if err != nil {
+		return fmt.Errorf("joining %s to %s: %w", nd.name, seed, err)
+	}
+	return nil
 }
 
 func startNode(name string, tr *countingTransport, mc *memberlist.Config, plain bool) (*convNode, error) {
@@ -345,39 +397,80 @@ type spread struct {
 	deliveredEveryone bool
 }
 
-// publishAndTrack publishes value under (kind, key) on node origin and
-// polls every other node every convPoll until each holds origin's row
-// with that value, or timeout.
-func (f *convFleet) publishAndTrack(origin int, kind, key string, value []byte, timeout time.Duration) (spread, error) {
-	from := f.nodes[origin]
-	waiting := map[*convNode]bool{}
+// change is one published change on its way to the other live nodes.
+type change struct {
+	has     func(*convNode) bool // whether a node has the change
+	start   time.Time
+	waiting map[*convNode]bool
+	spread
+}
+
+// newChange starts tracking a change that from publishes right after.
+func (f *convFleet) newChange(from *convNode, has func(*convNode) bool) *change {
+	c := &change{has: has, waiting: map[*convNode]bool{}}
 	for _, nd := range f.nodes {
 		if nd != from && !nd.tr.killed.Load() {
-			waiting[nd] = true
+			c.waiting[nd] = true
 		}
 	}
-	s := spread{of: len(waiting)}
-	start := time.Now()
-	if err := from.c.Publish(kind, key, value); err != nil {
-		return s, fmt.Errorf("publishing on %s: %w", from.name, err)
+	c.of = len(c.waiting)
+	c.start = time.Now()
+	return c
+}
+
+// poll looks at the nodes still waiting and reports whether the change is
+// still open: not yet everywhere, and not past timeout.
+func (c *change) poll(timeout time.Duration) bool {
+	if len(c.waiting) == 0 || c.deliveredEveryone || time.Since(c.start) > timeout {
+		return false
 	}
+	for nd := range c.waiting {
+		if c.has(nd) {
+			delete(c.waiting, nd)
+		}
+	}
+	c.reached = c.of - len(c.waiting)
+	if len(c.waiting) == 0 {
+		c.took, c.deliveredEveryone = time.Since(c.start), true
+		return false
+	}
+	return true
+}
+
+// trackAll polls the changes every convPoll until none is open.
+func trackAll(cs []*change, timeout time.Duration) {
 	for {
-		for nd := range waiting {
-			if holds(nd.c, kind, key, from.name, value) {
-				delete(waiting, nd)
-			}
+		open := false
+		for _, c := range cs {
+			open = c.poll(timeout) || open
 		}
-		elapsed := time.Since(start)
-		if len(waiting) == 0 {
-			s.took, s.reached, s.deliveredEveryone = elapsed, s.of, true
-			return s, nil
-		}
-		if elapsed > timeout {
-			s.reached = s.of - len(waiting)
-			return s, nil
+		if !open {
+			return
 		}
 		time.Sleep(convPoll)
 	}
+}
+
+// publishRow publishes value under (kind, key) on node origin and
+// returns the change, to be tracked until each other live node holds
+// origin's row with that value.
+func (f *convFleet) publishRow(origin int, kind, key string, value []byte) (*change, error) {
+	from := f.nodes[origin]
+	c := f.newChange(from, func(nd *convNode) bool { return holds(nd.c, kind, key, from.name, value) })
+	if err := from.c.Publish(kind, key, value); err != nil {
+		return nil, fmt.Errorf("publishing on %s: %w", from.name, err)
+	}
+	return c, nil
+}
+
+// publishAndTrack is publishRow tracked alone until timeout.
+func (f *convFleet) publishAndTrack(origin int, kind, key string, value []byte, timeout time.Duration) (spread, error) {
+	c, err := f.publishRow(origin, kind, key, value)
+	if err != nil {
+		return spread{}, err
+	}
+	trackAll([]*change{c}, timeout)
+	return c.spread, nil
 }
 
 func holds(c *Cluster, kind, key, origin string, value []byte) bool {
@@ -410,6 +503,9 @@ func (f *convFleet) killAndTrack(victim int, timeout time.Duration) detection {
 	var d detection
 	start := time.Now()
 	v.tr.kill()
+	// Its Leave sends nothing now; ending it here keeps the 2 s it waits
+	// for that out of the fleet's stop.
+	v.cancel()
 	for {
 		listing := 0
 		for _, nd := range watchers {
