@@ -54,6 +54,7 @@ bench: deps build
 	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . ./lb/ | tee -a bench.out
 	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . -benchmem ./config/ ./lb/balancer/ | tee -a bench.out
 	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . -benchtime 2s ./lb/check/ | tee -a bench.out
+	set -o pipefail; $(GO) test -count=1 -timeout 20m -run '^$$' -bench Gossip -benchtime 1x ./gossip/ | tee -a bench.out
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./vrrp/
