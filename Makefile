@@ -55,6 +55,8 @@ bench: deps build
 	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . -benchmem ./config/ ./lb/balancer/ | tee -a bench.out
 	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . -benchtime 2s ./lb/check/ | tee -a bench.out
 	set -o pipefail; $(GO) test -count=1 -timeout 20m -run '^$$' -bench Gossip -benchtime 1x ./gossip/ | tee -a bench.out
+	@echo "== the fleet in namespaces: split brain (vigil with and without arbitration, keepalived) and 200 instances with gossip" | tee -a bench.out
+	set -o pipefail; VIGIL_NETNS=1 VIGIL_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -run '^$$' -bench . -benchtime 1x ./test/fleet/ | grep -v '^        time=' | tee -a bench.out
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./vrrp/

@@ -31,7 +31,7 @@ type Gossip struct {
 	Keyring   string         // `keyring`: path of the keyring file ("" only with insecure)
 	Keys      [][]byte       // the keyring's keys, decoded, the first is primary; nil when insecure
 	Insecure  bool           // `insecure: true` runs without encryption (explicit opt-out)
-	Profile   string         // `profile`: lan (default) | wan | local
+	Profile   string         // `profile`: lan (default) | lan-fast | wan | local
 	Timing    GossipTiming   // `timing:` overrides; zero fields = the profile's value
 	Arbitrate bool           // `arbitrate`, default true (split-brain arbitration, see issue 13)
 	Rejoin    time.Duration  // `rejoin_interval`, default 30s: how often the join list is retried
@@ -125,7 +125,7 @@ func (d *decoder) gossip(o *object, node Node) *Gossip {
 			g.Cluster = f.V
 		}
 	}
-	g.Profile = d.choice(o, "profile", DefaultGossipProfile, "lan", "wan", "local")
+	g.Profile = d.choice(o, "profile", DefaultGossipProfile, "lan", "lan-fast", "wan", "local")
 	g.Arbitrate = getBool(o, "arbitrate").or(true)
 	if f := getDuration(o, "rejoin_interval"); f.ok() {
 		if f.V < time.Second {

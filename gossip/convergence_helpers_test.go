@@ -138,27 +138,9 @@ func (c *countingConn) Write(b []byte) (int, error) {
 // profiles are the memberlist timings measured; each call returns a
 // fresh configuration.
 var profiles = map[string]func() *memberlist.Config{
-	"lan":   memberlist.DefaultLANConfig,
-	"local": memberlist.DefaultLocalConfig,
-	"lb":    lbProfile,
-}
-
-// lbProfile is the candidate for LB fleets measured beside memberlist's
-// own: gossip and probes twice as often as LAN (a director LAN answers
-// in well under 200 ms) and to 4 members a round instead of 3, LAN's
-// suspicion multiplier, and more retransmissions. Each holder of a new row sends it RetransmitMult ×
-// ceil(log10(n+1)) times to random members, so a member misses it with
-// probability about e^-limit per holder round: at 50 members LAN's 8
-// leaves one member out of ~60 changes until the next push/pull (60 s
-// at that size), local's 4 one change in two; 12 makes it ~1 in 3,000.
-func lbProfile() *memberlist.Config {
-	mc := memberlist.DefaultLANConfig()
-	mc.RetransmitMult = 6
-	mc.GossipNodes = 4
-	mc.GossipInterval = 100 * time.Millisecond
-	mc.ProbeInterval = 500 * time.Millisecond
-	mc.ProbeTimeout = 200 * time.Millisecond
-	return mc
+	"lan":      memberlist.DefaultLANConfig,
+	"local":    memberlist.DefaultLocalConfig,
+	"lan-fast": LANFastConfig,
 }
 
 // convNode is one node of a fleet with its transport: a Cluster, or
@@ -297,10 +279,12 @@ type plainNode struct {
 	q    *memberlist.TransmitLimitedQueue
 	mu   sync.Mutex
 	seen map[string]bool
+	// stats is what the broadcasts' Finished reports to (not read here).
+	stats stats
 }
 
 func newPlainNode(name string, mc *memberlist.Config) (*plainNode, error) {
-	p := &plainNode{seen: map[string]bool{}}
+	p := &plainNode{seen: map[string]bool{}, stats: newStats()}
 	p.q = &memberlist.TransmitLimitedQueue{RetransmitMult: mc.RetransmitMult, NumNodes: func() int {
 		if m := p.live.Load(); m != nil {
 			return m.NumMembers()
@@ -319,7 +303,7 @@ func newPlainNode(name string, mc *memberlist.Config) (*plainNode, error) {
 }
 
 func (p *plainNode) publish(msg string) {
-	p.q.QueueBroadcast(&rowBroadcast{name: msg, msg: []byte(msg)})
+	p.q.QueueBroadcast(&rowBroadcast{name: msg, msg: []byte(msg), stats: &p.stats})
 }
 
 func (p *plainNode) has(msg string) bool {

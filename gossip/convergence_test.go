@@ -32,7 +32,7 @@ const (
 var fleetsMeasured = []struct {
 	n       int
 	profile string
-}{{5, "lan"}, {5, "local"}, {50, "lan"}, {50, "local"}, {50, "lb"}}
+}{{5, "lan"}, {5, "local"}, {50, "lan"}, {50, "local"}, {50, "lan-fast"}}
 
 func healthValue(i int) []byte { return fmt.Appendf(nil, "down#%d", i) }
 
@@ -266,7 +266,7 @@ func measureIdle(f *convFleet, window time.Duration) (idleCost, error) {
 // and the lb candidate (which probes twice as often).
 func BenchmarkGossipSteadyState(b *testing.B) {
 	const rows = 1
-	for _, prof := range []string{"lan", "lb"} {
+	for _, prof := range []string{"lan", "lan-fast"} {
 		b.Run(fmt.Sprintf("members=50/%s/rows=%d", prof, rows), func(b *testing.B) {
 			f := startConvFleet(b, 50, profiles[prof])
 			for _, nd := range f.nodes {
