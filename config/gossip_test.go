@@ -153,7 +153,7 @@ func TestGossipInvalid(t *testing.T) {
 		{"cluster control", g("cluster: \"edge\\tprod\""), "gossip.cluster", "white space or unprintable"},
 		{"cluster long", g("cluster: " + strings.Repeat("c", 256) + ""), "gossip.cluster", "is 256 bytes, over memberlist's 255"},
 		// profile, timing, rejoin
-		{"profile", g("profile: lan2"), "gossip.profile", `"lan2" is not one of lan, wan, local`},
+		{"profile", g("profile: lan2"), "gossip.profile", `"lan2" is not one of lan, lan-fast, wan, local`},
 		{"timing zero", g("timing: {probe_interval: 0s}"), "gossip.timing.probe_interval", "must be above 0"},
 		{"timing negative", g("timing: {gossip_to_the_dead: -1s}"), "gossip.timing.gossip_to_the_dead", "must be above 0"},
 		{"timing no unit", g("timing: {gossip_interval: 200}"), "gossip.timing.gossip_interval", "has no unit"},

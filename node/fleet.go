@@ -359,10 +359,25 @@ func (f *fleet) withdrawMissing(kind string, keep map[string]bool) bool {
 	return len(gone) > 0
 }
 
+// staleAfter is how many check intervals without a probe's end make a
+// check's verdict stale (issue 13: "a result older than 3 check intervals
+// is not fresh"), plus its timeout, which a probe may take.
+const staleAfter = 3
+
+// checkFresh reports whether a check's verdict is fresh at now: it runs
+// (not suspended), has a result, and its last probe ended within staleAfter
+// intervals (and a timeout).
+func checkFresh(cs check.CheckStatus, now time.Time) bool {
+	stalled := !cs.Last.IsZero() && now.Sub(cs.Last) > staleAfter*cs.Spec.Interval+cs.Spec.Timeout
+	return !cs.Suspended && !cs.Init && !stalled
+}
+
 // ownHealth is this node's verdict on each checked real server, from its
-// checks: up when all are up; probing when none is suspended and every one
-// has a result.
-func (f *fleet) ownHealth() map[lb.RealServerID]gossip.HealthResult {
+// checks: up when all are up; probing (fresh) when none is suspended,
+// every one has a result and none has stalled. Receivers cannot judge a
+// result's age (rows travel only when they change), so the observer does,
+// and a stalled checker's row says so.
+func (f *fleet) ownHealth(now time.Time) map[lb.RealServerID]gossip.HealthResult {
 	out := map[lb.RealServerID]gossip.HealthResult{}
 	for _, cs := range f.checks.Statuses() {
 		id := lb.RealServerID{VS: cs.Owner.VS, RS: cs.Owner.RS}
@@ -371,7 +386,7 @@ func (f *fleet) ownHealth() map[lb.RealServerID]gossip.HealthResult {
 			r = gossip.HealthResult{VS: id.VS, RS: id.RS, Up: true, Probing: true}
 		}
 		r.Up = r.Up && cs.Up
-		r.Probing = r.Probing && !cs.Suspended && !cs.Init
+		r.Probing = r.Probing && checkFresh(cs, now)
 		if cs.Since.After(r.Since) {
 			r.Since = cs.Since
 		}
@@ -386,7 +401,7 @@ func (f *fleet) ownHealth() map[lb.RealServerID]gossip.HealthResult {
 // publishHealth publishes this node's health rows of ids, or of every
 // checked real server when ids is nil (withdrawing those gone).
 func (f *fleet) publishHealth(now time.Time, ids []lb.RealServerID) {
-	own := f.ownHealth()
+	own := f.ownHealth(now)
 	if ids == nil {
 		keep := map[string]bool{}
 		for id, r := range own {
@@ -466,7 +481,7 @@ func (f *fleet) updateView(now time.Time) {
 			delete(f.decoded, id)
 		}
 	}
-	own := f.ownHealth()
+	own := f.ownHealth(now)
 	local := func(id lb.RealServerID) (bool, bool) {
 		r, ok := own[id]
 		if !ok {

@@ -8,6 +8,7 @@ import (
 
 	"vigil/config"
 	"vigil/gossip"
+	"vigil/lb/check"
 )
 
 // instanceSummary turns an instance's status into its gossip row: the advert source is the
@@ -79,5 +80,28 @@ func TestGossipChanged(t *testing.T) {
 	}
 	if !gossipChanged(a, nil) || !gossipChanged(nil, a) || gossipChanged(nil, nil) {
 		t.Error("a section added or removed")
+	}
+}
+
+// A verdict counts in the fleet view only while fresh (issue 13: "a result older than 3 check
+// intervals is not fresh"): the observer marks its own row, since rows travel only on change.
+func TestCheckFresh(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	spec := check.Spec{Interval: 2 * time.Second, Timeout: time.Second}
+	cases := []struct {
+		name string
+		st   check.CheckStatus
+		want bool
+	}{
+		{"probed just now", check.CheckStatus{Check: check.Check{Spec: spec}, Status: check.Status{Last: now.Add(-time.Second)}}, true},
+		{"3 intervals and a timeout ago", check.CheckStatus{Check: check.Check{Spec: spec}, Status: check.Status{Last: now.Add(-7 * time.Second)}}, true},
+		{"stalled beyond that", check.CheckStatus{Check: check.Check{Spec: spec}, Status: check.Status{Last: now.Add(-7*time.Second - time.Millisecond)}}, false},
+		{"no result yet", check.CheckStatus{Check: check.Check{Spec: spec}, Status: check.Status{Init: true}}, false},
+		{"suspended (ha_suspend)", check.CheckStatus{Check: check.Check{Spec: spec}, Status: check.Status{Last: now}, Suspended: true}, false},
+	}
+	for _, c := range cases {
+		if got := checkFresh(c.st, now); got != c.want {
+			t.Errorf("%s: fresh %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -52,6 +52,10 @@ type Status struct {
 	// (0 after a success): a check near its fall count, or one down for
 	// long, shows here.
 	Failures int
+	// Last is when the last probe ended (zero before the first): a check
+	// whose Last is several intervals old has stalled, and its verdict is
+	// not fresh (the fleet view stops counting it).
+	Last time.Time
 }
 
 // Observer is told of every probe, for metrics (for example
@@ -420,6 +424,7 @@ func (s *Scheduler) record(p *probe, o outcome, at time.Time) {
 	was := p.st
 	p.st.Init = false
 	p.st.Detail = o.detail
+	p.st.Last = at
 	if o.result == Success {
 		p.st.Failures = 0
 	} else {
