@@ -431,3 +431,33 @@ func TestValidateWarnsAboutCapabilities(t *testing.T) {
 		}
 	}
 }
+
+// vigil config render --node prints one node's configuration from a fleet document, and
+// validate --fleet checks every node, placing a problem in FILE[NODE] (issue 14).
+func TestFleetDocumentCommands(t *testing.T) {
+	example := filepath.Join("..", "..", "deploy", "examples", "fleet-lvs-dr.yaml")
+	out, code, msg := run(t, "config", "render", "--node", "lb2", example)
+	if code != 0 || !strings.Contains(out, "name: lb2") || !strings.Contains(out, "interface: ens3") || !strings.Contains(out, "priority: 120") {
+		t.Fatalf("render: exit %d %q:\n%s", code, msg, out)
+	}
+	out, code, msg = run(t, "config", "validate", "--fleet", example)
+	if code != 0 || strings.Count(out, ": OK (") != 3 {
+		t.Fatalf("validate --fleet: exit %d %q:\n%s", code, msg, out)
+	}
+	bad := filepath.Join(t.TempDir(), "fleet.yaml")
+	doc := "vrrp:\n  instances:\n    - { name: a, interface: eth0, vrid: 1, priority: 100, vips: [192.0.2.100/24] }\n" +
+		"nodes:\n  n1: {}\n  n2: { vrrp: { instances: [ { name: a, vrid: 300 } ] } }\n"
+	if err := os.WriteFile(bad, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code, msg = run(t, "config", "validate", "--fleet", bad)
+	if code != 1 || !strings.Contains(out, "n1: OK") || !strings.Contains(out, bad+"[n2]:") || !strings.Contains(msg, "invalid for n2") {
+		t.Fatalf("validate --fleet of a bad node: exit %d %q:\n%s", code, msg, out)
+	}
+	if _, code, _ = run(t, "config", "render", "--node", "n9", bad); code != 1 {
+		t.Fatalf("render of an unknown node: exit %d", code)
+	}
+	if _, code, _ = run(t, "config", "render", bad); code != 2 {
+		t.Fatalf("render without --node: exit %d", code)
+	}
+}

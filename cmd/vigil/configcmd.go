@@ -20,8 +20,9 @@ func newConfigCmd() *cobra.Command {
 		Short: "Work with configuration files",
 	}
 	var path string
+	var fleet bool
 	validate := &cobra.Command{
-		Use:   "validate",
+		Use:   "validate [--fleet FILE]",
 		Short: "Check a configuration file and print every problem found",
 		Long: `Check a configuration file offline: strict keys, types, ranges and the rules
 between instances. Every problem is printed as FILE:LINE:COLUMN: path:
@@ -30,9 +31,21 @@ process lacks (a script run as another user needs CAP_SETUID, CAP_SETGID and
 CAP_KILL, for example) is warned about: run as the systemd unit runs the
 daemon, this tells what would fail there.
 
+With --fleet, FILE is a fleet document (one document for every director, with
+a nodes: section of per-node values; see vigil config render): the
+configuration of every node it names is rendered and checked, and each
+problem is placed in that node's rendered document, FILE[NODE]:LINE:COLUMN
+(the lines of vigil config render --node NODE FILE).
+
 Exit status: 0 valid (warnings may be printed), 1 invalid, 2 usage error.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				path = args[0]
+			}
+			if fleet {
+				return validateFleet(cmd, path)
+			}
 			// A Loader: the same result as config.Load, a large file's
 			// virtual servers decoded on every core.
 			cfg, err := (&config.Loader{}).Load(path)
@@ -53,7 +66,80 @@ Exit status: 0 valid (warnings may be printed), 1 invalid, 2 usage error.`,
 		},
 	}
 	validate.Flags().StringVarP(&path, "config", "c", defaultConfigPath, "configuration file (YAML)")
-	cmd.AddCommand(validate, newConfigReloadCmd())
+	validate.Flags().BoolVar(&fleet, "fleet", false, "the file is a fleet document: check every node it names")
+	validate.SetFlagErrorFunc(flagUsageError)
+	cmd.AddCommand(validate, newConfigReloadCmd(), newConfigRenderCmd())
+	return cmd
+}
+
+// readFleet reads and parses a fleet document.
+func readFleet(path string) (*config.FleetDocument, error) {
+	data, err := config.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return config.ParseFleet(data, path)
+}
+
+// validateFleet is vigil config validate --fleet.
+func validateFleet(cmd *cobra.Command, path string) error {
+	fd, err := readFleet(path)
+	if err != nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	out := cmd.OutOrStdout()
+	var bad []string
+	for _, name := range fd.Nodes() {
+		cfg, err := fd.Config(name)
+		if err != nil {
+			bad = append(bad, name)
+			fmt.Fprintf(out, "%s: INVALID\n%s\n", name, formatConfigError(path+"["+name+"]", err))
+			continue
+		}
+		for _, w := range cfg.Warnings {
+			fmt.Fprintf(out, "%s: warning: %s\n", name, w)
+		}
+		fmt.Fprintf(out, "%s: OK (%d VRRP instances, %d virtual servers)\n", name, len(cfg.VRRP.Instances), len(cfg.LB.VirtualServers))
+	}
+	if len(bad) > 0 {
+		return &exitError{code: 1, msg: fmt.Sprintf("%s: invalid for %s", path, strings.Join(bad, ", "))}
+	}
+	return nil
+}
+
+func newConfigRenderCmd() *cobra.Command {
+	var nodeName string
+	cmd := &cobra.Command{
+		Use:   "render --node NAME FILE",
+		Short: "Print the configuration one node would run from a fleet document",
+		Long: `Print, as YAML, the configuration node NAME would run from the fleet document
+FILE: the shared part (vrrp:, lb:) with nodes.NAME's values merged over it.
+Mappings merge key by key; lists of named items (instances, scripts, sync
+groups, virtual servers) merge item by item by name, a new name being added;
+anything else in the node's part replaces the shared value. node:, gossip:,
+telemetry: and fleet: are a node's local settings and are refused in a fleet
+document. Example: deploy/examples/fleet-lvs-dr.yaml.
+
+Exit status: 0 printed, 1 invalid document or unknown node, 2 usage error.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if nodeName == "" {
+				return flagUsageError(cmd, fmt.Errorf("--node NAME is required"))
+			}
+			fd, err := readFleet(args[0])
+			if err != nil {
+				return &exitError{code: 1, msg: err.Error()}
+			}
+			out, err := fd.Render(nodeName)
+			if err != nil {
+				return &exitError{code: 1, msg: err.Error()}
+			}
+			_, err = cmd.OutOrStdout().Write(out)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&nodeName, "node", "", "the node whose configuration to print")
+	cmd.SetFlagErrorFunc(flagUsageError)
 	return cmd
 }
 

@@ -1,0 +1,249 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// A fleet document (issue 14) is one YAML document for every director: the
+// shared part (vrrp:, lb:) and, under nodes:, each node's own values,
+// merged over the shared part by these rules:
+//
+//   - mappings merge key by key, recursively;
+//   - a list of named items (every item a mapping with a name: key, as
+//     vrrp.instances, vrrp.scripts, vrrp.sync_groups, lb.virtual_servers)
+//     merges item by item: a node's item with the name of a shared one
+//     merges into it, one with a new name is added after the shared ones;
+//   - anything else (a scalar, another list) in the node's part replaces
+//     the shared value.
+//
+// A node's local settings never come from a fleet document: node:,
+// gossip:, telemetry: and fleet: are refused in it, shared or per node.
+//
+//	vrrp:
+//	  instances:
+//	    - { name: web, interface: eth0, vrid: 51, priority: 100, vips: [192.0.2.100/24] }
+//	nodes:
+//	  lb1: { vrrp: { instances: [ { name: web, priority: 150 } ] } }
+//	  lb2: { vrrp: { instances: [ { name: web, interface: ens3 } ] } }
+
+// fleetLocalKeys are the top-level keys a fleet document may not set: they
+// stay in each node's local file.
+var fleetLocalKeys = []string{"node", "gossip", "telemetry", "fleet"}
+
+// fleetSharedKeys are the top-level keys a fleet document may set, for
+// every node or under nodes.NAME.
+var fleetSharedKeys = []string{"vrrp", "lb"}
+
+// FleetDocument is a parsed fleet document.
+type FleetDocument struct {
+	file   string
+	shared *yaml.Node // the top-level mapping without nodes:
+	nodes  map[string]*yaml.Node
+	order  []string // node names in document order
+}
+
+// ParseFleet parses a fleet document; file names it in errors.
+func ParseFleet(data []byte, file string) (*FleetDocument, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if root.Kind != yaml.DocumentNode || len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s: a fleet document is a mapping (vrrp:, lb:, nodes:)", file)
+	}
+	top := root.Content[0]
+	fd := &FleetDocument{file: file, shared: &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}, nodes: map[string]*yaml.Node{}}
+	var errs []error
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k, v := top.Content[i], top.Content[i+1]
+		switch {
+		case k.Value == "nodes":
+			if v.Kind != yaml.MappingNode {
+				errs = append(errs, fmt.Errorf("%s:%d:%d: nodes: a mapping of node name to its values", file, v.Line, v.Column))
+				continue
+			}
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				nk, nv := v.Content[j], v.Content[j+1]
+				if _, dup := fd.nodes[nk.Value]; dup {
+					errs = append(errs, fmt.Errorf("%s:%d:%d: nodes.%s: named twice", file, nk.Line, nk.Column, nk.Value))
+					continue
+				}
+				if nv.Kind != yaml.MappingNode {
+					errs = append(errs, fmt.Errorf("%s:%d:%d: nodes.%s: a mapping (vrrp:, lb:)", file, nv.Line, nv.Column, nk.Value))
+					continue
+				}
+				errs = append(errs, checkFleetKeys(file, "nodes."+nk.Value+".", nv)...)
+				fd.nodes[nk.Value] = nv
+				fd.order = append(fd.order, nk.Value)
+			}
+		default:
+			errs = append(errs, checkFleetKeys(file, "", &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{k, v}})...)
+			fd.shared.Content = append(fd.shared.Content, k, v)
+		}
+	}
+	if len(fd.order) == 0 && len(errs) == 0 {
+		errs = append(errs, fmt.Errorf("%s: nodes: names no node: a fleet document says which nodes it is for", file))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return fd, nil
+}
+
+// checkFleetKeys refuses a node-local or unknown top-level key.
+func checkFleetKeys(file, prefix string, m *yaml.Node) []error {
+	var errs []error
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k := m.Content[i]
+		switch {
+		case slices.Contains(fleetLocalKeys, k.Value):
+			errs = append(errs, fmt.Errorf("%s:%d:%d: %s%s: a node's local setting, never taken from a fleet document: keep it in the node's own file",
+				file, k.Line, k.Column, prefix, k.Value))
+		case !slices.Contains(fleetSharedKeys, k.Value):
+			errs = append(errs, fmt.Errorf("%s:%d:%d: %s%s: unknown key in a fleet document (want vrrp, lb or nodes)", file, k.Line, k.Column, prefix, k.Value))
+		}
+	}
+	return errs
+}
+
+// Nodes returns the node names the document is for, in document order.
+func (fd *FleetDocument) Nodes() []string { return slices.Clone(fd.order) }
+
+// Render returns the configuration node name runs from the document: the
+// shared part with its own values merged in, under node: {name: NAME}, as
+// YAML. It is what `vigil config render --node` prints, and what problems
+// found by Parse are placed in.
+func (fd *FleetDocument) Render(name string) ([]byte, error) {
+	own, ok := fd.nodes[name]
+	if !ok {
+		return nil, fmt.Errorf("%s: no node %q under nodes: (it names %v)", fd.file, name, fd.order)
+	}
+	merged := mergeYAML(fd.shared, own)
+	doc := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	nk := scalarNode("node")
+	nk.HeadComment = fmt.Sprintf("The configuration of %s from the fleet document %s (vigil config render).", name, fd.file)
+	doc.Content = append(doc.Content, nk, &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map",
+		Content: []*yaml.Node{scalarNode("name"), scalarNode(name)}})
+	doc.Content = append(doc.Content, merged.Content...)
+	if len(merged.Content) > 0 {
+		// The document's own head comment describes the fleet document,
+		// not this rendering.
+		first := *merged.Content[0]
+		first.HeadComment = ""
+		doc.Content[2] = &first
+	}
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, fmt.Errorf("rendering %s for %s: %w", fd.file, name, err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("rendering %s for %s: %w", fd.file, name, err)
+	}
+	return b.Bytes(), nil
+}
+
+func scalarNode(v string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v}
+}
+
+// mergeYAML returns over merged onto base by the fleet document's rules;
+// neither is changed.
+func mergeYAML(base, over *yaml.Node) *yaml.Node {
+	base, over = resolveAlias(base), resolveAlias(over)
+	switch {
+	case base == nil:
+		return over
+	case over == nil:
+		return base
+	case base.Kind == yaml.MappingNode && over.Kind == yaml.MappingNode:
+		out := &yaml.Node{Kind: yaml.MappingNode, Tag: base.Tag, Style: base.Style, Line: base.Line, Column: base.Column}
+		done := map[string]bool{}
+		for i := 0; i+1 < len(base.Content); i += 2 {
+			k := base.Content[i]
+			v := base.Content[i+1]
+			if ov := mappingValue(over, k.Value); ov != nil {
+				v = mergeYAML(v, ov)
+				done[k.Value] = true
+			}
+			out.Content = append(out.Content, k, v)
+		}
+		for i := 0; i+1 < len(over.Content); i += 2 {
+			if k := over.Content[i]; !done[k.Value] {
+				out.Content = append(out.Content, k, over.Content[i+1])
+			}
+		}
+		return out
+	case base.Kind == yaml.SequenceNode && over.Kind == yaml.SequenceNode && namedItems(base) && namedItems(over):
+		out := &yaml.Node{Kind: yaml.SequenceNode, Tag: base.Tag, Style: base.Style, Line: base.Line, Column: base.Column}
+		done := map[string]bool{}
+		for _, item := range base.Content {
+			item = resolveAlias(item)
+			name := mappingValue(item, "name").Value
+			for _, o := range over.Content {
+				if o = resolveAlias(o); mappingValue(o, "name").Value == name {
+					item = mergeYAML(item, o)
+					done[name] = true
+				}
+			}
+			out.Content = append(out.Content, item)
+		}
+		for _, o := range over.Content {
+			if o = resolveAlias(o); !done[mappingValue(o, "name").Value] {
+				out.Content = append(out.Content, o)
+			}
+		}
+		return out
+	}
+	return over
+}
+
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+// namedItems reports whether every item of a list is a mapping with a
+// scalar name: key.
+func namedItems(seq *yaml.Node) bool {
+	for _, item := range seq.Content {
+		n := mappingValue(resolveAlias(item), "name")
+		if n == nil || n.Kind != yaml.ScalarNode {
+			return false
+		}
+	}
+	return true
+}
+
+// mappingValue returns the value of key in mapping m, or nil.
+func mappingValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return resolveAlias(m.Content[i+1])
+		}
+	}
+	return nil
+}
+
+// Config renders the document for node name and loads the result as a
+// node's file would be loaded (environment overrides included). Problems
+// are placed in the rendered document, named "FILE[NAME]": the lines of
+// `vigil config render --node NAME FILE`.
+func (fd *FleetDocument) Config(name string) (*Config, error) {
+	out, err := fd.Render(name)
+	if err != nil {
+		return nil, err
+	}
+	return parse(out, fmt.Sprintf("%s[%s]", fd.file, name))
+}

@@ -1,0 +1,146 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// The example fleet document (deploy/examples/fleet-lvs-dr.yaml, issue 14's 3-director LVS-DR
+// fleet) renders, for each node, a configuration that loads, with that node's own values merged
+// over the shared part: priorities, an interface name, unicast source and peers.
+func TestFleetExampleRenders(t *testing.T) {
+	data, err := os.ReadFile("../deploy/examples/fleet-lvs-dr.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := ParseFleet(data, "fleet-lvs-dr.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(fd.Nodes(), ","); got != "lb1,lb2,lb3" {
+		t.Fatalf("nodes %s", got)
+	}
+	want := map[string]struct {
+		prio  uint8
+		iface string
+		src   string
+	}{"lb1": {150, "eth0", "192.0.2.11"}, "lb2": {120, "ens3", "192.0.2.12"}, "lb3": {100, "eth0", "192.0.2.13"}}
+	for _, name := range fd.Nodes() {
+		out, err := fd.Render(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Parse(out)
+		if err != nil {
+			t.Fatalf("%s's rendered config does not load: %v\n%s", name, err, out)
+		}
+		w := want[name]
+		in := cfg.VRRP.Instances[0]
+		if cfg.Node.Name != name || in.Priority != w.prio || in.Interface != w.iface || in.Unicast == nil ||
+			in.Unicast.Source.String() != w.src || len(in.Unicast.Peers) != 2 {
+			t.Errorf("%s: node %q, priority %d, interface %q, unicast %+v; want %+v", name, cfg.Node.Name, in.Priority, in.Interface, in.Unicast, w)
+		}
+		// Shared parts come through untouched: the tracked script and the virtual server.
+		if len(in.Track.Scripts) != 1 || len(cfg.LB.VirtualServers) != 1 || len(cfg.LB.VirtualServers[0].Reals) != 2 {
+			t.Errorf("%s: shared parts lost:\n%s", name, out)
+		}
+	}
+}
+
+// The merge rules, one case each.
+func TestFleetMerge(t *testing.T) {
+	const shared = `
+vrrp:
+  instances:
+    - { name: a, interface: eth0, vrid: 1, priority: 100, vips: [192.0.2.100/24] }
+    - { name: b, interface: eth0, vrid: 2, priority: 100, vips: [192.0.2.101/24] }
+`
+	cases := []struct {
+		name, node string
+		want       []string // substrings of the rendered document, in order
+		absent     []string
+	}{
+		{"named item merged by name, key by key", `{ vrrp: { instances: [ { name: b, priority: 200 } ] } }`,
+			[]string{"name: a", "priority: 100", "name: b", "vrid: 2", "priority: 200"}, []string{}},
+		{"a new named item is added after the shared ones", `{ vrrp: { instances: [ { name: c, interface: eth1, vrid: 3, priority: 50, vips: [192.0.2.102/24] } ] } }`,
+			[]string{"name: a", "name: b", "name: c", "vrid: 3"}, nil},
+		{"a list of unnamed values replaces", `{ vrrp: { instances: [ { name: a, vips: [192.0.2.110/24] } ] } }`,
+			[]string{"192.0.2.110/24", "192.0.2.101/24"}, []string{"192.0.2.100/24"}},
+		{"a new top-level section is added", `{ lb: { virtual_servers: [] } }`, []string{"lb:"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fd, err := ParseFleet([]byte(shared+"nodes:\n  n1: "+c.node+"\n"), "f.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := fd.Render("n1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := string(out)
+			pos := 0
+			for _, w := range c.want {
+				i := strings.Index(s[pos:], w)
+				if i < 0 {
+					t.Fatalf("%q missing (in order) from:\n%s", w, s)
+				}
+				pos += i + len(w)
+			}
+			for _, a := range c.absent {
+				if strings.Contains(s, a) {
+					t.Fatalf("%q still in:\n%s", a, s)
+				}
+			}
+			if _, err := Parse(out); err != nil {
+				t.Fatalf("rendered config does not load: %v\n%s", err, s)
+			}
+		})
+	}
+}
+
+// A node's local settings never come from a fleet document; unknown keys and a document naming
+// no node are refused, each with its position.
+func TestFleetRefusals(t *testing.T) {
+	cases := []struct{ doc, want string }{
+		{"gossip: { insecure: true }\nnodes: { n1: {} }\n", "f.yaml:1:1: gossip: a node's local setting"},
+		{"vrrp: {}\nnodes:\n  n1: { telemetry: { listen: \"\" } }\n", "f.yaml:3:9: nodes.n1.telemetry: a node's local setting"},
+		{"node: { name: x }\nnodes: { n1: {} }\n", "f.yaml:1:1: node: a node's local setting"},
+		{"vrrrp: {}\nnodes: { n1: {} }\n", "f.yaml:1:1: vrrrp: unknown key in a fleet document"},
+		{"vrrp: {}\n", "nodes: names no node"},
+		{"nodes: [n1]\n", "f.yaml:1:8: nodes: a mapping"},
+		{"nodes:\n  n1: {}\n  n1: {}\n", "nodes.n1: named twice"},
+		{"- a\n", "a fleet document is a mapping"},
+	}
+	for _, c := range cases {
+		_, err := ParseFleet([]byte(c.doc), "f.yaml")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want %q", c.doc, err, c.want)
+		}
+	}
+	fd, err := ParseFleet([]byte("nodes: { n1: {} }\n"), "f.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fd.Render("n2"); err == nil || !strings.Contains(err.Error(), `no node "n2"`) {
+		t.Errorf("render of an unnamed node: %v", err)
+	}
+}
+
+// A problem in one node's result is placed in that node's rendered document, named FILE[NODE].
+func TestFleetConfigPlacesProblems(t *testing.T) {
+	doc := "vrrp:\n  instances:\n    - { name: a, interface: eth0, vrid: 1, priority: 100, vips: [192.0.2.100/24] }\n" +
+		"nodes:\n  n1: {}\n  n2: { vrrp: { instances: [ { name: a, vrid: 300 } ] } }\n"
+	fd, err := ParseFleet([]byte(doc), "f.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fd.Config("n1"); err != nil {
+		t.Fatalf("n1: %v", err)
+	}
+	_, err = fd.Config("n2")
+	if err == nil || !strings.Contains(err.Error(), "f.yaml[n2]:") || !strings.Contains(err.Error(), "vrrp.instances[0].vrid") {
+		t.Fatalf("n2: %v", err)
+	}
+}
