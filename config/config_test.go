@@ -156,6 +156,7 @@ func TestMinimalDefaults(t *testing.T) {
 		},
 		LB:        LB{OnStop: OnStopRemove, ForeignServices: ForeignKeep},
 		Telemetry: Telemetry{Listen: "127.0.0.1:9730", LogLevel: "info", LogFormat: "text"},
+		Fleet:     Fleet{Config: FleetIgnore, StateDir: DefaultStateDir},
 		Hash:      hex.EncodeToString(sum[:]),
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -200,6 +200,7 @@ func Diff(old, new *Config) Changes {
 		{"vrrp.notify_fifo", old.VRRP.NotifyFIFO != new.VRRP.NotifyFIFO},
 		{"vrrp.notify_fifo_group", old.VRRP.NotifyFIFOGroup != new.VRRP.NotifyFIFOGroup},
 		{"telemetry", old.Telemetry != new.Telemetry},
+		{"fleet", old.Fleet != new.Fleet},
 	}
 	for _, o := range other {
 		if o.differ {

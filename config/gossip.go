@@ -334,7 +334,7 @@ func ReadKeyring(path string) ([][]byte, error) {
 // primary, as ReadKeyring reads them. The file is written whole or not at
 // all: a temporary file in the same directory, mode 0600, synced, then
 // renamed over path.
-func WriteKeyring(path string, keys [][]byte) (err error) {
+func WriteKeyring(path string, keys [][]byte) error {
 	if len(keys) == 0 {
 		return fmt.Errorf("keyring %s: no key to write", path)
 	}
@@ -347,41 +347,49 @@ func WriteKeyring(path string, keys [][]byte) (err error) {
 		b.WriteString(base64.StdEncoding.EncodeToString(k))
 		b.WriteByte('\n')
 	}
+	if err := writeDurable(path, b.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("keyring %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeDurable writes data to path atomically and durably: a temporary
+// file in the same directory with mode, synced, renamed over path, and
+// the directory synced (a rename lasts a power cut only then).
+func writeDurable(path string, data []byte, mode os.FileMode) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("keyring %s: %w", path, err)
+		return err
 	}
 	defer func() {
 		if err != nil {
 			_ = os.Remove(tmp.Name())
 		}
 	}()
-	// CreateTemp makes the file 0600 already; say it, umask or not.
-	if err := tmp.Chmod(0o600); err != nil {
+	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
-		return fmt.Errorf("keyring %s: %w", path, err)
+		return err
 	}
-	if _, err := tmp.Write(b.Bytes()); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return fmt.Errorf("keyring %s: write: %w", path, err)
+		return fmt.Errorf("write: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("keyring %s: sync: %w", path, err)
+		return fmt.Errorf("sync: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("keyring %s: close: %w", path, err)
+		return fmt.Errorf("close: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("keyring %s: %w", path, err)
+		return err
 	}
-	// The rename lasts a power cut only once the directory is synced.
 	if dh, err := os.Open(dir); err == nil {
 		serr := dh.Sync()
 		dh.Close()
 		if serr != nil && !errors.Is(serr, os.ErrInvalid) {
-			return fmt.Errorf("keyring %s: sync directory: %w", path, serr)
+			return fmt.Errorf("sync directory: %w", serr)
 		}
 	}
 	return nil

@@ -24,10 +24,13 @@ type Config struct {
 	VRRP      VRRP
 	LB        LB
 	Telemetry Telemetry
-	Gossip    *Gossip  // nil = no `gossip:` section: no fleet, everything as before
-	Path      string   // the file it came from; "" for Parse
-	Hash      string   // sha256 of the file bytes, lower-case hex
-	Warnings  []string // problems that do not stop the config, "path: message"
+	Gossip    *Gossip // nil = no `gossip:` section: no fleet, everything as before
+	// Fleet is the node's fleet settings (fleet:): whether it follows
+	// pushed configurations. Local only, like Node, Gossip and Telemetry.
+	Fleet    Fleet
+	Path     string   // the file it came from; "" for Parse
+	Hash     string   // sha256 of the file bytes, lower-case hex
+	Warnings []string // problems that do not stop the config, "path: message"
 }
 
 // Node identifies this node.

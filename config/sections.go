@@ -36,6 +36,10 @@ func (d *decoder) config(root map[string]any) *Config {
 			}
 		}
 	}
+	cfg.Fleet = Fleet{Config: FleetIgnore, StateDir: DefaultStateDir}
+	if o, st := getObject(top, "fleet"); st == good {
+		cfg.Fleet = d.fleet(o, cfg.Gossip != nil)
+	}
 	cfg.VRRP.GARP = defaultGARP(false)
 	// lb first: instances may track its virtual servers.
 	cfg.LB = LB{OnStop: OnStopRemove, ForeignServices: ForeignKeep}

@@ -1,0 +1,161 @@
+package config
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// Fleet configuration versions (issue 14). A pushed fleet document gets a
+// version one above the highest its node has seen; versions are compared
+// by number, then document hash, then origin, so that two pushes made on
+// both sides of a partition resolve the same way on every node. A node
+// never applies a version that is not newer than the one it applied, also
+// after a restart: FleetState keeps the applied version, its document and
+// the history on disk.
+
+// FleetVersion identifies a pushed fleet document.
+type FleetVersion struct {
+	Version uint64 `json:"version"`
+	Hash    string `json:"hash"`   // sha256 of the document, lower-case hex
+	Origin  string `json:"origin"` // the node that took the push
+}
+
+// Compare orders versions: number, then hash, then origin.
+func (v FleetVersion) Compare(w FleetVersion) int {
+	return cmp.Or(cmp.Compare(v.Version, w.Version), cmp.Compare(v.Hash, w.Hash), cmp.Compare(v.Origin, w.Origin))
+}
+
+// NextFleetVersion is the number a new push gets on a node that has seen
+// highest: one above it.
+func NextFleetVersion(highest uint64) uint64 { return highest + 1 }
+
+// DocumentHash is the hash a FleetVersion carries for doc.
+func DocumentHash(doc []byte) string {
+	sum := sha256.Sum256(doc)
+	return hex.EncodeToString(sum[:])
+}
+
+// FleetEntry is one applied version in the history.
+type FleetEntry struct {
+	FleetVersion
+	Applied  time.Time `json:"applied"`
+	PushedBy string    `json:"pushed_by,omitempty"` // who pushed it, as the origin knew them
+}
+
+// FleetHistoryLength is how many applied versions a node keeps, with
+// their documents (vigil config history, rollback).
+const FleetHistoryLength = 20
+
+// ErrNotNewer refuses a version that is not newer than the applied one.
+var ErrNotNewer = errors.New("not newer than the applied fleet version")
+
+// FleetState is a node's applied fleet versions, kept in a directory: a
+// state.json with the history (newest last) and one document file per
+// version in it. Not safe for concurrent use.
+type FleetState struct {
+	dir     string
+	history []FleetEntry
+}
+
+// stateFile is the history's file in a FleetState's directory.
+const stateFile = "state.json"
+
+// OpenFleetState reads the state kept in dir (created when missing).
+func OpenFleetState(dir string) (*FleetState, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("fleet state %s: %w", dir, err)
+	}
+	s := &FleetState{dir: dir}
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return s, nil
+	case err != nil:
+		return nil, fmt.Errorf("fleet state: %w", err)
+	}
+	if err := json.Unmarshal(b, &s.history); err != nil {
+		return nil, fmt.Errorf("fleet state %s: %w", filepath.Join(dir, stateFile), err)
+	}
+	return s, nil
+}
+
+// Applied returns the applied version; ok is false before the first.
+func (s *FleetState) Applied() (v FleetVersion, ok bool) {
+	if len(s.history) == 0 {
+		return FleetVersion{}, false
+	}
+	return s.history[len(s.history)-1].FleetVersion, true
+}
+
+// History returns the applied versions, oldest first.
+func (s *FleetState) History() []FleetEntry { return slices.Clone(s.history) }
+
+// Newer reports whether v would be applied: newer than the applied one.
+func (s *FleetState) Newer(v FleetVersion) bool {
+	cur, ok := s.Applied()
+	return !ok || v.Compare(cur) > 0
+}
+
+func (s *FleetState) docPath(v FleetVersion) string {
+	return filepath.Join(s.dir, fmt.Sprintf("v%d-%.12s.yaml", v.Version, v.Hash))
+}
+
+// Record keeps e, applied, with its document: the document first, then
+// the history that names it, both written durably, so a crash between
+// them leaves the old state. It refuses a version not newer than the
+// applied one, or a document whose hash is not e's, and drops the oldest
+// entries (and their documents) beyond FleetHistoryLength.
+func (s *FleetState) Record(e FleetEntry, doc []byte) error {
+	if !s.Newer(e.FleetVersion) {
+		cur, _ := s.Applied()
+		return fmt.Errorf("fleet version %d (%.12s from %s): %w (%d, %.12s from %s)", e.Version, e.Hash, e.Origin, ErrNotNewer,
+			cur.Version, cur.Hash, cur.Origin)
+	}
+	if h := DocumentHash(doc); h != e.Hash {
+		return fmt.Errorf("fleet version %d: the document's hash is %.12s, not %.12s", e.Version, h, e.Hash)
+	}
+	if err := writeDurable(s.docPath(e.FleetVersion), doc, 0o640); err != nil {
+		return fmt.Errorf("fleet state: %w", err)
+	}
+	next := append(slices.Clone(s.history), e)
+	var dropped []FleetEntry
+	if n := len(next) - FleetHistoryLength; n > 0 {
+		dropped, next = next[:n], next[n:]
+	}
+	b, err := json.MarshalIndent(next, "", "  ")
+	if err != nil {
+		return fmt.Errorf("fleet state: %w", err)
+	}
+	if err := writeDurable(filepath.Join(s.dir, stateFile), b, 0o640); err != nil {
+		return fmt.Errorf("fleet state: %w", err)
+	}
+	s.history = next
+	for _, d := range dropped {
+		_ = os.Remove(s.docPath(d.FleetVersion))
+	}
+	return nil
+}
+
+// Document returns the document of an entry in the history.
+func (s *FleetState) Document(v FleetVersion) ([]byte, error) {
+	if !slices.ContainsFunc(s.history, func(e FleetEntry) bool { return e.FleetVersion == v }) {
+		return nil, fmt.Errorf("fleet version %d (%.12s) is not in the history", v.Version, v.Hash)
+	}
+	b, err := os.ReadFile(s.docPath(v))
+	if err != nil {
+		return nil, fmt.Errorf("fleet state: %w", err)
+	}
+	if DocumentHash(b) != v.Hash {
+		return nil, fmt.Errorf("fleet state: %s does not match its hash %.12s", s.docPath(v), v.Hash)
+	}
+	return b, nil
+}
