@@ -44,6 +44,10 @@ type ClusterConfig struct {
 	// OnKeyring persists this node's keyring after a fleet-wide key
 	// operation changed it (primary first); nil = not persisted.
 	OnKeyring func(keys [][]byte) error
+	// Provide answers a member's Fetch: the content this node has under
+	// key (a pushed fleet document, by its hash); nil = nothing to give.
+	// Called from Run: it must not block.
+	Provide func(key string) ([]byte, bool)
 }
 
 // Cluster runs a Store over memberlist: broadcasts carry new rows, the
@@ -100,6 +104,8 @@ type Cluster struct {
 	keySeq    atomic.Uint64
 	pendMu    sync.Mutex
 	pending   map[uint64]chan KeyResult
+	fetches   map[uint64]chan fetchReply // Fetch calls waiting, under pendMu
+	provide   func(key string) ([]byte, bool)
 
 	stats stats
 	wg    sync.WaitGroup // Run's helpers
@@ -137,7 +143,8 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		self: cfg.Name, cluster: mc.Label, grace: store.cfg.Grace, refusedLog: map[string]struct{}{},
 		peers: map[string]*peer{}, leavers: map[string]bool{}, join: slices.Clone(cfg.Join), rejoinEvery: cfg.Rejoin,
 		reclaim: cfg.Memberlist.DeadNodeReclaimTime, selfAddr: advertised(cfg.Memberlist),
-		onKeyring: cfg.OnKeyring, pending: map[uint64]chan KeyResult{}, stats: newStats()}
+		onKeyring: cfg.OnKeyring, pending: map[uint64]chan KeyResult{}, stats: newStats(),
+		fetches: map[uint64]chan fetchReply{}, provide: cfg.Provide}
 	mc.Name = cfg.Name
 	mc.Delegate = (*delegate)(c)
 	mc.Events = (*eventDelegate)(c)
@@ -313,6 +320,10 @@ func (c *Cluster) stop() error {
 func (c *Cluster) receive(b []byte, now time.Time) {
 	if len(b) > 0 && (b[0] == msgKeyRequest || b[0] == msgKeyReply) {
 		c.keyMessage(b)
+		return
+	}
+	if len(b) > 0 && (b[0] == msgFetchRequest || b[0] == msgFetchReply) {
+		c.fetchMessage(b)
 		return
 	}
 	rows, err := DecodeRows(b)

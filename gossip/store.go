@@ -26,6 +26,7 @@ const (
 	KindHealth  = "health"  // a real server's health as one node's checks see it
 	KindDesired = "desired" // the digest of the IPVS table a node wants
 	KindVRRP    = "vrrp"    // one VRRP instance of a node, keyed by instance name
+	KindConfig  = "config"  // a fleet document pushed through a node: its announcement
 )
 
 // Version orders the writes of one origin.
@@ -124,7 +125,7 @@ func NewStore(cfg Config) (*Store, error) {
 }
 
 func knownKind(k string) bool {
-	return k == KindNode || k == KindHealth || k == KindDesired || k == KindVRRP
+	return k == KindNode || k == KindHealth || k == KindDesired || k == KindVRRP || k == KindConfig
 }
 
 // Publish writes this node's value for (kind, key) and returns the row to

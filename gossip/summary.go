@@ -24,6 +24,7 @@ import (
 const (
 	KeySummary = "summary" // KindNode: the NodeSummary
 	KeyTable   = "table"   // KindDesired: the DesiredDigest
+	KeyConfig  = "config"  // KindConfig: the ConfigAnnouncement
 )
 
 // InstanceSummary.State values: what vrrp.State.String prints (gossip
@@ -52,6 +53,7 @@ const (
 	instanceSummaryVersion = 1
 	healthResultVersion    = 1
 	desiredDigestVersion   = 1
+	configAnnounceVersion  = 1
 )
 
 type envelope[T any] struct {
@@ -243,4 +245,34 @@ func (d DesiredDigest) Encode() ([]byte, error) {
 // DecodeDesiredDigest reads a DesiredDigest row value.
 func DecodeDesiredDigest(b []byte) (DesiredDigest, error) {
 	return decodeValue[DesiredDigest]("desired digest", desiredDigestVersion, b)
+}
+
+// ConfigAnnouncement announces a fleet document pushed through this node
+// (issue 14): row KindConfig, key KeyConfig, one per origin (its latest
+// push). It is small; the document itself is fetched from a member that
+// has it (Cluster.Fetch, by FetchKey), so a document of any size travels
+// and a node that missed the announcement learns it by push/pull.
+type ConfigAnnouncement struct {
+	Version  uint64 `json:"n"`
+	Hash     string `json:"h"` // sha256 of the document, hex
+	Origin   string `json:"o"` // the node that took the push
+	Size     int    `json:"sz"`
+	PushedBy string `json:"by,omitempty"`
+	// Signature is the document's ed25519 signature (base64) when it is
+	// signed; Trace the push's trace context (W3C traceparent).
+	Signature string `json:"sig,omitempty"`
+	Trace     string `json:"tr,omitempty"`
+}
+
+// FetchKey is the Fetch key of a fleet document with this hash.
+func (a ConfigAnnouncement) FetchKey() string { return "fleet/" + a.Hash }
+
+// Encode returns the row value.
+func (a ConfigAnnouncement) Encode() ([]byte, error) {
+	return encodeValue("config announcement", configAnnounceVersion, a)
+}
+
+// DecodeConfigAnnouncement reads a ConfigAnnouncement row value.
+func DecodeConfigAnnouncement(b []byte) (ConfigAnnouncement, error) {
+	return decodeValue[ConfigAnnouncement]("config announcement", configAnnounceVersion, b)
 }

@@ -59,6 +59,13 @@ func TestValuesRoundTrip(t *testing.T) {
 
 	dd := DesiredDigest{ConfigVersion: 7, ConfigHash: "abc", Digest: "0123"}
 	roundTrip(t, dd, DesiredDigest.Encode, DecodeDesiredDigest, dd)
+
+	ca := ConfigAnnouncement{Version: 12, Hash: strings.Repeat("ab", 32), Origin: "lb1", Size: 4096, PushedBy: "root",
+		Trace: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+	roundTrip(t, ca, ConfigAnnouncement.Encode, DecodeConfigAnnouncement, ca)
+	if ca.FetchKey() != "fleet/"+ca.Hash {
+		t.Errorf("fetch key %q", ca.FetchKey())
+	}
 }
 
 // Forward compatibility (issue 13: "Unknown kinds are ignored", and so are
@@ -134,6 +141,15 @@ func TestValuesFitOneRow(t *testing.T) {
 	}
 	if _, err := st.Publish(KindHealth, HealthKey(hr.VS, hr.RS), b); err != nil {
 		t.Fatalf("health result of %d bytes: %v", len(b), err)
+	}
+	// An announcement with an ed25519 signature (88 base64 bytes) and a trace context.
+	ca := ConfigAnnouncement{Version: 1 << 62, Hash: strings.Repeat("f", 64), Origin: long, Size: 64 << 20, PushedBy: long,
+		Signature: strings.Repeat("s", 88), Trace: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+	if b, err = ca.Encode(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Publish(KindConfig, KeyConfig, b); err != nil {
+		t.Fatalf("config announcement of %d bytes: %v", len(b), err)
 	}
 }
 
