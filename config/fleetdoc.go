@@ -247,3 +247,60 @@ func (fd *FleetDocument) Config(name string) (*Config, error) {
 	}
 	return parse(out, fmt.Sprintf("%s[%s]", fd.file, name))
 }
+
+// Compose is the configuration a node following the fleet runs: the
+// document rendered for name, with the node's local settings (node:,
+// gossip:, telemetry:, fleet:) taken from its own file's bytes local,
+// never from the document. label names the result in problems and in
+// Config.Path (for example "fleet v12").
+func (fd *FleetDocument) Compose(name string, local []byte, label string) (*Config, error) {
+	out, err := fd.composeYAML(name, local)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := parse(out, label)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// composeYAML is Compose's document, before it is loaded.
+func (fd *FleetDocument) composeYAML(name string, local []byte) ([]byte, error) {
+	rendered, err := fd.Render(name)
+	if err != nil {
+		return nil, err
+	}
+	var rdoc, ldoc yaml.Node
+	if err := yaml.Unmarshal(rendered, &rdoc); err != nil {
+		return nil, fmt.Errorf("composing %s for %s: %w", fd.file, name, err)
+	}
+	if err := yaml.Unmarshal(local, &ldoc); err != nil {
+		return nil, fmt.Errorf("composing %s for %s: the local file: %w", fd.file, name, err)
+	}
+	if len(ldoc.Content) != 1 || ldoc.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("composing %s for %s: the local file is not a mapping", fd.file, name)
+	}
+	lm, rm := ldoc.Content[0], rdoc.Content[0]
+	out := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	for _, key := range fleetLocalKeys {
+		if v := mappingValue(lm, key); v != nil {
+			out.Content = append(out.Content, scalarNode(key), v)
+		}
+	}
+	if mappingValue(lm, "node") == nil {
+		// The local file names the node by the hostname default; the
+		// document was rendered for name: keep that.
+		out.Content = append([]*yaml.Node{scalarNode("node"), mappingValue(rm, "node")}, out.Content...)
+	}
+	for i := 0; i+1 < len(rm.Content); i += 2 {
+		if k := rm.Content[i]; !slices.Contains(fleetLocalKeys, k.Value) {
+			out.Content = append(out.Content, k, rm.Content[i+1])
+		}
+	}
+	b, err := yaml.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("composing %s for %s: %w", fd.file, name, err)
+	}
+	return b, nil
+}

@@ -144,3 +144,45 @@ func TestFleetConfigPlacesProblems(t *testing.T) {
 		t.Fatalf("n2: %v", err)
 	}
 }
+
+// A node following the fleet runs the document rendered for it with its own local settings:
+// node:, gossip:, telemetry: and fleet: come from its file, vrrp: and lb: from the document
+// (the local file's own vrrp: is not used).
+func TestFleetCompose(t *testing.T) {
+	data, err := os.ReadFile("../deploy/examples/fleet-lvs-dr.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := ParseFleet(data, "fleet-lvs-dr.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := []byte(`node: { name: lb2 }
+gossip: { insecure: true, bind: 192.0.2.12:7946 }
+telemetry: { listen: "192.0.2.12:9730" }
+fleet: { config: follow }
+vrrp:
+  instances:
+    - { name: old, interface: eth9, vrid: 9, priority: 100, vips: [192.0.2.199/24] }
+`)
+	cfg, err := fd.Compose("lb2", local, "fleet v3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Node.Name != "lb2" || cfg.Gossip == nil || cfg.Gossip.Bind.String() != "192.0.2.12:7946" ||
+		cfg.Telemetry.Listen != "192.0.2.12:9730" || !cfg.Fleet.Follows() {
+		t.Errorf("local settings: node %+v gossip %+v telemetry %+v fleet %+v", cfg.Node, cfg.Gossip, cfg.Telemetry, cfg.Fleet)
+	}
+	if len(cfg.VRRP.Instances) != 1 || cfg.VRRP.Instances[0].Name != "web" || cfg.VRRP.Instances[0].Interface != "ens3" ||
+		cfg.VRRP.Instances[0].Priority != 120 || len(cfg.LB.VirtualServers) != 1 {
+		t.Errorf("fleet settings: %+v, %d virtual servers", cfg.VRRP.Instances, len(cfg.LB.VirtualServers))
+	}
+	// Problems are named by the label.
+	bad, err := ParseFleet([]byte("vrrp:\n  instances:\n    - { name: a, interface: eth0, vrid: 300, priority: 100, vips: [192.0.2.100/24] }\nnodes: { lb2: {} }\n"), "f.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bad.Compose("lb2", local, "fleet v4"); err == nil || !strings.Contains(err.Error(), "fleet v4") {
+		t.Errorf("a bad document: %v", err)
+	}
+}
