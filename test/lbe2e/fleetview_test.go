@@ -61,8 +61,9 @@ const (
 // scenario to stay short and slow enough for TCG (a TCP connect in the VM
 // can take a hundred milliseconds): a real server goes down after 3
 // failures, about 0.7 s when the connect fails at once (blackhole), 1.7 s
-// when it times out (nftables drop). The gossip section is the local
-// profile with a 2 s rejoin, as test/fleet uses.
+// when it times out (nftables drop). The gossip section has LAN timings
+// (the local profile sends each change too few times and loses some;
+// lan-fast's 200 ms probe timeout is short for TCG) and a 2 s rejoin.
 func fvYAML(name string, prio int, addr, keyring, policy string) string {
 	return fmt.Sprintf(`node: {name: %s}
 telemetry: {listen: "127.0.0.1:9730"}
@@ -86,7 +87,7 @@ gossip:
   join: [192.0.2.11:7946, 192.0.2.12:7946, 192.0.2.13:7946]
   cluster: vgfv
   keyring: %[4]s
-  profile: local
+  profile: lan
   rejoin_interval: 2s
 `, name, prio, addr, keyring, policy)
 }
