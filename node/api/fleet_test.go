@@ -1,0 +1,104 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	"vigil/gossip"
+	"vigil/node"
+)
+
+// fakeFleet answers the fleet endpoints as a node with (or without) a gossip section would.
+type fakeFleet struct {
+	on      bool
+	members []node.MemberStatus
+	ops     []string
+}
+
+func (f *fakeFleet) Members() ([]node.MemberStatus, error) {
+	if !f.on {
+		return nil, node.ErrNoFleet
+	}
+	return f.members, nil
+}
+
+func (f *fakeFleet) FleetStatus() (node.FleetStatus, error) {
+	if !f.on {
+		return node.FleetStatus{}, node.ErrNoFleet
+	}
+	return node.FleetStatus{Node: "lb1"}, nil
+}
+
+func (f *fakeFleet) GossipKeys(_ context.Context, op, key string) ([]gossip.KeyResult, error) {
+	if !f.on {
+		return nil, node.ErrNoFleet
+	}
+	if op != "list" && key != "good" {
+		return nil, fmt.Errorf("%w: a key is 32 bytes in base64", node.ErrBadKey)
+	}
+	f.ops = append(f.ops, op+" "+key)
+	return []gossip.KeyResult{{Node: "lb1"}}, nil
+}
+
+func post(t *testing.T, c *http.Client, path, body string) (int, []byte) {
+	t.Helper()
+	resp, err := c.Post("http://vigil"+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// The fleet endpoints: members and the fleet view as JSON; key operations checked before they
+// reach the fleet (unknown op, unreadable body, bad key: 400); a node without gossip answers
+// 409 no_fleet, not 500.
+func TestFleetEndpoints(t *testing.T) {
+	ms := []node.MemberStatus{{Name: "lb1", Address: "192.0.2.11:7946", State: "alive", Instances: map[string]string{"web": "master"}}}
+	f := &fakeFleet{on: true, members: ms}
+	_, c, _ := start(t, Handlers{Fleet: f})
+	code, _, body := do(t, c, "GET", "/v1/members")
+	var got []node.MemberStatus
+	if code != 200 || json.Unmarshal(body, &got) != nil || !reflect.DeepEqual(got, ms) {
+		t.Fatalf("members: %d %s", code, body)
+	}
+	for _, key := range []string{`"name"`, `"address"`, `"state"`, `"config_version"`, `"config_hash"`, `"build"`, `"instances"`, `"drained"`, `"summary_age_seconds"`} {
+		if !strings.Contains(string(body), key) {
+			t.Errorf("members JSON lacks the stable key %s: %s", key, body)
+		}
+	}
+	if code, _, body := do(t, c, "GET", "/v1/fleet"); code != 200 || !strings.Contains(string(body), `"virtual_routers"`) {
+		t.Fatalf("fleet: %d %s", code, body)
+	}
+	for _, bad := range []struct{ body, want string }{
+		{`{"op": "rotate"}`, "unknown key operation"},
+		{`{"op": `, "unreadable request"},
+		{`{"op": "install", "key": "bad"}`, "not a gossip key"},
+	} {
+		code, body := post(t, c, "/v1/gossip/keys", bad.body)
+		if e := decodeError(t, body); code != 400 || e.Code != CodeBadRequest || !strings.Contains(e.Message, bad.want) {
+			t.Errorf("%s: %d %+v", bad.body, code, e)
+		}
+	}
+	if code, body := post(t, c, "/v1/gossip/keys", `{"op": "install", "key": "good"}`); code != 200 || !strings.Contains(string(body), "lb1") {
+		t.Fatalf("install: %d %s", code, body)
+	}
+	if fmt.Sprint(f.ops) != "[install good]" {
+		t.Errorf("operations that reached the fleet: %v", f.ops)
+	}
+
+	_, c2, _ := start(t, Handlers{Fleet: &fakeFleet{}})
+	for _, path := range []string{"/v1/members", "/v1/fleet"} {
+		code, _, body := do(t, c2, "GET", path)
+		if e := decodeError(t, body); code != 409 || e.Code != CodeNoFleet {
+			t.Errorf("%s without gossip: %d %+v", path, code, e)
+		}
+	}
+}
