@@ -237,7 +237,8 @@ func mappingValue(m *yaml.Node, key string) *yaml.Node {
 }
 
 // Config renders the document for node name and loads the result as a
-// node's file would be loaded (environment overrides included). Problems
+// node's file would be loaded (environment overrides included), with a
+// gossip section as every fleet member has. Problems
 // are placed in the rendered document, named "FILE[NAME]": the lines of
 // `vigil config render --node NAME FILE`.
 func (fd *FleetDocument) Config(name string) (*Config, error) {
@@ -245,6 +246,11 @@ func (fd *FleetDocument) Config(name string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every node a document goes to has a gossip section (pushes travel
+	// by gossip) in its own file: check with one, so that rules that
+	// depend on it (health_policy) apply as on the node. Appended, it
+	// moves no line of the rendering.
+	out = append(out, "gossip: { insecure: true }\n"...)
 	return parse(out, fmt.Sprintf("%s[%s]", fd.file, name))
 }
 

@@ -186,3 +186,20 @@ vrrp:
 		t.Errorf("a bad document: %v", err)
 	}
 }
+
+// A fleet member always has gossip: the document is checked with it, so health_policy quorum
+// (only valid with gossip) passes validation.
+func TestFleetConfigHasGossip(t *testing.T) {
+	doc := "lb:\n  virtual_servers:\n    - { name: web, address: 192.0.2.100:80, protocol: tcp, health_policy: quorum, real_servers: [ { address: \"198.51.100.11:80\" } ] }\nnodes: { n1: {} }\n"
+	fd, err := ParseFleet([]byte(doc), "f.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := fd.Config("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.LB.VirtualServers[0].HealthPolicy != HealthQuorum {
+		t.Fatalf("policy %q", cfg.LB.VirtualServers[0].HealthPolicy)
+	}
+}

@@ -159,3 +159,37 @@ func (s *FleetState) Document(v FleetVersion) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// FleetEffective is the configuration a node runs given its local file:
+// the local configuration itself, unless it follows the fleet and has
+// applied a fleet version, which is then composed with the local file's
+// bytes (FleetDocument.Compose). A node restarted or reloaded so never
+// goes back to its local file's older vrrp: and lb:.
+func FleetEffective(local *Config, localBytes []byte) (*Config, FleetVersion, error) {
+	if !local.Fleet.Follows() {
+		return local, FleetVersion{}, nil
+	}
+	st, err := OpenFleetState(local.Fleet.StateDir)
+	if err != nil {
+		return nil, FleetVersion{}, err
+	}
+	v, ok := st.Applied()
+	if !ok {
+		return local, FleetVersion{}, nil
+	}
+	doc, err := st.Document(v)
+	if err != nil {
+		return nil, v, err
+	}
+	label := fmt.Sprintf("fleet v%d", v.Version)
+	fd, err := ParseFleet(doc, label)
+	if err != nil {
+		return nil, v, err
+	}
+	cfg, err := fd.Compose(local.Node.Name, localBytes, label)
+	if err != nil {
+		return nil, v, err
+	}
+	cfg.Path = local.Path
+	return cfg, v, nil
+}

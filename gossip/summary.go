@@ -89,6 +89,10 @@ type NodeSummary struct {
 	ConfigHash    string    `json:"ch,omitempty"`
 	Started       time.Time `json:"st"` // uptime = now - Started
 	Drained       bool      `json:"dr,omitempty"`
+	// ConfigError is why the fleet version ConfigErrorVersion could not be
+	// applied here (the node keeps ConfigVersion, its last good one).
+	ConfigError        string `json:"ce,omitempty"`
+	ConfigErrorVersion uint64 `json:"cev,omitempty"`
 }
 
 // Encode returns the row value.

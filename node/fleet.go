@@ -95,6 +95,8 @@ type fleet struct {
 	decoded     map[gossip.RowID]decodedHealth
 	decMu       sync.Mutex // guards decodedVRRP
 	decodedVRRP map[gossip.RowID]decodedInstance
+	// cfgs is the fleet configuration pushes (fleetcfg.go).
+	cfgs *fleetConfig
 	// masters are the fleet masters arbitration follows, fed the ping
 	// time each instance was last fed (run's goroutine).
 	masters []gossip.FleetMaster
@@ -137,8 +139,12 @@ func newFleet(cfg *config.Config, log *slog.Logger, reg *telemetry.Registry, che
 		// Keys rotated fleet-wide survive a restart.
 		onKeyring = func(keys [][]byte) error { return config.WriteKeyring(path, keys) }
 	}
+	fc, err := newFleetConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	cl, err := gossip.NewCluster(gossip.ClusterConfig{Name: cfg.Node.Name, Epoch: uint64(time.Now().UnixNano()), Memberlist: mc,
-		Join: g.Join, Rejoin: g.Rejoin, OnKeyring: onKeyring, Log: log})
+		Join: g.Join, Rejoin: g.Rejoin, OnKeyring: onKeyring, Provide: fc.provide, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("gossip on %s: %w", g.Bind, err)
 	}
@@ -146,6 +152,7 @@ func newFleet(cfg *config.Config, log *slog.Logger, reg *telemetry.Registry, che
 		started: time.Now(), kick: make(chan struct{}, 1), cfg: cfg, startGossip: g, published: map[[2]string][]byte{},
 		summaryAt: map[string]summarySeen{}, members: map[string]gossip.Member{}, pings: map[string]time.Time{},
 		pinging: map[string]context.CancelFunc{}, disagree: map[lb.RealServerID]bool{}, decoded: map[gossip.RowID]decodedHealth{}, decodedVRRP: map[gossip.RowID]decodedInstance{}, fed: map[string]time.Time{}}
+	fc.f, f.cfgs = f, fc
 	f.view = gossip.NewHealthView(cfg.Node.Name, checks.View())
 	f.setConfig(cfg)
 	return f, nil
@@ -193,6 +200,8 @@ func (f *fleet) run(ctx context.Context, status func() statusView) {
 	tick := time.NewTicker(fleetTick)
 	defer tick.Stop()
 	localChanges := f.checks.Changes()
+	// A version applied before a restart is announced again.
+	f.cfgs.announceApplied()
 	var lastSummary, lastSlow, lastOwn time.Time
 	for {
 		now := time.Now()
@@ -213,6 +222,7 @@ func (f *fleet) run(ctx context.Context, status func() statusView) {
 			f.updateView(now)
 			f.recomputeMasters()
 			f.feed(ctx, now)
+			f.cfgs.step(ctx)
 		case <-tick.C:
 			// Feeding arbitration is cheap (the masters are computed when
 			// rows change); the rest runs at slower paces.
@@ -237,6 +247,7 @@ func (f *fleet) run(ctx context.Context, status func() statusView) {
 				f.publishHealth(now, nil)
 				f.updateView(now)
 				f.exportMetrics(now)
+				f.cfgs.step(ctx)
 			}
 		}
 	}
@@ -254,6 +265,7 @@ type statusView struct {
 func (f *fleet) publish(now time.Time, st statusView, force bool) bool {
 	bi := buildinfo.Get()
 	sum := gossip.NodeSummary{Build: bi.Version, ConfigHash: st.hash, Started: f.started}
+	f.cfgs.summary(&sum)
 	f.put(gossip.KindNode, gossip.KeySummary, sum.Encode, force)
 	own := make([]gossip.InstanceSummary, 0, len(st.instances))
 	keys := map[string]bool{}
@@ -730,14 +742,18 @@ func (f *fleet) divergence() []gossip.Divergent {
 
 // MemberStatus is one member in `vigil members`. The JSON keys are stable.
 type MemberStatus struct {
-	Name          string            `json:"name"`
-	Address       string            `json:"address"`
-	State         string            `json:"state"` // alive, suspect, dead, left
-	ConfigVersion uint64            `json:"config_version"`
-	ConfigHash    string            `json:"config_hash"`
-	Build         string            `json:"build"`
-	Instances     map[string]string `json:"instances"` // instance name → VRRP state
-	Drained       bool              `json:"drained"`
+	Name          string `json:"name"`
+	Address       string `json:"address"`
+	State         string `json:"state"` // alive, suspect, dead, left
+	ConfigVersion uint64 `json:"config_version"`
+	ConfigHash    string `json:"config_hash"`
+	// ConfigError is why fleet version ConfigErrorVersion was not applied
+	// there (it runs ConfigVersion, its last good one).
+	ConfigError        string            `json:"config_error,omitempty"`
+	ConfigErrorVersion uint64            `json:"config_error_version,omitempty"`
+	Build              string            `json:"build"`
+	Instances          map[string]string `json:"instances"` // instance name → VRRP state
+	Drained            bool              `json:"drained"`
 	// SummaryAge is the age in seconds of its last summary as this node
 	// received it (-1: none received).
 	SummaryAge float64 `json:"summary_age_seconds"`
@@ -774,6 +790,7 @@ func (f *fleet) memberStatus(now time.Time) []MemberStatus {
 		}
 		if s, ok := sums[name]; ok {
 			ms.ConfigVersion, ms.ConfigHash, ms.Build, ms.Drained = s.ConfigVersion, s.ConfigHash, s.Build, s.Drained
+			ms.ConfigError, ms.ConfigErrorVersion = s.ConfigError, s.ConfigErrorVersion
 			if !s.Started.IsZero() {
 				ms.Uptime = now.Sub(s.Started).Seconds()
 			}

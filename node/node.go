@@ -95,6 +95,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 			return nil, err
 		}
 		f.router = r
+		f.cfgs.apply = n.Reload
 		n.fleet = f
 	}
 	if err := n.setLB(cfg); err != nil {
@@ -194,6 +195,17 @@ func (n *Node) FleetStatus() (FleetStatus, error) {
 		return FleetStatus{}, ErrNoFleet
 	}
 	return n.fleet.status(), nil
+}
+
+// PushConfig validates a fleet document for every node it names, numbers
+// it one above the highest version this node has seen and announces it to
+// the fleet (vigil config push). ifVersion, when not 0, must be that
+// highest version.
+func (n *Node) PushConfig(doc []byte, pushedBy string, ifVersion uint64) (config.FleetVersion, error) {
+	if n.fleet == nil {
+		return config.FleetVersion{}, ErrNoFleet
+	}
+	return n.fleet.cfgs.push(doc, pushedBy, ifVersion)
 }
 
 // GossipKeys runs a fleet-wide keyring operation: op is list, install, use

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/user"
 	"strings"
 	"time"
 
@@ -68,7 +70,7 @@ Exit status: 0 valid (warnings may be printed), 1 invalid, 2 usage error.`,
 	validate.Flags().StringVarP(&path, "config", "c", defaultConfigPath, "configuration file (YAML)")
 	validate.Flags().BoolVar(&fleet, "fleet", false, "the file is a fleet document: check every node it names")
 	validate.SetFlagErrorFunc(flagUsageError)
-	cmd.AddCommand(validate, newConfigReloadCmd(), newConfigRenderCmd())
+	cmd.AddCommand(validate, newConfigReloadCmd(), newConfigRenderCmd(), newConfigPushCmd())
 	return cmd
 }
 
@@ -199,4 +201,115 @@ printed. Exit status: 0 applied, 1 invalid or daemon unreachable, 2 usage.`,
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the daemon")
 	return cmd
+}
+
+func newConfigPushCmd() *cobra.Command {
+	var socket, pushedBy string
+	var timeout time.Duration
+	var wait bool
+	var ifVersion uint64
+	cmd := &cobra.Command{
+		Use:   "push FILE [--wait] [--timeout D] [--if-version N]",
+		Short: "Push a fleet document to every member (applied by those that follow the fleet)",
+		Long: `Push the fleet document FILE through this node's daemon: it is validated for
+every node it names (as vigil config validate --fleet does), numbered one above
+the highest version this node has seen, and announced to the fleet; each member
+whose own file says fleet: {config: follow} fetches it, validates it for itself,
+applies it by the same diff as a reload (unchanged instances undisturbed) and
+keeps it across restarts. A member where it fails keeps its last good version
+and reports the error.
+
+--wait waits until every live member that follows reports the version applied
+or an error, prints one line per member, and exits 1 unless all applied it.
+--if-version N refuses the push unless the fleet is at version N.
+
+Exit status: 0 pushed (and, with --wait, applied everywhere), 1 refused,
+invalid, failed somewhere or timed out, 2 usage error.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			doc, err := config.ReadFile(args[0])
+			if err != nil {
+				return &exitError{code: 1, msg: "vigil config push: " + err.Error()}
+			}
+			if pushedBy == "" {
+				pushedBy = currentUser()
+			}
+			req, _ := json.Marshal(api.PushRequest{Document: string(doc), PushedBy: pushedBy, IfVersion: ifVersion})
+			body, err := adminSend(cmd.Context(), socket, "POST", "/v1/config/push", req, 30*time.Second)
+			if err != nil {
+				return &exitError{code: 1, msg: "vigil config push: " + err.Error()}
+			}
+			var res api.PushResult
+			if err := json.Unmarshal(body, &res); err != nil {
+				return &exitError{code: 1, msg: "vigil config push: unreadable answer: " + err.Error()}
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "pushed fleet version %d (sha256 %s) through %s\n", res.Version, shortHash(res.Hash), res.Origin)
+			if !wait {
+				return nil
+			}
+			return waitApplied(cmd, socket, res.Version, timeout)
+		},
+	}
+	cmd.Flags().StringVar(&socket, "socket", defaultSocket(), "admin socket of the daemon (env "+socketEnv+")")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every following member applied it (or failed)")
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long --wait waits")
+	cmd.Flags().Uint64Var(&ifVersion, "if-version", 0, "refuse the push unless the fleet is at this version")
+	cmd.Flags().StringVar(&pushedBy, "pushed-by", "", "who pushes, for the history (default: the user running the command)")
+	cmd.SetFlagErrorFunc(flagUsageError)
+	return cmd
+}
+
+// currentUser names who runs the command, for the push's history.
+func currentUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return fmt.Sprintf("uid %d", os.Getuid())
+}
+
+// waitApplied polls the members until every live member that reports a
+// fleet version has applied v or failed it, and prints one line each.
+func waitApplied(cmd *cobra.Command, socket string, v uint64, timeout time.Duration) error {
+	out := cmd.OutOrStdout()
+	deadline := time.Now().Add(timeout)
+	for {
+		body, err := adminGet(cmd.Context(), socket, "/v1/members", 5*time.Second)
+		if err != nil {
+			return &exitError{code: 1, msg: "vigil config push --wait: " + err.Error()}
+		}
+		var ms []node.MemberStatus
+		if err := json.Unmarshal(body, &ms); err != nil {
+			return &exitError{code: 1, msg: "vigil config push --wait: unreadable answer: " + err.Error()}
+		}
+		var lines, failed, pending []string
+		for _, m := range ms {
+			if m.State != "alive" && m.State != "suspect" {
+				continue
+			}
+			switch {
+			case m.ConfigVersion >= v:
+				lines = append(lines, fmt.Sprintf("%s: applied version %d", m.Name, m.ConfigVersion))
+			case m.ConfigErrorVersion == v:
+				failed = append(failed, m.Name)
+				lines = append(lines, fmt.Sprintf("%s: FAILED version %d (runs %d): %s", m.Name, v, m.ConfigVersion, m.ConfigError))
+			default:
+				pending = append(pending, m.Name)
+				lines = append(lines, fmt.Sprintf("%s: not applied (runs %d)", m.Name, m.ConfigVersion))
+			}
+		}
+		if len(pending) == 0 || time.Now().After(deadline) {
+			for _, l := range lines {
+				fmt.Fprintln(out, l)
+			}
+			switch {
+			case len(failed) > 0:
+				return &exitError{code: 1, msg: fmt.Sprintf("vigil config push: version %d failed on %s", v, strings.Join(failed, ", "))}
+			case len(pending) > 0:
+				return &exitError{code: 1, msg: fmt.Sprintf("vigil config push: version %d not applied on %s within %s (they do not follow the fleet, or are slow)", v, strings.Join(pending, ", "), timeout)}
+			}
+			return nil
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }

@@ -70,6 +70,12 @@ func (r *reloader) reload(trigger string) (node.ReloadReport, error) {
 		err = fmt.Errorf("config: %w", err) // as config.Load words it
 	} else {
 		cfg, err = r.loader.ParseFile(data, r.path) // the bytes just hashed: read once
+		if err == nil {
+			// A node following the fleet runs the applied fleet version
+			// with this file's local settings, never the file's own
+			// older vrrp: and lb:.
+			cfg, _, err = config.FleetEffective(cfg, data)
+		}
 	}
 	parsed := time.Since(start)
 	if err != nil {
@@ -110,7 +116,8 @@ func (r *reloader) reload(trigger string) (node.ReloadReport, error) {
 		return rep, &api.Error{Status: 422, Code: "apply_failed",
 			Message: "the configuration could not be applied; the running configuration is unchanged", Details: []string{err.Error()}}
 	}
-	r.applied = cfg.Hash
+	sum := sha256.Sum256(data)
+	r.applied = hex.EncodeToString(sum[:]) // the file's: what the next reload compares
 	r.metrics.Reloaded(trigger, "success", time.Since(start))
 	r.metrics.SetHash(cfg.Hash)
 	r.log.Info("configuration reloaded", "trigger", trigger, "config_hash", shortHash(cfg.Hash),

@@ -65,6 +65,22 @@ and remove their virtual addresses); SIGHUP reloads the configuration file.`,
 			for _, w := range cfg.Warnings {
 				log.Warn("configuration warning", "detail", w)
 			}
+			if cfg.Fleet.Follows() {
+				// The applied fleet version, composed with this file's
+				// local settings: a restart never goes back to the file's
+				// own older vrrp: and lb:.
+				if data, err := config.ReadFile(path); err == nil {
+					eff, v, err := config.FleetEffective(cfg, data)
+					switch {
+					case err != nil:
+						log.Error("the applied fleet configuration cannot be used; running the local file until the next push",
+							"version", v.Version, "err", err)
+					case v.Version > 0:
+						log.Info("running the applied fleet configuration", "version", v.Version, "hash", shortHash(v.Hash))
+						cfg = eff
+					}
+				}
+			}
 			for _, w := range caps.Missing(cfg) {
 				log.Warn("capability missing", "detail", w.String())
 			}

@@ -10,6 +10,7 @@
 //	GET  /v1/members         the fleet's members (`vigil members -o json`)
 //	GET  /v1/fleet           the fleet view (`vigil status --fleet -o json`)
 //	POST /v1/gossip/keys     a fleet-wide keyring operation {"op": list|install|use|remove, "key": base64}
+//	POST /v1/config/push     push a fleet document {"document": YAML, "pushed_by": who, "if_version": N}
 //
 // Every error is a JSON object {"error": message, "code": machine_code,
 // "details": [...]} with the HTTP status that goes with the code.
@@ -27,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"vigil/config"
 	"vigil/gossip"
 	"vigil/internal/safe"
 	"vigil/node"
@@ -61,6 +63,21 @@ type FleetSource interface {
 	Members() ([]node.MemberStatus, error)
 	FleetStatus() (node.FleetStatus, error)
 	GossipKeys(ctx context.Context, op, key string) ([]gossip.KeyResult, error)
+	PushConfig(doc []byte, pushedBy string, ifVersion uint64) (config.FleetVersion, error)
+}
+
+// PushRequest is the body of POST /v1/config/push.
+type PushRequest struct {
+	Document  string `json:"document"`
+	PushedBy  string `json:"pushed_by,omitempty"`
+	IfVersion uint64 `json:"if_version,omitempty"`
+}
+
+// PushResult is its answer: the version the fleet will apply.
+type PushResult struct {
+	Version uint64 `json:"version"`
+	Hash    string `json:"hash"`
+	Origin  string `json:"origin"`
 }
 
 // KeysRequest is the body of POST /v1/gossip/keys.
@@ -79,6 +96,11 @@ func fleetErr(err error) error {
 		return &Error{Status: http.StatusConflict, Code: CodeNoFleet, Message: err.Error()}
 	case errors.Is(err, node.ErrBadKey):
 		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: err.Error()}
+	case errors.Is(err, node.ErrPushInvalid):
+		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeInvalid, Message: "the fleet document is invalid",
+			Details: strings.Split(strings.TrimPrefix(err.Error(), node.ErrPushInvalid.Error()+": "), "\n")}
+	case errors.Is(err, node.ErrPushConflict):
+		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: err.Error()}
 	}
 	return err
 }
@@ -106,6 +128,8 @@ const (
 	CodeNotImplemented   = "not_implemented"
 	CodeInternal         = "internal"
 	CodeBadRequest       = "bad_request"
+	CodeInvalid          = "invalid"
+	CodeConflict         = "conflict"
 )
 
 // NewHandler returns the API's HTTP handler.
@@ -194,6 +218,24 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, res)
+	})
+	r.handle("POST", "/v1/config/push", func(w http.ResponseWriter, req *http.Request) {
+		if h.Fleet == nil {
+			notImplemented(w, "the fleet")
+			return
+		}
+		var pr PushRequest
+		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 2*config.MaxFileSize)).Decode(&pr); err != nil {
+			WriteError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "unreadable request: " + err.Error()})
+			return
+		}
+		v, err := h.Fleet.PushConfig([]byte(pr.Document), pr.PushedBy, pr.IfVersion)
+		if err != nil {
+			log.Warn("admin API: fleet push refused", "err", err)
+			writeErr(w, fleetErr(err))
+			return
+		}
+		writeJSON(w, http.StatusOK, PushResult{Version: v.Version, Hash: v.Hash, Origin: v.Origin})
 	})
 	r.mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		WriteError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such endpoint: " + req.URL.Path})

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"vigil/config"
 	"vigil/gossip"
 	"vigil/node"
 )
@@ -44,6 +45,19 @@ func (f *fakeFleet) GossipKeys(_ context.Context, op, key string) ([]gossip.KeyR
 	}
 	f.ops = append(f.ops, op+" "+key)
 	return []gossip.KeyResult{{Node: "lb1"}}, nil
+}
+
+func (f *fakeFleet) PushConfig(doc []byte, by string, ifVersion uint64) (config.FleetVersion, error) {
+	if !f.on {
+		return config.FleetVersion{}, node.ErrNoFleet
+	}
+	switch string(doc) {
+	case "bad":
+		return config.FleetVersion{}, fmt.Errorf("%w: lb2: f.yaml[lb2]:3:5: vrrp.instances[0].vrid: 300 is out of range\nlb3: another", node.ErrPushInvalid)
+	case "stale":
+		return config.FleetVersion{}, fmt.Errorf("%w: expected version %d, the fleet is at 4", node.ErrPushConflict, ifVersion)
+	}
+	return config.FleetVersion{Version: 1, Hash: config.DocumentHash(doc), Origin: "lb1"}, nil
 }
 
 func post(t *testing.T, c *http.Client, path, body string) (int, []byte) {
@@ -92,6 +106,20 @@ func TestFleetEndpoints(t *testing.T) {
 	}
 	if fmt.Sprint(f.ops) != "[install good]" {
 		t.Errorf("operations that reached the fleet: %v", f.ops)
+	}
+
+	// Pushes: the version on success; an invalid document is 422 with one detail per problem; a
+	// stale --if-version is 409.
+	if code, body := post(t, c, "/v1/config/push", `{"document": "vrrp: {}", "pushed_by": "ops"}`); code != 200 || !strings.Contains(string(body), `"version": 1`) {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	code, body = post(t, c, "/v1/config/push", `{"document": "bad"}`)
+	if e := decodeError(t, body); code != 422 || e.Code != CodeInvalid || len(e.Details) != 2 || !strings.Contains(e.Details[0], "vrid") {
+		t.Errorf("invalid push: %d %+v", code, e)
+	}
+	code, body = post(t, c, "/v1/config/push", `{"document": "stale", "if_version": 3}`)
+	if e := decodeError(t, body); code != 409 || e.Code != CodeConflict {
+		t.Errorf("stale push: %d %+v", code, e)
 	}
 
 	_, c2, _ := start(t, Handlers{Fleet: &fakeFleet{}})

@@ -41,6 +41,8 @@ type lab struct {
 	// profile and rejoin are the gossip section's (default lan-fast and 2s: the local profile sends each change too few times and loses some at 5 nodes, see docs/benchmarks.md).
 	noGossip        bool
 	profile, rejoin string
+	// follow makes the nodes follow fleet pushes (state in the lab directory).
+	follow bool
 }
 
 func newLab(t testing.TB, n int) *lab {
@@ -126,6 +128,9 @@ func (l *lab) start(name string, insts []peer.Instance, cluster, keyring string)
 	y := peer.VigilYAML(name, insts)
 	if !l.noGossip {
 		y += l.gossipYAML(name, cluster, keyring)
+	}
+	if l.follow {
+		y += fmt.Sprintf("fleet: { config: follow, state_dir: %s }\n", filepath.Join(l.lab.Dir(), name+"-state"))
 	}
 	// Metrics on the node's address (its own namespace): the fleet's families are checked there.
 	y = strings.Replace(y, `telemetry: { listen: "" }`, fmt.Sprintf(`telemetry: { listen: "%s:9730" }`, l.addrs[name]), 1)

@@ -1,0 +1,308 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"vigil/config"
+	"vigil/gossip"
+)
+
+// Fleet configuration pushes (issue 14): a push through any member is
+// validated for every node the document names, numbered one above the
+// highest version the member has seen, and announced by gossip (a small
+// row; the document is fetched from a member that has it). A node whose
+// local file says fleet: {config: follow} applies a newer version by the
+// same reload as SIGHUP, all or nothing, keeps it (FleetState) and reports
+// the version, or the error, in its summary.
+
+// ErrPushInvalid refuses a pushed document that does not validate; the
+// error lists every problem.
+var ErrPushInvalid = errors.New("the fleet document is invalid")
+
+// ErrPushConflict refuses a push whose --if-version is not the highest
+// version seen.
+var ErrPushConflict = errors.New("the fleet's version is not the one expected")
+
+// fetchTimeout bounds one fetch of a document from a member.
+const fetchTimeout = 10 * time.Second
+
+type fleetConfig struct {
+	f      *fleet
+	self   string
+	follow bool
+	state  *config.FleetState // nil when the node does not follow
+	// local is the local file's path: its node-local sections go into
+	// every composed configuration.
+	local string
+	apply func(*config.Config) (ReloadReport, error)
+
+	mu sync.Mutex
+	// docs are documents this node can give to members: those pushed
+	// through it and the one it applied, by hash.
+	docs    map[string][]byte
+	applied config.FleetVersion
+	// failed holds the versions that failed here, not retried; lastErr is
+	// the latest failure, reported in the summary.
+	failed   map[config.FleetVersion]bool
+	lastErr  string
+	errVer   uint64
+	applying bool
+	// retryAt holds versions whose document could not be fetched: tried
+	// again after fetchRetry, not marked failed.
+	retryAt map[config.FleetVersion]time.Time
+	// pushedBy is who pushed the applied version (its announcement).
+	pushedBy string
+}
+
+// fetchRetry is how long a node waits before fetching a document again.
+const fetchRetry = 5 * time.Second
+
+// errFetch marks a failure to get a document: worth another try.
+var errFetch = errors.New("fetch failed")
+
+func newFleetConfig(cfg *config.Config) (*fleetConfig, error) {
+	fc := &fleetConfig{self: cfg.Node.Name, follow: cfg.Fleet.Follows(), local: cfg.Path, docs: map[string][]byte{},
+		failed: map[config.FleetVersion]bool{}, retryAt: map[config.FleetVersion]time.Time{}}
+	if fc.follow {
+		st, err := config.OpenFleetState(cfg.Fleet.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		fc.state = st
+		if v, ok := st.Applied(); ok {
+			if doc, err := st.Document(v); err == nil {
+				fc.docs[v.Hash] = doc
+			}
+			fc.applied = v
+			if h := st.History(); len(h) > 0 {
+				fc.pushedBy = h[len(h)-1].PushedBy
+			}
+		}
+	}
+	return fc, nil
+}
+
+// provide answers members' fetches of documents (called from the
+// cluster's Run: no blocking).
+func (fc *fleetConfig) provide(key string) ([]byte, bool) {
+	hash, ok := strings.CutPrefix(key, "fleet/")
+	if !ok {
+		return nil, false
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	doc, ok := fc.docs[hash]
+	return doc, ok
+}
+
+// summary fills the fleet fields of this node's summary.
+func (fc *fleetConfig) summary(s *gossip.NodeSummary) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	s.ConfigVersion = fc.applied.Version
+	s.ConfigError, s.ConfigErrorVersion = fc.lastErr, fc.errVer
+}
+
+// announcements returns the live members' announcements, this node's
+// included.
+func (fc *fleetConfig) announcements() []gossip.ConfigAnnouncement {
+	var out []gossip.ConfigAnnouncement
+	for _, r := range fc.f.cl.Rows(gossip.KindConfig) {
+		if r.Deleted || (r.Origin != fc.self && !fc.f.live(r.Origin)) {
+			continue
+		}
+		if a, err := gossip.DecodeConfigAnnouncement(r.Value); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func versionOf(a gossip.ConfigAnnouncement) config.FleetVersion {
+	return config.FleetVersion{Version: a.Version, Hash: a.Hash, Origin: a.Origin}
+}
+
+// highest is the highest version this node knows: announced or applied.
+func (fc *fleetConfig) highest() uint64 {
+	fc.mu.Lock()
+	h := fc.applied.Version
+	fc.mu.Unlock()
+	for _, a := range fc.announcements() {
+		h = max(h, a.Version)
+	}
+	return h
+}
+
+// push validates doc for every node it names, numbers it and announces it.
+func (fc *fleetConfig) push(doc []byte, pushedBy string, ifVersion uint64) (config.FleetVersion, error) {
+	fd, err := config.ParseFleet(doc, "pushed document")
+	if err != nil {
+		return config.FleetVersion{}, fmt.Errorf("%w: %w", ErrPushInvalid, err)
+	}
+	var problems []error
+	for _, name := range fd.Nodes() {
+		if _, err := fd.Config(name); err != nil {
+			problems = append(problems, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if err := errors.Join(problems...); err != nil {
+		return config.FleetVersion{}, fmt.Errorf("%w: %w", ErrPushInvalid, err)
+	}
+	h := fc.highest()
+	if ifVersion != 0 && ifVersion != h {
+		return config.FleetVersion{}, fmt.Errorf("%w: expected version %d, the fleet is at %d", ErrPushConflict, ifVersion, h)
+	}
+	v := config.FleetVersion{Version: config.NextFleetVersion(h), Hash: config.DocumentHash(doc), Origin: fc.self}
+	fc.mu.Lock()
+	fc.docs[v.Hash] = doc
+	fc.mu.Unlock()
+	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: len(doc), PushedBy: pushedBy}
+	if !fc.f.put(gossip.KindConfig, gossip.KeyConfig, a.Encode, true) {
+		return config.FleetVersion{}, fmt.Errorf("announcing fleet version %d failed (see the log)", v.Version)
+	}
+	fc.f.log.Info("fleet configuration pushed", "version", v.Version, "hash", v.Hash[:12], "pushed_by", pushedBy, "size", len(doc))
+	fc.f.poke()
+	return v, nil
+}
+
+// step applies the best announced version if it is newer than the applied
+// one (from the fleet loop; the work runs in its own goroutine).
+func (fc *fleetConfig) step(ctx context.Context) {
+	if !fc.follow {
+		return
+	}
+	var best *gossip.ConfigAnnouncement
+	for _, a := range fc.announcements() {
+		if best == nil || versionOf(a).Compare(versionOf(*best)) > 0 {
+			best = &a
+		}
+	}
+	if best == nil {
+		return
+	}
+	v := versionOf(*best)
+	fc.mu.Lock()
+	skip := fc.applying || fc.failed[v] || time.Now().Before(fc.retryAt[v]) || !fc.state.Newer(v)
+	if !skip {
+		fc.applying = true
+	}
+	fc.mu.Unlock()
+	if skip {
+		return
+	}
+	go func() {
+		err := fc.applyVersion(ctx, *best)
+		fc.mu.Lock()
+		fc.applying = false
+		switch {
+		case errors.Is(err, errFetch):
+			fc.retryAt[v] = time.Now().Add(fetchRetry)
+		case err != nil:
+			fc.failed[v] = true
+			fc.lastErr, fc.errVer = err.Error(), v.Version
+		default:
+			fc.lastErr, fc.errVer = "", 0
+		}
+		fc.mu.Unlock()
+		if err != nil {
+			fc.f.log.Error("fleet configuration not applied; the last good one stays", "version", v.Version, "origin", v.Origin, "err", err)
+		} else {
+			fc.announceApplied()
+		}
+		fc.f.poke()
+	}()
+}
+
+// applyVersion fetches, checks, composes, applies and records one version.
+func (fc *fleetConfig) applyVersion(ctx context.Context, a gossip.ConfigAnnouncement) error {
+	v := versionOf(a)
+	doc, err := fc.document(ctx, a)
+	if err != nil {
+		return err
+	}
+	label := fmt.Sprintf("fleet v%d", v.Version)
+	fd, err := config.ParseFleet(doc, label)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(fd.Nodes(), fc.self) {
+		return fmt.Errorf("%s does not name this node (%s) under nodes:", label, fc.self)
+	}
+	local, err := config.ReadFile(fc.local)
+	if err != nil {
+		return fmt.Errorf("reading the local file: %w", err)
+	}
+	cfg, err := fd.Compose(fc.self, local, label)
+	if err != nil {
+		return err
+	}
+	cfg.Path = fc.local
+	if _, err := fc.apply(cfg); err != nil {
+		return fmt.Errorf("applying %s: %w", label, err)
+	}
+	if err := fc.state.Record(config.FleetEntry{FleetVersion: v, Applied: time.Now(), PushedBy: a.PushedBy}, doc); err != nil {
+		// Applied but not kept: a restart would run the older version.
+		fc.f.log.Error("fleet configuration applied but not recorded", "version", v.Version, "err", err)
+	}
+	fc.mu.Lock()
+	fc.applied, fc.pushedBy = v, a.PushedBy
+	fc.docs[v.Hash] = doc
+	fc.mu.Unlock()
+	fc.f.log.Info("fleet configuration applied", "version", v.Version, "hash", v.Hash[:12], "origin", v.Origin, "pushed_by", a.PushedBy)
+	return nil
+}
+
+// document returns a version's document: known here, or fetched from its
+// origin, else from any other live member, checked against its hash.
+func (fc *fleetConfig) document(ctx context.Context, a gossip.ConfigAnnouncement) ([]byte, error) {
+	fc.mu.Lock()
+	doc, ok := fc.docs[a.Hash]
+	fc.mu.Unlock()
+	if ok {
+		return doc, nil
+	}
+	sources := []string{a.Origin}
+	for _, m := range fc.f.cl.MemberStates() {
+		if m.Name != a.Origin && m.Name != fc.self && m.State == gossip.StateAlive {
+			sources = append(sources, m.Name)
+		}
+	}
+	var errs []error
+	for _, src := range sources {
+		fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+		doc, err := fc.f.cl.Fetch(fctx, src, a.FetchKey())
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if config.DocumentHash(doc) != a.Hash {
+			errs = append(errs, fmt.Errorf("the document from %s does not match its hash", src))
+			continue
+		}
+		return doc, nil
+	}
+	return nil, fmt.Errorf("%w: fleet v%d: %w", errFetch, a.Version, errors.Join(errs...))
+}
+
+// announceApplied announces the applied version as this node's own row
+// too: an announcement lives while any member runs its version, so a node
+// that joins later, or missed it, learns it even when the node that took
+// the push has restarted (its rows of the earlier run are withdrawn).
+func (fc *fleetConfig) announceApplied() {
+	fc.mu.Lock()
+	v, by := fc.applied, fc.pushedBy
+	size := len(fc.docs[v.Hash])
+	fc.mu.Unlock()
+	if v.Version == 0 {
+		return
+	}
+	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: size, PushedBy: by}
+	fc.f.put(gossip.KindConfig, gossip.KeyConfig, a.Encode, false)
+}

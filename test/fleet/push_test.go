@@ -1,0 +1,116 @@
+package fleet
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"vigil/node"
+	"vigil/test/netlab"
+	"vigil/test/peer"
+)
+
+// fleetDoc is a fleet document for n1..n3: one instance with two VIPs, priorities per node;
+// n3's interface is iface3.
+func fleetDoc(iface3 string) string {
+	return fmt.Sprintf(`vrrp:
+  instances:
+    - { name: vr51, interface: eth0, vrid: 51, priority: 100, advert_interval: 100ms, vips: [192.0.2.100/24, 192.0.2.101/24] }
+nodes:
+  n1: { vrrp: { instances: [ { name: vr51, priority: 200 } ] } }
+  n2: { vrrp: { instances: [ { name: vr51, priority: 150 } ] } }
+  n3: { vrrp: { instances: [ { name: vr51, interface: %s } ] } }
+`, iface3)
+}
+
+// push runs vigil config push --wait through node via's daemon.
+func (l *lab) push(t *testing.T, via, doc string) (string, int) {
+	t.Helper()
+	path := filepath.Join(l.lab.Dir(), fmt.Sprintf("fleet-%d.yaml", time.Now().UnixNano()))
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := l.cli(via, "config", "push", path, "--wait", "--timeout", "20s")
+	var xe *exec.ExitError
+	switch {
+	case errors.As(err, &xe):
+		return string(out), xe.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+// TestFleetPush (issue 14): a document pushed through one member is applied by every member
+// that follows the fleet (the new VIP appears on the master, each node has its own priority);
+// a restarted member keeps the version instead of its local file; a version that fails on one
+// member (its interface is missing there) leaves that member on its last good version, reported
+// by --wait, while the others apply it.
+func TestFleetPush(t *testing.T) {
+	l := newLab(t, 3)
+	l.follow = true
+	local := []peer.Instance{vr(100)} // the local files: one VIP, equal priorities
+	for _, n := range []string{"n1", "n2", "n3"} {
+		l.start(n, local, "test", "")
+	}
+	all := map[string]string{"n1": "alive", "n2": "alive", "n3": "alive"}
+	l.waitMembers([]string{"n1", "n2", "n3"}, all, 30*time.Second)
+
+	out, code := l.push(t, "n2", fleetDoc("eth0"))
+	t.Logf("vigil config push --wait (version 1):\n%s", out)
+	if code != 0 || strings.Count(out, "applied version 1") != 3 {
+		t.Fatalf("push v1: exit %d:\n%s", code, out)
+	}
+	second := netip.MustParseAddr("192.0.2.101")
+	if err := l.lab.Node("n1").WaitAddr(netlab.Dev, second, true, 5*time.Second); err != nil {
+		t.Fatalf("the pushed VIP is not on the master n1: %v", err)
+	}
+	for name, prio := range map[string]uint8{"n1": 200, "n2": 150, "n3": 100} {
+		st, err := l.status(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := st.Instances[0].EffectivePriority; p != prio || len(st.Instances[0].VIPs) != 2 {
+			t.Errorf("%s after the push: priority %d (want %d), %d VIPs", name, p, prio, len(st.Instances[0].VIPs))
+		}
+	}
+
+	// Restart n2: it runs version 1, not its local file.
+	if err := l.procs["n2"].Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	l.start("n2", local, "test", "")
+	l.waitMembers([]string{"n1", "n3"}, all, 30*time.Second)
+	if err := netlab.Poll(10*time.Second, 100*time.Millisecond, func() (bool, error) {
+		st, err := l.status("n2")
+		return err == nil && len(st.Instances) == 1 && st.Instances[0].EffectivePriority == 150 && len(st.Instances[0].VIPs) == 2, nil
+	}); err != nil {
+		st, _ := l.status("n2")
+		t.Fatalf("n2 after a restart does not run version 1: %+v", st.Instances)
+	}
+
+	// Version 2 names an interface n3 does not have: n3 keeps version 1, the others apply it.
+	out, code = l.push(t, "n1", strings.Replace(fleetDoc("eth9"), "priority: 200", "priority: 210", 1))
+	t.Logf("vigil config push --wait (version 2, bad on n3):\n%s", out)
+	if code == 0 || !strings.Contains(out, "n3: FAILED version 2") || strings.Count(out, "applied version 2") != 2 {
+		t.Fatalf("push v2: exit %d:\n%s", code, out)
+	}
+	ms, err := l.members("n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(ms, func(m node.MemberStatus) bool { return m.Name == "n3" })
+	if i < 0 || ms[i].ConfigVersion != 1 || ms[i].ConfigErrorVersion != 2 || !strings.Contains(ms[i].ConfigError, "eth9") {
+		t.Errorf("n3 as the fleet sees it: %+v", ms[i])
+	}
+	if st, err := l.status("n3"); err != nil || st.Instances[0].Interface != "eth0" {
+		t.Errorf("n3 no longer runs version 1: %+v %v", st.Instances, err)
+	}
+}
