@@ -306,3 +306,45 @@ func (fc *fleetConfig) announceApplied() {
 	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: size, PushedBy: by}
 	fc.f.put(gossip.KindConfig, gossip.KeyConfig, a.Encode, false)
 }
+
+// ErrNotFollowing is returned by history and rollback on a node that does
+// not follow the fleet: it keeps no history.
+var ErrNotFollowing = errors.New("this node does not follow fleet pushes (fleet: {config: follow}): it keeps no history")
+
+// history returns the versions this node applied, oldest first.
+func (fc *fleetConfig) history() ([]config.FleetEntry, error) {
+	if !fc.follow {
+		return nil, ErrNotFollowing
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	return fc.state.History(), nil
+}
+
+// rollback pushes the document of an applied version again, as a new
+// version (versions never go backwards); n 0 is the one before the
+// applied version.
+func (fc *fleetConfig) rollback(n uint64, pushedBy string) (config.FleetVersion, error) {
+	h, err := fc.history()
+	if err != nil {
+		return config.FleetVersion{}, err
+	}
+	if n == 0 {
+		if len(h) < 2 {
+			return config.FleetVersion{}, fmt.Errorf("%w: no version before the applied one", ErrPushInvalid)
+		}
+		n = h[len(h)-2].Version
+	}
+	i := slices.IndexFunc(h, func(e config.FleetEntry) bool { return e.Version == n })
+	if i < 0 {
+		return config.FleetVersion{}, fmt.Errorf("%w: version %d is not in this node's history (it keeps the last %d it applied)",
+			ErrPushInvalid, n, config.FleetHistoryLength)
+	}
+	fc.mu.Lock()
+	doc, err := fc.state.Document(h[i].FleetVersion)
+	fc.mu.Unlock()
+	if err != nil {
+		return config.FleetVersion{}, err
+	}
+	return fc.push(doc, pushedBy, 0)
+}

@@ -208,6 +208,24 @@ func (n *Node) PushConfig(doc []byte, pushedBy string, ifVersion uint64) (config
 	return n.fleet.cfgs.push(doc, pushedBy, ifVersion)
 }
 
+// ConfigHistory returns the fleet versions this node applied, oldest
+// first (vigil config history).
+func (n *Node) ConfigHistory() ([]config.FleetEntry, error) {
+	if n.fleet == nil {
+		return nil, ErrNoFleet
+	}
+	return n.fleet.cfgs.history()
+}
+
+// RollbackConfig pushes again, as a new version, the document of fleet
+// version v from this node's history (0: the one before the applied one).
+func (n *Node) RollbackConfig(v uint64, pushedBy string) (config.FleetVersion, error) {
+	if n.fleet == nil {
+		return config.FleetVersion{}, ErrNoFleet
+	}
+	return n.fleet.cfgs.rollback(v, pushedBy)
+}
+
 // GossipKeys runs a fleet-wide keyring operation: op is list, install, use
 // or remove; key a base64 key (not for list).
 func (n *Node) GossipKeys(ctx context.Context, op, key string) ([]gossip.KeyResult, error) {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -70,7 +72,7 @@ Exit status: 0 valid (warnings may be printed), 1 invalid, 2 usage error.`,
 	validate.Flags().StringVarP(&path, "config", "c", defaultConfigPath, "configuration file (YAML)")
 	validate.Flags().BoolVar(&fleet, "fleet", false, "the file is a fleet document: check every node it names")
 	validate.SetFlagErrorFunc(flagUsageError)
-	cmd.AddCommand(validate, newConfigReloadCmd(), newConfigRenderCmd(), newConfigPushCmd())
+	cmd.AddCommand(validate, newConfigReloadCmd(), newConfigRenderCmd(), newConfigPushCmd(), newConfigHistoryCmd(), newConfigRollbackCmd())
 	return cmd
 }
 
@@ -312,4 +314,93 @@ func waitApplied(cmd *cobra.Command, socket string, v uint64, timeout time.Durat
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+func newConfigHistoryCmd() *cobra.Command {
+	var socket, output string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "history [-o table|json]",
+		Short: "List the fleet configuration versions this node applied (the last 20)",
+		Long: `List the fleet configuration versions the running daemon applied, oldest first:
+version, document hash, the node that took the push, when it was applied here
+and who pushed it. Only a node that follows the fleet keeps a history.
+Exit status: 0 ok, 1 daemon unreachable, no fleet or not following, 2 usage.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return &exitError{code: 2, msg: fmt.Sprintf("vigil config history: unknown output format %q (want table or json)", output)}
+			}
+			body, err := adminGet(cmd.Context(), socket, "/v1/config/history", timeout)
+			if err != nil {
+				return &exitError{code: 1, msg: "vigil config history: " + err.Error()}
+			}
+			if output == "json" {
+				_, err := cmd.OutOrStdout().Write(body)
+				return err
+			}
+			var hist []config.FleetEntry
+			if err := json.Unmarshal(body, &hist); err != nil {
+				return &exitError{code: 1, msg: "vigil config history: unreadable answer: " + err.Error()}
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tHASH\tORIGIN\tAPPLIED\tPUSHED BY")
+			for _, e := range hist {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.Version, shortHash(e.Hash), e.Origin, e.Applied.Local().Format(time.RFC3339), orDash(e.PushedBy))
+			}
+			return tw.Flush()
+		},
+	}
+	clientFlags(cmd, &socket, &output, &timeout)
+	return cmd
+}
+
+func newConfigRollbackCmd() *cobra.Command {
+	var socket, pushedBy string
+	var timeout time.Duration
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "rollback [VERSION] [--wait]",
+		Short: "Push an earlier fleet version's document again, as a new version",
+		Long: `Push again the document of fleet version VERSION from this node's history
+(default: the version before the one it runs), as a new version: versions
+never go backwards, so every node applies it like any push. --wait waits as
+vigil config push --wait does.
+Exit status: 0 pushed (and applied everywhere with --wait), 1 refused or
+failed, 2 usage error.`,
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var v uint64
+			if len(args) == 1 {
+				n, err := strconv.ParseUint(args[0], 10, 64)
+				if err != nil || n == 0 {
+					return flagUsageError(cmd, fmt.Errorf("version %q: want a positive number", args[0]))
+				}
+				v = n
+			}
+			if pushedBy == "" {
+				pushedBy = currentUser()
+			}
+			req, _ := json.Marshal(api.RollbackRequest{Version: v, PushedBy: pushedBy})
+			body, err := adminSend(cmd.Context(), socket, "POST", "/v1/config/rollback", req, 30*time.Second)
+			if err != nil {
+				return &exitError{code: 1, msg: "vigil config rollback: " + err.Error()}
+			}
+			var res api.PushResult
+			if err := json.Unmarshal(body, &res); err != nil {
+				return &exitError{code: 1, msg: "vigil config rollback: unreadable answer: " + err.Error()}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pushed fleet version %d (sha256 %s) through %s\n", res.Version, shortHash(res.Hash), res.Origin)
+			if !wait {
+				return nil
+			}
+			return waitApplied(cmd, socket, res.Version, timeout)
+		},
+	}
+	cmd.Flags().StringVar(&socket, "socket", defaultSocket(), "admin socket of the daemon (env "+socketEnv+")")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every following member applied it (or failed)")
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long --wait waits")
+	cmd.Flags().StringVar(&pushedBy, "pushed-by", "", "who pushes, for the history (default: the user running the command)")
+	cmd.SetFlagErrorFunc(flagUsageError)
+	return cmd
 }

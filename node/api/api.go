@@ -11,6 +11,8 @@
 //	GET  /v1/fleet           the fleet view (`vigil status --fleet -o json`)
 //	POST /v1/gossip/keys     a fleet-wide keyring operation {"op": list|install|use|remove, "key": base64}
 //	POST /v1/config/push     push a fleet document {"document": YAML, "pushed_by": who, "if_version": N}
+//	GET  /v1/config/history  the fleet versions this node applied
+//	POST /v1/config/rollback push version N's document again as a new version {"version": N, "pushed_by": who}
 //
 // Every error is a JSON object {"error": message, "code": machine_code,
 // "details": [...]} with the HTTP status that goes with the code.
@@ -64,6 +66,14 @@ type FleetSource interface {
 	FleetStatus() (node.FleetStatus, error)
 	GossipKeys(ctx context.Context, op, key string) ([]gossip.KeyResult, error)
 	PushConfig(doc []byte, pushedBy string, ifVersion uint64) (config.FleetVersion, error)
+	ConfigHistory() ([]config.FleetEntry, error)
+	RollbackConfig(v uint64, pushedBy string) (config.FleetVersion, error)
+}
+
+// RollbackRequest is the body of POST /v1/config/rollback.
+type RollbackRequest struct {
+	Version  uint64 `json:"version,omitempty"` // 0: the one before the applied version
+	PushedBy string `json:"pushed_by,omitempty"`
 }
 
 // PushRequest is the body of POST /v1/config/push.
@@ -99,6 +109,8 @@ func fleetErr(err error) error {
 	case errors.Is(err, node.ErrPushInvalid):
 		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeInvalid, Message: "the fleet document is invalid",
 			Details: strings.Split(strings.TrimPrefix(err.Error(), node.ErrPushInvalid.Error()+": "), "\n")}
+	case errors.Is(err, node.ErrNotFollowing):
+		return &Error{Status: http.StatusConflict, Code: CodeNoFleet, Message: err.Error()}
 	case errors.Is(err, node.ErrPushConflict):
 		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: err.Error()}
 	}
@@ -232,6 +244,39 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 		v, err := h.Fleet.PushConfig([]byte(pr.Document), pr.PushedBy, pr.IfVersion)
 		if err != nil {
 			log.Warn("admin API: fleet push refused", "err", err)
+			writeErr(w, fleetErr(err))
+			return
+		}
+		writeJSON(w, http.StatusOK, PushResult{Version: v.Version, Hash: v.Hash, Origin: v.Origin})
+	})
+	r.handle("GET", "/v1/config/history", func(w http.ResponseWriter, _ *http.Request) {
+		if h.Fleet == nil {
+			notImplemented(w, "the fleet")
+			return
+		}
+		hist, err := h.Fleet.ConfigHistory()
+		if err != nil {
+			writeErr(w, fleetErr(err))
+			return
+		}
+		if hist == nil {
+			hist = []config.FleetEntry{}
+		}
+		writeJSON(w, http.StatusOK, hist)
+	})
+	r.handle("POST", "/v1/config/rollback", func(w http.ResponseWriter, req *http.Request) {
+		if h.Fleet == nil {
+			notImplemented(w, "the fleet")
+			return
+		}
+		var rr RollbackRequest
+		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 4096)).Decode(&rr); err != nil {
+			WriteError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "unreadable request: " + err.Error()})
+			return
+		}
+		v, err := h.Fleet.RollbackConfig(rr.Version, rr.PushedBy)
+		if err != nil {
+			log.Warn("admin API: fleet rollback refused", "err", err)
 			writeErr(w, fleetErr(err))
 			return
 		}

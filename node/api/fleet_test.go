@@ -60,6 +60,20 @@ func (f *fakeFleet) PushConfig(doc []byte, by string, ifVersion uint64) (config.
 	return config.FleetVersion{Version: 1, Hash: config.DocumentHash(doc), Origin: "lb1"}, nil
 }
 
+func (f *fakeFleet) ConfigHistory() ([]config.FleetEntry, error) {
+	if !f.on {
+		return nil, node.ErrNoFleet
+	}
+	return []config.FleetEntry{{FleetVersion: config.FleetVersion{Version: 1, Hash: "ab", Origin: "lb1"}, PushedBy: "ops"}}, nil
+}
+
+func (f *fakeFleet) RollbackConfig(v uint64, by string) (config.FleetVersion, error) {
+	if v == 9 {
+		return config.FleetVersion{}, fmt.Errorf("%w: version 9 is not in this node's history", node.ErrPushInvalid)
+	}
+	return config.FleetVersion{Version: 2, Hash: "ab", Origin: "lb1"}, nil
+}
+
 func post(t *testing.T, c *http.Client, path, body string) (int, []byte) {
 	t.Helper()
 	resp, err := c.Post("http://vigil"+path, "application/json", strings.NewReader(body))
@@ -120,6 +134,16 @@ func TestFleetEndpoints(t *testing.T) {
 	code, body = post(t, c, "/v1/config/push", `{"document": "stale", "if_version": 3}`)
 	if e := decodeError(t, body); code != 409 || e.Code != CodeConflict {
 		t.Errorf("stale push: %d %+v", code, e)
+	}
+
+	if code, _, body := do(t, c, "GET", "/v1/config/history"); code != 200 || !strings.Contains(string(body), `"pushed_by": "ops"`) {
+		t.Fatalf("history: %d %s", code, body)
+	}
+	if code, body := post(t, c, "/v1/config/rollback", `{"version": 1}`); code != 200 || !strings.Contains(string(body), `"version": 2`) {
+		t.Fatalf("rollback: %d %s", code, body)
+	}
+	if code, body := post(t, c, "/v1/config/rollback", `{"version": 9}`); code != 422 {
+		t.Fatalf("rollback to an unknown version: %d %s", code, body)
 	}
 
 	_, c2, _ := start(t, Handlers{Fleet: &fakeFleet{}})

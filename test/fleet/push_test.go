@@ -113,4 +113,25 @@ func TestFleetPush(t *testing.T) {
 	if st, err := l.status("n3"); err != nil || st.Instances[0].Interface != "eth0" {
 		t.Errorf("n3 no longer runs version 1: %+v %v", st.Instances, err)
 	}
+
+	// Rollback to version 1 through n2: pushed again as version 3, which every node applies,
+	// n3 included; n1's history lists 1, 2 and 3.
+	out2, err := l.cli("n2", "config", "rollback", "1", "--wait", "--timeout", "20s")
+	t.Logf("vigil config rollback 1 --wait:\n%s", out2)
+	if err != nil || strings.Count(string(out2), "applied version 3") != 3 {
+		t.Fatalf("rollback: %v\n%s", err, out2)
+	}
+	hist, err := l.cli("n1", "config", "history")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("vigil config history on n1:\n%s", hist)
+	for _, v := range []string{"\n1 ", "\n2 ", "\n3 "} {
+		if !strings.Contains(string(hist), v) {
+			t.Errorf("n1's history lacks version %s:\n%s", strings.TrimSpace(v), hist)
+		}
+	}
+	if st, err := l.status("n1"); err != nil || st.Instances[0].EffectivePriority != 200 {
+		t.Errorf("n1 after the rollback: %+v %v", st.Instances, err)
+	}
 }
