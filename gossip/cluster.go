@@ -226,15 +226,8 @@ func (c *Cluster) Get(kind, key string) []Row {
 // origin and key.
 func (c *Cluster) Rows(kind string) []Row {
 	c.mu.Lock()
-	all := c.store.Snapshot()
-	c.mu.Unlock()
-	var out []Row
-	for _, r := range all {
-		if r.Kind == kind && !r.Deleted {
-			out = append(out, r)
-		}
-	}
-	return out
+	defer c.mu.Unlock()
+	return c.store.Rows(kind)
 }
 
 // Withdraw deletes this node's row for (kind, key) and queues the

@@ -208,10 +208,21 @@ func (s *Store) ownStale(r Row, now time.Time) (Row, bool) {
 
 // Snapshot returns every row, ordered by ID: the full state a push/pull
 // sends.
-func (s *Store) Snapshot() []Row {
-	out := make([]Row, 0, len(s.rows))
+func (s *Store) Snapshot() []Row { return s.collect(func(Row) bool { return true }) }
+
+// Rows returns the live (not withdrawn) rows of one kind, every origin's,
+// sorted as Snapshot sorts: only those are copied and sorted.
+func (s *Store) Rows(kind string) []Row {
+	return s.collect(func(r Row) bool { return r.Kind == kind && !r.Deleted })
+}
+
+// collect returns the rows keep selects, sorted by origin, kind and key.
+func (s *Store) collect(keep func(Row) bool) []Row {
+	var out []Row
 	for _, r := range s.rows {
-		out = append(out, r)
+		if keep(r) {
+			out = append(out, r)
+		}
 	}
 	slices.SortFunc(out, func(a, b Row) int {
 		return cmp.Or(cmp.Compare(a.Origin, b.Origin), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Key, b.Key))

@@ -236,30 +236,41 @@ invalid, failed somewhere or timed out, 2 usage error.`,
 			if pushedBy == "" {
 				pushedBy = currentUser()
 			}
-			req, _ := json.Marshal(api.PushRequest{Document: string(doc), PushedBy: pushedBy, IfVersion: ifVersion})
-			body, err := adminSend(cmd.Context(), socket, "POST", "/v1/config/push", req, 30*time.Second)
-			if err != nil {
-				return &exitError{code: 1, msg: "vigil config push: " + err.Error()}
-			}
-			var res api.PushResult
-			if err := json.Unmarshal(body, &res); err != nil {
-				return &exitError{code: 1, msg: "vigil config push: unreadable answer: " + err.Error()}
-			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "pushed fleet version %d (sha256 %s) through %s\n", res.Version, shortHash(res.Hash), res.Origin)
-			if !wait {
-				return nil
-			}
-			return waitApplied(cmd, socket, res.Version, timeout)
+			return sendPush(cmd, "push", "/v1/config/push", api.PushRequest{Document: string(doc), PushedBy: pushedBy, IfVersion: ifVersion},
+				socket, wait, timeout)
 		},
 	}
-	cmd.Flags().StringVar(&socket, "socket", defaultSocket(), "admin socket of the daemon (env "+socketEnv+")")
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every following member applied it (or failed)")
-	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long --wait waits")
+	pushFlags(cmd, &socket, &pushedBy, &wait, &timeout)
 	cmd.Flags().Uint64Var(&ifVersion, "if-version", 0, "refuse the push unless the fleet is at this version")
-	cmd.Flags().StringVar(&pushedBy, "pushed-by", "", "who pushes, for the history (default: the user running the command)")
-	cmd.SetFlagErrorFunc(flagUsageError)
 	return cmd
+}
+
+// pushFlags are the flags push and rollback share.
+func pushFlags(cmd *cobra.Command, socket, pushedBy *string, wait *bool, timeout *time.Duration) {
+	cmd.Flags().StringVar(socket, "socket", defaultSocket(), "admin socket of the daemon (env "+socketEnv+")")
+	cmd.Flags().BoolVar(wait, "wait", false, "wait until every following member applied it (or failed)")
+	cmd.Flags().DurationVar(timeout, "timeout", time.Minute, "how long --wait waits")
+	cmd.Flags().StringVar(pushedBy, "pushed-by", "", "who pushes, for the history (default: the user running the command)")
+	cmd.SetFlagErrorFunc(flagUsageError)
+}
+
+// sendPush posts a push or rollback request, prints the version the fleet
+// got and, with wait, waits for it (vigil config push, rollback).
+func sendPush(cmd *cobra.Command, what, path string, request any, socket string, wait bool, timeout time.Duration) error {
+	req, _ := json.Marshal(request)
+	body, err := adminSend(cmd.Context(), socket, "POST", path, req, 30*time.Second)
+	if err != nil {
+		return &exitError{code: 1, msg: "vigil config " + what + ": " + err.Error()}
+	}
+	var res api.PushResult
+	if err := json.Unmarshal(body, &res); err != nil {
+		return &exitError{code: 1, msg: "vigil config " + what + ": unreadable answer: " + err.Error()}
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "pushed fleet version %d (sha256 %s) through %s\n", res.Version, shortHash(res.Hash), res.Origin)
+	if !wait {
+		return nil
+	}
+	return waitApplied(cmd, socket, res.Version, timeout)
 }
 
 // currentUser names who runs the command, for the push's history.
@@ -381,26 +392,9 @@ failed, 2 usage error.`,
 			if pushedBy == "" {
 				pushedBy = currentUser()
 			}
-			req, _ := json.Marshal(api.RollbackRequest{Version: v, PushedBy: pushedBy})
-			body, err := adminSend(cmd.Context(), socket, "POST", "/v1/config/rollback", req, 30*time.Second)
-			if err != nil {
-				return &exitError{code: 1, msg: "vigil config rollback: " + err.Error()}
-			}
-			var res api.PushResult
-			if err := json.Unmarshal(body, &res); err != nil {
-				return &exitError{code: 1, msg: "vigil config rollback: unreadable answer: " + err.Error()}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pushed fleet version %d (sha256 %s) through %s\n", res.Version, shortHash(res.Hash), res.Origin)
-			if !wait {
-				return nil
-			}
-			return waitApplied(cmd, socket, res.Version, timeout)
+			return sendPush(cmd, "rollback", "/v1/config/rollback", api.RollbackRequest{Version: v, PushedBy: pushedBy}, socket, wait, timeout)
 		},
 	}
-	cmd.Flags().StringVar(&socket, "socket", defaultSocket(), "admin socket of the daemon (env "+socketEnv+")")
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every following member applied it (or failed)")
-	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long --wait waits")
-	cmd.Flags().StringVar(&pushedBy, "pushed-by", "", "who pushes, for the history (default: the user running the command)")
-	cmd.SetFlagErrorFunc(flagUsageError)
+	pushFlags(cmd, &socket, &pushedBy, &wait, &timeout)
 	return cmd
 }
