@@ -360,6 +360,16 @@ func (c *cluster) check(heal time.Time, what string) *Report {
 	if err != nil {
 		c.violation("%s [%s]: %v\n%s", what, c.impl, err, c.logs())
 	}
+	if rep == nil {
+		rep = &Report{Heal: heal}
+	}
+	// A run that never settled has no figures: one empty report per group
+	// (no master), so callers' checks report a violation instead of
+	// indexing past the end (keepalived's violations are recorded, not
+	// fatal, and its run goes on).
+	for len(rep.Groups) < len(c.checker().Groups) {
+		rep.Groups = append(rep.Groups, GroupReport{})
+	}
 	return rep
 }
 
