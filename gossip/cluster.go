@@ -48,6 +48,10 @@ type ClusterConfig struct {
 	// key (a pushed fleet document, by its hash); nil = nothing to give.
 	// Called from Run: it must not block.
 	Provide func(key string) ([]byte, bool)
+	// Serve answers a member's Call (method and body; ErrNotFound = no
+	// such method); nil = none served. It runs on a goroutine of its own
+	// with a context that ends after ServeTimeout.
+	Serve func(ctx context.Context, from, method string, body []byte) ([]byte, error)
 }
 
 // Cluster runs a Store over memberlist: broadcasts carry new rows, the
@@ -104,8 +108,9 @@ type Cluster struct {
 	keySeq    atomic.Uint64
 	pendMu    sync.Mutex
 	pending   map[uint64]chan KeyResult
-	fetches   map[uint64]chan fetchReply // Fetch calls waiting, under pendMu
+	calls     map[uint64]chan callReply // Fetch and Call waiting, under pendMu
 	provide   func(key string) ([]byte, bool)
+	serve     func(ctx context.Context, from, method string, body []byte) ([]byte, error)
 
 	stats stats
 	wg    sync.WaitGroup // Run's helpers
@@ -144,7 +149,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		peers: map[string]*peer{}, leavers: map[string]bool{}, join: slices.Clone(cfg.Join), rejoinEvery: cfg.Rejoin,
 		reclaim: cfg.Memberlist.DeadNodeReclaimTime, selfAddr: advertised(cfg.Memberlist),
 		onKeyring: cfg.OnKeyring, pending: map[uint64]chan KeyResult{}, stats: newStats(),
-		fetches: map[uint64]chan fetchReply{}, provide: cfg.Provide}
+		calls: map[uint64]chan callReply{}, provide: cfg.Provide, serve: cfg.Serve}
 	mc.Name = cfg.Name
 	mc.Delegate = (*delegate)(c)
 	mc.Events = (*eventDelegate)(c)
@@ -315,8 +320,8 @@ func (c *Cluster) receive(b []byte, now time.Time) {
 		c.keyMessage(b)
 		return
 	}
-	if len(b) > 0 && (b[0] == msgFetchRequest || b[0] == msgFetchReply) {
-		c.fetchMessage(b)
+	if len(b) > 0 && (b[0] == msgCallRequest || b[0] == msgCallReply) {
+		c.callMessage(b)
 		return
 	}
 	rows, err := DecodeRows(b)

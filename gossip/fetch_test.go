@@ -9,29 +9,72 @@ import (
 	"time"
 )
 
-// The fetch messages round-trip, and DecodeRows refuses them (they share NotifyMsg with rows).
-func TestFetchMessages(t *testing.T) {
-	req := encodeFetchRequest(7, "fleet/abc", "n1")
-	id, key, from, err := decodeFetchRequest(req[1:])
-	if err != nil || id != 7 || key != "fleet/abc" || from != "n1" {
-		t.Fatalf("request: %d %q %q %v", id, key, from, err)
+// The call messages round-trip, and DecodeRows refuses them (they share NotifyMsg with rows).
+func TestCallMessages(t *testing.T) {
+	req := encodeCallRequest(7, methodFetch, []byte("fleet/abc"), "n1")
+	id, method, body, from, err := decodeCallRequest(req[1:])
+	if err != nil || id != 7 || method != methodFetch || string(body) != "fleet/abc" || from != "n1" {
+		t.Fatalf("request: %d %q %q %q %v", id, method, body, from, err)
 	}
 	for _, c := range []struct {
-		found   bool
-		content []byte
-	}{{true, []byte("vrrp: {}\n")}, {true, nil}, {false, nil}} {
-		id, r, err := decodeFetchReply(encodeFetchReply(9, c.found, c.content)[1:])
-		if err != nil || id != 9 || r.found != c.found || !bytes.Equal(r.content, c.content) {
+		status byte
+		body   []byte
+	}{{callOK, []byte("vrrp: {}\n")}, {callOK, nil}, {callNotFound, nil}, {callFailed, []byte("refused")}} {
+		id, r, err := decodeCallReply(encodeCallReply(9, c.status, c.body)[1:])
+		if err != nil || id != 9 || r.status != c.status || !bytes.Equal(r.body, c.body) {
 			t.Fatalf("reply %+v: %d %+v %v", c, id, r, err)
 		}
 	}
-	if _, _, err := decodeFetchReply([]byte{}); err == nil {
+	if _, _, err := decodeCallReply([]byte{}); err == nil {
 		t.Fatal("an empty reply decoded")
 	}
-	for _, m := range [][]byte{req, encodeFetchReply(1, true, []byte("x"))} {
+	if _, _, _, _, err := decodeCallRequest(req[1:4]); err == nil {
+		t.Fatal("a truncated request decoded")
+	}
+	for _, m := range [][]byte{req, encodeCallReply(1, callOK, []byte("x"))} {
 		if _, err := DecodeRows(m); err == nil {
-			t.Fatalf("DecodeRows took a fetch message %x", m[:1])
+			t.Fatalf("DecodeRows took a call message %x", m[:1])
 		}
+	}
+}
+
+// Issue 14's handoff requests are calls: the member's Serve answers with a body, an error
+// (a *RemoteError naming the member) or ErrNotFound for a method it does not serve; the
+// requester's name reaches Serve.
+func TestCall(t *testing.T) {
+	nw := newMemNet()
+	a := newNode(t, nw, "n0", nil, nil).run(t)
+	b := newNode(t, nw, "n1", nil, func(cc *ClusterConfig) {
+		cc.Join = []string{a.tr.addr}
+		cc.Serve = func(ctx context.Context, from, method string, body []byte) ([]byte, error) {
+			switch method {
+			case "echo":
+				return append([]byte(from+":"), body...), nil
+			case "fail":
+				return nil, errors.New("not the master")
+			}
+			return nil, ErrNotFound
+		}
+	}).run(t)
+	waitMembers(t, "2 members", 2, a, b)
+	eventually(t, "drivers see 2 alive", func() bool { return alive(a, b) == 4 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if got, err := a.c.Call(ctx, "n1", "echo", []byte("hi")); err != nil || string(got) != "n0:hi" {
+		t.Fatalf("echo: %q %v", got, err)
+	}
+	var re *RemoteError
+	if _, err := a.c.Call(ctx, "n1", "fail", nil); !errors.As(err, &re) || re.Node != "n1" || re.Message != "not the master" {
+		t.Fatalf("fail: %v", err)
+	}
+	if _, err := a.c.Call(ctx, "n1", "nothing", nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown method: %v", err)
+	}
+	if _, err := b.c.Call(ctx, "n0", "echo", nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a member without Serve: %v", err)
+	}
+	if _, err := a.c.Call(ctx, "n1", methodFetch, nil); err == nil {
+		t.Fatal("Call took the reserved fetch method")
 	}
 }
 

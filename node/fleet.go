@@ -97,6 +97,11 @@ type fleet struct {
 	decodedVRRP map[gossip.RowID]decodedInstance
 	// cfgs is the fleet configuration pushes (fleetcfg.go).
 	cfgs *fleetConfig
+	// startCfg is the configuration the fleet started with (its local
+	// settings: the state directory). serve answers members' calls (the
+	// node's handoff.go), set before the cluster runs.
+	startCfg *config.Config
+	serve    func(ctx context.Context, from, method string, body []byte) ([]byte, error)
 	// masters are the fleet masters arbitration follows, fed the ping
 	// time each instance was last fed (run's goroutine).
 	masters []gossip.FleetMaster
@@ -143,12 +148,13 @@ func newFleet(cfg *config.Config, log *slog.Logger, reg *telemetry.Registry, che
 	if err != nil {
 		return nil, err
 	}
+	f := &fleet{}
 	cl, err := gossip.NewCluster(gossip.ClusterConfig{Name: cfg.Node.Name, Epoch: uint64(time.Now().UnixNano()), Memberlist: mc,
-		Join: g.Join, Rejoin: g.Rejoin, OnKeyring: onKeyring, Provide: fc.provide, Log: log})
+		Join: g.Join, Rejoin: g.Rejoin, OnKeyring: onKeyring, Provide: fc.provide, Serve: f.serveCall, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("gossip on %s: %w", g.Bind, err)
 	}
-	f := &fleet{log: log, self: cfg.Node.Name, cl: cl, checks: checks, arbitrate: g.Arbitrate, metrics: reg.NewFleet(),
+	*f = fleet{log: log, self: cfg.Node.Name, cl: cl, startCfg: cfg, checks: checks, arbitrate: g.Arbitrate, metrics: reg.NewFleet(),
 		started: time.Now(), kick: make(chan struct{}, 1), cfg: cfg, startGossip: g, published: map[[2]string][]byte{},
 		summaryAt: map[string]summarySeen{}, members: map[string]gossip.Member{}, pings: map[string]time.Time{},
 		pinging: map[string]context.CancelFunc{}, disagree: map[lb.RealServerID]bool{}, decoded: map[gossip.RowID]decodedHealth{}, decodedVRRP: map[gossip.RowID]decodedInstance{}, fed: map[string]time.Time{}}
@@ -156,6 +162,14 @@ func newFleet(cfg *config.Config, log *slog.Logger, reg *telemetry.Registry, che
 	f.view = gossip.NewHealthView(cfg.Node.Name, checks.View())
 	f.setConfig(cfg)
 	return f, nil
+}
+
+// serveCall answers a member's call through the node's handler.
+func (f *fleet) serveCall(ctx context.Context, from, method string, body []byte) ([]byte, error) {
+	if f.serve == nil {
+		return nil, gossip.ErrNotFound
+	}
+	return f.serve(ctx, from, method, body)
 }
 
 // setConfig follows a new configuration (start, reload): the virtual
@@ -257,6 +271,7 @@ func (f *fleet) run(ctx context.Context, status func() statusView) {
 type statusView struct {
 	hash      string
 	instances []InstanceStatus
+	drained   bool
 }
 
 // publish writes this node's summary and instance rows where they changed
@@ -264,7 +279,7 @@ type statusView struct {
 // instances changed.
 func (f *fleet) publish(now time.Time, st statusView, force bool) bool {
 	bi := buildinfo.Get()
-	sum := gossip.NodeSummary{Build: bi.Version, ConfigHash: st.hash, Started: f.started}
+	sum := gossip.NodeSummary{Build: bi.Version, ConfigHash: st.hash, Started: f.started, Drained: st.drained}
 	f.cfgs.summary(&sum)
 	f.put(gossip.KindNode, gossip.KeySummary, sum.Encode, force)
 	own := make([]gossip.InstanceSummary, 0, len(st.instances))

@@ -44,6 +44,8 @@ type Node struct {
 
 	// fleet is the gossip fleet (fleet.go); nil without a gossip section.
 	fleet *fleet
+	// drainMu serialises drains and undrains (handoff.go).
+	drainMu sync.Mutex
 }
 
 // Options are the optional dependencies of a Node.
@@ -76,7 +78,11 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		reg = telemetry.NewRegistry()
 	}
 	n := &Node{log: log, lbMetrics: reg.LB}
-	r, err := router.New(cfg, router.Options{Logger: log, Metrics: reg, Hooks: router.Hooks{
+	drained := startsDrained(cfg)
+	if drained {
+		log.Warn("this node is drained (vigil drain): every instance runs at the lowest priority until vigil undrain")
+	}
+	r, err := router.New(cfg, router.Options{Logger: log, Metrics: reg, Drained: drained, Hooks: router.Hooks{
 		Prepare:      n.prepare,
 		Started:      n.startLB,
 		StateChanged: n.stateChanged,
@@ -96,6 +102,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		}
 		f.router = r
 		f.cfgs.apply = n.Reload
+		f.serve = n.serve
 		n.fleet = f
 	}
 	if err := n.setLB(cfg); err != nil {
@@ -169,7 +176,7 @@ func (n *Node) Run(ctx context.Context) error {
 // fleetView is what the fleet publishes of this node.
 func (n *Node) fleetView() statusView {
 	r := n.router.Status()
-	return statusView{hash: r.Config.Hash, instances: r.Instances}
+	return statusView{hash: r.Config.Hash, instances: r.Instances, drained: r.Drained}
 }
 
 // closeFleet stops a fleet that never ran.
@@ -252,13 +259,15 @@ func (n *Node) Alive(ctx context.Context) error { return n.router.Alive(ctx) }
 // Status is a snapshot of the running node, the document behind `vigil
 // status` and the admin API. Field names are the stable JSON keys.
 type Status struct {
-	Node       string           `json:"node"`
-	Version    string           `json:"version"`
-	Revision   string           `json:"revision,omitempty"`
-	ConfigPath string           `json:"config_path"`
-	ConfigHash string           `json:"config_hash"`
-	StartedAt  time.Time        `json:"started_at"`
-	Instances  []InstanceStatus `json:"instances"`
+	Node       string    `json:"node"`
+	Version    string    `json:"version"`
+	Revision   string    `json:"revision,omitempty"`
+	ConfigPath string    `json:"config_path"`
+	ConfigHash string    `json:"config_hash"`
+	StartedAt  time.Time `json:"started_at"`
+	// Drained: vigil drain holds every instance at the lowest priority.
+	Drained   bool             `json:"drained,omitempty"`
+	Instances []InstanceStatus `json:"instances"`
 	// VirtualServers are the lb virtual servers with their real servers'
 	// health, in configuration order.
 	VirtualServers []VirtualServerStatus `json:"virtual_servers,omitempty"`
@@ -269,7 +278,7 @@ func (n *Node) Status() Status {
 	r := n.router.Status()
 	bi := buildinfo.Get()
 	st := Status{Node: r.Config.Node.Name, Version: bi.Version, Revision: bi.Revision, ConfigPath: r.Config.Path,
-		ConfigHash: r.Config.Hash, StartedAt: r.StartedAt, Instances: r.Instances}
+		ConfigHash: r.Config.Hash, StartedAt: r.StartedAt, Instances: r.Instances, Drained: r.Drained}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.lb != nil {

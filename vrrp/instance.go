@@ -55,6 +55,10 @@ const (
 	CauseSyncGroup      Cause = "sync_group"     // moved with the other members of its sync group
 	CauseAdmin          Cause = "admin"          // an operator asked
 	CauseConfigReload   Cause = "config_reload"  // stopped (removed or restarted) by a configuration reload
+	// CauseHandoff: a coordinated handoff (vigil vrrp failover, vigil
+	// drain): the master resigned for a successor told to take over at
+	// once (Resign, ExpectHandoff).
+	CauseHandoff Cause = "admin_handoff"
 	// CauseArbitration: gossip says another live vigil node is master of
 	// this virtual router with a better priority (FleetAdvert).
 	CauseArbitration Cause = "gossip_arbitration"
@@ -241,7 +245,23 @@ type Instance struct {
 	// decides where Start goes.
 	faulted    bool
 	faultCause Cause
+	// handoffFrom and handoffUntil: a Backup told it is the successor of
+	// the master at handoffFrom (ExpectHandoff) takes over at once when
+	// that master resigns before handoffUntil.
+	handoffFrom  netip.Addr
+	handoffUntil time.Time
+	// resignedFrom is the last master heard resigning on the wire, at
+	// resignedAt: gossip reports of it as master are stale until
+	// ResignMemory has passed or it advertises again (FleetAdvert).
+	resignedFrom netip.Addr
+	resignedAt   time.Time
 }
+
+// ResignMemory is how long a resignation heard on the wire outweighs
+// gossip reports that its sender is master: the sender's new summary
+// reaches the fleet well within it, and a sender that becomes master again
+// advertises on the wire, which ends it at once.
+const ResignMemory = 10 * time.Second
 
 // NewInstance returns an instance in the Initialize state.
 func NewInstance(cfg Config) (*Instance, error) {
@@ -321,6 +341,7 @@ func (i *Instance) Advert(p uint8) Advert {
 func (i *Instance) change(now time.Time, to State, cause Cause) StateChange {
 	sc := StateChange{From: i.state, To: to, Cause: cause, Priority: i.priority, At: now}
 	i.state = to
+	i.handoffFrom, i.handoffUntil = netip.Addr{}, time.Time{}
 	i.lastChange = now
 	if to == StateMaster {
 		i.master = i.cfg.Primary
@@ -498,6 +519,40 @@ func (i *Instance) GoBackup(now time.Time, cause Cause) []Action {
 	return []Action{RemoveVIPs{}, i.change(now, StateBackup, cause)}
 }
 
+// Resign is the old master's half of a coordinated handoff: Master →
+// Backup at once, announcing it with a priority-0 advert and removing the
+// addresses, as a master does at Shutdown (RFC 9568 §6.4.3), but staying
+// in the virtual router as a Backup with its Master_Down_Timer armed. A
+// successor told by ExpectHandoff takes over on that advert; any other
+// Backup, keepalived included, sees an ordinary resignation (§6.4.2:
+// Master_Down_Timer set to Skew_Time). Other states are left alone.
+func (i *Instance) Resign(now time.Time, cause Cause) []Action {
+	if i.state != StateMaster {
+		return nil
+	}
+	return append([]Action{SendAdvert{Advert: i.Advert(ResignPriority)}}, i.GoBackup(now, cause)...)
+}
+
+// ErrNotBackup is returned by ExpectHandoff outside the Backup state.
+var ErrNotBackup = errors.New("the instance is not in BACKUP state")
+
+// ExpectHandoff is the successor's half of a coordinated handoff: until
+// until, a priority-0 advert from the master at from makes this Backup
+// Master at once instead of after Skew_Time (§6.4.2's wait exists so that
+// the best Backup wins without coordination; here it was chosen ahead).
+// The wire is unchanged: the successor's first advert is an ordinary
+// one. Any state change ends the expectation.
+func (i *Instance) ExpectHandoff(from netip.Addr, until time.Time) error {
+	if i.state != StateBackup {
+		return fmt.Errorf("%w (%s)", ErrNotBackup, i.state)
+	}
+	if !from.IsValid() || from.Is6() != (i.cfg.Family() == 6) {
+		return fmt.Errorf("the resigning master's address %v is not of this instance's family", from)
+	}
+	i.handoffFrom, i.handoffUntil = from, until
+	return nil
+}
+
 // FleetMaster is what gossip knows of another node that is master of this
 // virtual router: the priority and primary address its adverts would
 // carry, and its advert interval.
@@ -520,6 +575,11 @@ type FleetMaster struct {
 // Master_Down_Interval after that.
 func (i *Instance) FleetAdvert(now time.Time, m FleetMaster) []Action {
 	if !m.Primary.IsValid() || m.Priority == ResignPriority || m.Primary.Is6() != (i.cfg.Family() == 6) {
+		return nil
+	}
+	if m.Primary == i.resignedFrom && now.Sub(i.resignedAt) < ResignMemory {
+		// It resigned on the wire since: the report predates its new
+		// summary (a handoff's successor must not step down for it).
 		return nil
 	}
 	a := &Advert{Version: i.cfg.Version, VRID: i.cfg.VRID, Priority: m.Priority, Interval: m.Interval}
@@ -704,6 +764,11 @@ func (i *Instance) Receive(now time.Time, d Decoded, rx RxInfo) ([]Action, error
 		acts = append(acts, n)
 	}
 	a := &d.Advert
+	if a.Priority == ResignPriority {
+		i.resignedFrom, i.resignedAt = rx.Src, now
+	} else if rx.Src == i.resignedFrom {
+		i.resignedFrom = netip.Addr{}
+	}
 	switch i.state {
 	case StateBackup:
 		acts = append(acts, i.backupReceive(now, a, rx.Src)...)
@@ -715,6 +780,11 @@ func (i *Instance) Receive(now time.Time, d Decoded, rx RxInfo) ([]Action, error
 
 func (i *Instance) backupReceive(now time.Time, a *Advert, src netip.Addr) []Action {
 	if a.Priority == ResignPriority {
+		if src == i.handoffFrom && now.Before(i.handoffUntil) {
+			// The resignation this Backup was told to expect: take over
+			// at once (ExpectHandoff).
+			return i.becomeMaster(now, CauseHandoff)
+		}
 		// §6.4.2: "If the Priority in the ADVERTISEMENT is zero, then: Set
 		// the Master_Down_Timer to Skew_Time".
 		i.downTimer = now.Add(i.skewTime())

@@ -13,6 +13,8 @@
 //	POST /v1/config/push     push a fleet document {"document": YAML, "pushed_by": who, "if_version": N}
 //	GET  /v1/config/history  the fleet versions this node applied
 //	POST /v1/config/rollback push version N's document again as a new version {"version": N, "pushed_by": who}
+//	POST /v1/vrrp/failover   hand an instance's mastership to a successor {"instance": name, "to": node, "force": bool}
+//	POST /v1/drain           drain or undrain a member {"node": name, "drain": bool, "force": bool}
 //
 // Every error is a JSON object {"error": message, "code": machine_code,
 // "details": [...]} with the HTTP status that goes with the code.
@@ -68,7 +70,26 @@ type FleetSource interface {
 	PushConfig(doc []byte, pushedBy string, ifVersion uint64) (config.FleetVersion, error)
 	ConfigHistory() ([]config.FleetEntry, error)
 	RollbackConfig(v uint64, pushedBy string) (config.FleetVersion, error)
+	Failover(ctx context.Context, instance, to string, force bool) (node.HandoffResult, error)
+	Drain(ctx context.Context, target string, drain, force bool) (node.DrainResult, error)
 }
+
+// FailoverRequest is the body of POST /v1/vrrp/failover.
+type FailoverRequest struct {
+	Instance string `json:"instance"`
+	To       string `json:"to,omitempty"` // "": the best successor
+	Force    bool   `json:"force,omitempty"`
+}
+
+// DrainRequest is the body of POST /v1/drain.
+type DrainRequest struct {
+	Node  string `json:"node,omitempty"` // "": the node serving the request
+	Drain bool   `json:"drain"`
+	Force bool   `json:"force,omitempty"`
+}
+
+// CodeRefused answers a handoff or drain that would not hold.
+const CodeRefused = "refused"
 
 // RollbackRequest is the body of POST /v1/config/rollback.
 type RollbackRequest struct {
@@ -113,6 +134,15 @@ func fleetErr(err error) error {
 		return &Error{Status: http.StatusConflict, Code: CodeNoFleet, Message: err.Error()}
 	case errors.Is(err, node.ErrPushConflict):
 		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: err.Error()}
+	case errors.Is(err, node.ErrHandoffRefused):
+		msg, details, _ := strings.Cut(err.Error(), "\n")
+		e := &Error{Status: http.StatusConflict, Code: CodeRefused, Message: msg}
+		if details != "" {
+			e.Details = strings.Split(details, "\n")
+		}
+		return e
+	case errors.Is(err, node.ErrNoInstance):
+		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: err.Error()}
 	}
 	return err
 }
@@ -282,6 +312,15 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, PushResult{Version: v.Version, Hash: v.Hash, Origin: v.Origin})
 	})
+	fleetPost(r, h, log, "/v1/vrrp/failover", func(ctx context.Context, fr FailoverRequest) (any, error) {
+		if fr.Instance == "" {
+			return nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "no instance named"}
+		}
+		return h.Fleet.Failover(ctx, fr.Instance, fr.To, fr.Force)
+	})
+	fleetPost(r, h, log, "/v1/drain", func(ctx context.Context, dr DrainRequest) (any, error) {
+		return h.Fleet.Drain(ctx, dr.Node, dr.Drain, dr.Force)
+	})
 	r.mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		WriteError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such endpoint: " + req.URL.Path})
 	})
@@ -325,6 +364,29 @@ func (r *router) handle(method, path string, h http.HandlerFunc) {
 	if method == "GET" && !slices.Contains(r.allowed[path], "HEAD") {
 		r.allowed[path] = append(r.allowed[path], "HEAD") // the mux serves HEAD with GET
 	}
+}
+
+// fleetPost serves a small JSON POST of the fleet: the body decoded into
+// a Req, then do, whose result is the 200 body.
+func fleetPost[Req any](r *router, h Handlers, log *slog.Logger, path string, do func(context.Context, Req) (any, error)) {
+	r.handle("POST", path, func(w http.ResponseWriter, req *http.Request) {
+		if h.Fleet == nil {
+			notImplemented(w, "the fleet")
+			return
+		}
+		var in Req
+		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 4096)).Decode(&in); err != nil {
+			WriteError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "unreadable request: " + err.Error()})
+			return
+		}
+		res, err := do(req.Context(), in)
+		if err != nil {
+			log.Warn("admin API: request refused", "path", path, "err", err)
+			writeErr(w, fleetErr(err))
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
 }
 
 func notImplemented(w http.ResponseWriter, what string) {

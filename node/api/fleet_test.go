@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -72,6 +73,24 @@ func (f *fakeFleet) RollbackConfig(v uint64, by string) (config.FleetVersion, er
 		return config.FleetVersion{}, fmt.Errorf("%w: version 9 is not in this node's history", node.ErrPushInvalid)
 	}
 	return config.FleetVersion{Version: 2, Hash: "ab", Origin: "lb1"}, nil
+}
+
+func (f *fakeFleet) Failover(_ context.Context, instance, to string, force bool) (node.HandoffResult, error) {
+	switch {
+	case instance == "gone":
+		return node.HandoffResult{}, fmt.Errorf("%w: %q", node.ErrNoInstance, instance)
+	case to == "lb3" && !force:
+		return node.HandoffResult{}, fmt.Errorf("%w: lb3 would not keep web:\nlb1 (priority 200, preempt) would take mastership back", node.ErrHandoffRefused)
+	}
+	return node.HandoffResult{Instance: instance, From: "lb1", To: cmp.Or(to, "lb2")}, nil
+}
+
+func (f *fakeFleet) Drain(_ context.Context, target string, drain, force bool) (node.DrainResult, error) {
+	if !f.on {
+		return node.DrainResult{}, node.ErrNoFleet
+	}
+	f.ops = append(f.ops, fmt.Sprintf("drain %s %v %v", target, drain, force))
+	return node.DrainResult{Node: cmp.Or(target, "lb1"), Drained: drain, Changed: true}, nil
 }
 
 func post(t *testing.T, c *http.Client, path, body string) (int, []byte) {
@@ -146,11 +165,39 @@ func TestFleetEndpoints(t *testing.T) {
 		t.Fatalf("rollback to an unknown version: %d %s", code, body)
 	}
 
+	// Handoffs: the result; a refusal is 409 refused with one detail per problem; an unknown
+	// instance 404; no instance 400. Drains reach the fleet with their target.
+	if code, body := post(t, c, "/v1/vrrp/failover", `{"instance": "web"}`); code != 200 || !strings.Contains(string(body), `"to": "lb2"`) {
+		t.Fatalf("failover: %d %s", code, body)
+	}
+	code, body = post(t, c, "/v1/vrrp/failover", `{"instance": "web", "to": "lb3"}`)
+	if e := decodeError(t, body); code != 409 || e.Code != CodeRefused || len(e.Details) != 1 || !strings.Contains(e.Details[0], "preempt") {
+		t.Errorf("refused failover: %d %+v", code, e)
+	}
+	if code, body := post(t, c, "/v1/vrrp/failover", `{"instance": "web", "to": "lb3", "force": true}`); code != 200 {
+		t.Errorf("forced failover: %d %s", code, body)
+	}
+	if code, body := post(t, c, "/v1/vrrp/failover", `{"instance": "gone"}`); decodeError(t, body).Code != CodeNotFound || code != 404 {
+		t.Errorf("failover of an unknown instance: %d %s", code, body)
+	}
+	if code, body := post(t, c, "/v1/vrrp/failover", `{}`); code != 400 {
+		t.Errorf("failover without an instance: %d %s", code, body)
+	}
+	if code, body := post(t, c, "/v1/drain", `{"node": "lb2", "drain": true}`); code != 200 || !strings.Contains(string(body), `"node": "lb2"`) {
+		t.Fatalf("drain: %d %s", code, body)
+	}
+	if last := f.ops[len(f.ops)-1]; last != "drain lb2 true false" {
+		t.Errorf("the drain that reached the fleet: %s", last)
+	}
+
 	_, c2, _ := start(t, Handlers{Fleet: &fakeFleet{}})
 	for _, path := range []string{"/v1/members", "/v1/fleet"} {
 		code, _, body := do(t, c2, "GET", path)
 		if e := decodeError(t, body); code != 409 || e.Code != CodeNoFleet {
 			t.Errorf("%s without gossip: %d %+v", path, code, e)
 		}
+	}
+	if code, body := post(t, c2, "/v1/drain", `{"drain": true}`); decodeError(t, body).Code != CodeNoFleet || code != 409 {
+		t.Errorf("drain without gossip: %d %s", code, body)
 	}
 }

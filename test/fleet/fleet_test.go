@@ -131,6 +131,9 @@ func (l *lab) start(name string, insts []peer.Instance, cluster, keyring string)
 	}
 	if l.follow {
 		y += fmt.Sprintf("fleet: { config: follow, state_dir: %s }\n", filepath.Join(l.lab.Dir(), name+"-state"))
+	} else if !l.noGossip {
+		// Each node its own state directory (a drain is kept there).
+		y += fmt.Sprintf("fleet: { state_dir: %s }\n", filepath.Join(l.lab.Dir(), name+"-state"))
 	}
 	// Metrics on the node's address (its own namespace): the fleet's families are checked there.
 	y = strings.Replace(y, `telemetry: { listen: "" }`, fmt.Sprintf(`telemetry: { listen: "%s:9730" }`, l.addrs[name]), 1)

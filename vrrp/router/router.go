@@ -89,6 +89,8 @@ type Router struct {
 	record *hostRecord
 
 	hooks Hooks
+	// drained: every instance runs at DrainPriority (handoff.go).
+	drained bool
 }
 
 // sock is one raw socket and the instances it serves, by VRID.
@@ -142,6 +144,9 @@ type Options struct {
 	Logger  *slog.Logger        // required
 	Metrics *telemetry.Registry // required
 	Hooks   Hooks
+	// Drained starts the node drained (SetDrained): a drain outlives a
+	// restart.
+	Drained bool
 }
 
 // Hooks let the rest of the node (the load balancer) act in step with VRRP
@@ -179,6 +184,7 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 	}
 	n.vips = vm
 	n.hooks = opts.Hooks
+	n.drained = opts.Drained
 	if err := n.build(); err != nil {
 		n.Abandon()
 		return nil, err

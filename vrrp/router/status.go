@@ -18,6 +18,7 @@ type Status struct {
 	Config    *config.Config // the configuration they run
 	StartedAt time.Time
 	Instances []InstanceStatus
+	Drained   bool // every instance runs at DrainPriority (SetDrained)
 }
 
 // InstanceStatus is one VRRP instance.
@@ -84,7 +85,7 @@ func (v VIPStatus) String() string {
 func (n *Router) Status() Status {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	st := Status{Config: n.cfg, StartedAt: n.started, Instances: make([]InstanceStatus, 0, len(n.insts))}
+	st := Status{Config: n.cfg, StartedAt: n.started, Instances: make([]InstanceStatus, 0, len(n.insts)), Drained: n.drained}
 	for _, in := range n.insts {
 		c := in.core.Config()
 		s := in.core.Status()

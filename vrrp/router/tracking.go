@@ -177,33 +177,40 @@ func (n *Router) trackerChanged(u track.Update) bool {
 }
 
 // evaluate recomputes the instance's effective priority and tracker fault
-// from the current tracker states. Called with n.mu held (or before Run).
+// from the current tracker states, and the drain (a drained node runs at
+// DrainPriority). Called with n.mu held (or before Run).
 func (n *Router) evaluate(in *instance, now time.Time) {
-	if len(in.tracks) == 0 {
-		return
-	}
-	trs := make([]policy.Tracker, 0, len(in.tracks))
-	for _, r := range in.tracks {
-		u := n.states[r.key]
-		trs = append(trs, policy.Tracker{Name: r.key.Name, Kind: r.key.Kind, Weight: r.weight, Reverse: r.reverse, Up: u.Up, Value: u.Value})
-	}
-	res := policy.Effective(in.cfg.Priority, trs)
+	prio := in.cfg.Priority
 	in.trackFault = ""
-	if res.Fault {
-		in.trackFault = res.Reason
+	if len(in.tracks) > 0 {
+		trs := make([]policy.Tracker, 0, len(in.tracks))
+		for _, r := range in.tracks {
+			u := n.states[r.key]
+			trs = append(trs, policy.Tracker{Name: r.key.Name, Kind: r.key.Kind, Weight: r.weight, Reverse: r.reverse, Up: u.Up, Value: u.Value})
+		}
+		res := policy.Effective(in.cfg.Priority, trs)
+		if res.Fault {
+			in.trackFault = res.Reason
+		}
+		prio = res.Priority
 	}
-	if !res.Fault && res.Priority != in.core.Priority() && !in.core.Config().Owner() {
+	if n.drained {
+		prio = DrainPriority
+	}
+	if in.trackFault == "" && prio != in.core.Priority() && !in.core.Config().Owner() {
 		from := in.core.Priority()
-		acts, err := in.core.SetPriority(now, res.Priority)
+		acts, err := in.core.SetPriority(now, prio)
 		if err != nil {
 			n.log.Error("setting the effective priority", "vrrp_instance", in.cfg.Name, "err", err)
 		} else {
-			n.log.Info("effective priority changed", "vrrp_instance", in.cfg.Name, "from", from, "to", res.Priority)
-			in.met.PriorityChanged(res.Priority)
+			n.log.Info("effective priority changed", "vrrp_instance", in.cfg.Name, "from", from, "to", prio, "drained", n.drained)
+			in.met.PriorityChanged(prio)
 			n.do(in, acts)
 		}
 	}
-	n.applyFault(in, now)
+	if len(in.tracks) > 0 {
+		n.applyFault(in, now)
+	}
 }
 
 // ownFault reports the instance's own reason to be in FAULT ("" = none).

@@ -150,7 +150,10 @@ func TestScriptRiseFall(t *testing.T) {
 	noLeaks(t)
 	dir, script := stateScript(t)
 	const rise, fall = 3, 2
-	s, err := NewScript(ScriptSpec{Name: "chk", Argv: []string{script}, Interval: 20 * time.Millisecond, Rise: rise, Fall: fall}, testLog(t))
+	// 100 ms, not less: the counts below compare the script's own runs with
+	// the verdicts, and a run that times out on a loaded machine (the
+	// timeout is the interval) counts as a failure the script never wrote.
+	s, err := NewScript(ScriptSpec{Name: "chk", Argv: []string{script}, Interval: 100 * time.Millisecond, Rise: rise, Fall: fall}, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
