@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -54,6 +55,9 @@ type cluster struct {
 	p1, p2   *netlab.Process
 	capture  *netlab.Capture
 	tail     *pcapTail
+	// gossip runs vigil with a gossip section (the handoff needs the
+	// fleet); no effect on keepalived.
+	gossip bool
 }
 
 // instances returns count instances for one node at priority prio: VRIDs
@@ -78,9 +82,14 @@ func instances(count, firstVRID, prio int, iv time.Duration, vips []netip.Prefix
 // the bridge when capture is set, and starts the implementation on both
 // nodes.
 func newCluster(tb testing.TB, impl string, in1, in2 []peer.Instance, capture bool) *cluster {
+	return newClusterWith(tb, impl, in1, in2, capture, false)
+}
+
+// newClusterWith is newCluster, with vigil in a gossip fleet when gossip is set.
+func newClusterWith(tb testing.TB, impl string, in1, in2 []peer.Instance, capture, gossip bool) *cluster {
 	tb.Helper()
 	lab := netlab.NewForTest(tb, labPrefix)
-	c := &cluster{tb: tb, impl: impl, lab: lab, in1: in1, in2: in2}
+	c := &cluster{tb: tb, impl: impl, lab: lab, in1: in1, in2: in2, gossip: gossip}
 	var err error
 	if c.n1, err = lab.AddNode("n1", addr1); err != nil {
 		tb.Fatal(err)
@@ -111,7 +120,18 @@ func (c *cluster) start(n *netlab.Node, in []peer.Instance) (*netlab.Process, er
 		if err != nil {
 			return nil, err
 		}
-		return peer.StartVigil(n, bin, in)
+		if !c.gossip {
+			return peer.StartVigil(n, bin, in)
+		}
+		// The two directors in one fleet (LAN timings, unencrypted: a
+		// benchmark lab), each with its own state directory.
+		self, other := addr1.Addr(), addr2.Addr()
+		if n == c.n2 {
+			self, other = other, self
+		}
+		y := peer.VigilYAML(n.Name, in) + fmt.Sprintf("gossip: { bind: \"%s:7946\", join: [\"%s:7946\"], insecure: true, profile: lan }\n"+
+			"fleet: { state_dir: %s }\n", self, other, filepath.Join(c.lab.Dir(), n.Name+"-state"))
+		return peer.StartVigilYAML(n, bin, y)
 	case ImplKeepalived:
 		return peer.StartKeepalived(n, in)
 	}

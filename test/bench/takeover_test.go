@@ -6,8 +6,10 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
+	"vigil/test/peer"
 
 	"vigil/test/netlab"
 )
@@ -41,6 +43,23 @@ func BenchmarkTakeoverGracefulStop(b *testing.B) {
 	b.Run(gracefulInterval.String(), func(b *testing.B) {
 		for _, impl := range impls {
 			b.Run(impl, func(b *testing.B) { benchGraceful(b, impl, gracefulInterval) })
+		}
+	})
+}
+
+// BenchmarkHandoff measures a planned move of mastership at 1 s adverts:
+// vigil vrrp failover (issue 14: goal < 20 ms) against keepalived's
+// priority-0 stop, in the same run.
+func BenchmarkHandoff(b *testing.B) {
+	b.Run(gracefulInterval.String(), func(b *testing.B) {
+		for _, impl := range impls {
+			b.Run(impl, func(b *testing.B) {
+				if impl == ImplKeepalived {
+					benchGracefulAs(b, impl, gracefulInterval, KindHandoff)
+					return
+				}
+				benchFailover(b, gracefulInterval)
+			})
 		}
 	})
 }
@@ -228,8 +247,17 @@ func (c *cluster) linkCutRun(iv time.Duration, since time.Time, restored bool, r
 }
 
 func benchGraceful(b *testing.B, impl string, iv time.Duration) {
+	benchGracefulAs(b, impl, iv, KindGraceful)
+}
+
+// benchGracefulAs is benchGraceful recorded under kind.
+func benchGracefulAs(b *testing.B, impl string, iv time.Duration, kind string) {
 	netlab.Require(b)
-	res := &TakeoverResult{Kind: KindGraceful, Impl: impl, Interval: iv, Expected: skew(backupPrio, iv), CaptureDrops: -1}
+	exp := skew(backupPrio, iv)
+	if kind == KindHandoff {
+		exp = 0
+	}
+	res := &TakeoverResult{Kind: kind, Impl: impl, Interval: iv, Expected: exp, CaptureDrops: -1}
 	defer scenario(b, res)()
 	c := takeoverCluster(b, impl, iv)
 	defer c.stopCapture(res)
@@ -309,4 +337,82 @@ func (c *cluster) gracefulRun(iv time.Duration, since time.Time, restarted bool,
 		res.Note("the stopped master left its VIP behind")
 	}
 	return to.Gap(), nil
+}
+
+// benchFailover measures vigil vrrp failover --force on the master.
+func benchFailover(b *testing.B, iv time.Duration) {
+	netlab.Require(b)
+	res := &TakeoverResult{Kind: KindHandoff, Impl: ImplVigil, Interval: iv, CaptureDrops: -1}
+	defer scenario(b, res)()
+	vips := []netip.Prefix{takeoverVIP}
+	c := newClusterWith(b, ImplVigil, instances(1, takeoverVRID, masterPrio, iv, vips),
+		instances(1, takeoverVRID, backupPrio, iv, vips), true, true)
+	defer c.stopCapture(res)
+	since, first := time.Now(), true
+	repeat(b, res, func(int) (time.Duration, error) {
+		gap, err := c.failoverRun(iv, since, first, res)
+		since, first = time.Now(), false
+		return gap, err
+	})
+}
+
+// failoverRun is one repetition: settle (the master has preempted back),
+// ask the master to hand off at a random phase, measure its priority-0
+// advert → the backup's first advert.
+func (c *cluster) failoverRun(iv time.Duration, since time.Time, first bool, res *TakeoverResult) (time.Duration, error) {
+	f := c.flow()
+	mark := len(c.tail.Frames())
+	timeout := 3*masterDown(masterPrio, iv) + 10*time.Second
+	if first {
+		timeout += 20 * time.Second
+	}
+	if _, err := c.settle(iv, since, timeout); err != nil {
+		return 0, fmt.Errorf("settle: %w", err)
+	}
+	if !first {
+		if d, ok := preemptBack(c.tail.Frames()[mark:], f, masterPrio, since); ok {
+			res.PreemptBack = append(res.PreemptBack, d)
+		}
+	}
+	bin, err := peer.VigilBinary()
+	if err != nil {
+		return 0, err
+	}
+	time.Sleep(rand.N(iv))
+	asked := time.Now()
+	// Until gossip has the backup's summary (the first run), the master
+	// refuses: no successor known yet.
+	for {
+		out, err := exec.Command(bin, "vrrp", "failover", "VI_51", "--force", "--socket", peer.VigilAdminSocket(c.n1)).CombinedOutput()
+		if err == nil {
+			break
+		}
+		if time.Since(asked) > 20*time.Second {
+			return 0, fmt.Errorf("vigil vrrp failover: %v: %s", err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if err := c.alive(); err != nil {
+			return 0, err
+		}
+		if _, err := c.tail.Poll(); err != nil {
+			return 0, err
+		}
+		t, found, err := findResignTakeover(c.tail.Frames()[mark:], f, asked)
+		if err != nil {
+			return 0, err
+		}
+		if found {
+			if err := c.n2.WaitAddr(netlab.Dev, takeoverVIP.Addr(), true, 2*time.Second); err != nil {
+				res.Note("new master had no VIP 2 s after its first advert")
+			}
+			return t.Gap(), nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("no handoff on the wire within 5 s of vigil vrrp failover")
+		}
+		time.Sleep(pollEvery(iv))
+	}
 }
