@@ -42,6 +42,7 @@ type VRRP struct {
 	sendErrors       *prometheus.CounterVec
 	gratuitous       *prometheus.CounterVec
 	vipOwned         *prometheus.GaugeVec
+	failover         *prometheus.HistogramVec
 }
 
 // newVRRPMetrics registers the VRRP families on reg.
@@ -81,7 +82,23 @@ func newVRRPMetrics(reg *prometheus.Registry) *VRRP {
 		sendErrors: c("vigil_vrrp_send_errors_total", "Adverts that could not be sent."),
 		gratuitous: c("vigil_vrrp_gratuitous_sent_total", "Gratuitous ARP (IPv4) or unsolicited neighbour advertisements (IPv6) sent."),
 		vipOwned:   g("vigil_vip_owned", "1 while this node holds the virtual address (installed as master).", "address"),
+		failover:   newFailoverHistogram(reg),
 	}
+}
+
+// newFailoverHistogram is vigil_vrrp_failover_duration_seconds: the
+// vrrp.transition span's interval, from the decision (timer, advert,
+// tracker, operator) until the new state is in effect (VIPs added or
+// removed, announcements sent).
+func newFailoverHistogram(reg *prometheus.Registry) *prometheus.HistogramVec {
+	v := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "vigil_vrrp_failover_duration_seconds",
+		Help: "Time from a VRRP state change's decision until the new state is in effect (VIPs changed, announcements sent), by the state entered and the reason.",
+		// 100 µs to 10 s: netlink work is sub-millisecond, a loaded host's
+		// tens of milliseconds.
+		Buckets: prometheus.ExponentialBucketsRange(0.0001, 10, 16)},
+		append(append([]string{}, instLabels...), "to", "reason"))
+	reg.MustRegister(v)
+	return v
 }
 
 // Collectors returns the VRRP families, for tests that lint every family
@@ -89,7 +106,7 @@ func newVRRPMetrics(reg *prometheus.Registry) *VRRP {
 func (m *VRRP) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.state, m.basePriority, m.priority, m.masterPriority, m.advertInterval, m.lastTransition,
 		m.becomeMaster, m.releaseMaster, m.transitions, m.advertsReceived, m.advertsSent, m.prioZeroReceived, m.prioZeroSent,
-		m.packetErrors, m.notices, m.alternateForm, m.sendErrors, m.gratuitous, m.vipOwned}
+		m.packetErrors, m.notices, m.alternateForm, m.sendErrors, m.gratuitous, m.vipOwned, m.failover}
 }
 
 // familyLabel is the family label's value: "ipv4" or "ipv6".
@@ -232,6 +249,12 @@ func (i *VRRPInstance) StateChanged(t VRRPTransition) {
 	m.priority.WithLabelValues(l...).Set(float64(t.Priority))
 	m.masterPriority.WithLabelValues(l...).Set(float64(t.MasterPriority))
 	m.advertInterval.WithLabelValues(l...).Set(t.MasterInterval.Seconds())
+}
+
+// TransitionEffective records how long a state change took from its
+// decision until the new state was in effect (the vrrp.transition span).
+func (i *VRRPInstance) TransitionEffective(to, reason string, d time.Duration) {
+	i.m.failover.WithLabelValues(i.cur.Load().with(to, reason)...).Observe(d.Seconds())
 }
 
 // PriorityChanged records a new effective priority (trackers).
