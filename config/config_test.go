@@ -223,7 +223,7 @@ telemetry: {listen: ":9100", log_level: debug, log_format: json}
 	if !reflect.DeepEqual(in, want) {
 		t.Errorf("got  %+v\nwant %+v", in, want)
 	}
-	if c.Node.Name != "lb-1.example" || c.Telemetry != (Telemetry{":9100", "debug", "json", false}) {
+	if c.Node.Name != "lb-1.example" || c.Telemetry != (Telemetry{Listen: ":9100", LogLevel: "debug", LogFormat: "json"}) {
 		t.Errorf("node/telemetry: %+v %+v", c.Node, c.Telemetry)
 	}
 	if c.VRRP.GARP != (GARP{Repeat: 2, Interval: 10 * time.Millisecond, RefreshRepeat: 1, LowerPrioRepeat: 2}) {
@@ -552,7 +552,7 @@ func TestEnvOverride(t *testing.T) {
 		Refresh: 30 * time.Second, RefreshRepeat: 2, LowerPrioRepeat: 4, LowerPrioDelay: time.Second}
 	if c.Node.Name != "n2" || c.VRRP.GARP != wantGARP || c.VRRP.Strict ||
 		c.VRRP.ScriptUser != "nobody" || c.VRRP.NotifyFIFO != fifo || c.VRRP.NotifyFIFOGroup != "0" ||
-		c.Telemetry != (Telemetry{"[::1]:9000", "warn", "json", true}) {
+		c.Telemetry != (Telemetry{Listen: "[::1]:9000", LogLevel: "warn", LogFormat: "json", Pprof: true}) {
 		t.Errorf("env: %+v", c)
 	}
 	if g := c.Gossip; g == nil || g.Bind != netip.MustParseAddrPort("192.0.2.11:7000") ||

@@ -79,6 +79,8 @@ type Telemetry struct {
 	// Pprof serves Go's /debug/pprof/ on the telemetry listener (off by
 	// default: profiles expose internals and cost CPU while taken).
 	Pprof bool
+	// Tracing is telemetry.tracing: OpenTelemetry spans (config/tracing.go).
+	Tracing Tracing
 }
 
 // Instance is one VRRP virtual router.

@@ -120,6 +120,9 @@ func (d *decoder) telemetry(o *object) Telemetry {
 			f.reject(d, "is not a log format: use text or json")
 		}
 	}
+	if to, st := getObject(o, "tracing"); st == good {
+		t.Tracing = d.tracing(to)
+	}
 	pprof := getBool(o, "pprof")
 	if pprof.ok() {
 		t.Pprof = pprof.V

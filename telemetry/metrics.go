@@ -1,6 +1,8 @@
 package telemetry
 
 import (
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +18,9 @@ type Registry struct {
 	LB   *LB
 	// Fleet is nil until NewFleet (a node with a gossip section).
 	Fleet *Fleet
+	// Tracer makes the node's spans (Tracing.Tracer; a no-op tracer until
+	// set).
+	Tracer trace.Tracer
 }
 
 // NewRegistry creates a registry with the Go and process collectors,
@@ -30,7 +35,7 @@ func NewRegistry() *Registry {
 	info.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
 	reg.MustRegister(info, newPanicCollector())
 
-	r := &Registry{Reg: reg, VRRP: newVRRPMetrics(reg)}
+	r := &Registry{Reg: reg, VRRP: newVRRPMetrics(reg), Tracer: noop.NewTracerProvider().Tracer("vigil")}
 	r.LB = r.newLBMetrics()
 	return r
 }

@@ -140,6 +140,7 @@ func TestVRRPEventsCoverEveryFamily(t *testing.T) {
 	in.AlternateChecksum("message_only")
 	in.GratuitousSent()
 	in.VIPsOwned(vip)
+	in.TransitionEffective("master", "master_down_timer", 3*time.Millisecond)
 	fams, err := r.Reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,11 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"vigil/config"
 	"vigil/node"
 	"vigil/node/api"
@@ -39,11 +44,33 @@ type reloader struct {
 	// reload that failed part-way clears it, so the same file is tried
 	// again.
 	applied string
+	// tracer makes the config.reload span (nil: none).
+	tracer trace.Tracer
 }
 
+// reload is one reload, traced as a config.reload span (issue 15).
 func (r *reloader) reload(trigger string) (node.ReloadReport, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	tr := r.tracer
+	if tr == nil {
+		tr = noop.NewTracerProvider().Tracer("vigil")
+	}
+	_, span := tr.Start(context.Background(), "config.reload", trace.WithAttributes(attribute.String("vigil.config.trigger", trigger)))
+	defer span.End()
+	rep, err := r.reloadLocked(trigger)
+	span.SetAttributes(attribute.String("vigil.config.hash", r.applied),
+		attribute.StringSlice("vigil.config.instances.added", rep.Added), attribute.StringSlice("vigil.config.instances.removed", rep.Removed),
+		attribute.StringSlice("vigil.config.instances.restarted", rep.Restarted), attribute.StringSlice("vigil.config.instances.updated", rep.Updated),
+		attribute.StringSlice("vigil.config.virtual_servers.changed", rep.VirtualServers.Changed))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return rep, err
+}
+
+func (r *reloader) reloadLocked(trigger string) (node.ReloadReport, error) {
 	start := time.Now()
 	// A file that did not change is not parsed again (configuration
 	// management often sends HUP on every run; parsing 10,000 real servers

@@ -119,6 +119,20 @@ func runDaemon(parent context.Context, loader *config.Loader, cfg *config.Config
 	log.Info("starting vigil", "version", bi.Version, "revision", bi.Revision, "config", cfg.Path,
 		"config_hash", shortHash(cfg.Hash), "node", cfg.Node.Name)
 	reg := telemetry.NewRegistry()
+	tracing, err := telemetry.NewTracing(cfg.Telemetry.Tracing, cfg.Node.Name, bi.Version, os.Getenv, reg.Reg)
+	if err != nil {
+		return err
+	}
+	reg.Tracer = tracing.Tracer
+	if tracing.Exporter != "none" {
+		log.Info("tracing", "exporter", tracing.Exporter)
+	}
+	defer func() {
+		// After VRRP has stopped: the VIPs' release is in the trace.
+		if err := tracing.Shutdown(5 * time.Second); err != nil {
+			log.Warn("spans not flushed at stop", "err", err)
+		}
+	}()
 	// Admin API: bound before node.New (refuses if another vigil answers on
 	// the socket), served once the node exists, removed on the way out.
 	admin, err := listenAdmin(adminSocket, log)
@@ -142,7 +156,7 @@ func runDaemon(parent context.Context, loader *config.Loader, cfg *config.Config
 	if err != nil {
 		return fmt.Errorf("starting node: %w", err)
 	}
-	rl := &reloader{path: cfg.Path, loader: loader, n: n, log: log, metrics: reg.NewConfigMetrics(cfg.Hash), applied: cfg.Hash}
+	rl := &reloader{path: cfg.Path, loader: loader, n: n, log: log, metrics: reg.NewConfigMetrics(cfg.Hash), applied: cfg.Hash, tracer: reg.Tracer}
 	rl.watchHUP(ctx)
 	admin.serve(n, rl.handler)
 	if srv != nil {

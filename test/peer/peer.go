@@ -139,12 +139,17 @@ func StartVigil(n *netlab.Node, bin string, insts []Instance, extraArgs ...strin
 
 // StartVigilYAML is StartVigil for a configuration written out in full.
 func StartVigilYAML(n *netlab.Node, bin, yaml string, extraArgs ...string) (*netlab.Process, error) {
+	return StartVigilYAMLWith(n, bin, yaml, netlab.StartOptions{}, extraArgs...)
+}
+
+// StartVigilYAMLWith is StartVigilYAML with start options (an environment).
+func StartVigilYAMLWith(n *netlab.Node, bin, yaml string, opts netlab.StartOptions, extraArgs ...string) (*netlab.Process, error) {
 	path := filepath.Join(n.Lab().Dir(), n.Name+"-vigil.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		return nil, fmt.Errorf("writing vigil config for %s: %w", n.Name, err)
 	}
 	args := append([]string{"run", "--config", path, "--log-level", "debug", "--admin-socket", VigilAdminSocket(n)}, extraArgs...)
-	return n.Start(bin, args...)
+	return n.StartWith(opts, bin, args...)
 }
 
 // VigilAdminSocket is the admin socket (`vigil status --socket`) of the

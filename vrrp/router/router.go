@@ -16,6 +16,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"log/slog"
 	"net/netip"
 	"runtime"
@@ -91,6 +93,8 @@ type Router struct {
 	hooks Hooks
 	// drained: every instance runs at DrainPriority (handoff.go).
 	drained bool
+	// tracer makes the vrrp.transition spans (trace.go).
+	tracer trace.Tracer
 }
 
 // sock is one raw socket and the instances it serves, by VRID.
@@ -185,6 +189,10 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 	n.vips = vm
 	n.hooks = opts.Hooks
 	n.drained = opts.Drained
+	n.tracer = reg.Tracer
+	if n.tracer == nil {
+		n.tracer = noop.NewTracerProvider().Tracer("vigil")
+	}
 	if err := n.build(); err != nil {
 		n.Abandon()
 		return nil, err
@@ -796,14 +804,16 @@ func (n *Router) rxError(in *instance, s *sock, err error, rx vrrp.RxInfo) {
 	}
 }
 
-// do carries out actions in order.
+// do carries out actions in order; a state change among them is traced
+// (trace.go) with the work it queues as children.
 func (n *Router) do(in *instance, acts []vrrp.Action) {
+	t := n.startTransition(in, acts)
 	for _, a := range acts {
 		switch a := a.(type) {
 		case vrrp.SendAdvert:
 			n.send(in, a.Advert)
 		case vrrp.AddVIPs:
-			in.work.pushJob(jobMaster, func() { n.addVIPs(in) })
+			in.work.pushJob(jobMaster, t.child(spanVIPAdd, func() { t.failed(n.addVIPs(in)) }))
 		case vrrp.RemoveVIPs:
 			// Stop announcing now, from here: a burst in progress on the
 			// worker ends at its next message, and the removal is the
@@ -811,15 +821,15 @@ func (n *Router) do(in *instance, acts []vrrp.Action) {
 			for _, da := range in.anns {
 				da.ann.Cancel()
 			}
-			in.work.pushJob(jobRelease, func() { n.removeVIPs(in) })
+			in.work.pushJob(jobRelease, t.child(spanVIPRemove, func() { t.failed(n.removeVIPs(in)) }))
 		case vrrp.Announce:
 			if a.LowerPrio {
 				in.work.pushJob(jobLowerPrio, func() { n.announce(in, true) })
 			} else {
-				in.work.pushJob(jobMaster, func() { n.announce(in, false) })
+				in.work.pushJob(jobMaster, t.child(spanAnnounce, func() { n.announce(in, false) }))
 			}
 		case vrrp.StateChange:
-			n.stateChange(in, a)
+			n.stateChange(in, a, t)
 		case vrrp.Notice:
 			in.met.Notice(a.Reason.String())
 			if n.limiter.allow("advert differs from local configuration", in.cfg.Name+" "+a.Reason.String()+" "+a.From.String()) {
@@ -828,6 +838,7 @@ func (n *Router) do(in *instance, acts []vrrp.Action) {
 			}
 		}
 	}
+	n.finish(in, t)
 }
 
 func (n *Router) send(in *instance, adv vrrp.Advert) {
@@ -847,17 +858,19 @@ func (n *Router) send(in *instance, adv vrrp.Advert) {
 	}
 }
 
-func (n *Router) addVIPs(in *instance) {
-	n.addVIPList(in, in.vips)
+func (n *Router) addVIPs(in *instance) error {
+	err := n.addVIPList(in, in.vips)
 	in.met.VIPsOwned(in.addrs)
+	return err
 }
 
-func (n *Router) removeVIPs(in *instance) {
+func (n *Router) removeVIPs(in *instance) error {
 	for _, da := range in.anns {
 		da.ann.Cancel()
 	}
-	n.removeVIPList(in, in.vips)
+	err := n.removeVIPList(in, in.vips)
 	in.met.VIPsReleased(in.addrs)
+	return err
 }
 
 func (n *Router) announce(in *instance, lowerPrio bool) {
@@ -876,7 +889,7 @@ func (n *Router) announce(in *instance, lowerPrio bool) {
 	}
 }
 
-func (n *Router) stateChange(in *instance, sc vrrp.StateChange) {
+func (n *Router) stateChange(in *instance, sc vrrp.StateChange, t *transition) {
 	in.lastCause = sc.Cause
 	in.faultCause = ""
 	if sc.To == vrrp.StateFault {
@@ -896,12 +909,15 @@ func (n *Router) stateChange(in *instance, sc vrrp.StateChange) {
 	if sc.To == vrrp.StateFault && in.trackFault != "" && sc.Cause == vrrp.CauseTrackerFault {
 		attrs = append(attrs, "tracker", in.trackFault)
 	}
-	n.log.Info("vrrp state change", attrs...)
+	n.log.InfoContext(t.ctxOf(), "vrrp state change", attrs...)
 	e := events.Event{Time: sc.At, Kind: events.KindInstance, Name: in.cfg.Name, From: sc.From.String(), To: sc.To.String(),
 		Reason: string(sc.Cause), Priority: int(sc.Priority), VRID: int(in.cfg.VRID), Interface: in.cfg.Interface, Master: sc.Master}
-	n.bus.Publish(e)
+	n.bus.Publish(e) // notify scripts and the FIFO: queued here, run by their sinks
+	if t != nil {
+		t.span.AddEvent("notify queued")
+	}
 	if n.hooks.StateChanged != nil {
-		n.hooks.StateChanged(n.cfg, in.cfg.Name, sc.To)
+		t.child(spanSyncRole, func() { n.hooks.StateChanged(n.cfg, in.cfg.Name, sc.To) })()
 	}
 	if in.group != nil {
 		n.syncGroup(in.group, in, sc.From.String(), sc.To.String(), sc.At)

@@ -1,0 +1,142 @@
+package telemetry
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"vigil/config"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// Issue 15: the environment wins over the file; nothing configured means no exporter (and so
+// no connection attempt); OTEL_SDK_DISABLED=true is honoured (the Go SDK does not read it).
+func TestTracingExporterChoice(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  config.Tracing
+		env  map[string]string
+		want string
+	}{
+		{"nothing configured", config.Tracing{}, nil, "none"},
+		{"file console", config.Tracing{Exporter: "console"}, nil, "console"},
+		{"file endpoint alone means otlp", config.Tracing{Endpoint: "192.0.2.1:4318"}, nil, "otlp/http/protobuf"},
+		{"file grpc", config.Tracing{Exporter: "otlp", Protocol: "grpc", Endpoint: "192.0.2.1:4317", Insecure: true}, nil, "otlp/grpc"},
+		{"env endpoint alone means otlp", config.Tracing{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://192.0.2.1:4318"}, "otlp/http/protobuf"},
+		{"env protocol wins", config.Tracing{Exporter: "otlp", Protocol: "http/protobuf"}, map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "otlp/grpc"},
+		{"env none wins over the file", config.Tracing{Exporter: "otlp", Endpoint: "192.0.2.1:4318"}, map[string]string{"OTEL_TRACES_EXPORTER": "none"}, "none"},
+		{"env console wins over the file", config.Tracing{Exporter: "otlp"}, map[string]string{"OTEL_TRACES_EXPORTER": "console"}, "console"},
+		{"sdk disabled", config.Tracing{Exporter: "console"}, map[string]string{"OTEL_SDK_DISABLED": "true"}, "none"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tr, err := NewTracing(c.cfg, "lb1", "test", envOf(c.env), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Shutdown(time.Second)
+			if tr.Exporter != c.want {
+				t.Fatalf("exporter %q, want %q", tr.Exporter, c.want)
+			}
+			if (tr.provider == nil) != (c.want == "none") {
+				t.Fatalf("provider %v for exporter %q", tr.provider, c.want)
+			}
+		})
+	}
+	if _, err := NewTracing(config.Tracing{}, "lb1", "test", envOf(map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}), nil); err == nil {
+		t.Fatal("an unknown exporter was accepted")
+	}
+}
+
+// The OTLP/HTTP wiring end to end: the file's endpoint and headers reach a server that takes
+// POST /v1/traces; the resource names the service and node; the counters count the export.
+func TestTracingExportsToOTLPHTTP(t *testing.T) {
+	var mu sync.Mutex
+	var got []*http.Request
+	var bodies [][]byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got, bodies = append(got, r), append(bodies, b)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	reg := prometheus.NewRegistry()
+	tr, err := NewTracing(config.Tracing{Endpoint: srv.URL, Headers: "authorization=Bearer+abc"}, "lb1", "1.2.3", envOf(nil), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tr.Tracer.Start(context.Background(), "vrrp.transition")
+	span.End()
+	if err := tr.Shutdown(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0].URL.Path != "/v1/traces" || got[0].Header.Get("Authorization") != "Bearer abc" {
+		t.Fatalf("requests: %d %v", len(got), got)
+	}
+	for _, want := range []string{"vrrp.transition", "vigil", "lb1", "1.2.3"} {
+		if !bytes.Contains(bodies[0], []byte(want)) {
+			t.Errorf("the export lacks %q", want)
+		}
+	}
+	n, err := testutil.GatherAndCount(reg, "vigil_tracing_spans_exported_total", "vigil_tracing_spans_ended_total")
+	if err != nil || n != 2 {
+		t.Fatalf("tracing counters: %d %v", n, err)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`# HELP vigil_tracing_spans_exported_total Spans the trace backend accepted.
+# TYPE vigil_tracing_spans_exported_total counter
+vigil_tracing_spans_exported_total 1
+`), "vigil_tracing_spans_exported_total"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Nothing configured: no span is recorded anywhere (the no-op tracer) and nothing listens.
+func TestTracingOffIsNoop(t *testing.T) {
+	tr, err := NewTracing(config.Tracing{}, "lb1", "test", envOf(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tr.Tracer.Start(context.Background(), "vrrp.transition")
+	if span.SpanContext().IsValid() || span.IsRecording() {
+		t.Fatal("tracing off made a real span")
+	}
+}
+
+// Logs written inside a span carry trace_id and span_id (issue 15).
+func TestTraceHandler(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	var buf bytes.Buffer
+	log := slog.New(TraceHandler{slog.NewTextHandler(&buf, nil)}).With("component", "vrrp")
+	ctx, span := tp.Tracer("t").Start(context.Background(), "vrrp.transition")
+	log.InfoContext(ctx, "vrrp state change")
+	log.Info("no span")
+	span.End()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	sc := span.SpanContext()
+	if !strings.Contains(lines[0], "trace_id="+sc.TraceID().String()) || !strings.Contains(lines[0], "span_id="+sc.SpanID().String()) ||
+		!strings.Contains(lines[0], "component=vrrp") {
+		t.Fatalf("in a span: %s", lines[0])
+	}
+	if strings.Contains(lines[1], "trace_id") {
+		t.Fatalf("outside a span: %s", lines[1])
+	}
+}
