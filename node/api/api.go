@@ -124,7 +124,7 @@ type KeysRequest struct {
 const CodeNoFleet = "no_fleet"
 
 // CodeSignature refuses a push (422) for its signature; the one detail is
-// the reason: unsigned, bad_signature or untrusted_key.
+// "reason: " and unsigned, bad_signature or untrusted_key.
 const CodeSignature = "signature_refused"
 
 // fleetErr maps the fleet's errors to API errors.
@@ -139,7 +139,7 @@ func fleetErr(err error) error {
 			Details: strings.Split(strings.TrimPrefix(err.Error(), node.ErrPushInvalid.Error()+": "), "\n")}
 	case errors.Is(err, node.ErrPushSignature):
 		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeSignature, Message: err.Error(),
-			Details: []string{config.SignatureReason(err)}}
+			Details: []string{"reason: " + config.SignatureReason(err)}}
 	case errors.Is(err, node.ErrNotFollowing):
 		return &Error{Status: http.StatusConflict, Code: CodeNoFleet, Message: err.Error()}
 	case errors.Is(err, node.ErrPushConflict):

@@ -159,7 +159,7 @@ func TestFleetEndpoints(t *testing.T) {
 	// Issue 14: a node with trusted keys refuses an unsigned push with 422 naming the reason;
 	// the signature travels to the fleet.
 	code, body = post(t, c, "/v1/config/push", `{"document": "unsigned"}`)
-	if e := decodeError(t, body); code != 422 || e.Code != CodeSignature || fmt.Sprint(e.Details) != "[unsigned]" ||
+	if e := decodeError(t, body); code != 422 || e.Code != CodeSignature || fmt.Sprint(e.Details) != "[reason: unsigned]" ||
 		!strings.Contains(e.Message, "not signed") {
 		t.Errorf("unsigned push: %d %+v", code, e)
 	}
