@@ -149,19 +149,29 @@ func readOne(path, prefix, what string, size int) ([]byte, error) {
 }
 
 func readSmall(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
+	data, tooBig, err := readLimited(path, maxKeyFileSize)
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(data) > maxKeyFileSize {
+	case tooBig:
 		return nil, fmt.Errorf("%s: larger than %d bytes: not a key or signature file", path, maxKeyFileSize)
 	}
 	return data, nil
+}
+
+// readLimited reads a file of at most limit bytes; tooBig reports a larger
+// one, of which no more than limit+1 bytes are read.
+func readLimited(path string, limit int) (data []byte, tooBig bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	data, err = io.ReadAll(io.LimitReader(f, int64(limit)+1))
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s: %w", path, err)
+	}
+	return data, len(data) > limit, nil
 }
 
 // GenerateSigningKey returns a new key pair as the private and public key
