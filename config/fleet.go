@@ -11,6 +11,14 @@ type Fleet struct {
 	// StateDir keeps the applied fleet version, its document and the
 	// history (default DefaultStateDir, the unit's StateDirectory=).
 	StateDir string
+	// Trusted are the public keys a fleet document must be signed by to
+	// be taken (pushed through this node) or applied here: the union of
+	// trusted_keys and trusted_keys_file's keys. None: signatures are not
+	// required. Never taken from a fleet document (Compose keeps the local
+	// file's fleet: section).
+	Trusted TrustedKeys
+	// TrustedKeysFile is trusted_keys_file's path, "" when not set.
+	TrustedKeysFile string
 }
 
 // Values of Fleet.Config, and the default state directory.
@@ -31,6 +39,7 @@ func (d *decoder) fleet(o *object, gossip bool) Fleet {
 	if f.Follows() && !gossip {
 		d.fail("fleet.config", "follow needs a gossip: section: pushes travel through the fleet")
 	}
+	f.Trusted, f.TrustedKeysFile = d.trustedKeys(o)
 	o.unknown(nil, nil)
 	return f
 }

@@ -49,6 +49,10 @@ type FleetEntry struct {
 	FleetVersion
 	Applied  time.Time `json:"applied"`
 	PushedBy string    `json:"pushed_by,omitempty"` // who pushed it, as the origin knew them
+	// Signature is the document's signature as announced (SignDocument),
+	// "" when unsigned: a rollback pushes it again with the document.
+	// Absent in the state files of earlier vigils: unsigned.
+	Signature string `json:"signature,omitempty"`
 }
 
 // FleetHistoryLength is how many applied versions a node keeps, with

@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -287,16 +286,11 @@ func clusterProblem(s string) string {
 // names the file and line of a bad key, never the key material; a file
 // with no key or a key given twice is an error.
 func ReadKeyring(path string) ([][]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
+	data, tooBig, err := readLimited(path, maxKeyringSize)
+	switch {
+	case err != nil:
 		return nil, fmt.Errorf("keyring: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyringSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("keyring: read %s: %w", path, err)
-	}
-	if len(data) > maxKeyringSize {
+	case tooBig:
 		return nil, fmt.Errorf("keyring %s: larger than %d bytes: not a keyring", path, maxKeyringSize)
 	}
 	var keys [][]byte

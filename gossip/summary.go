@@ -262,9 +262,11 @@ type ConfigAnnouncement struct {
 	Origin   string `json:"o"` // the node that took the push
 	Size     int    `json:"sz"`
 	PushedBy string `json:"by,omitempty"`
-	// Signature is the document's ed25519 signature (base64) when it is
-	// signed; Trace the push's trace context (W3C traceparent).
+	// Signature is the document's ed25519 signature (config.SignDocument)
+	// when it is signed, KeyID its key's id (for logs; the signature names
+	// the key); Trace the push's trace context (W3C traceparent).
 	Signature string `json:"sig,omitempty"`
+	KeyID     string `json:"kid,omitempty"`
 	Trace     string `json:"tr,omitempty"`
 }
 

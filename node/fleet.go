@@ -148,6 +148,7 @@ func newFleet(cfg *config.Config, log *slog.Logger, reg *telemetry.Registry, che
 	if err != nil {
 		return nil, err
 	}
+	fc.rejected = reg.NewConfigRejected(config.SignatureReasons)
 	f := &fleet{}
 	cl, err := gossip.NewCluster(gossip.ClusterConfig{Name: cfg.Node.Name, Epoch: uint64(time.Now().UnixNano()), Memberlist: mc,
 		Join: g.Join, Rejoin: g.Rejoin, OnKeyring: onKeyring, Provide: fc.provide, Serve: f.serveCall, Log: log})

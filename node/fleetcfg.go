@@ -11,6 +11,7 @@ import (
 
 	"vigil/config"
 	"vigil/gossip"
+	"vigil/telemetry"
 )
 
 // Fleet configuration pushes (issue 14): a push through any member is
@@ -56,8 +57,11 @@ type fleetConfig struct {
 	// retryAt holds versions whose document could not be fetched: tried
 	// again after fetchRetry, not marked failed.
 	retryAt map[config.FleetVersion]time.Time
-	// pushedBy is who pushed the applied version (its announcement).
-	pushedBy string
+	// pushedBy is who pushed the applied version (its announcement), sig
+	// its signature ("" unsigned: fleetsign.go).
+	pushedBy, sig string
+	// rejected counts documents refused for their signature.
+	rejected *telemetry.ConfigRejected
 }
 
 // fetchRetry is how long a node waits before fetching a document again.
@@ -81,7 +85,7 @@ func newFleetConfig(cfg *config.Config) (*fleetConfig, error) {
 			}
 			fc.applied = v
 			if h := st.History(); len(h) > 0 {
-				fc.pushedBy = h[len(h)-1].PushedBy
+				fc.pushedBy, fc.sig = h[len(h)-1].PushedBy, h[len(h)-1].Signature
 			}
 		}
 	}
@@ -139,8 +143,13 @@ func (fc *fleetConfig) highest() uint64 {
 	return h
 }
 
-// push validates doc for every node it names, numbers it and announces it.
-func (fc *fleetConfig) push(doc []byte, pushedBy string, ifVersion uint64) (config.FleetVersion, error) {
+// push checks doc's signature sig ("" unsigned), validates doc for every
+// node it names, numbers it and announces it.
+func (fc *fleetConfig) push(doc []byte, sig, pushedBy string, ifVersion uint64) (config.FleetVersion, error) {
+	keyID, err := fc.verifyPush(doc, sig)
+	if err != nil {
+		return config.FleetVersion{}, err
+	}
 	fd, err := config.ParseFleet(doc, "pushed document")
 	if err != nil {
 		return config.FleetVersion{}, fmt.Errorf("%w: %w", ErrPushInvalid, err)
@@ -162,11 +171,11 @@ func (fc *fleetConfig) push(doc []byte, pushedBy string, ifVersion uint64) (conf
 	fc.mu.Lock()
 	fc.docs[v.Hash] = doc
 	fc.mu.Unlock()
-	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: len(doc), PushedBy: pushedBy}
+	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: len(doc), PushedBy: pushedBy, Signature: sig, KeyID: keyID}
 	if !fc.f.put(gossip.KindConfig, gossip.KeyConfig, a.Encode, true) {
 		return config.FleetVersion{}, fmt.Errorf("announcing fleet version %d failed (see the log)", v.Version)
 	}
-	fc.f.log.Info("fleet configuration pushed", "version", v.Version, "hash", v.Hash[:12], "pushed_by", pushedBy, "size", len(doc))
+	fc.f.log.Info("fleet configuration pushed", "version", v.Version, "hash", v.Hash[:12], "pushed_by", pushedBy, "size", len(doc), "key_id", keyID)
 	fc.f.poke()
 	return v, nil
 }
@@ -179,7 +188,7 @@ func (fc *fleetConfig) step(ctx context.Context) {
 	}
 	var best *gossip.ConfigAnnouncement
 	for _, a := range fc.announcements() {
-		if best == nil || versionOf(a).Compare(versionOf(*best)) > 0 {
+		if preferred(a, best) {
 			best = &a
 		}
 	}
@@ -227,6 +236,10 @@ func (fc *fleetConfig) applyVersion(ctx context.Context, a gossip.ConfigAnnounce
 		return err
 	}
 	label := fmt.Sprintf("fleet v%d", v.Version)
+	keyID, err := fc.verifyApply(doc, label, a.Signature)
+	if err != nil {
+		return err
+	}
 	fd, err := config.ParseFleet(doc, label)
 	if err != nil {
 		return err
@@ -246,15 +259,15 @@ func (fc *fleetConfig) applyVersion(ctx context.Context, a gossip.ConfigAnnounce
 	if _, err := fc.apply(cfg); err != nil {
 		return fmt.Errorf("applying %s: %w", label, err)
 	}
-	if err := fc.state.Record(config.FleetEntry{FleetVersion: v, Applied: time.Now(), PushedBy: a.PushedBy}, doc); err != nil {
+	if err := fc.state.Record(config.FleetEntry{FleetVersion: v, Applied: time.Now(), PushedBy: a.PushedBy, Signature: a.Signature}, doc); err != nil {
 		// Applied but not kept: a restart would run the older version.
 		fc.f.log.Error("fleet configuration applied but not recorded", "version", v.Version, "err", err)
 	}
 	fc.mu.Lock()
-	fc.applied, fc.pushedBy = v, a.PushedBy
+	fc.applied, fc.pushedBy, fc.sig = v, a.PushedBy, a.Signature
 	fc.docs[v.Hash] = doc
 	fc.mu.Unlock()
-	fc.f.log.Info("fleet configuration applied", "version", v.Version, "hash", v.Hash[:12], "origin", v.Origin, "pushed_by", a.PushedBy)
+	fc.f.log.Info("fleet configuration applied", "version", v.Version, "hash", v.Hash[:12], "origin", v.Origin, "pushed_by", a.PushedBy, "key_id", keyID)
 	return nil
 }
 
@@ -297,13 +310,13 @@ func (fc *fleetConfig) document(ctx context.Context, a gossip.ConfigAnnouncement
 // the push has restarted (its rows of the earlier run are withdrawn).
 func (fc *fleetConfig) announceApplied() {
 	fc.mu.Lock()
-	v, by := fc.applied, fc.pushedBy
+	v, by, sig := fc.applied, fc.pushedBy, fc.sig
 	size := len(fc.docs[v.Hash])
 	fc.mu.Unlock()
 	if v.Version == 0 {
 		return
 	}
-	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: size, PushedBy: by}
+	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: size, PushedBy: by, Signature: sig, KeyID: signerID(sig)}
 	fc.f.put(gossip.KindConfig, gossip.KeyConfig, a.Encode, false)
 }
 
@@ -322,8 +335,8 @@ func (fc *fleetConfig) history() ([]config.FleetEntry, error) {
 }
 
 // rollback pushes the document of an applied version again, as a new
-// version (versions never go backwards); n 0 is the one before the
-// applied version.
+// version (versions never go backwards), with its signature; n 0 is the
+// one before the applied version.
 func (fc *fleetConfig) rollback(n uint64, pushedBy string) (config.FleetVersion, error) {
 	h, err := fc.history()
 	if err != nil {
@@ -346,5 +359,5 @@ func (fc *fleetConfig) rollback(n uint64, pushedBy string) (config.FleetVersion,
 	if err != nil {
 		return config.FleetVersion{}, err
 	}
-	return fc.push(doc, pushedBy, 0)
+	return fc.push(doc, h[i].Signature, pushedBy, 0)
 }

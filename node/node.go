@@ -207,12 +207,13 @@ func (n *Node) FleetStatus() (FleetStatus, error) {
 // PushConfig validates a fleet document for every node it names, numbers
 // it one above the highest version this node has seen and announces it to
 // the fleet (vigil config push). ifVersion, when not 0, must be that
-// highest version.
-func (n *Node) PushConfig(doc []byte, pushedBy string, ifVersion uint64) (config.FleetVersion, error) {
+// highest version. sig is its signature ("" unsigned): with trusted keys
+// in the local file, one by them is required (ErrPushSignature).
+func (n *Node) PushConfig(doc []byte, sig, pushedBy string, ifVersion uint64) (config.FleetVersion, error) {
 	if n.fleet == nil {
 		return config.FleetVersion{}, ErrNoFleet
 	}
-	return n.fleet.cfgs.push(doc, pushedBy, ifVersion)
+	return n.fleet.cfgs.push(doc, sig, pushedBy, ifVersion)
 }
 
 // ConfigHistory returns the fleet versions this node applied, oldest

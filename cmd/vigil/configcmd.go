@@ -72,7 +72,8 @@ Exit status: 0 valid (warnings may be printed), 1 invalid, 2 usage error.`,
 	validate.Flags().StringVarP(&path, "config", "c", defaultConfigPath, "configuration file (YAML)")
 	validate.Flags().BoolVar(&fleet, "fleet", false, "the file is a fleet document: check every node it names")
 	validate.SetFlagErrorFunc(flagUsageError)
-	cmd.AddCommand(validate, newConfigReloadCmd(), newConfigRenderCmd(), newConfigPushCmd(), newConfigHistoryCmd(), newConfigRollbackCmd())
+	cmd.AddCommand(validate, newConfigReloadCmd(), newConfigRenderCmd(), newConfigPushCmd(), newConfigHistoryCmd(), newConfigRollbackCmd(),
+		newConfigKeygenCmd(), newConfigSignCmd())
 	return cmd
 }
 
@@ -206,12 +207,12 @@ printed. Exit status: 0 applied, 1 invalid or daemon unreachable, 2 usage.`,
 }
 
 func newConfigPushCmd() *cobra.Command {
-	var socket, pushedBy string
+	var socket, pushedBy, sigFile string
 	var timeout time.Duration
-	var wait bool
+	var wait, unsigned bool
 	var ifVersion uint64
 	cmd := &cobra.Command{
-		Use:   "push FILE [--wait] [--timeout D] [--if-version N]",
+		Use:   "push FILE [--wait] [--timeout D] [--if-version N] [--signature SIG | --unsigned]",
 		Short: "Push a fleet document to every member (applied by those that follow the fleet)",
 		Long: `Push the fleet document FILE through this node's daemon: it is validated for
 every node it names (as vigil config validate --fleet does), numbered one above
@@ -225,6 +226,11 @@ and reports the error.
 or an error, prints one line per member, and exits 1 unless all applied it.
 --if-version N refuses the push unless the fleet is at version N.
 
+FILE.sig (vigil config sign), or the file --signature names, is sent along;
+--unsigned sends none. A node whose own file lists trusted keys refuses an
+unsigned push, or one not signed by them (422, the reason printed), and a
+member with trusted keys does not apply such a version (reported by --wait).
+
 Exit status: 0 pushed (and, with --wait, applied everywhere), 1 refused,
 invalid, failed somewhere or timed out, 2 usage error.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
@@ -233,15 +239,24 @@ invalid, failed somewhere or timed out, 2 usage error.`,
 			if err != nil {
 				return &exitError{code: 1, msg: "vigil config push: " + err.Error()}
 			}
+			sig, err := pushSignature(args[0], doc, sigFile, unsigned)
+			if err != nil {
+				return &exitError{code: 1, msg: "vigil config push: " + err.Error()}
+			}
+			if sig != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "signed by key %s\n", signer(sig))
+			}
 			if pushedBy == "" {
 				pushedBy = currentUser()
 			}
-			return sendPush(cmd, "push", "/v1/config/push", api.PushRequest{Document: string(doc), PushedBy: pushedBy, IfVersion: ifVersion},
+			return sendPush(cmd, "push", "/v1/config/push", api.PushRequest{Document: string(doc), Signature: sig, PushedBy: pushedBy, IfVersion: ifVersion},
 				socket, wait, timeout)
 		},
 	}
 	pushFlags(cmd, &socket, &pushedBy, &wait, &timeout)
 	cmd.Flags().Uint64Var(&ifVersion, "if-version", 0, "refuse the push unless the fleet is at this version")
+	cmd.Flags().StringVar(&sigFile, "signature", "", "the document's signature file (default FILE.sig when it exists)")
+	cmd.Flags().BoolVar(&unsigned, "unsigned", false, "send no signature, even if FILE.sig exists")
 	return cmd
 }
 

@@ -10,7 +10,7 @@
 //	GET  /v1/members         the fleet's members (`vigil members -o json`)
 //	GET  /v1/fleet           the fleet view (`vigil status --fleet -o json`)
 //	POST /v1/gossip/keys     a fleet-wide keyring operation {"op": list|install|use|remove, "key": base64}
-//	POST /v1/config/push     push a fleet document {"document": YAML, "pushed_by": who, "if_version": N}
+//	POST /v1/config/push     push a fleet document {"document": YAML, "signature": SIG, "pushed_by": who, "if_version": N}
 //	GET  /v1/config/history  the fleet versions this node applied
 //	POST /v1/config/rollback push version N's document again as a new version {"version": N, "pushed_by": who}
 //	POST /v1/vrrp/failover   hand an instance's mastership to a successor {"instance": name, "to": node, "force": bool}
@@ -67,7 +67,7 @@ type FleetSource interface {
 	Members() ([]node.MemberStatus, error)
 	FleetStatus() (node.FleetStatus, error)
 	GossipKeys(ctx context.Context, op, key string) ([]gossip.KeyResult, error)
-	PushConfig(doc []byte, pushedBy string, ifVersion uint64) (config.FleetVersion, error)
+	PushConfig(doc []byte, sig, pushedBy string, ifVersion uint64) (config.FleetVersion, error)
 	ConfigHistory() ([]config.FleetEntry, error)
 	RollbackConfig(v uint64, pushedBy string) (config.FleetVersion, error)
 	Failover(ctx context.Context, instance, to string, force bool) (node.HandoffResult, error)
@@ -99,7 +99,10 @@ type RollbackRequest struct {
 
 // PushRequest is the body of POST /v1/config/push.
 type PushRequest struct {
-	Document  string `json:"document"`
+	Document string `json:"document"`
+	// Signature is the document's detached signature (config.SignDocument:
+	// vigil-ed25519-sig:BASE64), "" when unsigned.
+	Signature string `json:"signature,omitempty"`
 	PushedBy  string `json:"pushed_by,omitempty"`
 	IfVersion uint64 `json:"if_version,omitempty"`
 }
@@ -120,6 +123,10 @@ type KeysRequest struct {
 // CodeNoFleet answers a fleet endpoint on a node that runs no fleet.
 const CodeNoFleet = "no_fleet"
 
+// CodeSignature refuses a push (422) for its signature; the one detail is
+// "reason: " and unsigned, bad_signature or untrusted_key.
+const CodeSignature = "signature_refused"
+
 // fleetErr maps the fleet's errors to API errors.
 func fleetErr(err error) error {
 	switch {
@@ -130,6 +137,9 @@ func fleetErr(err error) error {
 	case errors.Is(err, node.ErrPushInvalid):
 		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeInvalid, Message: "the fleet document is invalid",
 			Details: strings.Split(strings.TrimPrefix(err.Error(), node.ErrPushInvalid.Error()+": "), "\n")}
+	case errors.Is(err, node.ErrPushSignature):
+		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeSignature, Message: err.Error(),
+			Details: []string{"reason: " + config.SignatureReason(err)}}
 	case errors.Is(err, node.ErrNotFollowing):
 		return &Error{Status: http.StatusConflict, Code: CodeNoFleet, Message: err.Error()}
 	case errors.Is(err, node.ErrPushConflict):
@@ -271,7 +281,7 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 			WriteError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "unreadable request: " + err.Error()})
 			return
 		}
-		v, err := h.Fleet.PushConfig([]byte(pr.Document), pr.PushedBy, pr.IfVersion)
+		v, err := h.Fleet.PushConfig([]byte(pr.Document), pr.Signature, pr.PushedBy, pr.IfVersion)
 		if err != nil {
 			log.Warn("admin API: fleet push refused", "err", err)
 			writeErr(w, fleetErr(err))

@@ -48,11 +48,17 @@ func (f *fakeFleet) GossipKeys(_ context.Context, op, key string) ([]gossip.KeyR
 	return []gossip.KeyResult{{Node: "lb1"}}, nil
 }
 
-func (f *fakeFleet) PushConfig(doc []byte, by string, ifVersion uint64) (config.FleetVersion, error) {
+func (f *fakeFleet) PushConfig(doc []byte, sig, by string, ifVersion uint64) (config.FleetVersion, error) {
 	if !f.on {
 		return config.FleetVersion{}, node.ErrNoFleet
 	}
 	switch string(doc) {
+	case "unsigned":
+		return config.FleetVersion{}, fmt.Errorf("%w: %w: this node trusts only documents signed by 0123456789ab", node.ErrPushSignature, config.ErrUnsigned)
+	case "signed":
+		if sig != "vigil-ed25519-sig:xyz" {
+			return config.FleetVersion{}, fmt.Errorf("the signature did not reach the fleet: %q", sig)
+		}
 	case "bad":
 		return config.FleetVersion{}, fmt.Errorf("%w: lb2: f.yaml[lb2]:3:5: vrrp.instances[0].vrid: 300 is out of range\nlb3: another", node.ErrPushInvalid)
 	case "stale":
@@ -149,6 +155,16 @@ func TestFleetEndpoints(t *testing.T) {
 	code, body = post(t, c, "/v1/config/push", `{"document": "bad"}`)
 	if e := decodeError(t, body); code != 422 || e.Code != CodeInvalid || len(e.Details) != 2 || !strings.Contains(e.Details[0], "vrid") {
 		t.Errorf("invalid push: %d %+v", code, e)
+	}
+	// Issue 14: a node with trusted keys refuses an unsigned push with 422 naming the reason;
+	// the signature travels to the fleet.
+	code, body = post(t, c, "/v1/config/push", `{"document": "unsigned"}`)
+	if e := decodeError(t, body); code != 422 || e.Code != CodeSignature || fmt.Sprint(e.Details) != "[reason: unsigned]" ||
+		!strings.Contains(e.Message, "not signed") {
+		t.Errorf("unsigned push: %d %+v", code, e)
+	}
+	if code, body := post(t, c, "/v1/config/push", `{"document": "signed", "signature": "vigil-ed25519-sig:xyz"}`); code != 200 {
+		t.Errorf("signed push: %d %s", code, body)
 	}
 	code, body = post(t, c, "/v1/config/push", `{"document": "stale", "if_version": 3}`)
 	if e := decodeError(t, body); code != 409 || e.Code != CodeConflict {

@@ -41,8 +41,10 @@ type lab struct {
 	// profile and rejoin are the gossip section's (default lan-fast and 2s: the local profile sends each change too few times and loses some at 5 nodes, see docs/benchmarks.md).
 	noGossip        bool
 	profile, rejoin string
-	// follow makes the nodes follow fleet pushes (state in the lab directory).
-	follow bool
+	// follow makes the nodes follow fleet pushes (state in the lab directory);
+	// fleetKeys adds keys to a node's fleet: section (", trusted_keys: [...]").
+	follow    bool
+	fleetKeys map[string]string
 }
 
 func newLab(t testing.TB, n int) *lab {
@@ -130,7 +132,7 @@ func (l *lab) start(name string, insts []peer.Instance, cluster, keyring string)
 		y += l.gossipYAML(name, cluster, keyring)
 	}
 	if l.follow {
-		y += fmt.Sprintf("fleet: { config: follow, state_dir: %s }\n", filepath.Join(l.lab.Dir(), name+"-state"))
+		y += fmt.Sprintf("fleet: { config: follow, state_dir: %s%s }\n", filepath.Join(l.lab.Dir(), name+"-state"), l.fleetKeys[name])
 	} else if !l.noGossip {
 		// Each node its own state directory (a drain is kept there).
 		y += fmt.Sprintf("fleet: { state_dir: %s }\n", filepath.Join(l.lab.Dir(), name+"-state"))

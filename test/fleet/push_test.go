@@ -33,11 +33,24 @@ nodes:
 // push runs vigil config push --wait through node via's daemon.
 func (l *lab) push(t *testing.T, via, doc string) (string, int) {
 	t.Helper()
+	return l.pushFile(t, via, l.docFile(t, doc))
+}
+
+// docFile writes doc to a new file in the lab directory.
+func (l *lab) docFile(t *testing.T, doc string) string {
+	t.Helper()
 	path := filepath.Join(l.lab.Dir(), fmt.Sprintf("fleet-%d.yaml", time.Now().UnixNano()))
 	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := l.cli(via, "config", "push", path, "--wait", "--timeout", "20s")
+	return path
+}
+
+// pushFile runs vigil config push PATH --wait (and args) through node via's daemon; it returns
+// the output and the exit status.
+func (l *lab) pushFile(t *testing.T, via, path string, args ...string) (string, int) {
+	t.Helper()
+	out, err := l.cli(via, append([]string{"config", "push", path, "--wait", "--timeout", "20s"}, args...)...)
 	var xe *exec.ExitError
 	switch {
 	case errors.As(err, &xe):
