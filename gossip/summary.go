@@ -125,6 +125,10 @@ type InstanceSummary struct {
 	// VIPSet is HashVIPs of the full VIP set: with VRID and Family it
 	// identifies the virtual router. Encode fills it in when empty.
 	VIPSet string `json:"vs"`
+	// Trace is the W3C traceparent of the instance's last transition span
+	// (issue 15: the next master's span links to it); empty without
+	// tracing.
+	Trace string `json:"tr,omitempty"`
 }
 
 // HashVIPs returns the hash of a VIP set: the same for any order or

@@ -1,6 +1,9 @@
 package node
 
 import (
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"context"
 	"encoding/base64"
 	"errors"
@@ -12,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"vigil/vrrp/router"
 
 	"vigil/config"
 	"vigil/gossip"
@@ -315,13 +319,14 @@ func (f *fleet) publish(now time.Time, st statusView, force bool) bool {
 func sameInstance(a, b gossip.InstanceSummary) bool {
 	return a.Name == b.Name && a.VRID == b.VRID && a.Family == b.Family && a.Interface == b.Interface && a.State == b.State &&
 		a.Base == b.Base && a.Priority == b.Priority && a.Primary == b.Primary && a.Interval == b.Interval &&
-		a.VIPSet == b.VIPSet && a.VIPCount == b.VIPCount && slices.Equal(a.VIPs, b.VIPs)
+		a.VIPSet == b.VIPSet && a.VIPCount == b.VIPCount && slices.Equal(a.VIPs, b.VIPs) && a.Trace == b.Trace
 }
 
 // instanceSummary is an instance's row.
 func instanceSummary(is InstanceStatus) gossip.InstanceSummary {
 	s := gossip.InstanceSummary{Name: is.Name, VRID: is.VRID, Family: 4, Interface: is.Interface, State: is.State,
-		Base: is.BasePriority, Priority: is.EffectivePriority, Interval: time.Duration(is.AdvertInterval * float64(time.Second))}
+		Base: is.BasePriority, Priority: is.EffectivePriority, Interval: time.Duration(is.AdvertInterval * float64(time.Second)),
+		Trace: is.LastTrace}
 	if is.Family == "ipv6" {
 		s.Family = 6
 	}
@@ -919,4 +924,32 @@ func (f *fleet) gossipConfig() *config.Gossip {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.startGossip
+}
+
+// transitionLinks finds, among the live members' instances of the same
+// virtual router, the one whose adverts came from prev (the master this
+// node followed), and links to its last transition span, as its summary
+// carries it.
+func (f *fleet) transitionLinks(instance string, prev netip.Addr) []trace.Link {
+	nodes := f.instancesByNode()
+	i := slices.IndexFunc(nodes[f.self], func(s gossip.InstanceSummary) bool { return s.Name == instance })
+	if i < 0 {
+		return nil
+	}
+	key := nodes[f.self][i].Key()
+	for node, insts := range nodes {
+		if node == f.self {
+			continue
+		}
+		for _, s := range insts {
+			if s.Key() != key || s.Primary != prev {
+				continue
+			}
+			if sc := router.ParseTraceParent(s.Trace); sc.IsValid() {
+				return []trace.Link{{SpanContext: sc, Attributes: []attribute.KeyValue{
+					attribute.String("vigil.node", node), attribute.String("vigil.vrrp.state", s.State)}}}
+			}
+		}
+	}
+	return nil
 }

@@ -5,7 +5,9 @@ package node
 
 import (
 	"context"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
+	"net/netip"
 	"reflect"
 	"sync"
 	"time"
@@ -86,6 +88,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		Prepare:      n.prepare,
 		Started:      n.startLB,
 		StateChanged: n.stateChanged,
+		Links:        n.transitionLinks,
 		Released:     n.omega,
 		Stopped:      n.stopBalancer,
 	}})
@@ -139,6 +142,15 @@ func gossipChanged(a, b *config.Gossip) bool {
 	x, y := *a, *b
 	x.Keys, y.Keys = nil, nil
 	return !reflect.DeepEqual(x, y)
+}
+
+// transitionLinks is the router's Links hook: with the fleet, a new
+// master's span links to the previous master's last transition.
+func (n *Node) transitionLinks(instance string, prev netip.Addr) []trace.Link {
+	if n.fleet == nil {
+		return nil
+	}
+	return n.fleet.transitionLinks(instance, prev)
 }
 
 // stateChanged is the router's StateChanged hook.

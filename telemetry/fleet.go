@@ -86,14 +86,14 @@ func (r *Registry) NewFleet() *Fleet {
 			Help: "Age of the oldest node summary among live members: how far behind this node's fleet view may be."}),
 		Masters: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_fleet_virtual_router_masters",
 			Help: "Live members reporting MASTER for each virtual router: 1 is healthy, 0 no master, 2 or more split brain."},
-			[]string{"instance", "vrid", "family"}),
+			[]string{"vrrp_instance", "vrid", "family"}),
 		Disagreements: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_fleet_health_disagreements",
 			Help: "Real servers whose verdict by this node's own checks differs from the fleet view."}),
 		Divergence: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_fleet_desired_table_divergence",
 			Help: "Live members with the same config whose desired IPVS tables differ (0 when the fleet agrees)."}),
 		Arbitrations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_fleet_arbitrations_total",
 			Help: "Split-brain arbitration inputs fed to a VRRP instance from gossip (another live member reports MASTER), by instance."},
-			[]string{"instance"}),
+			[]string{"vrrp_instance"}),
 	}
 	r.Reg.MustRegister(f.Members, f.Messages, f.Bytes, f.Dropped, f.Refused, f.UnknownRows, f.HealthScore, f.SummaryAge,
 		f.Masters, f.Disagreements, f.Divergence, f.Arbitrations)

@@ -201,7 +201,10 @@ type StateChange struct {
 	Cause    Cause
 	Priority uint8      // our priority at the time
 	Master   netip.Addr // the master we now follow, when known
-	At       time.Time
+	// PreviousMaster is the master followed before the change, when known
+	// (tracing links a takeover to that master's story).
+	PreviousMaster netip.Addr
+	At             time.Time
 }
 
 // Notice reports an accepted advert that deserves a counter or a log line.
@@ -339,7 +342,7 @@ func (i *Instance) Advert(p uint8) Advert {
 }
 
 func (i *Instance) change(now time.Time, to State, cause Cause) StateChange {
-	sc := StateChange{From: i.state, To: to, Cause: cause, Priority: i.priority, At: now}
+	sc := StateChange{From: i.state, To: to, Cause: cause, Priority: i.priority, At: now, PreviousMaster: i.master}
 	i.state = to
 	i.handoffFrom, i.handoffUntil = netip.Addr{}, time.Time{}
 	i.lastChange = now

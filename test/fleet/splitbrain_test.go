@@ -123,7 +123,7 @@ func TestSplitBrainArbitration(t *testing.T) {
 		err := netlab.Poll(5*time.Second, 200*time.Millisecond, func() (bool, error) {
 			var err error
 			m, err = l.metrics(n)
-			return strings.Contains(m, `vigil_fleet_virtual_router_masters{family="ipv4",instance="vr51",vrid="51"} 1`+"\n") &&
+			return strings.Contains(m, `vigil_fleet_virtual_router_masters{family="ipv4",vrid="51",vrrp_instance="vr51"} 1`+"\n") &&
 				strings.Contains(m, `vigil_gossip_members{state="alive"} 2`+"\n"), err
 		})
 		if err != nil {
@@ -176,7 +176,7 @@ func TestSplitBrainWithoutArbitration(t *testing.T) {
 	err := netlab.Poll(5*time.Second, 200*time.Millisecond, func() (bool, error) {
 		var err error
 		m, err = l.metrics("n2")
-		return strings.Contains(m, `vigil_fleet_virtual_router_masters{family="ipv4",instance="vr51",vrid="51"} 2`+"\n"), err
+		return strings.Contains(m, `vigil_fleet_virtual_router_masters{family="ipv4",vrid="51",vrrp_instance="vr51"} 2`+"\n"), err
 	})
 	if err != nil {
 		t.Errorf("masters metric on n2 with two masters: %v\n%s", err, grepLines(m, "vigil_fleet_"))

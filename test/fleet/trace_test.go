@@ -24,6 +24,9 @@ type consoleSpan struct {
 		Key   string
 		Value struct{ Value any }
 	}
+	Links []struct {
+		SpanContext struct{ TraceID, SpanID string }
+	}
 }
 
 func (s consoleSpan) attr(key string) any {
@@ -109,5 +112,51 @@ func TestTransitionSpanConsole(t *testing.T) {
 	}
 	if !strings.Contains(line, "trace_id="+m.SpanContext.TraceID) || !strings.Contains(line, "span_id="+m.SpanContext.SpanID) {
 		t.Errorf("the state change's log line does not carry its span's ids: %q", line)
+	}
+}
+
+// TestTransitionSpanLinks (issue 15): "A new master's vrrp.transition links to the old master's
+// resignation or transition span when gossip knows it": two gossiping nodes export to the
+// console; n1 (master) stops gracefully; n2's takeover span links to one of n1's transition
+// spans.
+func TestTransitionSpanLinks(t *testing.T) {
+	l := newLab(t, 2)
+	start := func(name string, prio int) *netlab.Process {
+		y := peer.VigilYAML(name, []peer.Instance{vr(prio)}) + l.gossipYAML(name, "test", l.keyring)
+		p, err := peer.StartVigilYAMLWith(l.lab.Node(name), l.bin, y, netlab.StartOptions{Env: []string{"OTEL_TRACES_EXPORTER=console"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.procs[name] = p
+		return p
+	}
+	p1 := start("n1", 200)
+	l.waitHolders([]string{"n1"}, 10*time.Second, "n1")
+	p2 := start("n2", 100)
+	l.waitMembers([]string{"n1", "n2"}, allState([]string{"n1", "n2"}, "alive"), 30*time.Second)
+	time.Sleep(time.Second) // n2 has n1's instance summary, with its span
+	if err := p1.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	l.waitHolders([]string{"n2"}, 10*time.Second, "n2")
+	if err := p2.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	n1 := map[string]bool{}
+	for _, s := range consoleSpans(t, p1.Log()) {
+		if s.Name == "vrrp.transition" {
+			n1[s.SpanContext.SpanID] = true
+		}
+	}
+	var links []string
+	for _, s := range consoleSpans(t, p2.Log()) {
+		if s.Name == "vrrp.transition" && s.attr("vigil.vrrp.state") == "master" {
+			for _, ln := range s.Links {
+				links = append(links, ln.SpanContext.SpanID)
+			}
+		}
+	}
+	if len(links) != 1 || !n1[links[0]] {
+		t.Fatalf("n2's takeover links to %v; n1's transition spans are %v", links, n1)
 	}
 }

@@ -127,8 +127,10 @@ type instance struct {
 	group        *group
 	groupFault   bool // held in FAULT by its sync group
 	lastOwnFault bool
-	// lastCause is the reason of the last state change (status output).
+	// lastCause is the reason of the last state change (status output);
+	// lastTrace its span's traceparent (trace.go).
 	lastCause vrrp.Cause
+	lastTrace string
 	// met reports the instance's events to the metrics, with the
 	// per-advert counters resolved once; the announcers count every
 	// message through it, delayed bursts included, from their own
@@ -163,6 +165,11 @@ type Hooks struct {
 	// Started runs once the instances have started and the trackers run,
 	// before the sockets are read.
 	Started func()
+	// Links returns the spans a new master's vrrp.transition links to:
+	// what the fleet knows of the previous master's last transition
+	// (its address, on the instance's virtual router). Called with the
+	// router's lock held; it must not block.
+	Links func(instance string, previousMaster netip.Addr) []trace.Link
 	// StateChanged runs after an instance of cfg (the configuration
 	// running then) changed state, with the router's lock held.
 	StateChanged func(cfg *config.Config, instance string, to vrrp.State)

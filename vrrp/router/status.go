@@ -48,8 +48,12 @@ type InstanceStatus struct {
 	VIPs                 []VIPStatus `json:"vips"`
 	LastTransition       time.Time   `json:"last_transition,omitzero"`
 	LastReason           string      `json:"last_reason,omitempty"`
-	SyncGroup            string      `json:"sync_group,omitempty"`
-	VMAC                 string      `json:"vmac,omitempty"` // the macvlan carrying the virtual MAC
+	// LastTrace is the W3C traceparent of the last transition's span
+	// (empty when tracing is off): gossip carries it so that the next
+	// master's span links to it.
+	LastTrace string `json:"last_transition_trace,omitempty"`
+	SyncGroup string `json:"sync_group,omitempty"`
+	VMAC      string `json:"vmac,omitempty"` // the macvlan carrying the virtual MAC
 	// Trackers are the objects the instance tracks, with its weights.
 	Trackers []TrackerStatus `json:"trackers,omitempty"`
 }
@@ -96,7 +100,7 @@ func (n *Router) Status() Status {
 			AdvertInterval: c.AdvertInterval.Seconds(), MasterAdvertInterval: s.MasterAdverInterval.Seconds(),
 			MasterDownInterval: s.MasterDownInterval.Seconds(),
 			Preempt:            c.Preempt, Accept: c.Accept || c.Owner(),
-			LastTransition: s.LastTransition, LastReason: string(in.lastCause),
+			LastTransition: s.LastTransition, LastReason: string(in.lastCause), LastTrace: in.lastTrace,
 		}
 		if in.src.IsValid() { // none yet: waiting in FAULT for an address
 			is.Source = in.src.String()

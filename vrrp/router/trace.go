@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -38,6 +39,31 @@ const (
 	attrPeer     = attribute.Key("network.peer.address")
 )
 
+// TraceParent is a span context in W3C traceparent form
+// (00-TRACEID-SPANID-FLAGS).
+func TraceParent(sc trace.SpanContext) string {
+	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
+}
+
+// ParseTraceParent reads a W3C traceparent into a remote span context
+// (invalid when s is not one).
+func ParseTraceParent(s string) trace.SpanContext {
+	parts := strings.Split(s, "-")
+	if len(parts) != 4 || parts[0] != "00" {
+		return trace.SpanContext{}
+	}
+	tid, err1 := trace.TraceIDFromHex(parts[1])
+	sid, err2 := trace.SpanIDFromHex(parts[2])
+	if err1 != nil || err2 != nil || len(parts[3]) != 2 {
+		return trace.SpanContext{}
+	}
+	flags := trace.TraceFlags(0)
+	if parts[3] == "01" {
+		flags = trace.FlagsSampled
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: flags, Remote: true})
+}
+
 // transition is a vrrp.transition span in progress.
 type transition struct {
 	ctx  context.Context
@@ -65,9 +91,18 @@ func (n *Router) startTransition(in *instance, acts []vrrp.Action) *transition {
 		if at.IsZero() {
 			at = time.Now()
 		}
-		ctx, span := n.tracer.Start(context.Background(), spanTransition, trace.WithTimestamp(at),
-			trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...), trace.WithNewRoot())
+		opts := []trace.SpanStartOption{trace.WithTimestamp(at), trace.WithSpanKind(trace.SpanKindInternal),
+			trace.WithAttributes(attrs...), trace.WithNewRoot()}
+		if sc.To == vrrp.StateMaster && n.hooks.Links != nil && sc.PreviousMaster.IsValid() && sc.PreviousMaster != in.src {
+			// One failover, one story across nodes: the old master's
+			// last transition (its resignation, or its own takeover).
+			opts = append(opts, trace.WithLinks(n.hooks.Links(in.cfg.Name, sc.PreviousMaster)...))
+		}
+		ctx, span := n.tracer.Start(context.Background(), spanTransition, opts...)
 		sc.At = at
+		if sc := span.SpanContext(); sc.IsValid() {
+			in.lastTrace = TraceParent(sc)
+		}
 		return &transition{ctx: ctx, span: span, sc: sc}
 	}
 	return nil
