@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -246,7 +245,8 @@ func TestDashboardJSON(t *testing.T) {
 		t.Errorf("no variable node")
 	} else if v := d.Templating.List[i]; v.Type != "query" || !strings.HasPrefix(v.Definition, "label_values(vigil_build_info,") ||
 		!bytes.Contains(v.Query, []byte(v.Definition)) || v.Datasource == nil || v.Datasource.UID != datasourceUID {
-		t.Errorf("variable node: want a query variable label_values(vigil_build_info, ...) on %s, got %+v (query %s)", datasourceUID, v, v.Query)
+		t.Errorf("variable node: want a query variable label_values(vigil_build_info, ...) on %s; got type %q, definition %q, query %s, datasource %+v",
+			datasourceUID, v.Type, v.Definition, v.Query, v.Datasource)
 	}
 	if _, ok := vars["jaeger_url"]; !ok {
 		t.Errorf("no variable jaeger_url for the trace links")
@@ -386,14 +386,4 @@ func TestPromtoolRules(t *testing.T) {
 			t.Errorf("alert %s: a unit test firing it: %v, one keeping it silent: %v (%s)", e.alert, fires[e.alert], silent[e.alert], ruleTestsGlob)
 		}
 	}
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
