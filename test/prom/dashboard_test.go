@@ -120,12 +120,20 @@ func (d dashboard) exprs() []promExpr {
 	return out
 }
 
-func ruleExprs(t *testing.T) []promExpr {
+// readYAML decodes the YAML file path into v.
+func readYAML(t *testing.T, path string, v any) {
 	t.Helper()
-	b, err := os.ReadFile(rulesFile)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := yaml.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func ruleExprs(t *testing.T) []promExpr {
+	t.Helper()
 	var f struct {
 		Groups []struct {
 			Rules []struct {
@@ -135,9 +143,7 @@ func ruleExprs(t *testing.T) []promExpr {
 			} `yaml:"rules"`
 		} `yaml:"groups"`
 	}
-	if err := yaml.Unmarshal(b, &f); err != nil {
-		t.Fatalf("%s: %v", rulesFile, err)
-	}
+	readYAML(t, rulesFile, &f)
 	var out []promExpr
 	for _, g := range f.Groups {
 		for _, r := range g.Rules {
@@ -356,10 +362,6 @@ func TestPromtoolRules(t *testing.T) {
 	// synthetic series and keep it silent on healthy ones").
 	fires, silent := map[string]bool{}, map[string]bool{}
 	for _, f := range tests {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
 		var ut struct {
 			Tests []struct {
 				AlertRuleTest []struct {
@@ -368,9 +370,7 @@ func TestPromtoolRules(t *testing.T) {
 				} `yaml:"alert_rule_test"`
 			} `yaml:"tests"`
 		}
-		if err := yaml.Unmarshal(b, &ut); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
+		readYAML(t, f, &ut)
 		for _, tc := range ut.Tests {
 			for _, a := range tc.AlertRuleTest {
 				if len(a.ExpAlerts) > 0 {
