@@ -133,7 +133,8 @@ func allFamiliesExposition(t *testing.T) ([]byte, []string) {
 	// The IPVS collector's families come from a snapshot read at scrape
 	// time.
 	r.LB.SetIPVSSource(stubIPVS(), nil)
-	names = append(names, "vigil_ipvs_scrape_success", "vigil_ipvs_virtual_server_info", "vigil_ipvs_virtual_server_connections_total",
+	r.NewConfigRejected([]string{"unsigned"})
+	names = append(names, "vigil_fleet_config_rejected_total", "vigil_ipvs_scrape_success", "vigil_ipvs_virtual_server_info", "vigil_ipvs_virtual_server_connections_total",
 		"vigil_ipvs_virtual_server_incoming_bytes_total", "vigil_virtual_server_real_servers", "vigil_virtual_server_real_servers_up",
 		"vigil_ipvs_real_server_connections_total", "vigil_ipvs_real_server_outgoing_bytes_total", "vigil_ipvs_real_server_connections_active",
 		"vigil_ipvs_real_server_connections_inactive", "vigil_ipvs_real_server_weight", "vigil_real_server_configured_weight", "vigil_real_server_healthy",
