@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,6 +44,12 @@ type lab struct {
 	prom  *netlab.Process
 	api   *promAPI
 	seq   int
+	// gossip makes n1 and n2 a fleet (memberlist on port 7946, unencrypted).
+	gossip bool
+	// extraTargets are more targets of the vigil job, by node label; ruleFiles are loaded by
+	// Prometheus and evaluated every scrape interval.
+	extraTargets map[string]string
+	ruleFiles    []string
 }
 
 // newLab builds nodes n1 (192.0.2.11) and n2 (192.0.2.12) on one bridge, and "prom" (192.0.2.9)
@@ -80,15 +88,30 @@ func (l *lab) target(name string) string {
 }
 
 // vigilYAML is one VRRP instance "web" (VRID 51, 100 ms adverts) with telemetry on the node's own
-// address.
+// address, and with l.gossip a gossip section joining the other node.
 func (l *lab) vigilYAML(name string, prio int) string {
-	return fmt.Sprintf(`node: { name: %s }
+	s := fmt.Sprintf(`node: { name: %s }
 telemetry: { listen: "%s" }
 vrrp:
   garp: { repeat: 1, delay: 0s }
   instances:
     - { name: web, interface: eth0, vrid: 51, priority: %d, advert_interval: 100ms, vips: [%s] }
 `, name, l.target(name), prio, vip)
+	if l.gossip {
+		s += fmt.Sprintf("gossip: { bind: \"%s:7946\", join: [\"%s:7946\", \"%s:7946\"], insecure: true }\n",
+			l.addrs[name], l.addrs["n1"], l.addrs["n2"])
+	}
+	return s
+}
+
+// writeConfig writes the node's config file (vigilYAML) and returns its path.
+func (l *lab) writeConfig(name, yaml string) string {
+	l.t.Helper()
+	cfg := filepath.Join(l.lab.Dir(), name+"-vigil.yaml")
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+	return cfg
 }
 
 // startVigil starts `vigil run` on the node; a restart gets a fresh admin socket.
@@ -96,10 +119,7 @@ func (l *lab) startVigil(name string, prio int) {
 	l.t.Helper()
 	l.seq++
 	dir := l.lab.Dir()
-	cfg := filepath.Join(dir, name+"-vigil.yaml")
-	if err := os.WriteFile(cfg, []byte(l.vigilYAML(name, prio)), 0o644); err != nil {
-		l.t.Fatal(err)
-	}
+	cfg := l.writeConfig(name, l.vigilYAML(name, prio))
 	sock := filepath.Join(dir, fmt.Sprintf("%s-admin%d.sock", name, l.seq))
 	p, err := l.lab.Node(name).Start(l.bin, "run", "--config", cfg, "--admin-socket", sock)
 	if err != nil {
@@ -163,9 +183,11 @@ func (l *lab) get(name, path string) ([]byte, error) {
 	return l.lab.Node(name).HTTPGet(context.Background(), "http://"+l.target(name)+path)
 }
 
-// prometheusYAML scrapes n1 and n2 every 500 ms; each target carries a node label.
+// prometheusYAML scrapes n1 and n2 (and l.extraTargets) every 500 ms; each target carries a node
+// label.
 func (l *lab) prometheusYAML() string {
-	return fmt.Sprintf(`global:
+	var b strings.Builder
+	fmt.Fprintf(&b, `global:
   scrape_interval: %[1]s
   scrape_timeout: 400ms
   evaluation_interval: %[1]s
@@ -177,6 +199,16 @@ scrape_configs:
       - targets: ["%[3]s"]
         labels: { node: n2 }
 `, model(scrapeInterval), l.target("n1"), l.target("n2"))
+	for _, node := range slices.Sorted(maps.Keys(l.extraTargets)) {
+		fmt.Fprintf(&b, "      - targets: [%q]\n        labels: { node: %s }\n", l.extraTargets[node], node)
+	}
+	if len(l.ruleFiles) > 0 {
+		b.WriteString("rule_files:\n")
+		for _, f := range l.ruleFiles {
+			fmt.Fprintf(&b, "  - %q\n", f)
+		}
+	}
+	return b.String()
 }
 
 // model formats a duration as Prometheus' config does ("500ms", "1s").

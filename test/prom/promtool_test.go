@@ -102,28 +102,7 @@ func TestPromtoolCheckAllFamilies(t *testing.T) {
 	if _, err := exec.LookPath("promtool"); err != nil {
 		t.Fatalf("promtool not found (%v): run test/deps.sh", err)
 	}
-	r := telemetry.NewRegistry()
-	cfg := r.NewConfigMetrics("0123456789abcdef")
-	fleet := r.NewFleet()
-	var names []string
-	for _, group := range []any{r.VRRP, r.LB, cfg, fleet} {
-		names = append(names, populate(t, group)...)
-	}
-	// The IPVS collector's families come from a snapshot read at scrape
-	// time: one virtual server with one real server in the kernel.
-	r.LB.SetIPVSSource(func() (telemetry.IPVSSnapshot, error) {
-		return telemetry.IPVSSnapshot{VirtualServers: []telemetry.VSSnapshot{{
-			Labels: []string{"web", "192.0.2.100", "80", "tcp", ""}, Scheduler: "wlc", Forwarding: "nat", InKernel: true,
-			RealServers: []telemetry.RSSnapshot{{Address: "198.51.100.11", Port: "8080", Configured: true, ConfiguredWeight: 1, Healthy: true, InKernel: true, Weight: 1}},
-		}}}, nil
-	}, nil)
-	names = append(names, "vigil_ipvs_scrape_success", "vigil_ipvs_virtual_server_info", "vigil_ipvs_virtual_server_connections_total",
-		"vigil_ipvs_virtual_server_incoming_bytes_total", "vigil_virtual_server_real_servers", "vigil_virtual_server_real_servers_up",
-		"vigil_ipvs_real_server_connections_total", "vigil_ipvs_real_server_outgoing_bytes_total", "vigil_ipvs_real_server_connections_active",
-		"vigil_ipvs_real_server_connections_inactive", "vigil_ipvs_real_server_weight", "vigil_real_server_configured_weight", "vigil_real_server_healthy", "vigil_real_server_check_failures")
-	rec := httptest.NewRecorder()
-	promhttp.HandlerFor(r.Reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	body := rec.Body.Bytes()
+	body, names := allFamiliesExposition(t)
 	for _, n := range names {
 		if !bytes.Contains(body, []byte("# TYPE "+n+" ")) {
 			t.Errorf("family %s missing from the exposition", n)
@@ -136,6 +115,52 @@ func TestPromtoolCheckAllFamilies(t *testing.T) {
 	t.Logf("promtool check metrics: no problems in %d vigil families (%d families in all)", len(names), bytes.Count(body, []byte("# TYPE ")))
 	for _, p := range promlintProblems(t, body) {
 		t.Error(p)
+	}
+}
+
+// allFamiliesExposition returns an exposition holding one series of every metric family vigil's
+// telemetry package defines, and the names of those families (the IPVS collector's only as far as
+// they are listed here).
+func allFamiliesExposition(t *testing.T) ([]byte, []string) {
+	t.Helper()
+	r := telemetry.NewRegistry()
+	cfg := r.NewConfigMetrics("0123456789abcdef")
+	fleet := r.NewFleet()
+	var names []string
+	for _, group := range []any{r.VRRP, r.LB, cfg, fleet} {
+		names = append(names, populate(t, group)...)
+	}
+	// The IPVS collector's families come from a snapshot read at scrape
+	// time.
+	r.LB.SetIPVSSource(stubIPVS(), nil)
+	r.NewConfigRejected([]string{"unsigned"})
+	names = append(names, "vigil_fleet_config_rejected_total", "vigil_ipvs_scrape_success", "vigil_ipvs_virtual_server_info", "vigil_ipvs_virtual_server_connections_total",
+		"vigil_ipvs_virtual_server_incoming_bytes_total", "vigil_virtual_server_real_servers", "vigil_virtual_server_real_servers_up",
+		"vigil_ipvs_real_server_connections_total", "vigil_ipvs_real_server_outgoing_bytes_total", "vigil_ipvs_real_server_connections_active",
+		"vigil_ipvs_real_server_connections_inactive", "vigil_ipvs_real_server_weight", "vigil_real_server_configured_weight", "vigil_real_server_healthy",
+		"vigil_real_server_check_failures", "vigil_real_server_transitions_total")
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(r.Reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.Bytes(), names
+}
+
+// stubIPVS is an IPVS snapshot source for tests without a kernel IPVS table: virtual server web
+// (192.0.2.100:80/tcp, NAT) with real server 198.51.100.11:8080 healthy and in the kernel and
+// 198.51.100.12:8080 down (weight 0), whose counters grow at every read, as traffic would make them.
+func stubIPVS() telemetry.IPVSSource {
+	var n uint64
+	return func() (telemetry.IPVSSnapshot, error) {
+		n++
+		c := telemetry.IPVSCounters{Conns: 3 * n, InPkts: 30 * n, OutPkts: 20 * n, InBytes: 3000 * n, OutBytes: 90000 * n}
+		return telemetry.IPVSSnapshot{VirtualServers: []telemetry.VSSnapshot{{
+			Labels: []string{"web", "192.0.2.100", "80", "tcp", ""}, Scheduler: "wlc", Forwarding: "nat", InKernel: true, Stats: c,
+			RealServers: []telemetry.RSSnapshot{
+				{Address: "198.51.100.11", Port: "8080", Configured: true, ConfiguredWeight: 1, Healthy: true, InKernel: true, Weight: 1,
+					Active: 2, Inactive: 1, Stats: c, Transitions: &telemetry.RSTransitions{Up: 1}},
+				{Address: "198.51.100.12", Port: "8080", Configured: true, ConfiguredWeight: 1, CheckFailures: 3, InKernel: true,
+					Transitions: &telemetry.RSTransitions{Up: 1, Down: 1}},
+			},
+		}}}, nil
 	}
 }
 
