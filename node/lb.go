@@ -44,7 +44,7 @@ func (n *Node) setLB(cfg *config.Config) error {
 			health, digest = n.fleet.view, n.fleet.setDigest
 		}
 		b, err := balancer.Open(balancer.Config{Log: log, Metrics: n.lbMetrics, Checks: n.checks, Health: health,
-			Quorum: n.router.SetVirtualServer, Publish: n.router.Publish, Digest: digest})
+			Quorum: n.router.SetVirtualServer, Publish: n.router.Publish, Digest: digest, Tracer: n.tracer})
 		if err != nil {
 			return err
 		}

@@ -48,6 +48,8 @@ type Node struct {
 	fleet *fleet
 	// drainMu serialises drains and undrains (handoff.go).
 	drainMu sync.Mutex
+	// tracer makes the load balancer's realserver.transition spans.
+	tracer trace.Tracer
 }
 
 // Options are the optional dependencies of a Node.
@@ -79,7 +81,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if reg == nil {
 		reg = telemetry.NewRegistry()
 	}
-	n := &Node{log: log, lbMetrics: reg.LB}
+	n := &Node{log: log, lbMetrics: reg.LB, tracer: reg.Tracer}
 	drained := startsDrained(cfg)
 	if drained {
 		log.Warn("this node is drained (vigil drain): every instance runs at the lowest priority until vigil undrain")

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -122,6 +124,10 @@ type Balancer struct {
 	haSuspend map[string][]netip.Addr
 	local     map[localAddr]bool
 	suspended map[string]bool
+	// tracer and view: the realserver.transition spans (trace.go), and
+	// which health view the table follows ("local" checks or the "fleet").
+	tracer trace.Tracer
+	view   string
 }
 
 // Config is what a balancer is built from besides the lb section of the
@@ -145,6 +151,8 @@ type Config struct {
 	// table's services after each pass that leaves the kernel as desired,
 	// from the balancer's goroutine: the fleet compares directors' tables.
 	Digest func(string)
+	// Tracer makes the realserver.transition spans (nil: none).
+	Tracer trace.Tracer
 }
 
 // NewChecks returns the local health checks, their probes counted in m.
@@ -164,6 +172,14 @@ func newBalancer(c Config, kernel ipvsKernel) *Balancer {
 	}
 	if b.health == nil {
 		b.health = b.checks.View()
+	}
+	b.view = "local"
+	if c.Health != nil {
+		b.view = "fleet"
+	}
+	b.tracer = c.Tracer
+	if b.tracer == nil {
+		b.tracer = noop.NewTracerProvider().Tracer("vigil")
 	}
 	return b
 }
@@ -459,6 +475,7 @@ func (b *Balancer) reconcile(full bool) {
 	}
 	ops := lb.DiffNormal(want, cur, isManaged) // Desired and the dump are normal
 	err := b.kernel.Apply(ops)
+	applied := time.Now()
 	b.metrics.Reconciled(len(ops), err, time.Since(start))
 	if err != nil {
 		b.known = nil
@@ -486,7 +503,7 @@ func (b *Balancer) reconcile(full bool) {
 	b.logOps(ops, time.Since(start))
 
 	same := len(specs) > 0 && len(specs) == len(b.lastSpecs) && &specs[0] == &b.lastSpecs[0]
-	b.countTransitions(specs, b.health, same)
+	b.countTransitions(specs, b.health, same, passTimes{start: start, applied: applied, ops: len(ops)})
 	b.mu.Lock()
 	b.quorum = quorum
 	// Services of earlier configs are gone from the kernel now.
@@ -547,6 +564,7 @@ func (b *Balancer) reconcileChanged(specs []lb.VirtualServer, byName map[string]
 	}
 	ops := lb.DiffKeys(want, b.known, keys, isManaged)
 	err := b.kernel.Apply(ops)
+	applied := time.Now()
 	b.metrics.Reconciled(len(ops), err, time.Since(start))
 	if err != nil {
 		b.known = nil // the next pass reads the kernel and compares everything
@@ -558,7 +576,7 @@ func (b *Balancer) reconcileChanged(specs []lb.VirtualServer, byName map[string]
 		b.log.Warn("IPVS table model out of step; reading the kernel next time", "err", err)
 	}
 	b.logOps(ops, time.Since(start))
-	b.countTransitions(sub, h, true)
+	b.countTransitions(sub, h, true, passTimes{start: start, applied: applied, ops: len(ops)})
 	b.mu.Lock()
 	merged := maps.Clone(b.quorum)
 	maps.Copy(merged, quorum)

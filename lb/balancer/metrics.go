@@ -115,8 +115,9 @@ func ipvsCounters(c lb.Counters) telemetry.IPVSCounters {
 // each change (notify_up/notify_down, the FIFO). A real server first seen
 // is not a transition; with lb.rs_init_notifies one first seen up is
 // published all the same, as keepalived's rs_init_notifies does.
-func (b *Balancer) countTransitions(specs []lb.VirtualServer, h lb.Health, same bool) {
+func (b *Balancer) countTransitions(specs []lb.VirtualServer, h lb.Health, same bool, pass passTimes) {
 	var evs []events.Event
+	var changes []rsChange
 	b.mu.Lock()
 	initNotifies := b.initNotifies
 	b.mu.Unlock()
@@ -153,6 +154,7 @@ func (b *Balancer) countTransitions(specs []lb.VirtualServer, h lb.Health, same 
 				}
 				evs = append(evs, events.Event{Kind: events.KindRealServer, Name: vs.Name, Service: lb.KeepalivedService(vs.Service.Key),
 					RealServer: lb.KeepalivedRealServer(vs, rs.Key()), From: upDown(tr.up), To: upDown(up)})
+				changes = append(changes, rsChange{id: id, up: up})
 			}
 			tr.up = up
 			next[id] = tr
@@ -160,6 +162,7 @@ func (b *Balancer) countTransitions(specs []lb.VirtualServer, h lb.Health, same 
 	}
 	b.rsUp = next
 	b.rsMu.Unlock()
+	b.traceTransitions(changes, pass)
 	for _, e := range evs {
 		b.notify(e)
 	}
