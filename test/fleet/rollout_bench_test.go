@@ -332,6 +332,7 @@ var errNoVerdict = errors.New("no verdict")
 
 // rollout runs one fleet of n members and prints its figures.
 func rollout(b *testing.B, n int, profile string, pushes, large int) {
+	roomForNeighbours(b, n)
 	l := newLab(b, n)
 	// What an operator runs on a LAN: the profile, the default rejoin interval.
 	l.follow, l.profile, l.rejoin = true, profile, "30s"
@@ -666,6 +667,33 @@ func TestRolloutHelpers(t *testing.T) {
 	} {
 		if v, ok := pushedVersion(out); v != want || ok != (want != 0) {
 			t.Errorf("pushedVersion(%q) = %d, %v, want %d", out, v, ok, want)
+		}
+	}
+}
+
+// roomForNeighbours raises the kernel's neighbour table limits for the length of the benchmark:
+// they are one table for every namespace (net.ipv4.neigh.default.gc_thresh3, 1024 by default),
+// and n members that all talk to each other and to the multicast group need about n×n entries.
+// At 50 members the default overflowed ("arp_cache: neighbor table overflow!" in dmesg): packets
+// were dropped, memberlist took live members for failed and VRRP backups took over.
+func roomForNeighbours(b *testing.B, n int) {
+	need := 4 * n * n
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		for i, min := range []int{need / 4, need / 2, need} {
+			key := fmt.Sprintf("/proc/sys/net/%s/neigh/default/gc_thresh%d", fam, i+1)
+			old, err := os.ReadFile(key)
+			if err != nil {
+				b.Fatalf("neighbour table limit: %v", err)
+			}
+			var cur int
+			fmt.Sscan(strings.TrimSpace(string(old)), &cur)
+			if cur >= min {
+				continue
+			}
+			if err := os.WriteFile(key, []byte(strconv.Itoa(min)), 0o644); err != nil {
+				b.Fatalf("raising the neighbour table limit %s: %v", key, err)
+			}
+			b.Cleanup(func() { os.WriteFile(key, old, 0o644) })
 		}
 	}
 }
