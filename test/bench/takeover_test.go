@@ -282,21 +282,10 @@ func benchGracefulAs(b *testing.B, impl string, iv time.Duration, kind string) {
 // phase, measure priority 0 → the backup's first advert. The caller starts
 // the master again.
 func (c *cluster) gracefulRun(iv time.Duration, since time.Time, restarted bool, res *TakeoverResult) (time.Duration, error) {
-	f := c.flow()
-	mark := len(c.tail.Frames())
-	timeout := 3*masterDown(masterPrio, iv) + 10*time.Second
-	if !restarted {
-		timeout += 20 * time.Second
+	f, mark, err := c.settleForRun(iv, since, restarted, res)
+	if err != nil {
+		return 0, err
 	}
-	if _, err := c.settle(iv, since, timeout); err != nil {
-		return 0, fmt.Errorf("settle: %w", err)
-	}
-	if restarted {
-		if d, ok := preemptBack(c.tail.Frames()[mark:], f, masterPrio, since); ok {
-			res.PreemptBack = append(res.PreemptBack, d)
-		}
-	}
-	time.Sleep(rand.N(iv))
 
 	stop := time.Now()
 	if err := c.p1.Stop(10 * time.Second); err != nil {
@@ -360,25 +349,14 @@ func benchFailover(b *testing.B, iv time.Duration) {
 // ask the master to hand off at a random phase, measure its priority-0
 // advert → the backup's first advert.
 func (c *cluster) failoverRun(iv time.Duration, since time.Time, first bool, res *TakeoverResult) (time.Duration, error) {
-	f := c.flow()
-	mark := len(c.tail.Frames())
-	timeout := 3*masterDown(masterPrio, iv) + 10*time.Second
-	if first {
-		timeout += 20 * time.Second
-	}
-	if _, err := c.settle(iv, since, timeout); err != nil {
-		return 0, fmt.Errorf("settle: %w", err)
-	}
-	if !first {
-		if d, ok := preemptBack(c.tail.Frames()[mark:], f, masterPrio, since); ok {
-			res.PreemptBack = append(res.PreemptBack, d)
-		}
+	f, mark, err := c.settleForRun(iv, since, !first, res)
+	if err != nil {
+		return 0, err
 	}
 	bin, err := peer.VigilBinary()
 	if err != nil {
 		return 0, err
 	}
-	time.Sleep(rand.N(iv))
 	asked := time.Now()
 	// Until gossip has the backup's summary (the first run), the master
 	// refuses: no successor known yet.
@@ -415,4 +393,27 @@ func (c *cluster) failoverRun(iv time.Duration, since time.Time, first bool, res
 		}
 		time.Sleep(pollEvery(iv))
 	}
+}
+
+// settleForRun waits for the wire to settle before a repetition (again, if
+// the master came back since, noting how long it took to preempt back),
+// then sleeps a random phase of the advert interval. It returns the flow
+// and where the repetition's frames start.
+func (c *cluster) settleForRun(iv time.Duration, since time.Time, again bool, res *TakeoverResult) (flow, int, error) {
+	f := c.flow()
+	mark := len(c.tail.Frames())
+	timeout := 3*masterDown(masterPrio, iv) + 10*time.Second
+	if !again {
+		timeout += 20 * time.Second // daemons starting
+	}
+	if _, err := c.settle(iv, since, timeout); err != nil {
+		return f, mark, fmt.Errorf("settle: %w", err)
+	}
+	if again {
+		if d, ok := preemptBack(c.tail.Frames()[mark:], f, masterPrio, since); ok {
+			res.PreemptBack = append(res.PreemptBack, d)
+		}
+	}
+	time.Sleep(rand.N(iv))
+	return f, mark, nil
 }
