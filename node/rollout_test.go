@@ -53,7 +53,7 @@ func TestRolloutGate(t *testing.T) {
 			members: []rolloutMember{master("n1"), backup("n2")}, want: gateApply},
 		{rule: "[stop]", name: "a member that failed stops everyone not yet applied", self: "n2",
 			members: []rolloutMember{master("n1"), backup("n2"), {Name: "n3", Follows: true, Failed: "no interface eth9"}},
-			want: gateStopped, reason: "n3 failed version 7: no interface eth9"},
+			want:    gateStopped, reason: "n3 failed version 7: no interface eth9"},
 		{rule: "[stop]", name: "the failure stops a canary too", self: "n2", plan: canary("n2"),
 			members: []rolloutMember{backup("n2"), {Name: "n3", Follows: true, Failed: "x"}}, want: gateStopped, reason: "n3 failed"},
 		{rule: "[canary]", name: "a canary applies first", self: "n2", plan: canary("n2"),
@@ -73,7 +73,7 @@ func TestRolloutGate(t *testing.T) {
 			want: gateWait, reason: "backups n3"},
 		{rule: "[canary]", name: "an unhealthy canary stops the rollout", self: "n3", plan: canary("n2"),
 			members: []rolloutMember{master("n1"), {Name: "n2", Follows: true, Applied: true, Unhealthy: "instance vr51 in FAULT"}, backup("n3")},
-			want: gateStopped, reason: "canary n2 is unhealthy after applying version 7: instance vr51 in FAULT"},
+			want:    gateStopped, reason: "canary n2 is unhealthy after applying version 7: instance vr51 in FAULT"},
 		{rule: "[canary]", name: "a canary that died before its hold ended stops the rollout", self: "n3", plan: canary("n2"),
 			members: []rolloutMember{master("n1"), backup("n3")}, since: map[string]time.Time{"n2": t0.Add(-time.Second)},
 			want: gateStopped, reason: "canary n2 is not a live member"},
@@ -84,7 +84,7 @@ func TestRolloutGate(t *testing.T) {
 			members: []rolloutMember{master("n1"), {Name: "n2"}, backup("n3")}, want: gateStopped, reason: "does not follow"},
 		{rule: "[canary]", name: "every canary must pass", self: "n3", plan: canary("n1", "n2"),
 			members: []rolloutMember{applied(master("n1")), applied(backup("n2")), backup("n3")},
-			since: map[string]time.Time{"n1": t0.Add(-10 * time.Second), "n2": t0}, want: gateWait, reason: "canary n2"},
+			since:   map[string]time.Time{"n1": t0.Add(-10 * time.Second), "n2": t0}, want: gateWait, reason: "canary n2"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
