@@ -49,6 +49,10 @@ type FleetEntry struct {
 	FleetVersion
 	Applied  time.Time `json:"applied"`
 	PushedBy string    `json:"pushed_by,omitempty"` // who pushed it, as the origin knew them
+	// LostTo is the version with the same number that won over this one
+	// (two pushes made during a partition); absent in files written
+	// before it existed, and ignored by vigil versions before it.
+	LostTo *FleetVersion `json:"lost_to,omitempty"`
 }
 
 // FleetHistoryLength is how many applied versions a node keeps, with
@@ -142,6 +146,27 @@ func (s *FleetState) Record(e FleetEntry, doc []byte) error {
 	for _, d := range dropped {
 		_ = os.Remove(s.docPath(d.FleetVersion))
 	}
+	return nil
+}
+
+// MarkLost records in v's history entry that it lost to winner, durably.
+// A version not in the history (dropped, or never applied) is no error:
+// there is nothing to mark.
+func (s *FleetState) MarkLost(v, winner FleetVersion) error {
+	i := slices.IndexFunc(s.history, func(e FleetEntry) bool { return e.FleetVersion == v })
+	if i < 0 {
+		return nil
+	}
+	next := slices.Clone(s.history)
+	next[i].LostTo = &winner
+	b, err := json.MarshalIndent(next, "", "  ")
+	if err != nil {
+		return fmt.Errorf("fleet state: %w", err)
+	}
+	if err := writeDurable(filepath.Join(s.dir, stateFile), b, 0o640); err != nil {
+		return fmt.Errorf("fleet state: %w", err)
+	}
+	s.history = next
 	return nil
 }
 

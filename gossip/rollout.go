@@ -37,6 +37,9 @@ type RolloutPlan struct {
 	CanaryHold time.Duration `json:"chd,omitempty"` // 0: DefaultCanaryHold
 }
 
+// IsZero reports whether the plan is the default one.
+func (p RolloutPlan) IsZero() bool { return p.Order == "" && len(p.Canary) == 0 && p.CanaryHold == 0 }
+
 // Hold is how long the canaries must stay healthy.
 func (p RolloutPlan) Hold() time.Duration {
 	if p.CanaryHold <= 0 {

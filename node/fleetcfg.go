@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +59,8 @@ type fleetConfig struct {
 	retryAt map[config.FleetVersion]time.Time
 	// pushedBy is who pushed the applied version (its announcement).
 	pushedBy string
+	// ro is the rollout gate's and lost pushes' bookkeeping (fleetrollout.go).
+	ro rolloutState
 }
 
 // fetchRetry is how long a node waits before fetching a document again.
@@ -68,7 +71,7 @@ var errFetch = errors.New("fetch failed")
 
 func newFleetConfig(cfg *config.Config) (*fleetConfig, error) {
 	fc := &fleetConfig{self: cfg.Node.Name, follow: cfg.Fleet.Follows(), local: cfg.Path, docs: map[string][]byte{},
-		failed: map[config.FleetVersion]bool{}, retryAt: map[config.FleetVersion]time.Time{}}
+		failed: map[config.FleetVersion]bool{}, retryAt: map[config.FleetVersion]time.Time{}, ro: newRolloutState()}
 	if fc.follow {
 		st, err := config.OpenFleetState(cfg.Fleet.StateDir)
 		if err != nil {
@@ -107,6 +110,7 @@ func (fc *fleetConfig) summary(s *gossip.NodeSummary) {
 	defer fc.mu.Unlock()
 	s.ConfigVersion = fc.applied.Version
 	s.ConfigError, s.ConfigErrorVersion = fc.lastErr, fc.errVer
+	fc.rolloutSummary(s)
 }
 
 // announcements returns the live members' announcements, this node's
@@ -139,8 +143,9 @@ func (fc *fleetConfig) highest() uint64 {
 	return h
 }
 
-// push validates doc for every node it names, numbers it and announces it.
-func (fc *fleetConfig) push(doc []byte, pushedBy string, ifVersion uint64) (config.FleetVersion, error) {
+// push validates doc for every node it names, and plan against them,
+// numbers it and announces it with its plan.
+func (fc *fleetConfig) push(doc []byte, pushedBy string, ifVersion uint64, plan gossip.RolloutPlan) (config.FleetVersion, error) {
 	fd, err := config.ParseFleet(doc, "pushed document")
 	if err != nil {
 		return config.FleetVersion{}, fmt.Errorf("%w: %w", ErrPushInvalid, err)
@@ -154,6 +159,9 @@ func (fc *fleetConfig) push(doc []byte, pushedBy string, ifVersion uint64) (conf
 	if err := errors.Join(problems...); err != nil {
 		return config.FleetVersion{}, fmt.Errorf("%w: %w", ErrPushInvalid, err)
 	}
+	if err := plan.Validate(fd.Nodes()); err != nil {
+		return config.FleetVersion{}, err
+	}
 	h := fc.highest()
 	if ifVersion != 0 && ifVersion != h {
 		return config.FleetVersion{}, fmt.Errorf("%w: expected version %d, the fleet is at %d", ErrPushConflict, ifVersion, h)
@@ -161,12 +169,14 @@ func (fc *fleetConfig) push(doc []byte, pushedBy string, ifVersion uint64) (conf
 	v := config.FleetVersion{Version: config.NextFleetVersion(h), Hash: config.DocumentHash(doc), Origin: fc.self}
 	fc.mu.Lock()
 	fc.docs[v.Hash] = doc
+	fc.ro.pushed[v] = true
 	fc.mu.Unlock()
-	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: len(doc), PushedBy: pushedBy}
+	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: len(doc), PushedBy: pushedBy, Plan: plan}
 	if !fc.f.put(gossip.KindConfig, gossip.KeyConfig, a.Encode, true) {
 		return config.FleetVersion{}, fmt.Errorf("announcing fleet version %d failed (see the log)", v.Version)
 	}
-	fc.f.log.Info("fleet configuration pushed", "version", v.Version, "hash", v.Hash[:12], "pushed_by", pushedBy, "size", len(doc))
+	fc.f.log.Info("fleet configuration pushed", "version", v.Version, "hash", v.Hash[:12], "pushed_by", pushedBy, "size", len(doc),
+		"order", cmp.Or(plan.Order, gossip.OrderBackupsFirst), "canary", plan.Canary)
 	fc.f.poke()
 	return v, nil
 }
@@ -177,25 +187,24 @@ func (fc *fleetConfig) step(ctx context.Context) {
 	if !fc.follow {
 		return
 	}
-	var best *gossip.ConfigAnnouncement
-	for _, a := range fc.announcements() {
-		if best == nil || versionOf(a).Compare(versionOf(*best)) > 0 {
-			best = &a
-		}
-	}
+	anns := fc.announcements()
+	fc.noteLost(anns)
+	best := bestAnnouncement(anns)
 	if best == nil {
 		return
 	}
 	v := versionOf(*best)
+	now := time.Now()
 	fc.mu.Lock()
-	skip := fc.applying || fc.failed[v] || time.Now().Before(fc.retryAt[v]) || !fc.state.Newer(v)
-	if !skip {
-		fc.applying = true
-	}
+	skip := fc.applying || fc.failed[v] || now.Before(fc.retryAt[v]) || !fc.state.Newer(v)
 	fc.mu.Unlock()
-	if skip {
+	// Only step's goroutine sets applying: it is still false below.
+	if skip || !fc.release(*best, now) {
 		return
 	}
+	fc.mu.Lock()
+	fc.applying = true
+	fc.mu.Unlock()
 	go func() {
 		err := fc.applyVersion(ctx, *best)
 		fc.mu.Lock()
@@ -251,7 +260,7 @@ func (fc *fleetConfig) applyVersion(ctx context.Context, a gossip.ConfigAnnounce
 		fc.f.log.Error("fleet configuration applied but not recorded", "version", v.Version, "err", err)
 	}
 	fc.mu.Lock()
-	fc.applied, fc.pushedBy = v, a.PushedBy
+	fc.applied, fc.pushedBy, fc.ro.plan = v, a.PushedBy, a.Plan
 	fc.docs[v.Hash] = doc
 	fc.mu.Unlock()
 	fc.f.log.Info("fleet configuration applied", "version", v.Version, "hash", v.Hash[:12], "origin", v.Origin, "pushed_by", a.PushedBy)
@@ -297,13 +306,13 @@ func (fc *fleetConfig) document(ctx context.Context, a gossip.ConfigAnnouncement
 // the push has restarted (its rows of the earlier run are withdrawn).
 func (fc *fleetConfig) announceApplied() {
 	fc.mu.Lock()
-	v, by := fc.applied, fc.pushedBy
+	v, by, plan := fc.applied, fc.pushedBy, fc.ro.plan
 	size := len(fc.docs[v.Hash])
 	fc.mu.Unlock()
 	if v.Version == 0 {
 		return
 	}
-	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: size, PushedBy: by}
+	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: size, PushedBy: by, Plan: plan}
 	fc.f.put(gossip.KindConfig, gossip.KeyConfig, a.Encode, false)
 }
 
@@ -324,7 +333,7 @@ func (fc *fleetConfig) history() ([]config.FleetEntry, error) {
 // rollback pushes the document of an applied version again, as a new
 // version (versions never go backwards); n 0 is the one before the
 // applied version.
-func (fc *fleetConfig) rollback(n uint64, pushedBy string) (config.FleetVersion, error) {
+func (fc *fleetConfig) rollback(n uint64, pushedBy string, plan gossip.RolloutPlan) (config.FleetVersion, error) {
 	h, err := fc.history()
 	if err != nil {
 		return config.FleetVersion{}, err
@@ -346,5 +355,5 @@ func (fc *fleetConfig) rollback(n uint64, pushedBy string) (config.FleetVersion,
 	if err != nil {
 		return config.FleetVersion{}, err
 	}
-	return fc.push(doc, pushedBy, 0)
+	return fc.push(doc, pushedBy, 0, plan)
 }

@@ -147,7 +147,9 @@ func rolloutGate(self string, v config.FleetVersion, plan gossip.RolloutPlan, me
 		if !ok {
 			at = now
 		}
-		return gateDecision{gateWait, fmt.Sprintf("canary %s healthy for %s of its %s hold", c, now.Sub(at).Round(100*time.Millisecond), hold)}
+		// The end, not the time left: the reason (in the summary) stays
+		// the same while the hold runs.
+		return gateDecision{gateWait, fmt.Sprintf("canary %s healthy, in its %s hold until %s", c, hold, at.Add(hold).UTC().Format("15:04:05.0"))}
 	}
 	if !plan.BackupsFirst() || !me.Master {
 		return gateDecision{Action: gateApply}

@@ -64,7 +64,7 @@ func TestRolloutGate(t *testing.T) {
 			members: []rolloutMember{master("n1"), backup("n2"), backup("n3")}, want: gateWait, reason: "waiting for canary n2 to apply"},
 		{rule: "[canary]", name: "the rest waits for the canary's hold", self: "n3", plan: canary("n2"),
 			members: []rolloutMember{master("n1"), applied(backup("n2")), backup("n3")}, since: map[string]time.Time{"n2": t0.Add(-time.Second)},
-			want: gateWait, reason: "canary n2 healthy for 1s of its 3s hold"},
+			want: gateWait, reason: "canary n2 healthy, in its 3s hold until 12:00:02.0"},
 		{rule: "[canary]", name: "released once the hold ended", self: "n3", plan: canary("n2"),
 			members: []rolloutMember{master("n1"), applied(backup("n2")), backup("n3")}, since: map[string]time.Time{"n2": t0.Add(-3 * time.Second)},
 			want: gateApply},

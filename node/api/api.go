@@ -10,9 +10,11 @@
 //	GET  /v1/members         the fleet's members (`vigil members -o json`)
 //	GET  /v1/fleet           the fleet view (`vigil status --fleet -o json`)
 //	POST /v1/gossip/keys     a fleet-wide keyring operation {"op": list|install|use|remove, "key": base64}
-//	POST /v1/config/push     push a fleet document {"document": YAML, "pushed_by": who, "if_version": N}
+//	POST /v1/config/push     push a fleet document {"document": YAML, "pushed_by": who, "if_version": N,
+//	                         "order": backups-first|all, "canary": [NODE...], "canary_hold": "30s"}
 //	GET  /v1/config/history  the fleet versions this node applied
-//	POST /v1/config/rollback push version N's document again as a new version {"version": N, "pushed_by": who}
+//	POST /v1/config/rollback push version N's document again as a new version {"version": N, "pushed_by": who,
+//	                         and the push's order, canary, canary_hold}
 //
 // Every error is a JSON object {"error": message, "code": machine_code,
 // "details": [...]} with the HTTP status that goes with the code.
@@ -65,15 +67,16 @@ type FleetSource interface {
 	Members() ([]node.MemberStatus, error)
 	FleetStatus() (node.FleetStatus, error)
 	GossipKeys(ctx context.Context, op, key string) ([]gossip.KeyResult, error)
-	PushConfig(doc []byte, pushedBy string, ifVersion uint64) (config.FleetVersion, error)
+	PushConfig(doc []byte, pushedBy string, ifVersion uint64, plan gossip.RolloutPlan) (config.FleetVersion, error)
 	ConfigHistory() ([]config.FleetEntry, error)
-	RollbackConfig(v uint64, pushedBy string) (config.FleetVersion, error)
+	RollbackConfig(v uint64, pushedBy string, plan gossip.RolloutPlan) (config.FleetVersion, error)
 }
 
 // RollbackRequest is the body of POST /v1/config/rollback.
 type RollbackRequest struct {
 	Version  uint64 `json:"version,omitempty"` // 0: the one before the applied version
 	PushedBy string `json:"pushed_by,omitempty"`
+	RolloutRequest
 }
 
 // PushRequest is the body of POST /v1/config/push.
@@ -81,6 +84,7 @@ type PushRequest struct {
 	Document  string `json:"document"`
 	PushedBy  string `json:"pushed_by,omitempty"`
 	IfVersion uint64 `json:"if_version,omitempty"`
+	RolloutRequest
 }
 
 // PushResult is its answer: the version the fleet will apply.
@@ -111,6 +115,8 @@ func fleetErr(err error) error {
 			Details: strings.Split(strings.TrimPrefix(err.Error(), node.ErrPushInvalid.Error()+": "), "\n")}
 	case errors.Is(err, node.ErrNotFollowing):
 		return &Error{Status: http.StatusConflict, Code: CodeNoFleet, Message: err.Error()}
+	case errors.Is(err, gossip.ErrBadPlan):
+		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: err.Error()}
 	case errors.Is(err, node.ErrPushConflict):
 		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: err.Error()}
 	}
@@ -241,7 +247,11 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 			WriteError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "unreadable request: " + err.Error()})
 			return
 		}
-		v, err := h.Fleet.PushConfig([]byte(pr.Document), pr.PushedBy, pr.IfVersion)
+		var v config.FleetVersion
+		plan, err := pr.Plan()
+		if err == nil {
+			v, err = h.Fleet.PushConfig([]byte(pr.Document), pr.PushedBy, pr.IfVersion, plan)
+		}
 		if err != nil {
 			log.Warn("admin API: fleet push refused", "err", err)
 			writeErr(w, fleetErr(err))
@@ -274,7 +284,11 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 			WriteError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "unreadable request: " + err.Error()})
 			return
 		}
-		v, err := h.Fleet.RollbackConfig(rr.Version, rr.PushedBy)
+		var v config.FleetVersion
+		plan, err := rr.Plan()
+		if err == nil {
+			v, err = h.Fleet.RollbackConfig(rr.Version, rr.PushedBy, plan)
+		}
 		if err != nil {
 			log.Warn("admin API: fleet rollback refused", "err", err)
 			writeErr(w, fleetErr(err))
