@@ -184,11 +184,12 @@ func (fc *fleetConfig) push(doc []byte, pushedBy string, ifVersion uint64, plan 
 // step applies the best announced version if it is newer than the applied
 // one (from the fleet loop; the work runs in its own goroutine).
 func (fc *fleetConfig) step(ctx context.Context) {
+	anns := fc.announcements()
+	// A node that does not follow may have taken a push that lost.
+	fc.noteLost(anns)
 	if !fc.follow {
 		return
 	}
-	anns := fc.announcements()
-	fc.noteLost(anns)
 	best := bestAnnouncement(anns)
 	if best == nil {
 		return
