@@ -35,9 +35,13 @@ func TestWaitOutcome(t *testing.T) {
 		{"runs the same number, a winning hash", m("n3", runs(5, "cccc", "n3")), outLost, "n3: runs version 5 from n3 (sha256 cccc), which won over this push"},
 		{"runs the same number, a losing hash", m("n3", runs(5, "aaaa", "n3")), outPending, "not applied (runs 5)"},
 		{"failed", m("n3", func(ms *node.MemberStatus) { ms.ConfigError, ms.ConfigErrorVersion = "no eth9", 5 }), outFailed, "n3: FAILED version 5 (runs 4): no eth9"},
-		{"held back", m("n2", func(ms *node.MemberStatus) { ms.Rollout, ms.RolloutVersion, ms.RolloutStopped = "n3 failed version 5: x", 5, true }),
+		{"held back", m("n2", func(ms *node.MemberStatus) {
+			ms.Rollout, ms.RolloutVersion, ms.RolloutStopped = "n3 failed version 5: x", 5, true
+		}),
 			outHeld, "n2: held back, the rollout stopped (runs 4): n3 failed version 5: x"},
-		{"waiting its turn", m("n1", func(ms *node.MemberStatus) { ms.Rollout, ms.RolloutVersion = "canary n2 healthy, in its 3s hold until 12:00:03.0", 5 }),
+		{"waiting its turn", m("n1", func(ms *node.MemberStatus) {
+			ms.Rollout, ms.RolloutVersion = "canary n2 healthy, in its 3s hold until 12:00:03.0", 5
+		}),
 			outPending, "n1: not applied (runs 4): canary n2 healthy"},
 		{"not following", m("n4", func(ms *node.MemberStatus) { ms.Follows, ms.Drift = false, node.DriftNotFollowing }), outIgnored, "does not follow"},
 		{"dead", m("n5", func(ms *node.MemberStatus) { ms.State = "dead" }), outIgnored, ""},
