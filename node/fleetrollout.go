@@ -151,7 +151,13 @@ func (fc *fleetConfig) fleetVersion() config.FleetVersion {
 // the loser is reported"): a warning naming both, a metric, and a mark in
 // the history.
 func (fc *fleetConfig) noteLost(anns []gossip.ConfigAnnouncement) {
+	var top uint64
+	for _, a := range anns {
+		top = max(top, a.Version)
+	}
 	fc.mu.Lock()
+	// A push far behind the fleet can no longer meet a rival: forget it.
+	maps.DeleteFunc(fc.ro.pushed, func(v config.FleetVersion, _ bool) bool { return v.Version+config.FleetHistoryLength < top })
 	mine := maps.Clone(fc.ro.pushed)
 	if fc.follow {
 		for _, e := range fc.state.History() {
