@@ -135,14 +135,9 @@ func (s *FleetState) Record(e FleetEntry, doc []byte) error {
 	if n := len(next) - FleetHistoryLength; n > 0 {
 		dropped, next = next[:n], next[n:]
 	}
-	b, err := json.MarshalIndent(next, "", "  ")
-	if err != nil {
-		return fmt.Errorf("fleet state: %w", err)
+	if err := s.writeHistory(next); err != nil {
+		return err
 	}
-	if err := writeDurable(filepath.Join(s.dir, stateFile), b, 0o640); err != nil {
-		return fmt.Errorf("fleet state: %w", err)
-	}
-	s.history = next
 	for _, d := range dropped {
 		_ = os.Remove(s.docPath(d.FleetVersion))
 	}
@@ -159,6 +154,11 @@ func (s *FleetState) MarkLost(v, winner FleetVersion) error {
 	}
 	next := slices.Clone(s.history)
 	next[i].LostTo = &winner
+	return s.writeHistory(next)
+}
+
+// writeHistory makes next the history, durably written first.
+func (s *FleetState) writeHistory(next []FleetEntry) error {
 	b, err := json.MarshalIndent(next, "", "  ")
 	if err != nil {
 		return fmt.Errorf("fleet state: %w", err)

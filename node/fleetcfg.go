@@ -256,7 +256,11 @@ func (fc *fleetConfig) applyVersion(ctx context.Context, a gossip.ConfigAnnounce
 	if _, err := fc.apply(cfg); err != nil {
 		return fmt.Errorf("applying %s: %w", label, err)
 	}
-	if err := fc.state.Record(config.FleetEntry{FleetVersion: v, Applied: time.Now(), PushedBy: a.PushedBy}, doc); err != nil {
+	// Under mu: the fleet loop reads the state (history, lost versions, the summary).
+	fc.mu.Lock()
+	err = fc.state.Record(config.FleetEntry{FleetVersion: v, Applied: time.Now(), PushedBy: a.PushedBy}, doc)
+	fc.mu.Unlock()
+	if err != nil {
 		// Applied but not kept: a restart would run the older version.
 		fc.f.log.Error("fleet configuration applied but not recorded", "version", v.Version, "err", err)
 	}

@@ -27,19 +27,16 @@ type rolloutState struct {
 	held gateDecision
 	// pushed are the versions pushed through this node; lost those of
 	// them, or of the applied ones, known to have lost to a version with
-	// the same number (reported once), and unmarked those not yet marked
-	// in the history (the state file is written when no apply runs).
-	pushed   map[config.FleetVersion]bool
-	lost     map[config.FleetVersion]config.FleetVersion
-	unmarked map[config.FleetVersion]config.FleetVersion
+	// the same number (reported once).
+	pushed map[config.FleetVersion]bool
+	lost   map[config.FleetVersion]config.FleetVersion
 	// quorumDown are this node's virtual servers below their quorum.
 	quorumDown map[string]bool
 }
 
 func newRolloutState() rolloutState {
 	return rolloutState{since: map[string]time.Time{}, pushed: map[config.FleetVersion]bool{},
-		lost: map[config.FleetVersion]config.FleetVersion{}, unmarked: map[config.FleetVersion]config.FleetVersion{},
-		quorumDown: map[string]bool{}}
+		lost: map[config.FleetVersion]config.FleetVersion{}, quorumDown: map[string]bool{}}
 }
 
 // noteQuorum follows a virtual server's quorum (the balancer's hook): a
@@ -179,16 +176,10 @@ func (fc *fleetConfig) noteLost(anns []gossip.ConfigAnnouncement) {
 			fc.ro.lost[v] = winner
 			found = append(found, [2]config.FleetVersion{v, winner})
 			if fc.follow {
-				fc.ro.unmarked[v] = winner
+				if err := fc.state.MarkLost(v, winner); err != nil {
+					fc.f.log.Error("marking a lost fleet version in the history", "version", v.Version, "err", err)
+				}
 			}
-		}
-	}
-	if !fc.applying {
-		for v, w := range fc.ro.unmarked {
-			if err := fc.state.MarkLost(v, w); err != nil {
-				fc.f.log.Error("marking a lost fleet version in the history", "version", v.Version, "err", err)
-			}
-			delete(fc.ro.unmarked, v)
 		}
 	}
 	fc.mu.Unlock()

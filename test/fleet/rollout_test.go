@@ -81,16 +81,7 @@ func (l *lab) waitFleetVersion(t *testing.T, on string, v uint64, hash string, n
 //     non-zero": a canary whose interface is missing fails, the others hold the version back and
 //     --wait names the canary and them.
 func TestFleetRollout(t *testing.T) {
-	l := newLab(t, 3)
-	l.follow = true
-	all := []string{"n1", "n2", "n3"}
-	for _, n := range all {
-		l.start(n, []peer.Instance{vr(100)}, "test", "")
-	}
-	l.waitMembers(all, allState(all, "alive"), 30*time.Second)
-	if out, code := l.push(t, "n2", fleetDoc("eth0")); code != 0 {
-		t.Fatalf("push v1: exit %d:\n%s", code, out)
-	}
+	l, all := pushedLab(t, "")
 	// n1 (200) takes over by preemption: it is the one master of the next versions.
 	if err := netlab.Poll(15*time.Second, 100*time.Millisecond, func() (bool, error) {
 		st, err := l.status("n1")
@@ -173,19 +164,9 @@ func TestFleetRollout(t *testing.T) {
 // hash, the loser's push --wait exits non-zero naming the winner, n2's history marks the loser
 // it had applied, and n1 logs and counts it.
 func TestFleetConcurrentPush(t *testing.T) {
-	l := newLab(t, 3)
-	l.follow = true
 	// Slow suspicion: the short partition must not make the sides declare each other dead, so that
 	// the loser's --wait still waits for n3 when the partition heals.
-	l.gossip = "  timing: { suspicion_mult: 10 }\n"
-	all := []string{"n1", "n2", "n3"}
-	for _, n := range all {
-		l.start(n, []peer.Instance{vr(100)}, "test", "")
-	}
-	l.waitMembers(all, allState(all, "alive"), 30*time.Second)
-	if out, code := l.push(t, "n2", fleetDoc("eth0")); code != 0 {
-		t.Fatalf("push v1: exit %d:\n%s", code, out)
-	}
+	l, all := pushedLab(t, "  timing: { suspicion_mult: 10 }\n")
 	// The winner (through n3) has the higher hash: vary the loser until it sorts below.
 	win := strings.Replace(fleetDoc("eth0"), "priority: 150", "priority: 151", 1)
 	var lose string
@@ -246,6 +227,23 @@ func TestFleetConcurrentPush(t *testing.T) {
 	if m, err := l.metrics("n1"); err != nil || !strings.Contains(m, "vigil_fleet_config_lost_total 1") {
 		t.Errorf("lost metric on n1: %v\n%s", err, grepLines(m, "vigil_fleet_config_lost"))
 	}
+}
+
+// pushedLab starts three following nodes n1..n3 (with extra gossip YAML) and pushes version 1,
+// fleetDoc("eth0"), through n2.
+func pushedLab(t *testing.T, gossip string) (*lab, []string) {
+	t.Helper()
+	l := newLab(t, 3)
+	l.follow, l.gossip = true, gossip
+	all := []string{"n1", "n2", "n3"}
+	for _, n := range all {
+		l.start(n, []peer.Instance{vr(100)}, "test", "")
+	}
+	l.waitMembers(all, allState(all, "alive"), 30*time.Second)
+	if out, code := l.push(t, "n2", fleetDoc("eth0")); code != 0 {
+		t.Fatalf("push v1: exit %d:\n%s", code, out)
+	}
+	return l, all
 }
 
 // writeDoc writes a fleet document into the lab directory.
