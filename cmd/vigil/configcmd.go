@@ -238,16 +238,16 @@ Exit status: 0 pushed (and, with --wait, applied everywhere), 1 refused,
 invalid, failed somewhere or timed out, 2 usage error.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			plan, err := ro.request(cmd)
+			if err != nil {
+				return err
+			}
 			doc, err := config.ReadFile(args[0])
 			if err != nil {
 				return &exitError{code: 1, msg: "vigil config push: " + err.Error()}
 			}
 			if pushedBy == "" {
 				pushedBy = currentUser()
-			}
-			plan, err := ro.request(cmd)
-			if err != nil {
-				return err
 			}
 			return sendPush(cmd, "push", "/v1/config/push", api.PushRequest{Document: string(doc), PushedBy: pushedBy, IfVersion: ifVersion,
 				RolloutRequest: plan}, socket, wait, ro.waitTimeout(cmd, timeout))

@@ -86,3 +86,16 @@ func TestHistoryNote(t *testing.T) {
 		t.Errorf("a lost version: %q", got)
 	}
 }
+
+// A bad rollout plan is a usage error (exit 2), found before the file or the daemon is read.
+func TestPushPlanUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"config", "push", "/nonexistent/fleet.yaml", "--order", "sideways"},
+		{"config", "push", "/nonexistent/fleet.yaml", "--canary-hold", "-1s"},
+		{"config", "rollback", "--order", "masters-first"},
+	} {
+		if _, code, msg := run(t, args...); code != 2 || !strings.Contains(msg, "want backups-first or all") && !strings.Contains(msg, "must not be negative") {
+			t.Errorf("%v: exit %d: %s", args, code, msg)
+		}
+	}
+}
