@@ -24,7 +24,7 @@ func TestRolloutPlanInAnnouncement(t *testing.T) {
 		t.Error("IsZero or BackupsFirst of the default plan")
 	}
 
-	ns := NodeSummary{ConfigVersion: 3, Follows: true, ConfigFleetHash: "cd", ConfigOrigin: "lb2", QuorumLost: []string{"web"},
+	ns := NodeSummary{ConfigVersion: 3, Follows: true, ConfigFleetHash: "cd", ConfigOrigin: "lb2", QuorumLost: 2,
 		Rollout: "lb3 failed version 4: x", RolloutVersion: 4, RolloutStopped: true, Started: tSummary}
 	roundTrip(t, ns, NodeSummary.Encode, DecodeNodeSummary, ns)
 }

@@ -99,9 +99,9 @@ type NodeSummary struct {
 	Follows         bool   `json:"fo,omitempty"`
 	ConfigFleetHash string `json:"fh,omitempty"`
 	ConfigOrigin    string `json:"co,omitempty"`
-	// QuorumLost names its virtual servers below their quorum: with an
+	// QuorumLost counts its virtual servers below their quorum: with an
 	// instance in FAULT, what makes a canary unhealthy.
-	QuorumLost []string `json:"ql,omitempty"`
+	QuorumLost int `json:"ql,omitempty"`
 	// Rollout is why the node holds fleet version RolloutVersion back
 	// (its rollout gate); RolloutStopped when the rollout stopped (a
 	// failure, an unhealthy canary) rather than waits its turn.

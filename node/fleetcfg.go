@@ -215,7 +215,8 @@ func (fc *fleetConfig) step(ctx context.Context) {
 			fc.retryAt[v] = time.Now().Add(fetchRetry)
 		case err != nil:
 			fc.failed[v] = true
-			fc.lastErr, fc.errVer = err.Error(), v.Version
+			// Bounded: it travels in the summary, one gossip row.
+			fc.lastErr, fc.errVer = clip(err.Error(), maxConfigError), v.Version
 		default:
 			fc.lastErr, fc.errVer = "", 0
 		}

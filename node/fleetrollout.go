@@ -2,7 +2,6 @@ package node
 
 import (
 	"maps"
-	"slices"
 	"time"
 
 	"vigil/config"
@@ -58,7 +57,7 @@ func (fc *fleetConfig) rolloutSummary(s *gossip.NodeSummary) {
 		return
 	}
 	s.ConfigFleetHash, s.ConfigOrigin = fc.applied.Hash, fc.applied.Origin
-	s.QuorumLost = slices.Sorted(maps.Keys(fc.ro.quorumDown))
+	s.QuorumLost = len(fc.ro.quorumDown)
 	if fc.ro.held.Reason != "" && fc.state.Newer(fc.ro.gated) {
 		s.Rollout, s.RolloutVersion, s.RolloutStopped = fc.ro.held.Reason, fc.ro.gated.Version, fc.ro.held.Action == gateStopped
 	}
@@ -232,3 +231,7 @@ func setRollout(ms *MemberStatus, s gossip.NodeSummary, fleetV config.FleetVersi
 	ms.Drift = driftOf(s, fleetV)
 	ms.Rollout, ms.RolloutVersion, ms.RolloutStopped = s.Rollout, s.RolloutVersion, s.RolloutStopped
 }
+
+// maxConfigError bounds the error a summary reports: with the rollout's
+// reason and the rest, the summary fits one gossip row.
+const maxConfigError = 256

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"vigil/config"
 	"vigil/gossip"
@@ -77,10 +78,10 @@ func memberOf(name string, s gossip.NodeSummary, insts []gossip.InstanceSummary,
 			why = append(why, "instance "+is.Name+" in FAULT")
 		}
 	}
-	for _, vs := range s.QuorumLost {
-		why = append(why, "virtual server "+vs+" lost its quorum")
-	}
 	slices.Sort(why)
+	if s.QuorumLost > 0 {
+		why = append(why, fmt.Sprintf("%d virtual servers below their quorum", s.QuorumLost))
+	}
 	m.Unhealthy = strings.Join(why, ", ")
 	return m
 }
@@ -115,7 +116,9 @@ func rolloutGate(self string, v config.FleetVersion, plan gossip.RolloutPlan, me
 	// applied keep their version)."
 	for _, m := range members {
 		if m.Failed != "" && m.Follows {
-			return gateDecision{gateStopped, fmt.Sprintf("%s failed version %d: %s", m.Name, v.Version, m.Failed)}
+			// Its error is in its own summary: not quoted here, where
+			// it would take room in this node's.
+			return gateDecision{gateStopped, fmt.Sprintf("%s failed version %d", m.Name, v.Version)}
 		}
 	}
 	byName := map[string]rolloutMember{}
@@ -141,7 +144,7 @@ func rolloutGate(self string, v config.FleetVersion, plan gossip.RolloutPlan, me
 		case !m.Applied:
 			return gateDecision{gateWait, fmt.Sprintf("waiting for canary %s to apply version %d", c, v.Version)}
 		case m.Unhealthy != "":
-			return gateDecision{gateStopped, fmt.Sprintf("canary %s is unhealthy after applying version %d: %s", c, v.Version, m.Unhealthy)}
+			return gateDecision{gateStopped, fmt.Sprintf("canary %s is unhealthy after applying version %d: %s", c, v.Version, clip(m.Unhealthy, maxReason))}
 		}
 		at, ok := since[c]
 		if !ok {
@@ -167,6 +170,23 @@ func rolloutGate(self string, v config.FleetVersion, plan gossip.RolloutPlan, me
 		return gateDecision{gateWait, fmt.Sprintf("master: waiting for the backups %s to apply version %d", strings.Join(backups, ", "), v.Version)}
 	}
 	return gateDecision{Action: gateApply}
+}
+
+// maxReason bounds what a reason quotes of another member's health: the
+// reason travels in this node's summary, one gossip row
+// (gossip.DefaultMaxRowSize) with the node's own error.
+const maxReason = 80
+
+// clip cuts s to at most n bytes (on a rune boundary), marked with "...".
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n - 3
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "..."
 }
 
 // Drift states of a member against the fleet version (issue 14: "a node

@@ -53,7 +53,7 @@ func TestRolloutGate(t *testing.T) {
 			members: []rolloutMember{master("n1"), backup("n2")}, want: gateApply},
 		{rule: "[stop]", name: "a member that failed stops everyone not yet applied", self: "n2",
 			members: []rolloutMember{master("n1"), backup("n2"), {Name: "n3", Follows: true, Failed: "no interface eth9"}},
-			want:    gateStopped, reason: "n3 failed version 7: no interface eth9"},
+			want:    gateStopped, reason: "n3 failed version 7"},
 		{rule: "[stop]", name: "the failure stops a canary too", self: "n2", plan: canary("n2"),
 			members: []rolloutMember{backup("n2"), {Name: "n3", Follows: true, Failed: "x"}}, want: gateStopped, reason: "n3 failed"},
 		{rule: "[canary]", name: "a canary applies first", self: "n2", plan: canary("n2"),
@@ -160,8 +160,8 @@ func TestMemberOf(t *testing.T) {
 			rolloutMember{Name: "x", Follows: true, Failed: "boom"}},
 		{"failed an older one", gossip.NodeSummary{Follows: true, ConfigVersion: 3, ConfigError: "boom", ConfigErrorVersion: 4}, nil,
 			rolloutMember{Name: "x", Follows: true}},
-		{"master, FAULT, quorum lost", gossip.NodeSummary{QuorumLost: []string{"web"}}, insts,
-			rolloutMember{Name: "x", Master: true, Unhealthy: "instance b in FAULT, virtual server web lost its quorum"}},
+		{"master, FAULT, quorum lost", gossip.NodeSummary{QuorumLost: 1}, insts,
+			rolloutMember{Name: "x", Master: true, Unhealthy: "instance b in FAULT, 1 virtual servers below their quorum"}},
 	}
 	for _, tc := range tests {
 		if got := memberOf("x", tc.s, tc.insts, v); got != tc.want {
@@ -218,5 +218,29 @@ func TestRolloutPlanValidate(t *testing.T) {
 	}
 	if (gossip.RolloutPlan{}).Hold() != 30*time.Second {
 		t.Errorf("the default canary hold is 30 s (issue 14)")
+	}
+}
+
+// The failure and the stop reach the fleet only if the summary fits one gossip row (issue 14:
+// "reports the error by gossip"): the error, the reason quoting another member's error and the
+// quorum list are bounded.
+func TestRolloutSummaryFitsARow(t *testing.T) {
+	long := strings.Repeat("instance \"vr51\": interface \"eth9\": Link not found; ", 100)
+	v := config.FleetVersion{Version: 12345, Hash: strings.Repeat("ab", 32), Origin: strings.Repeat("n", 64)}
+	plan := gossip.RolloutPlan{Canary: []string{strings.Repeat("m", 64)}}
+	d := rolloutGate("n1", v, plan, []rolloutMember{{Name: plan.Canary[0], Follows: true, Applied: true, Unhealthy: long}}, nil, t0)
+	if d.Action != gateStopped || len(d.Reason) > maxReason+120 || !strings.HasSuffix(d.Reason, "...") {
+		t.Fatalf("reason of %d bytes: %q", len(d.Reason), d.Reason)
+	}
+	s := gossip.NodeSummary{Build: "v1.2.3-45-gabcdef0123", ConfigVersion: v.Version, ConfigHash: strings.Repeat("cd", 32), Started: t0, Drained: true,
+		ConfigError: clip(long, maxConfigError), ConfigErrorVersion: v.Version + 1, Follows: true, ConfigFleetHash: v.Hash, ConfigOrigin: v.Origin,
+		Rollout: d.Reason, RolloutVersion: v.Version + 1, RolloutStopped: true}
+	s.QuorumLost = 1000
+	b, err := s.Encode()
+	if err != nil || len(b) > gossip.MaxValueSize {
+		t.Errorf("worst-case summary: %d bytes (max %d), %v", len(b), gossip.MaxValueSize, err)
+	}
+	if got := clip("ééé", 5); got != "..." && got != "é..." {
+		t.Errorf("clip cuts inside a rune: %q", got)
 	}
 }
