@@ -32,7 +32,8 @@ nodes:
 func (l *lab) push(t *testing.T, via, doc string, args ...string) (string, int) {
 	t.Helper()
 	path := l.writeDoc(t, doc)
-	out, err := l.cli(via, append([]string{"config", "push", path, "--wait", "--timeout", "20s"}, args...)...)
+	// Killed well after any --timeout the test gives.
+	out, err := l.cliWithin(time.Minute, via, append([]string{"config", "push", path, "--wait", "--timeout", "20s"}, args...)...)
 	var xe *exec.ExitError
 	switch {
 	case errors.As(err, &xe):

@@ -164,9 +164,12 @@ func TestFleetRollout(t *testing.T) {
 // hash, the loser's push --wait exits non-zero naming the winner, n2's history marks the loser
 // it had applied, and n1 logs and counts it.
 func TestFleetConcurrentPush(t *testing.T) {
-	// Slow suspicion: the short partition must not make the sides declare each other dead, so that
-	// the loser's --wait still waits for n3 when the partition heals.
-	l, all := pushedLab(t, "  timing: { suspicion_mult: 10 }\n")
+	// Slow suspicion (20 s and more): the short partition must not make the sides declare each
+	// other dead, so that the loser's --wait still waits for n3 when the partition heals, however
+	// slow a loaded CI machine makes the steps in between. Then no rejoin syncs the stores at the
+	// heal: the announcements made during the partition cross by push/pull, every 2 s here (30 s
+	// by default).
+	l, all := pushedLab(t, "  timing: { suspicion_mult: 40, push_pull_interval: 2s }\n")
 	// The winner (through n3) has the higher hash: vary the loser until it sorts below.
 	win := strings.Replace(fleetDoc("eth0"), "priority: 150", "priority: 151", 1)
 	var lose string
@@ -192,11 +195,11 @@ func TestFleetConcurrentPush(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		out, code := l.push(t, "n1", lose, "--timeout", "15s")
+		out, code := l.push(t, "n1", lose, "--timeout", "45s")
 		done <- result{out, code}
 	}()
-	l.waitFleetVersion(t, "n2", 2, loseHash, []string{"n2"}, 10*time.Second)
-	l.waitFleetVersion(t, "n3", 2, winHash, []string{"n3"}, 10*time.Second)
+	l.waitFleetVersion(t, "n2", 2, loseHash, []string{"n2"}, 20*time.Second)
+	l.waitFleetVersion(t, "n3", 2, winHash, []string{"n3"}, 20*time.Second)
 	l.heal([]string{"n3"})
 	healed = true
 
