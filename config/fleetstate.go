@@ -53,6 +53,10 @@ type FleetEntry struct {
 	// "" when unsigned: a rollback pushes it again with the document.
 	// Absent in the state files of earlier vigils: unsigned.
 	Signature string `json:"signature,omitempty"`
+	// LostTo is the version with the same number that won over this one
+	// (two pushes made during a partition); absent in files written
+	// before it existed, and ignored by vigil versions before it.
+	LostTo *FleetVersion `json:"lost_to,omitempty"`
 }
 
 // FleetHistoryLength is how many applied versions a node keeps, with
@@ -135,6 +139,30 @@ func (s *FleetState) Record(e FleetEntry, doc []byte) error {
 	if n := len(next) - FleetHistoryLength; n > 0 {
 		dropped, next = next[:n], next[n:]
 	}
+	if err := s.writeHistory(next); err != nil {
+		return err
+	}
+	for _, d := range dropped {
+		_ = os.Remove(s.docPath(d.FleetVersion))
+	}
+	return nil
+}
+
+// MarkLost records in v's history entry that it lost to winner, durably.
+// A version not in the history (dropped, or never applied) is no error:
+// there is nothing to mark.
+func (s *FleetState) MarkLost(v, winner FleetVersion) error {
+	i := slices.IndexFunc(s.history, func(e FleetEntry) bool { return e.FleetVersion == v })
+	if i < 0 {
+		return nil
+	}
+	next := slices.Clone(s.history)
+	next[i].LostTo = &winner
+	return s.writeHistory(next)
+}
+
+// writeHistory makes next the history, durably written first.
+func (s *FleetState) writeHistory(next []FleetEntry) error {
 	b, err := json.MarshalIndent(next, "", "  ")
 	if err != nil {
 		return fmt.Errorf("fleet state: %w", err)
@@ -143,9 +171,6 @@ func (s *FleetState) Record(e FleetEntry, doc []byte) error {
 		return fmt.Errorf("fleet state: %w", err)
 	}
 	s.history = next
-	for _, d := range dropped {
-		_ = os.Remove(s.docPath(d.FleetVersion))
-	}
 	return nil
 }
 

@@ -151,3 +151,50 @@ func TestFleetSection(t *testing.T) {
 		t.Fatalf("fleet settings: %+v", cfg.Fleet)
 	}
 }
+
+// Issue 14: "Two pushes during a partition resolve deterministically and the loser is reported":
+// the loser's history entry says which version won, kept across a reopen; a history written
+// before the mark existed still reads.
+func TestFleetStateMarkLost(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenFleetState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docA, docB := []byte("vrrp: {}\n# a\n"), []byte("vrrp: {}\n# b\n")
+	a, b := entry(5, docA, "n1"), entry(5, docB, "n3")
+	if a.Compare(b.FleetVersion) > 0 {
+		a, b = b, a
+		docA, docB = docB, docA
+	}
+	if err := st.Record(a, docA); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Record(b, docB); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.MarkLost(a.FleetVersion, b.FleetVersion); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.MarkLost(FleetVersion{Version: 9, Hash: "00"}, b.FleetVersion); err != nil {
+		t.Errorf("marking a version not in the history: %v", err)
+	}
+	re, err := OpenFleetState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := re.History()
+	if len(h) != 2 || h[0].LostTo == nil || *h[0].LostTo != b.FleetVersion || h[1].LostTo != nil {
+		t.Fatalf("history after the mark and a reopen: %+v", h)
+	}
+	if v, _ := re.Applied(); v != b.FleetVersion {
+		t.Errorf("applied %+v, want the winner", v)
+	}
+	old := `[{"version": 1, "hash": "ab", "origin": "n1", "applied": "2026-12-06T12:00:00Z"}]`
+	if err := os.WriteFile(filepath.Join(dir, stateFile), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if re, err = OpenFleetState(dir); err != nil || len(re.History()) != 1 || re.History()[0].LostTo != nil {
+		t.Errorf("a history written before lost_to: %v %+v", err, re.History())
+	}
+}

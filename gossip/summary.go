@@ -93,6 +93,21 @@ type NodeSummary struct {
 	// applied here (the node keeps ConfigVersion, its last good one).
 	ConfigError        string `json:"ce,omitempty"`
 	ConfigErrorVersion uint64 `json:"cev,omitempty"`
+	// Follows is whether the node applies fleet pushes; ConfigFleetHash
+	// and ConfigOrigin complete ConfigVersion into the fleet version it
+	// runs (two pushes in a partition may share a number).
+	Follows         bool   `json:"fo,omitempty"`
+	ConfigFleetHash string `json:"fh,omitempty"`
+	ConfigOrigin    string `json:"co,omitempty"`
+	// QuorumLost counts its virtual servers below their quorum: with an
+	// instance in FAULT, what makes a canary unhealthy.
+	QuorumLost int `json:"ql,omitempty"`
+	// Rollout is why the node holds fleet version RolloutVersion back
+	// (its rollout gate); RolloutStopped when the rollout stopped (a
+	// failure, an unhealthy canary) rather than waits its turn.
+	Rollout        string `json:"ro,omitempty"`
+	RolloutVersion uint64 `json:"rov,omitempty"`
+	RolloutStopped bool   `json:"ros,omitempty"`
 }
 
 // Encode returns the row value.
@@ -272,6 +287,8 @@ type ConfigAnnouncement struct {
 	Signature string `json:"sig,omitempty"`
 	KeyID     string `json:"kid,omitempty"`
 	Trace     string `json:"tr,omitempty"`
+	// Plan is how the version rolls out (canaries, order).
+	Plan RolloutPlan `json:"pl,omitzero"`
 }
 
 // FetchKey is the Fetch key of a fleet document with this hash.

@@ -726,6 +726,7 @@ func (f *fleet) exportMetrics(now time.Time) {
 			snap.Divergence += len(nodes)
 		}
 	}
+	snap.Drift, snap.Rollout = f.cfgs.driftCounts(), f.cfgs.rolloutHeld()
 	f.metrics.Set(snap)
 }
 
@@ -770,11 +771,23 @@ type MemberStatus struct {
 	ConfigHash    string `json:"config_hash"`
 	// ConfigError is why fleet version ConfigErrorVersion was not applied
 	// there (it runs ConfigVersion, its last good one).
-	ConfigError        string            `json:"config_error,omitempty"`
-	ConfigErrorVersion uint64            `json:"config_error_version,omitempty"`
-	Build              string            `json:"build"`
-	Instances          map[string]string `json:"instances"` // instance name → VRRP state
-	Drained            bool              `json:"drained"`
+	ConfigError        string `json:"config_error,omitempty"`
+	ConfigErrorVersion uint64 `json:"config_error_version,omitempty"`
+	// The fleet version it runs is (ConfigVersion, ConfigFleetHash,
+	// ConfigOrigin); Follows whether it applies pushes; Drift how it
+	// stands against the fleet version (DriftInSync ...); Rollout why it
+	// holds version RolloutVersion back, RolloutStopped when the rollout
+	// stopped (see rollout.go).
+	ConfigFleetHash string            `json:"config_fleet_hash,omitempty"`
+	ConfigOrigin    string            `json:"config_origin,omitempty"`
+	Follows         bool              `json:"follows"`
+	Drift           string            `json:"drift"`
+	Rollout         string            `json:"rollout,omitempty"`
+	RolloutVersion  uint64            `json:"rollout_version,omitempty"`
+	RolloutStopped  bool              `json:"rollout_stopped,omitempty"`
+	Build           string            `json:"build"`
+	Instances       map[string]string `json:"instances"` // instance name → VRRP state
+	Drained         bool              `json:"drained"`
 	// SummaryAge is the age in seconds of its last summary as this node
 	// received it (-1: none received).
 	SummaryAge float64 `json:"summary_age_seconds"`
@@ -800,6 +813,7 @@ func (f *fleet) memberStatus(now time.Time) []MemberStatus {
 			insts[r.Origin][s.Name] = s.State
 		}
 	}
+	fleetV := f.cfgs.fleetVersion()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := []MemberStatus{}
@@ -812,6 +826,7 @@ func (f *fleet) memberStatus(now time.Time) []MemberStatus {
 		if s, ok := sums[name]; ok {
 			ms.ConfigVersion, ms.ConfigHash, ms.Build, ms.Drained = s.ConfigVersion, s.ConfigHash, s.Build, s.Drained
 			ms.ConfigError, ms.ConfigErrorVersion = s.ConfigError, s.ConfigErrorVersion
+			setRollout(&ms, s, fleetV)
 			if !s.Started.IsZero() {
 				ms.Uptime = now.Sub(s.Started).Seconds()
 			}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,6 +63,8 @@ type fleetConfig struct {
 	pushedBy, sig string
 	// rejected counts documents refused for their signature.
 	rejected *telemetry.ConfigRejected
+	// ro is the rollout gate's and lost pushes' bookkeeping (fleetrollout.go).
+	ro rolloutState
 }
 
 // fetchRetry is how long a node waits before fetching a document again.
@@ -72,7 +75,7 @@ var errFetch = errors.New("fetch failed")
 
 func newFleetConfig(cfg *config.Config) (*fleetConfig, error) {
 	fc := &fleetConfig{self: cfg.Node.Name, follow: cfg.Fleet.Follows(), local: cfg.Path, docs: map[string][]byte{},
-		failed: map[config.FleetVersion]bool{}, retryAt: map[config.FleetVersion]time.Time{}}
+		failed: map[config.FleetVersion]bool{}, retryAt: map[config.FleetVersion]time.Time{}, ro: newRolloutState()}
 	if fc.follow {
 		st, err := config.OpenFleetState(cfg.Fleet.StateDir)
 		if err != nil {
@@ -111,6 +114,7 @@ func (fc *fleetConfig) summary(s *gossip.NodeSummary) {
 	defer fc.mu.Unlock()
 	s.ConfigVersion = fc.applied.Version
 	s.ConfigError, s.ConfigErrorVersion = fc.lastErr, fc.errVer
+	fc.rolloutSummary(s)
 }
 
 // announcements returns the live members' announcements, this node's
@@ -144,8 +148,9 @@ func (fc *fleetConfig) highest() uint64 {
 }
 
 // push checks doc's signature sig ("" unsigned), validates doc for every
-// node it names, numbers it and announces it.
-func (fc *fleetConfig) push(doc []byte, sig, pushedBy string, ifVersion uint64) (config.FleetVersion, error) {
+// node it names, and plan against them, numbers it and announces it with
+// its plan.
+func (fc *fleetConfig) push(doc []byte, sig, pushedBy string, ifVersion uint64, plan gossip.RolloutPlan) (config.FleetVersion, error) {
 	keyID, err := fc.verifyPush(doc, sig)
 	if err != nil {
 		return config.FleetVersion{}, err
@@ -163,6 +168,9 @@ func (fc *fleetConfig) push(doc []byte, sig, pushedBy string, ifVersion uint64) 
 	if err := errors.Join(problems...); err != nil {
 		return config.FleetVersion{}, fmt.Errorf("%w: %w", ErrPushInvalid, err)
 	}
+	if err := plan.Validate(fd.Nodes()); err != nil {
+		return config.FleetVersion{}, err
+	}
 	h := fc.highest()
 	if ifVersion != 0 && ifVersion != h {
 		return config.FleetVersion{}, fmt.Errorf("%w: expected version %d, the fleet is at %d", ErrPushConflict, ifVersion, h)
@@ -170,12 +178,14 @@ func (fc *fleetConfig) push(doc []byte, sig, pushedBy string, ifVersion uint64) 
 	v := config.FleetVersion{Version: config.NextFleetVersion(h), Hash: config.DocumentHash(doc), Origin: fc.self}
 	fc.mu.Lock()
 	fc.docs[v.Hash] = doc
+	fc.ro.pushed[v] = true
 	fc.mu.Unlock()
-	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: len(doc), PushedBy: pushedBy, Signature: sig, KeyID: keyID}
+	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: len(doc), PushedBy: pushedBy, Signature: sig, KeyID: keyID, Plan: plan}
 	if !fc.f.put(gossip.KindConfig, gossip.KeyConfig, a.Encode, true) {
 		return config.FleetVersion{}, fmt.Errorf("announcing fleet version %d failed (see the log)", v.Version)
 	}
-	fc.f.log.Info("fleet configuration pushed", "version", v.Version, "hash", v.Hash[:12], "pushed_by", pushedBy, "size", len(doc), "key_id", keyID)
+	fc.f.log.Info("fleet configuration pushed", "version", v.Version, "hash", v.Hash[:12], "pushed_by", pushedBy, "size", len(doc), "key_id", keyID,
+		"order", cmp.Or(plan.Order, gossip.OrderBackupsFirst), "canary", plan.Canary)
 	fc.f.poke()
 	return v, nil
 }
@@ -183,28 +193,28 @@ func (fc *fleetConfig) push(doc []byte, sig, pushedBy string, ifVersion uint64) 
 // step applies the best announced version if it is newer than the applied
 // one (from the fleet loop; the work runs in its own goroutine).
 func (fc *fleetConfig) step(ctx context.Context) {
+	anns := fc.announcements()
+	// A node that does not follow may have taken a push that lost.
+	fc.noteLost(anns)
 	if !fc.follow {
 		return
 	}
-	var best *gossip.ConfigAnnouncement
-	for _, a := range fc.announcements() {
-		if preferred(a, best) {
-			best = &a
-		}
-	}
+	best := bestAnnouncement(anns)
 	if best == nil {
 		return
 	}
 	v := versionOf(*best)
+	now := time.Now()
 	fc.mu.Lock()
-	skip := fc.applying || fc.failed[v] || time.Now().Before(fc.retryAt[v]) || !fc.state.Newer(v)
-	if !skip {
-		fc.applying = true
-	}
+	skip := fc.applying || fc.failed[v] || now.Before(fc.retryAt[v]) || !fc.state.Newer(v)
 	fc.mu.Unlock()
-	if skip {
+	// Only step's goroutine sets applying: it is still false below.
+	if skip || !fc.release(*best, now) {
 		return
 	}
+	fc.mu.Lock()
+	fc.applying = true
+	fc.mu.Unlock()
 	go func() {
 		err := fc.applyVersion(ctx, *best)
 		fc.mu.Lock()
@@ -214,7 +224,8 @@ func (fc *fleetConfig) step(ctx context.Context) {
 			fc.retryAt[v] = time.Now().Add(fetchRetry)
 		case err != nil:
 			fc.failed[v] = true
-			fc.lastErr, fc.errVer = err.Error(), v.Version
+			// Bounded: it travels in the summary, one gossip row.
+			fc.lastErr, fc.errVer = clip(err.Error(), maxConfigError), v.Version
 		default:
 			fc.lastErr, fc.errVer = "", 0
 		}
@@ -259,12 +270,16 @@ func (fc *fleetConfig) applyVersion(ctx context.Context, a gossip.ConfigAnnounce
 	if _, err := fc.apply(cfg); err != nil {
 		return fmt.Errorf("applying %s: %w", label, err)
 	}
-	if err := fc.state.Record(config.FleetEntry{FleetVersion: v, Applied: time.Now(), PushedBy: a.PushedBy, Signature: a.Signature}, doc); err != nil {
+	// Under mu: the fleet loop reads the state (history, lost versions, the summary).
+	fc.mu.Lock()
+	err = fc.state.Record(config.FleetEntry{FleetVersion: v, Applied: time.Now(), PushedBy: a.PushedBy, Signature: a.Signature}, doc)
+	fc.mu.Unlock()
+	if err != nil {
 		// Applied but not kept: a restart would run the older version.
 		fc.f.log.Error("fleet configuration applied but not recorded", "version", v.Version, "err", err)
 	}
 	fc.mu.Lock()
-	fc.applied, fc.pushedBy, fc.sig = v, a.PushedBy, a.Signature
+	fc.applied, fc.pushedBy, fc.sig, fc.ro.plan = v, a.PushedBy, a.Signature, a.Plan
 	fc.docs[v.Hash] = doc
 	fc.mu.Unlock()
 	fc.f.log.Info("fleet configuration applied", "version", v.Version, "hash", v.Hash[:12], "origin", v.Origin, "pushed_by", a.PushedBy, "key_id", keyID)
@@ -310,13 +325,13 @@ func (fc *fleetConfig) document(ctx context.Context, a gossip.ConfigAnnouncement
 // the push has restarted (its rows of the earlier run are withdrawn).
 func (fc *fleetConfig) announceApplied() {
 	fc.mu.Lock()
-	v, by, sig := fc.applied, fc.pushedBy, fc.sig
+	v, by, sig, plan := fc.applied, fc.pushedBy, fc.sig, fc.ro.plan
 	size := len(fc.docs[v.Hash])
 	fc.mu.Unlock()
 	if v.Version == 0 {
 		return
 	}
-	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: size, PushedBy: by, Signature: sig, KeyID: signerID(sig)}
+	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: size, PushedBy: by, Signature: sig, KeyID: signerID(sig), Plan: plan}
 	fc.f.put(gossip.KindConfig, gossip.KeyConfig, a.Encode, false)
 }
 
@@ -337,7 +352,7 @@ func (fc *fleetConfig) history() ([]config.FleetEntry, error) {
 // rollback pushes the document of an applied version again, as a new
 // version (versions never go backwards), with its signature; n 0 is the
 // one before the applied version.
-func (fc *fleetConfig) rollback(n uint64, pushedBy string) (config.FleetVersion, error) {
+func (fc *fleetConfig) rollback(n uint64, pushedBy string, plan gossip.RolloutPlan) (config.FleetVersion, error) {
 	h, err := fc.history()
 	if err != nil {
 		return config.FleetVersion{}, err
@@ -359,5 +374,5 @@ func (fc *fleetConfig) rollback(n uint64, pushedBy string) (config.FleetVersion,
 	if err != nil {
 		return config.FleetVersion{}, err
 	}
-	return fc.push(doc, h[i].Signature, pushedBy, 0)
+	return fc.push(doc, h[i].Signature, pushedBy, 0, plan)
 }

@@ -86,11 +86,18 @@ func signerID(sig string) string {
 // preferred reports whether announcement a is the one to apply rather
 // than best (nil: none yet): a newer version, or the same one signed where
 // best is not (a member running an earlier vigil re-announces a version
-// without its signature).
+// without its signature), or else with its rollout plan where best has
+// none (a restarted member re-announces its version without the plan).
 func preferred(a gossip.ConfigAnnouncement, best *gossip.ConfigAnnouncement) bool {
 	if best == nil {
 		return true
 	}
 	c := versionOf(a).Compare(versionOf(*best))
-	return c > 0 || c == 0 && best.Signature == "" && a.Signature != ""
+	if c != 0 {
+		return c > 0
+	}
+	if (a.Signature != "") != (best.Signature != "") {
+		return a.Signature != ""
+	}
+	return best.Plan.IsZero() && !a.Plan.IsZero()
 }

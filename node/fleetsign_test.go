@@ -59,6 +59,10 @@ func TestPreferredAnnouncement(t *testing.T) {
 	ann := func(n uint64, sig string) gossip.ConfigAnnouncement {
 		return gossip.ConfigAnnouncement{Version: n, Hash: "aa", Origin: "n1", Signature: sig}
 	}
+	planned := func(a gossip.ConfigAnnouncement) gossip.ConfigAnnouncement {
+		a.Plan = gossip.RolloutPlan{Canary: []string{"n2"}}
+		return a
+	}
 	cases := []struct {
 		name string
 		a    gossip.ConfigAnnouncement
@@ -71,6 +75,9 @@ func TestPreferredAnnouncement(t *testing.T) {
 		{"same version, signed over unsigned", ann(2, "s"), new(ann(2, "")), true},
 		{"same version, unsigned over signed", ann(2, ""), new(ann(2, "s")), false},
 		{"same version, both signed", ann(2, "t"), new(ann(2, "s")), false},
+		{"same version and signing, with a plan over without", planned(ann(2, "s")), new(ann(2, "s")), true},
+		{"same version and signing, without a plan", ann(2, "s"), new(planned(ann(2, "s"))), false},
+		{"a plan does not beat a signature", planned(ann(2, "")), new(ann(2, "s")), false},
 	}
 	for _, c := range cases {
 		if got := preferred(c.a, c.best); got != c.want {

@@ -40,11 +40,17 @@ func (n *Node) setLB(cfg *config.Config) error {
 		// from the fleet's view of every director's checks.
 		var health lb.HealthSource = n.checks.View()
 		var digest func(string)
+		quorum := n.router.SetVirtualServer
 		if n.fleet != nil {
 			health, digest = n.fleet.view, n.fleet.setDigest
+			// A canary below quorum holds a rollout back (issue 14).
+			quorum = func(vs string, up bool, detail string) {
+				n.router.SetVirtualServer(vs, up, detail)
+				n.fleet.cfgs.noteQuorum(vs, up)
+			}
 		}
 		b, err := balancer.Open(balancer.Config{Log: log, Metrics: n.lbMetrics, Checks: n.checks, Health: health,
-			Quorum: n.router.SetVirtualServer, Publish: n.router.Publish, Digest: digest, Tracer: n.tracer})
+			Quorum: quorum, Publish: n.router.Publish, Digest: digest, Tracer: n.tracer})
 		if err != nil {
 			return err
 		}

@@ -222,12 +222,13 @@ func (n *Node) FleetStatus() (FleetStatus, error) {
 // it one above the highest version this node has seen and announces it to
 // the fleet (vigil config push). ifVersion, when not 0, must be that
 // highest version. sig is its signature ("" unsigned): with trusted keys
-// in the local file, one by them is required (ErrPushSignature).
-func (n *Node) PushConfig(doc []byte, sig, pushedBy string, ifVersion uint64) (config.FleetVersion, error) {
+// in the local file, one by them is required (ErrPushSignature). plan is
+// how it rolls out (canaries, order).
+func (n *Node) PushConfig(doc []byte, sig, pushedBy string, ifVersion uint64, plan gossip.RolloutPlan) (config.FleetVersion, error) {
 	if n.fleet == nil {
 		return config.FleetVersion{}, ErrNoFleet
 	}
-	return n.fleet.cfgs.push(doc, sig, pushedBy, ifVersion)
+	return n.fleet.cfgs.push(doc, sig, pushedBy, ifVersion, plan)
 }
 
 // ConfigHistory returns the fleet versions this node applied, oldest
@@ -241,11 +242,11 @@ func (n *Node) ConfigHistory() ([]config.FleetEntry, error) {
 
 // RollbackConfig pushes again, as a new version, the document of fleet
 // version v from this node's history (0: the one before the applied one).
-func (n *Node) RollbackConfig(v uint64, pushedBy string) (config.FleetVersion, error) {
+func (n *Node) RollbackConfig(v uint64, pushedBy string, plan gossip.RolloutPlan) (config.FleetVersion, error) {
 	if n.fleet == nil {
 		return config.FleetVersion{}, ErrNoFleet
 	}
-	return n.fleet.cfgs.rollback(v, pushedBy)
+	return n.fleet.cfgs.rollback(v, pushedBy, plan)
 }
 
 // GossipKeys runs a fleet-wide keyring operation: op is list, install, use

@@ -23,6 +23,11 @@ type Fleet struct {
 	Disagreements prometheus.Gauge
 	Divergence    prometheus.Gauge
 	Arbitrations  *prometheus.CounterVec
+	// Fleet config pushes (issue 14): members by drift state, versions
+	// that lost to a concurrent push, this node's rollout gate.
+	ConfigDrift  *prometheus.GaugeVec
+	ConfigLost   prometheus.Counter
+	RolloutState *prometheus.GaugeVec
 
 	mu   sync.Mutex
 	last FleetSnapshot // the cumulative counts already added
@@ -52,6 +57,11 @@ type FleetSnapshot struct {
 	// Divergence counts the live members whose desired IPVS table differs
 	// from another's under the same config.
 	Divergence int
+	// Drift counts the live members by drift state (in-sync, behind,
+	// failed, not-following); Rollout is this node's rollout gate: ""
+	// (idle), "waiting" or "stopped".
+	Drift   map[string]int
+	Rollout string
 }
 
 // FleetTraffic is the gossip traffic of one row kind.
@@ -94,9 +104,17 @@ func (r *Registry) NewFleet() *Fleet {
 		Arbitrations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_fleet_arbitrations_total",
 			Help: "Split-brain arbitration inputs fed to a VRRP instance from gossip (another live member reports MASTER), by instance."},
 			[]string{"vrrp_instance"}),
+		ConfigDrift: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_fleet_config_drift",
+			Help: "Live members by how their fleet config stands against the fleet version: in-sync, behind, failed (a newer version failed there), not-following."},
+			[]string{"state"}),
+		ConfigLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_fleet_config_lost_total",
+			Help: "Fleet versions pushed through or applied by this node that lost to a concurrent push with the same number."}),
+		RolloutState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_fleet_rollout_state",
+			Help: "This node's rollout gate for the newest fleet version (a state set): idle, waiting (its turn has not come) or stopped (a failure or an unhealthy canary holds it back)."},
+			[]string{"state"}),
 	}
 	r.Reg.MustRegister(f.Members, f.Messages, f.Bytes, f.Dropped, f.Refused, f.UnknownRows, f.HealthScore, f.SummaryAge,
-		f.Masters, f.Disagreements, f.Divergence, f.Arbitrations)
+		f.Masters, f.Disagreements, f.Divergence, f.Arbitrations, f.ConfigDrift, f.ConfigLost, f.RolloutState)
 	r.Fleet = f
 	return f
 }
@@ -137,5 +155,12 @@ func (f *Fleet) Set(s FleetSnapshot) {
 	}
 	f.Disagreements.Set(float64(s.Disagreements))
 	f.Divergence.Set(float64(s.Divergence))
+	for st, n := range s.Drift {
+		f.ConfigDrift.WithLabelValues(st).Set(float64(n))
+	}
+	for _, st := range []string{"idle", "waiting", "stopped"} {
+		on := st == s.Rollout || (st == "idle" && s.Rollout == "")
+		f.RolloutState.WithLabelValues(st).Set(map[bool]float64{true: 1}[on])
+	}
 	f.last = s
 }

@@ -211,8 +211,9 @@ func newConfigPushCmd() *cobra.Command {
 	var timeout time.Duration
 	var wait, unsigned bool
 	var ifVersion uint64
+	var ro rolloutFlags
 	cmd := &cobra.Command{
-		Use:   "push FILE [--wait] [--timeout D] [--if-version N] [--signature SIG | --unsigned]",
+		Use:   "push FILE [--wait] [--timeout D] [--if-version N] [--canary NODE,...] [--canary-hold D] [--order backups-first|all] [--signature SIG | --unsigned]",
 		Short: "Push a fleet document to every member (applied by those that follow the fleet)",
 		Long: `Push the fleet document FILE through this node's daemon: it is validated for
 every node it names (as vigil config validate --fleet does), numbered one above
@@ -223,7 +224,9 @@ keeps it across restarts. A member where it fails keeps its last good version
 and reports the error.
 
 --wait waits until every live member that follows reports the version applied
-or an error, prints one line per member, and exits 1 unless all applied it.
+or an error, or holds it back because the rollout stopped, prints one line
+per member (the failure, and those held back, named), and exits 1 unless all
+applied it.
 --if-version N refuses the push unless the fleet is at version N.
 
 FILE.sig (vigil config sign), or the file --signature names, is sent along;
@@ -231,10 +234,20 @@ FILE.sig (vigil config sign), or the file --signature names, is sent along;
 unsigned push, or one not signed by them (422, the reason printed), and a
 member with trusted keys does not apply such a version (reported by --wait).
 
+` + rolloutHelp + `
+
+Two pushes made during a partition may get the same number: the one with the
+higher document hash wins everywhere; --wait on the other says it lost, and
+which version won.
+
 Exit status: 0 pushed (and, with --wait, applied everywhere), 1 refused,
 invalid, failed somewhere or timed out, 2 usage error.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			plan, err := ro.request(cmd)
+			if err != nil {
+				return err
+			}
 			doc, err := config.ReadFile(args[0])
 			if err != nil {
 				return &exitError{code: 1, msg: "vigil config push: " + err.Error()}
@@ -249,11 +262,12 @@ invalid, failed somewhere or timed out, 2 usage error.`,
 			if pushedBy == "" {
 				pushedBy = currentUser()
 			}
-			return sendPush(cmd, "push", "/v1/config/push", api.PushRequest{Document: string(doc), Signature: sig, PushedBy: pushedBy, IfVersion: ifVersion},
-				socket, wait, timeout)
+			return sendPush(cmd, "push", "/v1/config/push", api.PushRequest{Document: string(doc), Signature: sig, PushedBy: pushedBy, IfVersion: ifVersion,
+				RolloutRequest: plan}, socket, wait, ro.waitTimeout(cmd, timeout))
 		},
 	}
 	pushFlags(cmd, &socket, &pushedBy, &wait, &timeout)
+	ro.add(cmd)
 	cmd.Flags().Uint64Var(&ifVersion, "if-version", 0, "refuse the push unless the fleet is at this version")
 	cmd.Flags().StringVar(&sigFile, "signature", "", "the document's signature file (default FILE.sig when it exists)")
 	cmd.Flags().BoolVar(&unsigned, "unsigned", false, "send no signature, even if FILE.sig exists")
@@ -264,7 +278,7 @@ invalid, failed somewhere or timed out, 2 usage error.`,
 func pushFlags(cmd *cobra.Command, socket, pushedBy *string, wait *bool, timeout *time.Duration) {
 	cmd.Flags().StringVar(socket, "socket", defaultSocket(), "admin socket of the daemon (env "+socketEnv+")")
 	cmd.Flags().BoolVar(wait, "wait", false, "wait until every following member applied it (or failed)")
-	cmd.Flags().DurationVar(timeout, "timeout", time.Minute, "how long --wait waits")
+	cmd.Flags().DurationVar(timeout, "timeout", time.Minute, "how long --wait waits (not given: 1m plus --canary-hold when there are canaries)")
 	cmd.Flags().StringVar(pushedBy, "pushed-by", "", "who pushes, for the history (default: the user running the command)")
 	cmd.SetFlagErrorFunc(flagUsageError)
 }
@@ -285,7 +299,7 @@ func sendPush(cmd *cobra.Command, what, path string, request any, socket string,
 	if !wait {
 		return nil
 	}
-	return waitApplied(cmd, socket, res.Version, timeout)
+	return waitApplied(cmd, socket, config.FleetVersion{Version: res.Version, Hash: res.Hash, Origin: res.Origin}, timeout)
 }
 
 // currentUser names who runs the command, for the push's history.
@@ -296,9 +310,10 @@ func currentUser() string {
 	return fmt.Sprintf("uid %d", os.Getuid())
 }
 
-// waitApplied polls the members until every live member that reports a
-// fleet version has applied v or failed it, and prints one line each.
-func waitApplied(cmd *cobra.Command, socket string, v uint64, timeout time.Duration) error {
+// waitApplied polls the members until every live member that follows has
+// applied v, failed it or held it back (a stopped rollout), or v lost to
+// a concurrent push, and prints one line each (waitOutcomeOf).
+func waitApplied(cmd *cobra.Command, socket string, v config.FleetVersion, timeout time.Duration) error {
 	out := cmd.OutOrStdout()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -310,33 +325,21 @@ func waitApplied(cmd *cobra.Command, socket string, v uint64, timeout time.Durat
 		if err := json.Unmarshal(body, &ms); err != nil {
 			return &exitError{code: 1, msg: "vigil config push --wait: unreadable answer: " + err.Error()}
 		}
-		var lines, failed, pending []string
+		var lines []string
+		pending, lost := false, false
 		for _, m := range ms {
-			if m.State != "alive" && m.State != "suspect" {
-				continue
+			o, line := waitOutcomeOf(m, v)
+			if line != "" {
+				lines = append(lines, line)
 			}
-			switch {
-			case m.ConfigVersion >= v:
-				lines = append(lines, fmt.Sprintf("%s: applied version %d", m.Name, m.ConfigVersion))
-			case m.ConfigErrorVersion == v:
-				failed = append(failed, m.Name)
-				lines = append(lines, fmt.Sprintf("%s: FAILED version %d (runs %d): %s", m.Name, v, m.ConfigVersion, m.ConfigError))
-			default:
-				pending = append(pending, m.Name)
-				lines = append(lines, fmt.Sprintf("%s: not applied (runs %d)", m.Name, m.ConfigVersion))
-			}
+			pending = pending || o == outPending
+			lost = lost || o == outLost
 		}
-		if len(pending) == 0 || time.Now().After(deadline) {
+		if !pending || lost || time.Now().After(deadline) {
 			for _, l := range lines {
 				fmt.Fprintln(out, l)
 			}
-			switch {
-			case len(failed) > 0:
-				return &exitError{code: 1, msg: fmt.Sprintf("vigil config push: version %d failed on %s", v, strings.Join(failed, ", "))}
-			case len(pending) > 0:
-				return &exitError{code: 1, msg: fmt.Sprintf("vigil config push: version %d not applied on %s within %s (they do not follow the fleet, or are slow)", v, strings.Join(pending, ", "), timeout)}
-			}
-			return nil
+			return waitVerdict(v, ms, timeout)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -350,7 +353,8 @@ func newConfigHistoryCmd() *cobra.Command {
 		Short: "List the fleet configuration versions this node applied (the last 20)",
 		Long: `List the fleet configuration versions the running daemon applied, oldest first:
 version, document hash, the node that took the push, when it was applied here
-and who pushed it. Only a node that follows the fleet keeps a history.
+and who pushed it; NOTE says when a version lost to a concurrent push with
+the same number, and to which. Only a node that follows the fleet keeps a history.
 Exit status: 0 ok, 1 daemon unreachable, no fleet or not following, 2 usage.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -370,9 +374,10 @@ Exit status: 0 ok, 1 daemon unreachable, no fleet or not following, 2 usage.`,
 				return &exitError{code: 1, msg: "vigil config history: unreadable answer: " + err.Error()}
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "VERSION\tHASH\tORIGIN\tAPPLIED\tPUSHED BY")
+			fmt.Fprintln(tw, "VERSION\tHASH\tORIGIN\tAPPLIED\tPUSHED BY\tNOTE")
 			for _, e := range hist {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.Version, shortHash(e.Hash), e.Origin, e.Applied.Local().Format(time.RFC3339), orDash(e.PushedBy))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Version, shortHash(e.Hash), e.Origin, e.Applied.Local().Format(time.RFC3339), orDash(e.PushedBy),
+					historyNote(e))
 			}
 			return tw.Flush()
 		},
@@ -385,13 +390,15 @@ func newConfigRollbackCmd() *cobra.Command {
 	var socket, pushedBy string
 	var timeout time.Duration
 	var wait bool
+	var ro rolloutFlags
 	cmd := &cobra.Command{
-		Use:   "rollback [VERSION] [--wait]",
+		Use:   "rollback [VERSION] [--wait] [--canary NODE,...] [--canary-hold D] [--order backups-first|all]",
 		Short: "Push an earlier fleet version's document again, as a new version",
 		Long: `Push again the document of fleet version VERSION from this node's history
 (default: the version before the one it runs), as a new version: versions
 never go backwards, so every node applies it like any push. --wait waits as
-vigil config push --wait does.
+vigil config push --wait does; --canary, --canary-hold and --order stage
+it as they stage a push.
 Exit status: 0 pushed (and applied everywhere with --wait), 1 refused or
 failed, 2 usage error.`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
@@ -407,9 +414,15 @@ failed, 2 usage error.`,
 			if pushedBy == "" {
 				pushedBy = currentUser()
 			}
-			return sendPush(cmd, "rollback", "/v1/config/rollback", api.RollbackRequest{Version: v, PushedBy: pushedBy}, socket, wait, timeout)
+			plan, err := ro.request(cmd)
+			if err != nil {
+				return err
+			}
+			return sendPush(cmd, "rollback", "/v1/config/rollback", api.RollbackRequest{Version: v, PushedBy: pushedBy, RolloutRequest: plan},
+				socket, wait, ro.waitTimeout(cmd, timeout))
 		},
 	}
 	pushFlags(cmd, &socket, &pushedBy, &wait, &timeout)
+	ro.add(cmd)
 	return cmd
 }

@@ -29,8 +29,10 @@ func newMembersCmd() *cobra.Command {
 		Use:   "members",
 		Short: "List the fleet's members as this node's gossip sees them",
 		Long: `Ask the running daemon for the fleet's members: per member its name, gossip
-address, state (alive, suspect, dead, left), config version and hash, build,
-VRRP instances with their states, whether it is drained, and the age of its
+address, state (alive, suspect, dead, left), config version and hash, drift
+against the fleet version (in-sync; behind: on its way or held back by the
+rollout; failed: a newer version failed there; not-following), build, VRRP
+instances with their states, whether it is drained, and the age of its
 last summary as this node received it.
 
 -o json prints the daemon's /v1/members document (stable snake_case keys).
@@ -72,7 +74,7 @@ func clientFlags(cmd *cobra.Command, socket, output *string, timeout *time.Durat
 
 func printMembers(w io.Writer, ms []node.MemberStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tCONFIG\tBUILD\tINSTANCES\tDRAINED\tSUMMARY AGE")
+	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tCONFIG\tDRIFT\tBUILD\tINSTANCES\tDRAINED\tSUMMARY AGE")
 	for _, m := range ms {
 		var insts []string
 		for _, name := range slices.Sorted(maps.Keys(m.Instances)) {
@@ -86,7 +88,7 @@ func printMembers(w io.Writer, ms []node.MemberStatus) error {
 		if m.ConfigVersion > 0 {
 			cfg = fmt.Sprintf("v%d %s", m.ConfigVersion, cfg)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\n", m.Name, m.Address, m.State, orDash(cfg), orDash(m.Build),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\n", m.Name, m.Address, m.State, orDash(cfg), orDash(m.Drift), orDash(m.Build),
 			orDash(strings.Join(insts, ",")), m.Drained, age)
 	}
 	return tw.Flush()

@@ -10,9 +10,11 @@
 //	GET  /v1/members         the fleet's members (`vigil members -o json`)
 //	GET  /v1/fleet           the fleet view (`vigil status --fleet -o json`)
 //	POST /v1/gossip/keys     a fleet-wide keyring operation {"op": list|install|use|remove, "key": base64}
-//	POST /v1/config/push     push a fleet document {"document": YAML, "signature": SIG, "pushed_by": who, "if_version": N}
+//	POST /v1/config/push     push a fleet document {"document": YAML, "signature": SIG, "pushed_by": who, "if_version": N,
+//	                         "order": backups-first|all, "canary": [NODE...], "canary_hold": "30s"}
 //	GET  /v1/config/history  the fleet versions this node applied
-//	POST /v1/config/rollback push version N's document again as a new version {"version": N, "pushed_by": who}
+//	POST /v1/config/rollback push version N's document again as a new version {"version": N, "pushed_by": who,
+//	                         and the push's order, canary, canary_hold}
 //	POST /v1/vrrp/failover   hand an instance's mastership to a successor {"instance": name, "to": node, "force": bool}
 //	POST /v1/drain           drain or undrain a member {"node": name, "drain": bool, "force": bool}
 //
@@ -67,9 +69,9 @@ type FleetSource interface {
 	Members() ([]node.MemberStatus, error)
 	FleetStatus() (node.FleetStatus, error)
 	GossipKeys(ctx context.Context, op, key string) ([]gossip.KeyResult, error)
-	PushConfig(doc []byte, sig, pushedBy string, ifVersion uint64) (config.FleetVersion, error)
+	PushConfig(doc []byte, sig, pushedBy string, ifVersion uint64, plan gossip.RolloutPlan) (config.FleetVersion, error)
 	ConfigHistory() ([]config.FleetEntry, error)
-	RollbackConfig(v uint64, pushedBy string) (config.FleetVersion, error)
+	RollbackConfig(v uint64, pushedBy string, plan gossip.RolloutPlan) (config.FleetVersion, error)
 	Failover(ctx context.Context, instance, to string, force bool) (node.HandoffResult, error)
 	Drain(ctx context.Context, target string, drain, force bool) (node.DrainResult, error)
 }
@@ -95,6 +97,7 @@ const CodeRefused = "refused"
 type RollbackRequest struct {
 	Version  uint64 `json:"version,omitempty"` // 0: the one before the applied version
 	PushedBy string `json:"pushed_by,omitempty"`
+	RolloutRequest
 }
 
 // PushRequest is the body of POST /v1/config/push.
@@ -105,6 +108,7 @@ type PushRequest struct {
 	Signature string `json:"signature,omitempty"`
 	PushedBy  string `json:"pushed_by,omitempty"`
 	IfVersion uint64 `json:"if_version,omitempty"`
+	RolloutRequest
 }
 
 // PushResult is its answer: the version the fleet will apply.
@@ -142,6 +146,8 @@ func fleetErr(err error) error {
 			Details: []string{"reason: " + config.SignatureReason(err)}}
 	case errors.Is(err, node.ErrNotFollowing):
 		return &Error{Status: http.StatusConflict, Code: CodeNoFleet, Message: err.Error()}
+	case errors.Is(err, gossip.ErrBadPlan):
+		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: err.Error()}
 	case errors.Is(err, node.ErrPushConflict):
 		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: err.Error()}
 	case errors.Is(err, node.ErrHandoffRefused):
@@ -281,7 +287,11 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 			WriteError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "unreadable request: " + err.Error()})
 			return
 		}
-		v, err := h.Fleet.PushConfig([]byte(pr.Document), pr.Signature, pr.PushedBy, pr.IfVersion)
+		var v config.FleetVersion
+		plan, err := pr.Plan()
+		if err == nil {
+			v, err = h.Fleet.PushConfig([]byte(pr.Document), pr.Signature, pr.PushedBy, pr.IfVersion, plan)
+		}
 		if err != nil {
 			log.Warn("admin API: fleet push refused", "err", err)
 			writeErr(w, fleetErr(err))
@@ -314,7 +324,11 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 			WriteError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "unreadable request: " + err.Error()})
 			return
 		}
-		v, err := h.Fleet.RollbackConfig(rr.Version, rr.PushedBy)
+		var v config.FleetVersion
+		plan, err := rr.Plan()
+		if err == nil {
+			v, err = h.Fleet.RollbackConfig(rr.Version, rr.PushedBy, plan)
+		}
 		if err != nil {
 			log.Warn("admin API: fleet rollback refused", "err", err)
 			writeErr(w, fleetErr(err))

@@ -21,6 +21,7 @@ type fakeFleet struct {
 	on      bool
 	members []node.MemberStatus
 	ops     []string
+	plans   []gossip.RolloutPlan
 }
 
 func (f *fakeFleet) Members() ([]node.MemberStatus, error) {
@@ -48,10 +49,15 @@ func (f *fakeFleet) GossipKeys(_ context.Context, op, key string) ([]gossip.KeyR
 	return []gossip.KeyResult{{Node: "lb1"}}, nil
 }
 
-func (f *fakeFleet) PushConfig(doc []byte, sig, by string, ifVersion uint64) (config.FleetVersion, error) {
+func (f *fakeFleet) PushConfig(doc []byte, sig, by string, ifVersion uint64, plan gossip.RolloutPlan) (config.FleetVersion, error) {
 	if !f.on {
 		return config.FleetVersion{}, node.ErrNoFleet
 	}
+	// As the node does: the plan against the document's nodes.
+	if err := plan.Validate([]string{"lb1", "lb2"}); err != nil {
+		return config.FleetVersion{}, err
+	}
+	f.plans = append(f.plans, plan)
 	switch string(doc) {
 	case "unsigned":
 		return config.FleetVersion{}, fmt.Errorf("%w: %w: this node trusts only documents signed by 0123456789ab", node.ErrPushSignature, config.ErrUnsigned)
@@ -74,7 +80,8 @@ func (f *fakeFleet) ConfigHistory() ([]config.FleetEntry, error) {
 	return []config.FleetEntry{{FleetVersion: config.FleetVersion{Version: 1, Hash: "ab", Origin: "lb1"}, PushedBy: "ops"}}, nil
 }
 
-func (f *fakeFleet) RollbackConfig(v uint64, by string) (config.FleetVersion, error) {
+func (f *fakeFleet) RollbackConfig(v uint64, by string, plan gossip.RolloutPlan) (config.FleetVersion, error) {
+	f.plans = append(f.plans, plan)
 	if v == 9 {
 		return config.FleetVersion{}, fmt.Errorf("%w: version 9 is not in this node's history", node.ErrPushInvalid)
 	}
@@ -169,6 +176,29 @@ func TestFleetEndpoints(t *testing.T) {
 	code, body = post(t, c, "/v1/config/push", `{"document": "stale", "if_version": 3}`)
 	if e := decodeError(t, body); code != 409 || e.Code != CodeConflict {
 		t.Errorf("stale push: %d %+v", code, e)
+	}
+
+	// The rollout plan (issue 14: --canary, --canary-hold, --order): a bad one is 400 with a clear
+	// message, a good one reaches the fleet as given.
+	for _, bad := range []struct{ body, want string }{
+		{`{"document": "x", "order": "sideways"}`, `order "sideways": want backups-first or all`},
+		{`{"document": "x", "canary": ["lb9"]}`, `canary "lb9": the document names no such node`},
+		{`{"document": "x", "canary_hold": "soon"}`, `canary_hold "soon"`},
+	} {
+		code, body := post(t, c, "/v1/config/push", bad.body)
+		if e := decodeError(t, body); code != 400 || e.Code != CodeBadRequest || !strings.Contains(e.Message, bad.want) {
+			t.Errorf("%s: %d %+v", bad.body, code, e)
+		}
+	}
+	f.plans = nil
+	if code, body := post(t, c, "/v1/config/push", `{"document": "x", "order": "all", "canary": ["lb2"], "canary_hold": "3s"}`); code != 200 {
+		t.Fatalf("push with a plan: %d %s", code, body)
+	}
+	if code, body := post(t, c, "/v1/config/rollback", `{"version": 1, "canary": ["lb1"]}`); code != 200 {
+		t.Fatalf("rollback with a plan: %d %s", code, body)
+	}
+	if got := fmt.Sprintf("%+v", f.plans); got != "[{Order:all Canary:[lb2] CanaryHold:3s} {Order: Canary:[lb1] CanaryHold:0s}]" {
+		t.Errorf("plans that reached the fleet: %s", got)
 	}
 
 	if code, _, body := do(t, c, "GET", "/v1/config/history"); code != 200 || !strings.Contains(string(body), `"pushed_by": "ops"`) {

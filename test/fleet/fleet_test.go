@@ -165,7 +165,12 @@ func (l *lab) metrics(name string) (string, error) {
 
 // cli runs a vigil client command against name's daemon.
 func (l *lab) cli(name string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	return l.cliWithin(20*time.Second, name, args...)
+}
+
+// cliWithin is cli, killed after timeout.
+func (l *lab) cliWithin(timeout time.Duration, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	args = append(args, "--socket", peer.VigilAdminSocket(l.lab.Node(name)))
 	out, err := exec.CommandContext(ctx, l.bin, args...).CombinedOutput()
