@@ -15,10 +15,12 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vigil
 
-# Installs what the tests need from Debian's packages on first use.
+# Installs what the tests need from Debian's packages on first use, and builds Jaeger (the trace
+# backend of test/tracing) from its own module in test/jaeger once into its cache.
 deps:
 	@bash test/deps.sh
 	@bash test/vm/deps.sh
+	@bash test/jaeger/build.sh >/dev/null
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
