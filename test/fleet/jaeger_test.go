@@ -1,0 +1,91 @@
+package fleet
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"vigil/test/netlab"
+	"vigil/test/peer"
+	"vigil/test/tracing"
+)
+
+// jaegerAddr is the lab node running Jaeger.
+var jaegerAddr = netip.MustParseAddr("192.0.2.60")
+
+// startJaeger adds a node running Jaeger to the lab; the daemons' environment to export to it.
+func (l *lab) startJaeger(t *testing.T) (*tracing.Jaeger, []string) {
+	t.Helper()
+	nd := l.addNode("j1", jaegerAddr)
+	j := tracing.StartForTest(t, nd, jaegerAddr)
+	return j, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + j.OTLPHTTPEndpoint(), "OTEL_BSP_SCHEDULE_DELAY=100"}
+}
+
+// TestFailoverTraceInJaeger (issue 15): two gossiping nodes export to a real Jaeger; the
+// master's link is cut; Jaeger then holds exactly one vrrp.transition to master from the
+// survivor, by the master-down timer, lasting less than its Master_Down_Interval (decision to
+// effect), with vip.add and garp.send children, and linked (FOLLOWS_FROM) to the old master's
+// transition span, which Jaeger holds too.
+func TestFailoverTraceInJaeger(t *testing.T) {
+	l := newLab(t, 2)
+	j, env := l.startJaeger(t)
+	start := func(name string, prio int) {
+		y := peer.VigilYAML(name, []peer.Instance{vr(prio)}) + l.gossipYAML(name, "test", l.keyring)
+		p, err := peer.StartVigilYAMLWith(l.lab.Node(name), l.bin, y, netlab.StartOptions{Env: env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.procs[name] = p
+	}
+	start("n1", 200)
+	l.waitHolders([]string{"n1"}, 10*time.Second, "n1")
+	start("n2", 100)
+	l.waitMembers([]string{"n1", "n2"}, allState([]string{"n1", "n2"}, "alive"), 30*time.Second)
+	q1 := tracing.Query{Service: "vigil", Operation: "vrrp.transition", Tags: map[string]string{"service.instance.id": "n1", "vigil.vrrp.state": "master"}}
+	old, err := j.WaitTraces(q1, 20*time.Second, func(ts []tracing.Trace) bool { return len(ts) == 1 })
+	if err != nil {
+		t.Fatalf("n1's takeover in Jaeger: %v (%d traces)", err, len(old))
+	}
+	time.Sleep(time.Second) // n2 has n1's summary, with that span
+	if err := l.lab.Node("n1").LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	l.waitHolders([]string{"n2"}, 10*time.Second, "n2")
+	q2 := tracing.Query{Service: "vigil", Operation: "vrrp.transition", Tags: map[string]string{"service.instance.id": "n2", "vigil.vrrp.state": "master"}}
+	ts, err := j.WaitTraces(q2, 20*time.Second, func(ts []tracing.Trace) bool { return len(ts) >= 1 && len(ts[0].Spans) >= 3 })
+	if err != nil || len(ts) != 1 {
+		t.Fatalf("n2's takeover in Jaeger: %v, %d traces, want 1", err, len(ts))
+	}
+	spans := ts[0].SpansNamed("vrrp.transition")
+	if len(spans) != 1 {
+		t.Fatalf("%d vrrp.transition spans in the takeover's trace", len(spans))
+	}
+	s := spans[0]
+	if r, _ := s.Tag("vigil.vrrp.reason"); r != "master_down_timer" {
+		t.Errorf("reason %v, want master_down_timer", r)
+	}
+	mdi := 3*iv + time.Duration(256-100)*iv/256
+	if s.Duration <= 0 || s.Duration >= mdi {
+		t.Errorf("the takeover span lasted %v: want within (0, %v)", s.Duration, mdi)
+	}
+	kids := map[string]bool{}
+	for _, c := range ts[0].Spans {
+		if p, ok := c.Parent(); ok && p == s.SpanID {
+			kids[c.OperationName] = true
+		}
+	}
+	if !kids["vip.add"] || !kids["garp.send"] {
+		t.Errorf("children %v, want vip.add and garp.send", kids)
+	}
+	oldSpan := old[0].SpansNamed("vrrp.transition")[0]
+	linked := false
+	for _, r := range s.References {
+		if r.RefType == tracing.FollowsFrom && r.SpanID == oldSpan.SpanID {
+			linked = true
+		}
+	}
+	if !linked {
+		t.Errorf("n2's takeover references %+v, want FOLLOWS_FROM n1's takeover span %s", s.References, oldSpan.SpanID)
+	}
+	t.Logf("takeover span on n2: %v (decision to effect); Master_Down_Interval %v", s.Duration, mdi)
+}
