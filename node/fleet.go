@@ -106,6 +106,8 @@ type fleet struct {
 	// node's handoff.go), set before the cluster runs.
 	startCfg *config.Config
 	serve    func(ctx context.Context, from, method string, body []byte) ([]byte, error)
+	// tracer makes the fleet's spans (config.propose, config.apply).
+	tracer trace.Tracer
 	// masters are the fleet masters arbitration follows, fed the ping
 	// time each instance was last fed (run's goroutine).
 	masters []gossip.FleetMaster
@@ -159,7 +161,7 @@ func newFleet(cfg *config.Config, log *slog.Logger, reg *telemetry.Registry, che
 	if err != nil {
 		return nil, fmt.Errorf("gossip on %s: %w", g.Bind, err)
 	}
-	*f = fleet{log: log, self: cfg.Node.Name, cl: cl, startCfg: cfg, checks: checks, arbitrate: g.Arbitrate, metrics: reg.NewFleet(),
+	*f = fleet{log: log, self: cfg.Node.Name, cl: cl, startCfg: cfg, tracer: reg.Tracer, checks: checks, arbitrate: g.Arbitrate, metrics: reg.NewFleet(),
 		started: time.Now(), kick: make(chan struct{}, 1), cfg: cfg, startGossip: g, published: map[[2]string][]byte{},
 		summaryAt: map[string]summarySeen{}, members: map[string]gossip.Member{}, pings: map[string]time.Time{},
 		pinging: map[string]context.CancelFunc{}, disagree: map[lb.RealServerID]bool{}, decoded: map[gossip.RowID]decodedHealth{}, decodedVRRP: map[gossip.RowID]decodedInstance{}, fed: map[string]time.Time{}}

@@ -1,6 +1,11 @@
 package node
 
 import (
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"cmp"
 	"context"
 	"errors"
@@ -9,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"vigil/vrrp/router"
 
 	"vigil/config"
 	"vigil/gossip"
@@ -65,6 +71,9 @@ type fleetConfig struct {
 	rejected *telemetry.ConfigRejected
 	// ro is the rollout gate's and lost pushes' bookkeeping (fleetrollout.go).
 	ro rolloutState
+	// trace is the applied version's push trace (its announcement's), kept
+	// in this node's re-announcement so members applying later join it.
+	trace string
 }
 
 // fetchRetry is how long a node waits before fetching a document again.
@@ -150,7 +159,24 @@ func (fc *fleetConfig) highest() uint64 {
 // push checks doc's signature sig ("" unsigned), validates doc for every
 // node it names, and plan against them, numbers it and announces it with
 // its plan.
-func (fc *fleetConfig) push(doc []byte, sig, pushedBy string, ifVersion uint64, plan gossip.RolloutPlan) (config.FleetVersion, error) {
+func (fc *fleetConfig) push(ctx context.Context, doc []byte, sig, pushedBy string, ifVersion uint64, plan gossip.RolloutPlan) (v config.FleetVersion, err error) {
+	// config.propose (issue 15): a child of the CLI's config.push when the
+	// request carried its context; its own context rides in the
+	// announcement, so every node's config.apply joins the same trace.
+	_, span := fc.tracer().Start(ctx, "config.propose", trace.WithSpanKind(trace.SpanKindServer))
+	defer func() {
+		span.SetAttributes(attribute.Int64("vigil.config.version", int64(v.Version)), attribute.String("vigil.config.hash", v.Hash))
+		endSpan(span, err)
+	}()
+	tp := ""
+	if sc := span.SpanContext(); sc.IsValid() {
+		tp = router.TraceParent(sc)
+	}
+	return fc.propose(doc, sig, pushedBy, ifVersion, plan, tp)
+}
+
+// propose is push's work; tp is the propose span's traceparent ("" none).
+func (fc *fleetConfig) propose(doc []byte, sig, pushedBy string, ifVersion uint64, plan gossip.RolloutPlan, tp string) (config.FleetVersion, error) {
 	keyID, err := fc.verifyPush(doc, sig)
 	if err != nil {
 		return config.FleetVersion{}, err
@@ -180,7 +206,7 @@ func (fc *fleetConfig) push(doc []byte, sig, pushedBy string, ifVersion uint64, 
 	fc.docs[v.Hash] = doc
 	fc.ro.pushed[v] = true
 	fc.mu.Unlock()
-	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: len(doc), PushedBy: pushedBy, Signature: sig, KeyID: keyID, Plan: plan}
+	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: len(doc), PushedBy: pushedBy, Signature: sig, KeyID: keyID, Plan: plan, Trace: tp}
 	if !fc.f.put(gossip.KindConfig, gossip.KeyConfig, a.Encode, true) {
 		return config.FleetVersion{}, fmt.Errorf("announcing fleet version %d failed (see the log)", v.Version)
 	}
@@ -239,8 +265,22 @@ func (fc *fleetConfig) step(ctx context.Context) {
 	}()
 }
 
-// applyVersion fetches, checks, composes, applies and records one version.
-func (fc *fleetConfig) applyVersion(ctx context.Context, a gossip.ConfigAnnouncement) error {
+// applyVersion fetches, checks, composes, applies and records one
+// version, as a config.apply span in the push's trace (the announcement's
+// context; a root span when it has none).
+func (fc *fleetConfig) applyVersion(ctx context.Context, a gossip.ConfigAnnouncement) (err error) {
+	sctx := context.Background()
+	if sc := router.ParseTraceParent(a.Trace); sc.IsValid() {
+		sctx = trace.ContextWithRemoteSpanContext(sctx, sc)
+	}
+	_, span := fc.tracer().Start(sctx, "config.apply", trace.WithAttributes(attribute.Int64("vigil.config.version", int64(a.Version)),
+		attribute.String("vigil.config.hash", a.Hash), attribute.String("vigil.config.origin", a.Origin)))
+	defer func() { endSpan(span, err) }()
+	return fc.applyDocument(ctx, a)
+}
+
+// applyDocument is applyVersion's work.
+func (fc *fleetConfig) applyDocument(ctx context.Context, a gossip.ConfigAnnouncement) error {
 	v := versionOf(a)
 	doc, err := fc.document(ctx, a)
 	if err != nil {
@@ -279,7 +319,7 @@ func (fc *fleetConfig) applyVersion(ctx context.Context, a gossip.ConfigAnnounce
 		fc.f.log.Error("fleet configuration applied but not recorded", "version", v.Version, "err", err)
 	}
 	fc.mu.Lock()
-	fc.applied, fc.pushedBy, fc.sig, fc.ro.plan = v, a.PushedBy, a.Signature, a.Plan
+	fc.applied, fc.pushedBy, fc.sig, fc.ro.plan, fc.trace = v, a.PushedBy, a.Signature, a.Plan, a.Trace
 	fc.docs[v.Hash] = doc
 	fc.mu.Unlock()
 	fc.f.log.Info("fleet configuration applied", "version", v.Version, "hash", v.Hash[:12], "origin", v.Origin, "pushed_by", a.PushedBy, "key_id", keyID)
@@ -325,13 +365,13 @@ func (fc *fleetConfig) document(ctx context.Context, a gossip.ConfigAnnouncement
 // the push has restarted (its rows of the earlier run are withdrawn).
 func (fc *fleetConfig) announceApplied() {
 	fc.mu.Lock()
-	v, by, sig, plan := fc.applied, fc.pushedBy, fc.sig, fc.ro.plan
+	v, by, sig, plan, tp := fc.applied, fc.pushedBy, fc.sig, fc.ro.plan, fc.trace
 	size := len(fc.docs[v.Hash])
 	fc.mu.Unlock()
 	if v.Version == 0 {
 		return
 	}
-	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: size, PushedBy: by, Signature: sig, KeyID: signerID(sig), Plan: plan}
+	a := gossip.ConfigAnnouncement{Version: v.Version, Hash: v.Hash, Origin: v.Origin, Size: size, PushedBy: by, Signature: sig, KeyID: signerID(sig), Plan: plan, Trace: tp}
 	fc.f.put(gossip.KindConfig, gossip.KeyConfig, a.Encode, false)
 }
 
@@ -352,7 +392,7 @@ func (fc *fleetConfig) history() ([]config.FleetEntry, error) {
 // rollback pushes the document of an applied version again, as a new
 // version (versions never go backwards), with its signature; n 0 is the
 // one before the applied version.
-func (fc *fleetConfig) rollback(n uint64, pushedBy string, plan gossip.RolloutPlan) (config.FleetVersion, error) {
+func (fc *fleetConfig) rollback(ctx context.Context, n uint64, pushedBy string, plan gossip.RolloutPlan) (config.FleetVersion, error) {
 	h, err := fc.history()
 	if err != nil {
 		return config.FleetVersion{}, err
@@ -374,5 +414,22 @@ func (fc *fleetConfig) rollback(n uint64, pushedBy string, plan gossip.RolloutPl
 	if err != nil {
 		return config.FleetVersion{}, err
 	}
-	return fc.push(doc, h[i].Signature, pushedBy, 0, plan)
+	return fc.push(ctx, doc, h[i].Signature, pushedBy, 0, plan)
+}
+
+// tracer is the node's tracer (a no-op one when tracing is off).
+func (fc *fleetConfig) tracer() trace.Tracer {
+	if fc.f == nil || fc.f.tracer == nil {
+		return noop.NewTracerProvider().Tracer("vigil")
+	}
+	return fc.f.tracer
+}
+
+// endSpan ends span, with err as its status.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }

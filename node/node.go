@@ -224,11 +224,11 @@ func (n *Node) FleetStatus() (FleetStatus, error) {
 // highest version. sig is its signature ("" unsigned): with trusted keys
 // in the local file, one by them is required (ErrPushSignature). plan is
 // how it rolls out (canaries, order).
-func (n *Node) PushConfig(doc []byte, sig, pushedBy string, ifVersion uint64, plan gossip.RolloutPlan) (config.FleetVersion, error) {
+func (n *Node) PushConfig(ctx context.Context, doc []byte, sig, pushedBy string, ifVersion uint64, plan gossip.RolloutPlan) (config.FleetVersion, error) {
 	if n.fleet == nil {
 		return config.FleetVersion{}, ErrNoFleet
 	}
-	return n.fleet.cfgs.push(doc, sig, pushedBy, ifVersion, plan)
+	return n.fleet.cfgs.push(ctx, doc, sig, pushedBy, ifVersion, plan)
 }
 
 // ConfigHistory returns the fleet versions this node applied, oldest
@@ -242,11 +242,11 @@ func (n *Node) ConfigHistory() ([]config.FleetEntry, error) {
 
 // RollbackConfig pushes again, as a new version, the document of fleet
 // version v from this node's history (0: the one before the applied one).
-func (n *Node) RollbackConfig(v uint64, pushedBy string, plan gossip.RolloutPlan) (config.FleetVersion, error) {
+func (n *Node) RollbackConfig(ctx context.Context, v uint64, pushedBy string, plan gossip.RolloutPlan) (config.FleetVersion, error) {
 	if n.fleet == nil {
 		return config.FleetVersion{}, ErrNoFleet
 	}
-	return n.fleet.cfgs.rollback(v, pushedBy, plan)
+	return n.fleet.cfgs.rollback(ctx, v, pushedBy, plan)
 }
 
 // GossipKeys runs a fleet-wide keyring operation: op is list, install, use

@@ -285,9 +285,14 @@ func pushFlags(cmd *cobra.Command, socket, pushedBy *string, wait *bool, timeout
 
 // sendPush posts a push or rollback request, prints the version the fleet
 // got and, with wait, waits for it (vigil config push, rollback).
-func sendPush(cmd *cobra.Command, what, path string, request any, socket string, wait bool, timeout time.Duration) error {
+func sendPush(cmd *cobra.Command, what, path string, request any, socket string, wait bool, timeout time.Duration) (err error) {
+	// The push's trace (issue 15): config.push here, config.propose on the
+	// node that takes it, config.apply on every node, one waterfall. The
+	// CLI exports only where the OTEL_* variables say.
+	ctx, end := cliSpan(cmd.Context(), "config."+what)
+	defer func() { end(err) }()
 	req, _ := json.Marshal(request)
-	body, err := adminSend(cmd.Context(), socket, "POST", path, req, 30*time.Second)
+	body, err := adminSend(ctx, socket, "POST", path, req, 30*time.Second)
 	if err != nil {
 		return &exitError{code: 1, msg: "vigil config " + what + ": " + err.Error()}
 	}

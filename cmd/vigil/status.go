@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/propagation"
 	"io"
 	"net"
 	"net/http"
@@ -152,6 +153,8 @@ func adminSend(ctx context.Context, socket, method, path string, body []byte, ti
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
+	// The caller's span, if any, continues on the daemon (W3C traceparent).
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

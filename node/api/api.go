@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/propagation"
 	"log/slog"
 	"net/http"
 	"path"
@@ -69,9 +70,11 @@ type FleetSource interface {
 	Members() ([]node.MemberStatus, error)
 	FleetStatus() (node.FleetStatus, error)
 	GossipKeys(ctx context.Context, op, key string) ([]gossip.KeyResult, error)
-	PushConfig(doc []byte, sig, pushedBy string, ifVersion uint64, plan gossip.RolloutPlan) (config.FleetVersion, error)
+	// PushConfig and RollbackConfig take the request's context, with the
+	// CLI's span when it sent a traceparent.
+	PushConfig(ctx context.Context, doc []byte, sig, pushedBy string, ifVersion uint64, plan gossip.RolloutPlan) (config.FleetVersion, error)
 	ConfigHistory() ([]config.FleetEntry, error)
-	RollbackConfig(v uint64, pushedBy string, plan gossip.RolloutPlan) (config.FleetVersion, error)
+	RollbackConfig(ctx context.Context, v uint64, pushedBy string, plan gossip.RolloutPlan) (config.FleetVersion, error)
 	Failover(ctx context.Context, instance, to string, force bool) (node.HandoffResult, error)
 	Drain(ctx context.Context, target string, drain, force bool) (node.DrainResult, error)
 }
@@ -290,7 +293,7 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 		var v config.FleetVersion
 		plan, err := pr.Plan()
 		if err == nil {
-			v, err = h.Fleet.PushConfig([]byte(pr.Document), pr.Signature, pr.PushedBy, pr.IfVersion, plan)
+			v, err = h.Fleet.PushConfig(traced(req), []byte(pr.Document), pr.Signature, pr.PushedBy, pr.IfVersion, plan)
 		}
 		if err != nil {
 			log.Warn("admin API: fleet push refused", "err", err)
@@ -327,7 +330,7 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 		var v config.FleetVersion
 		plan, err := rr.Plan()
 		if err == nil {
-			v, err = h.Fleet.RollbackConfig(rr.Version, rr.PushedBy, plan)
+			v, err = h.Fleet.RollbackConfig(traced(req), rr.Version, rr.PushedBy, plan)
 		}
 		if err != nil {
 			log.Warn("admin API: fleet rollback refused", "err", err)
@@ -510,4 +513,10 @@ func serve(next http.Handler, rec *statusRecorder, r *http.Request, log *slog.Lo
 			Message: "internal error while serving " + r.Method + " " + r.URL.Path + " (logged by the daemon)"})
 	})
 	next.ServeHTTP(rec, r)
+}
+
+// traced is the request's context with the caller's span (a W3C
+// traceparent header), if it sent one.
+func traced(req *http.Request) context.Context {
+	return propagation.TraceContext{}.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
 }

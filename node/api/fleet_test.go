@@ -49,7 +49,7 @@ func (f *fakeFleet) GossipKeys(_ context.Context, op, key string) ([]gossip.KeyR
 	return []gossip.KeyResult{{Node: "lb1"}}, nil
 }
 
-func (f *fakeFleet) PushConfig(doc []byte, sig, by string, ifVersion uint64, plan gossip.RolloutPlan) (config.FleetVersion, error) {
+func (f *fakeFleet) PushConfig(_ context.Context, doc []byte, sig, by string, ifVersion uint64, plan gossip.RolloutPlan) (config.FleetVersion, error) {
 	if !f.on {
 		return config.FleetVersion{}, node.ErrNoFleet
 	}
@@ -80,7 +80,7 @@ func (f *fakeFleet) ConfigHistory() ([]config.FleetEntry, error) {
 	return []config.FleetEntry{{FleetVersion: config.FleetVersion{Version: 1, Hash: "ab", Origin: "lb1"}, PushedBy: "ops"}}, nil
 }
 
-func (f *fakeFleet) RollbackConfig(v uint64, by string, plan gossip.RolloutPlan) (config.FleetVersion, error) {
+func (f *fakeFleet) RollbackConfig(_ context.Context, v uint64, by string, plan gossip.RolloutPlan) (config.FleetVersion, error) {
 	f.plans = append(f.plans, plan)
 	if v == 9 {
 		return config.FleetVersion{}, fmt.Errorf("%w: version 9 is not in this node's history", node.ErrPushInvalid)

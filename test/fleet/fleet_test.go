@@ -44,6 +44,8 @@ type lab struct {
 	// follow makes the nodes follow fleet pushes (state in the lab directory);
 	// fleetKeys adds keys to a node's fleet: section (", trusted_keys: [...]").
 	follow    bool
+	// env is added to the daemons' environment (OTEL_* to a lab Jaeger).
+	env []string
 	fleetKeys map[string]string
 }
 
@@ -142,7 +144,7 @@ func (l *lab) start(name string, insts []peer.Instance, cluster, keyring string)
 	if len(insts) == 0 {
 		y = strings.Replace(y, "node: { name: "+name+" }", "node: { name: "+name+", allow_empty: true }", 1)
 	}
-	p, err := peer.StartVigilYAML(l.lab.Node(name), l.bin, y, "--log-level", "info")
+	p, err := peer.StartVigilYAMLWith(l.lab.Node(name), l.bin, y, netlab.StartOptions{Env: l.env}, "--log-level", "info")
 	if err != nil {
 		l.t.Fatal(err)
 	}

@@ -1,7 +1,10 @@
 package fleet
 
 import (
+	"context"
+	"fmt"
 	"net/netip"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -88,4 +91,63 @@ func TestFailoverTraceInJaeger(t *testing.T) {
 		t.Errorf("n2's takeover references %+v, want FOLLOWS_FROM n1's takeover span %s", s.References, oldSpan.SpanID)
 	}
 	t.Logf("takeover span on n2: %v (decision to effect); Master_Down_Interval %v", s.Duration, mdi)
+}
+
+// TestPushTraceInJaeger (issue 15): "one config.push trace holding a config.apply child per
+// node": three following nodes and the CLI export to a real Jaeger; a push made with --wait from
+// a lab node is one trace: the CLI's config.push, the config.propose of the node that took it
+// as its child, and a config.apply on each node under that, carried by the gossip announcement.
+func TestPushTraceInJaeger(t *testing.T) {
+	l := newLab(t, 3)
+	j, env := l.startJaeger(t)
+	l.follow, l.env = true, env
+	all := []string{"n1", "n2", "n3"}
+	for _, n := range all {
+		l.start(n, []peer.Instance{vr(100)}, "test", "")
+	}
+	l.waitMembers(all, allState(all, "alive"), 30*time.Second)
+	path := l.docFile(t, fleetDoc("eth0"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	args := append([]string{"netns", "exec", l.lab.Node("n3").NS, "env"}, env...)
+	args = append(args, l.bin, "config", "push", path, "--wait", "--timeout", "30s", "--socket", peer.VigilAdminSocket(l.lab.Node("n2")))
+	ipPath, err := netlab.IPPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.CommandContext(ctx, ipPath, args...).CombinedOutput(); err != nil {
+		t.Fatalf("push: %v\n%s", err, out)
+	}
+	q := tracing.Query{Service: "vigil", Operation: "config.push"}
+	ts, err := j.WaitTraces(q, 20*time.Second, func(ts []tracing.Trace) bool {
+		return len(ts) == 1 && len(ts[0].SpansNamed("config.apply")) == 3
+	})
+	if err != nil {
+		t.Fatalf("the push's trace: %v (%+v)", err, ts)
+	}
+	tr := ts[0]
+	push, propose := tr.SpansNamed("config.push"), tr.SpansNamed("config.propose")
+	if len(push) != 1 || len(propose) != 1 {
+		t.Fatalf("%d config.push and %d config.propose spans, want 1 each", len(push), len(propose))
+	}
+	if p, _ := propose[0].Parent(); p != push[0].SpanID {
+		t.Errorf("config.propose's parent %s, want config.push %s", p, push[0].SpanID)
+	}
+	if n, _ := propose[0].Process.Tag("service.instance.id"); n != "n2" {
+		t.Errorf("config.propose on %v, want n2 (the node that took the push)", n)
+	}
+	nodes := map[any]bool{}
+	for _, a := range tr.SpansNamed("config.apply") {
+		if p, _ := a.Parent(); p != propose[0].SpanID {
+			t.Errorf("a config.apply's parent is %s, want config.propose %s", p, propose[0].SpanID)
+		}
+		n, _ := a.Process.Tag("service.instance.id")
+		nodes[n] = true
+		if v, _ := a.Tag("vigil.config.version"); fmt.Sprint(v) != "1" {
+			t.Errorf("config.apply on %v: version %v, want 1", n, v)
+		}
+	}
+	if len(nodes) != 3 {
+		t.Errorf("config.apply on %v, want n1, n2 and n3", nodes)
+	}
 }
