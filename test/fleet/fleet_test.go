@@ -43,9 +43,9 @@ type lab struct {
 	profile, rejoin string
 	// follow makes the nodes follow fleet pushes (state in the lab directory);
 	// fleetKeys adds keys to a node's fleet: section (", trusted_keys: [...]").
-	follow    bool
+	follow bool
 	// env is added to the daemons' environment (OTEL_* to a lab Jaeger).
-	env []string
+	env       []string
 	fleetKeys map[string]string
 }
 

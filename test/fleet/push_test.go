@@ -154,3 +154,56 @@ func TestFleetPush(t *testing.T) {
 		t.Errorf("n1 after the rollback: %+v %v", st.Instances, err)
 	}
 }
+
+// TestFleetPushLateJoiner (issue 14): "a node joining later catches up" and "a node with
+// fleet.config not following ignores pushes": version 1 is pushed to n1 and n2; n3, started
+// afterwards and following, applies version 1 from the announcements gossip's state exchange
+// brings it; n4, started with the default fleet.config (ignore), keeps running its own file and
+// shows as not following.
+func TestFleetPushLateJoiner(t *testing.T) {
+	l := newLab(t, 4)
+	l.follow = true
+	local := []peer.Instance{vr(100)}
+	l.start("n1", local, "test", "")
+	l.start("n2", local, "test", "")
+	two := map[string]string{"n1": "alive", "n2": "alive"}
+	l.waitMembers([]string{"n1", "n2"}, two, 30*time.Second)
+	out, code := l.push(t, "n1", fleetDoc("eth0"))
+	if code != 0 || strings.Count(out, "applied version 1") != 2 {
+		t.Fatalf("push v1 to n1 and n2: exit %d:\n%s", code, out)
+	}
+
+	l.start("n3", local, "test", "")
+	l.follow = false
+	l.start("n4", local, "test", "")
+	all := map[string]string{"n1": "alive", "n2": "alive", "n3": "alive", "n4": "alive"}
+	l.waitMembers([]string{"n1", "n2", "n3", "n4"}, all, 30*time.Second)
+	if err := netlab.Poll(20*time.Second, 100*time.Millisecond, func() (bool, error) {
+		st, err := l.status("n3")
+		return err == nil && len(st.Instances) == 1 && len(st.Instances[0].VIPs) == 2, nil
+	}); err != nil {
+		st, _ := l.status("n3")
+		t.Fatalf("n3, joining later, did not catch up with version 1: %+v", st.Instances)
+	}
+	var n4 node.MemberStatus
+	if err := netlab.Poll(10*time.Second, 100*time.Millisecond, func() (bool, error) {
+		ms, err := l.members("n1")
+		if err != nil {
+			return false, nil
+		}
+		for _, m := range ms {
+			if m.Name == "n4" {
+				n4 = m
+			}
+		}
+		return n4.Drift == node.DriftNotFollowing, nil
+	}); err != nil {
+		t.Fatalf("n4 as n1 sees it: %+v", n4)
+	}
+	if n4.ConfigVersion != 0 {
+		t.Errorf("n4 reports fleet version %d, want none", n4.ConfigVersion)
+	}
+	if st, err := l.status("n4"); err != nil || len(st.Instances) != 1 || len(st.Instances[0].VIPs) != 1 {
+		t.Errorf("n4 no longer runs its own file (one VIP): %+v %v", st.Instances, err)
+	}
+}
