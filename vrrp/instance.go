@@ -518,8 +518,11 @@ func (i *Instance) GoBackup(now time.Time, cause Cause) []Action {
 	i.downTimer = now.Add(i.masterDownInterval())
 	i.sawResign, i.sawLower = false, false
 	i.preemptUntil = time.Time{}
+	prev := i.master
 	i.master = netip.Addr{}
-	return []Action{RemoveVIPs{}, i.change(now, StateBackup, cause)}
+	sc := i.change(now, StateBackup, cause)
+	sc.PreviousMaster = prev
+	return []Action{RemoveVIPs{}, sc}
 }
 
 // Resign is the old master's half of a coordinated handoff: Master →
@@ -836,8 +839,11 @@ func (i *Instance) stepDown(now time.Time, a *Advert, src netip.Addr, cause Caus
 	i.downTimer = now.Add(i.masterDownInterval())
 	i.sawResign, i.sawLower = false, false
 	i.preemptUntil = time.Time{}
+	prev := i.master
 	i.master, i.masterPriority = src, a.Priority
-	return []Action{RemoveVIPs{}, i.change(now, StateBackup, cause)}
+	sc := i.change(now, StateBackup, cause)
+	sc.PreviousMaster = prev
+	return []Action{RemoveVIPs{}, sc}
 }
 
 func (i *Instance) masterReceive(now time.Time, a *Advert, src netip.Addr) []Action {

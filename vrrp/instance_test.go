@@ -572,7 +572,8 @@ func TestStateChangeFields(t *testing.T) {
 	j, now := masterAt(t, nil)
 	acts := recv(t, j, now, 200, peer)
 	sc := acts[len(acts)-1].(vrrp.StateChange)
-	want := vrrp.StateChange{From: vrrp.StateMaster, To: vrrp.StateBackup, Cause: vrrp.CauseHigherPriority, Priority: 100, Master: peer, At: now}
+	// PreviousMaster: the master before the change, this instance itself.
+	want := vrrp.StateChange{From: vrrp.StateMaster, To: vrrp.StateBackup, Cause: vrrp.CauseHigherPriority, Priority: 100, Master: peer, PreviousMaster: us, At: now}
 	if !reflect.DeepEqual(sc, want) {
 		t.Fatalf("%+v\nwant %+v", sc, want)
 	}
