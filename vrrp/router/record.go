@@ -179,24 +179,24 @@ func (n *Router) runningVIPs() []vip.VIP {
 }
 
 // addVIPList adds VIPs for an instance.
-func (n *Router) addVIPList(in *instance, vs []vip.VIP) error {
+func (n *Router) addVIPList(name string, vs []vip.VIP) error {
 	if len(vs) == 0 {
 		return nil
 	}
 	if err := n.vips.Add(vs); err != nil {
-		n.log.Error("adding virtual addresses failed", "vrrp_instance", in.cfg.Name, "err", err)
+		n.log.Error("adding virtual addresses failed", "vrrp_instance", name, "err", err)
 		return err
 	}
 	return nil
 }
 
 // removeVIPList removes VIPs of an instance.
-func (n *Router) removeVIPList(in *instance, vs []vip.VIP) error {
+func (n *Router) removeVIPList(name string, vs []vip.VIP) error {
 	if len(vs) == 0 {
 		return nil
 	}
 	if err := n.vips.Remove(vs); err != nil {
-		n.log.Error("removing virtual addresses failed", "vrrp_instance", in.cfg.Name, "err", err)
+		n.log.Error("removing virtual addresses failed", "vrrp_instance", name, "err", err)
 		return err
 	}
 	return nil

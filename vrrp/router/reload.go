@@ -417,8 +417,9 @@ func (n *Router) commitUpdate(u *inPlace) {
 			gone, added := vipDelta(oldVIPs, in.vips)
 			// The removal always runs; the addition belongs to this
 			// mastership and is dropped if it ends first.
-			in.work.push(func() { n.removeVIPList(in, gone) })
-			in.work.pushJob(jobMaster, func() { n.addVIPList(in, added) })
+			name := in.cfg.Name
+			in.work.push(func() { n.removeVIPList(name, gone) })
+			in.work.pushJob(jobMaster, func() { n.addVIPList(name, added) })
 			n.log.Info("virtual addresses changed in place", "vrrp_instance", ic.Name, "added", fmt.Sprint(added), "removed", fmt.Sprint(gone))
 		}
 		in.met.VIPsChanged(vipAddrs(oldVIPs), in.addrs, in.core.State() == vrrp.StateMaster)
@@ -427,7 +428,8 @@ func (n *Router) commitUpdate(u *inPlace) {
 		closeAnnouncers(in.anns)
 		in.anns = u.anns
 		if in.core.State() == vrrp.StateMaster {
-			in.work.pushJob(jobMaster, func() { n.announce(in, false) })
+			w := in.snap()
+			in.work.pushJob(jobMaster, func() { n.announce(w, false) })
 		}
 	}
 }

@@ -815,12 +815,13 @@ func (n *Router) rxError(in *instance, s *sock, err error, rx vrrp.RxInfo) {
 // (trace.go) with the work it queues as children.
 func (n *Router) do(in *instance, acts []vrrp.Action) {
 	t := n.startTransition(in, acts)
+	w := in.snap()
 	for _, a := range acts {
 		switch a := a.(type) {
 		case vrrp.SendAdvert:
 			n.send(in, a.Advert)
 		case vrrp.AddVIPs:
-			in.work.pushJob(jobMaster, t.child(spanVIPAdd, func() { t.failed(n.addVIPs(in)) }))
+			in.work.pushJob(jobMaster, t.child(spanVIPAdd, func() { t.failed(n.addVIPs(in, w)) }))
 		case vrrp.RemoveVIPs:
 			// Stop announcing now, from here: a burst in progress on the
 			// worker ends at its next message, and the removal is the
@@ -828,12 +829,12 @@ func (n *Router) do(in *instance, acts []vrrp.Action) {
 			for _, da := range in.anns {
 				da.ann.Cancel()
 			}
-			in.work.pushJob(jobRelease, t.child(spanVIPRemove, func() { t.failed(n.removeVIPs(in)) }))
+			in.work.pushJob(jobRelease, t.child(spanVIPRemove, func() { t.failed(n.removeVIPs(in, w)) }))
 		case vrrp.Announce:
 			if a.LowerPrio {
-				in.work.pushJob(jobLowerPrio, func() { n.announce(in, true) })
+				in.work.pushJob(jobLowerPrio, func() { n.announce(w, true) })
 			} else {
-				in.work.pushJob(jobMaster, t.child(spanAnnounce, func() { n.announce(in, false) }))
+				in.work.pushJob(jobMaster, t.child(spanAnnounce, func() { n.announce(w, false) }))
 			}
 		case vrrp.StateChange:
 			n.stateChange(in, a, t)
@@ -865,33 +866,49 @@ func (n *Router) send(in *instance, adv vrrp.Advert) {
 	}
 }
 
-func (n *Router) addVIPs(in *instance) error {
-	err := n.addVIPList(in, in.vips)
-	in.met.VIPsOwned(in.addrs)
+// workSnap is what an instance's worker jobs use, taken under the
+// router's lock when they are queued: a reload replaces these fields of
+// the instance (under the lock) while a job may be running.
+type workSnap struct {
+	name            string
+	vips            []vip.VIP
+	addrs           []netip.Addr
+	anns            []devAnnouncer
+	lowerPrioRepeat int
+}
+
+// snap takes the instance's workSnap. Called with n.mu held.
+func (in *instance) snap() workSnap {
+	return workSnap{name: in.cfg.Name, vips: in.vips, addrs: in.addrs, anns: in.anns, lowerPrioRepeat: in.cfg.GARP.LowerPrioRepeat}
+}
+
+func (n *Router) addVIPs(in *instance, w workSnap) error {
+	err := n.addVIPList(w.name, w.vips)
+	in.met.VIPsOwned(w.addrs)
 	return err
 }
 
-func (n *Router) removeVIPs(in *instance) error {
-	for _, da := range in.anns {
+func (n *Router) removeVIPs(in *instance, w workSnap) error {
+	for _, da := range w.anns {
 		da.ann.Cancel()
 	}
-	err := n.removeVIPList(in, in.vips)
-	in.met.VIPsReleased(in.addrs)
+	err := n.removeVIPList(w.name, w.vips)
+	in.met.VIPsReleased(w.addrs)
 	return err
 }
 
-func (n *Router) announce(in *instance, lowerPrio bool) {
-	if lowerPrio && in.cfg.GARP.LowerPrioRepeat == 0 {
+func (n *Router) announce(w workSnap, lowerPrio bool) {
+	if lowerPrio && w.lowerPrioRepeat == 0 {
 		return // garp lower_prio_repeat 0: no re-announcement (strict mode's default)
 	}
-	for _, da := range in.anns {
+	for _, da := range w.anns {
 		burst := da.ann.Burst
 		if lowerPrio {
 			burst = da.ann.BurstLowerPrio
 		}
 		// Every message is counted by the announcer's OnSent.
 		if _, err := burst(da.addrs); err != nil {
-			n.log.Error("gratuitous ARP / neighbour advertisement failed", "vrrp_instance", in.cfg.Name, "err", err)
+			n.log.Error("gratuitous ARP / neighbour advertisement failed", "vrrp_instance", w.name, "err", err)
 		}
 	}
 }
