@@ -132,18 +132,28 @@ func TestFleetSignedPush(t *testing.T) {
 	}
 
 	// n1 without trusted keys takes an unsigned push (version 2: the refusals used none) and
-	// applies it; n2 and n3 refuse it and keep version 1.
+	// applies it; n2 and n3 keep version 1: each refuses it, or, when the other refused first, is
+	// held back by the stopped rollout (--order all: neither waits for the other's turn).
 	if err := l.procs["n1"].Stop(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	l.fleetKeys["n1"] = ""
 	l.start("n1", local, "test", "")
 	l.waitMembers([]string{"n1", "n2", "n3"}, all, 30*time.Second)
-	out, code = l.pushFile(t, "n1", unsigned)
+	out, code = l.pushFile(t, "n1", unsigned, "--order", "all")
 	t.Logf("unsigned push through n1 (no trusted keys):\n%s", out)
-	if code == 0 || !strings.Contains(out, "n1: applied version 2") || !strings.Contains(out, "n2: FAILED version 2") ||
-		!strings.Contains(out, "n3: FAILED version 2") || !strings.Contains(out, "failed on n2, n3") {
-		t.Fatalf("unsigned push through n1: exit %d:\n%s", code, out)
+	refused := map[string]bool{}
+	for _, n := range []string{"n2", "n3"} {
+		switch {
+		case strings.Contains(out, n+": FAILED version 2 (runs 1): fleet v2 refused: the document is not signed"):
+			refused[n] = true
+		case strings.Contains(out, n+": held back, the rollout stopped (runs 1)"):
+		default:
+			t.Errorf("%s neither refused version 2 nor was held back", n)
+		}
+	}
+	if code == 0 || !strings.Contains(out, "n1: applied version 2") || len(refused) == 0 {
+		t.Fatalf("unsigned push through n1: exit %d, refused by %v:\n%s", code, refused, out)
 	}
 	ms, err := l.members("n1")
 	if err != nil {
@@ -151,16 +161,23 @@ func TestFleetSignedPush(t *testing.T) {
 	}
 	for _, n := range []string{"n2", "n3"} {
 		i := slices.IndexFunc(ms, func(m node.MemberStatus) bool { return m.Name == n })
-		if i < 0 || ms[i].ConfigVersion != 1 || !strings.Contains(ms[i].ConfigError, "fleet v2 refused: the document is not signed") {
-			t.Errorf("%s as n1 sees it: %+v", n, ms)
+		if i < 0 || ms[i].ConfigVersion != 1 || refused[n] != strings.Contains(ms[i].ConfigError, "fleet v2 refused: the document is not signed") {
+			t.Errorf("%s as n1 sees it (refused: %v): %+v", n, refused[n], ms)
 		}
 	}
 	if st, err := l.status("n3"); err != nil || st.Instances[0].EffectivePriority != 100 {
 		t.Errorf("n3 does not run version 1: %+v %v", st, err)
 	}
+	// n2 counted the unsigned push it took itself; each follower that refused version 2 counts it.
+	count := func(n string, base int) string {
+		if refused[n] {
+			base++
+		}
+		return fmt.Sprintf(`reason="unsigned"} %d`, base)
+	}
 	wantMetric := map[string][]string{
-		"n2": {`reason="unsigned"} 2`, `reason="untrusted_key"} 1`, `reason="bad_signature"} 1`},
-		"n3": {`reason="unsigned"} 1`, `reason="untrusted_key"} 0`},
+		"n2": {count("n2", 1), `reason="untrusted_key"} 1`, `reason="bad_signature"} 1`},
+		"n3": {count("n3", 0), `reason="untrusted_key"} 0`},
 		"n1": {`reason="unsigned"} 0`},
 	}
 	for n, want := range wantMetric {
