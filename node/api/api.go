@@ -256,51 +256,21 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, st)
 	})
-	r.handle("POST", "/v1/gossip/keys", func(w http.ResponseWriter, req *http.Request) {
-		if h.Fleet == nil {
-			notImplemented(w, "the fleet")
-			return
-		}
-		var kr KeysRequest
-		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 4096)).Decode(&kr); err != nil {
-			WriteError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "unreadable request: " + err.Error()})
-			return
-		}
+	fleetPost(r, h, log, "/v1/gossip/keys", 4096, func(ctx context.Context, kr KeysRequest) (any, error) {
 		switch kr.Op {
 		case "list", "install", "use", "remove":
 		default:
-			WriteError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: fmt.Sprintf("unknown key operation %q (want list, install, use or remove)", kr.Op)})
-			return
+			return nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: fmt.Sprintf("unknown key operation %q (want list, install, use or remove)", kr.Op)}
 		}
-		res, err := h.Fleet.GossipKeys(req.Context(), kr.Op, kr.Key)
-		if err != nil {
-			log.Warn("admin API: gossip key operation failed", "op", kr.Op, "err", err)
-			writeErr(w, fleetErr(err))
-			return
-		}
-		writeJSON(w, http.StatusOK, res)
+		return h.Fleet.GossipKeys(ctx, kr.Op, kr.Key)
 	})
-	r.handle("POST", "/v1/config/push", func(w http.ResponseWriter, req *http.Request) {
-		if h.Fleet == nil {
-			notImplemented(w, "the fleet")
-			return
-		}
-		var pr PushRequest
-		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 2*config.MaxFileSize)).Decode(&pr); err != nil {
-			WriteError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "unreadable request: " + err.Error()})
-			return
-		}
-		var v config.FleetVersion
+	fleetPost(r, h, log, "/v1/config/push", 2*config.MaxFileSize, func(ctx context.Context, pr PushRequest) (any, error) {
 		plan, err := pr.Plan()
-		if err == nil {
-			v, err = h.Fleet.PushConfig(traced(req), []byte(pr.Document), pr.Signature, pr.PushedBy, pr.IfVersion, plan)
-		}
 		if err != nil {
-			log.Warn("admin API: fleet push refused", "err", err)
-			writeErr(w, fleetErr(err))
-			return
+			return nil, err
 		}
-		writeJSON(w, http.StatusOK, PushResult{Version: v.Version, Hash: v.Hash, Origin: v.Origin})
+		v, err := h.Fleet.PushConfig(ctx, []byte(pr.Document), pr.Signature, pr.PushedBy, pr.IfVersion, plan)
+		return PushResult{Version: v.Version, Hash: v.Hash, Origin: v.Origin}, err
 	})
 	r.handle("GET", "/v1/config/history", func(w http.ResponseWriter, _ *http.Request) {
 		if h.Fleet == nil {
@@ -317,35 +287,21 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, hist)
 	})
-	r.handle("POST", "/v1/config/rollback", func(w http.ResponseWriter, req *http.Request) {
-		if h.Fleet == nil {
-			notImplemented(w, "the fleet")
-			return
-		}
-		var rr RollbackRequest
-		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 4096)).Decode(&rr); err != nil {
-			WriteError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "unreadable request: " + err.Error()})
-			return
-		}
-		var v config.FleetVersion
+	fleetPost(r, h, log, "/v1/config/rollback", 4096, func(ctx context.Context, rr RollbackRequest) (any, error) {
 		plan, err := rr.Plan()
-		if err == nil {
-			v, err = h.Fleet.RollbackConfig(traced(req), rr.Version, rr.PushedBy, plan)
-		}
 		if err != nil {
-			log.Warn("admin API: fleet rollback refused", "err", err)
-			writeErr(w, fleetErr(err))
-			return
+			return nil, err
 		}
-		writeJSON(w, http.StatusOK, PushResult{Version: v.Version, Hash: v.Hash, Origin: v.Origin})
+		v, err := h.Fleet.RollbackConfig(ctx, rr.Version, rr.PushedBy, plan)
+		return PushResult{Version: v.Version, Hash: v.Hash, Origin: v.Origin}, err
 	})
-	fleetPost(r, h, log, "/v1/vrrp/failover", func(ctx context.Context, fr FailoverRequest) (any, error) {
+	fleetPost(r, h, log, "/v1/vrrp/failover", 4096, func(ctx context.Context, fr FailoverRequest) (any, error) {
 		if fr.Instance == "" {
 			return nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "no instance named"}
 		}
 		return h.Fleet.Failover(ctx, fr.Instance, fr.To, fr.Force)
 	})
-	fleetPost(r, h, log, "/v1/drain", func(ctx context.Context, dr DrainRequest) (any, error) {
+	fleetPost(r, h, log, "/v1/drain", 4096, func(ctx context.Context, dr DrainRequest) (any, error) {
 		return h.Fleet.Drain(ctx, dr.Node, dr.Drain, dr.Force)
 	})
 	r.mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
@@ -393,20 +349,21 @@ func (r *router) handle(method, path string, h http.HandlerFunc) {
 	}
 }
 
-// fleetPost serves a small JSON POST of the fleet: the body decoded into
-// a Req, then do, whose result is the 200 body.
-func fleetPost[Req any](r *router, h Handlers, log *slog.Logger, path string, do func(context.Context, Req) (any, error)) {
+// fleetPost serves a JSON POST of the fleet: the body (at most limit
+// bytes) decoded into a Req, then do, with the request's context and the
+// caller's span, whose result is the 200 body.
+func fleetPost[Req any](r *router, h Handlers, log *slog.Logger, path string, limit int64, do func(context.Context, Req) (any, error)) {
 	r.handle("POST", path, func(w http.ResponseWriter, req *http.Request) {
 		if h.Fleet == nil {
 			notImplemented(w, "the fleet")
 			return
 		}
 		var in Req
-		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 4096)).Decode(&in); err != nil {
+		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, limit)).Decode(&in); err != nil {
 			WriteError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "unreadable request: " + err.Error()})
 			return
 		}
-		res, err := do(req.Context(), in)
+		res, err := do(traced(req), in)
 		if err != nil {
 			log.Warn("admin API: request refused", "path", path, "err", err)
 			writeErr(w, fleetErr(err))
