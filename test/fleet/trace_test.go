@@ -101,8 +101,8 @@ func TestTransitionSpanConsole(t *testing.T) {
 		}
 	}
 	slices.Sort(children)
-	if strings.Join(children, ",") != "garp.send,ipvs.sync_role,vip.add" {
-		t.Errorf("children %v, want garp.send, ipvs.sync_role, vip.add", children)
+	if strings.Join(children, ",") != "garp.send,ipvs.sync_role,notify.queue,vip.add" {
+		t.Errorf("children %v, want garp.send, ipvs.sync_role, notify.queue, vip.add", children)
 	}
 	var line string
 	for _, l := range strings.Split(log, "\n") {

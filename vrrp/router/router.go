@@ -936,10 +936,8 @@ func (n *Router) stateChange(in *instance, sc vrrp.StateChange, t *transition) {
 	n.log.InfoContext(t.ctxOf(), "vrrp state change", attrs...)
 	e := events.Event{Time: sc.At, Kind: events.KindInstance, Name: in.cfg.Name, From: sc.From.String(), To: sc.To.String(),
 		Reason: string(sc.Cause), Priority: int(sc.Priority), VRID: int(in.cfg.VRID), Interface: in.cfg.Interface, Master: sc.Master}
-	n.bus.Publish(e) // notify scripts and the FIFO: queued here, run by their sinks
-	if t != nil {
-		t.span.AddEvent("notify queued")
-	}
+	// Notify scripts and the FIFO: queued here, run by their sinks.
+	t.child(spanNotify, func() { n.bus.Publish(e) })()
 	if n.hooks.StateChanged != nil {
 		t.child(spanSyncRole, func() { n.hooks.StateChanged(n.cfg, in.cfg.Name, sc.To) })()
 	}

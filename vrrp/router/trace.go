@@ -18,7 +18,10 @@ import (
 // request) until the new state is in effect: the VIP work and the
 // announcements the change queued on the instance's worker have run. Its
 // duration is the failover's local latency, also observed in
-// vigil_vrrp_failover_duration_seconds. Never a span per advert.
+// vigil_vrrp_failover_duration_seconds. Never a span per advert. The
+// children: vip.add / vip.remove and garp.send (the worker's jobs),
+// notify.queue (the notify scripts and FIFO, run later by their sinks) and
+// ipvs.sync_role (the node's hook: the IPVS sync daemon's role).
 
 // Span and attribute names are a contract: dashboards and users search
 // for them.
@@ -28,6 +31,7 @@ const (
 	spanVIPRemove  = "vip.remove"
 	spanAnnounce   = "garp.send"
 	spanSyncRole   = "ipvs.sync_role"
+	spanNotify     = "notify.queue"
 
 	attrInstance = attribute.Key("vigil.vrrp.instance")
 	attrVRID     = attribute.Key("vigil.vrrp.vrid")
