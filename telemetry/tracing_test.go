@@ -140,3 +140,45 @@ func TestTraceHandler(t *testing.T) {
 		t.Fatalf("outside a span: %s", lines[1])
 	}
 }
+
+// blockingExporter stands for a trace backend that does not answer: every export waits until
+// released.
+type blockingExporter struct{ release chan struct{} }
+
+func (e blockingExporter) ExportSpans(ctx context.Context, _ []sdktrace.ReadOnlySpan) error {
+	select {
+	case <-e.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+func (blockingExporter) Shutdown(context.Context) error { return nil }
+
+// Issue 15: "the exporter never blocks VRRP: the batch processor drops under back-pressure
+// (counted in a metric)". With the backend stuck, ending spans never waits, and the counters
+// show what the queue dropped: ended − exported − failed once nothing is in flight.
+func TestTracingDropsUnderBackPressure(t *testing.T) {
+	m := newTracingMetrics(nil)
+	exp := blockingExporter{release: make(chan struct{})}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(countingExporter{exp, m}, sdktrace.WithMaxQueueSize(8),
+		sdktrace.WithMaxExportBatchSize(4), sdktrace.WithExportTimeout(200*time.Millisecond)), sdktrace.WithSpanProcessor(m))
+	tr := tp.Tracer("t")
+	// The backend is released only after the loop: were End to wait for the queue, this would
+	// never return.
+	for range 100 {
+		_, s := tr.Start(context.Background(), "vrrp.transition")
+		s.End()
+	}
+	close(exp.release)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tp.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ended, exported, failed := m.ended.Load(), m.exported.Load(), m.failed.Load()
+	if ended != 100 || exported+failed >= ended || exported == 0 {
+		t.Fatalf("ended %d, exported %d, failed %d: want 100 ended and some, not all, exported (the rest dropped)", ended, exported, failed)
+	}
+	t.Logf("backend stuck: 100 spans ended, %d exported, %d failed, %d dropped by the queue", exported, failed, ended-exported-failed)
+}
