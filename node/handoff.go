@@ -98,6 +98,10 @@ func refused(what string, problems []string) error {
 	return fmt.Errorf("%w: %s:\n%s", ErrHandoffRefused, what, strings.Join(problems, "\n"))
 }
 
+// refusal is a refused handoff's reason, without the ErrHandoffRefused
+// prefix (a member's answer, or a problem listed among others).
+func refusal(msg string) string { return strings.TrimPrefix(msg, ErrHandoffRefused.Error()+": ") }
+
 // Failover hands the mastership of instance's virtual router to a
 // successor (to, or the best one), from whichever member is master.
 func (n *Node) Failover(ctx context.Context, instance, to string, force bool) (HandoffResult, error) {
@@ -234,7 +238,7 @@ func (f *fleet) callJSON(ctx context.Context, node, method string, in, out any) 
 	var re *gossip.RemoteError
 	switch {
 	case errors.As(err, &re):
-		return fmt.Errorf("%w: %s: %s", ErrHandoffRefused, node, strings.TrimPrefix(re.Message, ErrHandoffRefused.Error()+": "))
+		return fmt.Errorf("%w: %s: %s", ErrHandoffRefused, node, refusal(re.Message))
 	case err != nil:
 		return err
 	case out == nil:
@@ -343,7 +347,7 @@ func (n *Node) drainHere(ctx context.Context, drain, force bool) (DrainResult, e
 		}
 		succ, _, err := f.successor(is.Name, "")
 		if err != nil {
-			problems = append(problems, strings.TrimPrefix(err.Error(), ErrHandoffRefused.Error()+": "))
+			problems = append(problems, refusal(err.Error()))
 			continue
 		}
 		plans = append(plans, handoffPlan{instance: is.Name, from: hi.Primary, succ: succ})

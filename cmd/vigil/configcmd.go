@@ -363,8 +363,8 @@ the same number, and to which. Only a node that follows the fleet keeps a histor
 Exit status: 0 ok, 1 daemon unreachable, no fleet or not following, 2 usage.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return &exitError{code: 2, msg: fmt.Sprintf("vigil config history: unknown output format %q (want table or json)", output)}
+			if err := checkOutput("vigil config history", output); err != nil {
+				return err
 			}
 			body, err := adminGet(cmd.Context(), socket, "/v1/config/history", timeout)
 			if err != nil {

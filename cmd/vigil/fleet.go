@@ -40,8 +40,8 @@ The socket is --socket, else $VIGIL_SOCKET, else ` + api.DefaultSocket + `.
 Exit status: 0 ok, 1 daemon unreachable, no fleet or error, 2 usage error.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return &exitError{code: 2, msg: fmt.Sprintf("vigil members: unknown output format %q (want table or json)", output)}
+			if err := checkOutput("vigil members", output); err != nil {
+				return err
 			}
 			body, err := adminGet(cmd.Context(), socket, "/v1/members", timeout)
 			if err != nil {

@@ -47,7 +47,7 @@ keep a node from being master, use vigil drain.
 Exit status: 0 handed off, 1 refused or failed, 2 usage error.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
+			if err := checkOutput("vigil vrrp failover", output); err != nil {
 				return err
 			}
 			req, _ := json.Marshal(api.FailoverRequest{Instance: args[0], To: to, Force: force})
@@ -115,7 +115,7 @@ Exit status: 0 done, 1 refused or failed, 2 usage error.`
 		Long:  long,
 		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
+			if err := checkOutput("vigil "+name, output); err != nil {
 				return err
 			}
 			target := ""
@@ -164,10 +164,10 @@ func printDrain(w io.Writer, r node.DrainResult) {
 	}
 }
 
-// checkOutput checks an -o value.
-func checkOutput(output string) error {
+// checkOutput checks a client command's -o value (a usage error, exit 2).
+func checkOutput(command, output string) error {
 	if output != "table" && output != "json" {
-		return &exitError{code: 2, msg: fmt.Sprintf("unknown output format %q (want table or json)", output)}
+		return &exitError{code: 2, msg: fmt.Sprintf("%s: unknown output format %q (want table or json)", command, output)}
 	}
 	return nil
 }

@@ -58,8 +58,8 @@ The socket is --socket, else $VIGIL_SOCKET, else ` + api.DefaultSocket + `.
 Exit status: 0 ok, 1 daemon unreachable or error, 2 usage error.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return &exitError{code: 2, msg: fmt.Sprintf("vigil status: unknown output format %q (want table or json)", output)}
+			if err := checkOutput("vigil status", output); err != nil {
+				return err
 			}
 			path := "/v1/status"
 			if fleet {
