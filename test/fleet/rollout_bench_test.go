@@ -64,7 +64,8 @@ const (
 //     programming (see docs/benchmarks.md for that, measured in the test VM).
 //
 // VIGIL_ROLLOUT_SIZES (default "5,50") and VIGIL_ROLLOUT_PROFILES (default "lan"; "lan,lan-fast"
-// adds the faster profile) choose the fleets.
+// adds the faster profile) choose the fleets; the daemons run with GOMAXPROCS=1
+// (VIGIL_ROLLOUT_GOMAXPROCS, see rolloutProcs).
 func BenchmarkRollout(b *testing.B) {
 	sizes := []int{5, 50}
 	if v := os.Getenv("VIGIL_ROLLOUT_SIZES"); v != "" {
@@ -341,6 +342,9 @@ func rollout(b *testing.B, n int, profile string, pushes, large int) {
 	t0 := time.Now()
 	nice := rolloutNice(b)
 	renice(b, os.Getpid(), nice) // the polling too
+	if procs := rolloutProcs(b); procs > 0 {
+		l.env = append(l.env, "GOMAXPROCS="+strconv.Itoa(procs))
+	}
 	// Members start in batches of rolloutBatch, each joining a fleet that has converged, as
 	// directors are brought up one after another: 50 joins at once, on two cores, are a storm
 	// of push/pull exchanges that memberlist answers late and takes for failures.
@@ -367,8 +371,8 @@ func rollout(b *testing.B, n int, profile string, pushes, large int) {
 	m0 := machineCPU(b)
 	idle := r.fleetCPU(b, 5*time.Second)
 	busy := machineCPU(b).busySince(m0)
-	fmt.Printf("rollout %d members, %s: idle fleet %.1f %% of one core (%.2f %% per member); the machine (2 cores, other jobs included) %.0f %% busy; daemons and polling at nice %d\n",
-		n, profile, idle, idle/float64(n), busy, nice)
+	fmt.Printf("rollout %d members, %s: idle fleet %.1f %% of one core (%.2f %% per member); the machine (2 cores, other jobs included) %.0f %% busy; daemons and polling at nice %d, daemons at GOMAXPROCS %d (0: Go's default)\n",
+		n, profile, idle, idle/float64(n), busy, nice, rolloutProcs(b))
 
 	// The first push replaces every member's local file by the fleet's document: not timed.
 	if _, err := r.timedPush(b, rolloutDoc(n, 0, false), 1, applied, time.Minute, rolloutPushArgs...); errors.Is(err, errNoVerdict) {
@@ -553,6 +557,25 @@ func rolloutNice(b *testing.B) int {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < -20 || n > 19 {
 		b.Fatalf("VIGIL_ROLLOUT_NICE=%q: want a nice value from -20 to 19", v)
+	}
+	return n
+}
+
+// rolloutProcs is the GOMAXPROCS of the fleet's daemons (VIGIL_ROLLOUT_GOMAXPROCS, default 1; 0
+// leaves Go's default, the number of cores). Fifty daemons share this machine's two cores, where
+// each director would have a machine of its own: with two Ps every idle daemon's many small
+// wake-ups (gossip every 200 ms, probes, VRRP timers) also wake and spin the second P, which
+// doubled the idle fleet's cost here (a 50-member idle fleet, CPU over 5 s: 147 % of one core with
+// the default, 72 % with GOMAXPROCS=1; a 20 s CPU profile of one member shows scheduler and futex
+// time on top, no vigil function) and left too little of the machine for the rollout itself.
+func rolloutProcs(b *testing.B) int {
+	v := os.Getenv("VIGIL_ROLLOUT_GOMAXPROCS")
+	if v == "" {
+		return 1
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		b.Fatalf("VIGIL_ROLLOUT_GOMAXPROCS=%q: want a count (0: Go's default)", v)
 	}
 	return n
 }
