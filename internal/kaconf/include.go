@@ -54,7 +54,10 @@ func includeLine(text string) (kw, rest string, ok bool) {
 // line stands. Relative patterns are relative to the including file's
 // directory (keepalived.conf(5), "include").
 func (p *pre) include(kw, rest string, pos Pos) error {
-	toks, _ := tokenize(rest)
+	toks, unterminated := tokenize(rest)
+	if unterminated {
+		return errorf(pos, "%s: unterminated quoted string", kw)
+	}
 	if len(toks) == 0 || toks[0].kind != tokWord || toks[0].text == "" {
 		return errorf(pos, "%s without a file name", kw)
 	}
@@ -178,4 +181,42 @@ func expandBraces(s string, limit int) []string {
 		return out
 	}
 	return []string{s}
+}
+
+// includeCheck applies an `include_check [OPTIONS]` line to the file being
+// read (keepalived.conf(5), global_defs): no option means all; options with
+// '+' or '-' add to or remove from the current level, plain ones set it. The
+// level is the file's own: an included file starts with its includer's and
+// its changes end with it.
+func (p *pre) includeCheck(rest string, pos Pos) {
+	cur := &p.stack[len(p.stack)-1]
+	words := strings.Fields(rest)
+	if len(words) == 0 {
+		cur.check = checkAll
+		return
+	}
+	level := cur.check
+	for _, w := range words {
+		if w[0] != '+' && w[0] != '-' {
+			level = 0
+			break
+		}
+	}
+	for _, w := range words {
+		op, name := byte(0), w
+		if w[0] == '+' || w[0] == '-' {
+			op, name = w[0], w[1:]
+		}
+		c, ok := checkNames[name]
+		if !ok {
+			p.diag(pos, "include_check: unknown option %q (readable, match, wildcard_match, brace_match)", w)
+			continue
+		}
+		if op == '-' {
+			level &^= c
+		} else {
+			level |= c
+		}
+	}
+	cur.check = level
 }

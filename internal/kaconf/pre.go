@@ -74,16 +74,7 @@ func (p *pre) readFile(name string, data []byte) error {
 		pos := Pos{File: name, Line: i + 1}
 		text := trimBlank(stripComment(raw))
 		if p.ml != nil {
-			p.continueDefinition(text)
-			continue
-		}
-		if text == "" {
-			continue
-		}
-		if kw, rest, ok := includeLine(text); ok {
-			if err := p.include(kw, rest, pos); err != nil {
-				return err
-			}
+			p.continueDefinition(text, trimBlank(raw) == "")
 			continue
 		}
 		if err := p.line(text, pos, 0); err != nil {
@@ -91,8 +82,8 @@ func (p *pre) readFile(name string, data []byte) error {
 		}
 	}
 	if p.ml != nil {
-		// keepalived ends the definition with the file; say so, as a
-		// forgotten last line usually means a stray '\'.
+		// The file ends the definition; say so, as a forgotten last line
+		// usually means a stray '\'.
 		start, mlName := p.ml.pos, p.ml.name
 		p.endDefinition()
 		p.diag(start, "multi-line definition of $%s ends with the file (its last line ends with '\\')", mlName)
@@ -100,10 +91,16 @@ func (p *pre) readFile(name string, data []byte) error {
 	return nil
 }
 
-// continueDefinition takes one more line of a multi-line definition. Blank
-// lines (and comment-only ones) inside it are skipped: keepalived.conf(5)'s
-// own example has blank lines between the '\' lines.
-func (p *pre) continueDefinition(text string) {
+// continueDefinition takes one more line of a multi-line definition.
+// keepalived 2.2.7 ends the definition at a blank line (keepalived -t: the
+// line after it is read as an ordinary line), although the man page's
+// example has blank lines inside one, and skips a line that holds only a
+// comment.
+func (p *pre) continueDefinition(text string, blank bool) {
+	if blank {
+		p.endDefinition()
+		return
+	}
 	if text == "" {
 		return
 	}
@@ -180,11 +177,15 @@ func (p *pre) line(text string, pos Pos, depth int) error {
 		}
 		return nil
 	}
-	if depth > 0 {
-		if kw, _, ok := includeLine(text); ok {
-			p.diag(pos, "%s after a condition, parameter or generator is not read: keepalived detects include lines before expanding them", kw)
-			return nil
-		}
+	// keepalived 2.2.7 recognises include on the expanded line: `@main
+	// include x`, `$INC x` with $INC=include and a ~SEQ generating include
+	// lines all include (keepalived -t reports the missing files), although
+	// keepalived.conf(5) says include is detected before expansion.
+	if kw, rest, ok := includeLine(text); ok {
+		return p.include(kw, rest, pos)
+	}
+	if rest, ok := strings.CutPrefix(text, "include_check"); ok && (rest == "" || isBlank(rest[0])) {
+		p.includeCheck(rest, pos) // and kept as a line: it is a global_defs keyword
 	}
 	if len(p.out) >= p.opts.MaxLines {
 		return errorf(pos, "more than %d lines after expansion (Options.MaxLines)", p.opts.MaxLines)

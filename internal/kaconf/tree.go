@@ -22,7 +22,10 @@ func buildTree(lines []logical) ([]*Node, error) {
 	stack := []frame{{node: root}}
 	var prevLine *Node // keyword line that ended the previous line without a block
 	for _, ln := range lines {
-		toks, _ := tokenize(ln.text)
+		toks, unterminated := tokenize(ln.text)
+		if unterminated {
+			return nil, errorf(ln.pos, "unterminated quoted string: a '\"' without its closing '\"' (keepalived: \"Unterminated quote\")")
+		}
 		var cur *Node
 		for i, t := range toks {
 			top := stack[len(stack)-1].node
