@@ -41,6 +41,16 @@ func (tm timing) with(n *kaconf.Node) (timing, bool) {
 	return tm, true
 }
 
+// inherit takes c into tm when it is a timing keyword, noting the legacy
+// nb_get_retry.
+func (t *translator) inherit(tm timing, c *kaconf.Node) (timing, bool) {
+	next, ok := tm.with(c)
+	if ok && c.Keyword == "nb_get_retry" {
+		t.note(c, "nb_get_retry is keepalived's legacy name of retry")
+	}
+	return next, ok
+}
+
 // vsNotes are notes given once per virtual server.
 type vsNotes struct {
 	delayLoop, connectTimeout, http10 bool
@@ -391,11 +401,8 @@ func (t *translator) vsBody(n *kaconf.Node, key vsKey) (*yaml.Node, bool) {
 	var reals []*kaconf.Node
 	fwd := ""
 	for _, c := range n.Children {
-		if next, ok := tm.with(c); ok {
+		if next, ok := t.inherit(tm, c); ok {
 			tm = next
-			if c.Keyword == "nb_get_retry" {
-				t.note(c, "nb_get_retry is keepalived's legacy name of retry")
-			}
 			continue
 		}
 		switch c.Keyword {
@@ -446,7 +453,7 @@ func (t *translator) vsBody(n *kaconf.Node, key vsKey) (*yaml.Node, bool) {
 				add(m, "persistence", str(duration(time.Duration(secs)*time.Second)), c)
 			}
 		case "persistence_granularity":
-			if bits, ok := maskBits(first(c), key.fam == 6); ok {
+			if bits, ok := maskBits(first(c), key.fam == 6 || key.family == "ipv6"); ok {
 				add(m, "persistence_granularity", integer(int64(bits)), c)
 			} else {
 				t.drop(c, "", "%q is not a contiguous netmask or prefix length", first(c))
@@ -694,13 +701,9 @@ func (t *translator) realServer(n *kaconf.Node, key vsKey, tm timing, vsFwd stri
 	m := mapping()
 	var checkers []*kaconf.Node
 	fwd := vsFwd
-	alpha := false
 	for _, c := range n.Children {
-		if next, ok := tm.with(c); ok {
+		if next, ok := t.inherit(tm, c); ok {
 			tm = next
-			if c.Keyword == "nb_get_retry" {
-				t.note(c, "nb_get_retry is keepalived's legacy name of retry")
-			}
 			continue
 		}
 		switch c.Keyword {
@@ -734,9 +737,6 @@ func (t *translator) realServer(n *kaconf.Node, key vsKey, tm timing, vsFwd stri
 				continue
 			}
 			add(m, c.Keyword, boolean(v), c)
-			if c.Keyword == "alpha" {
-				alpha = v
-			}
 		case "TCP_CHECK", "HTTP_GET", "SSL_GET", "UDP_CHECK", "DNS_CHECK", "PING_CHECK", "SMTP_CHECK", "MISC_CHECK", "FILE_CHECK":
 			checkers = append(checkers, c)
 		default:
@@ -747,7 +747,6 @@ func (t *translator) realServer(n *kaconf.Node, key vsKey, tm timing, vsFwd stri
 			}
 		}
 	}
-	_ = alpha
 	var checkPort string
 	// Direct routing cannot change the port: the kernel sends to the
 	// VIP's; keepalived's real-server port then only serves its checks.
@@ -794,14 +793,11 @@ func (t *translator) check(n *kaconf.Node, tm timing, notes *vsNotes, rs *kaconf
 	m := mapping()
 	add(m, "type", str(typ), n)
 	var urls []*kaconf.Node
-	var sni, regexOpts *kaconf.Node
+	var sni *kaconf.Node
 	proto := ""
 	for _, c := range n.Children {
-		if next, ok := tm.with(c); ok {
+		if next, ok := t.inherit(tm, c); ok {
 			tm = next
-			if c.Keyword == "nb_get_retry" {
-				t.note(c, "nb_get_retry is keepalived's legacy name of retry")
-			}
 			continue
 		}
 		switch c.Keyword {
@@ -897,7 +893,6 @@ func (t *translator) check(n *kaconf.Node, tm timing, notes *vsNotes, rs *kaconf
 			}
 			add(m, "weight", integer(w), c)
 		case "regex_options", "regex_stack", "regex_min_offset", "regex_max_offset":
-			regexOpts = c
 			t.drop(c, "", "vigil's regexes are Go's RE2, searched in the first MiB of the body (flags inline, e.g. (?i))")
 		case "fast_recovery":
 			t.drop(c, "", "vigil fetches every url of a check in each run")
@@ -913,7 +908,6 @@ func (t *translator) check(n *kaconf.Node, tm timing, notes *vsNotes, rs *kaconf
 			t.drop(c, "", "no vigil equivalent in %s", n.Keyword)
 		}
 	}
-	_ = regexOpts
 	if sni != nil && get(m, "sni") == nil && tm.virtualhost != nil {
 		add(m, "sni", str(first(tm.virtualhost)), sni)
 	}

@@ -73,15 +73,9 @@ var instanceNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 // instances translates every vrrp_instance.
 func (t *translator) instances_() {
 	for _, n := range t.instances {
-		if len(n.Args) != 1 || !n.Block {
-			t.drop(n, "", "needs one name and a { } block")
+		name, ok := t.blockName(n, "instance")
+		if !ok {
 			continue
-		}
-		name := n.Args[0]
-		if !instanceNameRE.MatchString(name) {
-			clean := sanitize(name, 64)
-			t.note(n, "instance name %q is %q (vigil names: 1..64 of A-Z a-z 0-9 _ . -)", name, clean)
-			name = clean
 		}
 		if _, dup := t.byName[name]; dup {
 			t.drop(n, "", "instance %q is defined twice: the first definition is kept", name)
@@ -94,6 +88,22 @@ func (t *translator) instances_() {
 		t.inst = append(t.inst, in)
 		t.byName[name] = in
 	}
+}
+
+// blockName is the vigil name of a named block (vrrp_instance NAME { }):
+// other characters than vigil's become '_', with a note.
+func (t *translator) blockName(n *kaconf.Node, what string) (string, bool) {
+	if len(n.Args) != 1 || !n.Block {
+		t.drop(n, "", "needs one name and a { } block")
+		return "", false
+	}
+	name := n.Args[0]
+	if !instanceNameRE.MatchString(name) {
+		clean := sanitize(name, 64)
+		t.note(n, "%s name %q is %q (vigil names: 1..64 of A-Z a-z 0-9 _ . -)", what, name, clean)
+		name = clean
+	}
+	return name, true
 }
 
 // sanitize makes s a vigil name: other characters become '_'.
@@ -706,15 +716,9 @@ func (t *translator) syncGroups() *yaml.Node {
 	list := sequence()
 	seen := map[string]string{}
 	for _, n := range t.groups {
-		if len(n.Args) != 1 || !n.Block {
-			t.drop(n, "", "needs one name and a { } block")
+		name, ok := t.blockName(n, "sync group")
+		if !ok {
 			continue
-		}
-		name := n.Args[0]
-		if !instanceNameRE.MatchString(name) {
-			clean := sanitize(name, 64)
-			t.note(n, "sync group name %q is %q", name, clean)
-			name = clean
 		}
 		g := mapping()
 		add(g, "name", str(name), n)
@@ -749,16 +753,12 @@ func (t *translator) syncGroups() *yaml.Node {
 				t.note(c, "global_tracking (deprecated in keepalived): the members keep their own weights (tracking_weight: true)")
 				add(g, "tracking_weight", boolean(true), c)
 				tw = true
-			case "track_bfd":
-				t.drop(c, "", "vigil has no BFD")
-			case "smtp_alert":
-				t.drop(c, "", "vigil sends no email")
-			case "notify_priority_changes":
-				t.drop(c, "", "vigil's FIFO carries state changes only")
-			case "notify_deleted":
-				t.drop(c, "", "vigil runs notify stop for an instance a reload removes")
 			default:
-				t.drop(c, "", "no vigil equivalent in a sync group")
+				if r := instanceReasons[c.Keyword]; r != "" {
+					t.drop(c, "", "%s", r)
+				} else {
+					t.drop(c, "", "no vigil equivalent in a sync group")
+				}
 			}
 		}
 		for _, mn := range members {
@@ -972,19 +972,48 @@ func (t *translator) usesScripts() bool {
 	return len(t.tracked["scripts"]) > 0
 }
 
+// defWeight reads a definition's weight N [reverse].
+func (t *translator) defWeight(m *yaml.Node, c *kaconf.Node) {
+	w, ok := parseInt(first(c), -253, 253)
+	if !ok {
+		t.drop(c, "", "is not -253..253 (vigil's range)")
+		return
+	}
+	add(m, "weight", integer(w), c)
+	if len(c.Args) > 1 && c.Args[1] == "reverse" {
+		add(m, "reverse", boolean(true), c)
+	}
+}
+
+// trackedDefs are the definitions of a kind (scripts, files, processes)
+// that an instance tracks, in file order; the others are dropped, as
+// keepalived does not verb them either (a file a FILE_CHECK reads is not
+// dropped: it is the check's).
+func (t *translator) trackedDefs(kind, verb string) []*kaconf.Node {
+	keyword := map[string]string{"scripts": "vrrp_script", "files": "track_file", "processes": "vrrp_track_process"}[kind]
+	var out []*kaconf.Node
+	for _, n := range t.defOrder {
+		if n.Keyword != keyword && !(kind == "files" && n.Keyword == "vrrp_track_file") {
+			continue
+		}
+		name := n.Args[0]
+		switch {
+		case t.tracked[kind][name]:
+			out = append(out, n)
+		case kind == "files" && t.fileChecked[name]:
+		default:
+			t.drop(n, "", "%q is tracked by no instance: keepalived does not %s it either", name, verb)
+		}
+	}
+	return out
+}
+
 // scriptDefs writes the tracked vrrp_script blocks; an untracked one is
 // dropped (keepalived does not run it either).
 func (t *translator) scriptDefs() *yaml.Node {
 	list := sequence()
-	for _, n := range t.defOrder {
-		if n.Keyword != "vrrp_script" {
-			continue
-		}
+	for _, n := range t.trackedDefs("scripts", "run") {
 		name := n.Args[0]
-		if !t.tracked["scripts"][name] {
-			t.drop(n, "", "%q is tracked by no instance: keepalived does not run it either", name)
-			continue
-		}
 		s := mapping()
 		add(s, "name", str(name), n)
 		for _, c := range n.Children {
@@ -1000,15 +1029,7 @@ func (t *translator) scriptDefs() *yaml.Node {
 					t.drop(c, "", "is not 0.01..86400 seconds")
 				}
 			case "weight":
-				w, ok := parseInt(first(c), -253, 253)
-				if !ok {
-					t.drop(c, "", "is not -253..253")
-					continue
-				}
-				add(s, "weight", integer(w), c)
-				if len(c.Args) > 1 && c.Args[1] == "reverse" {
-					add(s, "reverse", boolean(true), c)
-				}
+				t.defWeight(s, c)
 			case "rise", "fall":
 				if v, ok := parseInt(first(c), 1, 100); ok {
 					add(s, c.Keyword, integer(v), c)
@@ -1055,17 +1076,8 @@ func parseDurationStr(s string) (time.Duration, error) { return time.ParseDurati
 // fileDefs writes the track_file blocks instances track.
 func (t *translator) fileDefs() *yaml.Node {
 	list := sequence()
-	for _, n := range t.defOrder {
-		if n.Keyword != "track_file" && n.Keyword != "vrrp_track_file" {
-			continue
-		}
+	for _, n := range t.trackedDefs("files", "read") {
 		name := n.Args[0]
-		if !t.tracked["files"][name] {
-			if !t.fileChecked[name] {
-				t.drop(n, "", "%q is tracked by no instance or FILE_CHECK: keepalived does not read it either", name)
-			}
-			continue
-		}
 		f := mapping()
 		add(f, "name", str(name), n)
 		for _, c := range n.Children {
@@ -1073,15 +1085,7 @@ func (t *translator) fileDefs() *yaml.Node {
 			case "file":
 				add(f, "path", str(first(c)), c)
 			case "weight":
-				w, ok := parseInt(first(c), -253, 253)
-				if !ok {
-					t.drop(c, "", "is outside vigil's -253..253")
-					continue
-				}
-				add(f, "weight", integer(w), c)
-				if len(c.Args) > 1 && c.Args[1] == "reverse" {
-					add(f, "reverse", boolean(true), c)
-				}
+				t.defWeight(f, c)
 			case "init_file":
 				v := int64(0)
 				if len(c.Args) > 0 && c.Args[0] != "overwrite" {
@@ -1109,18 +1113,17 @@ func (t *translator) fileDefs() *yaml.Node {
 	return list
 }
 
+var processReasons = map[string]string{
+	"param_match":  "vigil matches the arguments exactly (args)",
+	"quorum_max":   "vigil has a lowest number of processes only (quorum)",
+	"full_command": "vigil matches the process name and its arguments (args)",
+}
+
 // processDefs writes the vrrp_track_process blocks instances track.
 func (t *translator) processDefs() *yaml.Node {
 	list := sequence()
-	for _, n := range t.defOrder {
-		if n.Keyword != "vrrp_track_process" {
-			continue
-		}
+	for _, n := range t.trackedDefs("processes", "watch") {
 		name := n.Args[0]
-		if !t.tracked["processes"][name] {
-			t.drop(n, "", "%q is tracked by no instance: keepalived does not watch it either", name)
-			continue
-		}
 		p := mapping()
 		add(p, "name", str(name), n)
 		var delay, forkDelay, termDelay *kaconf.Node
@@ -1146,15 +1149,7 @@ func (t *translator) processDefs() *yaml.Node {
 					add(p, "args", str(strings.Join(c.Args[1:], " ")), c)
 				}
 			case "weight":
-				w, ok := parseInt(first(c), -253, 253)
-				if !ok {
-					t.drop(c, "", "is outside vigil's -253..253")
-					continue
-				}
-				add(p, "weight", integer(w), c)
-				if len(c.Args) > 1 && c.Args[1] == "reverse" {
-					add(p, "reverse", boolean(true), c)
-				}
+				t.defWeight(p, c)
 			case "quorum":
 				if q, ok := parseInt(first(c), 1, 65535); ok {
 					add(p, "quorum", integer(q), c)
@@ -1167,14 +1162,12 @@ func (t *translator) processDefs() *yaml.Node {
 				forkDelay = c
 			case "terminate_delay":
 				termDelay = c
-			case "param_match":
-				t.drop(c, "", "vigil matches the arguments exactly (args)")
-			case "quorum_max":
-				t.drop(c, "", "vigil has a lowest number of processes only (quorum)")
-			case "full_command":
-				t.drop(c, "", "vigil matches the process name and its arguments (args)")
 			default:
-				t.drop(c, "", "no vigil equivalent in a vrrp_track_process")
+				if r := processReasons[c.Keyword]; r != "" {
+					t.drop(c, "", "%s", r)
+				} else {
+					t.drop(c, "", "no vigil equivalent in a vrrp_track_process")
+				}
 			}
 		}
 		if get(p, "process") == nil {
