@@ -100,7 +100,7 @@ var globalReasons = map[string]string{
 	"use_pid_dir":                      "vigil writes no pid files (systemd tracks the process)",
 	"linkbeat_use_polling":             "vigil follows link state over netlink only",
 	"namespace_with_ipsets":            "vigil uses no ipsets",
-	"log_unknown_vrids":                "no vigil equivalent (vigil does not log adverts of VRIDs it does not run)",
+	"log_unknown_vrids":                "no vigil equivalent",
 }
 
 // processKnobs are keepalived's per-child process settings: vigil is one
