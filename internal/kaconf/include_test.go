@@ -68,6 +68,15 @@ func TestIncludes(t *testing.T) {
 	if len(f.Diags) != 0 {
 		t.Errorf("diags: %v", f.Diags)
 	}
+
+	// A loop through a glob: a.conf includes loop/*.conf, whose b.conf
+	// includes ../a.conf again.
+	dir = writeTree(t, map[string]string{"a.conf": "x\ninclude loop/*.conf\n", "loop/b.conf": "y\ninclude ../a.conf\n"})
+	_, err = Parse(filepath.Join(dir, "a.conf"), Options{ConfigID: "n1"})
+	var e *Error
+	if !errors.As(err, &e) || e.Pos != (Pos{filepath.Join(dir, "loop/b.conf"), 2}) || !strings.Contains(e.Msg, "include loop") {
+		t.Errorf("loop: err = %v, want an *Error at loop/b.conf:2", err)
+	}
 }
 
 // TestIncludeRelativeMain: a relative main path keeps includes relative
@@ -83,16 +92,33 @@ func TestIncludeRelativeMain(t *testing.T) {
 	}
 }
 
-// TestIncludeBlockAcrossFiles: the include is read in place, so a block may
-// open in one file and close in another, as keepalived reads one stream.
-func TestIncludeBlockAcrossFiles(t *testing.T) {
-	fsys := memFS{"/k/k.conf": "vrrp_instance V {\ninclude body.conf\n}\n", "/k/body.conf": "priority 100\n"}
-	f, err := Parse("/k/k.conf", fsys.opts("n1"))
-	if err != nil {
-		t.Fatal(err)
+// TestIncludeInPlace: an include is read where its line stands, so a block
+// may open in one file and close in another (keepalived reads one stream);
+// and keepalived 2.2.7 finds include lines after conditions, parameters and
+// generators (keepalived -t reports the files of `@main include x`, `$INC x`
+// and `~SEQ(...) include x${X}` as missing).
+func TestIncludeInPlace(t *testing.T) {
+	tests := []struct {
+		name string
+		fsys memFS
+		want string
+	}{
+		{"a block across files",
+			memFS{"/k/main.conf": "vrrp_instance V {\ninclude body.conf\n}\n", "/k/body.conf": "priority 100\n"},
+			"vrrp_instance \"V\" {\n  priority \"100\"\n}\n"},
+		{"include after expansion",
+			memFS{"/k/m.conf": "m\n", "/k/x1.conf": "x1\n", "/k/x2.conf": "x2\n", "/k/b.conf": "b\n",
+				"/k/main.conf": "@main include m.conf\n@backup include b.conf\n$INC=include\n$INC b.conf\n~SEQ(X, 1, 2) include x${X}.conf\n"},
+			"m\nb\nx1\nx2\n"},
 	}
-	if got := render(f.Nodes); got != "vrrp_instance \"V\" {\n  priority \"100\"\n}\n" {
-		t.Errorf("tree %s", got)
+	for _, tc := range tests {
+		f, err := Parse("/k/main.conf", tc.fsys.opts("main"))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := render(f.Nodes); got != tc.want {
+			t.Errorf("%s: tree\n%s\nwant\n%s", tc.name, got, tc.want)
+		}
 	}
 }
 
@@ -159,21 +185,6 @@ func TestIncludeChecks(t *testing.T) {
 				t.Errorf("err = %v, want %s:%d: ...%s...", err, tc.errFile, tc.errLine, tc.err)
 			}
 		})
-	}
-}
-
-// TestIncludeAfterExpansion: keepalived 2.2.7 finds include lines after
-// conditions, parameters and generators (keepalived -t reports the files of
-// `@main include x`, `$INC x` and `~SEQ(...) include x${X}` as missing).
-func TestIncludeAfterExpansion(t *testing.T) {
-	fsys := memFS{"/k/m.conf": "m\n", "/k/x1.conf": "x1\n", "/k/x2.conf": "x2\n", "/k/b.conf": "b\n",
-		"/k/main.conf": "@main include m.conf\n@backup include b.conf\n$INC=include\n$INC b.conf\n~SEQ(X, 1, 2) include x${X}.conf\n"}
-	f, err := Parse("/k/main.conf", fsys.opts("main"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := flat(f.Nodes); got != "m; b; x1; x2" {
-		t.Errorf("got %q", got)
 	}
 }
 

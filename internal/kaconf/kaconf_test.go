@@ -213,6 +213,19 @@ func TestParseFile(t *testing.T) {
 	if !reflect.DeepEqual(f.Files, []string{path}) {
 		t.Errorf("Files = %v", f.Files)
 	}
+	// The zero Options: config id = short host name, environment from the OS.
+	t.Setenv("VIGIL_KACONF_T", "from-env")
+	if err := os.WriteFile(path, []byte("kw ${_INSTANCE} ${_ENV VIGIL_KACONF_T}\n@"+shortHostname()+" mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	short, _, _ := strings.Cut(host, ".")
+	if f, err = Parse(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := render(f.Nodes), fmt.Sprintf("kw %q \"from-env\"\nmine\n", short); got != want {
+		t.Errorf("zero Options: got %q, want %q", got, want)
+	}
 	if _, err := Parse(filepath.Join(dir, "missing.conf"), Options{}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing main file: err = %v, want ErrNotExist wrapped", err)
 	}
