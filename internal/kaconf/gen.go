@@ -37,6 +37,16 @@ func (p *pre) generator(text string, pos Pos, depth int) (handled bool, err erro
 	if err != nil {
 		return true, err
 	}
+	for _, v := range vars {
+		// A generator over a parameter's name replaces it for good, and
+		// keepalived -t mangles the lines when a ~LST variable shadows a
+		// multi-line parameter; reusing another generator's variable works
+		// (keepalived -t), though keepalived.conf(5) advises against it.
+		if _, defined := p.params[v]; defined && !p.genVars[v] {
+			p.diag(pos, "generator variable %s replaces the parameter $%s defined before", v, v)
+		}
+		p.genVars[v] = true
+	}
 	for _, vals := range values {
 		for i, v := range vars {
 			p.params[v] = []string{vals[i]}
@@ -91,7 +101,7 @@ func validVar(pos Pos, v string) error {
 }
 
 // listValues is ~LST(var, v1, v2, ...) or ~LST({A,B}, {1,2}, {3,4}): at least
-// one value, each tuple as long as the variable list.
+// one value, no tuple longer than the variable list.
 func listValues(args []string, pos Pos) ([]string, [][]string, error) {
 	if len(args) < 2 {
 		return nil, nil, errorf(pos, "~LST needs a variable and at least one value")
@@ -105,8 +115,13 @@ func listValues(args []string, pos Pos) ([]string, [][]string, error) {
 	values := make([][]string, 0, len(args)-1)
 	for _, a := range args[1:] {
 		vals := group(a)
-		if len(vals) != len(vars) {
+		if len(vals) > len(vars) {
 			return nil, nil, errorf(pos, "~LST value %s has %d item(s) for %d variable(s)", a, len(vals), len(vars))
+		}
+		// Missing items are empty (keepalived -t: ~LST({A,B}, {1,2}, {3})
+		// gives A=3, B= the second time).
+		for len(vals) < len(vars) {
+			vals = append(vals, "")
 		}
 		values = append(values, vals)
 	}

@@ -54,49 +54,45 @@ func includeLine(text string) (kw, rest string, ok bool) {
 // line stands. Relative patterns are relative to the including file's
 // directory (keepalived.conf(5), "include").
 func (p *pre) include(kw, rest string, pos Pos) error {
-	toks, unterminated := tokenize(rest)
-	if unterminated {
-		return errorf(pos, "%s: unterminated quoted string", kw)
-	}
-	if len(toks) == 0 || toks[0].kind != tokWord || toks[0].text == "" {
+	// keepalived takes the rest of the line as the pattern, as written:
+	// keepalived -t reports `include "{a,b}/x.conf" foo` as missing file
+	// '"{a,b}/x.conf" foo'.
+	if rest == "" {
 		return errorf(pos, "%s without a file name", kw)
-	}
-	if len(toks) > 1 {
-		p.diag(pos, "%s takes one file name; the words after %q are ignored", kw, toks[0].text)
 	}
 	cur := &p.stack[len(p.stack)-1]
 	check := cur.check | includeKeywords[kw]
 	if check&(checkMatch|checkWildcard|checkBrace) != 0 {
 		check |= checkReadable // "match, wildcard_match and brace_match include the readable check"
 	}
-	pattern := toks[0].text
+	pattern := rest
 	if !filepath.IsAbs(pattern) {
 		pattern = filepath.Join(cur.dir, pattern)
 	}
 	alts := expandBraces(pattern, maxBraceAlternatives)
 	if alts == nil {
-		return errorf(pos, "%s %s: more than %d brace alternatives", kw, toks[0].text, maxBraceAlternatives)
+		return errorf(pos, "%s %s: more than %d brace alternatives", kw, rest, maxBraceAlternatives)
 	}
 	braced := len(alts) > 1 || alts[0] != pattern
 	var matches []string
 	for _, alt := range alts {
 		m, err := p.opts.Glob(alt)
 		if err != nil {
-			return errorf(pos, "%s %s: bad pattern: %v", kw, toks[0].text, err)
+			return errorf(pos, "%s %s: bad pattern: %v", kw, rest, err)
 		}
 		if len(m) == 0 {
 			switch {
 			case braced && check&checkBrace != 0:
-				return errorf(pos, "%s %s: %s matches no file (brace_match)", kw, toks[0].text, alt)
+				return errorf(pos, "%s %s: %s matches no file (brace_match)", kw, rest, alt)
 			case check&checkWildcard != 0 || check&checkMatch != 0 && !hasMeta(alt):
-				return errorf(pos, "%s %s: %s matches no file", kw, toks[0].text, alt)
+				return errorf(pos, "%s %s: %s matches no file", kw, rest, alt)
 			}
 		}
 		slices.Sort(m) // each alternative sorted on its own, as glob(3) with GLOB_BRACE
 		matches = append(matches, m...)
 	}
 	if len(matches) == 0 {
-		p.diag(pos, "%s %s matches no file", kw, toks[0].text)
+		p.diag(pos, "%s %s matches no file", kw, rest)
 		return nil
 	}
 	for _, m := range matches {

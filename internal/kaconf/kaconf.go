@@ -6,8 +6,24 @@
 // tree into a vigil config is the importer's job.
 //
 // The behaviour follows keepalived.conf(5) ("include", "Quoted strings",
-// "ADVANCED CONFIGURATION") and, where the man page is silent, what
-// `keepalived -t` of Debian's 2.2.7 does; the tests cite which.
+// "ADVANCED CONFIGURATION") and, where the man page is silent or differs
+// from the program, what `keepalived -t` of Debian's 2.2.7 does; the tests
+// cite which. Where 2.2.7 differs from its man page, kaconf does what 2.2.7
+// does:
+//   - only double quotes quote, a quote ends the word before it and after
+//     it (`a"b c"d` is a, "b c", d), and keyword lines know no backslash
+//     escapes: those apply to script command lines (SplitScript);
+//   - include lines are recognised after conditions, parameters and
+//     generators, and take the rest of the line as the pattern;
+//   - a blank line ends a multi-line definition;
+//   - '#' or '!' put on a line by ${_HASH}/${_BANG} start a comment unless
+//     they are inside quotes.
+//
+// Deliberate differences: an include loop is an *Error (keepalived reads
+// on until it runs out of file descriptors), a definition that uses itself
+// is an *Error after 64 levels, ${_RANDOM} gives its MIN (with a Diag) so
+// that an import is reproducible, and expansion is bounded by
+// Options.MaxLines.
 package kaconf
 
 import (

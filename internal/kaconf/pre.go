@@ -38,18 +38,24 @@ type fileState struct {
 // pre expands one configuration (the main file and its includes) into
 // logical lines. It is pure apart from the ReadFile/Glob/Getenv hooks.
 type pre struct {
-	opts   Options
-	params map[string][]string // a multi-line value has several lines
-	files  []string
-	diags  []Diag
-	out    []logical
-	stack  []fileState
-	ml     *multiline
-	warned map[string]bool // unknown ${NAME} reported once per name
+	opts    Options
+	params  map[string][]string // a multi-line value has several lines
+	files   []string
+	diags   []Diag
+	out     []logical
+	stack   []fileState
+	ml      *multiline
+	warned  map[string]bool // unknown ${NAME} reported once per name
+	genVars map[string]bool // parameters last set by a generator
+	work    int             // bytes of lines processed, bounded by MaxLines*workPerLine
 }
 
+// workPerLine is the expansion budget per allowed line: 256 bytes a line on
+// average, 256 MiB for DefaultMaxLines.
+const workPerLine = 256
+
 func newPre(opts Options) *pre {
-	return &pre{opts: opts, params: map[string][]string{}, warned: map[string]bool{}}
+	return &pre{opts: opts, params: map[string][]string{}, warned: map[string]bool{}, genVars: map[string]bool{}}
 }
 
 func (p *pre) diag(pos Pos, format string, a ...any) {
@@ -134,6 +140,13 @@ func (p *pre) line(text string, pos Pos, depth int) error {
 	if text == "" {
 		return nil
 	}
+	// Nested generators can loop without producing a line (`~SEQ(X, 1,
+	// 1000000) ~SEQ(Y, 1, 1000000) $A=1`), so the work is bounded, not
+	// only the output.
+	p.work += len(text) + 1
+	if p.work > p.opts.MaxLines*workPerLine {
+		return errorf(pos, "expansion does more than %d bytes of work (Options.MaxLines × %d)", p.opts.MaxLines*workPerLine, workPerLine)
+	}
 	if text[0] == '@' {
 		rest, ok := p.conditional(text)
 		if !ok {
@@ -151,6 +164,7 @@ func (p *pre) line(text string, pos Pos, depth int) error {
 	}
 	if name, value, ok := definition(text); ok {
 		if strings.HasSuffix(value, `\`) && depth == 0 {
+			delete(p.genVars, name)
 			p.ml = &multiline{name: name, pos: pos}
 			if first := trimBlank(value[:len(value)-1]); first != "" {
 				p.ml.lines = append(p.ml.lines, first)
@@ -158,6 +172,7 @@ func (p *pre) line(text string, pos Pos, depth int) error {
 			return nil
 		}
 		p.params[name] = []string{value}
+		delete(p.genVars, name)
 		return nil
 	}
 	if text[0] == '~' {
