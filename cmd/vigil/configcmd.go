@@ -74,6 +74,7 @@ Exit status: 0 valid (warnings may be printed), 1 invalid, 2 usage error.`,
 	validate.SetFlagErrorFunc(flagUsageError)
 	cmd.AddCommand(validate, newConfigReloadCmd(), newConfigRenderCmd(), newConfigPushCmd(), newConfigHistoryCmd(), newConfigRollbackCmd(),
 		newConfigKeygenCmd(), newConfigSignCmd())
+	cmd.AddCommand(newConfigImportKeepalivedCmd())
 	return cmd
 }
 

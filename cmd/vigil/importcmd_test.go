@@ -1,0 +1,53 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// vigil config import-keepalived's exit status (issue 16): 0 complete, 3
+// partial, 1 invalid input (keepalived syntax, or a document vigil's
+// validation refuses); -o writes the file.
+func TestImportKeepalived(t *testing.T) {
+	const inst = "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n virtual_ipaddress {\n  192.0.2.100/24\n }\n"
+	cases := []struct {
+		name, conf string
+		code       int
+		out        []string // in stdout+stderr (or the message)
+	}{
+		{"complete", inst + "}\n", 0, []string{"vrid: 51", "note: no version"}},
+		{"partial", inst + " smtp_alert\n}\n", 3, []string{"t.conf:7: smtp_alert: vigil sends no email", "vrid: 51"}},
+		{"syntax error", inst, 1, []string{"t.conf"}},
+		{"not valid for vigil", inst + " notify_master /nonexistent/notify.sh\n}\n", 1, []string{"not valid", "does not exist"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "t.conf")
+			if err := os.WriteFile(p, []byte(c.conf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, code, msg := run(t, "config", "import-keepalived", "--node-name", "lb1", p)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d; out %q msg %q", code, c.code, out, msg)
+			}
+			for _, w := range c.out {
+				if !strings.Contains(out+msg, w) {
+					t.Errorf("output lacks %q: out %q msg %q", w, out, msg)
+				}
+			}
+		})
+	}
+	dir := t.TempDir()
+	in, outFile := filepath.Join(dir, "k.conf"), filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(in, []byte(inst+"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code, msg := run(t, "config", "import-keepalived", "-o", outFile, "--node-name", "lb1", in); code != 0 || strings.Contains(out, "vrid:") {
+		t.Fatalf("-o: exit %d, out %q msg %q", code, out, msg)
+	}
+	if _, code, msg := run(t, "config", "validate", "--config", outFile); code != 0 {
+		t.Fatalf("the written file does not validate: %s", msg)
+	}
+}
