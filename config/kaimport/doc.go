@@ -67,6 +67,14 @@
 //     rewritten with _; virtual servers are named PROTO-ADDRESS-PORT,
 //     fwmark-N or PROTO-GROUP.
 //
+// # Nothing to write (a note, not a drop)
+//
+// Keywords whose purpose vigil always serves do not make an import partial:
+// enable_script_security, vrrp_check_unicast_src and check_unicast_src,
+// reload_check_config, dynamic_interfaces, track_src_ip, notify_deleted,
+// linkbeat_use_polling, use_pid_dir, include_check, random_seed, native_ipv6
+// and debug (see builtIn).
+//
 // # Not carried over (dropped with a reason)
 //
 // Top level: static_ipaddress, static_routes, static_rules, bfd_instance,
@@ -76,22 +84,21 @@
 //
 // global_defs: email (notification_email*, smtp_*, no_email_faults), SNMP
 // and DBus, vrrp_mcast_group4/6, vrrp_garp_extra_if,
-// vrrp_higher_prio_send_advert, vrrp_check_unicast_src (vigil always
-// checks), vrrp_skip_check_adv_addr, vrrp_down_timer_adverts,
-// vrrp_notify_priority_changes, enable_script_security, *_fifo_script,
-// startup/shutdown scripts, reload_* and config_save_dir, nftables*,
+// vrrp_higher_prio_send_advert, vrrp_skip_check_adv_addr, vrrp_down_timer_adverts,
+// vrrp_notify_priority_changes, *_fifo_script,
+// startup/shutdown scripts, reload_time_file, reload_repeat, reload_file, config_save_dir, nftables*,
 // vrrp_iptables, vrrp_ipsets, per-process tuning (priorities, affinities,
 // real-time, netlink buffers, process names), vmac_prefix,
-// vrrp_startup_delay, dynamic_interfaces, a FIFO's user; the sync daemon's
+// vrrp_startup_delay, a FIFO's user; the sync daemon's
 // maxlen, port, ttl and group; lvs_sync_daemon without an instance.
 //
 // vrrp_instance: virtual_ipaddress_excluded (vigil advertises every VIP;
 // adding them to vips changes the adverts, which keepalived before 2.3.3
 // rejects), virtual_routes, virtual_rules, no_virtual_ipaddress, track_bfd,
 // use_vmac's MAC, use_vmac_addr, vmac_xmit_base, use_ipvlan, mcast_dst_ip,
-// vrf, track_src_ip, old_unicast_checksum, down_timer_adverts,
-// higher_prio_send_advert, skip_check_adv_addr, check_unicast_src,
-// notify_master_rx_lower_pri, notify_deleted, notify_priority_changes,
+// vrf, old_unicast_checksum, down_timer_adverts,
+// higher_prio_send_advert, skip_check_adv_addr,
+// notify_master_rx_lower_pri, notify_priority_changes,
 // smtp_alert, garp_extra_if, promote_secondaries, strict_mode differing
 // from vrrp_strict, unicast_peer max_ttl, auth_type AH, VIP options other
 // than dev and label (brd, scope, peer, no_track, preferred_lft, ...), a

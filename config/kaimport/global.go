@@ -27,6 +27,34 @@ type globalDefs struct {
 	rsInit      *kaconf.Node
 }
 
+// builtIn are keywords (of global_defs or an instance) whose purpose vigil
+// always serves: carried over as a note, not dropped, so that they alone do
+// not make an import partial.
+var builtIn = map[string]string{
+	"enable_script_security": "vigil checks every program's path when the file is loaded and runs each as its configured user",
+	"vrrp_check_unicast_src": "vigil takes unicast adverts from the listed peers only, always",
+	"reload_check_config":    "vigil validates every reload and keeps the running configuration when it is invalid",
+	"dynamic_interfaces":     "vigil follows interfaces over netlink: an instance waits in FAULT for its interface",
+	"include_check":          "the importer reads includes as keepalived's plain include",
+	"random_seed":            "only for ${_RANDOM}, which the importer expanded",
+	"use_pid_dir":            "vigil writes no pid files (systemd tracks the process)",
+	"check_unicast_src":      "vigil takes unicast adverts from the listed peers only, always",
+	"notify_deleted":         "vigil runs notify stop for an instance a reload removes",
+	"track_src_ip":           "vigil waits in FAULT while the interface has no usable source address",
+	"linkbeat_use_polling":   "vigil follows link state over netlink",
+	"native_ipv6":            "deprecated in keepalived: the VIPs give the family",
+	"debug":                  "not implemented in keepalived either",
+}
+
+// keptBuiltIn notes n when vigil always does what it asks (builtIn).
+func (t *translator) keptBuiltIn(n *kaconf.Node) bool {
+	what, ok := builtIn[n.Keyword]
+	if ok {
+		t.note(n, "%s: nothing to write, %s", n.Keyword, what)
+	}
+	return ok
+}
+
 // globalReasons are global_defs keywords vigil has no equivalent for.
 var globalReasons = map[string]string{
 	"notification_email":               "vigil sends no email: use notify scripts, the FIFO or the Prometheus alert rules",
@@ -45,18 +73,15 @@ var globalReasons = map[string]string{
 	"default_interface":                "vigil manages no static addresses",
 	"vrrp_garp_extra_if":               "vigil sends GARP/NA on the VIPs' interfaces only when it takes them over (use garp refresh)",
 	"vrrp_higher_prio_send_advert":     "vigil has no such option: a master hearing a higher priority goes backup at once",
-	"vrrp_check_unicast_src":           "vigil takes unicast adverts from the listed peers only, always",
 	"vrrp_skip_check_adv_addr":         "vigil never drops an advert for its address list (it counts and logs a mismatch)",
 	"vrrp_down_timer_adverts":          "vigil keeps RFC 5798's Master_Down_Interval (3 adverts and the skew)",
 	"vrrp_notify_priority_changes":     "vigil's FIFO carries state changes only",
-	"enable_script_security":           "vigil checks every program's path when the file is loaded and runs each as its configured user",
 	"notify_fifo_script":               "vigil runs no FIFO reader: start it as a service of its own",
 	"vrrp_notify_fifo_script":          "vigil runs no FIFO reader: start it as a service of its own",
 	"lvs_notify_fifo_script":           "vigil runs no FIFO reader: start it as a service of its own",
 	"fifo_write_vrrp_states_on_reload": "vigil writes state changes only",
 	"vrrp_startup_delay":               "vigil starts instances as backup and waits Master_Down_Interval; no extra delay",
 	"vrrp_delay_after_boot":            "vigil starts instances as backup and waits Master_Down_Interval; no extra delay",
-	"dynamic_interfaces":               "vigil follows interfaces over netlink: an instance waits in FAULT for its interface",
 	"max_auto_priority":                "vigil's timers are not run by a single-threaded scheduler; no automatic real-time priority",
 	"min_auto_priority_delay":          "vigil's timers are not run by a single-threaded scheduler; no automatic real-time priority",
 	"lvs_sync_daemon_interface":        "keepalived's old form of lvs_sync_daemon: give lvs_sync_daemon IF inst VRRP_INSTANCE",
@@ -85,20 +110,15 @@ var globalReasons = map[string]string{
 	"shutdown_script":                  "use the unit's ExecStopPost=",
 	"startup_script_timeout":           "use the unit's ExecStartPre=",
 	"shutdown_script_timeout":          "use the unit's ExecStopPost=",
-	"reload_check_config":              "vigil validates every reload and keeps the running configuration when it is invalid",
 	"reload_time_file":                 "vigil reloads on SIGHUP or vigil config reload; fleets roll out with vigil config push",
 	"reload_repeat":                    "vigil reloads on SIGHUP or vigil config reload",
 	"reload_file":                      "vigil reads its file once per reload",
 	"config_save_dir":                  "vigil keeps fleet versions in fleet.state_dir",
 	"tmp_config_directory":             "vigil is one process",
-	"include_check":                    "the importer reads includes as keepalived's plain include",
 	"data_use_instance":                "vigil has no dump files: use vigil status",
 	"json_version":                     "vigil has no dump files: use vigil status -o json",
-	"random_seed":                      "only for ${_RANDOM}, which the importer expanded",
 	"umask":                            "vigil creates its files with fixed modes",
 	"instance":                         "vigil has no keepalived instance names (one daemon per namespace)",
-	"use_pid_dir":                      "vigil writes no pid files (systemd tracks the process)",
-	"linkbeat_use_polling":             "vigil follows link state over netlink only",
 	"namespace_with_ipsets":            "vigil uses no ipsets",
 	"log_unknown_vrids":                "no vigil equivalent",
 }
@@ -179,6 +199,9 @@ func (t *translator) globalKeyword(n *kaconf.Node) {
 	case "rs_init_notifies":
 		g.rsInit = n
 	default:
+		if t.keptBuiltIn(n) {
+			return
+		}
 		if reason, ok := globalReasons[n.Keyword]; ok && reason != "" {
 			t.drop(n, "", "%s", reason)
 		} else {

@@ -177,9 +177,7 @@ var topLevel = map[string]string{
 	"net_namespace_ipvs":       "vigil programs IPVS in its own network namespace",
 	"namespace_with_ipsets":    "vigil uses no ipsets",
 	"instance":                 "vigil has no keepalived instance names (one daemon per namespace)",
-	"use_pid_dir":              "vigil writes no pid files (systemd tracks the process)",
 	"child_wait_time":          "vigil is one process",
-	"linkbeat_use_polling":     "vigil follows link state over netlink only",
 	"track_group":              "vigil manages no static addresses",
 	"vrrp_track_bfd":           "vigil has no BFD",
 }
@@ -212,6 +210,9 @@ func (t *translator) index(nodes []*kaconf.Node) {
 		case "virtual_server":
 			t.servers = append(t.servers, n)
 		default:
+			if t.keptBuiltIn(n) {
+				break
+			}
 			if reason, ok := topLevel[n.Keyword]; ok && reason != "" {
 				t.drop(n, "", "%s", reason)
 			} else {

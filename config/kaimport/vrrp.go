@@ -40,21 +40,15 @@ var instanceReasons = map[string]string{
 	"use_vmac_addr":              "vigil creates one virtual MAC per instance (vmac:), on the instance interface",
 	"vmac_xmit_base":             "vigil sends and receives adverts on the virtual MAC interface",
 	"use_ipvlan":                 "vigil's virtual MAC is a macvlan (vmac:); it has no ipvlan mode",
-	"native_ipv6":                "deprecated in keepalived: the VIPs give the family",
 	"mcast_dst_ip":               "vigil sends to the RFC 5798 groups (224.0.0.18, ff02::12); use unicast for another path",
-	"track_src_ip":               "vigil waits in FAULT while the interface has no usable source address",
 	"old_unicast_checksum":       "vigil computes the RFC 5798 checksum (and accepts both forms for v3 over IPv4)",
 	"down_timer_adverts":         "vigil keeps RFC 5798's Master_Down_Interval (3 adverts and the skew)",
 	"higher_prio_send_advert":    "vigil has no such option: a master hearing a higher priority goes backup at once",
 	"skip_check_adv_addr":        "vigil never drops an advert for its address list (it counts and logs a mismatch)",
-	"check_unicast_src":          "vigil takes unicast adverts from the listed peers only, always",
-	"debug":                      "not implemented in keepalived either",
 	"notify_master_rx_lower_pri": "vigil re-announces by itself when a master hears a lower priority (RFC 9568); no script",
-	"notify_deleted":             "vigil runs notify stop for an instance a reload removes",
 	"notify_priority_changes":    "vigil's FIFO carries state changes only",
 	"smtp_alert":                 "vigil sends no email",
 	"kernel_rx_buf_size":         "vigil sizes its socket buffers itself",
-	"linkbeat_use_polling":       "vigil follows link state over netlink only",
 	"promote_secondaries":        "vigil adds and removes only the VIPs; set net.ipv4.conf.IF.promote_secondaries=1 with sysctl",
 	"garp_extra_if":              "vigil sends GARP/NA on the VIPs' interfaces only when it takes them over (use garp refresh)",
 	"garp_extra_if_vmac":         "vigil sends GARP/NA on the VIPs' interfaces only when it takes them over (use garp refresh)",
@@ -210,6 +204,9 @@ func (t *translator) instance(n *kaconf.Node, name string) *instance {
 		case "strict_mode":
 			strictMode = c
 		default:
+			if t.keptBuiltIn(c) {
+				break
+			}
 			if reason, ok := instanceReasons[c.Keyword]; ok {
 				if reason != "" {
 					t.drop(c, "", "%s", reason)

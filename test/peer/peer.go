@@ -164,10 +164,6 @@ func VigilAdminSocket(n *netlab.Node) string {
 // keepalived (VRRP only, foreground, logging to the console) on the node,
 // with pid files of its own so that several run side by side.
 func StartKeepalived(n *netlab.Node, insts []Instance) (*netlab.Process, error) {
-	kp, err := exec.LookPath("keepalived")
-	if err != nil {
-		return nil, fmt.Errorf("keepalived is not installed (test/deps.sh installs it): %w", err)
-	}
 	dir := filepath.Join(n.Lab().Dir(), n.Name+"-keepalived")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -176,9 +172,26 @@ func StartKeepalived(n *netlab.Node, insts []Instance) (*netlab.Process, error) 
 	if err := os.WriteFile(conf, []byte(KeepalivedConf(n.Name, insts)), 0o644); err != nil {
 		return nil, fmt.Errorf("writing keepalived config for %s: %w", n.Name, err)
 	}
-	return n.Start(kp, "--dont-fork", "--log-console", "--log-detail", "--no-syslog", "--vrrp",
+	return StartKeepalivedFile(n, conf, "--vrrp")
+}
+
+// StartKeepalivedFile starts keepalived (foreground, logging to the console)
+// on the node with a configuration file written out in full, with pid files
+// of its own (in the lab directory) so that several run side by side.
+// extraArgs are keepalived's: --vrrp for VRRP only, --config-id ID, ...
+func StartKeepalivedFile(n *netlab.Node, conf string, extraArgs ...string) (*netlab.Process, error) {
+	kp, err := exec.LookPath("keepalived")
+	if err != nil {
+		return nil, fmt.Errorf("keepalived is not installed (test/deps.sh installs it): %w", err)
+	}
+	dir := filepath.Join(n.Lab().Dir(), n.Name+"-keepalived")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	args := append([]string{"--dont-fork", "--log-console", "--log-detail", "--no-syslog",
 		"--use-file", conf, "--pid", filepath.Join(dir, "keepalived.pid"),
-		"--vrrp_pid", filepath.Join(dir, "vrrp.pid"), "--checkers_pid", filepath.Join(dir, "checkers.pid"))
+		"--vrrp_pid", filepath.Join(dir, "vrrp.pid"), "--checkers_pid", filepath.Join(dir, "checkers.pid")}, extraArgs...)
+	return n.Start(kp, args...)
 }
 
 var (
