@@ -67,3 +67,38 @@ func FuzzParse(f *testing.F) {
 		walk(file.Nodes)
 	})
 }
+
+// BenchmarkManPageScale parses keepalived.conf(5)'s scale example: one
+// ~SEQ line making 65,024 vrrp_instance and track_file blocks (715,264
+// lines). go test -run '^$' -bench ManPageScale -benchmem ./internal/kaconf/
+func BenchmarkManPageScale(b *testing.B) {
+	in := []byte(`$VI4= \
+track_file offset_instance_4.${IF}.${NUM}.${ID} { \
+    file "${_PWD}/679/track_files/4.${IF}.${NUM}.${ID}" \
+    weight -100 \
+} \
+vrrp_instance vrrp4.${IF}.${NUM}.${ID} { \
+    interface bond${IF}.${NUM} \
+    use_vmac vrrp4.${IF}.${NUM}.${ID} \
+    virtual_router_id ${ID} \
+    priority 130 \
+    virtual_ipaddress { \
+        2001:db8:${IF}:${NUM}::${ID}/64 \
+    } \
+    track_file { \
+        offset_instance_4.${IF}.${NUM}.${ID} \
+    } \
+}
+
+~SEQ(IF,0,7) ~SEQ(NUM,0,31) ~SEQ(ID,1,254) $VI4
+`)
+	for b.Loop() {
+		f, err := ParseBytes("/etc/keepalived/keepalived.conf", in, Options{ConfigID: "n1"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(f.Nodes) != 2*65024 {
+			b.Fatalf("%d top-level nodes, want %d", len(f.Nodes), 2*65024)
+		}
+	}
+}

@@ -23,10 +23,21 @@ func (p *pre) substitute(s string, pos Pos) (string, bool) {
 		return s, false
 	}
 	var b strings.Builder
+	b.Grow(len(s))
 	changed := false
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c != '$' || i+1 >= len(s) {
+		if c != '$' {
+			// Copy up to the next '$' at once.
+			j := strings.IndexByte(s[i:], '$')
+			if j < 0 {
+				j = len(s) - i
+			}
+			b.WriteString(s[i : i+j])
+			i += j - 1
+			continue
+		}
+		if i+1 >= len(s) {
 			b.WriteByte(c)
 			continue
 		}
