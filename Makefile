@@ -62,6 +62,7 @@ bench: deps build
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./vrrp/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s} ./internal/kaconf/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRows -fuzztime $${FUZZTIME:-60s} ./gossip/
 	$(GO) test -run '^$$' -fuzz FuzzLoaderMatchesParse -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./config/
 	$(GO) test -run '^$$' -fuzz FuzzReadMatchesViper -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./config/
