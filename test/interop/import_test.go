@@ -192,7 +192,10 @@ func importFor(t *testing.T, bin, conf, id string) string {
 	return string(yaml)
 }
 
-var pingSummary = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
+var (
+	pingSummary = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
+	pingReply   = regexp.MustCompile(`(?m)^\[(\d+\.\d+)\] .*icmp_seq=(\d+) `)
+)
 
 // TestRollingSwap is the migration guide's rolling swap of a keepalived pair to vigil, with a
 // client pinging the VIP every 20 ms throughout: keepalived runs on both directors (vigil's node
@@ -238,7 +241,7 @@ func TestRollingSwap(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		out, err := client.Run(ctx, "ping", "-n", "-q", "-c", strconv.Itoa(count), "-i", fmt.Sprint(every.Seconds()), "-W", "1", vip.String())
+		out, err := client.Run(ctx, "ping", "-n", "-D", "-c", strconv.Itoa(count), "-i", fmt.Sprint(every.Seconds()), "-W", "1", vip.String())
 		pinged <- result{out, err}
 	}()
 	time.Sleep(2 * time.Second)
@@ -257,13 +260,15 @@ func TestRollingSwap(t *testing.T) {
 	}
 	// 2. The master: keepalived stops (priority 0), vigil on the backup takes over.
 	stopped := time.Now()
+	var tookOver time.Time
 	if err := kaA.Stop(stopTimeout); err != nil {
 		t.Fatalf("stop keepalived on %s: %v", na.Name, err)
 	}
 	if err := nb.WaitAddr(netlab.Dev, vip, true, 5*time.Second); err != nil {
 		t.Fatalf("vigil on %s does not take over from the stopped keepalived: %v\n%s", nb.Name, err, vb.LogTail(3000))
 	}
-	t.Logf("keepalived master stopped → vigil backup holds the VIP: %v (polled)", time.Since(stopped).Round(time.Millisecond))
+	tookOver = time.Now()
+	t.Logf("keepalived master stopped → vigil backup holds the VIP: %v (polled)", tookOver.Sub(stopped).Round(time.Millisecond))
 	// 3. vigil on the old master, which takes the VIP back (150 > 100, preemption: no gap).
 	va, err := peer.StartVigilYAML(na, bin, importFor(t, bin, conf, "vigil"))
 	if err != nil {
@@ -294,5 +299,27 @@ func TestRollingSwap(t *testing.T) {
 	}
 	if lost > budget {
 		t.Fatalf("the swap lost %d pings (%v); the handoff should cost at most Skew_Time (%d pings)", lost, time.Duration(lost)*every, budget)
+	}
+	// Every loss began during step 2, between keepalived's stop and vigil's takeover: steps 1
+	// and 3 lose nothing. ping -D stamps each reply with the wall clock; a run of lost pings
+	// began after the reply before it (ping's pacing drifts from 20 ms, so sequence numbers
+	// do not give the time).
+	var stamps []time.Time
+	var seqs []int
+	for _, m := range pingReply.FindAllSubmatch(r.out, -1) {
+		sec, _ := strconv.ParseFloat(string(m[1]), 64)
+		seq, _ := strconv.Atoi(string(m[2]))
+		stamps, seqs = append(stamps, time.UnixMicro(int64(sec*1e6))), append(seqs, seq)
+	}
+	from, to := stopped.Add(-200*time.Millisecond), tookOver.Add(200*time.Millisecond)
+	for i := 1; i < len(seqs); i++ {
+		if gap := seqs[i] - seqs[i-1] - 1; gap > 0 {
+			began := stamps[i-1]
+			t.Logf("pings %d..%d lost, after the reply at %s (step 2: keepalived stopped at %s, vigil held the VIP at %s)",
+				seqs[i-1]+1, seqs[i]-1, began.Format("15:04:05.000"), stopped.Format("15:04:05.000"), tookOver.Format("15:04:05.000"))
+			if began.Before(from) || began.After(to) {
+				t.Errorf("%d pings lost outside the handoff of step 2", gap)
+			}
+		}
 	}
 }
