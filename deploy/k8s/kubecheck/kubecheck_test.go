@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -172,23 +173,13 @@ func checkDoc(ss map[string]*jsonschema.Schema, n int, doc []byte) []string {
 		if err := yaml.UnmarshalStrict(doc, &cm); err != nil {
 			return append(probs, fmt.Sprintf("%s (document %d) into k8s.io/api: %v", gvk, n, err))
 		}
-		errs = objectMeta(cm.ObjectMeta, field.NewPath("metadata"))
-		for k := range cm.Data {
-			for _, m := range validation.IsConfigMapKey(k) {
-				errs = append(errs, field.Invalid(field.NewPath("data").Key(k), k, m))
-			}
-		}
+		errs = dataKeys(cm.ObjectMeta, slices.Collect(maps.Keys(cm.Data)))
 	case "Secret":
 		var sec corev1.Secret
 		if err := yaml.UnmarshalStrict(doc, &sec); err != nil {
 			return append(probs, fmt.Sprintf("%s (document %d) into k8s.io/api: %v", gvk, n, err))
 		}
-		errs = objectMeta(sec.ObjectMeta, field.NewPath("metadata"))
-		for k := range sec.Data {
-			for _, m := range validation.IsConfigMapKey(k) {
-				errs = append(errs, field.Invalid(field.NewPath("data").Key(k), k, m))
-			}
-		}
+		errs = dataKeys(sec.ObjectMeta, slices.Collect(maps.Keys(sec.Data)))
 	}
 	for _, e := range errs {
 		probs = append(probs, fmt.Sprintf("%s (document %d): %v", gvk, n, e))
@@ -196,14 +187,28 @@ func checkDoc(ss map[string]*jsonschema.Schema, n int, doc []byte) []string {
 	return probs
 }
 
+// invalid turns a validator's messages into errors at p.
+func invalid(p *field.Path, v any, msgs []string) field.ErrorList {
+	var errs field.ErrorList
+	for _, m := range msgs {
+		errs = append(errs, field.Invalid(p, v, m))
+	}
+	return errs
+}
+
+// dataKeys checks a ConfigMap's or Secret's metadata and data keys.
+func dataKeys(m metav1.ObjectMeta, keys []string) field.ErrorList {
+	errs := objectMeta(m, field.NewPath("metadata"))
+	for _, k := range keys {
+		errs = append(errs, invalid(field.NewPath("data").Key(k), k, validation.IsConfigMapKey(k))...)
+	}
+	return errs
+}
+
 func objectMeta(m metav1.ObjectMeta, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	for _, msg := range validation.IsDNS1123Subdomain(m.Name) {
-		errs = append(errs, field.Invalid(p.Child("name"), m.Name, msg))
-	}
-	for _, msg := range validation.IsDNS1123Label(m.Namespace) {
-		errs = append(errs, field.Invalid(p.Child("namespace"), m.Namespace, msg))
-	}
+	errs = append(errs, invalid(p.Child("name"), m.Name, validation.IsDNS1123Subdomain(m.Name))...)
+	errs = append(errs, invalid(p.Child("namespace"), m.Namespace, validation.IsDNS1123Label(m.Namespace))...)
 	return append(errs, metavalidation.ValidateLabels(m.Labels, p.Child("labels"))...)
 }
 
@@ -269,9 +274,7 @@ func podSpec(ps *corev1.PodSpec, p *field.Path) field.ErrorList {
 	vols := map[string]bool{}
 	for i, v := range ps.Volumes {
 		vp := p.Child("volumes").Index(i)
-		for _, m := range validation.IsDNS1123Label(v.Name) {
-			errs = append(errs, field.Invalid(vp.Child("name"), v.Name, m))
-		}
+		errs = append(errs, invalid(vp.Child("name"), v.Name, validation.IsDNS1123Label(v.Name))...)
 		if vols[v.Name] {
 			errs = append(errs, field.Duplicate(vp.Child("name"), v.Name))
 		}
@@ -291,15 +294,11 @@ func podSpec(ps *corev1.PodSpec, p *field.Path) field.ErrorList {
 		}
 		if cm := v.ConfigMap; cm != nil {
 			sources++
-			for _, m := range validation.IsDNS1123Subdomain(cm.Name) {
-				errs = append(errs, field.Invalid(vp.Child("configMap", "name"), cm.Name, m))
-			}
+			errs = append(errs, invalid(vp.Child("configMap", "name"), cm.Name, validation.IsDNS1123Subdomain(cm.Name))...)
 		}
 		if s := v.Secret; s != nil {
 			sources++
-			for _, m := range validation.IsDNS1123Subdomain(s.SecretName) {
-				errs = append(errs, field.Invalid(vp.Child("secret", "secretName"), s.SecretName, m))
-			}
+			errs = append(errs, invalid(vp.Child("secret", "secretName"), s.SecretName, validation.IsDNS1123Subdomain(s.SecretName))...)
 			if s.DefaultMode != nil && (*s.DefaultMode < 0 || *s.DefaultMode > 0o777) {
 				errs = append(errs, field.Invalid(vp.Child("secret", "defaultMode"), *s.DefaultMode, "must be 0..0777"))
 			}
@@ -319,25 +318,19 @@ func podSpec(ps *corev1.PodSpec, p *field.Path) field.ErrorList {
 
 func container(c *corev1.Container, p *field.Path, vols map[string]bool, hostNetwork bool) field.ErrorList {
 	var errs field.ErrorList
-	for _, m := range validation.IsDNS1123Label(c.Name) {
-		errs = append(errs, field.Invalid(p.Child("name"), c.Name, m))
-	}
+	errs = append(errs, invalid(p.Child("name"), c.Name, validation.IsDNS1123Label(c.Name))...)
 	if c.Image == "" {
 		errs = append(errs, field.Required(p.Child("image"), ""))
 	}
 	ports := map[string]bool{}
 	for i, port := range c.Ports {
 		pp := p.Child("ports").Index(i)
-		for _, m := range validation.IsValidPortName(port.Name) {
-			errs = append(errs, field.Invalid(pp.Child("name"), port.Name, m))
-		}
+		errs = append(errs, invalid(pp.Child("name"), port.Name, validation.IsValidPortName(port.Name))...)
 		if ports[port.Name] {
 			errs = append(errs, field.Duplicate(pp.Child("name"), port.Name))
 		}
 		ports[port.Name] = true
-		for _, m := range validation.IsValidPortNum(int(port.ContainerPort)) {
-			errs = append(errs, field.Invalid(pp.Child("containerPort"), port.ContainerPort, m))
-		}
+		errs = append(errs, invalid(pp.Child("containerPort"), port.ContainerPort, validation.IsValidPortNum(int(port.ContainerPort)))...)
 		if !slices.Contains(protocols, port.Protocol) {
 			errs = append(errs, field.NotSupported(pp.Child("protocol"), port.Protocol, protocols))
 		}
@@ -349,9 +342,7 @@ func container(c *corev1.Container, p *field.Path, vols map[string]bool, hostNet
 	defined := map[string]bool{}
 	for i, e := range c.Env {
 		ep := p.Child("env").Index(i)
-		for _, m := range validation.IsEnvVarName(e.Name) {
-			errs = append(errs, field.Invalid(ep.Child("name"), e.Name, m))
-		}
+		errs = append(errs, invalid(ep.Child("name"), e.Name, validation.IsEnvVarName(e.Name))...)
 		// Kubernetes expands $(VAR) only with variables defined before:
 		// a later or unknown one stays as it is written.
 		for _, ref := range envRef.FindAllStringSubmatch(e.Value, -1) {
