@@ -27,8 +27,11 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# deploy/k8s/kubecheck is a module of its own: the Kubernetes API's types and schemas stay out of
+# vigil's go.mod and binary.
 unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
+	cd deploy/k8s/kubecheck && $(GO) test -race -count=1 ./...
 
 # Network-namespace scenarios, keepalived interop, metrics scraped by a real Prometheus (test/prom)
 # and the IPVS VM: root only.

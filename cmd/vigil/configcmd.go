@@ -73,7 +73,7 @@ Exit status: 0 valid (warnings may be printed), 1 invalid, 2 usage error.`,
 	validate.Flags().BoolVar(&fleet, "fleet", false, "the file is a fleet document: check every node it names")
 	validate.SetFlagErrorFunc(flagUsageError)
 	cmd.AddCommand(validate, newConfigReloadCmd(), newConfigRenderCmd(), newConfigPushCmd(), newConfigHistoryCmd(), newConfigRollbackCmd(),
-		newConfigKeygenCmd(), newConfigSignCmd())
+		newConfigKeygenCmd(), newConfigSignCmd(), newConfigSchemaCmd())
 	cmd.AddCommand(newConfigImportKeepalivedCmd())
 	return cmd
 }
