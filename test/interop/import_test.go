@@ -75,15 +75,7 @@ vrrp_instance VI_web {
 // fails (weight -60: 90) and keepalived (100) takes over; the check recovers and vigil takes the
 // VIP back. At each step exactly one of them holds the VIP.
 func TestInteropImported(t *testing.T) {
-	netlab.Require(t)
-	bin, err := peer.VigilBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("keepalived"); err != nil {
-		t.Fatalf("keepalived is not installed (test/deps.sh installs it): %v", err)
-	}
-	lab, nv, nk, conf := importLab(t, "vgioim")
+	bin, lab, nv, nk, conf := importLab(t, "vgioim")
 	dir := lab.Dir()
 	yaml := importFor(t, bin, conf, "vigil")
 
@@ -146,10 +138,19 @@ func TestInteropImported(t *testing.T) {
 	}
 }
 
-// importLab builds the two directors "vigil" (192.0.2.11) and "kad" (192.0.2.12) and writes the
-// pair's keepalived.conf, with both checks passing, into the lab directory.
-func importLab(t *testing.T, tag string) (*netlab.Lab, *netlab.Node, *netlab.Node, string) {
+// importLab returns the vigil binary, builds the two directors "vigil" (192.0.2.11) and "kad"
+// (192.0.2.12) and writes the pair's keepalived.conf, with both checks passing, into the lab
+// directory.
+func importLab(t *testing.T, tag string) (string, *netlab.Lab, *netlab.Node, *netlab.Node, string) {
 	t.Helper()
+	netlab.Require(t)
+	bin, err := peer.VigilBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("keepalived"); err != nil {
+		t.Fatalf("keepalived is not installed (test/deps.sh installs it): %v", err)
+	}
 	lab := netlab.NewForTest(t, tag)
 	nv, err := lab.AddNode("vigil", netip.MustParsePrefix("192.0.2.11/24"))
 	if err != nil {
@@ -169,7 +170,7 @@ func importLab(t *testing.T, tag string) (*netlab.Lab, *netlab.Node, *netlab.Nod
 			t.Fatal(err)
 		}
 	}
-	return lab, nv, nk, conf
+	return bin, lab, nv, nk, conf
 }
 
 // importFor runs `vigil config import-keepalived --config-id ID` on the pair's file: the result
@@ -205,15 +206,7 @@ var (
 // loss the client may see is the Skew_Time gap of the one handoff away from the old master
 // (100 ms margin for the GARP and the 20 ms ping grain).
 func TestRollingSwap(t *testing.T) {
-	netlab.Require(t)
-	bin, err := peer.VigilBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("keepalived"); err != nil {
-		t.Fatalf("keepalived is not installed (test/deps.sh installs it): %v", err)
-	}
-	lab, na, nb, conf := importLab(t, "vgiosw")
+	bin, lab, na, nb, conf := importLab(t, "vgiosw")
 	client, err := lab.AddNode("client", netip.MustParsePrefix("192.0.2.20/24"))
 	if err != nil {
 		t.Fatal(err)
