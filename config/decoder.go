@@ -16,9 +16,12 @@ type decoder struct {
 	vsNames []string // lb virtual server names, valid or not otherwise, for track references
 	// gossipOn: the file has a gossip: section (decoded before lb).
 	gossipOn bool
-	errs     []FieldError
-	warns    []string
-	env      map[string]string // key path -> environment variable it came from
+	// offHost: the file is meant for another machine (ParseOffHost):
+	// programs, users and the FIFO's directory are not looked up here.
+	offHost bool
+	errs    []FieldError
+	warns   []string
+	env     map[string]string // key path -> environment variable it came from
 	// facts is what the parse learnt about the file: lines, keys written
 	// with capitals; nil for an item decoded apart from its file.
 	facts *docFacts

@@ -556,7 +556,7 @@ func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
 		vs.Notify.QuorumDown, _ = d.command(no, "quorum_down", false, false)
 		vs.Notify.Omega = getBool(no, "omega").or(false)
 		if u := getString(no, "user"); u.ok() && u.V != "" {
-			if msg := userProblem(u.V); msg != "" {
+			if msg := d.userProblem(u.V); msg != "" {
 				u.reject(d, "%s", msg)
 			} else {
 				vs.Notify.User = u.V

@@ -244,7 +244,7 @@ func (d *decoder) check(o *object) (Check, bool) {
 		}
 		if only("user", "exec") {
 			if u := getString(o, "user"); u.ok() && u.V != "" {
-				if msg := userProblem(u.V); msg != "" {
+				if msg := d.userProblem(u.V); msg != "" {
 					u.reject(d, "%s", msg)
 				} else {
 					c.User = u.V

@@ -88,6 +88,17 @@ func Parse(data []byte) (*Config, error) {
 	return parse(data, "")
 }
 
+// ParseOffHost is Parse for a file meant for another machine (vigil config
+// import-keepalived --off-host): programs, users and the notify FIFO's
+// directory are not looked up on this one; every other rule applies.
+func ParseOffHost(data []byte) (*Config, error) {
+	if err := sizeProblem(data, ""); err != nil {
+		return nil, err
+	}
+	cfg, _, err := decode(data, "", &decoder{offHost: true}, data)
+	return cfg, err
+}
+
 func parse(data []byte, file string) (*Config, error) {
 	if err := sizeProblem(data, file); err != nil {
 		return nil, err

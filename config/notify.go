@@ -44,7 +44,7 @@ func (d *decoder) notify(no *object, c *vrrpCtx) Notify {
 		*dst[i], _ = d.command(no, k, false, false)
 	}
 	if u := getString(no, "user"); u.ok() && u.V != "" {
-		if msg := userProblem(u.V); msg != "" {
+		if msg := d.userProblem(u.V); msg != "" {
 			u.reject(d, "%s", msg)
 		} else {
 			n.User = u.V
@@ -101,7 +101,7 @@ func (d *decoder) command(o *object, key string, shell, required bool) ([]string
 				strings.Join(strings.Fields(v), ", "), more)
 			return nil, ""
 		}
-		prog, msg := execProblem(v)
+		prog, msg := d.execProblem(v)
 		if msg != "" {
 			d.bad(p, v, "%s", msg)
 			return nil, ""
@@ -134,7 +134,7 @@ func (d *decoder) command(o *object, key string, shell, required bool) ([]string
 		if !ok {
 			return nil, ""
 		}
-		prog, msg := execProblem(argv[0])
+		prog, msg := d.execProblem(argv[0])
 		if msg != "" {
 			d.bad(p+"[0]", argv[0], "%s", msg)
 			return nil, ""
@@ -145,6 +145,36 @@ func (d *decoder) command(o *object, key string, shell, required bool) ([]string
 		d.bad(p, raw, "must be a list [/path/to/program, ARG, ...] or a string, not %s", kind(raw))
 	}
 	return nil, ""
+}
+
+// Host lookups: programs, users and directories of this machine. A file
+// meant for another one (ParseOffHost) skips them; its other rules apply.
+
+func (d *decoder) execProblem(prog string) (string, string) {
+	if d.offHost && (!strings.Contains(prog, "/") || filepath.IsAbs(prog)) {
+		if prog == "" {
+			return execProblem(prog)
+		}
+		return prog, "" // a name is looked up in PATH there
+	}
+	return execProblem(prog)
+}
+
+func (d *decoder) userProblem(s string) string {
+	if d.offHost {
+		return ""
+	}
+	return userProblem(s)
+}
+
+func (d *decoder) fifoProblem(p string) string {
+	if d.offHost {
+		if !filepath.IsAbs(p) {
+			return "is not an absolute path"
+		}
+		return ""
+	}
+	return fifoProblem(p)
 }
 
 // execProblem checks that prog names an executable file: an absolute path,

@@ -155,7 +155,7 @@ func (d *decoder) scripts(o *object, c *vrrpCtx) {
 		s.Weight, wf = d.weight(so, 0)
 		s.Reverse = getBool(so, "reverse").or(false)
 		if u := getString(so, "user"); u.ok() && u.V != "" {
-			if msg := userProblem(u.V); msg != "" {
+			if msg := d.userProblem(u.V); msg != "" {
 				u.reject(d, "%s", msg)
 			} else {
 				s.User = u.V

@@ -218,7 +218,7 @@ func (d *decoder) vrrp(o *object) VRRP {
 	c.garp = v.GARP
 
 	if f := getString(o, "script_user"); f.ok() && f.V != "" {
-		if msg := userProblem(f.V); msg != "" {
+		if msg := d.userProblem(f.V); msg != "" {
 			f.reject(d, "%s", msg)
 		} else {
 			v.ScriptUser = f.V
@@ -253,7 +253,7 @@ func (d *decoder) vrrp(o *object) VRRP {
 
 	fifo := getString(o, "notify_fifo")
 	if fifo.ok() && fifo.V != "" {
-		if msg := fifoProblem(fifo.V); msg != "" {
+		if msg := d.fifoProblem(fifo.V); msg != "" {
 			fifo.reject(d, "%s", msg)
 		} else {
 			v.NotifyFIFO = fifo.V
