@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -45,6 +46,14 @@ type FleetDocument struct {
 	shared *yaml.Node // the top-level mapping without nodes:
 	nodes  map[string]*yaml.Node
 	order  []string // node names in document order
+	// loader loads the nodes' renderings: they share their virtual
+	// servers' text, so after the first node each costs only what differs
+	// (see Config).
+	loader Loader
+	// encoded holds the top-level entries of the shared part, encoded
+	// (see sections).
+	mu      sync.Mutex
+	encoded map[[2]*yaml.Node][]byte
 }
 
 // ParseFleet parses a fleet document; file names it in errors.
@@ -119,32 +128,105 @@ func (fd *FleetDocument) Nodes() []string { return slices.Clone(fd.order) }
 // YAML. It is what `vigil config render --node` prints, and what problems
 // found by Parse are placed in.
 func (fd *FleetDocument) Render(name string) ([]byte, error) {
+	secs, err := fd.sections(name)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for _, sec := range secs {
+		out = append(out, sec.text...)
+	}
+	return out, nil
+}
+
+// section is one top-level entry of a rendering, encoded.
+type section struct {
+	key  string
+	text []byte
+}
+
+// sections is Render's document as its top-level entries, each encoded on
+// its own: block-style top-level entries are independent, so the document
+// is their concatenation. An entry no node changes (its value is the shared
+// part's own node) is encoded once per document: with a large lb: shared by
+// every node, encoding was most of validating a push for 50 nodes.
+func (fd *FleetDocument) sections(name string) ([]section, error) {
 	own, ok := fd.nodes[name]
 	if !ok {
 		return nil, fmt.Errorf("%s: no node %q under nodes: (it names %v)", fd.file, name, fd.order)
 	}
 	merged := mergeYAML(fd.shared, own)
-	doc := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	nk := scalarNode("node")
 	nk.HeadComment = fmt.Sprintf("The configuration of %s from the fleet document %s (vigil config render).", name, fd.file)
-	doc.Content = append(doc.Content, nk, &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map",
+	head, err := encodeEntry(nk, &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map",
 		Content: []*yaml.Node{scalarNode("name"), scalarNode(name)}})
-	doc.Content = append(doc.Content, merged.Content...)
-	if len(merged.Content) > 0 {
-		// The document's own head comment describes the fleet document,
-		// not this rendering.
-		first := *merged.Content[0]
-		first.HeadComment = ""
-		doc.Content[2] = &first
+	if err != nil {
+		return nil, fmt.Errorf("rendering %s for %s: %w", fd.file, name, err)
 	}
+	out := []section{{"node", head}}
+	for i := 0; i+1 < len(merged.Content); i += 2 {
+		k, v := merged.Content[i], merged.Content[i+1]
+		if i == 0 && k.HeadComment != "" {
+			// The document's own head comment describes the fleet
+			// document, not this rendering.
+			c := *k
+			c.HeadComment = ""
+			k = &c
+		}
+		text, err := fd.encodeShared(k, v)
+		if err != nil {
+			return nil, fmt.Errorf("rendering %s for %s: %w", fd.file, name, err)
+		}
+		out = append(out, section{k.Value, text})
+	}
+	return out, nil
+}
+
+// encodeShared is encodeEntry, remembered for the shared part's own nodes
+// (merges make new nodes, so a remembered pair is one no node changed).
+func (fd *FleetDocument) encodeShared(k, v *yaml.Node) ([]byte, error) {
+	key := [2]*yaml.Node{k, v}
+	fd.mu.Lock()
+	text, ok := fd.encoded[key]
+	fd.mu.Unlock()
+	if ok {
+		return text, nil
+	}
+	text, err := encodeEntry(k, v)
+	if err != nil {
+		return nil, err
+	}
+	if fd.isShared(k, v) {
+		fd.mu.Lock()
+		if fd.encoded == nil {
+			fd.encoded = map[[2]*yaml.Node][]byte{}
+		}
+		fd.encoded[key] = text
+		fd.mu.Unlock()
+	}
+	return text, nil
+}
+
+func (fd *FleetDocument) isShared(k, v *yaml.Node) bool {
+	for i := 0; i+1 < len(fd.shared.Content); i += 2 {
+		if fd.shared.Content[i] == k && fd.shared.Content[i+1] == v {
+			return true
+		}
+	}
+	return false
+}
+
+// encodeEntry encodes the one-entry mapping {k: v} as a block-style
+// document with two-space indentation.
+func encodeEntry(k, v *yaml.Node) ([]byte, error) {
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
-	if err := enc.Encode(doc); err != nil {
-		return nil, fmt.Errorf("rendering %s for %s: %w", fd.file, name, err)
+	if err := enc.Encode(&yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{k, v}}); err != nil {
+		return nil, err
 	}
 	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("rendering %s for %s: %w", fd.file, name, err)
+		return nil, err
 	}
 	return b.Bytes(), nil
 }
@@ -251,7 +333,7 @@ func (fd *FleetDocument) Config(name string) (*Config, error) {
 	// depend on it (health_policy) apply as on the node. Appended, it
 	// moves no line of the rendering.
 	out = append(out, "gossip: { insecure: true }\n"...)
-	return parse(out, fmt.Sprintf("%s[%s]", fd.file, name))
+	return fd.loader.ParseFile(out, fmt.Sprintf("%s[%s]", fd.file, name))
 }
 
 // Compose is the configuration a node following the fleet runs: the
@@ -260,53 +342,55 @@ func (fd *FleetDocument) Config(name string) (*Config, error) {
 // never from the document. label names the result in problems and in
 // Config.Path (for example "fleet v12").
 func (fd *FleetDocument) Compose(name string, local []byte, label string) (*Config, error) {
+	return fd.ComposeWith(&fd.loader, name, local, label)
+}
+
+// ComposeWith is Compose loading the result with l: a node that keeps one
+// Loader across fleet versions parses only the virtual servers a version
+// changed.
+func (fd *FleetDocument) ComposeWith(l *Loader, name string, local []byte, label string) (*Config, error) {
 	out, err := fd.composeYAML(name, local)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := parse(out, label)
-	if err != nil {
-		return nil, err
-	}
-	return cfg, nil
+	return l.ParseFile(out, label)
 }
 
-// composeYAML is Compose's document, before it is loaded.
+// composeYAML is Compose's document, before it is loaded: the local file's
+// local entries, then the rendering's others (as in sections, entries are
+// independent).
 func (fd *FleetDocument) composeYAML(name string, local []byte) ([]byte, error) {
-	rendered, err := fd.Render(name)
+	secs, err := fd.sections(name)
 	if err != nil {
 		return nil, err
 	}
-	var rdoc, ldoc yaml.Node
-	if err := yaml.Unmarshal(rendered, &rdoc); err != nil {
-		return nil, fmt.Errorf("composing %s for %s: %w", fd.file, name, err)
-	}
+	var ldoc yaml.Node
 	if err := yaml.Unmarshal(local, &ldoc); err != nil {
 		return nil, fmt.Errorf("composing %s for %s: the local file: %w", fd.file, name, err)
 	}
 	if len(ldoc.Content) != 1 || ldoc.Content[0].Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("composing %s for %s: the local file is not a mapping", fd.file, name)
 	}
-	lm, rm := ldoc.Content[0], rdoc.Content[0]
-	out := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	for _, key := range fleetLocalKeys {
-		if v := mappingValue(lm, key); v != nil {
-			out.Content = append(out.Content, scalarNode(key), v)
-		}
-	}
+	lm := ldoc.Content[0]
+	var out []byte
 	if mappingValue(lm, "node") == nil {
 		// The local file names the node by the hostname default; the
 		// document was rendered for name: keep that.
-		out.Content = append([]*yaml.Node{scalarNode("node"), mappingValue(rm, "node")}, out.Content...)
+		out = append(out, secs[0].text...)
 	}
-	for i := 0; i+1 < len(rm.Content); i += 2 {
-		if k := rm.Content[i]; !slices.Contains(fleetLocalKeys, k.Value) {
-			out.Content = append(out.Content, k, rm.Content[i+1])
+	for _, key := range fleetLocalKeys {
+		if v := mappingValue(lm, key); v != nil {
+			text, err := encodeEntry(scalarNode(key), v)
+			if err != nil {
+				return nil, fmt.Errorf("composing %s for %s: %w", fd.file, name, err)
+			}
+			out = append(out, text...)
 		}
 	}
-	b, err := yaml.Marshal(out)
-	if err != nil {
-		return nil, fmt.Errorf("composing %s for %s: %w", fd.file, name, err)
+	for _, sec := range secs {
+		if !slices.Contains(fleetLocalKeys, sec.key) {
+			out = append(out, sec.text...)
+		}
 	}
-	return b, nil
+	return out, nil
 }

@@ -1,9 +1,14 @@
 package config
 
 import (
+	"bytes"
+	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // The example fleet document (deploy/examples/fleet-lvs-dr.yaml, issue 14's 3-director LVS-DR
@@ -201,5 +206,110 @@ func TestFleetConfigHasGossip(t *testing.T) {
 	}
 	if cfg.LB.VirtualServers[0].HealthPolicy != HealthQuorum {
 		t.Fatalf("policy %q", cfg.LB.VirtualServers[0].HealthPolicy)
+	}
+}
+
+// Render encodes each top-level entry on its own and remembers the shared ones (for speed);
+// the result must be exactly the whole merged document encoded at once, for every node: the
+// example (node values merged into vrrp:) and a document with comments, an lb: one node
+// overrides and one it does not.
+func TestFleetRenderIsWholeEncoding(t *testing.T) {
+	example, err := os.ReadFile("../deploy/examples/fleet-lvs-dr.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	commented := []byte(`# the fleet's document
+vrrp:
+  # the one router
+  instances:
+    - { name: a, interface: eth0, vrid: 1, priority: 100, vips: [192.0.2.100/24] }
+# the services
+lb:
+  virtual_servers:
+    - { name: web, address: "192.0.2.100:80", protocol: tcp, real_servers: [{ address: "198.51.100.1:80" }] } # trailing
+nodes:
+  n1: { vrrp: { instances: [ { name: a, priority: 150 } ] } }
+  n2: { lb: { virtual_servers: [ { name: web, scheduler: wrr } ] } }
+  n3: {}
+`)
+	for _, doc := range [][]byte{example, commented} {
+		fd, err := ParseFleet(doc, "f.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // the second time from remembered entries
+			for _, name := range fd.Nodes() {
+				got, err := fd.Render(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				merged := mergeYAML(fd.shared, fd.nodes[name])
+				whole := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+				nk := scalarNode("node")
+				nk.HeadComment = fmt.Sprintf("The configuration of %s from the fleet document f.yaml (vigil config render).", name)
+				whole.Content = append(whole.Content, nk, &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map",
+					Content: []*yaml.Node{scalarNode("name"), scalarNode(name)}})
+				whole.Content = append(whole.Content, merged.Content...)
+				first := *whole.Content[2]
+				first.HeadComment = ""
+				whole.Content[2] = &first
+				var b bytes.Buffer
+				enc := yaml.NewEncoder(&b)
+				enc.SetIndent(2)
+				if err := enc.Encode(whole); err != nil {
+					t.Fatal(err)
+				}
+				if err := enc.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != b.String() {
+					t.Errorf("%s: rendered by entries:\n%s\nwhole:\n%s", name, got, b.String())
+				}
+			}
+		}
+	}
+}
+
+// A node composes every version it applies with one Loader (node/fleetcfg.go): a version
+// changing one weight of 200 virtual servers reuses the other 199, and the result equals a
+// compose without reuse.
+func TestFleetComposeReuses(t *testing.T) {
+	doc := func(weight int) []byte {
+		var b strings.Builder
+		b.WriteString("vrrp:\n  instances:\n    - { name: a, interface: eth0, vrid: 1, priority: 100, vips: [192.0.2.100/24] }\nlb:\n  virtual_servers:\n")
+		for i := range 200 {
+			w := 1
+			if i == 7 {
+				w = weight
+			}
+			fmt.Fprintf(&b, "    - { name: vs%d, address: \"192.0.2.%d:%d\", protocol: tcp, real_servers: [{ address: \"198.51.100.1:8080\", weight: %d }] }\n", i, 1+i/50, 80+i%50, w)
+		}
+		b.WriteString("nodes: { n1: {} }\n")
+		return []byte(b.String())
+	}
+	local := []byte("node: { name: n1 }\ngossip: { insecure: true }\n")
+	var l Loader
+	for v, weight := range []int{1, 2} {
+		fd, err := ParseFleet(doc(weight), "f.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := fd.ComposeWith(&l, "n1", local, fmt.Sprintf("fleet v%d", v+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := fd.Compose("n1", local, "plain")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(cfg.LB, plain.LB) || !reflect.DeepEqual(cfg.VRRP, plain.VRRP) || cfg.Gossip == nil {
+			t.Fatalf("version %d: composed with reuse differs from without", v+1)
+		}
+		if got := cfg.LB.VirtualServers[7].Spec.Reals[0].Weight; got != weight {
+			t.Fatalf("version %d: weight %d, want %d", v+1, got, weight)
+		}
+		if v == 1 && l.Reused() != 199 {
+			t.Errorf("the second version reused %d virtual servers, want 199", l.Reused())
+		}
 	}
 }

@@ -49,6 +49,9 @@ type fleetConfig struct {
 	// every composed configuration.
 	local string
 	apply func(*config.Config) (ReloadReport, error)
+	// loader composes every version this node applies: a version that
+	// changes a few of many virtual servers parses only those.
+	loader config.Loader
 
 	mu sync.Mutex
 	// docs are documents this node can give to members: those pushed
@@ -302,7 +305,7 @@ func (fc *fleetConfig) applyDocument(ctx context.Context, a gossip.ConfigAnnounc
 	if err != nil {
 		return fmt.Errorf("reading the local file: %w", err)
 	}
-	cfg, err := fd.Compose(fc.self, local, label)
+	cfg, err := fd.ComposeWith(&fc.loader, fc.self, local, label)
 	if err != nil {
 		return err
 	}
