@@ -12,11 +12,17 @@
 //     a process tracker running as another user, traced with strace in a network namespace, calls
 //     nothing outside the filter's set;
 //   - modules-load.d lists every IPVS scheduler the configuration accepts (but ip_vs_twos, which
-//     Debian 12's kernel lacks).
+//     Debian 12's kernel lacks);
+//   - the unit under a real systemd: a Debian 12 root file system (test/deb/rootfs.sh builds it once
+//     with mmdebstrap into /var/cache/vigil-test) with the package installed boots with
+//     systemd-nspawn in a lab node's network namespace; vigil.service starts (validation,
+//     Type=notify), runs with the unit's capabilities, no_new_privs and seccomp, takes the VIP as
+//     VRRP master, reloads, and stops removing it.
 //
 // The last runs anywhere; the others are root-only and gated like the other root tiers
 // (VIGIL_NETNS=1, see test/netlab), and skip, saying which, when dpkg-deb, lintian,
-// systemd-analyze, man or strace are missing (test/deps.sh installs them). The package is
+// systemd-analyze, man, strace, systemd-nspawn or mmdebstrap are missing (test/deps.sh installs
+// them). The package is
 // $VIGIL_DEB when set, else built once from $VIGIL_BIN (make netns sets it) or a fresh build:
 //
 //	VIGIL_NETNS=1 go test -count=1 -v ./test/deb/
