@@ -17,7 +17,7 @@
 //     with mmdebstrap into /var/cache/vigil-test) with the package installed boots with
 //     systemd-nspawn in a lab node's network namespace; vigil.service starts (validation,
 //     Type=notify), runs with the unit's capabilities, no_new_privs and seccomp, takes the VIP as
-//     VRRP master, reloads, and stops removing it.
+//     VRRP master, is restarted by the watchdog when hung, reloads, and stops removing it.
 //
 // The last runs anywhere; the others are root-only and gated like the other root tiers
 // (VIGIL_NETNS=1, see test/netlab), and skip, saying which, when dpkg-deb, lintian,

@@ -56,8 +56,8 @@ func (c *container) show(unit, prop string) string {
 // ExecStartPre's validation passed and READY=1 came: Type=notify), its process has exactly the
 // unit's capabilities, no_new_privs and a seccomp filter, the watchdog is armed, the node becomes
 // VRRP master with its VIP on the lab's segment (raw socket, netlink, GARP all under the filter),
-// `systemctl reload` succeeds, `systemctl stop` removes the VIP, and the journal has no
-// "operation not permitted".
+// the watchdog keeps a live daemon and restarts a hung one, `systemctl reload` succeeds,
+// `systemctl stop` removes the VIP, and the journal has no "operation not permitted".
 func TestStartsUnderSystemd(t *testing.T) {
 	requireRoot(t)
 	requireTools(t, map[string]string{"systemd-nspawn": "systemd-container", "mmdebstrap": "mmdebstrap", "nsenter": "util-linux"})
@@ -188,6 +188,40 @@ vrrp:
 		t.Fatalf("no VIP %v on the node: %v\n%s", vip, err, c.must("journalctl", "--no-pager", "-u", "vigil.service"))
 	}
 	t.Logf("master with its VIP %v after vigil.service became active", time.Since(start).Round(time.Millisecond))
+
+	// The watchdog, shortened by a drop-in so the test does not wait 30 s: vigil's WATCHDOG=1
+	// pings keep a live daemon running through several periods, and a hung one (SIGSTOP: no
+	// ping) is killed and restarted (issue 16: "so a hung daemon is restarted").
+	dropIn := filepath.Join(root, "etc/systemd/system/vigil.service.d")
+	if err := os.MkdirAll(dropIn, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dropIn, "test-watchdog.conf"),
+		[]byte("[Service]\nWatchdogSec=2s\nTimeoutAbortSec=2s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.must("systemctl", "daemon-reload")
+	c.must("systemctl", "restart", "vigil.service")
+	pid = c.show("vigil.service", "MainPID")
+	time.Sleep(5 * time.Second) // 2.5 watchdog periods
+	if got, n := c.show("vigil.service", "MainPID"), c.show("vigil.service", "NRestarts"); got != pid || n != "0" {
+		t.Fatalf("a live vigil was restarted by the 2 s watchdog (MainPID %s -> %s, NRestarts %s): its pings do not arrive\n%s",
+			pid, got, n, c.must("journalctl", "--no-pager", "-o", "cat", "-u", "vigil.service"))
+	}
+	c.must("systemctl", "kill", "--kill-whom=main", "--signal=SIGSTOP", "vigil.service")
+	if err := netlab.Poll(20*time.Second, 200*time.Millisecond, func() (bool, error) {
+		out, _ := c.sh("systemctl", "show", "-p", "NRestarts", "-p", "ActiveState", "-p", "MainPID", "vigil.service")
+		return strings.Contains(out, "NRestarts=1\n") && strings.Contains(out, "ActiveState=active\n") &&
+			!strings.Contains(out, "MainPID="+pid+"\n"), nil
+	}); err != nil {
+		t.Fatalf("a hung vigil was not restarted by the watchdog: %v\n%s", err, c.must("journalctl", "--no-pager", "-o", "cat", "-u", "vigil.service"))
+	}
+	if !strings.Contains(c.must("journalctl", "--no-pager", "-u", "vigil.service"), "Watchdog timeout") {
+		t.Error("the restart was not the watchdog's (no \"Watchdog timeout\" in the journal)")
+	}
+	if err := n1.WaitAddr(n1.Dev, vip, true, 15*time.Second); err != nil {
+		t.Fatalf("the restarted vigil has no VIP: %v", err)
+	}
 	c.must("systemctl", "reload", "vigil.service")
 	c.must("systemctl", "stop", "vigil.service")
 	if has, err := n1.HasAddr(n1.Dev, vip); err != nil || has {
