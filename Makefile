@@ -8,12 +8,16 @@ BIN := bin/vigil
 # Packages whose tests need no privileges, and the root-only network tiers.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '^vigil/test')
 
-.PHONY: all build test unit netns deps demo bench fuzz lint clean
+.PHONY: all build test unit netns deps demo bench fuzz lint clean deb
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vigil
+
+# The Debian package dist/vigil_VERSION_amd64.deb (deploy/deb/build.sh: how, and the version).
+deb: build
+	@bash deploy/deb/build.sh $(BIN) dist
 
 # Installs what the tests need from Debian's packages on first use, and builds Jaeger (the trace
 # backend of test/tracing) from its own module in test/jaeger once into its cache.
@@ -77,4 +81,4 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRequest -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1s ./node/api/
 
 clean:
-	rm -rf bin bench.out
+	rm -rf bin bench.out dist

@@ -13,6 +13,9 @@ have ping || need+=(iputils-ping)
 have tshark || need+=(tshark)
 have nft || need+=(nftables)
 { have prometheus && have promtool; } || need+=(prometheus)
+# test/deb: lintian, systemd-analyze, strace (the unit's syscall filter), man and bash-completion, systemd-nspawn and mmdebstrap (a booted Debian 12 starts the unit).
+have lintian || need+=(lintian); have systemd-analyze || need+=(systemd); have strace || need+=(strace); have man || need+=(man-db); have systemd-nspawn || need+=(systemd-container)
+have mmdebstrap || need+=(mmdebstrap); [ -f /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
 	echo "test/deps.sh: missing ${need[*]}; run as root to install them" >&2

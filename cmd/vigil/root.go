@@ -15,7 +15,7 @@ Every node speaks standards-compliant VRRP (RFC 3768, 5798, 9568) on the wire.`,
 	}
 	root.AddCommand(newVersionCmd(), newRunCmd(), newConfigCmd(), newDemoCmd())
 	root.AddCommand(newStatusCmd(), newIPVSCmd(), newMembersCmd(), newGossipCmd())
-	root.AddCommand(newVRRPCmd(), newDrainCmd(true), newDrainCmd(false))
+	root.AddCommand(newVRRPCmd(), newDrainCmd(true), newDrainCmd(false), newDocsCmd())
 	root.AddCommand(newManifestCmd())
 	return root
 }
