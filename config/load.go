@@ -92,18 +92,18 @@ func Parse(data []byte) (*Config, error) {
 // import-keepalived --off-host): programs, users and the notify FIFO's
 // directory are not looked up on this one; every other rule applies.
 func ParseOffHost(data []byte) (*Config, error) {
-	if err := sizeProblem(data, ""); err != nil {
-		return nil, err
-	}
-	cfg, _, err := decode(data, "", &decoder{offHost: true}, data)
-	return cfg, err
+	return parseWith(&decoder{offHost: true}, data, "")
 }
 
 func parse(data []byte, file string) (*Config, error) {
+	return parseWith(&decoder{}, data, file)
+}
+
+func parseWith(d *decoder, data []byte, file string) (*Config, error) {
 	if err := sizeProblem(data, file); err != nil {
 		return nil, err
 	}
-	cfg, _, err := decode(data, file, &decoder{}, data)
+	cfg, _, err := decode(data, file, d, data)
 	return cfg, err
 }
 

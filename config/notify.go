@@ -151,11 +151,8 @@ func (d *decoder) command(o *object, key string, shell, required bool) ([]string
 // meant for another one (ParseOffHost) skips them; its other rules apply.
 
 func (d *decoder) execProblem(prog string) (string, string) {
-	if d.offHost && (!strings.Contains(prog, "/") || filepath.IsAbs(prog)) {
-		if prog == "" {
-			return execProblem(prog)
-		}
-		return prog, "" // a name is looked up in PATH there
+	if d.offHost && prog != "" && (filepath.IsAbs(prog) || !strings.Contains(prog, "/")) {
+		return prog, "" // a bare name is looked up in PATH there
 	}
 	return execProblem(prog)
 }
