@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -331,6 +332,51 @@ func pushedVersion(out string) (uint64, bool) {
 	return v, err == nil
 }
 
+// gossipRows sums every member's vigil_gossip_rows_total and vigil_gossip_row_bytes_total
+// {direction="received"} by kind: what the fleet's gossip carried to the members. A member whose
+// metrics cannot be read is left out (said on the benchmark's log).
+func (r *rolloutLab) gossipRows(b *testing.B) map[string][2]float64 {
+	b.Helper()
+	sum := map[string][2]float64{}
+	for _, name := range names(r.n) {
+		text, err := r.metrics(name)
+		if err != nil {
+			b.Logf("%s: metrics: %v", name, err)
+			continue
+		}
+		for _, line := range strings.Split(text, "\n") {
+			i := 0
+			switch {
+			case strings.HasPrefix(line, `vigil_gossip_rows_total{direction="received",kind="`):
+			case strings.HasPrefix(line, `vigil_gossip_row_bytes_total{direction="received",kind="`):
+				i = 1
+			default:
+				continue
+			}
+			_, rest, _ := strings.Cut(line, `kind="`)
+			kind, val, _ := strings.Cut(rest, `"} `)
+			v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			if err != nil {
+				continue
+			}
+			c := sum[kind]
+			c[i] += v
+			sum[kind] = c
+		}
+	}
+	return sum
+}
+
+// rowsPerPush is (after - before) / per, by kind: "kind rows (kB)".
+func rowsPerPush(before, after map[string][2]float64, per int) string {
+	var out []string
+	for _, kind := range slices.Sorted(maps.Keys(after)) {
+		d := [2]float64{after[kind][0] - before[kind][0], after[kind][1] - before[kind][1]}
+		out = append(out, fmt.Sprintf("%s %.1f (%.1f kB)", kind, d[0]/float64(per), d[1]/float64(per)/1000))
+	}
+	return strings.Join(out, ", ")
+}
+
 // errNoVerdict is a push some member gave no verdict on in time (it did not hear of it, or is
 // still working).
 var errNoVerdict = errors.New("no verdict")
@@ -391,6 +437,7 @@ func rollout(b *testing.B, n int, profile string, pushes, large int) {
 	var pollCPU, pushWall time.Duration
 	var incomplete []string
 	m0 = machineCPU(b)
+	rows0 := r.gossipRows(b)
 	for i := range pushes {
 		c0, w0 := selfCPU(), time.Now()
 		const timeout = 30 * time.Second
@@ -433,6 +480,8 @@ func rollout(b *testing.B, n int, profile string, pushes, large int) {
 			summarize(rec).p50.Seconds(), summarize(rec).p99.Seconds(), summarize(rec).max.Seconds(),
 			len(perMember), summarize(perMember).p50.Seconds(), summarize(perMember).p99.Seconds(), summarize(cmdT).p50.Seconds(),
 			100*pollCPU.Seconds()/pushWall.Seconds(), machineCPU(b).busySince(m0))
+		fmt.Printf("%s, small change: gossip rows each member received per push (broadcasts and push/pull, by kind; the fleet idle between pushes included): %s\n",
+			label, rowsPerPush(rows0, r.gossipRows(b), len(all1)*n))
 		if len(incomplete) > 0 {
 			fmt.Printf("%s, small change: %d of %d pushes not applied everywhere in time, counted as 30s: %s\n",
 				label, len(incomplete), len(all1), strings.Join(incomplete, "; "))
