@@ -145,6 +145,23 @@ func TestFamilies(t *testing.T) {
 			dropped: []string{"16: track_interface eth0"},
 		},
 		{
+			name: "a vrrp_script timeout longer than its interval is the interval (vrrp_script: interval, timeout; vigil ends a run before the next)",
+			conf: "vrrp_script chk {\n script \"/usr/bin/test -e /tmp\"\n interval 2\n timeout 5\n}\n" + inst(" track_script {\n  chk\n }"),
+			want: []string{"interval: 2s", "timeout: 2s"}, absent: []string{"timeout: 5s"},
+			notes: []string{"timeout is longer than the interval", "the timeout is the interval, 2s"},
+		},
+		{
+			name: "without an interval, the timeout is at most vigil's default interval, 1s (vrrp_script: timeout)",
+			conf: "vrrp_script chk {\n script \"/usr/bin/test -e /tmp\"\n timeout 3\n}\n" + inst(" track_script {\n  chk\n }"),
+			want: []string{"timeout: 1s"}, absent: []string{"timeout: 3s"},
+			notes: []string{"longer than the default interval (1s)"},
+		},
+		{
+			name: "a timeout within the interval is kept (vrrp_script: interval, timeout)",
+			conf: "vrrp_script chk {\n script \"/usr/bin/test -e /tmp\"\n interval 5\n timeout 2\n}\n" + inst(" track_script {\n  chk\n }"),
+			want: []string{"interval: 5s", "timeout: 2s"},
+		},
+		{
 			name: "sync group members track with weight 0 and take the group's trackers (vrrp_sync_group)",
 			conf: "vrrp_script chk {\n script \"/usr/bin/test -e /tmp\"\n weight -10\n}\n" +
 				"vrrp_sync_group G {\n group {\n  A\n  B\n }\n track_script {\n  chk\n }\n}\n" +

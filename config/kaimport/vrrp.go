@@ -1049,26 +1049,22 @@ func (t *translator) scriptDefs() *yaml.Node {
 			t.drop(n, "", "has no script: vigil cannot track it")
 			continue
 		}
-		iv, to := get(s, "interval"), get(s, "timeout")
-		if iv != nil && to != nil {
-			a, _ := parseDurationStr(iv.Value)
-			b, _ := parseDurationStr(to.Value)
-			if b > a {
-				to.Value = iv.Value
-				t.note(n.Find("timeout"), "timeout is longer than the interval: vigil ends a run before the next is due, so the timeout is the interval, %s", iv.Value)
+		// vigil ends a run before the next is due: the timeout is at most the interval (1s by default).
+		if iv, to := get(s, "interval"), get(s, "timeout"); to != nil {
+			limit, msg := time.Second, "timeout is longer than the default interval (1s): vigil ends a run before the next is due, so the timeout is 1s"
+			if iv != nil {
+				limit, _ = time.ParseDuration(iv.Value)
+				msg = "timeout is longer than the interval: vigil ends a run before the next is due, so the timeout is the interval, " + iv.Value
 			}
-		} else if to != nil {
-			if b, _ := parseDurationStr(to.Value); b > time.Second {
-				to.Value = "1s"
-				t.note(n.Find("timeout"), "timeout is longer than the default interval (1s): vigil ends a run before the next is due, so the timeout is 1s")
+			if d, _ := time.ParseDuration(to.Value); d > limit {
+				to.Value = duration(limit)
+				t.note(n.Find("timeout"), "%s", msg)
 			}
 		}
 		item(list, s, n)
 	}
 	return list
 }
-
-func parseDurationStr(s string) (time.Duration, error) { return time.ParseDuration(s) }
 
 // fileDefs writes the track_file blocks instances track.
 func (t *translator) fileDefs() *yaml.Node {

@@ -344,24 +344,15 @@ func (r *rolloutLab) gossipRows(b *testing.B) map[string][2]float64 {
 			b.Logf("%s: metrics: %v", name, err)
 			continue
 		}
+		const rowsPrefix, bytesPrefix = `vigil_gossip_rows_total{direction="received",kind="`, `vigil_gossip_row_bytes_total{direction="received",kind="`
 		for _, line := range strings.Split(text, "\n") {
-			i := 0
-			switch {
-			case strings.HasPrefix(line, `vigil_gossip_rows_total{direction="received",kind="`):
-			case strings.HasPrefix(line, `vigil_gossip_row_bytes_total{direction="received",kind="`):
-				i = 1
-			default:
-				continue
+			if rest, ok := strings.CutPrefix(line, rowsPrefix); ok {
+				kind, _, _ := strings.Cut(rest, `"`)
+				c := sum[kind]
+				c[0] += sumMetric(text, rowsPrefix+kind+`"}`)
+				c[1] += sumMetric(text, bytesPrefix+kind+`"}`)
+				sum[kind] = c
 			}
-			_, rest, _ := strings.Cut(line, `kind="`)
-			kind, val, _ := strings.Cut(rest, `"} `)
-			v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-			if err != nil {
-				continue
-			}
-			c := sum[kind]
-			c[i] += v
-			sum[kind] = c
 		}
 	}
 	return sum

@@ -143,14 +143,7 @@ func TestInteropImported(t *testing.T) {
 // directory.
 func importLab(t *testing.T, tag string) (string, *netlab.Lab, *netlab.Node, *netlab.Node, string) {
 	t.Helper()
-	netlab.Require(t)
-	bin, err := peer.VigilBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("keepalived"); err != nil {
-		t.Fatalf("keepalived is not installed (test/deps.sh installs it): %v", err)
-	}
+	bin := peers(t)
 	lab := netlab.NewForTest(t, tag)
 	nv, err := lab.AddNode("vigil", netip.MustParsePrefix("192.0.2.11/24"))
 	if err != nil {

@@ -172,7 +172,10 @@ type run struct {
 	report    []string
 }
 
-func TestInterop(t *testing.T) {
+// peers skips or fails the test unless it can run both implementations: root and namespaces,
+// the vigil binary under test (returned), and Debian's keepalived.
+func peers(t *testing.T) string {
+	t.Helper()
 	netlab.Require(t)
 	bin, err := peer.VigilBinary()
 	if err != nil {
@@ -181,10 +184,21 @@ func TestInterop(t *testing.T) {
 	if _, err := exec.LookPath("keepalived"); err != nil {
 		t.Fatalf("keepalived is not installed (test/deps.sh installs it): %v", err)
 	}
+	return bin
+}
+
+func tsharkPath(t *testing.T) string {
+	t.Helper()
 	tshark, err := exec.LookPath("tshark")
 	if err != nil {
 		t.Fatalf("tshark is not installed (test/deps.sh installs it: apt-get install tshark): %v", err)
 	}
+	return tshark
+}
+
+func TestInterop(t *testing.T) {
+	bin := peers(t)
+	tshark := tsharkPath(t)
 	var summary []string
 	for _, sc := range matrix {
 		t.Run(sc.name, func(t *testing.T) {
@@ -556,15 +570,8 @@ func (r *run) checkVigilLogs() {
 // port isolation: the carrier stays up, so keepalived does not go to FAULT) until both are master,
 // then the isolation is lifted. v3 IPv4 multicast at 100 ms; both directions.
 func TestInteropEqualPriority(t *testing.T) {
-	netlab.Require(t)
-	bin, err := peer.VigilBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		t.Fatalf("tshark is not installed (test/deps.sh installs it: apt-get install tshark): %v", err)
-	}
+	bin := peers(t)
+	tshark := tsharkPath(t)
 	sc := scenario{name: "v3-ipv4-multicast-equal-priority", version: 3, family: 4, interval: 100 * time.Millisecond}
 	for _, vigilHigher := range []bool{true, false} {
 		name := "vigil-higher-address"

@@ -13,10 +13,7 @@ import (
 // instance on a macvlan "vrrp.51" with the virtual MAC 00:00:5e:00:01:33,
 // send their adverts from it and hand the VIP over in both directions.
 func TestInteropVMAC(t *testing.T) {
-	bin, err := peer.VigilBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := peers(t)
 	const vmacDev, vmacMAC = "vrrp.51", "00:00:5e:00:01:33"
 	vip := netip.MustParsePrefix("192.0.2.100/24")
 	for _, vigilMaster := range []bool{true, false} {
