@@ -21,12 +21,31 @@ type testFleet struct {
 	// them is not safe to add to while nodes send.
 	transports []*memberlist.MockTransport
 	cs         []*Cluster
+	// tune, when set, changes each node's configuration before it starts.
+	tune func(*memberlist.Config, *ClusterConfig)
+	// cancels and dones stop the nodes, all at once (each leave may wait
+	// out its timeout).
+	cancels []context.CancelFunc
+	dones   []chan error
 }
 
 // fleet starts n nodes; spare more can join later (add).
 func fleet(t *testing.T, n, spare int) *testFleet {
+	return tunedFleet(t, n, spare, nil)
+}
+
+// tunedFleet is fleet with tune applied to every node's configuration.
+func tunedFleet(t *testing.T, n, spare int, tune func(*memberlist.Config, *ClusterConfig)) *testFleet {
 	t.Helper()
-	f := &testFleet{}
+	f := &testFleet{tune: tune}
+	t.Cleanup(func() {
+		for _, cancel := range f.cancels {
+			cancel()
+		}
+		for _, done := range f.dones {
+			<-done
+		}
+	})
 	for i := range n + spare {
 		f.transports = append(f.transports, f.net.NewTransport(fmt.Sprintf("n%d", i)))
 	}
@@ -46,19 +65,29 @@ func (f *testFleet) add(t *testing.T) *Cluster {
 	mc.GossipInterval = 20 * time.Millisecond
 	mc.PushPullInterval = 500 * time.Millisecond
 	mc.ProbeInterval = 200 * time.Millisecond
-	c, err := NewCluster(ClusterConfig{Name: name, Epoch: 1, Memberlist: mc, Log: slog.New(slog.DiscardHandler)})
+	cc := ClusterConfig{Name: name, Epoch: 1, Memberlist: mc, Log: slog.New(slog.DiscardHandler)}
+	if f.tune != nil {
+		f.tune(mc, &cc)
+	}
+	c, err := NewCluster(cc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	f.cancels, f.dones = append(f.cancels, cancel), append(f.dones, done)
 	if len(f.cs) > 0 {
-		if _, err := c.Join([]string{f.cs[0].ml.LocalNode().Address()}); err != nil {
+		seeds := []string{f.cs[0].ml.LocalNode().Address()}
+		if f.tune != nil {
+			// Tuned fleets may gossip nothing: each node learns of
+			// the others by joining every one.
+			seeds = seeds[:0]
+			for _, o := range f.cs {
+				seeds = append(seeds, o.ml.LocalNode().Address())
+			}
+		}
+		if _, err := c.Join(seeds); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -165,5 +194,61 @@ func TestNotifyMsgNeverBlocks(t *testing.T) {
 	}
 	if got := <-c.inbound; got[0] != 1 {
 		t.Errorf("queued message %v changed with the caller's buffer", got)
+	}
+}
+
+// A new row reaches every member by its origin's direct send alone (no
+// gossip rounds, no push/pull here), and its receivers queue it for a
+// relay on the smaller budget, not as a row of their own; with the direct
+// send off the same row reaches nobody.
+func TestClusterDirectSend(t *testing.T) {
+	for _, fanout := range []int{0, -1} {
+		t.Run(fmt.Sprintf("fanout=%d", fanout), func(t *testing.T) {
+			f := tunedFleet(t, 5, 0, func(mc *memberlist.Config, cc *ClusterConfig) {
+				mc.GossipNodes = 0      // no gossip rounds
+				mc.PushPullInterval = 0 // no periodic state exchange
+				mc.ProbeInterval = time.Hour
+				cc.Fanout = fanout
+			}).cs
+			eventually(t, "5 members everywhere", func() bool {
+				for _, c := range f {
+					if len(c.Members()) != 5 {
+						return false
+					}
+				}
+				return true
+			})
+			if err := f[2].Publish(KindHealth, "web/198.51.100.12:80", []byte("down")); err != nil {
+				t.Fatal(err)
+			}
+			got := func() int {
+				n := 0
+				for _, c := range f {
+					if len(c.Get(KindHealth, "web/198.51.100.12:80")) == 1 {
+						n++
+					}
+				}
+				return n
+			}
+			if fanout < 0 {
+				time.Sleep(500 * time.Millisecond)
+				if n := got(); n != 1 {
+					t.Fatalf("without direct sends and gossip the row is on %d nodes, want 1 (its origin)", n)
+				}
+				return
+			}
+			eventually(t, "the row on every node", func() bool { return got() == 5 })
+			for i, c := range f {
+				if i == 2 {
+					if c.queue.NumQueued() != 1 || c.relay.NumQueued() != 0 {
+						t.Errorf("origin: %d queued, %d relays; want its own broadcast only", c.queue.NumQueued(), c.relay.NumQueued())
+					}
+					continue
+				}
+				if c.queue.NumQueued() != 0 || c.relay.NumQueued() != 1 {
+					t.Errorf("n%d: %d queued, %d relays; want one relay", i, c.queue.NumQueued(), c.relay.NumQueued())
+				}
+			}
+		})
 	}
 }

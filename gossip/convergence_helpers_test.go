@@ -179,10 +179,19 @@ type convFleet struct {
 // waits (up to 30 s, rejoining stragglers) until every node lists all n
 // members.
 func startConvFleet(tb testing.TB, n int, profile func() *memberlist.Config) *convFleet {
-	return startFleet(tb, n, profile, false)
+	return startFleet(tb, n, profile, modeCluster)
 }
 
-func startFleet(tb testing.TB, n int, profile func() *memberlist.Config, plain bool) *convFleet {
+// fleetMode is what a measured fleet's nodes run.
+type fleetMode int
+
+const (
+	modeCluster    fleetMode = iota // Cluster as vigil runs it
+	modePlain                       // plain memberlist broadcasts (plainNode)
+	modeGossipOnly                  // Cluster without direct sends (Fanout < 0)
+)
+
+func startFleet(tb testing.TB, n int, profile func() *memberlist.Config, mode fleetMode) *convFleet {
 	tb.Helper()
 	f := &convFleet{}
 	tb.Cleanup(f.stop)
@@ -192,7 +201,7 @@ func startFleet(tb testing.TB, n int, profile func() *memberlist.Config, plain b
 		if err != nil {
 			tb.Fatal(err)
 		}
-		nd, err := startNode(fmt.Sprintf("n%02d", i), tr, profile(), plain)
+		nd, err := startNode(fmt.Sprintf("n%02d", i), tr, profile(), mode)
 		if err != nil {
 			tr.Shutdown()
 			tb.Fatal(err)
@@ -242,13 +251,13 @@ func (nd *convNode) join(seed string) error {
 	return nil
 }
 
-func startNode(name string, tr *countingTransport, mc *memberlist.Config, plain bool) (*convNode, error) {
+func startNode(name string, tr *countingTransport, mc *memberlist.Config, mode fleetMode) (*convNode, error) {
 	mc.Transport = tr
 	mc.Logger = log.New(io.Discard, "", 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	nd := &convNode{name: name, tr: tr, cancel: cancel, done: make(chan error, 1),
 		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(tr.GetAutoBindPort()))}
-	if plain {
+	if mode == modePlain {
 		p, err := newPlainNode(name, mc)
 		if err != nil {
 			cancel()
@@ -259,7 +268,11 @@ func startNode(name string, tr *countingTransport, mc *memberlist.Config, plain 
 		go func() { <-ctx.Done(); nd.done <- p.ml.Shutdown() }()
 		return nd, nil
 	}
-	c, err := NewCluster(ClusterConfig{Name: name, Epoch: 1, Memberlist: mc, Log: slog.New(slog.DiscardHandler)})
+	cc := ClusterConfig{Name: name, Epoch: 1, Memberlist: mc, Log: slog.New(slog.DiscardHandler)}
+	if mode == modeGossipOnly {
+		cc.Fanout = -1
+	}
+	c, err := NewCluster(cc)
 	if err != nil {
 		cancel()
 		return nil, err

@@ -32,7 +32,9 @@ const (
 var fleetsMeasured = []struct {
 	n       int
 	profile string
-}{{5, "lan"}, {5, "local"}, {50, "lan"}, {50, "local"}, {50, "lan-fast"}}
+	mode    fleetMode
+}{{5, "lan", modeCluster}, {5, "local", modeCluster}, {50, "lan", modeCluster}, {50, "local", modeCluster},
+	{50, "lan-fast", modeCluster}, {50, "lan-fast", modeGossipOnly}}
 
 func healthValue(i int) []byte { return fmt.Appendf(nil, "down#%d", i) }
 
@@ -121,8 +123,12 @@ func trackChanges(tb testing.TB, f *convFleet, rnd *rand.Rand, n int) (health, s
 func BenchmarkGossipConvergence(b *testing.B) {
 	for _, fm := range fleetsMeasured {
 		n, prof := fm.n, fm.profile
-		b.Run(fmt.Sprintf("members=%d/%s", n, prof), func(b *testing.B) {
-			f := startConvFleet(b, n, profiles[prof])
+		name := fmt.Sprintf("members=%d/%s", n, prof)
+		if fm.mode == modeGossipOnly {
+			name, prof = name+"/gossip-only", prof+"/gossip-only"
+		}
+		b.Run(name, func(b *testing.B) {
+			f := startFleet(b, n, profiles[fm.profile], fm.mode)
 			fmt.Printf("fleet %2d members %-5s formed in %.1f s, %d rejoins\n", n, prof, f.formed.Seconds(), f.rejoins)
 			rnd := rand.New(rand.NewPCG(uint64(n), 13))
 			var health, summary []spread
@@ -139,7 +145,7 @@ func BenchmarkGossipConvergence(b *testing.B) {
 		})
 	}
 	b.Run("members=50/lan/plain-memberlist-no-regossip", func(b *testing.B) {
-		f := startFleet(b, 50, profiles["lan"], true)
+		f := startFleet(b, 50, profiles["lan"], modePlain)
 		fmt.Printf("fleet 50 members lan plain formed in %.1f s, %d rejoins\n", f.formed.Seconds(), f.rejoins)
 		rnd := rand.New(rand.NewPCG(50, 13))
 		var all []spread
@@ -191,6 +197,9 @@ func plainBroadcasts(f *convFleet, rnd *rand.Rand, n int) []spread {
 // other in one fleet (50 → 46 members).
 func BenchmarkGossipFailureDetection(b *testing.B) {
 	for _, fm := range fleetsMeasured {
+		if fm.mode != modeCluster {
+			continue // direct sends carry rows, not failure detection
+		}
 		n, prof := fm.n, fm.profile
 		b.Run(fmt.Sprintf("members=%d/%s", n, prof), func(b *testing.B) {
 			var firsts, alls []time.Duration
@@ -350,7 +359,7 @@ func TestConvergenceMeasuring(t *testing.T) {
 		t.Errorf("after the kill: %+v, want delivered to the 1 live other", s)
 	}
 
-	pf := startFleet(t, 3, fastProfile, true)
+	pf := startFleet(t, 3, fastProfile, modePlain)
 	for i, s := range plainBroadcasts(pf, rand.New(rand.NewPCG(1, 2)), 2) {
 		if !s.deliveredEveryone || s.reached != 2 {
 			t.Errorf("plain broadcast %d: %+v, want delivered to 2 of 2", i, s)
