@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -647,11 +648,20 @@ func (n *Router) shutdown() {
 }
 
 // undoStart removes what New put on the host when the node will not run
-// (a start that fails after New): the virtual MAC interfaces. The nftables
-// table goes with close. Nothing else was added yet: VIPs come with
-// mastership, IPVS services with Run.
+// (a start that fails after New, issue 11 item 6), newest first: the
+// nftables table, then the virtual MAC interfaces, each giving back the
+// settings it changed outside itself (the parent's ARP settings, the
+// rp_filter move) once no other vmac needs them. Nothing else was added
+// yet: VIPs come with mastership, IPVS services with Run. A failure is
+// logged and the rest is still undone.
 func (n *Router) undoStart() {
-	for _, in := range n.insts {
+	if n.accept != nil {
+		if err := n.accept.Close(); err != nil {
+			n.log.Error("removing the nftables table", "err", err)
+		}
+		n.accept = nil
+	}
+	for _, in := range slices.Backward(n.insts) {
 		if in.cfg.VMAC != "" {
 			n.removeVMAC(in.cfg.VMAC)
 		}
