@@ -62,9 +62,9 @@ echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter`
 const vmacInstance = `    - { name: web, interface: eth0, vrid: 51, priority: 150, advert_interval: 100ms, vmac: true, accept: false, vips: [192.0.2.100/24] }
 `
 
-// waitFailedStart waits for a start that must fail: exit status 1, with
-// an error naming named. It returns the log.
-func waitFailedStart(t *testing.T, p *netlab.Process, named string) string {
+// waitFailed waits for a vigil that must stop by itself (a failed start,
+// a fatal panic): exit status 1, its log naming named. It returns the log.
+func waitFailed(t *testing.T, p *netlab.Process, named string) string {
 	t.Helper()
 	select {
 	case <-p.Done():
@@ -156,7 +156,7 @@ func TestLateStartFailureUndone(t *testing.T) {
 			yaml := "node: { name: n1 }\ntelemetry: { listen: \"\" }\n" + tc.extra +
 				strings.ReplaceAll(tc.vrrp, "FIFO", filepath.Join(c.lab.Dir(), "notify.fifo"))
 			p := startConfig(t, c, "n1", writeConfig(t, c, "n1", yaml))
-			log := waitFailedStart(t, p, named)
+			log := waitFailed(t, p, named)
 			// The failure came after the start's kernel changes, or this
 			// test would prove nothing.
 			for _, done := range []string{"virtual MAC interface ready", "changed a sysctl of the vmac's parent", "rp_filter was 1 (strict)"} {

@@ -320,7 +320,7 @@ vrrp:
   instances:
     - { name: web, interface: eth0, vrid: 51, priority: 150, advert_interval: 100ms, vmac: true, accept: false, vips: [192.0.2.100/24] }
 `)
-	waitFailedStart(t, startConfig(t, c, "n1", path), "9730")
+	waitFailed(t, startConfig(t, c, "n1", path), "9730")
 	if _, err := n1.IP("link", "show", "vrrp.51"); err == nil {
 		t.Error("the virtual MAC interface was left behind")
 	}

@@ -96,6 +96,9 @@ type Router struct {
 	drained bool
 	// tracer makes the vrrp.transition spans (trace.go).
 	tracer trace.Tracer
+	// panicOnPacket: the next packet panics (EnvTestPanic, tests only).
+	// Under mu.
+	panicOnPacket bool
 }
 
 // sock is one raw socket and the instances it serves, by VRID.
@@ -189,7 +192,7 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 	log, reg := opts.Logger, opts.Metrics // node fills in the defaults
 	n := &Router{cfg: cfg, log: log, metrics: reg.VRRP, done: make(chan struct{}), links: map[string]*announce.Link{}, socks: map[string]*sock{},
 		limiter: newLogLimiter(log, 10*time.Second), bursts: newBurstMemory(), record: openRecord(statefile.Path("vrrp"), log),
-		failed: make(chan struct{})}
+		failed: make(chan struct{}), panicOnPacket: testPanicOnPacket(log)}
 	vm, err := vip.New()
 	if err != nil {
 		return nil, err
@@ -753,6 +756,10 @@ func (n *Router) handle(s *sock, d *vrrp.Decoded, p vrrpnet.Packet) bool {
 	defer safe.Recover(n.log, "vrrp_receive", n.fail)
 	if n.stopping {
 		return false
+	}
+	if n.panicOnPacket {
+		n.panicOnPacket = false
+		panic(fmt.Sprintf("%s=vrrp_receive: a packet from %s", EnvTestPanic, p.Rx.Src))
 	}
 	n.receive(s, d, p)
 	return true
