@@ -206,8 +206,14 @@ func TestPriorityZeroHandover(t *testing.T) {
 	c.waitHolder(vip4.Addr(), "n1", mdi(3, 150, interval)+2*time.Second, 0)
 	c.stop("n1")
 	c.waitHolder(vip4.Addr(), "n2", 2*time.Second, 0)
-	// From the wire: the priority-0 advert, then n2's first advert one
-	// Skew_Time (609.375 ms at priority 100) later.
+	c.zeroHandover(100, interval)
+}
+
+// zeroHandover checks on the wire that n1 sent a priority-0 advert and
+// that n2, at priority prio, sent its first advert one Skew_Time later
+// (609.375 ms at priority 100 and 1 s), and returns that delay.
+func (c *cluster) zeroHandover(prio int, interval time.Duration) time.Duration {
+	c.t.Helper()
 	var zero, first time.Time
 	for _, f := range c.adverts() {
 		if f.Src == netip.MustParseAddr("192.0.2.11") && f.Priority == 0 {
@@ -218,14 +224,15 @@ func TestPriorityZeroHandover(t *testing.T) {
 		}
 	}
 	if zero.IsZero() || first.IsZero() {
-		t.Fatalf("no priority-0 advert or no takeover on the wire (zero %v, first %v)", zero, first)
+		c.t.Fatalf("no priority-0 advert from n1 or no takeover by n2 on the wire (zero %v, first %v)\n%s", zero, first, c.logs())
 	}
-	skew := vrrp.SkewTime(3, 100, interval)
+	skew := vrrp.SkewTime(3, uint8(prio), interval)
 	got := first.Sub(zero)
-	t.Logf("priority-0 handover: %s (Skew_Time %s)", got, skew)
+	c.t.Logf("priority-0 handover: %s (Skew_Time %s)", got, skew)
 	if got < skew || got > skew+200*time.Millisecond {
-		t.Fatalf("takeover %s after the priority-0 advert, want Skew_Time %s (+ scheduling)", got, skew)
+		c.t.Fatalf("takeover %s after the priority-0 advert, want Skew_Time %s (+ scheduling)", got, skew)
 	}
+	return got
 }
 
 // Node loss: the master's link is cut; the backup takes over after

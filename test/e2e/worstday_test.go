@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -321,19 +320,7 @@ vrrp:
   instances:
     - { name: web, interface: eth0, vrid: 51, priority: 150, advert_interval: 100ms, vmac: true, accept: false, vips: [192.0.2.100/24] }
 `)
-	p := startConfig(t, c, "n1", path)
-	select {
-	case <-p.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatalf("vigil kept running with its metrics port taken:\n%s", p.LogLines(20))
-	}
-	var ee *exec.ExitError
-	if err := p.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Errorf("exit: %v, want status 1", err)
-	}
-	if !strings.Contains(p.Log(), "9730") {
-		t.Errorf("the error does not name the taken port:\n%s", p.LogLines(10))
-	}
+	waitFailed(t, startConfig(t, c, "n1", path), "9730")
 	if _, err := n1.IP("link", "show", "vrrp.51"); err == nil {
 		t.Error("the virtual MAC interface was left behind")
 	}

@@ -55,3 +55,22 @@ func TestPacketPanicStopsTheNodeCleanly(t *testing.T) {
 		t.Fatalf("the panic was not logged with its stack:\n%s", out)
 	}
 }
+
+// The test-only switch is off unless it names the receive path exactly;
+// a set switch is logged, so it cannot go unnoticed in production logs.
+func TestTestPanicSwitch(t *testing.T) {
+	for _, tc := range []struct {
+		env    string
+		want   bool
+		logged bool
+	}{{"", false, false}, {"vrrp_receive", true, true}, {"vrrp_timer", false, true}} {
+		t.Setenv(EnvTestPanic, tc.env)
+		var logs testlog.Buffer
+		if got := testPanicOnPacket(slog.New(slog.NewTextHandler(&logs, nil))); got != tc.want {
+			t.Errorf("%s=%q: %v, want %v", EnvTestPanic, tc.env, got, tc.want)
+		}
+		if logged := strings.Contains(logs.String(), EnvTestPanic); logged != tc.logged {
+			t.Errorf("%s=%q: logged %v, want %v:\n%s", EnvTestPanic, tc.env, logged, tc.logged, logs.String())
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/vishvananda/netlink"
@@ -34,7 +35,10 @@ func newPending() *pending {
 	return &pending{socks: map[string]*sock{}, links: map[string]*announce.Link{}}
 }
 
-// abort closes what the preparation opened and removes what it created.
+// abort closes what the preparation opened and removes what it created,
+// the kernel's state newest first: the nftables table, then the virtual
+// MAC interfaces (each taking back the settings it needed outside
+// itself).
 func (p *pending) abort(n *Router) {
 	for _, in := range p.insts {
 		closeAnnouncers(in.anns)
@@ -45,13 +49,13 @@ func (p *pending) abort(n *Router) {
 	for _, s := range p.socks {
 		s.conn.Close()
 	}
-	for _, name := range p.vmacs {
-		n.removeVMAC(name)
-	}
 	if p.accept != nil {
 		if err := p.accept.Close(); err != nil {
 			n.log.Error("removing the nftables table", "err", err)
 		}
+	}
+	for _, name := range slices.Backward(p.vmacs) {
+		n.removeVMAC(name)
 	}
 }
 

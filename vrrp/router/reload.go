@@ -49,14 +49,18 @@ func (n *Router) openVMACs() error {
 	return nil
 }
 
-// removeVMAC deletes a virtual MAC interface, logging a failure.
+// removeVMAC deletes a virtual MAC interface, and the settings it needed
+// outside itself go back to what they were when no other vmac needs them
+// (vmac.Manager.Remove), logging a failure.
 func (n *Router) removeVMAC(name string) {
 	if n.vmacs == nil {
 		return
 	}
 	if err := n.vmacs.Remove(name); err != nil {
 		n.log.Error("removing the virtual MAC interface", "device", name, "err", err)
-		return
+		if !errors.Is(err, vmac.ErrNotRestored) {
+			return // still there: the record keeps it
+		}
 	}
 	n.record.setVMAC(name, false)
 }

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,9 @@ type Router struct {
 	drained bool
 	// tracer makes the vrrp.transition spans (trace.go).
 	tracer trace.Tracer
+	// panicOnPacket: the next packet panics (EnvTestPanic, tests only).
+	// Under mu.
+	panicOnPacket bool
 }
 
 // sock is one raw socket and the instances it serves, by VRID.
@@ -188,7 +192,7 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 	log, reg := opts.Logger, opts.Metrics // node fills in the defaults
 	n := &Router{cfg: cfg, log: log, metrics: reg.VRRP, done: make(chan struct{}), links: map[string]*announce.Link{}, socks: map[string]*sock{},
 		limiter: newLogLimiter(log, 10*time.Second), bursts: newBurstMemory(), record: openRecord(statefile.Path("vrrp"), log),
-		failed: make(chan struct{})}
+		failed: make(chan struct{}), panicOnPacket: testPanicOnPacket(log)}
 	vm, err := vip.New()
 	if err != nil {
 		return nil, err
@@ -647,11 +651,20 @@ func (n *Router) shutdown() {
 }
 
 // undoStart removes what New put on the host when the node will not run
-// (a start that fails after New): the virtual MAC interfaces. The nftables
-// table goes with close. Nothing else was added yet: VIPs come with
-// mastership, IPVS services with Run.
+// (a start that fails after New, issue 11 item 6), newest first: the
+// nftables table, then the virtual MAC interfaces, each giving back the
+// settings it changed outside itself (the parent's ARP settings, the
+// rp_filter move) once no other vmac needs them. Nothing else was added
+// yet: VIPs come with mastership, IPVS services with Run. A failure is
+// logged and the rest is still undone.
 func (n *Router) undoStart() {
-	for _, in := range n.insts {
+	if n.accept != nil {
+		if err := n.accept.Close(); err != nil {
+			n.log.Error("removing the nftables table", "err", err)
+		}
+		n.accept = nil
+	}
+	for _, in := range slices.Backward(n.insts) {
 		if in.cfg.VMAC != "" {
 			n.removeVMAC(in.cfg.VMAC)
 		}
@@ -743,6 +756,10 @@ func (n *Router) handle(s *sock, d *vrrp.Decoded, p vrrpnet.Packet) bool {
 	defer safe.Recover(n.log, "vrrp_receive", n.fail)
 	if n.stopping {
 		return false
+	}
+	if n.panicOnPacket {
+		n.panicOnPacket = false
+		panic(fmt.Sprintf("%s=vrrp_receive: a packet from %s", EnvTestPanic, p.Rx.Src))
 	}
 	n.receive(s, d, p)
 	return true

@@ -842,3 +842,61 @@ func TestIPv4VmacIsQuiet(t *testing.T) {
 		t.Errorf("the new vmac sent a frame: % x", f.Data)
 	}
 }
+
+// TestRemoveGivesSettingsBack: the settings Ensure changed outside the
+// vmacs (the parent's ARP settings, the strict rp_filter move) go back to
+// what they were once the last vmac that needs them is removed, and not
+// before: not while another vmac of this Manager or another vigil's vmac
+// is on the parent. A value changed since by someone else stays (issue 11
+// item 6; keepalived restores the same way).
+func TestRemoveGivesSettingsBack(t *testing.T) {
+	e := setup(t)
+	settings := []struct {
+		key             string
+		before, changed int
+	}{
+		{"ipv4/conf/" + dev + "/arp_ignore", 0, 1},
+		{"ipv4/conf/" + dev + "/arp_announce", 1, 2},
+		{"ipv4/conf/default/rp_filter", 0, 1},
+		{"ipv4/conf/" + dev + "/rp_filter", 0, 1},
+		{"ipv4/conf/lo/rp_filter", 2, 2},  // not below all's 1: kept
+		{"ipv4/conf/all/rp_filter", 1, 0}, // last: strict from here on
+	}
+	before, changed := map[string]int{}, map[string]int{}
+	for _, s := range settings {
+		setSysctl(t, e.node, s.key, s.before)
+		before[s.key], changed[s.key] = s.before, s.changed
+	}
+	first, second, theirs := DefaultName(51, 4), DefaultName(52, 4), DefaultName(53, 4)
+	ensure(t, e, first, MAC(51, 4))
+	ensure(t, e, second, MAC(52, 4))
+	other, err := NewAt(e.ns) // another vigil in the namespace
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Ensure(theirs, dev, MAC(53, 4)); err != nil {
+		t.Fatal(err)
+	}
+	wantSysctls(t, e.node, changed)
+
+	remove := func(m *Manager, name string) {
+		t.Helper()
+		if err := m.Remove(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	remove(e.m, first)
+	wantSysctls(t, e.node, changed) // the second vmac needs them
+	remove(e.m, second)
+	wantSysctls(t, e.node, changed) // the other vigil's vmac needs them
+	remove(other, theirs)
+	wantSysctls(t, e.node, changed) // the other vigil changed nothing: nothing to give back
+
+	// The administrator chose arp_announce 3 meanwhile; the next Remove
+	// (the vmac is gone already) gives the rest back.
+	setSysctl(t, e.node, "ipv4/conf/"+dev+"/arp_announce", 3)
+	remove(e.m, second)
+	before["ipv4/conf/"+dev+"/arp_announce"] = 3
+	wantSysctls(t, e.node, before)
+}

@@ -59,12 +59,11 @@ func sysctlName(key string) string {
 type setting struct {
 	key  string // relative to /proc/sys/net
 	want int
-	// raise: only a lower value is changed, a higher one is the
-	// administrator's stricter choice and stays (used on the parent, which
-	// is not ours).
-	raise bool
-	// log: the change is reported (settings outside the vmac).
-	log bool
+	// parent: the setting is on the vmac's parent, which is not ours: only
+	// a lower value is raised (a higher one is the administrator's
+	// stricter choice and stays), the change is reported, and journaled to
+	// be given back once no vmac on the parent needs it.
+	parent bool
 }
 
 // applySysctls sets what the package doc lists, in the Manager's namespace.
@@ -82,8 +81,8 @@ func (m *Manager) applySysctls(name, parent string, fam int, ipv6 bool, skipRP m
 	if fam != 6 {
 		p := "ipv4/conf/" + parent + "/"
 		list = append(list,
-			setting{key: p + "arp_ignore", want: 1, raise: true, log: true},
-			setting{key: p + "arp_announce", want: 2, raise: true, log: true},
+			setting{key: p + "arp_ignore", want: 1, parent: true},
+			setting{key: p + "arp_announce", want: 2, parent: true},
 		)
 	}
 	if ipv6 {
@@ -103,7 +102,7 @@ func (m *Manager) applySysctls(name, parent string, fam int, ipv6 bool, skipRP m
 	}
 	return m.inNS(func() error {
 		for _, s := range list {
-			if err := m.apply(s, name); err != nil {
+			if err := m.apply(s, name, parent); err != nil {
 				return err
 			}
 		}
@@ -119,18 +118,19 @@ func (m *Manager) applySysctls(name, parent string, fam int, ipv6 bool, skipRP m
 }
 
 // apply makes one setting; it runs in the Manager's namespace.
-func (m *Manager) apply(s setting, vmac string) error {
+func (m *Manager) apply(s setting, vmac, parent string) error {
 	cur, err := readSysctl(s.key)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", sysctlName(s.key), err)
 	}
-	if cur == s.want || (s.raise && cur > s.want) {
+	if cur == s.want || (s.parent && cur > s.want) {
 		return nil
 	}
 	if err := writeSysctl(s.key, s.want); err != nil {
 		return err
 	}
-	if s.log {
+	if s.parent {
+		m.journal = append(m.journal, change{key: s.key, from: cur, to: s.want, parent: parent})
 		m.log.Info("vmac: changed a sysctl of the vmac's parent", "vmac", vmac, "sysctl", sysctlName(s.key), "from", cur, "to", s.want)
 	}
 	return nil
@@ -143,7 +143,8 @@ func (m *Manager) apply(s setting, vmac string) error {
 // that every interface but the VRRP vmacs (skip) filters exactly as before,
 // and interfaces created later do too. Loose mode (2) is left alone: it
 // checks only that the source is routable at all, which lets the vmac work.
-// It runs in the Manager's namespace; the change is logged and not undone.
+// It runs in the Manager's namespace; the change is logged, and journaled
+// to be undone once no vmac is left (restore.go).
 func (m *Manager) clearStrictRPFilter(vmac string, skip map[string]bool) error {
 	all, err := readSysctl("ipv4/conf/all/rp_filter")
 	if err != nil {
@@ -182,11 +183,13 @@ func (m *Manager) clearStrictRPFilter(vmac string, skip map[string]bool) error {
 			}
 			return err
 		}
+		m.journal = append(m.journal, change{key: key, from: v, to: all})
 		raised = append(raised, n)
 	}
 	if err := writeSysctl("ipv4/conf/all/rp_filter", 0); err != nil {
 		return err
 	}
+	m.journal = append(m.journal, change{key: "ipv4/conf/all/rp_filter", from: all, to: 0})
 	m.log.Warn("vmac: net.ipv4.conf.all.rp_filter was 1 (strict), which drops every packet arriving on a vmac; moved strict mode to the individual interfaces and set all.rp_filter=0, so only VRRP vmacs filter differently",
 		"vmac", vmac, "raised_to_strict", raised)
 	return nil

@@ -70,16 +70,15 @@
 //     Ensure does what keepalived does: it raises default and every other
 //     interface (except other VRRP vmacs) to 1, then sets all to 0, so the
 //     effective filtering of every other interface is unchanged; the change
-//     is logged and not undone. Loose mode (2, systemd's default) lets the
-//     vmac work and is left alone.
+//     is logged, and given back when the last vmac goes (below). Loose
+//     mode (2, systemd's default) lets the vmac work and is left alone.
 //   - promote_secondaries=1 (keepalived): removing one VIP must not take the
 //     other VIPs of the same subnet with it (package vip sets it too).
 //
 // On the parent, for IPv4 and custom MACs (IPv6 neighbour discovery only
 // answers for addresses on the receiving interface, so an IPv6 vmac needs
-// nothing there). A setting is only ever raised, never lowered, and is not
-// restored by Remove (other vmacs may share the parent, and it is the
-// setting a host with a vmac wants anyway):
+// nothing there). A setting is only ever raised, never lowered, and is given
+// back when the parent's last vmac goes (below):
 //   - arp_ignore=1 (keepalived): the VIPs are local addresses of the host, so
 //     with the default 0 the parent answers ARP for them with its own MAC,
 //     and the host that asked keeps whichever answer came first.
@@ -91,6 +90,19 @@
 //     a VIP whose prefix duplicates the parent's subnet, the route back to an
 //     asker may point at the vmac and arp_filter then stops the parent from
 //     answering for its own address (keepalived #2512).
+//
+// # Giving the settings back
+//
+// The vmac's own settings go with it. The others (the parent's, the
+// rp_filter move) are journaled with the value they had, and Remove gives
+// them back, newest first, once no vmac left in the namespace needs them:
+// the parent's when no IPv4 vmac remains on that parent, the rp_filter move
+// when none remains at all, counting the VRRP vmacs of another vigil in the
+// namespace too. As keepalived does, a setting is only given back while it
+// still has the value written: one changed since is someone's later choice
+// and stays. A start that fails after making its vmacs, or a clean stop,
+// thus leaves the host's settings as it found them (issue 11 item 6). The
+// journal lives in the Manager: after a crash, the settings stay changed.
 //
 // IPv6 on the vmac:
 //   - addrgenmode random (set before the vmac first comes up): an EUI-64
@@ -232,6 +244,13 @@ type Manager struct {
 	h   *netlink.Handle
 	ns  netns.NsHandle // owned: where sysctls are written (see the package doc)
 	log *slog.Logger
+	// journal lists the settings outside the vmacs that Ensure changed
+	// and no Remove gave back yet, oldest first (restore.go).
+	journal []change
+	// made are the vmacs Ensure made or adopted and Remove did not
+	// delete: with a custom MAC, nothing else tells them from another
+	// macvlan.
+	made map[string]bool
 }
 
 // New returns a Manager for the network namespace of the calling thread.
@@ -278,7 +297,7 @@ func NewAt(ns netns.NsHandle) (*Manager, error) {
 		own.Close()
 		return nil, fmt.Errorf("vmac: set rtnetlink timeout: %w", err)
 	}
-	return &Manager{h: h, ns: own, log: slog.New(slog.DiscardHandler)}, nil
+	return &Manager{h: h, ns: own, log: slog.New(slog.DiscardHandler), made: map[string]bool{}}, nil
 }
 
 // SetLogger sets where the Manager reports the changes it makes outside the
@@ -363,10 +382,15 @@ func (m *Manager) Ensure(name, parent string, mac net.HardwareAddr) (int, error)
 		return 0, err
 	}
 	idx, err := m.configure(link, parent, mac)
-	if err != nil && created {
-		// Leave nothing half made behind.
+	switch {
+	case err == nil:
+		m.made[name] = true
+	case created:
+		// Leave nothing half made behind, the parent's settings included.
 		if derr := m.h.LinkDel(link); derr != nil && !errors.Is(derr, unix.ENODEV) {
 			err = errors.Join(err, fmt.Errorf("vmac: remove %s again: %w", name, derr))
+		} else if rerr := m.restoreUnneeded(); rerr != nil {
+			err = errors.Join(err, rerr)
 		}
 	}
 	return idx, err
@@ -586,8 +610,10 @@ func (m *Manager) replaceEUI64LinkLocal(link netlink.Link, mac net.HardwareAddr)
 // Remove deletes the vmac called name. It is idempotent: no interface of that
 // name is success. An interface of that name that is not a macvlan is never
 // deleted (an error says so), so a wrong name cannot take a physical
-// interface down. The VIPs on the vmac go with it; the parent's settings stay
-// (see the package doc).
+// interface down. The VIPs on the vmac go with it; then the settings Ensure
+// changed outside the vmacs are given back where no vmac left needs them
+// (see the package doc). An error wrapping ErrNotRestored says the vmac is
+// gone but a setting could not be given back.
 func (m *Manager) Remove(name string) error {
 	if err := validName("interface", name); err != nil {
 		return err
@@ -598,17 +624,21 @@ func (m *Manager) Remove(name string) error {
 		return errClosed
 	}
 	link, err := m.h.LinkByName(name)
-	if errors.As(err, &netlink.LinkNotFoundError{}) {
-		return nil
-	}
-	if err != nil {
+	switch {
+	case errors.As(err, &netlink.LinkNotFoundError{}):
+	case err != nil:
 		return fmt.Errorf("vmac: remove %s: look up: %w", name, err)
+	default:
+		if _, ok := link.(*netlink.Macvlan); !ok {
+			return fmt.Errorf("vmac: remove %s: it is a %s, not a macvlan; not deleting it", name, link.Type())
+		}
+		if err := m.h.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("vmac: remove %s: %w", name, err)
+		}
 	}
-	if _, ok := link.(*netlink.Macvlan); !ok {
-		return fmt.Errorf("vmac: remove %s: it is a %s, not a macvlan; not deleting it", name, link.Type())
-	}
-	if err := m.h.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
-		return fmt.Errorf("vmac: remove %s: %w", name, err)
+	delete(m.made, name)
+	if err := m.restoreUnneeded(); err != nil {
+		return fmt.Errorf("vmac: removed %s, but: %w", name, err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package vmac
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -107,5 +108,43 @@ func TestEUI64LinkLocal(t *testing.T) {
 func TestSysctlName(t *testing.T) {
 	if got := sysctlName("ipv4/conf/vrrp.51/arp_ignore"); got != "net.ipv4.conf.vrrp.51.arp_ignore" {
 		t.Errorf("sysctlName = %q", got)
+	}
+}
+
+// TestDue: a change is undone once no vmac left needs it (keepalived gives
+// the parent's ARP settings back when its last vmac on it goes, rp_filter
+// at exit), newest first.
+func TestDue(t *testing.T) {
+	arpIgnore := change{key: "ipv4/conf/eth0/arp_ignore", from: 0, to: 1, parent: "eth0"}
+	arpOther := change{key: "ipv4/conf/eth1/arp_ignore", from: 0, to: 1, parent: "eth1"}
+	rpDefault := change{key: "ipv4/conf/default/rp_filter", from: 0, to: 1}
+	rpAll := change{key: "ipv4/conf/all/rp_filter", from: 1, to: 0}
+	journal := []change{arpIgnore, rpDefault, rpAll, arpOther}
+	for _, tc := range []struct {
+		name       string
+		users      users
+		undo, keep []change
+	}{
+		{"no vmac left: everything, newest first", users{}, []change{arpOther, rpAll, rpDefault, arpIgnore}, nil},
+		{"a vmac left on eth0: its parent's and the namespace's stay", users{parents: map[string]bool{"eth0": true}, any: true},
+			[]change{arpOther}, []change{arpIgnore, rpDefault, rpAll}},
+		{"a vmac left on eth2 only: the rp_filter move stays", users{parents: map[string]bool{"eth2": true}, any: true},
+			[]change{arpOther, arpIgnore}, []change{rpDefault, rpAll}},
+	} {
+		undo, keep := due(journal, tc.users)
+		if !slices.Equal(undo, tc.undo) || !slices.Equal(keep, tc.keep) {
+			t.Errorf("%s: undo %v keep %v, want undo %v keep %v", tc.name, undo, keep, tc.undo, tc.keep)
+		}
+	}
+}
+
+// TestActionFor: only a value that is still the one written is given back
+// (keepalived's rp_filter restore rule); a later one is someone's choice.
+func TestActionFor(t *testing.T) {
+	c := change{key: "ipv4/conf/eth0/arp_announce", from: 1, to: 2}
+	for cur, want := range map[int]restoreAction{2: restoreWrite, 1: restoreNothing, 0: restoreLeave, 3: restoreLeave} {
+		if got := actionFor(c, cur); got != want {
+			t.Errorf("actionFor(from 1 to 2, now %d) = %d, want %d", cur, got, want)
+		}
 	}
 }
