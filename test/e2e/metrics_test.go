@@ -17,13 +17,15 @@ import (
 	"vigil/vrrp"
 )
 
-func metricsConfig(name string, prio int) string {
+// metricsConfig is instance web (VRID 51, 192.0.2.100) with metrics on 127.0.0.1:9730; extra
+// adds keys to the instance (", key: value").
+func metricsConfig(name string, prio int, extra string) string {
 	return fmt.Sprintf(`node: { name: %s }
 telemetry: { listen: "127.0.0.1:9730" }
 vrrp:
   instances:
-    - { name: web, interface: eth0, vrid: 51, priority: %d, advert_interval: 100ms, vips: [192.0.2.100/24] }
-`, name, prio)
+    - { name: web, interface: eth0, vrid: 51, priority: %d, advert_interval: 100ms, vips: [192.0.2.100/24]%s }
+`, name, prio, extra)
 }
 
 // metric returns the value of the first sample whose line matches all the
@@ -102,7 +104,7 @@ func TestMetricsAndBadPackets(t *testing.T) {
 	c := newCluster(t, 3)
 	for i, prio := range []int{150, 100} {
 		name := fmt.Sprintf("n%d", i+1)
-		startYAML(t, c, name, metricsConfig(name, prio))
+		startYAML(t, c, name, metricsConfig(name, prio, ""))
 	}
 	c.nodes = c.nodes[:2] // n3 only injects packets
 	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 3*iv)

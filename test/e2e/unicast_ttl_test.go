@@ -19,18 +19,8 @@ import (
 // vigil and sends priority-200 adverts from a raw socket.
 func TestUnicastMinTTL(t *testing.T) {
 	c := newCluster(t, 2)
-	startYAML(t, c, "n1", `node: { name: n1 }
-telemetry: { listen: "127.0.0.1:9730" }
-vrrp:
-  instances:
-    - name: web
-      interface: eth0
-      vrid: 51
-      priority: 150
-      advert_interval: 100ms
-      vips: [192.0.2.100/24]
-      unicast: { source: 192.0.2.11, peers: [192.0.2.12], min_ttl: 64 }
-`)
+	startYAML(t, c, "n1", metricsConfig("n1", 150,
+		", unicast: { source: 192.0.2.11, peers: [192.0.2.12], min_ttl: 64 }"))
 	c.waitHolder(vip4.Addr(), "n1", mdi(3, 150, iv)+2*time.Second, 3*iv)
 
 	n1, n2 := netip.MustParseAddr("192.0.2.11"), netip.MustParseAddr("192.0.2.12")
