@@ -7,6 +7,11 @@ LDFLAGS := -s -w -X vigil/internal/buildinfo.Version=$(VERSION) -X vigil/interna
 BIN := bin/vigil
 # Packages whose tests need no privileges, and the root-only network tiers.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '^vigil/test')
+# Packages outside test/ with root-only namespace tests (gated on VIGIL_NETNS, directly or through
+# netlab.Require/NewForTest): unit runs them with those tests skipped, netns runs them again with
+# VIGIL_NETNS=1.
+NETNS_PKGS = $(sort $(dir $(shell grep -rlE --include='*_test.go' --exclude-dir=test --exclude-dir=.git \
+	'VIGIL_NETNS|netlab\.(Require|NewForTest)' .)))
 
 .PHONY: all build test unit netns deps demo bench fuzz lint clean deb
 
@@ -37,10 +42,12 @@ unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 	cd deploy/k8s/kubecheck && $(GO) test -race -count=1 ./...
 
-# Network-namespace scenarios, keepalived interop, metrics scraped by a real Prometheus (test/prom)
-# and the IPVS VM: root only.
+# The drivers' namespace tests (NETNS_PKGS, with -race as in unit), then network-namespace
+# scenarios, keepalived interop, metrics scraped by a real Prometheus (test/prom) and the IPVS VM:
+# root only.
 netns: build
 	@if [ "$$(id -u)" != 0 ]; then echo "make netns: needs root (network namespaces)"; exit 1; fi
+	VIGIL_NETNS=1 $(GO) test -race -count=1 -p 1 -timeout 10m $(NETNS_PKGS)
 	VIGIL_NETNS=1 VIGIL_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 25m ./test/...
 
 test: deps lint unit netns

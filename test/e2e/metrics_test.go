@@ -17,13 +17,15 @@ import (
 	"vigil/vrrp"
 )
 
-func metricsConfig(name string, prio int) string {
+// metricsConfig is instance web (VRID 51, 192.0.2.100) with metrics on 127.0.0.1:9730; extra
+// adds keys to the instance (", key: value").
+func metricsConfig(name string, prio int, extra string) string {
 	return fmt.Sprintf(`node: { name: %s }
 telemetry: { listen: "127.0.0.1:9730" }
 vrrp:
   instances:
-    - { name: web, interface: eth0, vrid: 51, priority: %d, advert_interval: 100ms, vips: [192.0.2.100/24] }
-`, name, prio)
+    - { name: web, interface: eth0, vrid: 51, priority: %d, advert_interval: 100ms, vips: [192.0.2.100/24]%s }
+`, name, prio, extra)
 }
 
 // metric returns the value of the first sample whose line matches all the
@@ -58,9 +60,10 @@ func grep(body, prefix string) string {
 	return strings.Join(out, "\n")
 }
 
-// sendRaw sends a VRRP message from a node's eth0 to 224.0.0.18 with the
-// given TTL, from a raw socket created inside the node's namespace.
-func sendRaw(t *testing.T, n *netlab.Node, msg []byte, ttl int) {
+// sendRaw sends a VRRP message from a node's eth0 to dst (the group, or a
+// unicast peer) with the given TTL, from a raw socket created inside the
+// node's namespace.
+func sendRaw(t *testing.T, n *netlab.Node, msg []byte, dst netip.Addr, ttl int) {
 	t.Helper()
 	c, err := n.ListenPacket("ip4:112", "0.0.0.0")
 	if err != nil {
@@ -68,23 +71,28 @@ func sendRaw(t *testing.T, n *netlab.Node, msg []byte, ttl int) {
 	}
 	defer c.Close()
 	pc := ipv4.NewPacketConn(c)
-	// eth0's index inside the namespace, for IP_MULTICAST_IF (the nodes
-	// have no multicast route).
-	out, err := n.IP("-o", "link", "show", "dev", "eth0")
+	if dst.IsMulticast() {
+		// eth0's index inside the namespace, for IP_MULTICAST_IF (the nodes
+		// have no multicast route).
+		out, err := n.IP("-o", "link", "show", "dev", "eth0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := strconv.Atoi(strings.SplitN(string(out), ":", 2)[0])
+		if err != nil {
+			t.Fatalf("parsing %q: %v", out, err)
+		}
+		if err := pc.SetMulticastInterface(&net.Interface{Index: idx}); err != nil {
+			t.Fatal(err)
+		}
+		err = pc.SetMulticastTTL(ttl)
+	} else {
+		err = pc.SetTTL(ttl)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx, err := strconv.Atoi(strings.SplitN(string(out), ":", 2)[0])
-	if err != nil {
-		t.Fatalf("parsing %q: %v", out, err)
-	}
-	if err := pc.SetMulticastInterface(&net.Interface{Index: idx}); err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.SetMulticastTTL(ttl); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.WriteTo(msg, &net.IPAddr{IP: vrrp.GroupIPv4.AsSlice()}); err != nil {
+	if _, err := c.WriteTo(msg, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -96,7 +104,7 @@ func TestMetricsAndBadPackets(t *testing.T) {
 	c := newCluster(t, 3)
 	for i, prio := range []int{150, 100} {
 		name := fmt.Sprintf("n%d", i+1)
-		startYAML(t, c, name, metricsConfig(name, prio))
+		startYAML(t, c, name, metricsConfig(name, prio, ""))
 	}
 	c.nodes = c.nodes[:2] // n3 only injects packets
 	c.waitHolder(vip4.Addr(), "n1", 3*time.Second, 3*iv)
@@ -112,12 +120,13 @@ func TestMetricsAndBadPackets(t *testing.T) {
 		}
 		return b
 	}
-	sendRaw(t, c.node("n3"), good(51, 3, iv), 1)
-	sendRaw(t, c.node("n3"), good(99, 3, iv), 255)
+	grp := vrrp.GroupIPv4
+	sendRaw(t, c.node("n3"), good(51, 3, iv), grp, 1)
+	sendRaw(t, c.node("n3"), good(99, 3, iv), grp, 255)
 	bad := good(51, 3, iv)
 	bad[7] ^= 0xff
-	sendRaw(t, c.node("n3"), bad, 255)
-	sendRaw(t, c.node("n3"), good(51, 2, time.Second), 255)
+	sendRaw(t, c.node("n3"), bad, grp, 255)
+	sendRaw(t, c.node("n3"), good(51, 2, time.Second), grp, 255)
 
 	// Nothing changed: n1 still the only holder (a priority-200 advert with
 	// a bad checksum or TTL must not make anyone back off).

@@ -24,6 +24,7 @@ const takeoverMargin = 500 * time.Millisecond
 // must take them back by preemption. Both times the invariants are checked from the cut / the
 // restore.
 func TestMasterLoss(t *testing.T) {
+	netlab.Require(t)
 	for _, impl := range bothImpls {
 		t.Run(impl, func(t *testing.T) {
 			c := newCluster(t, impl, 3, false)
@@ -81,6 +82,7 @@ func (c *cluster) faultEntries(name string) int {
 // n1 may take over within that period only; the test says so and checks the rest.) After the
 // storm n1 preempts back; then the invariants.
 func TestLinkFlapStorm(t *testing.T) {
+	netlab.Require(t)
 	for _, impl := range bothImpls {
 		t.Run(impl, func(t *testing.T) {
 			c := newCluster(t, impl, 2, false)
@@ -203,6 +205,7 @@ func mustFrames(t *testing.T, c *cluster) []netlab.Frame {
 // until the heal, which VRRP cannot avoid without a path between them. After the rule goes, the
 // lower priority must step down.
 func TestOneWayLoss(t *testing.T) {
+	netlab.Require(t)
 	for _, tc := range []struct {
 		name, node, hook string
 	}{
@@ -255,6 +258,7 @@ func TestOneWayLoss(t *testing.T) {
 // keep advertising without a gap, and every such episode must end at the backup's next heard
 // advert (bounded here by 1 s, ten adverts). After the loss ends, the invariants.
 func TestRandomLoss(t *testing.T) {
+	netlab.Require(t)
 	for _, impl := range bothImpls {
 		t.Run(impl, func(t *testing.T) {
 			c := newCluster(t, impl, 3, false)
@@ -333,6 +337,7 @@ func TestRandomLoss(t *testing.T) {
 // after becoming master and the stall starts 2.5 s after n1 became master, so that burst falls due
 // while n1 is stopped.
 func TestMasterStalled(t *testing.T) {
+	netlab.Require(t)
 	for _, tc := range []struct {
 		name   string
 		p1, p2 int
@@ -408,6 +413,7 @@ func TestMasterStalled(t *testing.T) {
 // n1 is down, 192.0.2.110 is removed from the cluster's configuration (n2 reloads); n1 restarts
 // without it and must not keep the crash's copy of an address nobody configures any more.
 func TestKillAndRestart(t *testing.T) {
+	netlab.Require(t)
 	for _, tc := range []struct {
 		name       string
 		removeVIP2 bool
@@ -484,6 +490,7 @@ func TestKillAndRestart(t *testing.T) {
 // timer is overdue and the master's adverts wait in its socket. Whichever it handles first, it
 // must end as backup, without the addresses, and announce nothing it does not hold.
 func TestBackupStalled(t *testing.T) {
+	netlab.Require(t)
 	for _, impl := range bothImpls {
 		t.Run(impl, func(t *testing.T) {
 			c := newCluster(t, impl, 2, false)
@@ -524,6 +531,7 @@ func TestBackupStalled(t *testing.T) {
 // the last files decide: n3 (120) master of VRID 51, checked from the end of the burst; then n1's
 // link returns and it takes VRID 51 back.
 func TestReloadBurstDuringFailover(t *testing.T) {
+	netlab.Require(t)
 	for _, impl := range bothImpls {
 		t.Run(impl, func(t *testing.T) {
 			c := newCluster(t, impl, 3, false)
