@@ -50,7 +50,7 @@ vrrp:
 	if err != nil {
 		t.Fatal(err)
 	}
-	sendRaw(t, c.node("n3"), msg, 255)
+	sendRaw(t, c.node("n3"), msg, vrrp.GroupIPv4, 255)
 	took := c.waitHolder(vip4.Addr(), "n2", mdi(3, 100, interval), 0)
 
 	log := waitFailed(t, p1, "recovered from a panic")
