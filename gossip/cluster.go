@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -248,21 +249,29 @@ func (c *Cluster) Members() []string {
 	return out
 }
 
-// Publish writes this node's row and queues its broadcast.
+// Publish writes this node's row and queues its broadcast. A row whose
+// value did not change (a periodic refresh) is not sent directly: nobody
+// waits for it, and at 50 members the direct packets of every member's
+// refreshes cost more CPU than gossip's batched ones.
 func (c *Cluster) Publish(kind, key string, value []byte) error {
-	return c.write(func(s *Store) (Row, error) { return s.Publish(kind, key, value) })
+	return c.write(func(s *Store) (Row, bool, error) {
+		prev, had := s.rows[RowID{Origin: c.self, Kind: kind, Key: key}]
+		r, err := s.Publish(kind, key, value)
+		return r, !had || prev.Deleted || !bytes.Equal(prev.Value, value), err
+	})
 }
 
-// write makes one change of this node's rows and queues its broadcast.
-func (c *Cluster) write(change func(*Store) (Row, error)) error {
+// write makes one change of this node's rows and queues its broadcast,
+// and its direct send when change says so.
+func (c *Cluster) write(change func(*Store) (Row, bool, error)) error {
 	c.mu.Lock()
-	r, err := change(c.store)
+	r, direct, err := change(c.store)
 	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	c.broadcast(c.queue, r)
-	if c.fanout > 0 {
+	if direct && c.fanout > 0 {
 		c.directMu.Lock()
 		c.direct = append(c.direct, r)
 		c.directMu.Unlock()
@@ -293,7 +302,10 @@ func (c *Cluster) Rows(kind string) []Row {
 // Withdraw deletes this node's row for (kind, key) and queues the
 // tombstone's broadcast.
 func (c *Cluster) Withdraw(kind, key string) error {
-	return c.write(func(s *Store) (Row, error) { return s.Withdraw(kind, key, time.Now()) })
+	return c.write(func(s *Store) (Row, bool, error) {
+		r, err := s.Withdraw(kind, key, time.Now())
+		return r, true, err
+	})
 }
 
 // Self is this node's name.

@@ -199,7 +199,8 @@ func TestNotifyMsgNeverBlocks(t *testing.T) {
 
 // A new row reaches every member by its origin's direct send alone (no
 // gossip rounds, no push/pull here), and its receivers queue it for a
-// relay on the smaller budget, not as a row of their own; with the direct
+// relay on the smaller budget, not as a row of their own; a refresh of
+// the same value is not sent directly, a new value is; with the direct
 // send off the same row reaches nobody.
 func TestClusterDirectSend(t *testing.T) {
 	for _, fanout := range []int{0, -1} {
@@ -249,6 +250,27 @@ func TestClusterDirectSend(t *testing.T) {
 					t.Errorf("n%d: %d queued, %d relays; want one relay", i, c.queue.NumQueued(), c.relay.NumQueued())
 				}
 			}
+			// A refresh (the same value again) is left to gossip: here,
+			// nobody hears of it.
+			first := f[0].Get(KindHealth, "web/198.51.100.12:80")[0].Version
+			if err := f[2].Publish(KindHealth, "web/198.51.100.12:80", []byte("down")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond)
+			if v := f[0].Get(KindHealth, "web/198.51.100.12:80")[0].Version; v != first {
+				t.Errorf("a refresh was sent directly: n0 has version %v, had %v", v, first)
+			}
+			if err := f[2].Publish(KindHealth, "web/198.51.100.12:80", []byte("up")); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "the new value everywhere", func() bool {
+				for _, c := range f {
+					if r := c.Get(KindHealth, "web/198.51.100.12:80"); len(r) != 1 || string(r[0].Value) != "up" {
+						return false
+					}
+				}
+				return true
+			})
 		})
 	}
 }

@@ -50,6 +50,13 @@ var ErrNoFleet = errors.New("this node runs no fleet (no gossip: section in its 
 // quickly a newly learnt master is followed.
 const fleetTick = 50 * time.Millisecond
 
+// changeSettle is how long the fleet loop lets changed rows gather before
+// it reads them: its pass reads every member's rows, so a pass per row of
+// a burst (a push's announcements and reports reach 50 members within
+// milliseconds) is quadratic work. Small against the arbitration's and a
+// rollout's seconds.
+const changeSettle = 20 * time.Millisecond
+
 // ownEvery paces the look at this node's own instances for changes that
 // come without a state change (effective priority).
 const ownEvery = 500 * time.Millisecond
@@ -224,6 +231,7 @@ func (f *fleet) run(ctx context.Context, status func() statusView) {
 	// A version applied before a restart is announced again.
 	f.cfgs.announceApplied()
 	var lastSummary, lastSlow, lastOwn time.Time
+	var settle <-chan time.Time // armed by changed rows, see changeSettle
 	for {
 		now := time.Now()
 		select {
@@ -239,6 +247,14 @@ func (f *fleet) run(ctx context.Context, status func() statusView) {
 			f.publishHealth(now, f.checks.View().Changed())
 			f.updateView(now)
 		case <-f.cl.Changed():
+			// Rows arrive one packet at a time (a direct send each);
+			// what follows reads every member's rows, so the rows of a
+			// burst are taken together.
+			if settle == nil {
+				settle = time.After(changeSettle)
+			}
+		case <-settle:
+			settle = nil
 			f.noteSummaries(now)
 			f.updateView(now)
 			f.recomputeMasters()
