@@ -119,8 +119,30 @@ func (a *aliveDelegate) NotifyAlive(n *memberlist.Node) error {
 	return err
 }
 
-// Refused counts the alive messages the alive delegate refused.
+// Refused counts what was refused from peers of another fleet: alive
+// messages of another cluster or protocol (the alive delegate), packets
+// and streams of another cluster label or gossip key (memberlist drops
+// them before any delegate; its log line tells).
 func (c *Cluster) Refused() uint64 { return c.refused.Load() }
+
+// refuse counts traffic refused from host and logs it once per host and
+// reason (memberlist's line, detail, included).
+func (c *Cluster) refuse(host, reason, detail string) {
+	c.refused.Add(1)
+	key := reason + "\x00" + host
+	c.refusedMu.Lock()
+	_, logged := c.refusedLog[key]
+	if !logged {
+		if len(c.refusedLog) >= maxRefusalLogs {
+			clear(c.refusedLog)
+		}
+		c.refusedLog[key] = struct{}{}
+	}
+	c.refusedMu.Unlock()
+	if !logged {
+		c.log.Warn("gossip traffic of another fleet refused (logged once per address)", "addr", host, "reason", reason, "detail", detail)
+	}
+}
 
 // pingDelegate is the Cluster as memberlist's PingDelegate: a completed
 // probe of a suspect tells that it is alive again (memberlist reports no
@@ -150,7 +172,42 @@ func (t logTap) Write(p []byte) (int, error) {
 	if name, ok := suspectName(p); ok {
 		t.c.enqueue(evSuspect, &memberlist.Node{Name: name})
 	}
+	if host, reason, ok := refusedTraffic(p); ok {
+		// memberlist logs each such packet and stream: a peer of another
+		// fleet would write a line per probe. Counted, and logged once.
+		t.c.refuse(host, reason, string(bytes.TrimSpace(p)))
+		return len(p), nil
+	}
 	return len(p), t.next.Output(2, string(p))
+}
+
+// refusedTraffic recognises memberlist's lines for a packet or stream it
+// dropped because it came from another fleet: another cluster label, or
+// encrypted with no key of this keyring (or not at all). host is the
+// sender's address without its port (a stream's port is ephemeral).
+func refusedTraffic(p []byte) (host, reason string, ok bool) {
+	switch {
+	case bytes.Contains(p, []byte("with unacceptable label")):
+		reason = "cluster label"
+	case bytes.Contains(p, []byte("Decrypt packet failed")),
+		bytes.Contains(p, []byte("failed to receive: ")) && bytes.Contains(p, []byte("decrypt")),
+		bytes.Contains(p, []byte("failed to receive: ")) && bytes.Contains(p, []byte("encryption")):
+		reason = "gossip key"
+	default:
+		return "", "", false
+	}
+	_, from, found := bytes.Cut(p, []byte("from="))
+	if !found {
+		return "", "", false
+	}
+	if i := bytes.IndexAny(from, " \n"); i >= 0 {
+		from = from[:i]
+	}
+	host = string(from)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return host, reason, host != ""
 }
 
 func suspectName(p []byte) (string, bool) {

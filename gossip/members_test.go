@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"vigil/internal/testlog"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -234,11 +235,26 @@ func TestRejoinAfterPartition(t *testing.T) {
 // protocol) is refused by the alive delegate, counted, and never listed.
 func TestOtherClusterRefused(t *testing.T) {
 	nw := newMemNet()
-	a := newNode(t, nw, "a", func(o *Options) { o.Cluster = "prod" }, nil).run(t)
+	var aLog, aML testlog.Buffer
+	a := newNode(t, nw, "a", func(o *Options) { o.Cluster = "prod"; o.Log = slog.New(slog.NewTextHandler(&aML, nil)) },
+		func(cc *ClusterConfig) { cc.Log = slog.New(slog.NewTextHandler(&aLog, nil)) }).run(t)
 	b := newNode(t, nw, "b", func(o *Options) { o.Cluster = "staging" }, nil).run(t)
-	if n, err := b.c.Join([]string{a.tr.addr}); err == nil {
-		t.Errorf("a node of another label joined (%d answered)", n)
+	for range 3 {
+		if n, err := b.c.Join([]string{a.tr.addr}); err == nil {
+			t.Errorf("a node of another label joined (%d answered)", n)
+		}
 	}
+	// memberlist drops the other label's streams before any delegate:
+	// counted all the same, and logged once for that address, not once
+	// per stream (memberlist's own line is not passed on).
+	eventually(t, "the other label's streams counted", func() bool { return a.c.Refused() >= 3 })
+	if n := strings.Count(aLog.String(), "gossip traffic of another fleet refused"); n != 1 || !strings.Contains(aLog.String(), `reason="cluster label"`) {
+		t.Errorf("the other label's refusal logged %d times, want once with its reason:\n%s", n, aLog.String())
+	}
+	if strings.Contains(aML.String(), "unacceptable label") {
+		t.Errorf("memberlist's own refusal lines were passed on:\n%s", aML.String())
+	}
+	refusedByLabel := a.c.Refused()
 
 	// A peer with the right label but an incompatible meta: a bare
 	// memberlist whose delegate advertises protocol 0.
@@ -256,7 +272,7 @@ func TestOtherClusterRefused(t *testing.T) {
 	if _, err := old.Join([]string{a.tr.addr}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "refusal counted", func() bool { return a.c.Refused() > 0 })
+	eventually(t, "refusal counted", func() bool { return a.c.Refused() > refusedByLabel })
 	time.Sleep(500 * time.Millisecond)
 	for _, n := range []*testNode{a, b} {
 		if ms := n.c.MemberStates(); len(ms) != 1 {
@@ -422,3 +438,25 @@ func (m multiHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 func (m multiHandler) WithAttrs([]slog.Attr) slog.Handler { return m }
 func (m multiHandler) WithGroup(string) slog.Handler      { return m }
+
+// memberlist's lines for traffic of another fleet are recognised, with
+// the sender's address; others are not.
+func TestRefusedTraffic(t *testing.T) {
+	for _, tc := range []struct {
+		line, host, reason string
+	}{
+		{`[ERR] memberlist: discarding packet with unacceptable label "staging": from=192.0.2.12:7946`, "192.0.2.12", "cluster label"},
+		{`[ERR] memberlist: discarding stream with unacceptable label "staging": from=192.0.2.12:41234`, "192.0.2.12", "cluster label"},
+		{"[ERR] memberlist: Decrypt packet failed: No installed keys could decrypt the message from=[2001:db8::12]:7946\n", "2001:db8::12", "gossip key"},
+		{"[ERR] memberlist: failed to receive: No installed keys could decrypt the message from=192.0.2.13:50012", "192.0.2.13", "gossip key"},
+		{"[ERR] memberlist: failed to receive: Remote state is encrypted and encryption is not configured from=192.0.2.14:50012", "192.0.2.14", "gossip key"},
+		{"[ERR] memberlist: failed to receive: EOF from=192.0.2.13:50012", "", ""},
+		{"[DEBUG] memberlist: Stream connection from=192.0.2.13:50012", "", ""},
+		{`[ERR] memberlist: discarding packet with unacceptable label "x"`, "", ""},
+	} {
+		host, reason, ok := refusedTraffic([]byte(tc.line))
+		if host != tc.host || reason != tc.reason || ok != (tc.host != "") {
+			t.Errorf("%q: %q, %q, %v; want %q, %q", tc.line, host, reason, ok, tc.host, tc.reason)
+		}
+	}
+}

@@ -5,7 +5,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -100,7 +103,12 @@ type fleet struct {
 	// disagree holds the real servers whose own verdict differs from the
 	// fleet's, to log each change once.
 	disagree map[lb.RealServerID]bool
-	digest   string
+	// lbHash identifies the lb section the desired table is computed
+	// from; desired is the digest row last published.
+	lbHash  string
+	desired gossip.DesiredDigest
+	// diverged is the divergence last logged (a line per change).
+	diverged string
 	// decoded and decodedVRRP cache decoded rows by row version (run's
 	// goroutine only).
 	decoded     map[gossip.RowID]decodedHealth
@@ -194,10 +202,31 @@ func (f *fleet) setConfig(cfg *config.Config) {
 		pol[vs.Spec.Name] = gossip.Policy(vs.HealthPolicy)
 	}
 	f.view.SetPolicies(pol)
+	lbHash := lbSectionHash(cfg)
 	f.mu.Lock()
-	f.cfg = cfg
+	f.cfg, f.lbHash = cfg, lbHash
 	f.mu.Unlock()
 	f.poke()
+}
+
+// lbSectionHash identifies a configuration's lb section: members whose
+// lb sections are equal compute the same desired table from the same
+// fleet view, whatever else their files (node names, addresses, VRRP)
+// hold. The health policies are left out: a director that decides by its
+// own checks (local) while the others follow the fleet is exactly what a
+// divergence report should show.
+func lbSectionHash(cfg *config.Config) string {
+	lbs := cfg.LB
+	lbs.VirtualServers = slices.Clone(lbs.VirtualServers)
+	for i := range lbs.VirtualServers {
+		lbs.VirtualServers[i].HealthPolicy = ""
+	}
+	b, err := json.Marshal(lbs)
+	if err != nil {
+		return "" // not comparable: no divergence is reported for it
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
 }
 
 // poke asks run to publish now (a state change).
@@ -739,29 +768,68 @@ func (f *fleet) exportMetrics(now time.Time) {
 			snap.Disagreements++
 		}
 	}
-	for _, d := range f.divergence() {
+	div := f.divergence()
+	for _, d := range div {
 		for _, nodes := range d.Digests {
 			snap.Divergence += len(nodes)
 		}
 	}
+	f.logDivergence(div)
 	snap.Drift, snap.Rollout = f.cfgs.driftCounts(), f.cfgs.rolloutHeld()
 	f.metrics.Set(snap)
 }
 
 // setDigest publishes the digest of the desired IPVS table (balancer
 // hook, from its goroutine).
+//
+// The row names the fleet version this node runs and its lb section
+// (lbSectionHash): issue 13 compares the tables of members with the same
+// config version, and within one version per-node values may give members
+// different lb sections, whose tables differ rightly. (It named the node's
+// whole file before, which differs on every node: nothing was ever
+// compared.)
 func (f *fleet) setDigest(digest string) {
+	var v uint64
+	if f.cfgs != nil {
+		v = f.cfgs.fleetApplied()
+	}
 	f.mu.Lock()
-	cfg := f.cfg
-	same := f.digest == digest
-	f.digest = digest
+	d := gossip.DesiredDigest{ConfigVersion: v, ConfigHash: f.lbHash, Digest: digest}
+	same := f.desired == d
+	f.desired = d
 	f.mu.Unlock()
 	if same {
 		return
 	}
-	d := gossip.DesiredDigest{ConfigHash: cfg.Hash, Digest: digest}
 	f.put(gossip.KindDesired, gossip.KeyTable, d.Encode, false)
 }
+
+// logDivergence logs a change of the divergence between members' desired
+// tables, once per change.
+func (f *fleet) logDivergence(ds []gossip.Divergent) {
+	var b strings.Builder
+	for _, d := range ds {
+		fmt.Fprintf(&b, "v%d/%s:", d.ConfigVersion, d.ConfigHash)
+		for _, dg := range slices.Sorted(maps.Keys(d.Digests)) {
+			fmt.Fprintf(&b, " %s=%s", shortDigest(dg), strings.Join(d.Digests[dg], ","))
+		}
+		b.WriteString("; ")
+	}
+	now := b.String()
+	f.mu.Lock()
+	changed := now != f.diverged
+	f.diverged = now
+	f.mu.Unlock()
+	switch {
+	case !changed:
+	case now == "":
+		f.log.Info("members' desired IPVS tables agree again")
+	default:
+		f.log.Warn("members with the same configuration compute different desired IPVS tables", "divergence", strings.TrimSuffix(now, "; "))
+	}
+}
+
+func shortDigest(d string) string { return d[:min(len(d), 12)] }
 
 // divergence compares the desired tables of live members with the same
 // config.

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -103,5 +104,42 @@ func TestCheckFresh(t *testing.T) {
 		if got := checkFresh(c.st, now); got != c.want {
 			t.Errorf("%s: fresh %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// The lb section's identity (what divergence groups by) is the same for
+// members whose files differ elsewhere or only in health_policy, and
+// differs when what decides the table (here a weight) differs.
+func TestLBSectionHash(t *testing.T) {
+	doc := func(node, policy string, weight int) *config.Config {
+		t.Helper()
+		cfg, err := config.Parse(fmt.Appendf(nil, `node: {name: %s}
+gossip: {insecure: true}
+lb:
+  virtual_servers:
+    - name: web
+      address: 192.0.2.100:80
+      protocol: tcp
+      %s
+      real_servers:
+        - {address: "198.51.100.11:80", weight: %d, check: {type: tcp}}
+`, node, policy, weight))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	base := lbSectionHash(doc("d1", "health_policy: local", 1))
+	if base == "" {
+		t.Fatal("no hash: the lb section did not encode")
+	}
+	if h := lbSectionHash(doc("d2", "health_policy: local", 1)); h != base {
+		t.Errorf("another node name changed the lb hash: %s, %s", h, base)
+	}
+	if h := lbSectionHash(doc("d1", "health_policy: local", 2)); h == base {
+		t.Error("another weight kept the lb hash")
+	}
+	if h := lbSectionHash(doc("d1", "health_policy: quorum", 1)); h != base {
+		t.Errorf("the health policy changed the lb hash: %s, %s", h, base)
 	}
 }

@@ -129,6 +129,13 @@ func (fc *fleetConfig) summary(s *gossip.NodeSummary) {
 	fc.rolloutSummary(s)
 }
 
+// fleetApplied is the fleet version this node runs (0: none).
+func (fc *fleetConfig) fleetApplied() uint64 {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	return fc.applied.Version
+}
+
 // announcements returns the live members' announcements, this node's
 // included.
 func (fc *fleetConfig) announcements() []gossip.ConfigAnnouncement {

@@ -87,7 +87,7 @@ func (r *Registry) NewFleet() *Fleet {
 		Dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_gossip_dropped_total",
 			Help: "Gossip messages and membership events dropped because their queue was full."}),
 		Refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_gossip_refused_peers_total",
-			Help: "Peers refused: another cluster, another protocol version, or not vigil."}),
+			Help: "Messages, packets and streams refused from peers of another fleet: another cluster label or protocol version, not vigil, or not encrypted with a key of this keyring."}),
 		UnknownRows: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_gossip_unknown_rows_total",
 			Help: "Gossip rows of a kind this vigil does not know (from a newer vigil), ignored."}),
 		HealthScore: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_gossip_health_score",

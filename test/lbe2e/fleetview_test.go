@@ -242,6 +242,28 @@ func (f *fvFleet) r1View(name string) (node.FleetRealServer, error) {
 	return node.FleetRealServer{}, fmt.Errorf("status --fleet of %s has no web %s: %s", name, r1Addr, out)
 }
 
+// divergence is director name's report of members whose desired tables
+// differ under one configuration, rendered "d1 | d2,d3" (the members of
+// each digest, groups sorted), "" when none.
+func (f *fvFleet) divergence(name string) (string, error) {
+	out, err := f.cli(name, "status", "--fleet", "-o", "json")
+	if err != nil {
+		return "", err
+	}
+	var st node.FleetStatus
+	if err := json.Unmarshal(out, &st); err != nil {
+		return "", fmt.Errorf("status --fleet JSON of %s: %w: %s", name, err, out)
+	}
+	var groups []string
+	for _, d := range st.Divergence {
+		for _, nodes := range d.Digests {
+			groups = append(groups, strings.Join(nodes, ","))
+		}
+	}
+	slices.Sort(groups)
+	return strings.Join(groups, " | "), nil
+}
+
 // waitR1View waits until director name's verdict on r1 renders as want
 // (see fvRender).
 func (f *fvFleet) waitR1View(t *testing.T, name, want string, timeout time.Duration) {
@@ -421,6 +443,12 @@ func TestFleetView(t *testing.T) {
 		if logged != 1 {
 			t.Errorf("d1 logged its disagreement on r1 %d times, want once:\n%s", logged, f.procs["d1"].LogLines(30))
 		}
+		// One policy, one view, one table: nothing diverges.
+		for _, name := range all {
+			if d, err := f.divergence(name); err != nil || d != "" {
+				t.Errorf("%s reports diverging desired tables under quorum: %q, %v", name, d, err)
+			}
+		}
 	})
 
 	// keepalived's behaviour, per virtual server: d1's checks alone decide
@@ -433,6 +461,17 @@ func TestFleetView(t *testing.T) {
 			if got := dests(dump(t, f.dirs[name]), webKey); got != both {
 				t.Errorf("%s web (quorum): destinations %q, want %q", name, got, both)
 			}
+		}
+		// Issue 13: desired tables that differ between live members
+		// with the same configuration are reported (the health policy
+		// aside, the three lb sections are equal), on every member, and
+		// logged once.
+		for _, name := range all {
+			waitRender(t, name+"'s divergence report", "d1 | d2,d3", settle, func() (string, error) { return f.divergence(name) })
+		}
+		warned := strings.Count(f.procs["d2"].Log(), "compute different desired IPVS tables")
+		if warned != 1 {
+			t.Errorf("d2 logged the divergence %d times, want once:\n%s", warned, f.procs["d2"].LogLines(30))
 		}
 	})
 
