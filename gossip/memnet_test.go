@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,12 +24,24 @@ import (
 // node restarted under its name at a new address is another endpoint), and
 // a pair of endpoints can be cut apart (packets dropped, streams refused)
 // and healed: a real partition, with memberlist's encryption and labels
-// applied above it as on UDP/TCP.
+// applied above it as on UDP/TCP. Packets may also be lost at random and
+// delayed on every link (impair); streams stay reliable, as TCP is.
 type memNet struct {
 	mu    sync.Mutex
 	port  int
 	nodes map[string]*memTransport
 	cut   map[[2]string]bool
+
+	// Packet impairment, under mu: loss is each packet's probability of
+	// being lost, a delivered one arrives after delay plus up to jitter.
+	// rnd is seeded: the draws repeat (their order among senders
+	// follows the scheduler).
+	loss          float64
+	delay, jitter time.Duration
+	rnd           *rand.Rand
+	// sent counts the packets routed to a live endpoint, lost those the
+	// loss took, delayed those held back before delivery.
+	sent, lost, delayed atomic.Uint64
 }
 
 func newMemNet() *memNet {
@@ -50,6 +64,37 @@ func (n *memNet) partition(a, b string, cut bool) {
 	} else {
 		delete(n.cut, pair(a, b))
 	}
+}
+
+// impair sets every link's packet loss probability and delay (delay
+// plus a uniform draw below jitter); all zero restores a perfect network.
+func (n *memNet) impair(seed uint64, loss float64, delay, jitter time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.loss, n.delay, n.jitter = loss, delay, jitter
+	n.rnd = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+// fate draws a routed packet's: lost, or delivered after wait.
+func (n *memNet) fate() (lost bool, wait time.Duration) {
+	n.sent.Add(1)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.rnd == nil {
+		return false, 0
+	}
+	if n.loss > 0 && n.rnd.Float64() < n.loss {
+		n.lost.Add(1)
+		return true, 0
+	}
+	wait = n.delay
+	if n.jitter > 0 {
+		wait += time.Duration(n.rnd.Int64N(int64(n.jitter)))
+	}
+	if wait > 0 {
+		n.delayed.Add(1)
+	}
+	return false, wait
 }
 
 // route returns the destination of a send from src, or nil when it is
@@ -127,16 +172,40 @@ func (t *memTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 }
 
 // WriteToAddress delivers like UDP: to a stopped, unknown or cut-off
-// node, or a full queue, the packet is lost without an error.
+// node, or a full queue, the packet is lost without an error; so is one
+// the network's loss takes. A delayed packet is delivered by a timer,
+// and may overtake an earlier one (UDP keeps no order either).
 func (t *memTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
 	now := time.Now()
-	if d := t.net.route(t.addr, a.Addr); d != nil {
-		select {
-		case d.packets <- &memberlist.Packet{Buf: slices.Clone(b), From: memAddr(t.addr), Timestamp: now}:
-		default:
-		}
+	d := t.net.route(t.addr, a.Addr)
+	if d == nil {
+		return now, nil
 	}
+	lost, wait := t.net.fate()
+	if lost {
+		return now, nil
+	}
+	p := &memberlist.Packet{Buf: slices.Clone(b), From: memAddr(t.addr), Timestamp: now}
+	if wait > 0 {
+		time.AfterFunc(wait, func() { d.deliver(p) })
+		return now, nil
+	}
+	d.deliver(p)
 	return now, nil
+}
+
+// deliver queues an arriving packet unless the node stopped or its queue
+// is full.
+func (t *memTransport) deliver(p *memberlist.Packet) {
+	select {
+	case <-t.done:
+		return
+	default:
+	}
+	select {
+	case t.packets <- p:
+	default:
+	}
 }
 
 func (t *memTransport) PacketCh() <-chan *memberlist.Packet { return t.received }
