@@ -119,7 +119,23 @@ func (t *countingTransport) Shutdown() error {
 	var err error
 	t.stop.Do(func() {
 		close(t.done)
+		// forward has stopped: a stream accepted meanwhile (another
+		// node's leave notice, all stop at once) would block the
+		// transport's listener, and its Shutdown waiting for it, for
+		// good. Close such streams until Shutdown returns.
+		drained := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case c := <-t.NetTransport.StreamCh():
+					c.Close()
+				case <-drained:
+					return
+				}
+			}
+		}()
 		err = t.NetTransport.Shutdown()
+		close(drained)
 	})
 	return err
 }
