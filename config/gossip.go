@@ -34,6 +34,10 @@ type Gossip struct {
 	Timing    GossipTiming   // `timing:` overrides; zero fields = the profile's value
 	Arbitrate bool           // `arbitrate`, default true (split-brain arbitration, see issue 13)
 	Rejoin    time.Duration  // `rejoin_interval`, default 30s: how often the join list is retried
+	// DirectFanout is `direct_fanout`, default 64: how many members a
+	// new row goes to straight from its origin besides its gossip; 0 =
+	// gossip only.
+	DirectFanout int
 }
 
 // GossipTiming overrides memberlist timings of the profile; every field is
@@ -56,6 +60,10 @@ const (
 	DefaultGossipCluster = "vigil"
 	DefaultGossipProfile = "lan"
 	DefaultGossipRejoin  = 30 * time.Second
+	// DefaultDirectFanout is direct_fanout's default (every member of a
+	// fleet of tens of directors); MaxDirectFanout bounds it.
+	DefaultDirectFanout = 64
+	MaxDirectFanout     = 1024
 	// GossipKeySize is the size of a keyring key: memberlist's AES-256.
 	GossipKeySize = 32
 	// MaxNodeNameGossip bounds node.name with gossip on: it is the
@@ -84,6 +92,8 @@ func (d *decoder) gossip(o *object, node Node) *Gossip {
 		Profile:   DefaultGossipProfile,
 		Arbitrate: true,
 		Rejoin:    DefaultGossipRejoin,
+
+		DirectFanout: DefaultDirectFanout,
 	}
 	if f := getString(o, "bind"); f.ok() {
 		if ap, msg := gossipAddrPort(f.V); msg != "" {
@@ -131,6 +141,13 @@ func (d *decoder) gossip(o *object, node Node) *Gossip {
 			f.reject(d, "is below 1s: the join list would be hammered")
 		} else {
 			g.Rejoin = f.V
+		}
+	}
+	if f := getInt(o, "direct_fanout"); f.ok() {
+		if f.V < 0 || f.V > MaxDirectFanout {
+			f.reject(d, "is %d: want 0 (gossip only) to %d", f.V, MaxDirectFanout)
+		} else {
+			g.DirectFanout = int(f.V)
 		}
 	}
 	if to, st := getObject(o, "timing"); st == good {

@@ -69,6 +69,7 @@ func TestGossipAllKeys(t *testing.T) {
            dead_node_reclaim: 10s, gossip_to_the_dead: 1m}
   arbitrate: false
   rejoin_interval: 1m
+  direct_fanout: 8
 `
 	c := mustParse(t, y)
 	want := &Gossip{
@@ -82,7 +83,7 @@ func TestGossipAllKeys(t *testing.T) {
 		Timing: GossipTiming{ProbeInterval: time.Second, ProbeTimeout: 500 * time.Millisecond,
 			GossipInterval: 200 * time.Millisecond, GossipNodes: 4, PushPullInterval: 30 * time.Second,
 			SuspicionMult: 5, RetransmitMult: 3, DeadNodeReclaim: 10 * time.Second, GossipToTheDead: time.Minute},
-		Rejoin: time.Minute,
+		Rejoin: time.Minute, DirectFanout: 8,
 	}
 	if !reflect.DeepEqual(c.Gossip, want) {
 		t.Errorf("gossip\n%+v\nwant\n%+v", c.Gossip, want)
@@ -106,6 +107,8 @@ func TestGossipDefaults(t *testing.T) {
 		Profile:   "lan",
 		Arbitrate: true,
 		Rejoin:    30 * time.Second,
+
+		DirectFanout: 64,
 	}
 	if !reflect.DeepEqual(c.Gossip, want) {
 		t.Errorf("gossip\n%+v\nwant\n%+v", c.Gossip, want)
@@ -167,6 +170,8 @@ func TestGossipInvalid(t *testing.T) {
 		{"timing unknown", g("timing: {probe_intreval: 1s}"), "gossip.timing.probe_intreval", `did you mean "probe_interval"?`},
 		{"rejoin short", g("rejoin_interval: 500ms"), "gossip.rejoin_interval", "is below 1s"},
 		{"rejoin zero", g("rejoin_interval: 0s"), "gossip.rejoin_interval", "is below 1s"},
+		{"fanout negative", g("direct_fanout: -1"), "gossip.direct_fanout", "want 0 (gossip only) to 1024"},
+		{"fanout too large", g("direct_fanout: 1025"), "gossip.direct_fanout", "want 0 (gossip only) to 1024"},
 		{"arbitrate", g("arbitrate: maybe"), "gossip.arbitrate", "is not true or false"},
 		{"unknown", g("bind_addr: 192.0.2.11"), "gossip.bind_addr", `the key is "bind"`},
 		{"section scalar", lbDoc(httpVS) + "gossip: on\n", "gossip", "must be a mapping"},

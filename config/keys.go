@@ -342,6 +342,7 @@ var Schema = []Key{
 		),
 		boolean("arbitrate", true, "split-brain arbitration"),
 		dur("rejoin_interval", "30s", "the join list is retried this often, 1s or more"),
+		def(integer("direct_fanout", "members a new row is sent to straight from its origin besides its gossip, 0 (gossip only) to 1024"), DefaultDirectFanout),
 	),
 	obj("fleet", "fleet pushes: a node's own setting",
 		enum("config", "ignore", "follow: apply configurations pushed to the fleet (needs gossip)", "ignore", "follow"),

@@ -172,7 +172,7 @@ func newFleet(cfg *config.Config, log *slog.Logger, reg *telemetry.Registry, che
 	fc.rejected = reg.NewConfigRejected(config.SignatureReasons)
 	f := &fleet{}
 	cl, err := gossip.NewCluster(gossip.ClusterConfig{Name: cfg.Node.Name, Epoch: uint64(time.Now().UnixNano()), Memberlist: mc,
-		Join: g.Join, Rejoin: g.Rejoin, OnKeyring: onKeyring, Provide: fc.provide, Serve: f.serveCall, Log: log})
+		Join: g.Join, Rejoin: g.Rejoin, Fanout: fanout(g.DirectFanout), OnKeyring: onKeyring, Provide: fc.provide, Serve: f.serveCall, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("gossip on %s: %w", g.Bind, err)
 	}
@@ -207,6 +207,14 @@ func (f *fleet) setConfig(cfg *config.Config) {
 	f.cfg, f.lbHash = cfg, lbHash
 	f.mu.Unlock()
 	f.poke()
+}
+
+// fanout is the driver's Fanout for direct_fanout (0 = none: negative).
+func fanout(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // lbSectionHash identifies a configuration's lb section: members whose

@@ -143,3 +143,13 @@ lb:
 		t.Errorf("the health policy changed the lb hash: %s, %s", h, base)
 	}
 }
+
+// direct_fanout: 0 means gossip only, which the driver spells negative (its
+// 0 is its default, 64).
+func TestFanout(t *testing.T) {
+	for in, want := range map[int]int{0: -1, 1: 1, 64: 64} {
+		if got := fanout(in); got != want {
+			t.Errorf("fanout(%d) = %d, want %d", in, got, want)
+		}
+	}
+}
