@@ -981,8 +981,11 @@ type FleetRealServer struct {
 
 // FleetDivergence is one config's diverging desired tables.
 type FleetDivergence struct {
-	ConfigHash string              `json:"config_hash"`
-	Digests    map[string][]string `json:"digests"` // digest → members
+	// ConfigVersion is the fleet version the members run (0: none
+	// pushed), ConfigHash their lb section's (health policies aside).
+	ConfigVersion uint64              `json:"config_version"`
+	ConfigHash    string              `json:"config_hash"`
+	Digests       map[string][]string `json:"digests"` // digest → members
 }
 
 func (f *fleet) status() FleetStatus {
@@ -1007,7 +1010,7 @@ func (f *fleet) status() FleetStatus {
 			UpCount: v.UpCount, Fresh: v.Fresh, Dissenters: v.Dissenters})
 	}
 	for _, d := range f.divergence() {
-		st.Divergence = append(st.Divergence, FleetDivergence{ConfigHash: d.ConfigHash, Digests: d.Digests})
+		st.Divergence = append(st.Divergence, FleetDivergence{ConfigVersion: d.ConfigVersion, ConfigHash: d.ConfigHash, Digests: d.Digests})
 	}
 	return st
 }

@@ -139,7 +139,7 @@ func printFleet(w io.Writer, st *node.FleetStatus) error {
 		}
 	}
 	for _, d := range st.Divergence {
-		fmt.Fprintf(w, "\nDIVERGENCE: members with config %s want different IPVS tables:\n", shortHash(d.ConfigHash))
+		fmt.Fprintf(w, "\nDIVERGENCE: members with fleet version %d and lb section %s want different IPVS tables:\n", d.ConfigVersion, shortHash(d.ConfigHash))
 		for _, dg := range slices.Sorted(maps.Keys(d.Digests)) {
 			fmt.Fprintf(w, "  %s: %s\n", dg, strings.Join(d.Digests[dg], ", "))
 		}
