@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -152,6 +153,15 @@ func runDaemon(parent context.Context, loader *config.Loader, cfg *config.Config
 		}
 		defer srv.Close()
 	}
+	// memberlist binds the gossip port inside node.New, after the VRRP
+	// side's kernel changes, and starts serving as it binds: a probe here
+	// fails a port that is already taken before anything is changed (a
+	// port taken in the moment between is still undone, not avoided).
+	if cfg.Gossip != nil {
+		if err := probeGossipPort(cfg.Gossip.Bind); err != nil {
+			return err
+		}
+	}
 	n, err := node.New(cfg, node.Options{Logger: log, Metrics: reg})
 	if err != nil {
 		return fmt.Errorf("starting node: %w", err)
@@ -184,6 +194,27 @@ func runDaemon(parent context.Context, loader *config.Loader, cfg *config.Config
 	err = n.Run(ctx)
 	sdNotify("STOPPING=1")
 	return err
+}
+
+// probeGossipPort binds the gossip port's UDP and TCP sockets and lets
+// them go (memberlist needs both); port 0 (memberlist picks) has nothing
+// to probe.
+func probeGossipPort(bind netip.AddrPort) error {
+	if bind.Port() == 0 {
+		return nil
+	}
+	addr := bind.String()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("gossip port: %w", err)
+	}
+	ln.Close()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("gossip port: %w", err)
+	}
+	pc.Close()
+	return nil
 }
 
 func shortHash(h string) string {
