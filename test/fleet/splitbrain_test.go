@@ -107,8 +107,13 @@ func splitBrain(t *testing.T, arbitrate bool) (l *lab, dual int, samples int, la
 func TestSplitBrainArbitration(t *testing.T) {
 	l, dual, samples, last := splitBrain(t, true)
 	t.Logf("arbitrate: true: two VIP holders in %d of %d samples over 3 s after the drop (last at %v)", dual, samples, last)
-	if last > time.Second {
-		t.Errorf("two masters %v after protocol 112 was dropped: want one within 1 s", last)
+	// Issue 13: one master within 2 advert intervals plus the gossip
+	// delay (a summary comes by direct send in milliseconds; the
+	// master's pings that keep it counting, every 100-500 ms: 300 ms
+	// allowed). Without arbitration both hold the VIP from the backup's
+	// Master_Down_Interval (361 ms) to the end, 3 s.
+	if bound := 2*iv + 300*time.Millisecond; last > bound {
+		t.Errorf("two masters %v after protocol 112 was dropped: want one within %v", last, bound)
 	}
 	h, err := l.holders("n1", "n2")
 	if err != nil {
