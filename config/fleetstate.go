@@ -57,6 +57,11 @@ type FleetEntry struct {
 	// (two pushes made during a partition); absent in files written
 	// before it existed, and ignored by vigil versions before it.
 	LostTo *FleetVersion `json:"lost_to,omitempty"`
+	// Plan is the rollout plan the version was pushed with (gossip's
+	// RolloutPlan as JSON, kept opaque here), so that a restarted member
+	// re-announces it and the rollout's gates (canaries, order) hold;
+	// absent = the default plan.
+	Plan json.RawMessage `json:"plan,omitempty"`
 }
 
 // FleetHistoryLength is how many applied versions a node keeps, with

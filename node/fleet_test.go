@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -151,5 +152,48 @@ func TestFanout(t *testing.T) {
 		if got := fanout(in); got != want {
 			t.Errorf("fanout(%d) = %d, want %d", in, got, want)
 		}
+	}
+}
+
+// A member restarted in the middle of a rollout keeps the plan its
+// version was pushed with (canaries, order, hold), so its re-announcement
+// keeps the rest of the fleet gated; a state without one is the default.
+func TestRestartKeepsRolloutPlan(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Parse(fmt.Appendf(nil, "node: {name: n1}\ngossip: {insecure: true}\nfleet: {config: follow, state_dir: %s}\n", dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := config.OpenFleetState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := []byte("vrrp: {instances: []}\n")
+	plan := gossip.RolloutPlan{Order: gossip.OrderAll, Canary: []string{"n3"}, CanaryHold: 45 * time.Second}
+	raw, err := json.Marshal(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := config.FleetVersion{Version: 3, Hash: config.DocumentHash(doc), Origin: "n2"}
+	if err := st.Record(config.FleetEntry{FleetVersion: v, Applied: time.Now(), PushedBy: "ops", Plan: raw}, doc); err != nil {
+		t.Fatal(err)
+	}
+	fc, err := newFleetConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fc.applied != v || fc.pushedBy != "ops" || !reflect.DeepEqual(fc.ro.plan, plan) {
+		t.Errorf("after a restart: version %+v by %q, plan %+v; want %+v by ops, plan %+v", fc.applied, fc.pushedBy, fc.ro.plan, v, plan)
+	}
+	// The next version, pushed with the default plan, leaves none behind.
+	v4 := config.FleetVersion{Version: 4, Hash: config.DocumentHash(doc), Origin: "n2"}
+	if err := st.Record(config.FleetEntry{FleetVersion: v4, Applied: time.Now()}, doc); err != nil {
+		t.Fatal(err)
+	}
+	if fc, err = newFleetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !fc.ro.plan.IsZero() {
+		t.Errorf("version 4 has the default plan, the restart gave %+v", fc.ro.plan)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -100,7 +101,16 @@ func newFleetConfig(cfg *config.Config) (*fleetConfig, error) {
 			}
 			fc.applied = v
 			if h := st.History(); len(h) > 0 {
-				fc.pushedBy, fc.sig = h[len(h)-1].PushedBy, h[len(h)-1].Signature
+				last := h[len(h)-1]
+				fc.pushedBy, fc.sig = last.PushedBy, last.Signature
+				// The plan travels in this node's re-announcement: a
+				// restart in the middle of a canary rollout keeps the
+				// rest of the fleet gated.
+				if len(last.Plan) > 0 {
+					if err := json.Unmarshal(last.Plan, &fc.ro.plan); err != nil {
+						return nil, fmt.Errorf("fleet state in %s: the rollout plan of version %d: %w", cfg.Fleet.StateDir, v.Version, err)
+					}
+				}
 			}
 		}
 	}
@@ -322,7 +332,11 @@ func (fc *fleetConfig) applyDocument(ctx context.Context, a gossip.ConfigAnnounc
 	}
 	// Under mu: the fleet loop reads the state (history, lost versions, the summary).
 	fc.mu.Lock()
-	err = fc.state.Record(config.FleetEntry{FleetVersion: v, Applied: time.Now(), PushedBy: a.PushedBy, Signature: a.Signature}, doc)
+	entry := config.FleetEntry{FleetVersion: v, Applied: time.Now(), PushedBy: a.PushedBy, Signature: a.Signature}
+	if !a.Plan.IsZero() {
+		entry.Plan, _ = json.Marshal(a.Plan) // plain fields: cannot fail
+	}
+	err = fc.state.Record(entry, doc)
 	fc.mu.Unlock()
 	if err != nil {
 		// Applied but not kept: a restart would run the older version.
