@@ -95,6 +95,20 @@ func (f *testFleet) add(t *testing.T) *Cluster {
 	return c
 }
 
+// formed waits until every node lists every node, and returns them.
+func (f *testFleet) formed(t *testing.T) []*Cluster {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d members everywhere", len(f.cs)), func() bool {
+		for _, c := range f.cs {
+			if len(c.Members()) != len(f.cs) {
+				return false
+			}
+		}
+		return true
+	})
+	return f.cs
+}
+
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -109,15 +123,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // A row one node publishes reaches every node; so does a later value of
 // it, which replaces the first everywhere.
 func TestClusterSpreadsRows(t *testing.T) {
-	f := fleet(t, 5, 0).cs
-	eventually(t, "5 members everywhere", func() bool {
-		for _, c := range f {
-			if len(c.Members()) != 5 {
-				return false
-			}
-		}
-		return true
-	})
+	f := fleet(t, 5, 0).formed(t)
 	if err := f[3].Publish(KindHealth, "web/198.51.100.11:80", []byte("down")); err != nil {
 		t.Fatal(err)
 	}
@@ -210,15 +216,7 @@ func TestClusterDirectSend(t *testing.T) {
 				mc.PushPullInterval = 0 // no periodic state exchange
 				mc.ProbeInterval = time.Hour
 				cc.Fanout = fanout
-			}).cs
-			eventually(t, "5 members everywhere", func() bool {
-				for _, c := range f {
-					if len(c.Members()) != 5 {
-						return false
-					}
-				}
-				return true
-			})
+			}).formed(t)
 			if err := f[2].Publish(KindHealth, "web/198.51.100.12:80", []byte("down")); err != nil {
 				t.Fatal(err)
 			}

@@ -103,20 +103,27 @@ func (a *aliveDelegate) NotifyAlive(n *memberlist.Node) error {
 	if err == nil {
 		return nil
 	}
-	a.refused.Add(1)
-	a.refusedMu.Lock()
-	_, logged := a.refusedLog[n.Name]
-	if !logged {
-		if len(a.refusedLog) >= maxRefusalLogs {
-			clear(a.refusedLog)
-		}
-		a.refusedLog[n.Name] = struct{}{}
-	}
-	a.refusedMu.Unlock()
-	if !logged {
+	if (*Cluster)(a).countRefusal(n.Name) {
 		a.log.Warn("gossip peer refused", "peer", n.Name, "addr", net.JoinHostPort(n.Addr.String(), fmt.Sprint(n.Port)), "err", err)
 	}
 	return err
+}
+
+// countRefusal counts one refusal and reports whether it is the first of
+// key (a peer, or an address and reason) since the memory of logged keys
+// last started over: the one to log.
+func (c *Cluster) countRefusal(key string) bool {
+	c.refused.Add(1)
+	c.refusedMu.Lock()
+	defer c.refusedMu.Unlock()
+	if _, logged := c.refusedLog[key]; logged {
+		return false
+	}
+	if len(c.refusedLog) >= maxRefusalLogs {
+		clear(c.refusedLog)
+	}
+	c.refusedLog[key] = struct{}{}
+	return true
 }
 
 // Refused counts what was refused from peers of another fleet: alive
@@ -128,18 +135,7 @@ func (c *Cluster) Refused() uint64 { return c.refused.Load() }
 // refuse counts traffic refused from host and logs it once per host and
 // reason (memberlist's line, detail, included).
 func (c *Cluster) refuse(host, reason, detail string) {
-	c.refused.Add(1)
-	key := reason + "\x00" + host
-	c.refusedMu.Lock()
-	_, logged := c.refusedLog[key]
-	if !logged {
-		if len(c.refusedLog) >= maxRefusalLogs {
-			clear(c.refusedLog)
-		}
-		c.refusedLog[key] = struct{}{}
-	}
-	c.refusedMu.Unlock()
-	if !logged {
+	if c.countRefusal(reason + "\x00" + host) {
 		c.log.Warn("gossip traffic of another fleet refused (logged once per address)", "addr", host, "reason", reason, "detail", detail)
 	}
 }

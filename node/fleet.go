@@ -797,10 +797,7 @@ func (f *fleet) exportMetrics(now time.Time) {
 // whole file before, which differs on every node: nothing was ever
 // compared.)
 func (f *fleet) setDigest(digest string) {
-	var v uint64
-	if f.cfgs != nil {
-		v = f.cfgs.fleetApplied()
-	}
+	v := f.cfgs.fleetApplied()
 	f.mu.Lock()
 	d := gossip.DesiredDigest{ConfigVersion: v, ConfigHash: f.lbHash, Digest: digest}
 	same := f.desired == d
