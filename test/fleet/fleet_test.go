@@ -397,6 +397,23 @@ func TestFleetRefusesStrangers(t *testing.T) {
 			t.Errorf("members on the stranger %s: %s", n, states(ms))
 		}
 	}
+	// memberlist drops the strangers' packets and streams before vigil's
+	// delegates: n1 counts them all, and logs each stranger once per
+	// reason, not once per packet (issue 13: counted, logged once).
+	m, err := l.metrics("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refused := sumMetric(m, "vigil_gossip_refused_peers_total"); refused < 4 {
+		t.Errorf("n1 counted %v refusals of two strangers trying for 6 s, want several", refused)
+	}
+	log := l.procs["n1"].Log()
+	for _, want := range []struct{ who, reason string }{{"n3", "cluster label"}, {"n4", "gossip key"}} {
+		line := fmt.Sprintf("addr=%s reason=%q", l.addrs[want.who], want.reason)
+		if n := strings.Count(log, line); n != 1 {
+			t.Errorf("n1 logged %s's refusal (%s) %d times, want once:\n%s", want.who, want.reason, n, l.procs["n1"].LogLines(20))
+		}
+	}
 }
 
 // TestFleetKeyRotation rotates the keyring with the fleet up (install, use, remove) and checks
