@@ -110,6 +110,15 @@ func parseStatus(status []byte) (memStatus, error) {
 	return m, nil
 }
 
+// Memory is a process's resident memory in bytes: VmRSS and its anonymous
+// (heap, stacks) and file-backed (mostly the binary's own pages) parts.
+// Other benchmark packages report the split with it, since the two grow
+// for different reasons.
+func Memory(pid int) (rss, anon, file int64, err error) {
+	m, err := readStatus(pid)
+	return m.RSS, m.Anon, m.File, err
+}
+
 func readStatus(pid int) (memStatus, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {

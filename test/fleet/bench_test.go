@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"vigil/test/bench"
 	"vigil/test/fault"
 	"vigil/test/peer"
 )
@@ -131,7 +132,7 @@ func fleetResources(b *testing.B, gossipOn bool) {
 			cpu   time.Duration
 			bytes float64
 		}
-		read := func(name string) (sample, int64) {
+		read := func(name string) (sample, memory) {
 			pid := l.procs[name].Pid()
 			cpu, rss, err := procUsage(pid)
 			if err != nil {
@@ -153,38 +154,35 @@ func fleetResources(b *testing.B, gossipOn bool) {
 			s1, rss := read(n)
 			cpu := 100 * (s1.cpu - s0[n].cpu).Seconds() / window.Seconds()
 			bps := (s1.bytes - s0[n].bytes) / window.Seconds()
-			b.ReportMetric(float64(rss)/(1<<20), n+"-rss-MiB")
+			b.ReportMetric(float64(rss.rss)/(1<<20), n+"-rss-MiB")
+			b.ReportMetric(float64(rss.anon)/(1<<20), n+"-anon-MiB")
 			b.ReportMetric(cpu, n+"-cpu-%")
-			fmt.Printf("fleet resources, 200 instances at 1 s, gossip %v: %s RSS %.1f MiB, CPU %.2f %% of a core, gossip rows sent %.0f B/s\n",
-				gossipOn, n, float64(rss)/(1<<20), cpu, bps)
+			fmt.Printf("fleet resources, 200 instances at 1 s, gossip %v: %s RSS %.1f MiB (anonymous %.1f, file %.1f), CPU %.2f %% of a core, gossip rows sent %.0f B/s\n",
+				gossipOn, n, float64(rss.rss)/(1<<20), float64(rss.anon)/(1<<20), float64(rss.file)/(1<<20), cpu, bps)
 		}
 	}
 }
 
-// procUsage reads a process's CPU time (user + system) and VmRSS.
-func procUsage(pid int) (time.Duration, int64, error) {
+// procUsage reads a process's CPU time (user + system) and its memory.
+func procUsage(pid int) (time.Duration, memory, error) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0, err
+		return 0, memory{}, err
 	}
 	// The fields after the command name, which is in parentheses.
 	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	var rss int64
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			rss = kb << 10
-		}
+	var m memory
+	if m.rss, m.anon, m.file, err = bench.Memory(pid); err != nil {
+		return 0, memory{}, err
 	}
 	// USER_HZ is 100 on Linux.
-	return time.Duration(ut+st) * 10 * time.Millisecond, rss, nil
+	return time.Duration(ut+st) * 10 * time.Millisecond, m, nil
 }
+
+// memory is a process's VmRSS and its anonymous and file-backed parts, bytes.
+type memory struct{ rss, anon, file int64 }
 
 // sumMetric sums the samples of the series starting with prefix in an exposition.
 func sumMetric(exposition, prefix string) float64 {
