@@ -2,10 +2,8 @@ package telemetry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -13,8 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -23,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"vigil/config"
+	"vigil/telemetry/otlp"
 )
 
 // Tracing (issue 15): OpenTelemetry spans for what an operator wants to
@@ -62,9 +59,9 @@ func NewTracing(cfg config.Tracing, node, version string, env func(string) strin
 	case "console":
 		exp, err = stdouttrace.New(stdouttrace.WithWriter(os.Stdout))
 	case "otlp":
-		proto := firstSet(env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), env("OTEL_EXPORTER_OTLP_PROTOCOL"), cfg.Protocol, "http/protobuf")
+		var proto string
+		exp, proto, err = otlpExporter(cfg, env, version)
 		name = "otlp/" + proto
-		exp, err = otlpExporter(cfg, proto, env)
 	default:
 		return nil, fmt.Errorf("tracing: OTEL_TRACES_EXPORTER=%q is not otlp, console or none", kind)
 	}
@@ -111,74 +108,21 @@ func tracesExporter(cfg config.Tracing, env func(string) string) string {
 	return "none"
 }
 
-// otlpExporter builds the OTLP exporter. The exporters read the OTEL_*
-// variables themselves, and an option set in code would win over them: a
-// file setting becomes an option only when its variable is unset.
-func otlpExporter(cfg config.Tracing, proto string, env func(string) string) (sdktrace.SpanExporter, error) {
-	envEndpoint := env("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
-	envInsecure := env("OTEL_EXPORTER_OTLP_INSECURE") != "" || env("OTEL_EXPORTER_OTLP_TRACES_INSECURE") != ""
-	envHeaders := env("OTEL_EXPORTER_OTLP_HEADERS") != "" || env("OTEL_EXPORTER_OTLP_TRACES_HEADERS") != ""
-	headers, err := parseHeaders(cfg.Headers)
+// otlpExporter builds the OTLP exporter (package otlp: the project's own,
+// see its documentation for why). The OTEL_EXPORTER_OTLP_* variables win
+// over the file's settings, one by one.
+func otlpExporter(cfg config.Tracing, env func(string) string, version string) (sdktrace.SpanExporter, string, error) {
+	headers, err := otlp.ParseHeaders(cfg.Headers)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	isURL := strings.Contains(cfg.Endpoint, "://")
-	ctx := context.Background()
-	switch proto {
-	case "grpc":
-		var o []otlptracegrpc.Option
-		if !envEndpoint && cfg.Endpoint != "" {
-			if isURL {
-				o = append(o, otlptracegrpc.WithEndpointURL(cfg.Endpoint))
-			} else {
-				o = append(o, otlptracegrpc.WithEndpoint(cfg.Endpoint))
-			}
-		}
-		if !envInsecure && cfg.Insecure {
-			o = append(o, otlptracegrpc.WithInsecure())
-		}
-		if !envHeaders && len(headers) > 0 {
-			o = append(o, otlptracegrpc.WithHeaders(headers))
-		}
-		return otlptracegrpc.New(ctx, o...)
-	case "http/protobuf":
-		var o []otlptracehttp.Option
-		if !envEndpoint && cfg.Endpoint != "" {
-			if isURL {
-				o = append(o, otlptracehttp.WithEndpointURL(strings.TrimSuffix(cfg.Endpoint, "/")+"/v1/traces"))
-			} else {
-				o = append(o, otlptracehttp.WithEndpoint(cfg.Endpoint))
-			}
-		}
-		if !envInsecure && cfg.Insecure {
-			o = append(o, otlptracehttp.WithInsecure())
-		}
-		if !envHeaders && len(headers) > 0 {
-			o = append(o, otlptracehttp.WithHeaders(headers))
-		}
-		return otlptracehttp.New(ctx, o...)
+	c, err := otlp.Resolve(otlp.Settings{Protocol: cfg.Protocol, Endpoint: cfg.Endpoint, Insecure: cfg.Insecure, Headers: headers}, env)
+	if err != nil {
+		return nil, "", err
 	}
-	return nil, fmt.Errorf("protocol %q is not grpc or http/protobuf", proto)
-}
-
-func parseHeaders(s string) (map[string]string, error) {
-	if s == "" {
-		return nil, nil
-	}
-	out := map[string]string{}
-	for _, kv := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return nil, fmt.Errorf("header %q is not key=value", kv)
-		}
-		ku, err1 := url.QueryUnescape(k)
-		vu, err2 := url.QueryUnescape(v)
-		if err := errors.Join(err1, err2); err != nil {
-			return nil, fmt.Errorf("header %q: %w", kv, err)
-		}
-		out[ku] = vu
-	}
-	return out, nil
+	c.UserAgent = "vigil/" + version
+	exp, err := otlp.New(c)
+	return exp, c.Protocol, err
 }
 
 // sampler is an OTEL_TRACES_SAMPLER value as an SDK sampler ("" =
@@ -207,15 +151,6 @@ func sampler(name, arg string) (sdktrace.Sampler, error) {
 		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)), nil
 	}
 	return nil, fmt.Errorf("sampler %q is not one of %s", name, strings.Join(config.TracingSamplers, ", "))
-}
-
-func firstSet(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // Shutdown flushes the spans still queued, within timeout (SIGTERM: after

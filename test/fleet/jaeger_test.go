@@ -28,13 +28,20 @@ func (l *lab) startJaeger(t *testing.T) (*tracing.Jaeger, []string) {
 // master's link is cut; Jaeger then holds exactly one vrrp.transition to master from the
 // survivor, by the master-down timer, lasting less than its Master_Down_Interval (decision to
 // effect), with vip.add and garp.send children, and linked (FOLLOWS_FROM) to the old master's
-// transition span, which Jaeger holds too.
+// transition span, which Jaeger holds too. n1 exports over OTLP/HTTP, n2 over OTLP/gRPC: both of
+// the exporter's protocols against a real collector. (Not the other way round: a gRPC connection
+// from the node whose link is cut would hold Jaeger's graceful stop.)
 func TestFailoverTraceInJaeger(t *testing.T) {
 	l := newLab(t, 2)
 	j, env := l.startJaeger(t)
+	grpcEnv := []string{"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_EXPORTER_OTLP_ENDPOINT=" + j.OTLPGRPCEndpoint(), "OTEL_BSP_SCHEDULE_DELAY=100"}
 	start := func(name string, prio int) {
+		e := env
+		if name == "n2" {
+			e = grpcEnv
+		}
 		y := peer.VigilYAML(name, []peer.Instance{vr(prio)}) + l.gossipYAML(name, "test", l.keyring)
-		p, err := peer.StartVigilYAMLWith(l.lab.Node(name), l.bin, y, netlab.StartOptions{Env: env})
+		p, err := peer.StartVigilYAMLWith(l.lab.Node(name), l.bin, y, netlab.StartOptions{Env: e})
 		if err != nil {
 			t.Fatal(err)
 		}
