@@ -156,9 +156,9 @@ func (d *decoder) gossip(o *object, node Node) *Gossip {
 	d.keyring(o, g)
 	o.unknown(nil, gossipHints)
 
-	// node.name is the memberlist node name: nodeNameRE already keeps out
+	// node.name is the memberlist node name: IsNodeName already keeps out
 	// white space and control characters; memberlist wants it short.
-	if n := node.Name; n != "" && nodeNameRE.MatchString(n) && len(n) > MaxNodeNameGossip {
+	if n := node.Name; n != "" && IsNodeName(n) && len(n) > MaxNodeNameGossip {
 		d.bad("node.name", n, "is %d bytes: with gossip: it is the memberlist node name, at most %d bytes", len(n), MaxNodeNameGossip)
 	}
 	return g

@@ -314,7 +314,7 @@ func (d *decoder) virtualServer(o *object) (VirtualServer, bool) {
 
 	name := getString(o, "name")
 	d.required(name.St, name.path(), "")
-	if name.ok() && !instanceNameRE.MatchString(name.V) {
+	if name.ok() && !IsInstanceName(name.V) {
 		name.reject(d, "is not a valid name: use 1..64 of A-Z a-z 0-9 _ . -")
 	}
 	spec.Name = name.V

@@ -84,7 +84,7 @@ func (d *decoder) required(f got, path, msg string) {
 func (d *decoder) node(o *object) Node {
 	name := getString(o, "name")
 	d.required(name.St, name.path(), "set it, or give the host a hostname")
-	if name.ok() && !nodeNameRE.MatchString(name.V) {
+	if name.ok() && !IsNodeName(name.V) {
 		name.reject(d, "is not a valid node name: use 1..253 of A-Z a-z 0-9 _ . -")
 	}
 	// Not from the environment: only the file can say that it is meant

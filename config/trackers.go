@@ -88,7 +88,7 @@ func (d *decoder) weight(o *object, def int) (int, field[int64]) {
 func (d *decoder) defName(o *object, what string, seen map[string]string) (string, bool) {
 	name := getString(o, "name")
 	d.required(name.St, name.path(), "")
-	if name.ok() && !instanceNameRE.MatchString(name.V) {
+	if name.ok() && !IsInstanceName(name.V) {
 		name.reject(d, "is not a valid %s name: use 1..64 of A-Z a-z 0-9 _ . -", what)
 	}
 	if !name.ok() {

@@ -2,7 +2,6 @@ package config
 
 import (
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -11,10 +10,30 @@ import (
 	"vigil/vrrp"
 )
 
-var (
-	instanceNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-	nodeNameRE     = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,253}$`)
-)
+// IsInstanceName reports whether s is a valid name of an instance, a
+// tracker or a virtual server: 1 to 64 of [A-Za-z0-9_.-].
+func IsInstanceName(s string) bool { return isName(s, 64) }
+
+// IsNodeName reports whether s is a valid node name: 1 to 253 of
+// [A-Za-z0-9_.-].
+func IsNodeName(s string) bool { return isName(s, 253) }
+
+// isName is checked by hand: the regexp ^[A-Za-z0-9_.-]{1,253}$ compiles
+// to a program of hundreds of instructions, kept on the heap for the
+// process's life (about 80 kB here, as much again in kaimport).
+func isName(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '.', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // keepalived spellings, explained.
 var instanceHints = map[string]string{
@@ -374,7 +393,7 @@ func (d *decoder) instance(o *object, c *vrrpCtx) (Instance, instMeta) {
 
 	name := getString(o, "name")
 	d.required(name.St, name.path(), "")
-	if name.ok() && !instanceNameRE.MatchString(name.V) {
+	if name.ok() && !IsInstanceName(name.V) {
 		name.reject(d, "is not a valid instance name: use 1..64 of A-Z a-z 0-9 _ . -")
 	}
 	in.Name, m.nameOK = name.V, name.ok()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"vigil/config"
 	"vigil/internal/kaconf"
 )
 
@@ -264,8 +264,6 @@ func (t *translator) document() *yaml.Node {
 		"Each value's comment names the keepalived line it came from.", Content: []*yaml.Node{root}}
 }
 
-var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,253}$`)
-
 func (t *translator) nodeName() (string, *kaconf.Node) {
 	if t.opts.NodeName != "" {
 		return t.opts.NodeName, nil
@@ -274,7 +272,7 @@ func (t *translator) nodeName() (string, *kaconf.Node) {
 	if n == nil || len(n.Args) != 1 {
 		return "", nil
 	}
-	if !nodeNameRE.MatchString(n.Args[0]) {
+	if !config.IsNodeName(n.Args[0]) {
 		t.drop(n, "", "%q is not a valid vigil node name (1..253 of A-Z a-z 0-9 _ . -): give one with --node-name, or vigil uses the host name", n.Args[0])
 		return "", nil
 	}

@@ -2,12 +2,12 @@ package kaimport
 
 import (
 	"net/netip"
-	"regexp"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"vigil/config"
 	"vigil/internal/kaconf"
 )
 
@@ -62,8 +62,6 @@ var instanceReasons = map[string]string{
 	"sync_group_tracking_weight": "belongs to vrrp_sync_group",
 }
 
-var instanceNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-
 // instances translates every vrrp_instance.
 func (t *translator) instances_() {
 	for _, n := range t.instances {
@@ -92,7 +90,7 @@ func (t *translator) blockName(n *kaconf.Node, what string) (string, bool) {
 		return "", false
 	}
 	name := n.Args[0]
-	if !instanceNameRE.MatchString(name) {
+	if !config.IsInstanceName(name) {
 		clean := sanitize(name, 64)
 		t.note(n, "%s name %q is %q (vigil names: 1..64 of A-Z a-z 0-9 _ . -)", what, name, clean)
 		name = clean

@@ -105,7 +105,7 @@ func (b *Bus) attach(buffer int, name string) *Subscription {
 	s := &Subscription{
 		b:     b,
 		name:  name,
-		ring:  make([]Event, buffer),
+		max:   buffer,
 		wake:  make(chan struct{}, 1),
 		abort: make(chan struct{}),
 		done:  make(chan struct{}),
@@ -178,7 +178,8 @@ type Subscription struct {
 	name string // for logs
 
 	// guarded by b.mu
-	ring    []Event
+	ring    []Event // grows up to max as events wait (a start's burst), never shrinks
+	max     int
 	head, n int
 	pending uint64 // discarded since the last marker
 	ended   bool   // nothing more will be queued
@@ -221,6 +222,15 @@ func (s *Subscription) Close() {
 func (s *Subscription) push(e Event) {
 	if s.ended {
 		return
+	}
+	if s.n == len(s.ring) && len(s.ring) < s.max {
+		// Grown on demand: most queues never hold more than a few events,
+		// and 1,024 allocated up front are 200 kB of heap for each.
+		ring := make([]Event, min(s.max, max(16, 2*len(s.ring))))
+		for i := range s.n {
+			ring[i] = s.ring[(s.head+i)%len(s.ring)]
+		}
+		s.ring, s.head = ring, 0
 	}
 	if s.n == len(s.ring) {
 		// Full: the oldest undelivered event goes, the marker will say so.

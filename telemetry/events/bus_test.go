@@ -194,3 +194,46 @@ func TestSubscriptionClose(t *testing.T) {
 		}
 	}
 }
+
+// A queue is allocated as events wait, not at its bound: it grows (16,
+// 32, then the bound) keeping order across the ring's wrap, and at its
+// bound the oldest go, as before.
+func TestQueueGrowsOnDemand(t *testing.T) {
+	s := &Subscription{b: &Bus{}, max: 40, wake: make(chan struct{}, 1)}
+	var seq uint64
+	push := func(k int) {
+		for range k {
+			seq++
+			s.push(Event{Seq: seq})
+		}
+	}
+	pop := func() uint64 {
+		e := s.ring[s.head]
+		s.ring[s.head] = Event{}
+		s.head = (s.head + 1) % len(s.ring)
+		s.n--
+		return e.Seq
+	}
+	if s.ring != nil {
+		t.Fatal("ring allocated before any event")
+	}
+	push(10)
+	for want := uint64(1); want <= 6; want++ {
+		if got := pop(); got != want {
+			t.Fatalf("popped %d, want %d", got, want)
+		}
+	}
+	push(20) // 24 waiting, from head 6 of 16: grows while wrapped
+	if len(s.ring) != 32 || s.n != 24 {
+		t.Fatalf("ring %d, %d waiting; want 32, 24", len(s.ring), s.n)
+	}
+	push(30) // 54 would wait: the bound is 40, the 14 oldest go
+	if len(s.ring) != 40 || s.n != 40 || s.Dropped() != 14 || s.pending != 14 {
+		t.Fatalf("ring %d, %d waiting, %d dropped; want 40, 40, 14", len(s.ring), s.n, s.Dropped())
+	}
+	for want := uint64(21); want <= 60; want++ {
+		if got := pop(); got != want {
+			t.Fatalf("popped %d, want %d", got, want)
+		}
+	}
+}
