@@ -5,9 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"strings"
 )
 
+// defaultMemProfileRate is the runtime's heap-profile sampling rate,
+// given back when telemetry.pprof serves profiles.
+var defaultMemProfileRate = runtime.MemProfileRate
+
 func main() {
+	// Heap-profile sampling keeps a hash of allocation stacks (1.4 MB
+	// reserved, touched as stacks are sampled) that only /debug/pprof
+	// reads: off unless the daemon serves it (runDaemon) or GODEBUG
+	// asks for a rate.
+	if !strings.Contains(os.Getenv("GODEBUG"), "memprofilerate") {
+		runtime.MemProfileRate = 0
+	}
 	err := newRootCmd().Execute()
 	if err == nil {
 		return
