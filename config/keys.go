@@ -328,7 +328,7 @@ var Schema = []Key{
 		def(str("cluster", "memberlist label: two fleets never merge"), "vigil"),
 		str("keyring", "file of base64 AES-256 keys, one a line, the first primary; required unless insecure"),
 		boolean("insecure", false, "run gossip unencrypted (not with keyring)"),
-		enum("profile", DefaultGossipProfile, "memberlist's timings (lan-fast: recommended on one LAN)", "lan", "lan-fast", "wan", "local"),
+		enum("profile", DefaultGossipProfile, "memberlist's timings (lan-fast: recommended on one LAN); wan also compresses gossip", "lan", "lan-fast", "wan", "local"),
 		obj("timing", "overrides of the profile's timings",
 			dur("probe_interval", nil, "time between failure probes"),
 			dur("probe_timeout", nil, "a probe's timeout; shorter than probe_interval"),

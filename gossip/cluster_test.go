@@ -272,3 +272,28 @@ func TestClusterDirectSend(t *testing.T) {
 		})
 	}
 }
+
+// Members that compress (memberlist's default, the wan profile) and members
+// that do not (lan, lan-fast, local) gossip together: a receiver decodes
+// compressed packets and push/pull whatever its own setting.
+func TestMixedCompression(t *testing.T) {
+	n := 0
+	f := tunedFleet(t, 3, 0, func(mc *memberlist.Config, _ *ClusterConfig) {
+		mc.EnableCompression = n%2 == 0
+		n++
+	})
+	cs := f.formed(t)
+	for i, c := range cs {
+		if err := c.Publish(KindHealth, fmt.Sprintf("web/198.51.100.%d:80", 10+i), []byte("up")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "every row on every member", func() bool {
+		for _, c := range cs {
+			if len(c.Rows(KindHealth)) != len(cs) {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -151,12 +151,25 @@ func (c *countingConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// profiles are the memberlist timings measured; each call returns a
-// fresh configuration.
+// profiles are the memberlist configurations measured, as the daemon
+// builds them (ProfileConfig); each call returns a fresh one.
 var profiles = map[string]func() *memberlist.Config{
-	"lan":      memberlist.DefaultLANConfig,
-	"local":    memberlist.DefaultLocalConfig,
-	"lan-fast": LANFastConfig,
+	"lan":      profile("lan"),
+	"local":    profile("local"),
+	"lan-fast": profile("lan-fast"),
+}
+
+func profile(name string) func() *memberlist.Config {
+	return func() *memberlist.Config {
+		mc, err := ProfileConfig(name)
+		if err != nil {
+			panic(err) // the names above are ProfileConfig's
+		}
+		if os.Getenv("VIGIL_GOSSIP_COMPRESS") == "1" { // to measure memberlist's default
+			mc.EnableCompression = true
+		}
+		return mc
+	}
 }
 
 // convNode is one node of a fleet with its transport: a Cluster, or

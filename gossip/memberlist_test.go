@@ -47,6 +47,12 @@ func TestMemberlistConfig(t *testing.T) {
 			return c.AdvertiseAddr == "" && c.AdvertisePort == memberlist.DefaultLANConfig().AdvertisePort
 		}},
 		{"cluster is the label", Options{Cluster: "prod"}, func(c *memberlist.Config) bool { return c.Label == "prod" }},
+		{"no compression on a LAN", Options{}, func(c *memberlist.Config) bool { return !c.EnableCompression }},
+		{"no compression with lan-fast or local", Options{Profile: "lan-fast"}, func(c *memberlist.Config) bool {
+			l, _ := ProfileConfig("local")
+			return !c.EnableCompression && !l.EnableCompression
+		}},
+		{"compression over a WAN", Options{Profile: "wan"}, func(c *memberlist.Config) bool { return c.EnableCompression }},
 		{"no keys: no encryption", Options{}, func(c *memberlist.Config) bool { return c.Keyring == nil && !c.EncryptionEnabled() }},
 		{"keys: first is primary, verify both ways", Options{Keys: [][]byte{k1, k2}}, func(c *memberlist.Config) bool {
 			keys := c.Keyring.GetKeys()
