@@ -115,14 +115,7 @@ func TestHTTPExport(t *testing.T) {
 			defer srv.Close()
 			e := newExporter(t, Config{Protocol: HTTPProtobuf, URL: mustURL(srv.URL + "/v1/traces"), Gzip: tc.gzip,
 				Headers: map[string]string{"Authorization": "Bearer abc"}, UserAgent: "vigil/test"})
-			err := e.ExportSpans(context.Background(), oneSpan())
-			if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
-				t.Fatalf("err = %v, want %q", err, tc.err)
-			}
-			if rec.count() != tc.requests {
-				t.Fatalf("%d requests, want %d", rec.count(), tc.requests)
-			}
-			r, body := rec.reqs[0], rec.bodies[0]
+			r, body := exportOnce(t, e, rec, tc.err, tc.requests)
 			if r.Method != http.MethodPost || r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" ||
 				r.Header.Get("Authorization") != "Bearer abc" || r.Header.Get("User-Agent") != "vigil/test" {
 				t.Errorf("request: %s %s %v", r.Method, r.URL, r.Header)
@@ -161,6 +154,21 @@ func TestExportGivesUpAtTimeout(t *testing.T) {
 	if err := e.ExportSpans(context.Background(), oneSpan()); err != nil || rec.count() != n {
 		t.Fatalf("export after shutdown: %v, %d requests", err, rec.count()-n)
 	}
+}
+
+// exportOnce exports one span, checks the error (wantErr: a part of it,
+// "" for none) and the number of requests, and returns the first request
+// and its body.
+func exportOnce(t *testing.T, e *Exporter, rec *recorder, wantErr string, requests int) (*http.Request, []byte) {
+	t.Helper()
+	err := e.ExportSpans(context.Background(), oneSpan())
+	if (err == nil) != (wantErr == "") || (err != nil && !strings.Contains(err.Error(), wantErr)) {
+		t.Fatalf("err = %v, want %q", err, wantErr)
+	}
+	if rec.count() != requests {
+		t.Fatalf("%d requests, want %d", rec.count(), requests)
+	}
+	return rec.reqs[0], rec.bodies[0]
 }
 
 func gunzip(t *testing.T, b []byte) []byte {
@@ -235,14 +243,7 @@ func TestGRPCExport(t *testing.T) {
 			}
 			defer srv.Close()
 			e := newExporter(t, Config{Protocol: GRPC, URL: mustURL(srv.URL), TLS: cfgTLS, Gzip: tc.gzip, Headers: map[string]string{"x-tenant": "lb"}})
-			err := e.ExportSpans(context.Background(), oneSpan())
-			if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
-				t.Fatalf("err = %v, want %q", err, tc.err)
-			}
-			if rec.count() != tc.requests {
-				t.Fatalf("%d requests, want %d", rec.count(), tc.requests)
-			}
-			r, body := rec.reqs[0], rec.bodies[0]
+			r, body := exportOnce(t, e, rec, tc.err, tc.requests)
 			if r.ProtoMajor != 2 || r.URL.Path != grpcMethod || r.Header.Get("Content-Type") != "application/grpc" ||
 				r.Header.Get("Te") != "trailers" || r.Header.Get("X-Tenant") != "lb" || r.Header.Get("Grpc-Timeout") == "" {
 				t.Errorf("request: %s %s %v", r.Proto, r.URL, r.Header)
