@@ -251,7 +251,7 @@ func (e *Exporter) sendGRPC(ctx context.Context, body []byte) error {
 	}
 	req.Header.Set("Grpc-Accept-Encoding", "gzip")
 	if dl, ok := ctx.Deadline(); ok {
-		req.Header.Set("Grpc-Timeout", strconv.FormatInt(max(1, time.Until(dl).Milliseconds()), 10)+"m")
+		req.Header.Set("Grpc-Timeout", grpcTimeout(time.Until(dl)))
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
@@ -298,6 +298,14 @@ func (e *Exporter) sendGRPC(ctx context.Context, body []byte) error {
 		return fmt.Errorf("otlp: gRPC %s: %w", e.cfg.URL.Host, err)
 	}
 	return partialSuccess(msgBytes)
+}
+
+// grpcTimeout is a grpc-timeout header value: at most 8 digits and a unit.
+func grpcTimeout(d time.Duration) string {
+	if ms := max(1, d.Milliseconds()); ms <= 99999999 {
+		return strconv.FormatInt(ms, 10) + "m"
+	}
+	return strconv.FormatInt(min(99999999, int64(d/time.Second)), 10) + "S"
 }
 
 // unframe takes the message out of a gRPC answer's body ("" for none).

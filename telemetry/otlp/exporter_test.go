@@ -266,3 +266,18 @@ func TestGRPCExport(t *testing.T) {
 		})
 	}
 }
+
+// grpc-timeout (gRPC over HTTP2): TimeoutValue is at most 8 digits.
+func TestGRPCTimeout(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		10 * time.Second:            "10000m",
+		0:                           "1m",
+		99999999 * time.Millisecond: "99999999m",
+		100000 * time.Second:        "100000S",
+		1000000 * time.Hour:         "99999999S",
+	} {
+		if got := grpcTimeout(d); got != want {
+			t.Errorf("grpcTimeout(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
