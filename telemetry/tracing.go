@@ -61,7 +61,9 @@ func NewTracing(cfg config.Tracing, node, version string, env func(string) strin
 	case "otlp":
 		var proto string
 		exp, proto, err = otlpExporter(cfg, env, version)
-		name = "otlp/" + proto
+		if proto != "" {
+			name = "otlp/" + proto
+		}
 	default:
 		return nil, fmt.Errorf("tracing: OTEL_TRACES_EXPORTER=%q is not otlp, console or none", kind)
 	}

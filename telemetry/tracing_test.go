@@ -59,6 +59,11 @@ func TestTracingExporterChoice(t *testing.T) {
 	if _, err := NewTracing(config.Tracing{}, "lb1", "test", envOf(map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}), nil); err == nil {
 		t.Fatal("an unknown exporter was accepted")
 	}
+	// A bad OTLP variable fails the start with its name, not a silent default.
+	_, err := NewTracing(config.Tracing{Exporter: "otlp"}, "lb1", "test", envOf(map[string]string{"OTEL_EXPORTER_OTLP_TIMEOUT": "10s"}), nil)
+	if err == nil || !strings.HasPrefix(err.Error(), "tracing: otlp exporter: OTEL_EXPORTER_OTLP_TIMEOUT") {
+		t.Fatalf("bad OTEL_EXPORTER_OTLP_TIMEOUT: %v", err)
+	}
 }
 
 // The OTLP/HTTP wiring end to end: the file's endpoint and headers reach a server that takes

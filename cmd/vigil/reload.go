@@ -30,12 +30,11 @@ import (
 const reloadGCPercent = 400
 
 // steadyGCPercent is the daemon's GC setting once started (unless GOGC is
-// set). The heap of a node with 200 VRRP instances and gossip is about
-// 8 MB live, most of it metric series, and it makes 3-4 MB of garbage a
-// second (gossip packets, metric scrapes): at 50 the heap alone was
-// 12-14 MB resident; at 25 the node's RSS falls by about 2.5 MiB for
-// about 0.5 % of a core more in the collector (BenchmarkFleetResources,
-// docs/benchmarks.md).
+// set). A node with 200 VRRP instances and gossip has about 4 MB of live
+// heap and makes a few MB of garbage a second (gossip packets, metric
+// scrapes): 25 rather than 50 took about 1 MiB off its RSS (27.4-27.8 ->
+// 25.2-26.8 MiB) for 0.1-0.4 % of a core more in the collector
+// (BenchmarkFleetResources, docs/benchmarks.md).
 const steadyGCPercent = 25
 
 // reloader re-reads the configuration file and applies it (SIGHUP and
