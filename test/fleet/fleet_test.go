@@ -47,6 +47,14 @@ type lab struct {
 	// env is added to the daemons' environment (OTEL_* to a lab Jaeger).
 	env       []string
 	fleetKeys map[string]string
+	// stateRoot holds the nodes' state directories (the lab directory
+	// when empty).
+	stateRoot string
+}
+
+// stateDir is name's state directory.
+func (l *lab) stateDir(name string) string {
+	return filepath.Join(cmp.Or(l.stateRoot, l.lab.Dir()), name+"-state")
 }
 
 func newLab(t testing.TB, n int) *lab {
@@ -134,10 +142,10 @@ func (l *lab) start(name string, insts []peer.Instance, cluster, keyring string)
 		y += l.gossipYAML(name, cluster, keyring)
 	}
 	if l.follow {
-		y += fmt.Sprintf("fleet: { config: follow, state_dir: %s%s }\n", filepath.Join(l.lab.Dir(), name+"-state"), l.fleetKeys[name])
+		y += fmt.Sprintf("fleet: { config: follow, state_dir: %s%s }\n", l.stateDir(name), l.fleetKeys[name])
 	} else if !l.noGossip {
 		// Each node its own state directory (a drain is kept there).
-		y += fmt.Sprintf("fleet: { state_dir: %s }\n", filepath.Join(l.lab.Dir(), name+"-state"))
+		y += fmt.Sprintf("fleet: { state_dir: %s }\n", l.stateDir(name))
 	}
 	// Metrics on the node's address (its own namespace): the fleet's families are checked there.
 	y = strings.Replace(y, `telemetry: { listen: "" }`, fmt.Sprintf(`telemetry: { listen: "%s:9730" }`, l.addrs[name]), 1)

@@ -66,7 +66,10 @@ const (
 //
 // VIGIL_ROLLOUT_SIZES (default "5,50") and VIGIL_ROLLOUT_PROFILES (default "lan"; "lan,lan-fast"
 // adds the faster profile) choose the fleets; the daemons run with GOMAXPROCS=1
-// (VIGIL_ROLLOUT_GOMAXPROCS, see rolloutProcs).
+// (VIGIL_ROLLOUT_GOMAXPROCS, see rolloutProcs). VIGIL_ROLLOUT_STATE=tmpfs puts the members' state
+// directories on a tmpfs: every applied version is written durably (fsync) before it is reported,
+// and here all members share one disk's journal, where each director has its own (the members'
+// "fleet configuration applied" log lines give each step's time: fetch, compose, apply, record).
 func BenchmarkRollout(b *testing.B) {
 	sizes := []int{5, 50}
 	if v := os.Getenv("VIGIL_ROLLOUT_SIZES"); v != "" {
@@ -378,6 +381,9 @@ func rollout(b *testing.B, n int, profile string, pushes, large int) {
 	l := newLab(b, n)
 	// What an operator runs on a LAN: the profile, the default rejoin interval.
 	l.follow, l.profile, l.rejoin = true, profile, "30s"
+	if os.Getenv("VIGIL_ROLLOUT_STATE") == "tmpfs" {
+		l.stateRoot = tmpfsDir(b, filepath.Join(l.lab.Dir(), "state-tmpfs"))
+	}
 	r := &rolloutLab{lab: l, n: n, clients: map[string]*http.Client{}}
 	all := names(n)
 	t0 := time.Now()
@@ -770,4 +776,21 @@ func roomForNeighbours(b *testing.B, n int) {
 			b.Cleanup(func() { os.WriteFile(key, old, 0o644) })
 		}
 	}
+}
+
+// tmpfsDir mounts a small tmpfs at dir for the benchmark's length.
+func tmpfsDir(b *testing.B, dir string) string {
+	b.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256m,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		b.Fatalf("mount tmpfs on %s: %v: %s", dir, err, out)
+	}
+	b.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			b.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
 }
