@@ -109,11 +109,10 @@ type fleet struct {
 	desired gossip.DesiredDigest
 	// diverged is the divergence last logged (a line per change).
 	diverged string
-	// decoded and decodedVRRP cache decoded rows by row version (run's
-	// goroutine only).
-	decoded     map[gossip.RowID]decodedHealth
-	decMu       sync.Mutex // guards decodedVRRP
-	decodedVRRP map[gossip.RowID]decodedInstance
+	// healthRows and vrrpRows are the members' rows decoded at their
+	// version.
+	healthRows rowCache[gossip.HealthResult]
+	vrrpRows   rowCache[gossip.InstanceSummary]
 	// cfgs is the fleet configuration pushes (fleetcfg.go).
 	cfgs *fleetConfig
 	// startCfg is the configuration the fleet started with (its local
@@ -129,19 +128,60 @@ type fleet struct {
 	fed     map[string]time.Time
 }
 
-type decodedInstance struct {
-	v gossip.Version
-	s gossip.InstanceSummary
-}
-
 type summarySeen struct {
 	v  gossip.Version
 	at time.Time
 }
 
-type decodedHealth struct {
-	v gossip.Version
-	r gossip.HealthResult
+// rowCache keeps gossip rows decoded at their version, so a loop that
+// reads every member's rows each time decodes only the new and changed
+// ones. Safe for concurrent use (status readers call some of those loops).
+type rowCache[T any] struct {
+	mu sync.Mutex
+	m  map[gossip.RowID]cachedRow[T]
+}
+
+type cachedRow[T any] struct {
+	v   gossip.Version
+	val T
+}
+
+// each calls fn, in order, with every row keep accepts and its decoded
+// value. A row that does not decode goes to bad (if not nil) and is
+// skipped; rows not kept this time are forgotten. fn runs under the
+// cache's lock.
+func (c *rowCache[T]) each(rows []gossip.Row, keep func(gossip.Row) bool, decode func([]byte) (T, error),
+	bad func(gossip.Row, error), fn func(gossip.Row, T)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[gossip.RowID]cachedRow[T]{}
+	}
+	seen := make(map[gossip.RowID]bool, len(rows))
+	for _, r := range rows {
+		if !keep(r) {
+			continue
+		}
+		seen[r.RowID] = true
+		d, ok := c.m[r.RowID]
+		if !ok || d.v != r.Version {
+			val, err := decode(r.Value)
+			if err != nil {
+				if bad != nil {
+					bad(r, err)
+				}
+				continue
+			}
+			d = cachedRow[T]{v: r.Version, val: val}
+			c.m[r.RowID] = d
+		}
+		fn(r, d.val)
+	}
+	for id := range c.m {
+		if !seen[id] {
+			delete(c.m, id)
+		}
+	}
 }
 
 // newFleet starts memberlist (bound, not yet joined) for cfg's gossip
@@ -179,7 +219,7 @@ func newFleet(cfg *config.Config, log *slog.Logger, reg *telemetry.Registry, che
 	*f = fleet{log: log, self: cfg.Node.Name, cl: cl, startCfg: cfg, tracer: reg.Tracer, checks: checks, arbitrate: g.Arbitrate, metrics: reg.NewFleet(),
 		started: time.Now(), kick: make(chan struct{}, 1), cfg: cfg, startGossip: g, published: map[[2]string][]byte{},
 		summaryAt: map[string]summarySeen{}, members: map[string]gossip.Member{}, pings: map[string]time.Time{},
-		pinging: map[string]context.CancelFunc{}, disagree: map[lb.RealServerID]bool{}, decoded: map[gossip.RowID]decodedHealth{}, decodedVRRP: map[gossip.RowID]decodedInstance{}, fed: map[string]time.Time{}}
+		pinging: map[string]context.CancelFunc{}, disagree: map[lb.RealServerID]bool{}, fed: map[string]time.Time{}}
 	fc.f, f.cfgs = f, fc
 	f.view = gossip.NewHealthView(cfg.Node.Name, checks.View())
 	f.setConfig(cfg)
@@ -546,29 +586,15 @@ func (f *fleet) updateView(now time.Time) {
 	f.mu.Lock()
 	cfg := f.cfg
 	f.mu.Unlock()
-	seen := map[gossip.RowID]bool{}
-	for _, r := range f.cl.Rows(gossip.KindHealth) {
-		if r.Origin == f.self || r.Deleted {
-			continue
-		}
-		seen[r.RowID] = true
-		d, ok := f.decoded[r.RowID]
-		if !ok || d.v != r.Version {
-			hr, err := gossip.DecodeHealthResult(r.Value)
-			if err != nil {
-				f.log.Debug("undecodable health row", "origin", r.Origin, "key", r.Key, "err", err)
-				continue
-			}
-			d = decodedHealth{v: r.Version, r: hr}
-			f.decoded[r.RowID] = d
-		}
-		others = append(others, gossip.HealthResultRow{Origin: r.Origin, Live: f.live(r.Origin), Result: d.r})
-	}
-	for id := range f.decoded {
-		if !seen[id] {
-			delete(f.decoded, id)
-		}
-	}
+	f.healthRows.each(f.cl.Rows(gossip.KindHealth),
+		func(r gossip.Row) bool { return r.Origin != f.self && !r.Deleted },
+		gossip.DecodeHealthResult,
+		func(r gossip.Row, err error) {
+			f.log.Debug("undecodable health row", "origin", r.Origin, "key", r.Key, "err", err)
+		},
+		func(r gossip.Row, hr gossip.HealthResult) {
+			others = append(others, gossip.HealthResultRow{Origin: r.Origin, Live: f.live(r.Origin), Result: hr})
+		})
 	own := f.ownHealth(now)
 	local := func(id lb.RealServerID) (bool, bool) {
 		r, ok := own[id]
@@ -625,32 +651,11 @@ func (f *fleet) logDisagreements() {
 // included.
 func (f *fleet) instancesByNode() map[string][]gossip.InstanceSummary {
 	out := map[string][]gossip.InstanceSummary{}
-	rows := f.cl.Rows(gossip.KindVRRP)
-	seen := make(map[gossip.RowID]bool, len(rows))
 	// Status readers (the admin API) call this too.
-	f.decMu.Lock()
-	defer f.decMu.Unlock()
-	for _, r := range rows {
-		if r.Deleted || r.Origin == f.self || !f.live(r.Origin) {
-			continue
-		}
-		seen[r.RowID] = true
-		d, ok := f.decodedVRRP[r.RowID]
-		if !ok || d.v != r.Version {
-			s, err := gossip.DecodeInstanceSummary(r.Value)
-			if err != nil {
-				continue
-			}
-			d = decodedInstance{v: r.Version, s: s}
-			f.decodedVRRP[r.RowID] = d
-		}
-		out[r.Origin] = append(out[r.Origin], d.s)
-	}
-	for id := range f.decodedVRRP {
-		if !seen[id] {
-			delete(f.decodedVRRP, id)
-		}
-	}
+	f.vrrpRows.each(f.cl.Rows(gossip.KindVRRP),
+		func(r gossip.Row) bool { return !r.Deleted && r.Origin != f.self && f.live(r.Origin) },
+		gossip.DecodeInstanceSummary, nil,
+		func(r gossip.Row, s gossip.InstanceSummary) { out[r.Origin] = append(out[r.Origin], s) })
 	f.mu.Lock()
 	out[f.self] = slices.Clone(f.own)
 	f.mu.Unlock()

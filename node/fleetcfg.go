@@ -54,11 +54,10 @@ type fleetConfig struct {
 	// changes a few of many virtual servers parses only those.
 	loader config.Loader
 
-	// annMu guards decodedAnn: announcements decoded by row version (the
-	// fleet loop reads every member's at every step; at 50 members JSON
-	// decoding them was a fifth of a member's CPU during a rollout).
-	annMu      sync.Mutex
-	decodedAnn map[gossip.RowID]decodedAnnouncement
+	// annRows are the members' announcements decoded at their row version
+	// (the fleet loop reads every member's at every step; at 50 members
+	// JSON decoding them was a fifth of a member's CPU during a rollout).
+	annRows rowCache[gossip.ConfigAnnouncement]
 
 	mu sync.Mutex
 	// docs are documents this node can give to members: those pushed
@@ -156,43 +155,11 @@ func (fc *fleetConfig) fleetApplied() uint64 {
 // included.
 func (fc *fleetConfig) announcements() []gossip.ConfigAnnouncement {
 	var out []gossip.ConfigAnnouncement
-	rows := fc.f.cl.Rows(gossip.KindConfig)
-	fc.annMu.Lock()
-	defer fc.annMu.Unlock()
-	if fc.decodedAnn == nil {
-		fc.decodedAnn = map[gossip.RowID]decodedAnnouncement{}
-	}
-	seen := make(map[gossip.RowID]bool, len(rows))
-	for _, r := range rows {
-		seen[r.RowID] = true
-		if r.Deleted || (r.Origin != fc.self && !fc.f.live(r.Origin)) {
-			continue
-		}
-		d, ok := fc.decodedAnn[r.RowID]
-		if !ok || d.v != r.Version {
-			a, err := gossip.DecodeConfigAnnouncement(r.Value)
-			d = decodedAnnouncement{v: r.Version, a: a, ok: err == nil}
-			fc.decodedAnn[r.RowID] = d
-		}
-		if d.ok {
-			out = append(out, d.a)
-		}
-	}
-	for id := range fc.decodedAnn {
-		if !seen[id] {
-			delete(fc.decodedAnn, id)
-		}
-	}
+	fc.annRows.each(fc.f.cl.Rows(gossip.KindConfig),
+		func(r gossip.Row) bool { return !r.Deleted && (r.Origin == fc.self || fc.f.live(r.Origin)) },
+		gossip.DecodeConfigAnnouncement, nil,
+		func(_ gossip.Row, a gossip.ConfigAnnouncement) { out = append(out, a) })
 	return out
-}
-
-// decodedAnnouncement is a row's announcement at its version; ok is false
-// for a row that does not decode (skipped, as before, without decoding it
-// again).
-type decodedAnnouncement struct {
-	v  gossip.Version
-	a  gossip.ConfigAnnouncement
-	ok bool
 }
 
 func versionOf(a gossip.ConfigAnnouncement) config.FleetVersion {
