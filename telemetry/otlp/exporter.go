@@ -220,8 +220,7 @@ func (e *Exporter) sendHTTP(ctx context.Context, body []byte) error {
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return partialSuccess(rb)
-	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusBadGateway,
-		resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusGatewayTimeout:
+	case transientStatus(resp.StatusCode):
 		return &retryable{err: fmt.Errorf("otlp: POST %s: %s", e.cfg.URL.Redacted(), resp.Status), after: retryAfter(resp.Header.Get("Retry-After"))}
 	}
 	return fmt.Errorf("otlp: POST %s: %s: %s", e.cfg.URL.Redacted(), resp.Status, snippet(rb))
@@ -266,8 +265,7 @@ func (e *Exporter) sendGRPC(ctx context.Context, body []byte) error {
 		// Not a gRPC server's answer (a proxy's): the HTTP status mapped
 		// as gRPC clients do.
 		err := fmt.Errorf("otlp: gRPC %s: HTTP %s", e.cfg.URL.Host, resp.Status)
-		switch resp.StatusCode {
-		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		if transientStatus(resp.StatusCode) {
 			return &retryable{err: err}
 		}
 		return err
@@ -332,63 +330,72 @@ func unframe(b []byte, encoding string) ([]byte, error) {
 	return m, nil
 }
 
+// transientStatus is an HTTP status worth another try (the OTLP
+// specification's list; a gRPC client maps them to UNAVAILABLE).
+func transientStatus(code int) bool {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
 // partialSuccess reads an ExportTraceServiceResponse: field 1 is
 // partial_success {1: rejected_spans int64, 2: error_message string}. A
-// non-empty one is an error (not retried: the specification says so).
+// non-empty one is an error (not retried: the specification says so). A
+// body that is not protobuf (a proxy's) reports nothing.
 func partialSuccess(b []byte) error {
 	var rejected int64
 	var msg string
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil // not protobuf (a proxy's body): nothing to report
+	ok := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) bool {
+		if num != 1 || typ != protowire.BytesType {
+			return true
 		}
-		b = b[n:]
-		if num == 1 && typ == protowire.BytesType {
-			ps, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return nil
+		return eachField(v, func(num protowire.Number, typ protowire.Type, v []byte, u uint64) bool {
+			switch {
+			case num == 1 && typ == protowire.VarintType:
+				rejected = int64(u)
+			case num == 2 && typ == protowire.BytesType:
+				msg = string(v)
 			}
-			b = b[n:]
-			for len(ps) > 0 {
-				num, typ, n := protowire.ConsumeTag(ps)
-				if n < 0 {
-					break
-				}
-				ps = ps[n:]
-				switch {
-				case num == 1 && typ == protowire.VarintType:
-					v, n := protowire.ConsumeVarint(ps)
-					if n < 0 {
-						return nil
-					}
-					rejected, ps = int64(v), ps[n:]
-				case num == 2 && typ == protowire.BytesType:
-					v, n := protowire.ConsumeBytes(ps)
-					if n < 0 {
-						return nil
-					}
-					msg, ps = string(v), ps[n:]
-				default:
-					n := protowire.ConsumeFieldValue(num, typ, ps)
-					if n < 0 {
-						return nil
-					}
-					ps = ps[n:]
-				}
-			}
-			continue
-		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return nil
-		}
-		b = b[n:]
-	}
-	if rejected == 0 && msg == "" {
+			return true
+		})
+	})
+	if !ok || (rejected == 0 && msg == "") {
 		return nil
 	}
 	return fmt.Errorf("otlp: the collector rejected %d spans: %s", rejected, msg)
+}
+
+// eachField calls fn with every field of the protobuf message b: a bytes
+// field's contents, a varint's value (other types skipped over). It
+// reports false for a malformed message or when fn does.
+func eachField(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte, u uint64) bool) bool {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		var v []byte
+		var u uint64
+		switch typ {
+		case protowire.BytesType:
+			v, n = protowire.ConsumeBytes(b)
+		case protowire.VarintType:
+			u, n = protowire.ConsumeVarint(b)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		if !fn(num, typ, v, u) {
+			return false
+		}
+	}
+	return true
 }
 
 // retryAfter reads a Retry-After header given in seconds (the HTTP-date
