@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -73,9 +74,15 @@ var ErrNotNewer = errors.New("not newer than the applied fleet version")
 
 // FleetState is a node's applied fleet versions, kept in a directory: a
 // state.json with the history (newest last) and one document file per
-// version in it. Not safe for concurrent use.
+// version in it. Safe for concurrent use; a reader never waits for a
+// write's disk I/O (on a busy disk its fsyncs take hundreds of
+// milliseconds, and the fleet loop reads the history at every step).
 type FleetState struct {
-	dir     string
+	dir string
+	// wmu admits one writer (Record, MarkLost) at a time, across its
+	// writes; mu guards history and is never held across I/O.
+	wmu     sync.Mutex
+	mu      sync.RWMutex
 	history []FleetEntry
 }
 
@@ -103,14 +110,24 @@ func OpenFleetState(dir string) (*FleetState, error) {
 
 // Applied returns the applied version; ok is false before the first.
 func (s *FleetState) Applied() (v FleetVersion, ok bool) {
-	if len(s.history) == 0 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return lastApplied(s.history)
+}
+
+func lastApplied(h []FleetEntry) (FleetVersion, bool) {
+	if len(h) == 0 {
 		return FleetVersion{}, false
 	}
-	return s.history[len(s.history)-1].FleetVersion, true
+	return h[len(h)-1].FleetVersion, true
 }
 
 // History returns the applied versions, oldest first.
-func (s *FleetState) History() []FleetEntry { return slices.Clone(s.history) }
+func (s *FleetState) History() []FleetEntry {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.history)
+}
 
 // Newer reports whether v would be applied: newer than the applied one.
 func (s *FleetState) Newer(v FleetVersion) bool {
@@ -128,6 +145,8 @@ func (s *FleetState) docPath(v FleetVersion) string {
 // applied one, or a document whose hash is not e's, and drops the oldest
 // entries (and their documents) beyond FleetHistoryLength.
 func (s *FleetState) Record(e FleetEntry, doc []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	if !s.Newer(e.FleetVersion) {
 		cur, _ := s.Applied()
 		return fmt.Errorf("fleet version %d (%.12s from %s): %w (%d, %.12s from %s)", e.Version, e.Hash, e.Origin, ErrNotNewer,
@@ -136,10 +155,13 @@ func (s *FleetState) Record(e FleetEntry, doc []byte) error {
 	if h := DocumentHash(doc); h != e.Hash {
 		return fmt.Errorf("fleet version %d: the document's hash is %.12s, not %.12s", e.Version, h, e.Hash)
 	}
-	if err := writeDurable(s.docPath(e.FleetVersion), doc, 0o640); err != nil {
+	// The document's name is made durable by the history's write below,
+	// which syncs the same directory after its rename: one directory sync
+	// for both.
+	if err := writeSynced(s.docPath(e.FleetVersion), doc, 0o640, false); err != nil {
 		return fmt.Errorf("fleet state: %w", err)
 	}
-	next := append(slices.Clone(s.history), e)
+	next := append(s.History(), e)
 	var dropped []FleetEntry
 	if n := len(next) - FleetHistoryLength; n > 0 {
 		dropped, next = next[:n], next[n:]
@@ -157,16 +179,19 @@ func (s *FleetState) Record(e FleetEntry, doc []byte) error {
 // A version not in the history (dropped, or never applied) is no error:
 // there is nothing to mark.
 func (s *FleetState) MarkLost(v, winner FleetVersion) error {
-	i := slices.IndexFunc(s.history, func(e FleetEntry) bool { return e.FleetVersion == v })
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	next := s.History()
+	i := slices.IndexFunc(next, func(e FleetEntry) bool { return e.FleetVersion == v })
 	if i < 0 {
 		return nil
 	}
-	next := slices.Clone(s.history)
 	next[i].LostTo = &winner
 	return s.writeHistory(next)
 }
 
-// writeHistory makes next the history, durably written first.
+// writeHistory makes next the history, durably written first (s.wmu
+// held).
 func (s *FleetState) writeHistory(next []FleetEntry) error {
 	b, err := json.MarshalIndent(next, "", "  ")
 	if err != nil {
@@ -175,13 +200,15 @@ func (s *FleetState) writeHistory(next []FleetEntry) error {
 	if err := writeDurable(filepath.Join(s.dir, stateFile), b, 0o640); err != nil {
 		return fmt.Errorf("fleet state: %w", err)
 	}
+	s.mu.Lock()
 	s.history = next
+	s.mu.Unlock()
 	return nil
 }
 
 // Document returns the document of an entry in the history.
 func (s *FleetState) Document(v FleetVersion) ([]byte, error) {
-	if !slices.ContainsFunc(s.history, func(e FleetEntry) bool { return e.FleetVersion == v }) {
+	if !slices.ContainsFunc(s.History(), func(e FleetEntry) bool { return e.FleetVersion == v }) {
 		return nil, fmt.Errorf("fleet version %d (%.12s) is not in the history", v.Version, v.Hash)
 	}
 	b, err := os.ReadFile(s.docPath(v))

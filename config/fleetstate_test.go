@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -196,5 +197,64 @@ func TestFleetStateMarkLost(t *testing.T) {
 	}
 	if re, err = OpenFleetState(dir); err != nil || len(re.History()) != 1 || re.History()[0].LostTo != nil {
 		t.Errorf("a history written before lost_to: %v %+v", err, re.History())
+	}
+}
+
+// The fleet loop reads the state while a version is recorded (node: the report goes out before the
+// record's fsyncs): readers run beside the writers, and two writers (Record, MarkLost) do not lose
+// each other's changes. Run with -race.
+func TestFleetStateConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenFleetState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := []byte("vrrp: {}\n# 1\n")
+	if err := st.Record(entry(1, first, "n1"), first); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var readers sync.WaitGroup
+	for range 4 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				h := st.History()
+				if v, ok := st.Applied(); !ok || v.Version < h[len(h)-1].Version {
+					t.Errorf("applied %+v behind a history read before it (last %d)", v, h[len(h)-1].Version)
+					return
+				}
+				_ = st.Newer(FleetVersion{Version: 2})
+			}
+		})
+	}
+	var writers sync.WaitGroup
+	writers.Go(func() {
+		for n := uint64(2); n <= 12; n++ {
+			doc := fmt.Appendf(nil, "vrrp: {}\n# %d\n", n)
+			if err := st.Record(entry(n, doc, "n1"), doc); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	writers.Go(func() {
+		if err := st.MarkLost(entry(1, first, "n1").FleetVersion, FleetVersion{Version: 1, Hash: "ff", Origin: "n2"}); err != nil {
+			t.Error(err)
+		}
+	})
+	writers.Wait()
+	close(done)
+	readers.Wait()
+	re, err := OpenFleetState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := re.History()
+	if len(h) != 12 || h[0].LostTo == nil || h[11].Version != 12 {
+		t.Fatalf("after concurrent records and a mark: %d entries, first lost to %v, last %d", len(h), h[0].LostTo, h[len(h)-1].Version)
 	}
 }

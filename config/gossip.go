@@ -367,7 +367,13 @@ func WriteKeyring(path string, keys [][]byte) error {
 // writeDurable writes data to path atomically and durably: a temporary
 // file in the same directory with mode, synced, renamed over path, and
 // the directory synced (a rename lasts a power cut only then).
-func writeDurable(path string, data []byte, mode os.FileMode) (err error) {
+func writeDurable(path string, data []byte, mode os.FileMode) error {
+	return writeSynced(path, data, mode, true)
+}
+
+// writeSynced is writeDurable; without syncDir the new name is durable
+// only once something syncs the directory.
+func writeSynced(path string, data []byte, mode os.FileMode, syncDir bool) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -395,6 +401,9 @@ func writeDurable(path string, data []byte, mode os.FileMode) (err error) {
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
+	}
+	if !syncDir {
+		return nil
 	}
 	if dh, err := os.Open(dir); err == nil {
 		serr := dh.Sync()

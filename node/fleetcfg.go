@@ -83,6 +83,9 @@ type fleetConfig struct {
 	// trace is the applied version's push trace (its announcement's), kept
 	// in this node's re-announcement so members applying later join it.
 	trace string
+	// recorded is closed once the applied version's record is written
+	// (nil before the first apply here).
+	recorded chan struct{}
 }
 
 // fetchRetry is how long a node waits before fetching a document again.
@@ -144,6 +147,13 @@ func (fc *fleetConfig) summary(s *gossip.NodeSummary) {
 	fc.rolloutSummary(s)
 }
 
+// newer reports whether v is newer than the version this node runs (fc.mu
+// held). The state on disk says the same once the version's record is
+// written.
+func (fc *fleetConfig) newer(v config.FleetVersion) bool {
+	return fc.applied.Version == 0 || v.Compare(fc.applied) > 0
+}
+
 // fleetApplied is the fleet version this node runs (0: none).
 func (fc *fleetConfig) fleetApplied() uint64 {
 	fc.mu.Lock()
@@ -160,6 +170,28 @@ func (fc *fleetConfig) announcements() []gossip.ConfigAnnouncement {
 		gossip.DecodeConfigAnnouncement, nil,
 		func(_ gossip.Row, a gossip.ConfigAnnouncement) { out = append(out, a) })
 	return out
+}
+
+// keepAnnounced announces the applied version as this node's own row when
+// no live member's row announces it or a newer one (anns, this node's
+// included): the node that took the push left, died or restarted without
+// following. So an announcement lives while any member runs its version,
+// and a node that joins later, or missed it, learns it. While the origin's
+// row lives nobody else announces: at 50 members every member announcing
+// after its apply was 49 rows, each sent to every member, per push.
+func (fc *fleetConfig) keepAnnounced(anns []gossip.ConfigAnnouncement) {
+	fc.mu.Lock()
+	v := fc.applied
+	fc.mu.Unlock()
+	if v.Version == 0 {
+		return
+	}
+	for _, a := range anns {
+		if versionOf(a).Compare(v) >= 0 {
+			return
+		}
+	}
+	fc.announceApplied()
 }
 
 func versionOf(a gossip.ConfigAnnouncement) config.FleetVersion {
@@ -246,6 +278,7 @@ func (fc *fleetConfig) step(ctx context.Context) {
 	if !fc.follow {
 		return
 	}
+	fc.keepAnnounced(anns)
 	best := bestAnnouncement(anns)
 	if best == nil {
 		return
@@ -253,7 +286,7 @@ func (fc *fleetConfig) step(ctx context.Context) {
 	v := versionOf(*best)
 	now := time.Now()
 	fc.mu.Lock()
-	skip := fc.applying || fc.failed[v] || now.Before(fc.retryAt[v]) || !fc.state.Newer(v)
+	skip := fc.applying || fc.failed[v] || now.Before(fc.retryAt[v]) || !fc.newer(v)
 	fc.mu.Unlock()
 	// Only step's goroutine sets applying: it is still false below.
 	if skip || !fc.release(*best, now) {
@@ -279,8 +312,6 @@ func (fc *fleetConfig) step(ctx context.Context) {
 		fc.mu.Unlock()
 		if err != nil {
 			fc.f.log.Error("fleet configuration not applied; the last good one stays", "version", v.Version, "origin", v.Origin, "err", err)
-		} else {
-			fc.announceApplied()
 		}
 		fc.f.poke()
 	}()
@@ -306,6 +337,12 @@ func (fc *fleetConfig) applyDocument(ctx context.Context, a gossip.ConfigAnnounc
 	// The steps' durations go into the log line: where a slow rollout's
 	// time goes on each member.
 	t0 := time.Now()
+	fc.mu.Lock()
+	seen := fc.ro.gatedAt
+	if fc.ro.gated != v {
+		seen = t0
+	}
+	fc.mu.Unlock()
 	doc, err := fc.document(ctx, a)
 	if err != nil {
 		return err
@@ -337,24 +374,30 @@ func (fc *fleetConfig) applyDocument(ctx context.Context, a gossip.ConfigAnnounc
 		return fmt.Errorf("applying %s: %w", label, err)
 	}
 	t3 := time.Now()
-	// Under mu: the fleet loop reads the state (history, lost versions, the summary).
-	fc.mu.Lock()
-	entry := config.FleetEntry{FleetVersion: v, Applied: time.Now(), PushedBy: a.PushedBy, Signature: a.Signature}
-	if !a.Plan.IsZero() {
-		entry.Plan, _ = json.Marshal(a.Plan) // plain fields: cannot fail
-	}
-	err = fc.state.Record(entry, doc)
-	fc.mu.Unlock()
-	if err != nil {
-		// Applied but not kept: a restart would run the older version.
-		fc.f.log.Error("fleet configuration applied but not recorded", "version", v.Version, "err", err)
-	}
+	recorded := make(chan struct{})
 	fc.mu.Lock()
 	fc.applied, fc.pushedBy, fc.sig, fc.ro.plan, fc.trace = v, a.PushedBy, a.Signature, a.Plan, a.Trace
 	fc.docs[v.Hash] = doc
+	fc.recorded = recorded
 	fc.mu.Unlock()
+	// The version runs: reported now (the summary), before the record's
+	// writes, which on a busy disk take longer than the rest of the apply
+	// and would hold back the members that wait for this report (a
+	// master, --wait). A crash before the record restarts on the older
+	// version, as it would have after the reload anyway, and that node
+	// then applies this one again. history waits for the record.
+	fc.f.poke()
+	entry := config.FleetEntry{FleetVersion: v, Applied: t3, PushedBy: a.PushedBy, Signature: a.Signature}
+	if !a.Plan.IsZero() {
+		entry.Plan, _ = json.Marshal(a.Plan) // plain fields: cannot fail
+	}
+	if err := fc.state.Record(entry, doc); err != nil {
+		// Applied but not kept: a restart would run the older version.
+		fc.f.log.Error("fleet configuration applied but not recorded", "version", v.Version, "err", err)
+	}
+	close(recorded)
 	fc.f.log.Info("fleet configuration applied", "version", v.Version, "hash", v.Hash[:12], "origin", v.Origin, "pushed_by", a.PushedBy, "key_id", keyID,
-		"fetch", t1.Sub(t0).Round(time.Microsecond), "compose", t2.Sub(t1).Round(time.Microsecond),
+		"waited", t0.Sub(seen).Round(time.Microsecond), "fetch", t1.Sub(t0).Round(time.Microsecond), "compose", t2.Sub(t1).Round(time.Microsecond),
 		"apply", t3.Sub(t2).Round(time.Microsecond), "record", time.Since(t3).Round(time.Microsecond))
 	return nil
 }
@@ -393,9 +436,7 @@ func (fc *fleetConfig) document(ctx context.Context, a gossip.ConfigAnnouncement
 }
 
 // announceApplied announces the applied version as this node's own row
-// too: an announcement lives while any member runs its version, so a node
-// that joins later, or missed it, learns it even when the node that took
-// the push has restarted (its rows of the earlier run are withdrawn).
+// (at start, and when no live member announces it: keepAnnounced).
 func (fc *fleetConfig) announceApplied() {
 	fc.mu.Lock()
 	v, by, sig, plan, tp := fc.applied, fc.pushedBy, fc.sig, fc.ro.plan, fc.trace
@@ -417,8 +458,14 @@ func (fc *fleetConfig) history() ([]config.FleetEntry, error) {
 	if !fc.follow {
 		return nil, ErrNotFollowing
 	}
+	// A version reported applied is in the history it answers: the
+	// record's writes follow the report (applyDocument).
 	fc.mu.Lock()
-	defer fc.mu.Unlock()
+	recorded := fc.recorded
+	fc.mu.Unlock()
+	if recorded != nil {
+		<-recorded
+	}
 	return fc.state.History(), nil
 }
 
@@ -441,9 +488,7 @@ func (fc *fleetConfig) rollback(ctx context.Context, n uint64, pushedBy string, 
 		return config.FleetVersion{}, fmt.Errorf("%w: version %d is not in this node's history (it keeps the last %d it applied)",
 			ErrPushInvalid, n, config.FleetHistoryLength)
 	}
-	fc.mu.Lock()
 	doc, err := fc.state.Document(h[i].FleetVersion)
-	fc.mu.Unlock()
 	if err != nil {
 		return config.FleetVersion{}, err
 	}

@@ -21,7 +21,10 @@ type rolloutState struct {
 	// gated is the version the gate last judged; since when each of its
 	// canaries was first seen applied and healthy (noteCanaries).
 	gated config.FleetVersion
-	since map[string]time.Time
+	// gatedAt is when this node first saw gated announced: the applied
+	// line's "waited" (announcement to apply) starts there.
+	gatedAt time.Time
+	since   map[string]time.Time
 	// held is the gate's last answer for gated when it was not apply.
 	held gateDecision
 	// pushed are the versions pushed through this node; lost those of
@@ -58,7 +61,7 @@ func (fc *fleetConfig) rolloutSummary(s *gossip.NodeSummary) {
 	}
 	s.ConfigFleetHash, s.ConfigOrigin = fc.applied.Hash, fc.applied.Origin
 	s.QuorumLost = len(fc.ro.quorumDown)
-	if fc.ro.held.Reason != "" && fc.state.Newer(fc.ro.gated) {
+	if fc.ro.held.Reason != "" && fc.newer(fc.ro.gated) {
 		s.Rollout, s.RolloutVersion, s.RolloutStopped = fc.ro.held.Reason, fc.ro.gated.Version, fc.ro.held.Action == gateStopped
 	}
 }
@@ -88,7 +91,7 @@ func (fc *fleetConfig) release(a gossip.ConfigAnnouncement, now time.Time) bool 
 	members := fc.gateMembers(v)
 	fc.mu.Lock()
 	if fc.ro.gated != v {
-		fc.ro.gated, fc.ro.since, fc.ro.held = v, map[string]time.Time{}, gateDecision{}
+		fc.ro.gated, fc.ro.gatedAt, fc.ro.since, fc.ro.held = v, now, map[string]time.Time{}, gateDecision{}
 	}
 	noteCanaries(a.Plan, members, fc.ro.since, now)
 	d := rolloutGate(fc.self, v, a.Plan, members, fc.ro.since, now)
@@ -102,9 +105,9 @@ func (fc *fleetConfig) release(a gossip.ConfigAnnouncement, now time.Time) bool 
 	log := fc.f.log.With("version", v.Version, "origin", v.Origin)
 	switch {
 	case d.Action == gateApply && prev.Reason != "":
-		log.Info("fleet configuration released", "held_because", prev.Reason)
-	case d.Action == gateWait && prev.Action != gateWait:
-		log.Info("fleet configuration held", "reason", d.Reason)
+		log.Info("fleet configuration released", "held_because", prev.Reason, "last_waited_for", prev.Waiting)
+	case d.Action == gateWait && (prev.Action != gateWait || prev.Reason != d.Reason):
+		log.Info("fleet configuration held", "reason", d.Reason, "waiting_for", d.Waiting)
 	case d.Action == gateStopped && (prev.Action != gateStopped || prev.Reason != d.Reason):
 		log.Warn("fleet rollout stopped: this node keeps its version", "reason", d.Reason)
 	}
@@ -169,16 +172,17 @@ func (fc *fleetConfig) noteLost(anns []gossip.ConfigAnnouncement) {
 		if winner.Version != 0 {
 			fc.ro.lost[v] = winner
 			found = append(found, [2]config.FleetVersion{v, winner})
-			if fc.follow {
-				if err := fc.state.MarkLost(v, winner); err != nil {
-					fc.f.log.Error("marking a lost fleet version in the history", "version", v.Version, "err", err)
-				}
-			}
 		}
 	}
 	fc.mu.Unlock()
 	for _, p := range found {
 		v, w := p[0], p[1]
+		// Outside mu: the mark waits for a record in progress.
+		if fc.follow {
+			if err := fc.state.MarkLost(v, w); err != nil {
+				fc.f.log.Error("marking a lost fleet version in the history", "version", v.Version, "err", err)
+			}
+		}
 		fc.f.log.Warn("fleet version lost to a concurrent push with the same number", "version", v.Version,
 			"hash", v.Hash[:min(12, len(v.Hash))], "origin", v.Origin, "winner_hash", w.Hash[:min(12, len(w.Hash))], "winner_origin", w.Origin)
 		fc.f.metrics.ConfigLost.Inc()
@@ -212,7 +216,7 @@ func (fc *fleetConfig) rolloutHeld() string {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	switch {
-	case fc.ro.held.Reason == "" || !fc.follow || !fc.state.Newer(fc.ro.gated):
+	case fc.ro.held.Reason == "" || !fc.follow || !fc.newer(fc.ro.gated):
 		return ""
 	case fc.ro.held.Action == gateStopped:
 		return "stopped"

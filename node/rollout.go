@@ -31,9 +31,14 @@ func (a gateAction) String() string {
 }
 
 // gateDecision is the gate's answer; Reason says why it does not apply.
+// Reason travels in the node's summary, so it stays the same while the
+// wait lasts: a master's reason does not list the backups still to apply
+// (at 50 members it changed at every backup's report, each change a
+// summary sent to every member). Waiting names them, for the log.
 type gateDecision struct {
-	Action gateAction
-	Reason string
+	Action  gateAction
+	Reason  string
+	Waiting []string
 }
 
 // rolloutMember is a live member as the gate sees it.
@@ -118,7 +123,7 @@ func rolloutGate(self string, v config.FleetVersion, plan gossip.RolloutPlan, me
 		if m.Failed != "" && m.Follows {
 			// Its error is in its own summary: not quoted here, where
 			// it would take room in this node's.
-			return gateDecision{gateStopped, fmt.Sprintf("%s failed version %d", m.Name, v.Version)}
+			return gateDecision{Action: gateStopped, Reason: fmt.Sprintf("%s failed version %d", m.Name, v.Version)}
 		}
 	}
 	byName := map[string]rolloutMember{}
@@ -138,13 +143,13 @@ func rolloutGate(self string, v config.FleetVersion, plan gossip.RolloutPlan, me
 		m, live := byName[c]
 		switch {
 		case !live:
-			return gateDecision{gateStopped, fmt.Sprintf("canary %s is not a live member (its hold did not end)", c)}
+			return gateDecision{Action: gateStopped, Reason: fmt.Sprintf("canary %s is not a live member (its hold did not end)", c)}
 		case !m.Follows:
-			return gateDecision{gateStopped, fmt.Sprintf("canary %s does not follow fleet pushes", c)}
+			return gateDecision{Action: gateStopped, Reason: fmt.Sprintf("canary %s does not follow fleet pushes", c)}
 		case !m.Applied:
-			return gateDecision{gateWait, fmt.Sprintf("waiting for canary %s to apply version %d", c, v.Version)}
+			return gateDecision{Action: gateWait, Reason: fmt.Sprintf("waiting for canary %s to apply version %d", c, v.Version)}
 		case m.Unhealthy != "":
-			return gateDecision{gateStopped, fmt.Sprintf("canary %s is unhealthy after applying version %d: %s", c, v.Version, clip(m.Unhealthy, maxReason))}
+			return gateDecision{Action: gateStopped, Reason: fmt.Sprintf("canary %s is unhealthy after applying version %d: %s", c, v.Version, clip(m.Unhealthy, maxReason))}
 		}
 		at, ok := since[c]
 		if !ok {
@@ -152,7 +157,7 @@ func rolloutGate(self string, v config.FleetVersion, plan gossip.RolloutPlan, me
 		}
 		// The end, not the time left: the reason (in the summary) stays
 		// the same while the hold runs.
-		return gateDecision{gateWait, fmt.Sprintf("canary %s healthy, in its %s hold until %s", c, hold, at.Add(hold).UTC().Format("15:04:05.0"))}
+		return gateDecision{Action: gateWait, Reason: fmt.Sprintf("canary %s healthy, in its %s hold until %s", c, hold, at.Add(hold).UTC().Format("15:04:05.0"))}
 	}
 	if !plan.BackupsFirst() || !me.Master {
 		return gateDecision{Action: gateApply}
@@ -167,7 +172,7 @@ func rolloutGate(self string, v config.FleetVersion, plan gossip.RolloutPlan, me
 	}
 	if len(backups) > 0 {
 		slices.Sort(backups)
-		return gateDecision{gateWait, fmt.Sprintf("master: waiting for the backups %s to apply version %d", strings.Join(backups, ", "), v.Version)}
+		return gateDecision{gateWait, fmt.Sprintf("master: waiting for the backups to apply version %d", v.Version), backups}
 	}
 	return gateDecision{Action: gateApply}
 }

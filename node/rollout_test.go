@@ -1,6 +1,7 @@
 package node
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,12 +36,13 @@ func TestRolloutGate(t *testing.T) {
 		members []rolloutMember
 		since   map[string]time.Time
 		want    gateAction
-		reason  string // a part of the reason
+		reason  string   // a part of the reason
+		waiting []string // the backups a master waits for
 	}{
 		{rule: "[order]", name: "a backup applies at once", self: "n2",
 			members: []rolloutMember{master("n1"), backup("n2"), backup("n3")}, want: gateApply},
 		{rule: "[order]", name: "a master waits for the backups", self: "n1",
-			members: []rolloutMember{master("n1"), backup("n2"), applied(backup("n3"))}, want: gateWait, reason: "backups n2 to apply"},
+			members: []rolloutMember{master("n1"), backup("n2"), applied(backup("n3"))}, want: gateWait, reason: "waiting for the backups to apply version 7", waiting: []string{"n2"}},
 		{rule: "[order]", name: "a master applies once the backups have", self: "n1",
 			members: []rolloutMember{master("n1"), applied(backup("n2")), applied(backup("n3"))}, want: gateApply},
 		{rule: "[order]", name: "all nodes masters: no backups to wait for", self: "n1",
@@ -70,7 +72,7 @@ func TestRolloutGate(t *testing.T) {
 			want: gateApply},
 		{rule: "[canary]+[order]", name: "after the canaries, a master still waits for the backups", self: "n1", plan: canary("n2"),
 			members: []rolloutMember{master("n1"), applied(backup("n2")), backup("n3")}, since: map[string]time.Time{"n2": t0.Add(-5 * time.Second)},
-			want: gateWait, reason: "backups n3"},
+			want: gateWait, reason: "waiting for the backups", waiting: []string{"n3"}},
 		{rule: "[canary]", name: "an unhealthy canary stops the rollout", self: "n3", plan: canary("n2"),
 			members: []rolloutMember{master("n1"), {Name: "n2", Follows: true, Applied: true, Unhealthy: "instance vr51 in FAULT"}, backup("n3")},
 			want:    gateStopped, reason: "canary n2 is unhealthy after applying version 7: instance vr51 in FAULT"},
@@ -96,10 +98,30 @@ func TestRolloutGate(t *testing.T) {
 			if got.Action != tc.want || !strings.Contains(got.Reason, tc.reason) {
 				t.Errorf("%s: got %s %q, want %s containing %q", tc.rule, got.Action, got.Reason, tc.want, tc.reason)
 			}
+			if !slices.Equal(got.Waiting, tc.waiting) {
+				t.Errorf("%s: waiting for %v, want %v", tc.rule, got.Waiting, tc.waiting)
+			}
 			if tc.want == gateApply && got.Reason != "" {
 				t.Errorf("apply with a reason %q", got.Reason)
 			}
 		})
+	}
+}
+
+// A master's reason travels in its summary: it must not change as the backups report, or every
+// report makes the master send its summary to every member again (at 50 members: 49 summaries to 49
+// members per push). The backups it still waits for are in Waiting, for the log.
+func TestGateReasonStableWhileBackupsReport(t *testing.T) {
+	v := config.FleetVersion{Version: 7, Hash: "aa", Origin: "n1"}
+	members := []rolloutMember{{Name: "n1", Follows: true, Master: true}, {Name: "n2", Follows: true}, {Name: "n3", Follows: true}}
+	first := rolloutGate("n1", v, gossip.RolloutPlan{}, members, map[string]time.Time{}, t0)
+	members[1].Applied = true
+	second := rolloutGate("n1", v, gossip.RolloutPlan{}, members, map[string]time.Time{}, t0)
+	if first.Action != gateWait || second.Action != gateWait || first.Reason != second.Reason {
+		t.Errorf("reason changed as n2 reported: %s %q, then %s %q", first.Action, first.Reason, second.Action, second.Reason)
+	}
+	if !slices.Equal(first.Waiting, []string{"n2", "n3"}) || !slices.Equal(second.Waiting, []string{"n3"}) {
+		t.Errorf("waiting for %v then %v, want [n2 n3] then [n3]", first.Waiting, second.Waiting)
 	}
 }
 

@@ -156,10 +156,11 @@ func TestFleetPush(t *testing.T) {
 }
 
 // TestFleetPushLateJoiner (issue 14): "a node joining later catches up" and "a node with
-// fleet.config not following ignores pushes": version 1 is pushed to n1 and n2; n3, started
-// afterwards and following, applies version 1 from the announcements gossip's state exchange
-// brings it; n4, started with the default fleet.config (ignore), keeps running its own file and
-// shows as not following.
+// fleet.config not following ignores pushes": version 1 is pushed through n2 to n1 and n2, then n2,
+// the version's origin, leaves; n3, started afterwards and following, applies version 1 from the
+// announcement n1 makes once no live member announces it (its own row, which gossip's state
+// exchange brings n3); n4, started with the default fleet.config (ignore), keeps running its own
+// file and shows as not following.
 func TestFleetPushLateJoiner(t *testing.T) {
 	l := newLab(t, 4)
 	l.follow = true
@@ -168,22 +169,37 @@ func TestFleetPushLateJoiner(t *testing.T) {
 	l.start("n2", local, "test", "")
 	two := map[string]string{"n1": "alive", "n2": "alive"}
 	l.waitMembers([]string{"n1", "n2"}, two, 30*time.Second)
-	out, code := l.push(t, "n1", fleetDoc("eth0"))
+	out, code := l.push(t, "n2", fleetDoc("eth0"))
 	if code != 0 || strings.Count(out, "applied version 1") != 2 {
 		t.Fatalf("push v1 to n1 and n2: exit %d:\n%s", code, out)
 	}
+	if err := l.procs["n2"].Stop(10 * time.Second); err != nil {
+		t.Fatalf("stopping n2: %v", err)
+	}
+	l.waitMembers([]string{"n1"}, map[string]string{"n1": "alive", "n2": "left"}, 15*time.Second)
 
 	l.start("n3", local, "test", "")
 	l.follow = false
 	l.start("n4", local, "test", "")
-	all := map[string]string{"n1": "alive", "n2": "alive", "n3": "alive", "n4": "alive"}
-	l.waitMembers([]string{"n1", "n2", "n3", "n4"}, all, 30*time.Second)
+	if err := netlab.Poll(30*time.Second, 100*time.Millisecond, func() (bool, error) {
+		ms, err := l.members("n3")
+		alive := 0
+		for _, m := range ms {
+			if m.State == "alive" {
+				alive++
+			}
+		}
+		return err == nil && alive == 3, nil
+	}); err != nil {
+		ms, _ := l.members("n3")
+		t.Fatalf("n3 does not see n1, n3 and n4 alive: %s", states(ms))
+	}
 	if err := netlab.Poll(20*time.Second, 100*time.Millisecond, func() (bool, error) {
 		st, err := l.status("n3")
 		return err == nil && len(st.Instances) == 1 && len(st.Instances[0].VIPs) == 2, nil
 	}); err != nil {
 		st, _ := l.status("n3")
-		t.Fatalf("n3, joining later, did not catch up with version 1: %+v", st.Instances)
+		t.Fatalf("n3, joining after the origin left, did not catch up with version 1: %+v", st.Instances)
 	}
 	var n4 node.MemberStatus
 	if err := netlab.Poll(10*time.Second, 100*time.Millisecond, func() (bool, error) {

@@ -29,14 +29,16 @@ import (
 	"vigil/test/peer"
 )
 
-// rolloutPushArgs are added to every `vigil config push` the rollout benchmark times; none is what
-// main does today (every follower applies as soon as it hears the announcement). Set
-// VIGIL_ROLLOUT_PUSH_ARGS (split at spaces), e.g. "--order backups-first", to time another order.
+// rolloutPushArgs are added to every `vigil config push` the rollout benchmark times; none is the
+// default plan (--order backups-first: the masters apply after every other member). Set
+// VIGIL_ROLLOUT_PUSH_ARGS (split at spaces), e.g. "--order all", to time another order.
 var rolloutPushArgs = strings.Fields(os.Getenv("VIGIL_ROLLOUT_PUSH_ARGS"))
 
-// rolloutPoll is how often the benchmark asks each member's own admin API for its verdict: a
-// member's time is late by at most this plus one request.
-const rolloutPoll = 20 * time.Millisecond
+// rolloutPoll is how often the benchmark asks each member's own admin API for its verdict
+// (VIGIL_ROLLOUT_POLL, default 20ms): a member's polled time is late by at most this plus one
+// request. The members' own timestamps do not depend on it, but the polling's load does: 50
+// members polled every 20 ms are 2,500 requests a second the daemons answer during a push.
+var rolloutPoll = 20 * time.Millisecond
 
 // rolloutBatch is how many members start at once.
 const rolloutBatch = 10
@@ -71,6 +73,13 @@ const (
 // and here all members share one disk's journal, where each director has its own (the members'
 // "fleet configuration applied" log lines give each step's time: fetch, compose, apply, record).
 func BenchmarkRollout(b *testing.B) {
+	if v := os.Getenv("VIGIL_ROLLOUT_POLL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			b.Fatalf("VIGIL_ROLLOUT_POLL=%q: want a duration such as 20ms", v)
+		}
+		rolloutPoll = d
+	}
 	sizes := []int{5, 50}
 	if v := os.Getenv("VIGIL_ROLLOUT_SIZES"); v != "" {
 		sizes = nil
@@ -431,15 +440,16 @@ func rollout(b *testing.B, n int, profile string, pushes, large int) {
 
 	var all1, rec, cmdT []time.Duration
 	var perMember []time.Duration
-	var pollCPU, pushWall time.Duration
+	var pollCPU, pushWall, fleetCPU time.Duration
 	var incomplete []string
 	m0 = machineCPU(b)
 	rows0 := r.gossipRows(b)
 	for i := range pushes {
-		c0, w0 := selfCPU(), time.Now()
+		c0, w0, f0 := selfCPU(), time.Now(), r.daemonsCPU(b)
 		const timeout = 30 * time.Second
 		t, err := r.timedPush(b, rolloutDoc(n, 0, i%2 == 0), r.version+1, applied, timeout, rolloutPushArgs...)
 		pollCPU, pushWall = pollCPU+selfCPU()-c0, pushWall+time.Since(w0)
+		fleetCPU += r.daemonsCPU(b) - f0
 		p, rc := t.all()
 		switch {
 		case errors.Is(err, errNoVerdict):
@@ -472,11 +482,13 @@ func rollout(b *testing.B, n int, profile string, pushes, large int) {
 		b.ReportMetric(s.max.Seconds(), "max-s")
 		fmt.Printf("%s, small change, %d pushes: every member applied (polled every %s): p50 %.3fs p99 %.3fs max %.3fs; "+
 			"by the members' own timestamps: p50 %.3fs p99 %.3fs max %.3fs; one member (all %d samples): p50 %.3fs p99 %.3fs; "+
-			"`config push` returned after p50 %.3fs; the polling took %.1f %% of one core during the pushes, the machine was %.0f %% busy\n",
+			"`config push` returned after p50 %.3fs; the polling took %.1f %% of one core during the pushes, the machine was %.0f %% busy; "+
+			"the daemons used %.2f s of CPU per push (%.1f ms per member; %.0f %% of one core while a push ran, idle share included)\n",
 			label, len(all1), rolloutPoll, s.p50.Seconds(), s.p99.Seconds(), s.max.Seconds(),
 			summarize(rec).p50.Seconds(), summarize(rec).p99.Seconds(), summarize(rec).max.Seconds(),
 			len(perMember), summarize(perMember).p50.Seconds(), summarize(perMember).p99.Seconds(), summarize(cmdT).p50.Seconds(),
-			100*pollCPU.Seconds()/pushWall.Seconds(), machineCPU(b).busySince(m0))
+			100*pollCPU.Seconds()/pushWall.Seconds(), machineCPU(b).busySince(m0),
+			fleetCPU.Seconds()/float64(len(all1)), 1000*fleetCPU.Seconds()/float64(len(all1)*n), 100*fleetCPU.Seconds()/pushWall.Seconds())
 		fmt.Printf("%s, small change: gossip rows each member received per push (broadcasts and push/pull, by kind; the fleet idle between pushes included): %s\n",
 			label, rowsPerPush(rows0, r.gossipRows(b), len(all1)*n))
 		if len(incomplete) > 0 {
@@ -587,20 +599,23 @@ func (r *rolloutLab) waitFleet(b *testing.B, k int, timeout time.Duration) int {
 // fleetCPU returns the CPU all members' daemons use over window, in percent of one core.
 func (r *rolloutLab) fleetCPU(b *testing.B, window time.Duration) float64 {
 	b.Helper()
-	total := func() time.Duration {
-		var sum time.Duration
-		for _, p := range r.procs {
-			cpu, _, err := procUsage(p.Pid())
-			if err != nil {
-				b.Fatal(err)
-			}
-			sum += cpu
-		}
-		return sum
-	}
-	c0 := total()
+	c0 := r.daemonsCPU(b)
 	time.Sleep(window)
-	return 100 * (total() - c0).Seconds() / window.Seconds()
+	return 100 * (r.daemonsCPU(b) - c0).Seconds() / window.Seconds()
+}
+
+// daemonsCPU is the CPU time all members' daemons have used so far.
+func (r *rolloutLab) daemonsCPU(b *testing.B) time.Duration {
+	b.Helper()
+	var sum time.Duration
+	for _, p := range r.procs {
+		cpu, _, err := procUsage(p.Pid())
+		if err != nil {
+			b.Fatal(err)
+		}
+		sum += cpu
+	}
+	return sum
 }
 
 // rolloutNice is the nice value the fleet's daemons and the benchmark run at (VIGIL_ROLLOUT_NICE,

@@ -4,7 +4,8 @@
 // It re-exports the lab (Lab, Node, Process, Capture, VRRPFrames, ...; see internal/nslab for the
 // segment a lab builds) and adds what only tests need: Require, which gates the root-only tiers on
 // VIGIL_NETNS=1, and NewForTest, which removes an earlier crashed run's leftovers, builds a lab
-// with the VIGIL_LAB_TAG-tagged prefix and closes it when the test ends.
+// with the VIGIL_LAB_TAG-tagged prefix and closes it when the test ends. The lab's directory (the
+// daemons' configs and logs) is kept when the test fails, or always with VIGIL_LAB_KEEP=1.
 //
 // Typical use in a root-only test:
 //

@@ -81,6 +81,10 @@ func NewForTest(t TB, prefix string) *Lab {
 			for _, p := range l.Processes() {
 				t.Logf("netlab: log of %s %v (pid %d) on node %s:\n%s", p.Name, p.Args, p.Pid(), p.Node().Name, p.LogTail(16<<10))
 			}
+		}
+		// VIGIL_LAB_KEEP=1 keeps a passing run's files too: the daemons'
+		// logs of a benchmark, read afterwards.
+		if t.Failed() || os.Getenv("VIGIL_LAB_KEEP") != "" {
 			l.KeepFiles = true
 			t.Logf("netlab: keeping lab directory %s", l.Dir())
 		}
