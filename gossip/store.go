@@ -108,6 +108,11 @@ type Store struct {
 	// gone holds the origins that left or died, and since when.
 	gone    map[string]time.Time
 	unknown uint64
+	// sorted caches Rows' answer per kind until a row of the kind
+	// changes: the fleet loop reads every kind several times per pass,
+	// and at 50 members copying and sorting the whole map each time was a
+	// tenth of a member's CPU during a rollout.
+	sorted map[string][]Row
 }
 
 // NewStore returns an empty store.
@@ -121,7 +126,7 @@ func NewStore(cfg Config) (*Store, error) {
 	if cfg.MaxRowSize <= 0 {
 		cfg.MaxRowSize = DefaultMaxRowSize
 	}
-	return &Store{cfg: cfg, rows: map[RowID]Row{}, since: map[RowID]time.Time{}, gone: map[string]time.Time{}}, nil
+	return &Store{cfg: cfg, rows: map[RowID]Row{}, since: map[RowID]time.Time{}, gone: map[string]time.Time{}, sorted: map[string][]Row{}}, nil
 }
 
 func knownKind(k string) bool {
@@ -156,6 +161,7 @@ func (s *Store) write(kind, key string, value []byte, deleted bool, now time.Tim
 
 func (s *Store) put(r Row, now time.Time) {
 	s.rows[r.RowID] = r
+	delete(s.sorted, r.Kind)
 	if r.Deleted {
 		s.since[r.RowID] = now
 	} else {
@@ -213,7 +219,12 @@ func (s *Store) Snapshot() []Row { return s.collect(func(Row) bool { return true
 // Rows returns the live (not withdrawn) rows of one kind, every origin's,
 // sorted as Snapshot sorts: only those are copied and sorted.
 func (s *Store) Rows(kind string) []Row {
-	return s.collect(func(r Row) bool { return r.Kind == kind && !r.Deleted })
+	rows, ok := s.sorted[kind]
+	if !ok {
+		rows = s.collect(func(r Row) bool { return r.Kind == kind && !r.Deleted })
+		s.sorted[kind] = rows
+	}
+	return slices.Clone(rows)
 }
 
 // collect returns the rows keep selects, sorted by origin, kind and key.
@@ -269,6 +280,7 @@ func (s *Store) Expire(now time.Time) int {
 		if t, dead := s.since[id]; (gone && now.Sub(at) >= s.cfg.Grace) || (dead && now.Sub(t) >= s.cfg.Grace) {
 			delete(s.rows, id)
 			delete(s.since, id)
+			delete(s.sorted, id.Kind)
 			n++
 		}
 	}

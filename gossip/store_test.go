@@ -234,3 +234,46 @@ func TestNewStoreNeedsAName(t *testing.T) {
 		t.Error("no error")
 	}
 }
+
+// Rows answers from a per-kind cache: after any change (a merge, a write, a withdrawal, an
+// expiry) it gives what a fresh scan of the store gives, and a caller changing its copy does not
+// change the next answer.
+func TestRowsFollowChanges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	s := newStore(t, "a", 1)
+	scan := func(kind string) []Row {
+		return s.collect(func(r Row) bool { return r.Kind == kind && !r.Deleted })
+	}
+	check := func(step string) {
+		t.Helper()
+		for _, kind := range []string{KindNode, KindHealth} {
+			if got, want := s.Rows(kind), scan(kind); !reflect.DeepEqual(got, want) {
+				t.Fatalf("after %s: Rows(%s) = %v, a scan gives %v", step, kind, got, want)
+			}
+		}
+	}
+	for i, r := range history(rng, 200) {
+		_ = s.Rows(KindNode) // fill the cache between changes
+		s.Merge(t0, r)
+		check("a merge")
+		if i%7 == 0 {
+			if _, err := s.Publish(KindHealth, "own", []byte{byte(i)}); err != nil {
+				t.Fatal(err)
+			}
+			check("a write")
+		}
+		if i%11 == 0 {
+			if _, err := s.Withdraw(KindHealth, "own", t0); err != nil {
+				t.Fatal(err)
+			}
+			check("a withdrawal")
+		}
+	}
+	if rows := s.Rows(KindNode); len(rows) > 0 {
+		rows[0].Origin = "changed by the caller"
+		check("a caller's change to its copy")
+	}
+	s.NodeGone("b", t0)
+	s.Expire(t0.Add(time.Hour))
+	check("an expiry")
+}
