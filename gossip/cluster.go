@@ -299,6 +299,13 @@ func (c *Cluster) Rows(kind string) []Row {
 	return c.store.Rows(kind)
 }
 
+// Generation counts the changes to kind's rows (Store.Generation).
+func (c *Cluster) Generation(kind string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.store.Generation(kind)
+}
+
 // Withdraw deletes this node's row for (kind, key) and queues the
 // tombstone's broadcast.
 func (c *Cluster) Withdraw(kind, key string) error {

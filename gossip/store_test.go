@@ -237,19 +237,27 @@ func TestNewStoreNeedsAName(t *testing.T) {
 
 // Rows answers from a per-kind cache: after any change (a merge, a write, a withdrawal, an
 // expiry) it gives what a fresh scan of the store gives, and a caller changing its copy does not
-// change the next answer.
+// change the next answer. Generation changes whenever a kind's rows do.
 func TestRowsFollowChanges(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	s := newStore(t, "a", 1)
 	scan := func(kind string) []Row {
 		return s.collect(func(r Row) bool { return r.Kind == kind && !r.Deleted })
 	}
+	seen := map[string][]Row{}
+	gens := map[string]uint64{}
 	check := func(step string) {
 		t.Helper()
 		for _, kind := range []string{KindNode, KindHealth} {
-			if got, want := s.Rows(kind), scan(kind); !reflect.DeepEqual(got, want) {
+			got, want := s.Rows(kind), scan(kind)
+			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("after %s: Rows(%s) = %v, a scan gives %v", step, kind, got, want)
 			}
+			// Generation: an unchanged number promises unchanged rows.
+			if g := s.Generation(kind); g == gens[kind] && !reflect.DeepEqual(seen[kind], want) {
+				t.Fatalf("after %s: %s rows changed, generation still %d", step, kind, g)
+			}
+			seen[kind], gens[kind] = want, s.Generation(kind)
 		}
 	}
 	for i, r := range history(rng, 200) {

@@ -92,6 +92,9 @@ type fleet struct {
 	own []gossip.InstanceSummary
 	// published are this node's rows as last published, by kind and key.
 	published map[[2]string][]byte
+	// membersChanged: a member's state changed since the fleet loop last
+	// looked (takeMembersChanged).
+	membersChanged bool
 	// summaryAt is when each origin's node summary row last changed here.
 	summaryAt map[string]summarySeen
 	// members is the cluster's membership as of the last tick.
@@ -309,6 +312,7 @@ func (f *fleet) run(ctx context.Context, status func() statusView) {
 	f.cfgs.announceApplied()
 	var lastSummary, lastSlow, lastOwn time.Time
 	var settle <-chan time.Time // armed by changed rows, see changeSettle
+	gens := kindGenerations{}
 	for {
 		now := time.Now()
 		select {
@@ -332,11 +336,23 @@ func (f *fleet) run(ctx context.Context, status func() statusView) {
 			}
 		case <-settle:
 			settle = nil
-			f.noteSummaries(now)
-			f.updateView(now)
-			f.recomputeMasters()
+			// Only what the changed kinds feed: in a rollout nearly every
+			// change is a node summary, and recomputing the masters or
+			// the health view for each was a tenth of a member's CPU.
+			ch := gens.update(f.cl)
+			if ch[gossip.KindNode] {
+				f.noteSummaries(now)
+			}
+			if ch[gossip.KindHealth] {
+				f.updateView(now)
+			}
+			if ch[gossip.KindVRRP] {
+				f.recomputeMasters()
+			}
 			f.feed(ctx, now)
-			f.cfgs.step(ctx)
+			if ch[gossip.KindConfig] || ch[gossip.KindNode] || ch[gossip.KindVRRP] {
+				f.cfgs.step(ctx) // the gate reads summaries and instances
+			}
 		case <-tick.C:
 			// Feeding arbitration is cheap (the masters are computed when
 			// rows change); the rest runs at slower paces.
@@ -356,6 +372,11 @@ func (f *fleet) run(ctx context.Context, status func() statusView) {
 			if now.Sub(lastSlow) >= time.Second {
 				lastSlow = now
 				f.refreshMembers(now)
+				if f.takeMembersChanged() {
+					// A member died or came back: its instances count
+					// for arbitration or stop counting.
+					f.recomputeMasters()
+				}
 				// Suspension (ha_suspend) and stalls change no verdict:
 				// look at every real server's row once a second.
 				f.publishHealth(now, nil)
@@ -556,15 +577,49 @@ func (f *fleet) live(origin string) bool {
 }
 
 // refreshMembers takes the cluster's membership (never from a memberlist
-// callback).
+// callback) and notes whether a member's state changed
+// (takeMembersChanged).
 func (f *fleet) refreshMembers(now time.Time) {
 	ms := f.cl.MemberStates()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.members = make(map[string]gossip.Member, len(ms))
+	changed := len(ms) != len(f.members)
+	members := make(map[string]gossip.Member, len(ms))
 	for _, m := range ms {
-		f.members[m.Name] = m
+		members[m.Name] = m
+		if p, ok := f.members[m.Name]; !ok || p.State != m.State {
+			changed = true
+		}
 	}
+	f.members = members
+	f.membersChanged = f.membersChanged || changed
+}
+
+// takeMembersChanged reports whether a member's state changed since the
+// last call (admin requests refresh the membership too: the fleet loop
+// still learns of their changes).
+func (f *fleet) takeMembersChanged() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch := f.membersChanged
+	f.membersChanged = false
+	return ch
+}
+
+// kindGenerations are the row kinds' generations the fleet loop last read
+// (gossip.Cluster.Generation).
+type kindGenerations map[string]uint64
+
+// update reads the generations of the kinds the fleet loop follows and
+// reports which changed since the last update.
+func (g kindGenerations) update(cl *gossip.Cluster) map[string]bool {
+	ch := map[string]bool{}
+	for _, kind := range []string{gossip.KindNode, gossip.KindHealth, gossip.KindVRRP, gossip.KindConfig} {
+		if n := cl.Generation(kind); n != g[kind] {
+			g[kind], ch[kind] = n, true
+		}
+	}
+	return ch
 }
 
 // noteSummaries records when each origin's node summary last changed.
