@@ -187,11 +187,22 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	if len(mc.Label) > memberlist.LabelMaxSize {
 		return nil, fmt.Errorf("gossip: cluster label is %d bytes, over %d", len(mc.Label), memberlist.LabelMaxSize)
 	}
+	// vigil's own transport unless one is given (tests' mock networks).
+	var own *transport
+	if mc.Transport == nil {
+		if own, err = newTransport(mc.BindAddr, mc.BindPort, log); err != nil {
+			return nil, err
+		}
+		mc.Transport = own
+		if mc.BindPort == 0 { // as memberlist does for its own transport
+			mc.BindPort, mc.AdvertisePort = own.Port(), own.Port()
+		}
+	}
 	c := &Cluster{log: log, store: store, inbound: make(chan []byte, cfg.Inbound),
 		events: make(chan memberEvent, cfg.Inbound), changed: make(chan struct{}, 1),
 		self: cfg.Name, cluster: mc.Label, grace: store.cfg.Grace, refusedLog: map[string]struct{}{},
 		peers: map[string]*peer{}, leavers: map[string]bool{}, join: slices.Clone(cfg.Join), rejoinEvery: cfg.Rejoin,
-		reclaim: cfg.Memberlist.DeadNodeReclaimTime, selfAddr: advertised(cfg.Memberlist),
+		reclaim: cfg.Memberlist.DeadNodeReclaimTime, selfAddr: advertised(&mc),
 		onKeyring: cfg.OnKeyring, pending: map[uint64]chan KeyResult{}, stats: newStats(),
 		calls: map[uint64]chan callReply{}, provide: cfg.Provide, serve: cfg.Serve,
 		fanout: max(cfg.Fanout, 0), packetSize: directPacketSize(&mc), directKick: make(chan struct{}, 1)}
@@ -219,6 +230,9 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	c.relay = &memberlist.TransmitLimitedQueue{RetransmitMult: cfg.RelayMult, NumNodes: numNodes}
 	ml, err := memberlist.Create(&mc)
 	if err != nil {
+		if own != nil {
+			_ = own.Shutdown()
+		}
 		return nil, fmt.Errorf("gossip: starting memberlist: %w", err)
 	}
 	c.ml = ml

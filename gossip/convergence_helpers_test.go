@@ -33,13 +33,13 @@ const convPoll = 5 * time.Millisecond
 // errKilled is what a killed node's sends get.
 var errKilled = errors.New("node killed")
 
-// countingTransport is memberlist's own NetTransport on 127.0.0.1 with a
-// free port, counting the bytes this node sends (UDP packets and the
+// countingTransport is vigil's transport (what the daemon runs) on
+// 127.0.0.1 with a free port, counting the bytes this node sends (UDP packets and the
 // streams it opens or accepts). kill closes its sockets and refuses every
 // later send, as if the process got SIGKILL: no Leave goes out, peers'
 // packets hit a closed port.
 type countingTransport struct {
-	*memberlist.NetTransport
+	*transport
 	sent    atomic.Int64
 	killed  atomic.Bool
 	streams chan net.Conn
@@ -48,14 +48,12 @@ type countingTransport struct {
 }
 
 func newCountingTransport() (*countingTransport, error) {
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{"127.0.0.1"}, // port 0: the transport picks one free for both TCP and UDP
-		Logger:    log.New(io.Discard, "", 0),
-	})
+	// Port 0: the transport picks one free for both TCP and UDP.
+	nt, err := newTransport("127.0.0.1", 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, fmt.Errorf("loopback transport: %w", err)
 	}
-	t := &countingTransport{NetTransport: nt, streams: make(chan net.Conn), done: make(chan struct{})}
+	t := &countingTransport{transport: nt, streams: make(chan net.Conn), done: make(chan struct{})}
 	go t.forward()
 	return t, nil
 }
@@ -65,7 +63,7 @@ func newCountingTransport() (*countingTransport, error) {
 func (t *countingTransport) forward() {
 	for {
 		select {
-		case c := <-t.NetTransport.StreamCh():
+		case c := <-t.transport.StreamCh():
 			select {
 			case t.streams <- &countingConn{Conn: c, sent: &t.sent}:
 			case <-t.done:
@@ -85,14 +83,14 @@ func (t *countingTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 		return time.Time{}, errKilled
 	}
 	t.sent.Add(int64(len(b)))
-	return t.NetTransport.WriteTo(b, addr)
+	return t.transport.WriteTo(b, addr)
 }
 
 func (t *countingTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
 	if t.killed.Load() {
 		return nil, errKilled
 	}
-	c, err := t.NetTransport.DialTimeout(addr, timeout)
+	c, err := t.transport.DialTimeout(addr, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +98,7 @@ func (t *countingTransport) DialTimeout(addr string, timeout time.Duration) (net
 }
 
 // WriteToAddress and DialAddressTimeout are what memberlist calls (the
-// embedded NetTransport is a NodeAwareTransport); they must count too.
+// embedded transport is a NodeAwareTransport); they must count too.
 func (t *countingTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
 	return t.WriteTo(b, a.Addr)
 }
@@ -127,14 +125,14 @@ func (t *countingTransport) Shutdown() error {
 		go func() {
 			for {
 				select {
-				case c := <-t.NetTransport.StreamCh():
+				case c := <-t.transport.StreamCh():
 					c.Close()
 				case <-drained:
 					return
 				}
 			}
 		}()
-		err = t.NetTransport.Shutdown()
+		err = t.transport.Shutdown()
 		close(drained)
 	})
 	return err
@@ -285,7 +283,7 @@ func startNode(name string, tr *countingTransport, mc *memberlist.Config, mode f
 	mc.Logger = log.New(io.Discard, "", 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	nd := &convNode{name: name, tr: tr, cancel: cancel, done: make(chan error, 1),
-		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(tr.GetAutoBindPort()))}
+		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(tr.Port()))}
 	if mode == modePlain {
 		p, err := newPlainNode(name, mc)
 		if err != nil {
