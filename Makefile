@@ -66,6 +66,8 @@ bench: deps build
 	  $(GO) test -count=1 -p 1 -timeout 60m -run '^$$' -bench . -benchtime 1x ./test/bench/ | tee bench.out
 	@echo "== IPVS in the test VM: 1,000 virtual servers x 10 real servers, vigil vs ipvsadm and keepalived" | tee -a bench.out
 	set -o pipefail; VIGIL_NETNS=1 VIGIL_BENCH=1 VIGIL_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m -run 'LBBenchVM' -v ./test/vm/ | grep -v '^=== ' | tee -a bench.out
+	@echo "== a fleet rollout in the test VM: a 1,000 x 10 document pushed to 5 members, each programming its own IPVS" | tee -a bench.out
+	set -o pipefail; VIGIL_NETNS=1 VIGIL_BENCH=1 VIGIL_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -run 'LBRolloutBenchVM' -v ./test/vm/ | grep -v '^=== ' | tee -a bench.out
 	@echo "== desired-table diff (pure), parsing a 1,000 x 10 config, and health-check throughput on this host" | tee -a bench.out
 	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . ./lb/ | tee -a bench.out
 	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench . -benchmem ./config/ ./lb/balancer/ | tee -a bench.out

@@ -251,6 +251,6 @@ func FleetEffective(local *Config, localBytes []byte) (*Config, FleetVersion, er
 	if err != nil {
 		return nil, v, err
 	}
-	cfg.Path = local.Path
+	cfg.Path, cfg.FleetVersion = local.Path, v.Version
 	return cfg, v, nil
 }

@@ -31,6 +31,9 @@ type Config struct {
 	Path     string   // the file it came from; "" for Parse
 	Hash     string   // sha256 of the file bytes, lower-case hex
 	Warnings []string // problems that do not stop the config, "path: message"
+	// FleetVersion is the fleet version the configuration was composed
+	// from (0: the local file alone); set by whoever composes it.
+	FleetVersion uint64
 }
 
 // Node identifies this node.

@@ -92,6 +92,8 @@ type fleet struct {
 	own []gossip.InstanceSummary
 	// published are this node's rows as last published, by kind and key.
 	published map[[2]string][]byte
+	// cfgFleet is the fleet version cfg was composed from (0: none).
+	cfgFleet uint64
 	// membersChanged: a member's state changed since the fleet loop last
 	// looked (takeMembersChanged).
 	membersChanged bool
@@ -247,7 +249,7 @@ func (f *fleet) setConfig(cfg *config.Config) {
 	f.view.SetPolicies(pol)
 	lbHash := lbSectionHash(cfg)
 	f.mu.Lock()
-	f.cfg, f.lbHash = cfg, lbHash
+	f.cfg, f.lbHash, f.cfgFleet = cfg, lbHash, cfg.FleetVersion
 	f.mu.Unlock()
 	f.poke()
 }
@@ -856,10 +858,15 @@ func (f *fleet) exportMetrics(now time.Time) {
 // different lb sections, whose tables differ rightly. (It named the node's
 // whole file before, which differs on every node: nothing was ever
 // compared.)
+//
+// The version is the one the running configuration was composed from, set
+// with it (setConfig), not the fleet loop's applied version: that one
+// changes only after the reload returns, and a table computed for the new
+// configuration was stamped with the old version, which other members
+// took for a divergence at every push.
 func (f *fleet) setDigest(digest string) {
-	v := f.cfgs.fleetApplied()
 	f.mu.Lock()
-	d := gossip.DesiredDigest{ConfigVersion: v, ConfigHash: f.lbHash, Digest: digest}
+	d := gossip.DesiredDigest{ConfigVersion: f.cfgFleet, ConfigHash: f.lbHash, Digest: digest}
 	same := f.desired == d
 	f.desired = d
 	f.mu.Unlock()

@@ -368,7 +368,7 @@ func (fc *fleetConfig) applyDocument(ctx context.Context, a gossip.ConfigAnnounc
 	if err != nil {
 		return err
 	}
-	cfg.Path = fc.local
+	cfg.Path, cfg.FleetVersion = fc.local, v.Version
 	t2 := time.Now()
 	if _, err := fc.apply(cfg); err != nil {
 		return fmt.Errorf("applying %s: %w", label, err)

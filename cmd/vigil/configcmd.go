@@ -279,7 +279,7 @@ invalid, failed somewhere or timed out, 2 usage error.`,
 func pushFlags(cmd *cobra.Command, socket, pushedBy *string, wait *bool, timeout *time.Duration) {
 	cmd.Flags().StringVar(socket, "socket", defaultSocket(), "admin socket of the daemon (env "+socketEnv+")")
 	cmd.Flags().BoolVar(wait, "wait", false, "wait until every following member applied it (or failed)")
-	cmd.Flags().DurationVar(timeout, "timeout", time.Minute, "how long --wait waits (not given: 1m plus --canary-hold when there are canaries)")
+	cmd.Flags().DurationVar(timeout, "timeout", time.Minute, "how long --wait waits, and the push's own request at least 30s (not given: 1m plus --canary-hold when there are canaries)")
 	cmd.Flags().StringVar(pushedBy, "pushed-by", "", "who pushes, for the history (default: the user running the command)")
 	cmd.SetFlagErrorFunc(flagUsageError)
 }
@@ -293,7 +293,10 @@ func sendPush(cmd *cobra.Command, what, path string, request any, socket string,
 	ctx, end := cliSpan(cmd.Context(), "config."+what)
 	defer func() { end(err) }()
 	req, _ := json.Marshal(request)
-	body, err := adminSend(ctx, socket, "POST", path, req, 30*time.Second)
+	// The node validates the document for every node it names before it
+	// answers: a large document for many nodes can take longer than the
+	// usual 30 s, and --timeout says how long the operator will wait.
+	body, err := adminSend(ctx, socket, "POST", path, req, max(timeout, 30*time.Second))
 	if err != nil {
 		return &exitError{code: 1, msg: "vigil config " + what + ": " + err.Error()}
 	}

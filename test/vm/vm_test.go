@@ -165,6 +165,13 @@ func TestLBFleetViewInVM(t *testing.T) {
 // subtests passed. It returns the guest output.
 func runLBE2E(t *testing.T, test string, files map[string]string, env, modules, subtests []string) string {
 	t.Helper()
+	return runLBE2EFor(t, test, files, env, modules, subtests, 200*time.Second)
+}
+
+// runLBE2EFor is runLBE2E with the guest test's time limit (the VM's is
+// 40 s more).
+func runLBE2EFor(t *testing.T, test string, files map[string]string, env, modules, subtests []string, limit time.Duration) string {
+	t.Helper()
 	ctx := context.Background()
 	vigil := os.Getenv("VIGIL_BIN")
 	if vigil == "" {
@@ -178,10 +185,10 @@ func runLBE2E(t *testing.T, test string, files map[string]string, env, modules, 
 	maps.Copy(all, files)
 	res, err := vm.Run(ctx, vm.Spec{
 		Files:    all,
-		Command:  []string{"/lbe2e/lbe2e.test", "-test.v", "-test.count=1", "-test.run=^" + test + "$", "-test.timeout=200s"},
+		Command:  []string{"/lbe2e/lbe2e.test", "-test.v", "-test.count=1", "-test.run=^" + test + "$", "-test.timeout=" + limit.String()},
 		Env:      append([]string{"VIGIL_BIN=/lbe2e/vigil", "VIGIL_NETNS=1"}, env...),
 		Modules:  modules,
-		Timeout:  240 * time.Second,
+		Timeout:  limit + 40*time.Second,
 		CPUs:     2,
 		MemoryMB: 1024,
 	})
@@ -204,6 +211,28 @@ func runLBE2E(t *testing.T, test string, files map[string]string, env, modules, 
 		t.Logf("guest output:\n%s", res.Output)
 	}
 	return res.Output
+}
+
+// TestLBRolloutBenchVM runs test/lbe2e's TestFleetRolloutIPVS in the VM
+// (issue 14's rollout of a 1,000-virtual-server document, programmed into
+// real IPVS by every member) and logs its figures. Not part of make test:
+// it runs only with VIGIL_BENCH=1 (make bench); VIGIL_ROLLOUT_MEMBERS
+// sets the fleet's size (default 5).
+func TestLBRolloutBenchVM(t *testing.T) {
+	if os.Getenv("VIGIL_BENCH") != "1" {
+		t.Skip("benchmark: set VIGIL_BENCH=1 (and VIGIL_NETNS=1)")
+	}
+	needVM(t)
+	env := []string{"VIGIL_BENCH=1"}
+	if n := os.Getenv("VIGIL_ROLLOUT_MEMBERS"); n != "" {
+		env = append(env, "VIGIL_ROLLOUT_MEMBERS="+n)
+	}
+	out := runLBE2EFor(t, "TestFleetRolloutIPVS", nil, env, nil, nil, 15*time.Minute)
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "RESULT ") {
+			t.Log(strings.TrimSpace(line))
+		}
+	}
 }
 
 // TestLBBenchVM runs test/lbvm's reconcile benchmark in the VM and logs
