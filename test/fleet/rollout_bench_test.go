@@ -129,33 +129,12 @@ func rolloutPriority(i int) int { return 200 - 2*i }
 // alt lowering n2's by one (the small change); with vs > 0 also vs virtual servers of
 // rolloutRealServers real servers each, alt changing one weight instead.
 func rolloutDoc(n, vs int, alt bool) string {
-	var d strings.Builder
-	d.WriteString("vrrp:\n  instances:\n    - { name: vr51, interface: eth0, vrid: 51, priority: 100, advert_interval: 1s, vips: [" +
-		vip.String() + "] }\n")
-	if vs > 0 {
-		d.WriteString("lb:\n  virtual_servers:\n")
-		for i := range vs {
-			var rs []string
-			for j := range rolloutRealServers {
-				w := 1
-				if alt && i == 0 && j == 0 {
-					w = 2
-				}
-				rs = append(rs, fmt.Sprintf("{address: \"203.0.113.%d:%d\", weight: %d}", j+1, 8000+i, w))
-			}
-			fmt.Fprintf(&d, "    - {name: vs%d, address: \"198.51.100.%d:%d\", protocol: tcp, scheduler: wrr, real_servers: [%s]}\n",
-				i, 1+i/4, 80+i%4, strings.Join(rs, ", "))
-		}
-	}
-	d.WriteString("nodes:\n")
-	for i := 1; i <= n; i++ {
-		p := rolloutPriority(i)
+	return peer.RolloutDocument(vip, names(n), func(i int) int {
 		if alt && vs == 0 && i == 2 {
-			p--
+			return rolloutPriority(i) - 1
 		}
-		fmt.Fprintf(&d, "  n%d: { vrrp: { instances: [ { name: vr51, priority: %d } ] } }\n", i, p)
-	}
-	return d.String()
+		return rolloutPriority(i)
+	}, vs, rolloutRealServers, alt)
 }
 
 // admin is an HTTP client of one member's admin socket (the nodes share the host's file

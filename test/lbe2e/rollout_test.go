@@ -93,7 +93,7 @@ fleet: {config: follow, state_dir: %s}
 
 	version := uint64(0)
 	for p := range pushes + 1 {
-		doc := rolloutDocument(names, 1000, 10, p%2 == 1)
+		doc := peer.RolloutDocument(pfx("192.0.2.100/24"), names, func(i int) int { return 200 - 2*i }, 1000, 10, p%2 == 1)
 		file := filepath.Join(lab.Dir(), fmt.Sprintf("push-%d.yaml", p))
 		if err := os.WriteFile(file, []byte(doc), 0o644); err != nil {
 			t.Fatal(err)
@@ -138,32 +138,6 @@ fleet: {config: follow, state_dir: %s}
 		warned += strings.Count(p.Log(), "compute different desired IPVS tables")
 	}
 	t.Logf("RESULT rollout members=%d: %d divergence warnings logged over the pushes (members between versions compare by version)", members, warned)
-}
-
-// rolloutDocument is the fleet document: one VRRP instance, vs virtual servers of rs real servers
-// each (NAT, weight 1; with alt the first real server of vs0 has weight 2), and every member
-// under nodes: with its own priority.
-func rolloutDocument(names []string, vs, rs int, alt bool) string {
-	var d strings.Builder
-	d.WriteString("vrrp:\n  instances:\n    - { name: vr51, interface: eth0, vrid: 51, priority: 100, advert_interval: 1s, vips: [192.0.2.100/24] }\n")
-	d.WriteString("lb:\n  virtual_servers:\n")
-	for i := range vs {
-		var reals []string
-		for j := range rs {
-			w := 1
-			if alt && i == 0 && j == 0 {
-				w = 2
-			}
-			reals = append(reals, fmt.Sprintf("{address: \"203.0.113.%d:%d\", weight: %d}", j+1, 8000+i, w))
-		}
-		fmt.Fprintf(&d, "    - {name: vs%d, address: \"198.51.100.%d:%d\", protocol: tcp, scheduler: wrr, real_servers: [%s]}\n",
-			i, 1+i/4, 80+i%4, strings.Join(reals, ", "))
-	}
-	d.WriteString("nodes:\n")
-	for i, name := range names {
-		fmt.Fprintf(&d, "  %s: { vrrp: { instances: [ { name: vr51, priority: %d } ] } }\n", name, 200-2*i)
-	}
-	return d.String()
 }
 
 // waitTable reads a member's IPVS table every second until it holds the document (tableIs) and
