@@ -197,3 +197,37 @@ func TestRestartKeepsRolloutPlan(t *testing.T) {
 		t.Errorf("version 4 has the default plan, the restart gave %+v", fc.ro.plan)
 	}
 }
+
+// A node keeps the documents it can still be asked for: its history's, the one it runs and those
+// pushed through it that are not far behind the fleet; the rest are forgotten (each push of a
+// 520 kB document was kept in memory for good).
+func TestPruneDocs(t *testing.T) {
+	st, err := config.OpenFleetState(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := func(s string) []byte { return []byte("vrrp: {}\n# " + s + "\n") }
+	ver := func(n uint64, d []byte) config.FleetVersion {
+		return config.FleetVersion{Version: n, Hash: config.DocumentHash(d), Origin: "n1"}
+	}
+	old, recorded, pushed, gone := doc("old"), doc("recorded"), doc("pushed"), doc("gone")
+	for i, d := range [][]byte{old, recorded} {
+		if err := st.Record(config.FleetEntry{FleetVersion: ver(uint64(i+1), d)}, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fc := &fleetConfig{follow: true, state: st, applied: ver(2, recorded), ro: newRolloutState(), docs: map[string][]byte{}}
+	for _, d := range [][]byte{old, recorded, pushed, gone} {
+		fc.docs[config.DocumentHash(d)] = d
+	}
+	fc.ro.pushed[ver(3, pushed)] = true
+	fc.pruneDocs()
+	for name, d := range map[string][]byte{"old (in the history)": old, "recorded": recorded, "pushed here": pushed} {
+		if _, ok := fc.docs[config.DocumentHash(d)]; !ok {
+			t.Errorf("the %s document was forgotten", name)
+		}
+	}
+	if _, ok := fc.docs[config.DocumentHash(gone)]; ok || len(fc.docs) != 3 {
+		t.Errorf("a document of no version kept: %d documents", len(fc.docs))
+	}
+}

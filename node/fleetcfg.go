@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -263,6 +264,7 @@ func (fc *fleetConfig) propose(doc []byte, sig, pushedBy string, ifVersion uint6
 	if !fc.f.put(gossip.KindConfig, gossip.KeyConfig, a.Encode, true) {
 		return config.FleetVersion{}, fmt.Errorf("announcing fleet version %d failed (see the log)", v.Version)
 	}
+	fc.pruneDocs()
 	fc.f.log.Info("fleet configuration pushed", "version", v.Version, "hash", v.Hash[:12], "pushed_by", pushedBy, "size", len(doc), "key_id", keyID,
 		"order", cmp.Or(plan.Order, gossip.OrderBackupsFirst), "canary", plan.Canary)
 	fc.f.poke()
@@ -396,10 +398,30 @@ func (fc *fleetConfig) applyDocument(ctx context.Context, a gossip.ConfigAnnounc
 		fc.f.log.Error("fleet configuration applied but not recorded", "version", v.Version, "err", err)
 	}
 	close(recorded)
+	fc.pruneDocs()
 	fc.f.log.Info("fleet configuration applied", "version", v.Version, "hash", v.Hash[:12], "origin", v.Origin, "pushed_by", a.PushedBy, "key_id", keyID,
 		"waited", t0.Sub(seen).Round(time.Microsecond), "fetch", t1.Sub(t0).Round(time.Microsecond), "compose", t2.Sub(t1).Round(time.Microsecond),
 		"apply", t3.Sub(t2).Round(time.Microsecond), "record", time.Since(t3).Round(time.Microsecond))
 	return nil
+}
+
+// pruneDocs forgets the documents this node no longer gives members: those
+// of versions neither in its history nor pushed through it recently (at
+// 520 kB a document, every push kept in memory for good added up).
+func (fc *fleetConfig) pruneDocs() {
+	keep := map[string]bool{}
+	if fc.follow {
+		for _, e := range fc.state.History() {
+			keep[e.Hash] = true
+		}
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	keep[fc.applied.Hash] = true
+	for v := range fc.ro.pushed {
+		keep[v.Hash] = true
+	}
+	maps.DeleteFunc(fc.docs, func(hash string, _ []byte) bool { return !keep[hash] })
 }
 
 // document returns a version's document: known here, or fetched from its
