@@ -313,3 +313,69 @@ func TestFleetComposeReuses(t *testing.T) {
 		}
 	}
 }
+
+// A composition uses the document's own text for the entries no node changes (verbatimEntries):
+// what a node runs is the same as from the encoding, for every node (also one that changes an
+// entry, which is encoded), and documents that cannot be cut into independent entries (a flow
+// top level, anchors and aliases, document markers) are encoded as before.
+func TestFleetComposeVerbatim(t *testing.T) {
+	example, err := os.ReadFile("../deploy/examples/fleet-lvs-dr.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := "    - { name: a, interface: eth0, vrid: 1, priority: 100, vips: [192.0.2.100/24] }\n"
+	cases := []struct {
+		name     string
+		doc      string
+		verbatim bool
+		own      string // text only the document's own (not the encoder's) has, in node n1's composition
+	}{
+		{"the example", string(example), true, ""},
+		{"comments, a node changing lb:", "# fleet\nvrrp:\n  # the router\n  instances:\n" + shared +
+			"# services\nlb:\n    virtual_servers:\n      - { name: web, address: \"192.0.2.100:80\", protocol: tcp, real_servers: [{ address: \"198.51.100.1:80\" }] }\n" +
+			"nodes:\n  n1: {}\n  n2: { lb: { virtual_servers: [ { name: web, scheduler: wrr } ] } }", true, "lb:\n    virtual_servers:\n"},
+		{"nodes: first, no final newline", "nodes: { n1: {} }\nvrrp:\n  instances:\n" + strings.TrimSuffix(shared, "\n"), true, shared},
+		{"a flow top level", "{ vrrp: { instances: [ { name: a, interface: eth0, vrid: 1, priority: 100, vips: [192.0.2.100/24] } ] }, nodes: { n1: {} } }\n", false, ""},
+		{"an anchor", "vrrp:\n  instances:\n    - &r { name: a, interface: eth0, vrid: 1, priority: 100, vips: [192.0.2.100/24] }\nnodes: { n1: {} }\n", false, ""},
+		{"document markers", "---\nvrrp:\n  instances:\n" + shared + "nodes: { n1: {} }\n...\n", false, ""},
+	}
+	local := []byte("node: { name: x }\ngossip: { insecure: true }\n")
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fd, err := ParseFleet([]byte(tc.doc), "f.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (fd.verbatim != nil) != tc.verbatim {
+				t.Fatalf("entries cut verbatim: %v, want %v", fd.verbatim != nil, tc.verbatim)
+			}
+			encoded, err := ParseFleet([]byte(tc.doc), "f.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			encoded.verbatim = nil
+			for _, name := range fd.Nodes() {
+				got, err := fd.Compose(name, local, "v")
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				want, err := encoded.Compose(name, local, "v")
+				if err != nil {
+					t.Fatalf("%s, encoded: %v", name, err)
+				}
+				if !reflect.DeepEqual(got.LB, want.LB) || !reflect.DeepEqual(got.VRRP, want.VRRP) {
+					t.Errorf("%s: composed from the document's text differs from the encoding", name)
+				}
+			}
+			if tc.own != "" {
+				text, err := fd.composeYAML("n1", local)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Contains(text, []byte(tc.own)) {
+					t.Errorf("a shared entry is not the document's own text (%q):\n%s", tc.own, text)
+				}
+			}
+		})
+	}
+}
