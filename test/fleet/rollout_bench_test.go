@@ -3,13 +3,10 @@ package fleet
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -137,34 +134,6 @@ func rolloutDoc(n, vs int, alt bool) string {
 	}, vs, rolloutRealServers, alt)
 }
 
-// admin is an HTTP client of one member's admin socket (the nodes share the host's file
-// system, so the benchmark reaches every daemon without entering its namespace).
-func admin(socket string) *http.Client {
-	var d net.Dialer
-	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return d.DialContext(ctx, "unix", socket) },
-	}}
-}
-
-func adminJSON(c *http.Client, path string, v any) error {
-	resp, err := c.Get("http://vigil" + path)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, body)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
-	return nil
-}
-
 // verdict is one member's answer for a version: applied (with its own timestamp) or refused.
 type verdict struct {
 	done, applied bool
@@ -175,7 +144,7 @@ type verdict struct {
 // appliedVerdict asks a member's history whether it applied version v.
 func appliedVerdict(c *http.Client, v uint64) (verdict, error) {
 	var hist []config.FleetEntry
-	if err := adminJSON(c, "/v1/config/history", &hist); err != nil {
+	if err := peer.AdminJSON(c, "/v1/config/history", &hist); err != nil {
 		return verdict{}, err
 	}
 	for _, e := range slices.Backward(hist) {
@@ -194,7 +163,7 @@ func applied(string) func(*http.Client, uint64) (verdict, error) { return applie
 func anyVerdict(name string) func(*http.Client, uint64) (verdict, error) {
 	return func(c *http.Client, v uint64) (verdict, error) {
 		var ms []node.MemberStatus
-		if err := adminJSON(c, "/v1/members", &ms); err != nil {
+		if err := peer.AdminJSON(c, "/v1/members", &ms); err != nil {
 			return verdict{}, err
 		}
 		i := slices.IndexFunc(ms, func(m node.MemberStatus) bool { return m.Name == name })
@@ -386,7 +355,7 @@ func rollout(b *testing.B, n int, profile string, pushes, large int) {
 	for i, name := range all {
 		p := l.start(name, []peer.Instance{rolloutInstance(i + 1)}, "test", "")
 		renice(b, p.Pid(), nice)
-		r.clients[name] = admin(peer.VigilAdminSocket(l.lab.Node(name)))
+		r.clients[name] = peer.AdminClient(peer.VigilAdminSocket(l.lab.Node(name)), 5*time.Second)
 		if (i+1)%rolloutBatch == 0 && i+1 < n {
 			r.waitFleet(b, i+1, 30*time.Second)
 		}
@@ -555,16 +524,7 @@ func (r *rolloutLab) waitFleet(b *testing.B, k int, timeout time.Duration) int {
 	for _, name := range names(k) {
 		var alive int
 		err := netlab.Poll(max(time.Until(deadline), time.Second), 200*time.Millisecond, func() (bool, error) {
-			var ms []node.MemberStatus
-			if err := adminJSON(r.clients[name], "/v1/members", &ms); err != nil {
-				return false, nil // not up yet
-			}
-			alive = 0
-			for _, m := range ms {
-				if m.State == "alive" {
-					alive++
-				}
-			}
+			alive, _ = peer.AliveMembers(r.clients[name]) // 0 while the daemon does not answer yet
 			return alive == k, nil
 		})
 		if err != nil {

@@ -1,12 +1,10 @@
 package lbe2e
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -86,7 +84,7 @@ fleet: {config: follow, state_dir: %s}
 		if _, err := n.Start(bin, "run", "--config", path, "--admin-socket", sock); err != nil {
 			t.Fatal(err)
 		}
-		nodes[name], clients[name] = n, unixClient(sock)
+		nodes[name], clients[name] = n, peer.AdminClient(sock, 10*time.Second)
 		names = append(names, name)
 	}
 	waitAlive(t, clients["m1"], members, time.Minute)
@@ -180,43 +178,12 @@ func tableIs(tb lb.Table, alt bool) string {
 	return ""
 }
 
-// unixClient is an HTTP client of an admin socket.
-func unixClient(sock string) *http.Client {
-	var d net.Dialer
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return d.DialContext(ctx, "unix", sock) },
-	}}
-}
-
-func getJSON(c *http.Client, path string, v any) error {
-	resp, err := c.Get("http://vigil" + path)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
 // waitAlive waits until the member behind c lists n members alive.
 func waitAlive(t *testing.T, c *http.Client, n int, timeout time.Duration) {
 	t.Helper()
 	var alive int
 	err := netlab.Poll(timeout, 200*time.Millisecond, func() (bool, error) {
-		var ms []struct {
-			State string `json:"state"`
-		}
-		if err := getJSON(c, "/v1/members", &ms); err != nil {
-			return false, nil
-		}
-		alive = 0
-		for _, m := range ms {
-			if m.State == "alive" {
-				alive++
-			}
-		}
+		alive, _ = peer.AliveMembers(c) // 0 while the daemon does not answer yet
 		return alive == n, nil
 	})
 	if err != nil {
@@ -237,7 +204,7 @@ func waitApplied(t *testing.T, clients map[string]*http.Client, v uint64, start 
 			deadline := start.Add(timeout)
 			for time.Now().Before(deadline) {
 				var hist []config.FleetEntry
-				if getJSON(c, "/v1/config/history", &hist) == nil {
+				if peer.AdminJSON(c, "/v1/config/history", &hist) == nil {
 					if i := slices.IndexFunc(hist, func(e config.FleetEntry) bool { return e.Version >= v }); i >= 0 {
 						mu.Lock()
 						polled, stamped = max(polled, time.Since(start)), max(stamped, hist[i].Applied.Sub(start))
