@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-sockaddr"
@@ -35,8 +34,7 @@ type transport struct {
 	port    int
 	packets chan *memberlist.Packet
 	streams chan net.Conn
-	done    chan struct{}
-	closing atomic.Bool
+	done    chan struct{} // closed by Shutdown
 	stop    sync.Once
 	wg      sync.WaitGroup
 }
@@ -158,13 +156,22 @@ func (t *transport) StreamCh() <-chan net.Conn { return t.streams }
 // call does nothing.
 func (t *transport) Shutdown() error {
 	t.stop.Do(func() {
-		t.closing.Store(true)
 		close(t.done)
 		t.tcp.Close()
 		t.udp.Close()
 		t.wg.Wait()
 	})
 	return nil
+}
+
+// closed reports whether Shutdown began (errors then mean closed sockets).
+func (t *transport) closed() bool {
+	select {
+	case <-t.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // readPackets reads packets into one buffer and hands memberlist copies.
@@ -175,7 +182,7 @@ func (t *transport) readPackets() {
 		n, from, err := t.udp.ReadFromUDP(buf)
 		at := time.Now()
 		if err != nil {
-			if t.closing.Load() {
+			if t.closed() {
 				return
 			}
 			t.log.Error("gossip: reading a UDP packet", "err", err)
@@ -200,7 +207,7 @@ func (t *transport) acceptStreams() {
 	for {
 		conn, err := t.tcp.AcceptTCP()
 		if err != nil {
-			if t.closing.Load() {
+			if t.closed() {
 				return
 			}
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)

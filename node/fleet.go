@@ -92,8 +92,6 @@ type fleet struct {
 	own []gossip.InstanceSummary
 	// published are this node's rows as last published, by kind and key.
 	published map[[2]string][]byte
-	// cfgFleet is the fleet version cfg was composed from (0: none).
-	cfgFleet uint64
 	// membersChanged: a member's state changed since the fleet loop last
 	// looked (takeMembersChanged).
 	membersChanged bool
@@ -249,7 +247,7 @@ func (f *fleet) setConfig(cfg *config.Config) {
 	f.view.SetPolicies(pol)
 	lbHash := lbSectionHash(cfg)
 	f.mu.Lock()
-	f.cfg, f.lbHash, f.cfgFleet = cfg, lbHash, cfg.FleetVersion
+	f.cfg, f.lbHash = cfg, lbHash
 	f.mu.Unlock()
 	f.poke()
 }
@@ -860,13 +858,17 @@ func (f *fleet) exportMetrics(now time.Time) {
 // compared.)
 //
 // The version is the one the running configuration was composed from, set
-// with it (setConfig), not the fleet loop's applied version: that one
+// with it (f.cfg, setConfig), not the fleet loop's applied version: that one
 // changes only after the reload returns, and a table computed for the new
 // configuration was stamped with the old version, which other members
 // took for a divergence at every push.
 func (f *fleet) setDigest(digest string) {
 	f.mu.Lock()
-	d := gossip.DesiredDigest{ConfigVersion: f.cfgFleet, ConfigHash: f.lbHash, Digest: digest}
+	var v uint64
+	if f.cfg != nil {
+		v = f.cfg.FleetVersion
+	}
+	d := gossip.DesiredDigest{ConfigVersion: v, ConfigHash: f.lbHash, Digest: digest}
 	same := f.desired == d
 	f.desired = d
 	f.mu.Unlock()
